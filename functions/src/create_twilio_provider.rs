@@ -1,0 +1,454 @@
+//! `POST /api/v1/providers/twilio`: validate the credentials with Twilio, provision an Elastic
+//! SIP trunk with a credential list and a generated SIP credential in the customer's account,
+//! and store it all with the secrets envelope-encrypted.
+//!
+//! Critical path: validate -> (trunk || credential list) -> (credential || attach) -> store.
+//! The KMS data-key request runs beside the provisioning calls. Any failure after the first
+//! Twilio resource exists removes what was created, and nothing is stored.
+
+use crate::respond;
+use crate::rollback::{TwilioResource, remove_resources};
+use crate::services::Services;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::json;
+use shared::ApiError;
+use shared::crypto::{CryptoError, DataKey, SecretKind, SecretOwner};
+use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
+use shared::http::{json_response_builder, organization_id};
+use shared::model::{
+    CheckStatus, OrganizationId, SipPassword, TwilioCredentials, VerificationCheck, overall_status,
+    transfer_mode,
+};
+use shared::store::{OrphanRecord, ProviderRecord, SipCredentialRecord, StoreError};
+use shared::time::now_rfc3339;
+use shared::twilio::{Account, CODE_DOMAIN_NAME_TAKEN, Trunk, TwilioError};
+use uuid::Uuid;
+
+/// How many fresh domain labels to try when Twilio says a domain name is taken.
+const DOMAIN_NAME_ATTEMPTS: u32 = 3;
+/// Twilio limits friendly names to 64 characters.
+const FRIENDLY_NAME_MAX_CHARS: usize = 64;
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(create(services, &request).await)
+}
+
+async fn create(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let organization_id = organization_id(request)?;
+    let command = CreateTwilioProvider::from_request(request)?;
+    let record = create_provider(services, organization_id, command).await?;
+    let body = serde_json::to_string(&TwilioProviderResponse::from(&record))
+        .expect("response DTOs serialize");
+    Ok(json_response_builder(StatusCode::CREATED)
+        .header(
+            "location",
+            format!("/api/v1/providers/twilio/{}", record.id),
+        )
+        .body(Body::from(body))
+        .expect("headers are valid"))
+}
+
+/// The whole create flow; on error nothing is stored and nothing is left in Twilio (or what
+/// could not be removed is logged and recorded for clean-up).
+pub async fn create_provider(
+    services: &Services,
+    organization_id: OrganizationId,
+    command: CreateTwilioProvider,
+) -> Result<ProviderRecord, ApiError> {
+    let creds = TwilioCredentials {
+        account_sid: command.account_sid.clone(),
+        auth_token: command.auth_token.clone(),
+    };
+    let (account, in_use) = tokio::join!(
+        services.twilio.fetch_account(&creds),
+        services
+            .store
+            .account_in_use(&organization_id, &creds.account_sid)
+    );
+    let account_check = check_account(account.map_err(credential_error)?)?;
+    if in_use.map_err(ApiError::unavailable)? {
+        return Err(account_taken(&creds));
+    }
+
+    let provider_id = Uuid::now_v7();
+    let owner = SecretOwner {
+        organization_id: organization_id.clone(),
+        provider_id,
+    };
+    // Off the critical path: the data key is fetched while Twilio provisions.
+    let data_key = {
+        let envelope = services.envelope.clone();
+        let owner = owner.clone();
+        tokio::spawn(async move { envelope.generate_data_key(&owner).await })
+    };
+    let mut saga = Saga {
+        services,
+        creds: &creds,
+        owner: &owner,
+        created: Vec::new(),
+    };
+    let result = provision(&mut saga, &command, provider_id, account_check, data_key).await;
+    match result {
+        Ok(record) => {
+            tracing::info!(organization_id = %organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
+            Ok(record)
+        }
+        Err((error, data_key)) => {
+            saga.roll_back(data_key.as_ref()).await;
+            Err(error)
+        }
+    }
+}
+
+/// The resources created so far, so that a failure can remove them.
+struct Saga<'a> {
+    services: &'a Services,
+    creds: &'a TwilioCredentials,
+    owner: &'a SecretOwner,
+    created: Vec<TwilioResource>,
+}
+
+type ProvisionError = (ApiError, Option<DataKey>);
+
+async fn provision(
+    saga: &mut Saga<'_>,
+    command: &CreateTwilioProvider,
+    provider_id: Uuid,
+    account_check: VerificationCheck,
+    data_key: tokio::task::JoinHandle<Result<DataKey, CryptoError>>,
+) -> Result<ProviderRecord, ProvisionError> {
+    let twilio = &saga.services.twilio;
+    let creds = saga.creds;
+    let trunk_name = truncate_chars(&command.name, FRIENDLY_NAME_MAX_CHARS);
+    let list_name = format!("voice-ai-{provider_id}");
+    let transfer_mode = transfer_mode(command.supports_call_transfer);
+
+    let (trunk, list) = tokio::join!(
+        create_trunk(saga, &trunk_name, transfer_mode),
+        twilio.create_credential_list(creds, &list_name)
+    );
+    if let Ok((trunk, _)) = &trunk {
+        saga.created.push(TwilioResource::Trunk {
+            trunk_sid: trunk.sid.clone(),
+        });
+    }
+    if let Ok(list) = &list {
+        saga.created.push(TwilioResource::CredentialList {
+            list_sid: list.sid.clone(),
+        });
+    }
+    let (trunk, domain_label) =
+        trunk.map_err(|e| (provisioning_error("create the SIP trunk", e), None))?;
+    let list = list.map_err(|e| (provisioning_error("create the credential list", e), None))?;
+
+    let username = provider_id.simple().to_string();
+    let password = SipPassword::generate();
+    let (credential, attachment) = tokio::join!(
+        twilio.create_credential(creds, &list.sid, &username, &password),
+        twilio.attach_credential_list(creds, &trunk.sid, &list.sid)
+    );
+    if attachment.is_ok() {
+        saga.created.push(TwilioResource::TrunkCredentialList {
+            trunk_sid: trunk.sid.clone(),
+            list_sid: list.sid.clone(),
+        });
+    }
+    let credential =
+        credential.map_err(|e| (provisioning_error("create the SIP credential", e), None))?;
+    attachment.map_err(|e| {
+        (
+            provisioning_error("attach the credential list to the trunk", e),
+            None,
+        )
+    })?;
+
+    let data_key = match data_key.await {
+        Ok(Ok(key)) => key,
+        Ok(Err(e)) => return Err((ApiError::unavailable(e), None)),
+        Err(join_error) => return Err((ApiError::internal(join_error), None)),
+    };
+
+    let now = now_rfc3339();
+    let region = command.region.unwrap_or(saga.services.default_region);
+    let checks = vec![
+        VerificationCheck::new(
+            "credentials",
+            CheckStatus::Passed,
+            "Twilio accepted the Account SID and Auth Token.",
+            json!({}),
+        ),
+        account_check,
+        VerificationCheck::new(
+            "trunk",
+            CheckStatus::Passed,
+            format!(
+                "Created SIP trunk {} with domain {}.",
+                trunk.sid,
+                domain_name(&domain_label)
+            ),
+            json!({"trunkSid": trunk.sid, "domainName": domain_name(&domain_label), "transferMode": transfer_mode}),
+        ),
+        VerificationCheck::new(
+            "credentialList",
+            CheckStatus::Passed,
+            format!(
+                "Created credential list {} with SIP user {} and attached it to the trunk.",
+                list.sid, credential.username
+            ),
+            json!({"credentialListSid": list.sid, "credentialSid": credential.sid, "username": credential.username}),
+        ),
+    ];
+    let record = ProviderRecord {
+        organization_id: saga.owner.organization_id.clone(),
+        id: provider_id,
+        name: command.name.clone(),
+        account_sid: creds.account_sid.clone(),
+        auth_token: data_key.seal(SecretKind::AuthToken, creds.auth_token.expose()),
+        region,
+        supports_call_transfer: command.supports_call_transfer,
+        trunk_sid: trunk.sid.clone(),
+        domain_name: domain_name(&domain_label),
+        termination_uri: region.termination_uri(&domain_label),
+        credential_list_sid: list.sid.clone(),
+        verification_status: overall_status(&checks),
+        last_verified_at: Some(now.clone()),
+        verification_details: Some(checks),
+        phone_number_count: 0,
+        created_at: now.clone(),
+        updated_at: now,
+        version: 1,
+    };
+    let sip_credential = SipCredentialRecord {
+        provider_id,
+        username: credential.username.clone(),
+        credential_sid: credential.sid.clone(),
+        credential_list_sid: list.sid.clone(),
+        password: data_key.seal(SecretKind::SipPassword, password.expose()),
+    };
+    match saga
+        .services
+        .store
+        .insert_provider(&record, &sip_credential)
+        .await
+    {
+        Ok(()) => Ok(record),
+        Err(StoreError::AccountTaken) => Err((account_taken(creds), Some(data_key))),
+        Err(e) => Err((ApiError::unavailable(e), Some(data_key))),
+    }
+}
+
+/// `POST /v1/Trunks` with a fresh domain label, trying another label when the name is taken.
+async fn create_trunk(
+    saga: &Saga<'_>,
+    friendly_name: &str,
+    transfer_mode: &str,
+) -> Result<(Trunk, String), TwilioError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let label = new_domain_label();
+        match saga
+            .services
+            .twilio
+            .create_trunk(
+                saga.creds,
+                friendly_name,
+                &domain_name(&label),
+                transfer_mode,
+            )
+            .await
+        {
+            Err(e)
+                if e.code() == Some(CODE_DOMAIN_NAME_TAKEN) && attempt < DOMAIN_NAME_ATTEMPTS =>
+            {
+                tracing::info!(attempt, "trunk domain name taken; trying another");
+            }
+            other => return other.map(|trunk| (trunk, label)),
+        }
+    }
+}
+
+impl Saga<'_> {
+    /// Removes everything created, newest dependency first. What cannot be removed is logged
+    /// at error level and recorded for the clean-up job.
+    async fn roll_back(&self, data_key: Option<&DataKey>) {
+        if self.created.is_empty() {
+            return;
+        }
+        let left = remove_resources(&self.services.twilio, self.creds, &self.created).await;
+        if left.is_empty() {
+            tracing::info!(provider_id = %self.owner.provider_id, removed = self.created.len(), "create rolled back");
+            return;
+        }
+        let resources: Vec<_> = left
+            .iter()
+            .map(|(resource, _)| resource.to_leftover())
+            .collect();
+        let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
+        tracing::error!(
+            organization_id = %self.owner.organization_id,
+            provider_id = %self.owner.provider_id,
+            account_sid = %self.creds.account_sid,
+            resources = ?resources,
+            errors = ?errors,
+            "rollback left Twilio resources behind"
+        );
+        // The clean-up job needs the token; a fresh data key is tried when none was fetched.
+        let fresh_key = match data_key {
+            Some(_) => None,
+            None => self
+                .services
+                .envelope
+                .generate_data_key(self.owner)
+                .await
+                .ok(),
+        };
+        let auth_token = data_key
+            .or(fresh_key.as_ref())
+            .map(|key| key.seal(SecretKind::AuthToken, self.creds.auth_token.expose()));
+        let orphan = OrphanRecord {
+            organization_id: self.owner.organization_id.clone(),
+            provider_id: self.owner.provider_id,
+            account_sid: self.creds.account_sid.clone(),
+            auth_token,
+            resources,
+            created_at: now_rfc3339(),
+        };
+        if let Err(e) = self.services.store.record_orphan(&orphan).await {
+            tracing::error!(provider_id = %self.owner.provider_id, error = %e, "could not record the leftover Twilio resources");
+        }
+    }
+}
+
+fn domain_name(label: &str) -> String {
+    format!("{label}.pstn.twilio.com")
+}
+
+/// `vai-` and 16 random lowercase letters and digits: unique enough that a clash is rare,
+/// and a valid DNS label.
+fn new_domain_label() -> String {
+    let suffix: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .map(|b| (b as char).to_ascii_lowercase())
+        .take(16)
+        .collect();
+    format!("vai-{suffix}")
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// The `account` check: active is fine, a Trial account is a warning, anything else fails the create.
+fn check_account(account: Account) -> Result<VerificationCheck, ApiError> {
+    if account.status != "active" {
+        return Err(ApiError::Unprocessable {
+            title: "Twilio account is not active",
+            detail: format!(
+                "The Twilio account {} is {}; only active accounts can be connected. Reactivate it in the Twilio Console.",
+                account.sid, account.status
+            ),
+        });
+    }
+    Ok(if account.account_type == "Trial" {
+        VerificationCheck::new(
+            "account",
+            CheckStatus::Warning,
+            "This is a Twilio Trial account: calls can only reach verified numbers and play a trial notice. Upgrade the account in the Twilio Console to lift the limits.",
+            json!({"status": account.status, "type": account.account_type}),
+        )
+    } else {
+        VerificationCheck::new(
+            "account",
+            CheckStatus::Passed,
+            "The Twilio account is active.",
+            json!({"status": account.status, "type": account.account_type}),
+        )
+    })
+}
+
+fn credential_error(e: TwilioError) -> ApiError {
+    if e.is_authentication_failure() || e.is_not_found() {
+        return ApiError::Unprocessable {
+            title: "Twilio rejected the credentials",
+            detail: "Twilio rejected the Account SID and Auth Token. Check both in the Twilio Console (Account Info) and try again.".into(),
+        };
+    }
+    twilio_error("validate the credentials", e)
+}
+
+fn provisioning_error(step: &str, e: TwilioError) -> ApiError {
+    if e.is_authentication_failure() || e.status() == Some(403) {
+        return ApiError::Unprocessable {
+            title: "Twilio refused the request",
+            detail: format!(
+                "Twilio did not allow these credentials to {step} ({e}). The credentials need permission to manage SIP trunking and credential lists. Nothing was left in the account."
+            ),
+        };
+    }
+    twilio_error(step, e)
+}
+
+/// A Twilio failure as the caller sees it: 503 while rate-limited, otherwise 502.
+pub fn twilio_error(step: &str, e: TwilioError) -> ApiError {
+    match e {
+        TwilioError::RateLimited { retry_after } => ApiError::TwilioRateLimited {
+            detail: format!(
+                "Twilio kept rate-limiting the request to {step}; nothing was changed. Retry later."
+            ),
+            retry_after_secs: retry_after.map(|d| d.as_secs().max(1)).unwrap_or(5),
+        },
+        other => ApiError::TwilioFailed {
+            detail: format!("Could not {step}: {other}. Nothing was changed."),
+            cause: Some(Box::new(other)),
+        },
+    }
+}
+
+fn account_taken(creds: &TwilioCredentials) -> ApiError {
+    ApiError::Conflict(format!(
+        "This organization already has a Twilio provider for account {}. Use that provider, or delete it first.",
+        creds.account_sid
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_labels_are_dns_safe_and_random() {
+        let a = new_domain_label();
+        assert!(
+            a.len() <= 63
+                && a.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+        assert_ne!(a, new_domain_label());
+    }
+
+    #[test]
+    fn suspended_accounts_are_refused_and_trials_warned() {
+        let account = |status: &str, kind: &str| Account {
+            sid: "AC1".into(),
+            status: status.into(),
+            account_type: kind.into(),
+            friendly_name: None,
+        };
+        assert!(matches!(
+            check_account(account("suspended", "Full")),
+            Err(ApiError::Unprocessable { .. })
+        ));
+        assert_eq!(
+            check_account(account("active", "Trial")).unwrap().status,
+            CheckStatus::Warning
+        );
+        assert_eq!(
+            check_account(account("active", "Full")).unwrap().status,
+            CheckStatus::Passed
+        );
+    }
+}

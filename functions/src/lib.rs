@@ -1,0 +1,14 @@
+//! The Lambda handlers. Each binary in `src/bin` builds its dependencies once (Init phase)
+//! and runs one of these handlers; tests call the handlers directly.
+
+pub mod create_twilio_provider;
+pub mod rollback;
+pub mod services;
+
+use lambda_http::{Body, Error, Response};
+use shared::ApiError;
+
+/// Renders a handler outcome: errors become problem+json responses, never Lambda errors.
+pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Body>, Error> {
+    Ok(outcome.unwrap_or_else(ApiError::into_response))
+}

@@ -1,0 +1,115 @@
+//! Removing Twilio resources the service created: the compensation of a failed create and
+//! (later) the clean-up of a deleted provider. A 404 from Twilio counts as removed.
+
+use shared::model::TwilioCredentials;
+use shared::store::LeftoverResource;
+use shared::twilio::{TwilioClient, TwilioError};
+use std::time::Duration;
+
+/// A Twilio resource created for a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioResource {
+    Trunk {
+        trunk_sid: String,
+    },
+    CredentialList {
+        list_sid: String,
+    },
+    /// The credential list's attachment to the trunk.
+    TrunkCredentialList {
+        trunk_sid: String,
+        list_sid: String,
+    },
+}
+
+impl TwilioResource {
+    pub fn to_leftover(&self) -> LeftoverResource {
+        let (kind, sid) = match self {
+            Self::Trunk { trunk_sid } => ("trunk", trunk_sid.clone()),
+            Self::CredentialList { list_sid } => ("credentialList", list_sid.clone()),
+            Self::TrunkCredentialList {
+                trunk_sid,
+                list_sid,
+            } => ("trunkCredentialList", format!("{trunk_sid}/{list_sid}")),
+        };
+        LeftoverResource {
+            kind: kind.to_owned(),
+            sid,
+        }
+    }
+
+    async fn remove(
+        &self,
+        twilio: &TwilioClient,
+        creds: &TwilioCredentials,
+    ) -> Result<(), TwilioError> {
+        let result = match self {
+            Self::Trunk { trunk_sid } => twilio.delete_trunk(creds, trunk_sid).await,
+            Self::CredentialList { list_sid } => {
+                twilio.delete_credential_list(creds, list_sid).await
+            }
+            Self::TrunkCredentialList {
+                trunk_sid,
+                list_sid,
+            } => {
+                twilio
+                    .detach_credential_list(creds, trunk_sid, list_sid)
+                    .await
+            }
+        };
+        match result {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Removal order: attachments first, then trunks, then credential lists (with their credentials).
+    fn removal_rank(&self) -> u8 {
+        match self {
+            Self::TrunkCredentialList { .. } => 0,
+            Self::Trunk { .. } => 1,
+            Self::CredentialList { .. } => 2,
+        }
+    }
+}
+
+/// Attempts per resource, on top of the client's own retries of 429s and lost connections.
+const REMOVE_ATTEMPTS: u32 = 3;
+const REMOVE_RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// Removes the resources in dependency order, each with bounded retries. Returns what is
+/// still there, with the last error for each; an attachment whose trunk was deleted is gone.
+pub async fn remove_resources(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    resources: &[TwilioResource],
+) -> Vec<(TwilioResource, TwilioError)> {
+    let mut ordered = resources.to_vec();
+    ordered.sort_by_key(TwilioResource::removal_rank);
+    let mut left = Vec::new();
+    let mut deleted_trunks = Vec::new();
+    for resource in ordered {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match resource.remove(twilio, creds).await {
+                Ok(()) => {
+                    if let TwilioResource::Trunk { trunk_sid } = &resource {
+                        deleted_trunks.push(trunk_sid.clone());
+                    }
+                    break;
+                }
+                Err(e) if attempt < REMOVE_ATTEMPTS => {
+                    tracing::warn!(resource = ?resource, attempt, error = %e, "removing a Twilio resource failed; retrying");
+                    tokio::time::sleep(REMOVE_RETRY_DELAY * attempt).await;
+                }
+                Err(e) => {
+                    left.push((resource, e));
+                    break;
+                }
+            }
+        }
+    }
+    left.retain(|(resource, _)| !matches!(resource, TwilioResource::TrunkCredentialList { trunk_sid, .. } if deleted_trunks.contains(trunk_sid)));
+    left
+}

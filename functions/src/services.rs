@@ -1,0 +1,49 @@
+//! The clients a function needs, built once per process from configuration.
+
+use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env};
+use shared::crypto::Envelope;
+use shared::model::Region;
+use shared::store::ProviderStore;
+use shared::twilio::TwilioClient;
+
+/// Storage, encryption and Twilio: what the provider lifecycle functions use.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub store: ProviderStore,
+    pub envelope: Envelope,
+    pub twilio: TwilioClient,
+    /// Used when a create request names no region.
+    pub default_region: Region,
+}
+
+impl Services {
+    /// Reads configuration and builds the clients; no network call is made here.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let storage = StorageConfig::from_env()?;
+        let twilio = TwilioConfig::from_env()?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(
+            &aws,
+            &storage,
+            TwilioClient::new(&twilio),
+            default_region_from_env(),
+        ))
+    }
+
+    pub fn new(
+        aws: &aws_config::SdkConfig,
+        storage: &StorageConfig,
+        twilio: TwilioClient,
+        default_region: Region,
+    ) -> Self {
+        Self {
+            store: ProviderStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                storage.table_name.clone(),
+            ),
+            envelope: Envelope::new(aws_sdk_kms::Client::new(aws), storage.kms_key_id.clone()),
+            twilio,
+            default_region,
+        }
+    }
+}

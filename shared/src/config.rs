@@ -1,0 +1,94 @@
+//! Configuration, read once per process at init. A missing or malformed variable stops
+//! the function before it serves anything, with a message that names the variable.
+//!
+//! AWS endpoints are not configured here: the SDK reads its standard `AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_KMS` variables itself.
+
+use crate::model::Region;
+use std::env;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Where the service keeps its records and which KMS key wraps their data keys.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub table_name: String,
+    /// A key id, key ARN, alias name (`alias/...`) or alias ARN.
+    pub kms_key_id: String,
+}
+
+impl StorageConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            kms_key_id: required("KMS_KEY_ID")?,
+        })
+    }
+}
+
+/// Where Twilio's two API hosts are. Overridable so tests and the local sandbox can point
+/// the service at the fake Twilio.
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub api_base_url: String,
+    pub trunking_base_url: String,
+}
+
+impl TwilioConfig {
+    pub const DEFAULT_API_BASE_URL: &'static str = "https://api.twilio.com";
+    pub const DEFAULT_TRUNKING_BASE_URL: &'static str = "https://trunking.twilio.com";
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            api_base_url: base_url("TWILIO_API_BASE_URL", Self::DEFAULT_API_BASE_URL)?,
+            trunking_base_url: base_url(
+                "TWILIO_TRUNKING_BASE_URL",
+                Self::DEFAULT_TRUNKING_BASE_URL,
+            )?,
+        })
+    }
+}
+
+/// The Twilio region used when a request names none: the one closest to this deployment.
+pub fn default_region_from_env() -> Region {
+    Region::closest_to_aws_region(env::var("AWS_REGION").ok().as_deref().unwrap_or(""))
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    match env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+        Ok(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "it is empty".into(),
+        }),
+        Err(env::VarError::NotPresent) => Err(ConfigError::Missing(name)),
+        Err(env::VarError::NotUnicode(_)) => Err(ConfigError::Invalid {
+            name,
+            reason: "it is not valid UTF-8".into(),
+        }),
+    }
+}
+
+fn base_url(name: &'static str, default: &str) -> Result<String, ConfigError> {
+    let value = match env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value.trim().to_owned(),
+        _ => default.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(&value).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("{value:?} is not a URL ({e})"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("{value:?} is not an http(s) URL"),
+        });
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}

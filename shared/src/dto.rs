@@ -1,0 +1,176 @@
+//! The public API's request and response shapes (JSON, camelCase).
+
+use crate::error::ApiError;
+use crate::http::JsonFields;
+use crate::model::{AccountSid, AuthToken, Region, VerificationCheck, VerificationStatus};
+use crate::store::ProviderRecord;
+use lambda_http::Request;
+use serde::Serialize;
+use uuid::Uuid;
+
+pub const NAME_MAX_CHARS: usize = 100;
+
+/// A provider's display name: 1 to 100 characters, not blank. Surrounding white space is trimmed.
+pub fn parse_name(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err("must not be blank".into());
+    }
+    if trimmed.chars().count() > NAME_MAX_CHARS {
+        return Err(format!("must be at most {NAME_MAX_CHARS} characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+pub fn parse_region(value: &str) -> Result<Region, String> {
+    Region::parse(value).ok_or_else(|| {
+        let allowed: Vec<&str> = Region::ALL.iter().map(|r| r.as_str()).collect();
+        format!("must be one of {}", allowed.join(", "))
+    })
+}
+
+/// `POST /api/v1/providers/twilio`, parsed.
+#[derive(Debug)]
+pub struct CreateTwilioProvider {
+    pub account_sid: AccountSid,
+    pub auth_token: AuthToken,
+    pub name: String,
+    /// None: the region closest to the deployment.
+    pub region: Option<Region>,
+    pub supports_call_transfer: bool,
+}
+
+impl CreateTwilioProvider {
+    pub fn from_request(request: &Request) -> Result<Self, ApiError> {
+        Self::from_fields(JsonFields::from_request(request)?)
+    }
+
+    pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
+        let account_sid = fields.required("accountSid", |s| {
+            AccountSid::parse(s).map_err(str::to_owned)
+        });
+        let auth_token =
+            fields.required("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
+        let name = fields.required("name", parse_name);
+        let region = fields.optional("region", parse_region);
+        let supports_call_transfer = fields
+            .optional_bool("supportsCallTransfer")
+            .unwrap_or(false);
+        match (account_sid, auth_token, name) {
+            (Some(account_sid), Some(auth_token), Some(name)) => {
+                fields.finish()?;
+                Ok(Self {
+                    account_sid,
+                    auth_token,
+                    name,
+                    region,
+                    supports_call_transfer,
+                })
+            }
+            _ => Err(fields
+                .finish()
+                .expect_err("a missing required field was recorded")),
+        }
+    }
+}
+
+/// The Twilio provider as every endpoint shows it. The auth token is never part of it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TwilioProviderResponse {
+    pub name: String,
+    pub provider_type: &'static str,
+    pub account_sid: AccountSid,
+    pub id: Uuid,
+    pub verification_status: VerificationStatus,
+    pub last_verified_at: Option<String>,
+    pub phone_number_count: u32,
+    pub verification_details: Option<Vec<VerificationCheck>>,
+    pub trunk_sid: String,
+    pub termination_uri: String,
+    pub region: Region,
+    pub supports_call_transfer: bool,
+}
+
+impl From<&ProviderRecord> for TwilioProviderResponse {
+    fn from(record: &ProviderRecord) -> Self {
+        Self {
+            name: record.name.clone(),
+            provider_type: "twilio",
+            account_sid: record.account_sid.clone(),
+            id: record.id,
+            verification_status: record.verification_status,
+            last_verified_at: record.last_verified_at.clone(),
+            phone_number_count: record.phone_number_count,
+            verification_details: record.verification_details.clone(),
+            trunk_sid: record.trunk_sid.clone(),
+            termination_uri: record.termination_uri.clone(),
+            region: record.region,
+            supports_call_transfer: record.supports_call_transfer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<CreateTwilioProvider, ApiError> {
+        CreateTwilioProvider::from_fields(JsonFields::from_slice(body.as_bytes())?)
+    }
+
+    #[test]
+    fn names_every_failing_field_without_echoing_values() {
+        let err = parse(r#"{"accountSid":"AC123","authToken":"SECRETSECRET","name":"  ","region":"mars","supportsCallTransfer":"yes"}"#)
+            .unwrap_err();
+        let ApiError::Validation(errors) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            [
+                "accountSid",
+                "authToken",
+                "name",
+                "region",
+                "supportsCallTransfer"
+            ]
+        );
+        let body = serde_json::to_string(&err.to_problem()).unwrap();
+        assert!(
+            !body.contains("SECRETSECRET") && !body.contains("mars"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_required() {
+        let ApiError::Validation(errors) = parse("{}").unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            ["accountSid", "authToken", "name"]
+        );
+        assert_eq!(errors["name"], ["is required"]);
+    }
+
+    #[test]
+    fn accepts_a_valid_body_with_defaults() {
+        let ok = parse(&format!(
+            r#"{{"accountSid":"AC{}","authToken":"{}","name":" Main ","region":null}}"#,
+            "0".repeat(32),
+            "f".repeat(32)
+        ))
+        .unwrap();
+        assert_eq!(ok.name, "Main");
+        assert_eq!(ok.region, None);
+        assert!(!ok.supports_call_transfer);
+    }
+
+    #[test]
+    fn name_length_counts_characters() {
+        assert!(parse_name(&"é".repeat(100)).is_ok());
+        assert!(parse_name(&"é".repeat(101)).is_err());
+    }
+}

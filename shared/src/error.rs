@@ -1,0 +1,223 @@
+//! The one error type every handler returns. It maps to an RFC 9457 problem+json
+//! response; an internal cause is logged but never shown to the caller.
+
+use lambda_http::{Body, Response, http::StatusCode};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Every failing field, each with all of its messages.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not well-formed JSON, a parameter is malformed, or similar.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400: the request is well-formed but fields break the rules.
+    #[error("the request has invalid fields")]
+    Validation(FieldErrors),
+    /// 401: the authorizer context names no organization.
+    #[error("the request carries no organization; it must come through the API's authorizer")]
+    Unauthorized,
+    /// 404: missing, or owned by another organization (indistinguishable on purpose).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409
+    #[error("{0}")]
+    Conflict(String),
+    /// 413
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// 415
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// 422: understood, but Twilio refuses it (credentials rejected, account not active, …).
+    #[error("{detail}")]
+    Unprocessable { title: &'static str, detail: String },
+    /// 502: Twilio failed; whatever the request created has been rolled back.
+    #[error("{detail}")]
+    TwilioFailed {
+        detail: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// 503: Twilio kept rate-limiting after bounded retries.
+    #[error("{detail}")]
+    TwilioRateLimited {
+        detail: String,
+        retry_after_secs: u64,
+    },
+    /// 503: KMS or DynamoDB failed; nothing was kept. The cause is logged, never returned.
+    #[error(
+        "the service's storage or key service is unavailable; nothing was changed, retry later"
+    )]
+    Unavailable(#[source] Cause),
+    /// 500: a bug. The cause is logged, never returned.
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<FieldErrors>,
+}
+
+impl ApiError {
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    pub fn unavailable(cause: impl Into<Cause>) -> Self {
+        Self::Unavailable(cause.into())
+    }
+
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(BTreeMap::from([(field.to_owned(), vec![message.into()])]))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::Validation(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TwilioFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::TwilioRateLimited { .. } | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable identifier for the kind of problem, documented in the README.
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => ("bad-request", "Bad request"),
+            Self::Validation(_) => ("validation-error", "Your request has invalid fields"),
+            Self::Unauthorized => ("unauthorized", "Unauthorized"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
+            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::Unprocessable { title, .. } => ("twilio-rejected", title),
+            Self::TwilioFailed { .. } => ("twilio-error", "Twilio request failed"),
+            Self::TwilioRateLimited { .. } => {
+                ("twilio-rate-limited", "Twilio is rate-limiting requests")
+            }
+            Self::Unavailable(_) => ("service-unavailable", "Service temporarily unavailable"),
+            Self::Internal(_) => ("internal-error", "Internal server error"),
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let (slug, title) = self.slug_and_title();
+        let detail = match self {
+            Self::Internal(_) => {
+                "An unexpected error occurred. It has been logged; please retry later.".to_owned()
+            }
+            Self::Validation(errors) => {
+                let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
+                format!("Invalid fields: {}.", fields.join(", "))
+            }
+            other => other.to_string(),
+        };
+        Problem {
+            problem_type: format!("/problems/{slug}"),
+            title: title.to_owned(),
+            status: self.status().as_u16(),
+            detail,
+            errors: match self {
+                Self::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Logs the error (with its internal cause, for server-side failures) and renders it.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, cause = ?error_chain(&self), "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        let problem = self.to_problem();
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", "application/problem+json")
+            .header("cache-control", "no-store");
+        if let Self::TwilioRateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            builder = builder.header("retry-after", retry_after_secs.to_string());
+        }
+        let body = serde_json::to_string(&problem).expect("a problem always serializes");
+        builder
+            .body(Body::from(body))
+            .expect("static headers are valid")
+    }
+}
+
+/// The chain of causes, for the log line of a server-side failure.
+fn error_chain(error: &dyn std::error::Error) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        chain.push(cause.to_string());
+        next = cause.source();
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let response = ApiError::internal("dynamodb said: table xyz missing").into_response();
+        assert_eq!(response.status(), 500);
+        let body = String::from_utf8(response.body().to_vec()).unwrap();
+        assert!(!body.contains("xyz"), "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+
+    #[test]
+    fn validation_errors_name_every_field() {
+        let mut errors = FieldErrors::new();
+        errors.insert("accountSid".into(), vec!["bad".into()]);
+        errors.insert("name".into(), vec!["required".into()]);
+        let problem = ApiError::Validation(errors).to_problem();
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!(json["status"], 400);
+        assert_eq!(json["errors"]["accountSid"][0], "bad");
+        assert_eq!(json["errors"]["name"][0], "required");
+    }
+
+    #[test]
+    fn rate_limited_carries_retry_after() {
+        let response = ApiError::TwilioRateLimited {
+            detail: "slow down".into(),
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "7");
+    }
+}

@@ -1,0 +1,22 @@
+//! The library behind every Lambda function of the Twilio provider service.
+//!
+//! - [`model`]: parsed domain types (`AccountSid`, `AuthToken`, `Region`, …) and stored records.
+//! - [`dto`]: the JSON request and response shapes of the public API.
+//! - [`twilio`]: an HTTP client for the parts of Twilio's REST API the service uses.
+//! - [`crypto`]: KMS envelope encryption of secrets.
+//! - [`store`]: the DynamoDB table, every access scoped by organization.
+//! - [`error`]: the one error type, rendered as RFC 9457 problem+json.
+//! - [`config`]: configuration read once from the environment.
+//! - [`http`]: request and response helpers shared by the handlers.
+
+pub mod config;
+pub mod crypto;
+pub mod dto;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod store;
+pub mod time;
+pub mod twilio;
+
+pub use error::ApiError;

@@ -1,0 +1,382 @@
+//! Domain types, parsed once at the edge so the rest of the code can trust them.
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The organization a request acts for, as the API Gateway authorizer established it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrganizationId(String);
+
+impl OrganizationId {
+    /// Organization ids become part of table keys; keep them to a safe, bounded alphabet.
+    pub fn parse(value: &str) -> Option<Self> {
+        let ok = (1..=128).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        ok.then(|| Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrganizationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A Twilio Account SID: `AC` followed by 32 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AccountSid(String);
+
+impl AccountSid {
+    pub const FORMAT: &'static str = "must be 'AC' followed by 32 lowercase hexadecimal characters";
+
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        match value.strip_prefix("AC") {
+            Some(rest) if rest.len() == 32 && is_lower_hex(rest) => Ok(Self(value.to_owned())),
+            _ => Err(Self::FORMAT),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Twilio Auth Token: 32 lowercase hex digits. Never printed, serialized or logged.
+#[derive(Clone)]
+pub struct AuthToken(SecretString);
+
+impl AuthToken {
+    pub const FORMAT: &'static str = "must be exactly 32 lowercase hexadecimal characters";
+
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        if value.len() == 32 && is_lower_hex(value) {
+            Ok(Self(SecretString::from(value)))
+        } else {
+            Err(Self::FORMAT)
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthToken([REDACTED])")
+    }
+}
+
+/// The Account SID and Auth Token a Twilio request is authenticated with.
+#[derive(Debug, Clone)]
+pub struct TwilioCredentials {
+    pub account_sid: AccountSid,
+    pub auth_token: AuthToken,
+}
+
+/// A generated SIP password: 32 characters of `[A-Za-z0-9]` from a CSPRNG, with at least
+/// one digit, one upper-case and one lower-case letter (Twilio rejects weaker ones).
+#[derive(Clone)]
+pub struct SipPassword(SecretString);
+
+impl SipPassword {
+    pub const LEN: usize = 32;
+
+    pub fn generate() -> Self {
+        // `rand::rng()` is a CSPRNG seeded from the OS. Redrawing until all three classes
+        // are present keeps every accepted password uniformly distributed.
+        let mut rng = rand::rng();
+        loop {
+            let candidate: String = (&mut rng)
+                .sample_iter(Alphanumeric)
+                .take(Self::LEN)
+                .map(char::from)
+                .collect();
+            if Self::is_acceptable(&candidate) {
+                return Self(SecretString::from(candidate));
+            }
+        }
+    }
+
+    /// Wraps a password read back from storage.
+    pub fn from_stored(value: String) -> Self {
+        Self(SecretString::from(value))
+    }
+
+    pub fn is_acceptable(candidate: &str) -> bool {
+        candidate.len() == Self::LEN
+            && candidate.bytes().all(|b| b.is_ascii_alphanumeric())
+            && candidate.bytes().any(|b| b.is_ascii_digit())
+            && candidate.bytes().any(|b| b.is_ascii_uppercase())
+            && candidate.bytes().any(|b| b.is_ascii_lowercase())
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for SipPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SipPassword([REDACTED])")
+    }
+}
+
+/// A Twilio region. Only these values are accepted; a region never builds a host name
+/// from user input, it selects one of the fixed edges below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    Us1,
+    Us2,
+    Ie1,
+    De1,
+    Au1,
+    Jp1,
+    Br1,
+    Sg1,
+}
+
+impl Region {
+    pub const ALL: [Region; 8] = [
+        Region::Us1,
+        Region::Us2,
+        Region::Ie1,
+        Region::De1,
+        Region::Au1,
+        Region::Jp1,
+        Region::Br1,
+        Region::Sg1,
+    ];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == value)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us1 => "us1",
+            Region::Us2 => "us2",
+            Region::Ie1 => "ie1",
+            Region::De1 => "de1",
+            Region::Au1 => "au1",
+            Region::Jp1 => "jp1",
+            Region::Br1 => "br1",
+            Region::Sg1 => "sg1",
+        }
+    }
+
+    /// Twilio's edge location for the region, as used in localized termination URIs.
+    pub fn edge(self) -> &'static str {
+        match self {
+            Region::Us1 => "ashburn",
+            Region::Us2 => "umatilla",
+            Region::Ie1 => "dublin",
+            Region::De1 => "frankfurt",
+            Region::Au1 => "sydney",
+            Region::Jp1 => "tokyo",
+            Region::Br1 => "sao-paulo",
+            Region::Sg1 => "singapore",
+        }
+    }
+
+    /// The Twilio region closest to an AWS region (`AWS_REGION`); us1 when none is closer.
+    pub fn closest_to_aws_region(aws_region: &str) -> Self {
+        match aws_region {
+            r if r.starts_with("us-east-") => Region::Us1,
+            r if r.starts_with("us-west-") => Region::Us2,
+            r if r.starts_with("eu-west-") => Region::Ie1,
+            r if r.starts_with("eu-central-") => Region::De1,
+            "ap-southeast-2" => Region::Au1,
+            r if r.starts_with("ap-northeast-") => Region::Jp1,
+            "sa-east-1" => Region::Br1,
+            "ap-southeast-1" => Region::Sg1,
+            _ => Region::Us1,
+        }
+    }
+
+    /// `sip:<label>.pstn.<edge>.twilio.com` for a trunk whose domain is `<label>.pstn.twilio.com`.
+    pub fn termination_uri(self, domain_label: &str) -> String {
+        format!("sip:{domain_label}.pstn.{}.twilio.com", self.edge())
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Twilio's `TransferMode` for a trunk, derived from `supportsCallTransfer`.
+pub fn transfer_mode(supports_call_transfer: bool) -> &'static str {
+    if supports_call_transfer {
+        "enable-all"
+    } else {
+        "disable-all"
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationStatus {
+    Pending,
+    Verified,
+    Warning,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Passed,
+    Warning,
+    Failed,
+}
+
+/// One verification check as shown in `verificationDetails`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationCheck {
+    pub check_name: String,
+    pub message: String,
+    pub status: CheckStatus,
+    pub timestamp: String,
+    pub details: serde_json::Value,
+}
+
+impl VerificationCheck {
+    pub fn new(
+        name: &str,
+        status: CheckStatus,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            check_name: name.to_owned(),
+            message: message.into(),
+            status,
+            timestamp: crate::time::now_rfc3339(),
+            details,
+        }
+    }
+}
+
+/// The overall status: failed if any check failed, else warning if any warned, else verified.
+pub fn overall_status(checks: &[VerificationCheck]) -> VerificationStatus {
+    if checks.iter().any(|c| c.status == CheckStatus::Failed) {
+        VerificationStatus::Failed
+    } else if checks.iter().any(|c| c.status == CheckStatus::Warning) {
+        VerificationStatus::Warning
+    } else {
+        VerificationStatus::Verified
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_sid_accepts_only_ac_and_32_lowercase_hex() {
+        assert!(AccountSid::parse(&format!("AC{}", "a1".repeat(16))).is_ok());
+        for bad in [
+            "",
+            "AC",
+            &format!("AC{}", "A1".repeat(16)),
+            &format!("ac{}", "a1".repeat(16)),
+            &format!("AC{}", "a".repeat(31)),
+            &format!("AC{}", "a".repeat(33)),
+            &format!("AC{}", "g".repeat(32)),
+        ] {
+            assert!(AccountSid::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn auth_token_is_32_lowercase_hex_and_never_debug_printed() {
+        let token = AuthToken::parse("0123456789abcdef0123456789abcdef").unwrap();
+        assert!(!format!("{token:?}").contains("0123456789abcdef"));
+        assert!(AuthToken::parse("0123456789ABCDEF0123456789abcdef").is_err());
+        assert!(AuthToken::parse("0123456789abcdef").is_err());
+    }
+
+    #[test]
+    fn generated_sip_passwords_meet_twilio_rules_and_differ() {
+        let passwords: Vec<_> = (0..200).map(|_| SipPassword::generate()).collect();
+        for p in &passwords {
+            assert!(
+                SipPassword::is_acceptable(p.expose()),
+                "weak password generated"
+            );
+            assert!(!format!("{p:?}").contains(p.expose()));
+        }
+        let distinct: std::collections::HashSet<_> =
+            passwords.iter().map(|p| p.expose().to_owned()).collect();
+        assert_eq!(distinct.len(), passwords.len());
+    }
+
+    #[test]
+    fn region_maps_from_aws_region_and_to_edge() {
+        let cases = [
+            ("us-east-1", Region::Us1),
+            ("us-east-2", Region::Us1),
+            ("us-west-2", Region::Us2),
+            ("eu-west-1", Region::Ie1),
+            ("eu-central-1", Region::De1),
+            ("ap-southeast-2", Region::Au1),
+            ("ap-northeast-1", Region::Jp1),
+            ("sa-east-1", Region::Br1),
+            ("ap-southeast-1", Region::Sg1),
+            ("af-south-1", Region::Us1),
+            ("", Region::Us1),
+        ];
+        for (aws, twilio) in cases {
+            assert_eq!(Region::closest_to_aws_region(aws), twilio, "{aws}");
+        }
+        assert_eq!(
+            Region::Br1.termination_uri("abc"),
+            "sip:abc.pstn.sao-paulo.twilio.com"
+        );
+        assert_eq!(Region::parse("de1"), Some(Region::De1));
+        assert_eq!(Region::parse("DE1"), None);
+        assert_eq!(Region::parse("eu1"), None);
+    }
+
+    #[test]
+    fn overall_status_prefers_failed_then_warning() {
+        let c = |s| VerificationCheck::new("x", s, "", serde_json::Value::Null);
+        assert_eq!(
+            overall_status(&[c(CheckStatus::Passed)]),
+            VerificationStatus::Verified
+        );
+        assert_eq!(
+            overall_status(&[c(CheckStatus::Passed), c(CheckStatus::Warning)]),
+            VerificationStatus::Warning
+        );
+        assert_eq!(
+            overall_status(&[c(CheckStatus::Warning), c(CheckStatus::Failed)]),
+            VerificationStatus::Failed
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! A client for the parts of Twilio's REST API the service uses, following Twilio's official
+//! OpenAPI specs (api v2010 and trunking v1): form-encoded PascalCase requests, snake_case JSON
+//! responses, HTTP Basic auth with the Account SID and Auth Token, error bodies
+//! `{code, message, more_info, status}`.
+
+use crate::config::TwilioConfig;
+use crate::model::{SipPassword, TwilioCredentials};
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+
+/// Twilio's error code for rejected credentials.
+pub const CODE_AUTHENTICATION_FAILED: u32 = 20003;
+/// Twilio's error code for "too many requests".
+pub const CODE_TOO_MANY_REQUESTS: u32 = 20429;
+/// Twilio's error code for a trunk domain name that is already taken.
+pub const CODE_DOMAIN_NAME_TAKEN: u32 = 21248;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwilioError {
+    #[error("Twilio answered {status}{}: {message}", code.map(|c| format!(" (code {c})")).unwrap_or_default())]
+    Api {
+        status: u16,
+        code: Option<u32>,
+        message: String,
+    },
+    #[error("Twilio kept rate-limiting the request")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("Twilio did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("could not reach Twilio: {0}")]
+    Connect(String),
+    #[error("unexpected response from Twilio: {0}")]
+    Decode(String),
+}
+
+impl TwilioError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            Self::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            Self::Api { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// Twilio refused the Account SID / Auth Token pair.
+    pub fn is_authentication_failure(&self) -> bool {
+        self.status() == Some(401) || self.code() == Some(CODE_AUTHENTICATION_FAILED)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    pub sid: String,
+    pub status: String,
+    #[serde(rename = "type")]
+    pub account_type: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Trunk {
+    pub sid: String,
+    #[serde(default)]
+    pub domain_name: Option<String>,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub transfer_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CredentialList {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Credential {
+    pub sid: String,
+    pub username: String,
+}
+
+/// A credential list as attached to a trunk.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrunkCredentialList {
+    pub sid: String,
+}
+
+/// How often and how long to retry. Only requests that are safe to repeat are retried: any
+/// request after a 429 or a connection failure (nothing was processed), and idempotent ones
+/// (GET, DELETE) after a timeout or a 5xx.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// The most time all the waits of one request may add up to.
+    pub budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(2),
+            budget: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioClient {
+    http: reqwest::Client,
+    api_base_url: String,
+    trunking_base_url: String,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl TwilioClient {
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+    pub fn new(config: &TwilioConfig) -> Self {
+        Self::with_limits(config, Self::REQUEST_TIMEOUT, RetryPolicy::default())
+    }
+
+    pub fn with_limits(
+        config: &TwilioConfig,
+        request_timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Self::CONNECT_TIMEOUT.min(request_timeout))
+            .timeout(request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!(
+                "twilio-provider-service/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .expect("the HTTP client configuration is static and valid");
+        Self {
+            http,
+            api_base_url: config.api_base_url.clone(),
+            trunking_base_url: config.trunking_base_url.clone(),
+            request_timeout,
+            retry,
+        }
+    }
+
+    fn account_url(&self, creds: &TwilioCredentials, rest: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}{rest}",
+            self.api_base_url, creds.account_sid
+        )
+    }
+
+    fn trunking_url(&self, rest: &str) -> String {
+        format!("{}/v1/{rest}", self.trunking_base_url)
+    }
+
+    /// `GET /2010-04-01/Accounts/{Sid}.json`: also how credentials are validated.
+    pub async fn fetch_account(&self, creds: &TwilioCredentials) -> Result<Account, TwilioError> {
+        self.json(creds, Method::GET, self.account_url(creds, ".json"), &[])
+            .await
+    }
+
+    /// `POST /v1/Trunks`
+    pub async fn create_trunk(
+        &self,
+        creds: &TwilioCredentials,
+        friendly_name: &str,
+        domain_name: &str,
+        transfer_mode: &str,
+    ) -> Result<Trunk, TwilioError> {
+        let form = [
+            ("FriendlyName", friendly_name),
+            ("DomainName", domain_name),
+            ("TransferMode", transfer_mode),
+        ];
+        self.json(creds, Method::POST, self.trunking_url("Trunks"), &form)
+            .await
+    }
+
+    /// `GET /v1/Trunks/{Sid}`
+    pub async fn fetch_trunk(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+    ) -> Result<Trunk, TwilioError> {
+        self.json(
+            creds,
+            Method::GET,
+            self.trunking_url(&format!("Trunks/{trunk_sid}")),
+            &[],
+        )
+        .await
+    }
+
+    /// `POST /v1/Trunks/{Sid}` with `TransferMode`.
+    pub async fn update_trunk_transfer_mode(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        transfer_mode: &str,
+    ) -> Result<Trunk, TwilioError> {
+        let form = [("TransferMode", transfer_mode)];
+        self.json(
+            creds,
+            Method::POST,
+            self.trunking_url(&format!("Trunks/{trunk_sid}")),
+            &form,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/Trunks/{Sid}`
+    pub async fn delete_trunk(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+    ) -> Result<(), TwilioError> {
+        self.no_content(
+            creds,
+            Method::DELETE,
+            self.trunking_url(&format!("Trunks/{trunk_sid}")),
+        )
+        .await
+    }
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists.json`
+    pub async fn create_credential_list(
+        &self,
+        creds: &TwilioCredentials,
+        friendly_name: &str,
+    ) -> Result<CredentialList, TwilioError> {
+        let form = [("FriendlyName", friendly_name)];
+        self.json(
+            creds,
+            Method::POST,
+            self.account_url(creds, "/SIP/CredentialLists.json"),
+            &form,
+        )
+        .await
+    }
+
+    /// `DELETE /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{Sid}.json`; the list's
+    /// credentials go with it.
+    pub async fn delete_credential_list(
+        &self,
+        creds: &TwilioCredentials,
+        list_sid: &str,
+    ) -> Result<(), TwilioError> {
+        self.no_content(
+            creds,
+            Method::DELETE,
+            self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}.json")),
+        )
+        .await
+    }
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{CredentialListSid}/Credentials.json`
+    pub async fn create_credential(
+        &self,
+        creds: &TwilioCredentials,
+        list_sid: &str,
+        username: &str,
+        password: &SipPassword,
+    ) -> Result<Credential, TwilioError> {
+        let form = [("Username", username), ("Password", password.expose())];
+        let url = self.account_url(
+            creds,
+            &format!("/SIP/CredentialLists/{list_sid}/Credentials.json"),
+        );
+        self.json(creds, Method::POST, url, &form).await
+    }
+
+    /// `POST /v1/Trunks/{TrunkSid}/CredentialLists`
+    pub async fn attach_credential_list(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        list_sid: &str,
+    ) -> Result<TrunkCredentialList, TwilioError> {
+        let form = [("CredentialListSid", list_sid)];
+        self.json(
+            creds,
+            Method::POST,
+            self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists")),
+            &form,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/Trunks/{TrunkSid}/CredentialLists/{Sid}`
+    pub async fn detach_credential_list(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        list_sid: &str,
+    ) -> Result<(), TwilioError> {
+        self.no_content(
+            creds,
+            Method::DELETE,
+            self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists/{list_sid}")),
+        )
+        .await
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        creds: &TwilioCredentials,
+        method: Method,
+        url: String,
+        form: &[(&str, &str)],
+    ) -> Result<T, TwilioError> {
+        let response = self.send(creds, method, &url, form).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        // The error names the shape, never the body: an account body carries the auth token.
+        serde_json::from_slice(&bytes).map_err(|e| {
+            TwilioError::Decode(format!(
+                "{} at line {} column {}",
+                classify(&e),
+                e.line(),
+                e.column()
+            ))
+        })
+    }
+
+    async fn no_content(
+        &self,
+        creds: &TwilioCredentials,
+        method: Method,
+        url: String,
+    ) -> Result<(), TwilioError> {
+        self.send(creds, method, &url, &[]).await.map(drop)
+    }
+
+    /// Sends with retries; returns a successful response or the error Twilio gave.
+    async fn send(
+        &self,
+        creds: &TwilioCredentials,
+        method: Method,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<reqwest::Response, TwilioError> {
+        let idempotent = method == Method::GET || method == Method::DELETE;
+        let started = Instant::now();
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .basic_auth(creds.account_sid.as_str(), Some(creds.auth_token.expose()));
+            if !form.is_empty() {
+                request = request.form(form);
+            }
+            let outcome = request.send().await;
+            let (error, retry_after) = match outcome {
+                Ok(response) if response.status().is_success() => {
+                    tracing::debug!(%method, url, status = response.status().as_u16(), attempt, elapsed_ms = started.elapsed().as_millis() as u64, "twilio request");
+                    return Ok(response);
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    tracing::debug!(%method, url, status = status.as_u16(), attempt, "twilio request failed");
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        let retry_after = retry_after_header(&response);
+                        (TwilioError::RateLimited { retry_after }, Some(retry_after))
+                    } else {
+                        let error = api_error(response).await;
+                        let retryable = idempotent && status.is_server_error();
+                        (error, retryable.then_some(None))
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(%method, url, attempt, error = %e, "twilio request did not complete");
+                    // A refused connection never reached Twilio; a timeout might have.
+                    let retryable = e.is_connect() || (idempotent && e.is_timeout());
+                    (self.transport_error(e), retryable.then_some(None))
+                }
+            };
+            let Some(retry_after) = retry_after else {
+                return Err(error);
+            };
+            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            if attempt >= self.retry.max_attempts || waited + delay > self.retry.budget {
+                return Err(error);
+            }
+            waited += delay;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Exponential backoff with full jitter.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .retry
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.retry.max_delay);
+        let millis = cap.as_millis() as u64;
+        Duration::from_millis(if millis == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=millis)
+        })
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> TwilioError {
+        if e.is_timeout() {
+            TwilioError::Timeout(self.request_timeout)
+        } else if e.is_decode() {
+            TwilioError::Decode("the response body could not be read".into())
+        } else {
+            // Display of a reqwest error names the URL (no credentials in it) and the cause.
+            TwilioError::Connect(e.without_url().to_string())
+        }
+    }
+}
+
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "JSON of an unexpected shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    }
+}
+
+fn retry_after_header(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<u32>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+async fn api_error(response: reqwest::Response) -> TwilioError {
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(ErrorBody { code, message }) => TwilioError::Api {
+            status,
+            code,
+            message: message.unwrap_or_else(|| "no message".into()),
+        },
+        Err(_) => TwilioError::Api {
+            status,
+            code: None,
+            message: "the error body was not Twilio's JSON error format".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_within_the_cap() {
+        let config = TwilioConfig {
+            api_base_url: "http://127.0.0.1:9".into(),
+            trunking_base_url: "http://127.0.0.1:9".into(),
+        };
+        let client = TwilioClient::new(&config);
+        for attempt in 1..20 {
+            assert!(client.backoff(attempt) <= client.retry.max_delay);
+        }
+    }
+
+    #[test]
+    fn authentication_failures_are_recognised() {
+        assert!(
+            TwilioError::Api {
+                status: 401,
+                code: Some(20003),
+                message: String::new()
+            }
+            .is_authentication_failure()
+        );
+        assert!(
+            !TwilioError::Api {
+                status: 404,
+                code: Some(20404),
+                message: String::new()
+            }
+            .is_authentication_failure()
+        );
+    }
+}

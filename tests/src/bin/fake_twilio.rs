@@ -1,0 +1,48 @@
+//! `fake-twilio`: the stateful fake Twilio as a local sandbox, so the service can be tried
+//! without a Twilio account. It starts with one demo account and a few incoming numbers.
+//!
+//! Usage: fake-twilio [--listen 127.0.0.1:4010]
+//! Environment: FAKE_TWILIO_ACCOUNT_SID, FAKE_TWILIO_AUTH_TOKEN (defaults below).
+
+use integration_tests::fake_twilio::FakeTwilio;
+
+const DEMO_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+const DEMO_AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut listen = "127.0.0.1:4010".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => {
+                listen = args
+                    .next()
+                    .unwrap_or_else(|| usage("--listen needs an address"))
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let addr = listen
+        .parse()
+        .unwrap_or_else(|_| usage("--listen must be HOST:PORT"));
+    let sid = std::env::var("FAKE_TWILIO_ACCOUNT_SID").unwrap_or_else(|_| DEMO_ACCOUNT_SID.into());
+    let token = std::env::var("FAKE_TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_AUTH_TOKEN.into());
+    let fake = FakeTwilio::start_on(addr).await;
+    fake.add_account_with(&sid, &token, "active", "Full");
+    fake.add_incoming_number(&sid, "+15005550006", Some("https://demo.example.com/voice"));
+    fake.add_incoming_number(&sid, "+15005550007", None);
+    fake.add_incoming_number(&sid, "+15005550008", None);
+    println!("fake Twilio listening on {}", fake.base_url);
+    println!("demo account: accountSid={sid} authToken={token}");
+    tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("fake-twilio: {problem}");
+    }
+    eprintln!("usage: fake-twilio [--listen HOST:PORT]");
+    std::process::exit(if problem.is_empty() { 0 } else { 2 })
+}

@@ -1,0 +1,1086 @@
+//! A stateful fake of the parts of Twilio's REST API the service uses, speaking Twilio's wire
+//! format: form-encoded PascalCase requests, snake_case JSON responses, the `.json` suffix on
+//! the 2010 API, HTTP Basic auth with Account SID and Auth Token, and error bodies
+//! `{code, message, more_info, status}`. One server answers for both api.twilio.com and
+//! trunking.twilio.com (their paths do not overlap).
+//!
+//! Tests can inject a failure, a delay or a 429 at any named step, add latency to every call,
+//! and read the state and a request log.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rand::Rng;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub sid: String,
+    pub auth_token: String,
+    pub status: String,
+    pub account_type: String,
+    pub friendly_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub sid: String,
+    pub account_sid: String,
+    pub friendly_name: String,
+    pub domain_name: String,
+    pub transfer_mode: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CredentialList {
+    pub sid: String,
+    pub account_sid: String,
+    pub friendly_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub sid: String,
+    pub account_sid: String,
+    pub credential_list_sid: String,
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncomingNumber {
+    pub sid: String,
+    pub account_sid: String,
+    pub phone_number: String,
+    pub friendly_name: String,
+    pub voice: bool,
+    pub sms: bool,
+    pub mms: bool,
+    pub fax: bool,
+    pub trunk_sid: Option<String>,
+    pub voice_url: Option<String>,
+    pub voice_application_sid: Option<String>,
+}
+
+/// What an injected fault does when its step is called.
+#[derive(Debug, Clone)]
+pub enum FaultAction {
+    /// Answer with this status and Twilio error code, without doing anything.
+    Fail { status: u16, code: u32 },
+    /// Answer 429 (code 20429), optionally with `Retry-After` seconds.
+    RateLimit { retry_after: Option<u64> },
+    /// Wait, then do the work and answer normally (the caller may have given up by then).
+    Delay(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct Fault {
+    step: String,
+    action: FaultAction,
+    /// None: every call; Some(n): the next n calls.
+    remaining: Option<u32>,
+}
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub step: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub accounts: BTreeMap<String, Account>,
+    pub trunks: BTreeMap<String, Trunk>,
+    pub credential_lists: BTreeMap<String, CredentialList>,
+    pub credentials: BTreeMap<String, Credential>,
+    /// (trunk sid, credential list sid)
+    pub trunk_credential_lists: Vec<(String, String)>,
+    pub incoming_numbers: BTreeMap<String, IncomingNumber>,
+    faults: Vec<Fault>,
+    latency: Duration,
+    pub log: Vec<LoggedRequest>,
+}
+
+/// A running fake Twilio. Dropping it does not stop the server (tests share a runtime).
+#[derive(Clone)]
+pub struct FakeTwilio {
+    pub base_url: String,
+    state: Arc<Mutex<FakeState>>,
+}
+
+pub fn new_sid(prefix: &str) -> String {
+    let mut rng = rand::rng();
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
+        .collect();
+    format!("{prefix}{hex}")
+}
+
+impl FakeTwilio {
+    /// Starts the fake on an ephemeral loopback port.
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("static address")).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind fake Twilio");
+        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let app = Router::new().fallback(dispatch).with_state(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("fake Twilio server")
+        });
+        Self { base_url, state }
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake state lock")
+    }
+
+    /// Adds an account and returns (Account SID, Auth Token).
+    pub fn add_account(&self, status: &str, account_type: &str) -> (String, String) {
+        let sid = new_sid("AC");
+        let token = new_sid("").to_lowercase();
+        self.add_account_with(&sid, &token, status, account_type);
+        (sid, token)
+    }
+
+    pub fn add_account_with(&self, sid: &str, token: &str, status: &str, account_type: &str) {
+        self.state().accounts.insert(
+            sid.to_owned(),
+            Account {
+                sid: sid.to_owned(),
+                auth_token: token.to_owned(),
+                status: status.into(),
+                account_type: account_type.into(),
+                friendly_name: format!("Account {sid}"),
+            },
+        );
+    }
+
+    pub fn set_account_status(&self, sid: &str, status: &str) {
+        if let Some(account) = self.state().accounts.get_mut(sid) {
+            account.status = status.into();
+        }
+    }
+
+    /// Rotates an account's token (the old one stops working).
+    pub fn set_auth_token(&self, sid: &str, token: &str) {
+        if let Some(account) = self.state().accounts.get_mut(sid) {
+            account.auth_token = token.into();
+        }
+    }
+
+    /// Adds an incoming phone number to an account and returns its SID.
+    pub fn add_incoming_number(
+        &self,
+        account_sid: &str,
+        phone_number: &str,
+        voice_url: Option<&str>,
+    ) -> String {
+        let sid = new_sid("PN");
+        self.state().incoming_numbers.insert(
+            sid.clone(),
+            IncomingNumber {
+                sid: sid.clone(),
+                account_sid: account_sid.into(),
+                phone_number: phone_number.into(),
+                friendly_name: phone_number.into(),
+                voice: true,
+                sms: true,
+                mms: false,
+                fax: false,
+                trunk_sid: None,
+                voice_url: voice_url.map(str::to_owned),
+                voice_application_sid: None,
+            },
+        );
+        sid
+    }
+
+    /// Injects a fault at a named step (see [`step_of`] for the names) for the next `times`
+    /// calls, or for every call when `times` is None.
+    pub fn inject(&self, step: &str, action: FaultAction, times: Option<u32>) {
+        self.state().faults.push(Fault {
+            step: step.into(),
+            action,
+            remaining: times,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
+    /// Latency added to every request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    pub fn trunks_of(&self, account_sid: &str) -> Vec<Trunk> {
+        self.state()
+            .trunks
+            .values()
+            .filter(|t| t.account_sid == account_sid)
+            .cloned()
+            .collect()
+    }
+
+    pub fn credential_lists_of(&self, account_sid: &str) -> Vec<CredentialList> {
+        self.state()
+            .credential_lists
+            .values()
+            .filter(|l| l.account_sid == account_sid)
+            .cloned()
+            .collect()
+    }
+
+    pub fn credentials_of(&self, account_sid: &str) -> Vec<Credential> {
+        self.state()
+            .credentials
+            .values()
+            .filter(|c| c.account_sid == account_sid)
+            .cloned()
+            .collect()
+    }
+
+    pub fn lists_attached_to(&self, trunk_sid: &str) -> Vec<String> {
+        self.state()
+            .trunk_credential_lists
+            .iter()
+            .filter(|(t, _)| t == trunk_sid)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.state().log.clone()
+    }
+}
+
+/// The step name of a request: how faults are addressed and how the log names calls.
+pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
+    let m = method.as_str();
+    Some(match (m, segments) {
+        ("GET", ["2010-04-01", "Accounts", _]) => "fetch_account",
+        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers"]) => "list_incoming_numbers",
+        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => {
+            "fetch_incoming_number"
+        }
+        ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => {
+            "update_incoming_number"
+        }
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => "list_credential_lists",
+        ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
+            "create_credential_list"
+        }
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => {
+            "fetch_credential_list"
+        }
+        ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => {
+            "delete_credential_list"
+        }
+        (
+            "GET",
+            [
+                "2010-04-01",
+                "Accounts",
+                _,
+                "SIP",
+                "CredentialLists",
+                _,
+                "Credentials",
+            ],
+        ) => "list_credentials",
+        (
+            "POST",
+            [
+                "2010-04-01",
+                "Accounts",
+                _,
+                "SIP",
+                "CredentialLists",
+                _,
+                "Credentials",
+            ],
+        ) => "create_credential",
+        ("GET", ["v1", "Trunks"]) => "list_trunks",
+        ("POST", ["v1", "Trunks"]) => "create_trunk",
+        ("GET", ["v1", "Trunks", _]) => "fetch_trunk",
+        ("POST", ["v1", "Trunks", _]) => "update_trunk",
+        ("DELETE", ["v1", "Trunks", _]) => "delete_trunk",
+        ("GET", ["v1", "Trunks", _, "CredentialLists"]) => "list_trunk_credential_lists",
+        ("POST", ["v1", "Trunks", _, "CredentialLists"]) => "attach_credential_list",
+        ("DELETE", ["v1", "Trunks", _, "CredentialLists", _]) => "detach_credential_list",
+        ("GET", ["v1", "Trunks", _, "PhoneNumbers"]) => "list_trunk_phone_numbers",
+        ("POST", ["v1", "Trunks", _, "PhoneNumbers"]) => "attach_phone_number",
+        ("DELETE", ["v1", "Trunks", _, "PhoneNumbers", _]) => "detach_phone_number",
+        _ => return None,
+    })
+}
+
+fn twilio_error(status: u16, code: u32, message: &str) -> Response {
+    let body = json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status,
+    });
+    json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn not_found(path: &str) -> Response {
+    twilio_error(
+        404,
+        20404,
+        &format!("The requested resource {path} was not found"),
+    )
+}
+
+/// Splits the path into segments, dropping the 2010 API's `.json` suffix.
+fn segments_of(path: &str) -> Option<Vec<String>> {
+    let mut parts: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    if parts.first().map(String::as_str) == Some("2010-04-01") {
+        let last = parts.last_mut()?;
+        *last = last.strip_suffix(".json")?.to_owned();
+    }
+    Some(parts)
+}
+
+async fn dispatch(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let path = uri.path().to_owned();
+    let Some(owned_segments) = segments_of(&path) else {
+        return not_found(&path);
+    };
+    let segments: Vec<&str> = owned_segments.iter().map(String::as_str).collect();
+    let step = step_of(&method, &segments).unwrap_or("unknown");
+
+    // Latency and faults are decided under the lock, then waited for without it.
+    let (latency, fault) = {
+        let mut st = state.lock().expect("lock");
+        let mut fault = None;
+        if let Some(index) = st.faults.iter().position(|f| f.step == step) {
+            let f = &mut st.faults[index];
+            fault = Some(f.action.clone());
+            match &mut f.remaining {
+                Some(1) => {
+                    st.faults.remove(index);
+                }
+                Some(n) => *n -= 1,
+                None => {}
+            }
+        }
+        (st.latency, fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = match fault {
+        Some(FaultAction::Fail { status, code }) => {
+            twilio_error(status, code, &format!("Injected failure at {step}"))
+        }
+        Some(FaultAction::RateLimit { retry_after }) => {
+            let mut response = twilio_error(429, 20429, "Too Many Requests");
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", seconds.to_string().parse().expect("digits"));
+            }
+            response
+        }
+        Some(FaultAction::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            handle(
+                &state,
+                &method,
+                &path,
+                &segments,
+                &headers,
+                &body,
+                uri.query(),
+            )
+        }
+        None => handle(
+            &state,
+            &method,
+            &path,
+            &segments,
+            &headers,
+            &body,
+            uri.query(),
+        ),
+    };
+    state.lock().expect("lock").log.push(LoggedRequest {
+        step: step.to_owned(),
+        method: method.to_string(),
+        path,
+        status: response.status().as_u16(),
+        started,
+        finished: Instant::now(),
+    });
+    response
+}
+
+/// The account the Basic credentials authenticate, or Twilio's 401.
+fn authenticate(st: &FakeState, headers: &HeaderMap) -> Result<Account, Response> {
+    let unauthorized = || twilio_error(401, 20003, "Authenticate");
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unauthorized)?;
+    let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| unauthorized())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
+    let (sid, token) = decoded.split_once(':').ok_or_else(unauthorized)?;
+    match st.accounts.get(sid) {
+        Some(account) if account.auth_token == token => Ok(account.clone()),
+        _ => Err(unauthorized()),
+    }
+}
+
+fn form_of(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn now() -> String {
+    // A fixed, well-formed timestamp is enough: the service never reads these.
+    "Mon, 16 Nov 2026 10:00:00 +0000".into()
+}
+
+fn trunk_json(t: &Trunk, base: &str) -> Value {
+    json!({
+        "account_sid": t.account_sid, "sid": t.sid, "friendly_name": t.friendly_name, "domain_name": t.domain_name,
+        "transfer_mode": t.transfer_mode, "transfer_caller_id": "from-transferee", "secure": false,
+        "cnam_lookup_enabled": false, "recording": {"mode": "do-not-record", "trim": "do-not-trim"},
+        "disaster_recovery_url": null, "disaster_recovery_method": null, "auth_type": "CREDENTIAL_LIST",
+        "auth_type_set": ["CREDENTIAL_LIST"], "symmetric_rtp_enabled": false,
+        "date_created": "2026-11-16T10:00:00Z", "date_updated": "2026-11-16T10:00:00Z",
+        "url": format!("{base}/v1/Trunks/{}", t.sid),
+        "links": {"credential_lists": format!("{base}/v1/Trunks/{}/CredentialLists", t.sid), "phone_numbers": format!("{base}/v1/Trunks/{}/PhoneNumbers", t.sid)}
+    })
+}
+
+fn credential_list_json(l: &CredentialList) -> Value {
+    json!({
+        "account_sid": l.account_sid, "sid": l.sid, "friendly_name": l.friendly_name, "date_created": now(), "date_updated": now(),
+        "uri": format!("/2010-04-01/Accounts/{}/SIP/CredentialLists/{}.json", l.account_sid, l.sid),
+        "subresource_uris": {"credentials": format!("/2010-04-01/Accounts/{}/SIP/CredentialLists/{}/Credentials.json", l.account_sid, l.sid)}
+    })
+}
+
+fn credential_json(c: &Credential) -> Value {
+    json!({
+        "sid": c.sid, "account_sid": c.account_sid, "credential_list_sid": c.credential_list_sid, "username": c.username,
+        "date_created": now(), "date_updated": now(),
+        "uri": format!("/2010-04-01/Accounts/{}/SIP/CredentialLists/{}/Credentials/{}.json", c.account_sid, c.credential_list_sid, c.sid)
+    })
+}
+
+fn number_json(n: &IncomingNumber) -> Value {
+    json!({
+        "account_sid": n.account_sid, "sid": n.sid, "phone_number": n.phone_number, "friendly_name": n.friendly_name,
+        "capabilities": {"voice": n.voice, "sms": n.sms, "mms": n.mms, "fax": n.fax},
+        "trunk_sid": n.trunk_sid, "voice_url": n.voice_url, "voice_application_sid": n.voice_application_sid,
+        "voice_method": "POST", "api_version": "2010-04-01", "status": "in-use", "origin": "twilio", "beta": false,
+        "date_created": now(), "date_updated": now(),
+        "uri": format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{}.json", n.account_sid, n.sid)
+    })
+}
+
+fn trunk_number_json(n: &IncomingNumber, base: &str) -> Value {
+    let mut value = number_json(n);
+    value["url"] = json!(format!(
+        "{base}/v1/Trunks/{}/PhoneNumbers/{}",
+        n.trunk_sid.clone().unwrap_or_default(),
+        n.sid
+    ));
+    value
+}
+
+/// Page parameters: `PageSize` (default 50, at most 1000) and `Page` (from 0).
+fn paging(query: Option<&str>) -> (usize, usize) {
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let size = params
+        .get("PageSize")
+        .and_then(|v| v.parse().ok())
+        .filter(|s| (1..=1000).contains(s))
+        .unwrap_or(50);
+    let page = params.get("Page").and_then(|v| v.parse().ok()).unwrap_or(0);
+    (size, page)
+}
+
+/// A page of a 2010 API list, with `next_page_uri` as Twilio gives it.
+fn page_2010(key: &str, path: &str, items: Vec<Value>, query: Option<&str>) -> Response {
+    let (size, page) = paging(query);
+    let start = page * size;
+    let chunk: Vec<Value> = items.iter().skip(start).take(size).cloned().collect();
+    let next = (start + size < items.len()).then(|| {
+        format!(
+            "{path}?PageSize={size}&Page={}&PageToken=PT{}",
+            page + 1,
+            page + 1
+        )
+    });
+    json_response(
+        StatusCode::OK,
+        json!({
+            key: chunk, "page": page, "page_size": size, "start": start, "end": start + chunk.len().saturating_sub(1),
+            "uri": format!("{path}?PageSize={size}&Page={page}"), "first_page_uri": format!("{path}?PageSize={size}&Page=0"),
+            "next_page_uri": next, "previous_page_uri": null
+        }),
+    )
+}
+
+/// A page of a trunking v1 list, with `meta.next_page_url` as Twilio gives it.
+fn page_v1(key: &str, base: &str, path: &str, items: Vec<Value>, query: Option<&str>) -> Response {
+    let (size, page) = paging(query);
+    let start = page * size;
+    let chunk: Vec<Value> = items.iter().skip(start).take(size).cloned().collect();
+    let next = (start + size < items.len()).then(|| {
+        format!(
+            "{base}{path}?PageSize={size}&Page={}&PageToken=PT{}",
+            page + 1,
+            page + 1
+        )
+    });
+    json_response(
+        StatusCode::OK,
+        json!({
+            key: chunk,
+            "meta": {"page": page, "page_size": size, "first_page_url": format!("{base}{path}?PageSize={size}&Page=0"),
+                     "previous_page_url": null, "url": format!("{base}{path}?PageSize={size}&Page={page}"), "next_page_url": next, "key": key}
+        }),
+    )
+}
+
+fn is_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn handle(
+    state: &Arc<Mutex<FakeState>>,
+    method: &Method,
+    path: &str,
+    segments: &[&str],
+    headers: &HeaderMap,
+    body: &[u8],
+    query: Option<&str>,
+) -> Response {
+    let mut st = state.lock().expect("lock");
+    let account = match authenticate(&st, headers) {
+        Ok(account) => account,
+        Err(response) => return response,
+    };
+    // The base URL the caller used, for absolute URLs in trunking responses.
+    let base = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| format!("http://{h}"))
+        .unwrap_or_default();
+    let form = form_of(body);
+    let me = account.sid.as_str();
+    if let ["2010-04-01", "Accounts", sid, ..] = segments {
+        if *sid != me {
+            return twilio_error(
+                403,
+                20403,
+                "Forbidden: the credentials do not belong to this account",
+            );
+        }
+    }
+    let active = account.status == "active";
+    let is_fetch_account = matches!(
+        (method.as_str(), segments),
+        ("GET", ["2010-04-01", "Accounts", _])
+    );
+    if !active && !is_fetch_account {
+        return twilio_error(401, 20005, "Account not active");
+    }
+
+    match (method.as_str(), segments) {
+        ("GET", ["2010-04-01", "Accounts", _]) => json_response(
+            StatusCode::OK,
+            json!({
+                "sid": account.sid, "owner_account_sid": account.sid, "friendly_name": account.friendly_name,
+                "status": account.status, "type": account.account_type, "auth_token": account.auth_token,
+                "date_created": now(), "date_updated": now(), "uri": format!("/2010-04-01/Accounts/{}.json", account.sid),
+                "subresource_uris": {"incoming_phone_numbers": format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", account.sid)}
+            }),
+        ),
+
+        // --- trunks ---
+        ("POST", ["v1", "Trunks"]) => {
+            let friendly_name = form.get("FriendlyName").cloned().unwrap_or_default();
+            let domain_name = form.get("DomainName").cloned().unwrap_or_default();
+            let transfer_mode = form
+                .get("TransferMode")
+                .cloned()
+                .unwrap_or_else(|| "disable-all".into());
+            if friendly_name.chars().count() > 64 {
+                return twilio_error(400, 20001, "FriendlyName must be at most 64 characters");
+            }
+            if !domain_name.is_empty() {
+                let label = domain_name.strip_suffix(".pstn.twilio.com");
+                if !label.is_some_and(is_label) {
+                    return twilio_error(
+                        400,
+                        21245,
+                        "Invalid DomainName: it must be <label>.pstn.twilio.com",
+                    );
+                }
+                if st
+                    .trunks
+                    .values()
+                    .any(|t| t.domain_name.eq_ignore_ascii_case(&domain_name))
+                {
+                    return twilio_error(400, 21248, "DomainName is already in use");
+                }
+            }
+            if !["disable-all", "enable-all", "sip-only"].contains(&transfer_mode.as_str()) {
+                return twilio_error(400, 20001, "Invalid TransferMode");
+            }
+            let trunk = Trunk {
+                sid: new_sid("TK"),
+                account_sid: me.into(),
+                friendly_name,
+                domain_name,
+                transfer_mode,
+            };
+            st.trunks.insert(trunk.sid.clone(), trunk.clone());
+            json_response(StatusCode::CREATED, trunk_json(&trunk, &base))
+        }
+        ("GET", ["v1", "Trunks"]) => {
+            let items = st
+                .trunks
+                .values()
+                .filter(|t| t.account_sid == me)
+                .map(|t| trunk_json(t, &base))
+                .collect();
+            page_v1("trunks", &base, path, items, query)
+        }
+        ("GET", ["v1", "Trunks", sid]) => match st.trunks.get(*sid).filter(|t| t.account_sid == me)
+        {
+            Some(t) => json_response(StatusCode::OK, trunk_json(t, &base)),
+            None => not_found(path),
+        },
+        ("POST", ["v1", "Trunks", sid]) => {
+            let Some(trunk) = st.trunks.get_mut(*sid).filter(|t| t.account_sid == me) else {
+                return not_found(path);
+            };
+            if let Some(mode) = form.get("TransferMode") {
+                if !["disable-all", "enable-all", "sip-only"].contains(&mode.as_str()) {
+                    return twilio_error(400, 20001, "Invalid TransferMode");
+                }
+                trunk.transfer_mode = mode.clone();
+            }
+            if let Some(name) = form.get("FriendlyName") {
+                trunk.friendly_name = name.clone();
+            }
+            let trunk = trunk.clone();
+            json_response(StatusCode::OK, trunk_json(&trunk, &base))
+        }
+        ("DELETE", ["v1", "Trunks", sid]) => {
+            if st.trunks.get(*sid).is_none_or(|t| t.account_sid != me) {
+                return not_found(path);
+            }
+            st.trunks.remove(*sid);
+            st.trunk_credential_lists.retain(|(t, _)| t != sid);
+            for number in st.incoming_numbers.values_mut() {
+                if number.trunk_sid.as_deref() == Some(*sid) {
+                    number.trunk_sid = None;
+                }
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("POST", ["v1", "Trunks", trunk_sid, "CredentialLists"]) => {
+            if st
+                .trunks
+                .get(*trunk_sid)
+                .is_none_or(|t| t.account_sid != me)
+            {
+                return not_found(path);
+            }
+            let Some(list_sid) = form.get("CredentialListSid") else {
+                return twilio_error(
+                    400,
+                    20001,
+                    "Missing required parameter CredentialListSid in the post body",
+                );
+            };
+            let Some(list) = st
+                .credential_lists
+                .get(list_sid)
+                .filter(|l| l.account_sid == me)
+                .cloned()
+            else {
+                return twilio_error(
+                    400,
+                    20001,
+                    "CredentialListSid is not a credential list of this account",
+                );
+            };
+            let pair = (trunk_sid.to_string(), list_sid.clone());
+            if st.trunk_credential_lists.contains(&pair) {
+                return twilio_error(
+                    409,
+                    20001,
+                    "The credential list is already associated with this trunk",
+                );
+            }
+            st.trunk_credential_lists.push(pair);
+            json_response(
+                StatusCode::CREATED,
+                json!({
+                    "account_sid": me, "sid": list.sid, "trunk_sid": trunk_sid, "friendly_name": list.friendly_name,
+                    "date_created": "2026-11-16T10:00:00Z", "date_updated": "2026-11-16T10:00:00Z",
+                    "url": format!("{base}/v1/Trunks/{trunk_sid}/CredentialLists/{}", list.sid)
+                }),
+            )
+        }
+        ("GET", ["v1", "Trunks", trunk_sid, "CredentialLists"]) => {
+            if st
+                .trunks
+                .get(*trunk_sid)
+                .is_none_or(|t| t.account_sid != me)
+            {
+                return not_found(path);
+            }
+            let items = st
+                .trunk_credential_lists
+                .iter()
+                .filter(|(t, _)| t == trunk_sid)
+                .filter_map(|(_, l)| st.credential_lists.get(l))
+                .map(|l| json!({"account_sid": me, "sid": l.sid, "trunk_sid": trunk_sid, "friendly_name": l.friendly_name,
+                                "url": format!("{base}/v1/Trunks/{trunk_sid}/CredentialLists/{}", l.sid)}))
+                .collect();
+            page_v1("credential_lists", &base, path, items, query)
+        }
+        ("DELETE", ["v1", "Trunks", trunk_sid, "CredentialLists", list_sid]) => {
+            let before = st.trunk_credential_lists.len();
+            let owned = st
+                .trunks
+                .get(*trunk_sid)
+                .is_some_and(|t| t.account_sid == me);
+            st.trunk_credential_lists
+                .retain(|(t, l)| !(owned && t == trunk_sid && l == list_sid));
+            if st.trunk_credential_lists.len() == before {
+                not_found(path)
+            } else {
+                StatusCode::NO_CONTENT.into_response()
+            }
+        }
+        ("POST", ["v1", "Trunks", trunk_sid, "PhoneNumbers"]) => {
+            if st
+                .trunks
+                .get(*trunk_sid)
+                .is_none_or(|t| t.account_sid != me)
+            {
+                return not_found(path);
+            }
+            let Some(number_sid) = form.get("PhoneNumberSid") else {
+                return twilio_error(
+                    400,
+                    20001,
+                    "Missing required parameter PhoneNumberSid in the post body",
+                );
+            };
+            let Some(number) = st
+                .incoming_numbers
+                .get_mut(number_sid)
+                .filter(|n| n.account_sid == me)
+            else {
+                return twilio_error(
+                    400,
+                    20001,
+                    "PhoneNumberSid is not a phone number of this account",
+                );
+            };
+            // On a trunk, the trunk routes the number's calls: its voice URL and application no longer apply.
+            number.trunk_sid = Some(trunk_sid.to_string());
+            number.voice_url = None;
+            number.voice_application_sid = None;
+            let number = number.clone();
+            json_response(StatusCode::CREATED, trunk_number_json(&number, &base))
+        }
+        ("GET", ["v1", "Trunks", trunk_sid, "PhoneNumbers"]) => {
+            if st
+                .trunks
+                .get(*trunk_sid)
+                .is_none_or(|t| t.account_sid != me)
+            {
+                return not_found(path);
+            }
+            let items = st
+                .incoming_numbers
+                .values()
+                .filter(|n| n.trunk_sid.as_deref() == Some(*trunk_sid))
+                .map(|n| trunk_number_json(n, &base))
+                .collect();
+            page_v1("phone_numbers", &base, path, items, query)
+        }
+        ("DELETE", ["v1", "Trunks", trunk_sid, "PhoneNumbers", number_sid]) => {
+            match st
+                .incoming_numbers
+                .get_mut(*number_sid)
+                .filter(|n| n.account_sid == me && n.trunk_sid.as_deref() == Some(*trunk_sid))
+            {
+                Some(number) => {
+                    number.trunk_sid = None;
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                None => not_found(path),
+            }
+        }
+
+        // --- credential lists and credentials ---
+        ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
+            let Some(friendly_name) = form.get("FriendlyName").filter(|n| !n.is_empty()).cloned()
+            else {
+                return twilio_error(
+                    400,
+                    21201,
+                    "Missing required parameter FriendlyName in the post body",
+                );
+            };
+            if friendly_name.chars().count() > 64 {
+                return twilio_error(400, 20001, "FriendlyName must be at most 64 characters");
+            }
+            if st
+                .credential_lists
+                .values()
+                .any(|l| l.account_sid == me && l.friendly_name == friendly_name)
+            {
+                return twilio_error(
+                    400,
+                    21240,
+                    "A credential list with this FriendlyName already exists",
+                );
+            }
+            let list = CredentialList {
+                sid: new_sid("CL"),
+                account_sid: me.into(),
+                friendly_name,
+            };
+            st.credential_lists.insert(list.sid.clone(), list.clone());
+            json_response(StatusCode::CREATED, credential_list_json(&list))
+        }
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
+            let items = st
+                .credential_lists
+                .values()
+                .filter(|l| l.account_sid == me)
+                .map(credential_list_json)
+                .collect();
+            page_2010("credential_lists", path, items, query)
+        }
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", sid]) => match st
+            .credential_lists
+            .get(*sid)
+            .filter(|l| l.account_sid == me)
+        {
+            Some(l) => json_response(StatusCode::OK, credential_list_json(l)),
+            None => not_found(path),
+        },
+        ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", sid]) => {
+            if st
+                .credential_lists
+                .get(*sid)
+                .is_none_or(|l| l.account_sid != me)
+            {
+                return not_found(path);
+            }
+            st.credential_lists.remove(*sid);
+            st.credentials.retain(|_, c| c.credential_list_sid != *sid);
+            st.trunk_credential_lists.retain(|(_, l)| l != sid);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (
+            "POST",
+            [
+                "2010-04-01",
+                "Accounts",
+                _,
+                "SIP",
+                "CredentialLists",
+                list_sid,
+                "Credentials",
+            ],
+        ) => {
+            if st
+                .credential_lists
+                .get(*list_sid)
+                .is_none_or(|l| l.account_sid != me)
+            {
+                return not_found(path);
+            }
+            let (Some(username), Some(password)) = (form.get("Username"), form.get("Password"))
+            else {
+                return twilio_error(
+                    400,
+                    21201,
+                    "Missing required parameter Username or Password in the post body",
+                );
+            };
+            if username.is_empty()
+                || username.len() > 32
+                || !username
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return twilio_error(
+                    400,
+                    20001,
+                    "Username must be 1 to 32 characters of letters, digits, '-' and '_'",
+                );
+            }
+            let strong = password.len() >= 12
+                && password.bytes().any(|b| b.is_ascii_digit())
+                && password.bytes().any(|b| b.is_ascii_uppercase())
+                && password.bytes().any(|b| b.is_ascii_lowercase());
+            if !strong {
+                return twilio_error(
+                    400,
+                    20001,
+                    "Password must be at least 12 characters with a digit, an upper-case and a lower-case letter",
+                );
+            }
+            if st
+                .credentials
+                .values()
+                .any(|c| c.credential_list_sid == *list_sid && c.username == *username)
+            {
+                return twilio_error(
+                    400,
+                    20001,
+                    "Username already exists in this credential list",
+                );
+            }
+            let credential = Credential {
+                sid: new_sid("CR"),
+                account_sid: me.into(),
+                credential_list_sid: list_sid.to_string(),
+                username: username.clone(),
+                password: password.clone(),
+            };
+            st.credentials
+                .insert(credential.sid.clone(), credential.clone());
+            json_response(StatusCode::CREATED, credential_json(&credential))
+        }
+        (
+            "GET",
+            [
+                "2010-04-01",
+                "Accounts",
+                _,
+                "SIP",
+                "CredentialLists",
+                list_sid,
+                "Credentials",
+            ],
+        ) => {
+            if st
+                .credential_lists
+                .get(*list_sid)
+                .is_none_or(|l| l.account_sid != me)
+            {
+                return not_found(path);
+            }
+            let items = st
+                .credentials
+                .values()
+                .filter(|c| c.credential_list_sid == *list_sid)
+                .map(credential_json)
+                .collect();
+            page_2010("credentials", path, items, query)
+        }
+
+        // --- incoming phone numbers ---
+        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers"]) => {
+            let items = st
+                .incoming_numbers
+                .values()
+                .filter(|n| n.account_sid == me)
+                .map(number_json)
+                .collect();
+            page_2010("incoming_phone_numbers", path, items, query)
+        }
+        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", sid]) => match st
+            .incoming_numbers
+            .get(*sid)
+            .filter(|n| n.account_sid == me)
+        {
+            Some(n) => json_response(StatusCode::OK, number_json(n)),
+            None => not_found(path),
+        },
+        ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", sid]) => {
+            let Some(number) = st
+                .incoming_numbers
+                .get_mut(*sid)
+                .filter(|n| n.account_sid == me)
+            else {
+                return not_found(path);
+            };
+            let empty_to_none = |v: &String| (!v.is_empty()).then(|| v.clone());
+            if let Some(url) = form.get("VoiceUrl") {
+                number.voice_url = empty_to_none(url);
+            }
+            if let Some(app) = form.get("VoiceApplicationSid") {
+                number.voice_application_sid = empty_to_none(app);
+            }
+            if let Some(trunk) = form.get("TrunkSid") {
+                number.trunk_sid = empty_to_none(trunk);
+            }
+            let number = number.clone();
+            json_response(StatusCode::OK, number_json(&number))
+        }
+        _ => not_found(path),
+    }
+}

@@ -1,0 +1,4 @@
+//! Test support: a stateful fake Twilio (also the `fake-twilio` binary) and helpers to run
+//! the service against moto and the fake.
+
+pub mod fake_twilio;
