@@ -19,8 +19,7 @@ use shared::crypto::{CryptoError, DataKey, SecretKind, SecretOwner};
 use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
 use shared::http::{json_response_builder, organization_id};
 use shared::model::{
-    CheckStatus, OrganizationId, SipPassword, TwilioCredentials, VerificationCheck, overall_status,
-    transfer_mode,
+    CheckStatus, OrganizationId, SipPassword, TwilioCredentials, VerificationCheck, overall_status, transfer_mode,
 };
 use shared::store::{OrphanRecord, ProviderRecord, SipCredentialRecord, StoreError};
 use shared::time::now_rfc3339;
@@ -40,13 +39,9 @@ async fn create(services: &Services, request: &Request) -> Result<Response<Body>
     let organization_id = organization_id(request)?;
     let command = CreateTwilioProvider::from_request(request)?;
     let record = create_provider(services, organization_id, command).await?;
-    let body = serde_json::to_string(&TwilioProviderResponse::from(&record))
-        .expect("response DTOs serialize");
+    let body = serde_json::to_string(&TwilioProviderResponse::from(&record)).expect("response DTOs serialize");
     Ok(json_response_builder(StatusCode::CREATED)
-        .header(
-            "location",
-            format!("/api/v1/providers/twilio/{}", record.id),
-        )
+        .header("location", format!("/api/v1/providers/twilio/{}", record.id))
         .body(Body::from(body))
         .expect("headers are valid"))
 }
@@ -58,15 +53,10 @@ pub async fn create_provider(
     organization_id: OrganizationId,
     command: CreateTwilioProvider,
 ) -> Result<ProviderRecord, ApiError> {
-    let creds = TwilioCredentials {
-        account_sid: command.account_sid.clone(),
-        auth_token: command.auth_token.clone(),
-    };
+    let creds = TwilioCredentials { account_sid: command.account_sid.clone(), auth_token: command.auth_token.clone() };
     let (account, in_use) = tokio::join!(
         services.twilio.fetch_account(&creds),
-        services
-            .store
-            .account_in_use(&organization_id, &creds.account_sid)
+        services.store.account_in_use(&organization_id, &creds.account_sid)
     );
     let account_check = check_account(account.map_err(credential_error)?)?;
     if in_use.map_err(ApiError::unavailable)? {
@@ -74,22 +64,14 @@ pub async fn create_provider(
     }
 
     let provider_id = Uuid::now_v7();
-    let owner = SecretOwner {
-        organization_id: organization_id.clone(),
-        provider_id,
-    };
+    let owner = SecretOwner { organization_id: organization_id.clone(), provider_id };
     // Off the critical path: the data key is fetched while Twilio provisions.
     let data_key = {
         let envelope = services.envelope.clone();
         let owner = owner.clone();
         tokio::spawn(async move { envelope.generate_data_key(&owner).await })
     };
-    let mut saga = Saga {
-        services,
-        creds: &creds,
-        owner: &owner,
-        created: Vec::new(),
-    };
+    let mut saga = Saga { services, creds: &creds, owner: &owner, created: Vec::new() };
     let result = provision(&mut saga, &command, provider_id, account_check, data_key).await;
     match result {
         Ok(record) => {
@@ -126,22 +108,19 @@ async fn provision(
     let list_name = format!("voice-ai-{provider_id}");
     let transfer_mode = transfer_mode(command.supports_call_transfer);
 
-    let (trunk, list) = tokio::join!(
-        create_trunk(saga, &trunk_name, transfer_mode),
-        twilio.create_credential_list(creds, &list_name)
-    );
-    if let Ok((trunk, _)) = &trunk {
-        saga.created.push(TwilioResource::Trunk {
-            trunk_sid: trunk.sid.clone(),
-        });
+    let (trunk, list) =
+        tokio::join!(create_trunk(saga, &trunk_name, transfer_mode), twilio.create_credential_list(creds, &list_name));
+    match &trunk {
+        Ok((trunk, _)) => saga.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() }),
+        Err((TwilioError::Timeout(_), label)) => saga.find_timed_out_trunk(&domain_name(label)).await,
+        Err(_) => {}
     }
-    if let Ok(list) = &list {
-        saga.created.push(TwilioResource::CredentialList {
-            list_sid: list.sid.clone(),
-        });
+    match &list {
+        Ok(list) => saga.created.push(TwilioResource::CredentialList { list_sid: list.sid.clone() }),
+        Err(TwilioError::Timeout(_)) => saga.find_timed_out_list(&list_name).await,
+        Err(_) => {}
     }
-    let (trunk, domain_label) =
-        trunk.map_err(|e| (provisioning_error("create the SIP trunk", e), None))?;
+    let (trunk, domain_label) = trunk.map_err(|(e, _)| (provisioning_error("create the SIP trunk", e), None))?;
     let list = list.map_err(|e| (provisioning_error("create the credential list", e), None))?;
 
     let username = provider_id.simple().to_string();
@@ -151,19 +130,11 @@ async fn provision(
         twilio.attach_credential_list(creds, &trunk.sid, &list.sid)
     );
     if attachment.is_ok() {
-        saga.created.push(TwilioResource::TrunkCredentialList {
-            trunk_sid: trunk.sid.clone(),
-            list_sid: list.sid.clone(),
-        });
+        saga.created
+            .push(TwilioResource::TrunkCredentialList { trunk_sid: trunk.sid.clone(), list_sid: list.sid.clone() });
     }
-    let credential =
-        credential.map_err(|e| (provisioning_error("create the SIP credential", e), None))?;
-    attachment.map_err(|e| {
-        (
-            provisioning_error("attach the credential list to the trunk", e),
-            None,
-        )
-    })?;
+    let credential = credential.map_err(|e| (provisioning_error("create the SIP credential", e), None))?;
+    attachment.map_err(|e| (provisioning_error("attach the credential list to the trunk", e), None))?;
 
     let data_key = match data_key.await {
         Ok(Ok(key)) => key,
@@ -184,11 +155,7 @@ async fn provision(
         VerificationCheck::new(
             "trunk",
             CheckStatus::Passed,
-            format!(
-                "Created SIP trunk {} with domain {}.",
-                trunk.sid,
-                domain_name(&domain_label)
-            ),
+            format!("Created SIP trunk {} with domain {}.", trunk.sid, domain_name(&domain_label)),
             json!({"trunkSid": trunk.sid, "domainName": domain_name(&domain_label), "transferMode": transfer_mode}),
         ),
         VerificationCheck::new(
@@ -228,12 +195,7 @@ async fn provision(
         credential_list_sid: list.sid.clone(),
         password: data_key.seal(SecretKind::SipPassword, password.expose()),
     };
-    match saga
-        .services
-        .store
-        .insert_provider(&record, &sip_credential)
-        .await
-    {
+    match saga.services.store.insert_provider(&record, &sip_credential).await {
         Ok(()) => Ok(record),
         Err(StoreError::AccountTaken) => Err((account_taken(creds), Some(data_key))),
         Err(e) => Err((ApiError::unavailable(e), Some(data_key))),
@@ -241,37 +203,59 @@ async fn provision(
 }
 
 /// `POST /v1/Trunks` with a fresh domain label, trying another label when the name is taken.
+/// Returns the trunk and its label, or the error and the last label tried.
 async fn create_trunk(
     saga: &Saga<'_>,
     friendly_name: &str,
     transfer_mode: &str,
-) -> Result<(Trunk, String), TwilioError> {
+) -> Result<(Trunk, String), (TwilioError, String)> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let label = new_domain_label();
-        match saga
-            .services
-            .twilio
-            .create_trunk(
-                saga.creds,
-                friendly_name,
-                &domain_name(&label),
-                transfer_mode,
-            )
-            .await
-        {
-            Err(e)
-                if e.code() == Some(CODE_DOMAIN_NAME_TAKEN) && attempt < DOMAIN_NAME_ATTEMPTS =>
-            {
+        match saga.services.twilio.create_trunk(saga.creds, friendly_name, &domain_name(&label), transfer_mode).await {
+            Ok(trunk) => return Ok((trunk, label)),
+            Err(e) if e.code() == Some(CODE_DOMAIN_NAME_TAKEN) && attempt < DOMAIN_NAME_ATTEMPTS => {
                 tracing::info!(attempt, "trunk domain name taken; trying another");
             }
-            other => return other.map(|trunk| (trunk, label)),
+            Err(e) => return Err((e, label)),
         }
     }
 }
 
+/// How many trunks or credential lists to look through for one created by a timed-out request.
+const LOOKUP_MAX_ITEMS: usize = 1000;
+
 impl Saga<'_> {
+    /// A create that timed out may still have happened: look for the trunk by its unique
+    /// domain name so the rollback removes it.
+    async fn find_timed_out_trunk(&mut self, domain_name: &str) {
+        match self.services.twilio.list_trunks(self.creds, LOOKUP_MAX_ITEMS).await {
+            Ok(trunks) => {
+                if let Some(trunk) = trunks.into_iter().find(|t| t.domain_name.as_deref() == Some(domain_name)) {
+                    self.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid });
+                }
+            }
+            Err(e) => {
+                tracing::error!(domain_name, error = %e, "could not check whether a timed-out trunk create happened")
+            }
+        }
+    }
+
+    /// Likewise for a credential list, by its unique friendly name.
+    async fn find_timed_out_list(&mut self, friendly_name: &str) {
+        match self.services.twilio.list_credential_lists(self.creds, LOOKUP_MAX_ITEMS).await {
+            Ok(lists) => {
+                if let Some(list) = lists.into_iter().find(|l| l.friendly_name.as_deref() == Some(friendly_name)) {
+                    self.created.push(TwilioResource::CredentialList { list_sid: list.sid });
+                }
+            }
+            Err(e) => {
+                tracing::error!(friendly_name, error = %e, "could not check whether a timed-out credential list create happened")
+            }
+        }
+    }
+
     /// Removes everything created, newest dependency first. What cannot be removed is logged
     /// at error level and recorded for the clean-up job.
     async fn roll_back(&self, data_key: Option<&DataKey>) {
@@ -283,10 +267,7 @@ impl Saga<'_> {
             tracing::info!(provider_id = %self.owner.provider_id, removed = self.created.len(), "create rolled back");
             return;
         }
-        let resources: Vec<_> = left
-            .iter()
-            .map(|(resource, _)| resource.to_leftover())
-            .collect();
+        let resources: Vec<_> = left.iter().map(|(resource, _)| resource.to_leftover()).collect();
         let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
         tracing::error!(
             organization_id = %self.owner.organization_id,
@@ -299,16 +280,10 @@ impl Saga<'_> {
         // The clean-up job needs the token; a fresh data key is tried when none was fetched.
         let fresh_key = match data_key {
             Some(_) => None,
-            None => self
-                .services
-                .envelope
-                .generate_data_key(self.owner)
-                .await
-                .ok(),
+            None => self.services.envelope.generate_data_key(self.owner).await.ok(),
         };
-        let auth_token = data_key
-            .or(fresh_key.as_ref())
-            .map(|key| key.seal(SecretKind::AuthToken, self.creds.auth_token.expose()));
+        let auth_token =
+            data_key.or(fresh_key.as_ref()).map(|key| key.seal(SecretKind::AuthToken, self.creds.auth_token.expose()));
         let orphan = OrphanRecord {
             organization_id: self.owner.organization_id.clone(),
             provider_id: self.owner.provider_id,
@@ -330,11 +305,8 @@ fn domain_name(label: &str) -> String {
 /// `vai-` and 16 random lowercase letters and digits: unique enough that a clash is rare,
 /// and a valid DNS label.
 fn new_domain_label() -> String {
-    let suffix: String = rand::rng()
-        .sample_iter(Alphanumeric)
-        .map(|b| (b as char).to_ascii_lowercase())
-        .take(16)
-        .collect();
+    let suffix: String =
+        rand::rng().sample_iter(Alphanumeric).map(|b| (b as char).to_ascii_lowercase()).take(16).collect();
     format!("vai-{suffix}")
 }
 
@@ -396,9 +368,7 @@ fn provisioning_error(step: &str, e: TwilioError) -> ApiError {
 pub fn twilio_error(step: &str, e: TwilioError) -> ApiError {
     match e {
         TwilioError::RateLimited { retry_after } => ApiError::TwilioRateLimited {
-            detail: format!(
-                "Twilio kept rate-limiting the request to {step}; nothing was changed. Retry later."
-            ),
+            detail: format!("Twilio kept rate-limiting the request to {step}; nothing was changed. Retry later."),
             retry_after_secs: retry_after.map(|d| d.as_secs().max(1)).unwrap_or(5),
         },
         other => ApiError::TwilioFailed {
@@ -422,11 +392,7 @@ mod tests {
     #[test]
     fn domain_labels_are_dns_safe_and_random() {
         let a = new_domain_label();
-        assert!(
-            a.len() <= 63
-                && a.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        );
+        assert!(a.len() <= 63 && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
         assert_ne!(a, new_domain_label());
     }
 
@@ -438,17 +404,8 @@ mod tests {
             account_type: kind.into(),
             friendly_name: None,
         };
-        assert!(matches!(
-            check_account(account("suspended", "Full")),
-            Err(ApiError::Unprocessable { .. })
-        ));
-        assert_eq!(
-            check_account(account("active", "Trial")).unwrap().status,
-            CheckStatus::Warning
-        );
-        assert_eq!(
-            check_account(account("active", "Full")).unwrap().status,
-            CheckStatus::Passed
-        );
+        assert!(matches!(check_account(account("suspended", "Full")), Err(ApiError::Unprocessable { .. })));
+        assert_eq!(check_account(account("active", "Trial")).unwrap().status, CheckStatus::Warning);
+        assert_eq!(check_account(account("active", "Full")).unwrap().status, CheckStatus::Passed);
     }
 }

@@ -27,34 +27,19 @@ impl TwilioResource {
         let (kind, sid) = match self {
             Self::Trunk { trunk_sid } => ("trunk", trunk_sid.clone()),
             Self::CredentialList { list_sid } => ("credentialList", list_sid.clone()),
-            Self::TrunkCredentialList {
-                trunk_sid,
-                list_sid,
-            } => ("trunkCredentialList", format!("{trunk_sid}/{list_sid}")),
+            Self::TrunkCredentialList { trunk_sid, list_sid } => {
+                ("trunkCredentialList", format!("{trunk_sid}/{list_sid}"))
+            }
         };
-        LeftoverResource {
-            kind: kind.to_owned(),
-            sid,
-        }
+        LeftoverResource { kind: kind.to_owned(), sid }
     }
 
-    async fn remove(
-        &self,
-        twilio: &TwilioClient,
-        creds: &TwilioCredentials,
-    ) -> Result<(), TwilioError> {
+    async fn remove(&self, twilio: &TwilioClient, creds: &TwilioCredentials) -> Result<(), TwilioError> {
         let result = match self {
             Self::Trunk { trunk_sid } => twilio.delete_trunk(creds, trunk_sid).await,
-            Self::CredentialList { list_sid } => {
-                twilio.delete_credential_list(creds, list_sid).await
-            }
-            Self::TrunkCredentialList {
-                trunk_sid,
-                list_sid,
-            } => {
-                twilio
-                    .detach_credential_list(creds, trunk_sid, list_sid)
-                    .await
+            Self::CredentialList { list_sid } => twilio.delete_credential_list(creds, list_sid).await,
+            Self::TrunkCredentialList { trunk_sid, list_sid } => {
+                twilio.detach_credential_list(creds, trunk_sid, list_sid).await
             }
         };
         match result {

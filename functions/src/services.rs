@@ -22,12 +22,7 @@ impl Services {
         let storage = StorageConfig::from_env()?;
         let twilio = TwilioConfig::from_env()?;
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Self::new(
-            &aws,
-            &storage,
-            TwilioClient::new(&twilio),
-            default_region_from_env(),
-        ))
+        Ok(Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env()))
     }
 
     pub fn new(
@@ -37,10 +32,7 @@ impl Services {
         default_region: Region,
     ) -> Self {
         Self {
-            store: ProviderStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                storage.table_name.clone(),
-            ),
+            store: ProviderStore::new(aws_sdk_dynamodb::Client::new(aws), storage.table_name.clone()),
             envelope: Envelope::new(aws_sdk_kms::Client::new(aws), storage.kms_key_id.clone()),
             twilio,
             default_region,

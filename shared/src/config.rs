@@ -25,10 +25,7 @@ pub struct StorageConfig {
 
 impl StorageConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            table_name: required("TABLE_NAME")?,
-            kms_key_id: required("KMS_KEY_ID")?,
-        })
+        Ok(Self { table_name: required("TABLE_NAME")?, kms_key_id: required("KMS_KEY_ID")? })
     }
 }
 
@@ -47,10 +44,7 @@ impl TwilioConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             api_base_url: base_url("TWILIO_API_BASE_URL", Self::DEFAULT_API_BASE_URL)?,
-            trunking_base_url: base_url(
-                "TWILIO_TRUNKING_BASE_URL",
-                Self::DEFAULT_TRUNKING_BASE_URL,
-            )?,
+            trunking_base_url: base_url("TWILIO_TRUNKING_BASE_URL", Self::DEFAULT_TRUNKING_BASE_URL)?,
         })
     }
 }
@@ -63,15 +57,9 @@ pub fn default_region_from_env() -> Region {
 fn required(name: &'static str) -> Result<String, ConfigError> {
     match env::var(name) {
         Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
-        Ok(_) => Err(ConfigError::Invalid {
-            name,
-            reason: "it is empty".into(),
-        }),
+        Ok(_) => Err(ConfigError::Invalid { name, reason: "it is empty".into() }),
         Err(env::VarError::NotPresent) => Err(ConfigError::Missing(name)),
-        Err(env::VarError::NotUnicode(_)) => Err(ConfigError::Invalid {
-            name,
-            reason: "it is not valid UTF-8".into(),
-        }),
+        Err(env::VarError::NotUnicode(_)) => Err(ConfigError::Invalid { name, reason: "it is not valid UTF-8".into() }),
     }
 }
 
@@ -80,15 +68,10 @@ fn base_url(name: &'static str, default: &str) -> Result<String, ConfigError> {
         Ok(value) if !value.trim().is_empty() => value.trim().to_owned(),
         _ => default.to_owned(),
     };
-    let parsed = reqwest::Url::parse(&value).map_err(|e| ConfigError::Invalid {
-        name,
-        reason: format!("{value:?} is not a URL ({e})"),
-    })?;
+    let parsed = reqwest::Url::parse(&value)
+        .map_err(|e| ConfigError::Invalid { name, reason: format!("{value:?} is not a URL ({e})") })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ConfigError::Invalid {
-            name,
-            reason: format!("{value:?} is not an http(s) URL"),
-        });
+        return Err(ConfigError::Invalid { name, reason: format!("{value:?} is not an http(s) URL") });
     }
     Ok(value.trim_end_matches('/').to_owned())
 }

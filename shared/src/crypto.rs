@@ -60,13 +60,8 @@ pub struct SecretOwner {
 
 impl SecretOwner {
     fn associated_data(&self, kind: SecretKind) -> Vec<u8> {
-        format!(
-            "v{FORMAT_VERSION}\x1f{}\x1f{}\x1f{}",
-            self.organization_id,
-            self.provider_id,
-            kind.as_str()
-        )
-        .into_bytes()
+        format!("v{FORMAT_VERSION}\x1f{}\x1f{}\x1f{}", self.organization_id, self.provider_id, kind.as_str())
+            .into_bytes()
     }
 }
 
@@ -111,13 +106,7 @@ impl DataKey {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = self.owner.associated_data(kind);
         let ciphertext = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: &aad })
             .expect("AES-GCM encryption of a short secret cannot fail");
         EncryptedSecret {
             format_version: FORMAT_VERSION,
@@ -138,10 +127,7 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(kms: aws_sdk_kms::Client, key_id: impl Into<String>) -> Self {
-        Self {
-            kms,
-            key_id: key_id.into(),
-        }
+        Self { kms, key_id: key_id.into() }
     }
 
     /// One KMS call: a fresh AES-256 data key bound to the owner.
@@ -156,10 +142,8 @@ impl Envelope {
             .send()
             .await
             .map_err(|e| CryptoError::Kms(DisplayErrorContext(&e).to_string()))?;
-        let mut plaintext_vec = output
-            .plaintext
-            .ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?
-            .into_inner();
+        let mut plaintext_vec =
+            output.plaintext.ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?.into_inner();
         let mut plaintext = Zeroizing::new([0u8; 32]);
         let length_ok = plaintext_vec.len() == 32;
         if length_ok {
@@ -167,9 +151,7 @@ impl Envelope {
         }
         plaintext_vec.zeroize();
         if !length_ok {
-            return Err(CryptoError::Malformed(
-                "KMS returned a data key that is not 256 bits",
-            ));
+            return Err(CryptoError::Malformed("KMS returned a data key that is not 256 bits"));
         }
         Ok(DataKey {
             plaintext,
@@ -200,25 +182,19 @@ impl Envelope {
             .kms
             .decrypt()
             .key_id(&secret.key_id)
-            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(
-                secret.encrypted_data_key.clone(),
-            ))
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(secret.encrypted_data_key.clone()))
             .encryption_context("organizationId", owner.organization_id.as_str())
             .encryption_context("providerId", owner.provider_id.to_string())
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
-                Some(
-                    DecryptError::InvalidCiphertextException(_)
-                    | DecryptError::IncorrectKeyException(_),
-                ) => CryptoError::WrongContext,
+                Some(DecryptError::InvalidCiphertextException(_) | DecryptError::IncorrectKeyException(_)) => {
+                    CryptoError::WrongContext
+                }
                 _ => CryptoError::Kms(DisplayErrorContext(&e).to_string()),
             })?;
         let key = Zeroizing::new(
-            output
-                .plaintext
-                .ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?
-                .into_inner(),
+            output.plaintext.ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?.into_inner(),
         );
         if key.len() != 32 {
             return Err(CryptoError::Malformed("data key is not 256 bits"));
@@ -227,17 +203,10 @@ impl Envelope {
         let aad = owner.associated_data(kind);
         let plaintext = Zeroizing::new(
             cipher
-                .decrypt(
-                    Nonce::from_slice(&secret.nonce),
-                    Payload {
-                        msg: &secret.ciphertext,
-                        aad: &aad,
-                    },
-                )
+                .decrypt(Nonce::from_slice(&secret.nonce), Payload { msg: &secret.ciphertext, aad: &aad })
                 .map_err(|_| CryptoError::WrongContext)?,
         );
-        let text = std::str::from_utf8(&plaintext)
-            .map_err(|_| CryptoError::Malformed("secret is not UTF-8"))?;
+        let text = std::str::from_utf8(&plaintext).map_err(|_| CryptoError::Malformed("secret is not UTF-8"))?;
         Ok(SecretString::from(text))
     }
 }
@@ -248,19 +217,11 @@ mod tests {
     use aes_gcm::aead::Aead;
 
     fn data_key(owner: SecretOwner) -> DataKey {
-        DataKey {
-            plaintext: Zeroizing::new([7u8; 32]),
-            encrypted: vec![1, 2, 3],
-            key_id: "k".into(),
-            owner,
-        }
+        DataKey { plaintext: Zeroizing::new([7u8; 32]), encrypted: vec![1, 2, 3], key_id: "k".into(), owner }
     }
 
     fn owner(org: &str) -> SecretOwner {
-        SecretOwner {
-            organization_id: OrganizationId::parse(org).unwrap(),
-            provider_id: Uuid::nil(),
-        }
+        SecretOwner { organization_id: OrganizationId::parse(org).unwrap(), provider_id: Uuid::nil() }
     }
 
     #[test]
@@ -282,10 +243,7 @@ mod tests {
         let open = |o: &SecretOwner, kind| {
             cipher.decrypt(
                 Nonce::from_slice(&sealed.nonce),
-                Payload {
-                    msg: &sealed.ciphertext,
-                    aad: &o.associated_data(kind),
-                },
+                Payload { msg: &sealed.ciphertext, aad: &o.associated_data(kind) },
             )
         };
         assert!(open(&owner("org-a"), SecretKind::AuthToken).is_ok());

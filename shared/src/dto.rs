@@ -46,30 +46,17 @@ impl CreateTwilioProvider {
     }
 
     pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
-        let account_sid = fields.required("accountSid", |s| {
-            AccountSid::parse(s).map_err(str::to_owned)
-        });
-        let auth_token =
-            fields.required("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
+        let account_sid = fields.required("accountSid", |s| AccountSid::parse(s).map_err(str::to_owned));
+        let auth_token = fields.required("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
         let name = fields.required("name", parse_name);
         let region = fields.optional("region", parse_region);
-        let supports_call_transfer = fields
-            .optional_bool("supportsCallTransfer")
-            .unwrap_or(false);
+        let supports_call_transfer = fields.optional_bool("supportsCallTransfer").unwrap_or(false);
         match (account_sid, auth_token, name) {
             (Some(account_sid), Some(auth_token), Some(name)) => {
                 fields.finish()?;
-                Ok(Self {
-                    account_sid,
-                    auth_token,
-                    name,
-                    region,
-                    supports_call_transfer,
-                })
+                Ok(Self { account_sid, auth_token, name, region, supports_call_transfer })
             }
-            _ => Err(fields
-                .finish()
-                .expect_err("a missing required field was recorded")),
+            _ => Err(fields.finish().expect_err("a missing required field was recorded")),
         }
     }
 }
@@ -123,35 +110,19 @@ mod tests {
     fn names_every_failing_field_without_echoing_values() {
         let err = parse(r#"{"accountSid":"AC123","authToken":"SECRETSECRET","name":"  ","region":"mars","supportsCallTransfer":"yes"}"#)
             .unwrap_err();
-        let ApiError::Validation(errors) = &err else {
-            panic!("{err:?}")
-        };
+        let ApiError::Validation(errors) = &err else { panic!("{err:?}") };
         assert_eq!(
             errors.keys().collect::<Vec<_>>(),
-            [
-                "accountSid",
-                "authToken",
-                "name",
-                "region",
-                "supportsCallTransfer"
-            ]
+            ["accountSid", "authToken", "name", "region", "supportsCallTransfer"]
         );
         let body = serde_json::to_string(&err.to_problem()).unwrap();
-        assert!(
-            !body.contains("SECRETSECRET") && !body.contains("mars"),
-            "{body}"
-        );
+        assert!(!body.contains("SECRETSECRET") && !body.contains("mars"), "{body}");
     }
 
     #[test]
     fn missing_fields_are_required() {
-        let ApiError::Validation(errors) = parse("{}").unwrap_err() else {
-            panic!()
-        };
-        assert_eq!(
-            errors.keys().collect::<Vec<_>>(),
-            ["accountSid", "authToken", "name"]
-        );
+        let ApiError::Validation(errors) = parse("{}").unwrap_err() else { panic!() };
+        assert_eq!(errors.keys().collect::<Vec<_>>(), ["accountSid", "authToken", "name"]);
         assert_eq!(errors["name"], ["is required"]);
     }
 

@@ -45,14 +45,9 @@ pub enum ApiError {
     },
     /// 503: Twilio kept rate-limiting after bounded retries.
     #[error("{detail}")]
-    TwilioRateLimited {
-        detail: String,
-        retry_after_secs: u64,
-    },
+    TwilioRateLimited { detail: String, retry_after_secs: u64 },
     /// 503: KMS or DynamoDB failed; nothing was kept. The cause is logged, never returned.
-    #[error(
-        "the service's storage or key service is unavailable; nothing was changed, retry later"
-    )]
+    #[error("the service's storage or key service is unavailable; nothing was changed, retry later")]
     Unavailable(#[source] Cause),
     /// 500: a bug. The cause is logged, never returned.
     #[error("internal error")]
@@ -94,9 +89,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TwilioFailed { .. } => StatusCode::BAD_GATEWAY,
-            Self::TwilioRateLimited { .. } | Self::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::TwilioRateLimited { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,9 +106,7 @@ impl ApiError {
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unprocessable { title, .. } => ("twilio-rejected", title),
             Self::TwilioFailed { .. } => ("twilio-error", "Twilio request failed"),
-            Self::TwilioRateLimited { .. } => {
-                ("twilio-rate-limited", "Twilio is rate-limiting requests")
-            }
+            Self::TwilioRateLimited { .. } => ("twilio-rate-limited", "Twilio is rate-limiting requests"),
             Self::Unavailable(_) => ("service-unavailable", "Service temporarily unavailable"),
             Self::Internal(_) => ("internal-error", "Internal server error"),
         }
@@ -124,9 +115,7 @@ impl ApiError {
     pub fn to_problem(&self) -> Problem {
         let (slug, title) = self.slug_and_title();
         let detail = match self {
-            Self::Internal(_) => {
-                "An unexpected error occurred. It has been logged; please retry later.".to_owned()
-            }
+            Self::Internal(_) => "An unexpected error occurred. It has been logged; please retry later.".to_owned(),
             Self::Validation(errors) => {
                 let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
                 format!("Invalid fields: {}.", fields.join(", "))
@@ -158,16 +147,11 @@ impl ApiError {
             .status(status)
             .header("content-type", "application/problem+json")
             .header("cache-control", "no-store");
-        if let Self::TwilioRateLimited {
-            retry_after_secs, ..
-        } = &self
-        {
+        if let Self::TwilioRateLimited { retry_after_secs, .. } = &self {
             builder = builder.header("retry-after", retry_after_secs.to_string());
         }
         let body = serde_json::to_string(&problem).expect("a problem always serializes");
-        builder
-            .body(Body::from(body))
-            .expect("static headers are valid")
+        builder.body(Body::from(body)).expect("static headers are valid")
     }
 }
 
@@ -192,10 +176,7 @@ mod tests {
         assert_eq!(response.status(), 500);
         let body = String::from_utf8(response.body().to_vec()).unwrap();
         assert!(!body.contains("xyz"), "{body}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
     }
 
     #[test]
@@ -212,11 +193,7 @@ mod tests {
 
     #[test]
     fn rate_limited_carries_retry_after() {
-        let response = ApiError::TwilioRateLimited {
-            detail: "slow down".into(),
-            retry_after_secs: 7,
-        }
-        .into_response();
+        let response = ApiError::TwilioRateLimited { detail: "slow down".into(), retry_after_secs: 7 }.into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["retry-after"], "7");
     }

@@ -28,17 +28,12 @@ pub fn organization_id(request: &Request) -> Result<OrganizationId, ApiError> {
 /// A JSON response that must not be cached (it carries provider data).
 pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     json_response_builder(status)
-        .body(Body::from(
-            serde_json::to_string(value).expect("response DTOs serialize"),
-        ))
+        .body(Body::from(serde_json::to_string(value).expect("response DTOs serialize")))
         .expect("static headers are valid")
 }
 
 pub fn json_response_builder(status: StatusCode) -> lambda_http::http::response::Builder {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .header("cache-control", "no-store")
+    Response::builder().status(status).header("content-type", "application/json").header("cache-control", "no-store")
 }
 
 /// The fields of a JSON object body, read one by one so that every failing field is
@@ -58,9 +53,7 @@ impl JsonFields {
             _ => &[],
         };
         if bytes.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            });
+            return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
         }
         if !has_json_content_type(request) {
             return Err(ApiError::UnsupportedMediaType);
@@ -70,22 +63,13 @@ impl JsonFields {
 
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest(
-                "The request body is empty; a JSON object is required.".into(),
-            ));
+            return Err(ApiError::BadRequest("The request body is empty; a JSON object is required.".into()));
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(fields)) => Ok(Self {
-                fields,
-                errors: FieldErrors::new(),
-            }),
-            Ok(_) => Err(ApiError::BadRequest(
-                "The request body must be a JSON object.".into(),
-            )),
+            Ok(Value::Object(fields)) => Ok(Self { fields, errors: FieldErrors::new() }),
+            Ok(_) => Err(ApiError::BadRequest("The request body must be a JSON object.".into())),
             // serde_json's syntax errors give a position, never the content.
-            Err(e) => Err(ApiError::BadRequest(format!(
-                "The request body is not valid JSON: {e}."
-            ))),
+            Err(e) => Err(ApiError::BadRequest(format!("The request body is not valid JSON: {e}."))),
         }
     }
 
@@ -95,18 +79,11 @@ impl JsonFields {
     }
 
     pub fn add_error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors
-            .entry(field.to_owned())
-            .or_default()
-            .push(message.into());
+        self.errors.entry(field.to_owned()).or_default().push(message.into());
     }
 
     /// A required string field, parsed; records an error and yields None when absent or bad.
-    pub fn required<T>(
-        &mut self,
-        field: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn required<T>(&mut self, field: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         match self.fields.get(field) {
             None | Some(Value::Null) => {
                 self.add_error(field, "is required");
@@ -117,11 +94,7 @@ impl JsonFields {
     }
 
     /// An optional string field (absent or null is None), parsed.
-    pub fn optional<T>(
-        &mut self,
-        field: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn optional<T>(&mut self, field: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         match self.fields.get(field) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => match parse(s) {
@@ -152,30 +125,16 @@ impl JsonFields {
 
     /// Ok when no field failed; otherwise a 400 naming every failing field.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.errors))
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.errors)) }
     }
 }
 
 fn has_json_content_type(request: &Request) -> bool {
-    let Some(value) = request
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = request.headers().get("content-type").and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]
@@ -185,40 +144,18 @@ mod tests {
     #[test]
     fn collects_every_failing_field() {
         let mut fields = JsonFields::from_slice(br#"{"a": 1, "c": "x", "d": "no"}"#).unwrap();
-        assert!(
-            fields
-                .required("a", |s| Ok::<_, String>(s.to_owned()))
-                .is_none()
-        );
-        assert!(
-            fields
-                .required("b", |s| Ok::<_, String>(s.to_owned()))
-                .is_none()
-        );
-        assert_eq!(
-            fields.optional("c", |s| Ok::<_, String>(s.to_owned())),
-            Some("x".to_owned())
-        );
+        assert!(fields.required("a", |s| Ok::<_, String>(s.to_owned())).is_none());
+        assert!(fields.required("b", |s| Ok::<_, String>(s.to_owned())).is_none());
+        assert_eq!(fields.optional("c", |s| Ok::<_, String>(s.to_owned())), Some("x".to_owned()));
         assert!(fields.optional_bool("d").is_none());
-        let Err(ApiError::Validation(errors)) = fields.finish() else {
-            panic!("expected a validation error")
-        };
+        let Err(ApiError::Validation(errors)) = fields.finish() else { panic!("expected a validation error") };
         assert_eq!(errors.keys().collect::<Vec<_>>(), ["a", "b", "d"]);
     }
 
     #[test]
     fn rejects_non_objects_and_bad_syntax() {
-        assert!(matches!(
-            JsonFields::from_slice(b"[1]"),
-            Err(ApiError::BadRequest(_))
-        ));
-        assert!(matches!(
-            JsonFields::from_slice(b"{\"a\":"),
-            Err(ApiError::BadRequest(_))
-        ));
-        assert!(matches!(
-            JsonFields::from_slice(b"  "),
-            Err(ApiError::BadRequest(_))
-        ));
+        assert!(matches!(JsonFields::from_slice(b"[1]"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(JsonFields::from_slice(b"{\"a\":"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(JsonFields::from_slice(b"  "), Err(ApiError::BadRequest(_))));
     }
 }

@@ -14,9 +14,7 @@ impl OrganizationId {
     /// Organization ids become part of table keys; keep them to a safe, bounded alphabet.
     pub fn parse(value: &str) -> Option<Self> {
         let ok = (1..=128).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         ok.then(|| Self(value.to_owned()))
     }
 
@@ -32,8 +30,7 @@ impl fmt::Display for OrganizationId {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A Twilio Account SID: `AC` followed by 32 lowercase hex digits.
@@ -70,11 +67,7 @@ impl AuthToken {
     pub const FORMAT: &'static str = "must be exactly 32 lowercase hexadecimal characters";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
-        if value.len() == 32 && is_lower_hex(value) {
-            Ok(Self(SecretString::from(value)))
-        } else {
-            Err(Self::FORMAT)
-        }
+        if value.len() == 32 && is_lower_hex(value) { Ok(Self(SecretString::from(value))) } else { Err(Self::FORMAT) }
     }
 
     pub fn expose(&self) -> &str {
@@ -108,11 +101,7 @@ impl SipPassword {
         // are present keeps every accepted password uniformly distributed.
         let mut rng = rand::rng();
         loop {
-            let candidate: String = (&mut rng)
-                .sample_iter(Alphanumeric)
-                .take(Self::LEN)
-                .map(char::from)
-                .collect();
+            let candidate: String = (&mut rng).sample_iter(Alphanumeric).take(Self::LEN).map(char::from).collect();
             if Self::is_acceptable(&candidate) {
                 return Self(SecretString::from(candidate));
             }
@@ -159,16 +148,8 @@ pub enum Region {
 }
 
 impl Region {
-    pub const ALL: [Region; 8] = [
-        Region::Us1,
-        Region::Us2,
-        Region::Ie1,
-        Region::De1,
-        Region::Au1,
-        Region::Jp1,
-        Region::Br1,
-        Region::Sg1,
-    ];
+    pub const ALL: [Region; 8] =
+        [Region::Us1, Region::Us2, Region::Ie1, Region::De1, Region::Au1, Region::Jp1, Region::Br1, Region::Sg1];
 
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == value)
@@ -230,11 +211,7 @@ impl fmt::Display for Region {
 
 /// Twilio's `TransferMode` for a trunk, derived from `supportsCallTransfer`.
 pub fn transfer_mode(supports_call_transfer: bool) -> &'static str {
-    if supports_call_transfer {
-        "enable-all"
-    } else {
-        "disable-all"
-    }
+    if supports_call_transfer { "enable-all" } else { "disable-all" }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,12 +243,7 @@ pub struct VerificationCheck {
 }
 
 impl VerificationCheck {
-    pub fn new(
-        name: &str,
-        status: CheckStatus,
-        message: impl Into<String>,
-        details: serde_json::Value,
-    ) -> Self {
+    pub fn new(name: &str, status: CheckStatus, message: impl Into<String>, details: serde_json::Value) -> Self {
         Self {
             check_name: name.to_owned(),
             message: message.into(),
@@ -325,14 +297,10 @@ mod tests {
     fn generated_sip_passwords_meet_twilio_rules_and_differ() {
         let passwords: Vec<_> = (0..200).map(|_| SipPassword::generate()).collect();
         for p in &passwords {
-            assert!(
-                SipPassword::is_acceptable(p.expose()),
-                "weak password generated"
-            );
+            assert!(SipPassword::is_acceptable(p.expose()), "weak password generated");
             assert!(!format!("{p:?}").contains(p.expose()));
         }
-        let distinct: std::collections::HashSet<_> =
-            passwords.iter().map(|p| p.expose().to_owned()).collect();
+        let distinct: std::collections::HashSet<_> = passwords.iter().map(|p| p.expose().to_owned()).collect();
         assert_eq!(distinct.len(), passwords.len());
     }
 
@@ -354,10 +322,7 @@ mod tests {
         for (aws, twilio) in cases {
             assert_eq!(Region::closest_to_aws_region(aws), twilio, "{aws}");
         }
-        assert_eq!(
-            Region::Br1.termination_uri("abc"),
-            "sip:abc.pstn.sao-paulo.twilio.com"
-        );
+        assert_eq!(Region::Br1.termination_uri("abc"), "sip:abc.pstn.sao-paulo.twilio.com");
         assert_eq!(Region::parse("de1"), Some(Region::De1));
         assert_eq!(Region::parse("DE1"), None);
         assert_eq!(Region::parse("eu1"), None);
@@ -366,17 +331,8 @@ mod tests {
     #[test]
     fn overall_status_prefers_failed_then_warning() {
         let c = |s| VerificationCheck::new("x", s, "", serde_json::Value::Null);
-        assert_eq!(
-            overall_status(&[c(CheckStatus::Passed)]),
-            VerificationStatus::Verified
-        );
-        assert_eq!(
-            overall_status(&[c(CheckStatus::Passed), c(CheckStatus::Warning)]),
-            VerificationStatus::Warning
-        );
-        assert_eq!(
-            overall_status(&[c(CheckStatus::Warning), c(CheckStatus::Failed)]),
-            VerificationStatus::Failed
-        );
+        assert_eq!(overall_status(&[c(CheckStatus::Passed)]), VerificationStatus::Verified);
+        assert_eq!(overall_status(&[c(CheckStatus::Passed), c(CheckStatus::Warning)]), VerificationStatus::Warning);
+        assert_eq!(overall_status(&[c(CheckStatus::Warning), c(CheckStatus::Failed)]), VerificationStatus::Failed);
     }
 }

@@ -116,18 +116,9 @@ fn secret_to_attr(secret: &EncryptedSecret) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         ("v".to_owned(), n(secret.format_version)),
         ("keyId".to_owned(), s(secret.key_id.clone())),
-        (
-            "edk".to_owned(),
-            AttributeValue::B(Blob::new(secret.encrypted_data_key.clone())),
-        ),
-        (
-            "nonce".to_owned(),
-            AttributeValue::B(Blob::new(secret.nonce.clone())),
-        ),
-        (
-            "ct".to_owned(),
-            AttributeValue::B(Blob::new(secret.ciphertext.clone())),
-        ),
+        ("edk".to_owned(), AttributeValue::B(Blob::new(secret.encrypted_data_key.clone()))),
+        ("nonce".to_owned(), AttributeValue::B(Blob::new(secret.nonce.clone()))),
+        ("ct".to_owned(), AttributeValue::B(Blob::new(secret.ciphertext.clone()))),
     ]))
 }
 
@@ -136,15 +127,10 @@ struct Fields<'a>(&'a Item);
 
 impl<'a> Fields<'a> {
     fn get(&self, name: &str) -> Result<&'a AttributeValue, StoreError> {
-        self.0
-            .get(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing")))
+        self.0.get(name).ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing")))
     }
     fn string(&self, name: &str) -> Result<String, StoreError> {
-        self.get(name)?
-            .as_s()
-            .cloned()
-            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a string")))
+        self.get(name)?.as_s().cloned().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a string")))
     }
     fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
         match self.0.get(name) {
@@ -172,10 +158,7 @@ impl<'a> Fields<'a> {
             .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not binary")))
     }
     fn secret(&self, name: &str) -> Result<EncryptedSecret, StoreError> {
-        let map = self
-            .get(name)?
-            .as_m()
-            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a map")))?;
+        let map = self.get(name)?.as_m().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a map")))?;
         let inner = Fields(map);
         Ok(EncryptedSecret {
             format_version: inner.number("v")?,
@@ -187,10 +170,7 @@ impl<'a> Fields<'a> {
     }
     fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
         self.opt_string(name)?
-            .map(|text| {
-                serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}")))
-            })
+            .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}"))))
             .transpose()
     }
 }
@@ -211,32 +191,20 @@ impl ProviderRecord {
             (SK.to_owned(), s(Self::sort_key(self.id))),
             ("entity".to_owned(), s("provider")),
             ("providerType".to_owned(), s("twilio")),
-            (
-                "organizationId".to_owned(),
-                s(self.organization_id.as_str()),
-            ),
+            ("organizationId".to_owned(), s(self.organization_id.as_str())),
             ("id".to_owned(), s(self.id.to_string())),
             ("name".to_owned(), s(self.name.clone())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
             ("authToken".to_owned(), secret_to_attr(&self.auth_token)),
             ("region".to_owned(), s(self.region.as_str())),
-            (
-                "supportsCallTransfer".to_owned(),
-                AttributeValue::Bool(self.supports_call_transfer),
-            ),
+            ("supportsCallTransfer".to_owned(), AttributeValue::Bool(self.supports_call_transfer)),
             ("trunkSid".to_owned(), s(self.trunk_sid.clone())),
             ("domainName".to_owned(), s(self.domain_name.clone())),
             ("terminationUri".to_owned(), s(self.termination_uri.clone())),
-            (
-                "credentialListSid".to_owned(),
-                s(self.credential_list_sid.clone()),
-            ),
+            ("credentialListSid".to_owned(), s(self.credential_list_sid.clone())),
             (
                 "verificationStatus".to_owned(),
-                s(serde_json::to_value(self.verification_status)
-                    .expect("enum")
-                    .as_str()
-                    .expect("string enum")),
+                s(serde_json::to_value(self.verification_status).expect("enum").as_str().expect("string enum")),
             ),
             ("phoneNumberCount".to_owned(), n(self.phone_number_count)),
             ("createdAt".to_owned(), s(self.created_at.clone())),
@@ -247,10 +215,7 @@ impl ProviderRecord {
             item.insert("lastVerifiedAt".to_owned(), s(at.clone()));
         }
         if let Some(details) = &self.verification_details {
-            item.insert(
-                "verificationDetails".to_owned(),
-                s(serde_json::to_string(details).expect("checks serialize")),
-            );
+            item.insert("verificationDetails".to_owned(), s(serde_json::to_string(details).expect("checks serialize")));
         }
         item
     }
@@ -259,12 +224,10 @@ impl ProviderRecord {
         let f = Fields(item);
         let organization_id = OrganizationId::parse(&f.string("organizationId")?)
             .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?;
-        let id = Uuid::parse_str(&f.string("id")?)
-            .map_err(|_| StoreError::Corrupt("id is not a UUID".into()))?;
-        let account_sid = AccountSid::parse(&f.string("accountSid")?)
-            .map_err(|_| StoreError::Corrupt("accountSid".into()))?;
-        let region = Region::parse(&f.string("region")?)
-            .ok_or_else(|| StoreError::Corrupt("region".into()))?;
+        let id = Uuid::parse_str(&f.string("id")?).map_err(|_| StoreError::Corrupt("id is not a UUID".into()))?;
+        let account_sid =
+            AccountSid::parse(&f.string("accountSid")?).map_err(|_| StoreError::Corrupt("accountSid".into()))?;
+        let region = Region::parse(&f.string("region")?).ok_or_else(|| StoreError::Corrupt("region".into()))?;
         Ok(Self {
             organization_id,
             id,
@@ -301,10 +264,7 @@ impl SipCredentialRecord {
             ("providerId".to_owned(), s(self.provider_id.to_string())),
             ("username".to_owned(), s(self.username.clone())),
             ("credentialSid".to_owned(), s(self.credential_sid.clone())),
-            (
-                "credentialListSid".to_owned(),
-                s(self.credential_list_sid.clone()),
-            ),
+            ("credentialListSid".to_owned(), s(self.credential_list_sid.clone())),
             ("password".to_owned(), secret_to_attr(&self.password)),
         ])
     }
@@ -328,10 +288,7 @@ fn account_claim_sort_key(account_sid: &AccountSid) -> String {
 
 impl ProviderStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     pub fn table_name(&self) -> &str {
@@ -356,15 +313,8 @@ impl ProviderStore {
     }
 
     /// Whether the organization already has a provider for this Account SID.
-    pub async fn account_in_use(
-        &self,
-        org: &OrganizationId,
-        account_sid: &AccountSid,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .get_item(Self::key(org, account_claim_sort_key(account_sid)))
-            .await?
-            .is_some())
+    pub async fn account_in_use(&self, org: &OrganizationId, account_sid: &AccountSid) -> Result<bool, StoreError> {
+        Ok(self.get_item(Self::key(org, account_claim_sort_key(account_sid))).await?.is_some())
     }
 
     /// Stores a new provider, its SIP credential and its Account SID claim in one transaction;
@@ -388,21 +338,13 @@ impl ProviderStore {
                 .expect("table name and item are set");
             TransactWriteItem::builder().put(put).build()
         });
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(puts.collect()))
-            .send()
-            .await;
+        let result = self.client.transact_write_items().set_transact_items(Some(puts.collect())).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 // Reasons come in item order; the claim is the third.
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled
-                        .cancellation_reasons()
-                        .get(2)
-                        .and_then(|r| r.code())
+                    if cancelled.cancellation_reasons().get(2).and_then(|r| r.code())
                         == Some("ConditionalCheckFailed") =>
                 {
                     Err(StoreError::AccountTaken)
@@ -412,11 +354,7 @@ impl ProviderStore {
         }
     }
 
-    pub async fn get_provider(
-        &self,
-        org: &OrganizationId,
-        id: Uuid,
-    ) -> Result<Option<ProviderRecord>, StoreError> {
+    pub async fn get_provider(&self, org: &OrganizationId, id: Uuid) -> Result<Option<ProviderRecord>, StoreError> {
         self.get_item(Self::key(org, ProviderRecord::sort_key(id)))
             .await?
             .as_ref()
@@ -438,15 +376,9 @@ impl ProviderStore {
 
     /// Records what a failed rollback left behind, for the clean-up job.
     pub async fn record_orphan(&self, orphan: &OrphanRecord) -> Result<(), StoreError> {
-        let mut item = Self::key(
-            &orphan.organization_id,
-            format!("ORPHAN#{}", orphan.provider_id),
-        );
+        let mut item = Self::key(&orphan.organization_id, format!("ORPHAN#{}", orphan.provider_id));
         item.insert("entity".to_owned(), s("orphan"));
-        item.insert(
-            "organizationId".to_owned(),
-            s(orphan.organization_id.as_str()),
-        );
+        item.insert("organizationId".to_owned(), s(orphan.organization_id.as_str()));
         item.insert("providerId".to_owned(), s(orphan.provider_id.to_string()));
         item.insert("accountSid".to_owned(), s(orphan.account_sid.as_str()));
         item.insert("createdAt".to_owned(), s(orphan.created_at.clone()));
@@ -480,26 +412,15 @@ impl ProviderStore {
         org: &OrganizationId,
         provider_id: Uuid,
     ) -> Result<Option<Vec<LeftoverResource>>, StoreError> {
-        let Some(item) = self
-            .get_item(Self::key(org, format!("ORPHAN#{provider_id}")))
-            .await?
-        else {
+        let Some(item) = self.get_item(Self::key(org, format!("ORPHAN#{provider_id}"))).await? else {
             return Ok(None);
         };
-        let list = Fields(&item)
-            .get("resources")?
-            .as_l()
-            .map_err(|_| StoreError::Corrupt("resources".into()))?;
+        let list = Fields(&item).get("resources")?.as_l().map_err(|_| StoreError::Corrupt("resources".into()))?;
         list.iter()
             .map(|entry| {
-                let map = entry
-                    .as_m()
-                    .map_err(|_| StoreError::Corrupt("resource".into()))?;
+                let map = entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?;
                 let f = Fields(map);
-                Ok(LeftoverResource {
-                    kind: f.string("kind")?,
-                    sid: f.string("sid")?,
-                })
+                Ok(LeftoverResource { kind: f.string("kind")?, sid: f.string("sid")? })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)

@@ -6,7 +6,5 @@ use std::time::SystemTime;
 /// The current time as `2023-11-07T05:31:56Z`.
 pub fn now_rfc3339() -> String {
     let now = DateTime::from(SystemTime::now());
-    DateTime::from_secs(now.secs())
-        .fmt(DateTimeFormat::DateTime)
-        .expect("a current timestamp is always representable")
+    DateTime::from_secs(now.secs()).fmt(DateTimeFormat::DateTime).expect("a current timestamp is always representable")
 }

@@ -21,11 +21,7 @@ pub const CODE_DOMAIN_NAME_TAKEN: u32 = 21248;
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {
     #[error("Twilio answered {status}{}: {message}", code.map(|c| format!(" (code {c})")).unwrap_or_default())]
-    Api {
-        status: u16,
-        code: Option<u32>,
-        message: String,
-    },
+    Api { status: u16, code: Option<u32>, message: String },
     #[error("Twilio kept rate-limiting the request")]
     RateLimited { retry_after: Option<Duration> },
     #[error("Twilio did not answer within {0:?}")]
@@ -142,19 +138,12 @@ impl TwilioClient {
         Self::with_limits(config, Self::REQUEST_TIMEOUT, RetryPolicy::default())
     }
 
-    pub fn with_limits(
-        config: &TwilioConfig,
-        request_timeout: Duration,
-        retry: RetryPolicy,
-    ) -> Self {
+    pub fn with_limits(config: &TwilioConfig, request_timeout: Duration, retry: RetryPolicy) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Self::CONNECT_TIMEOUT.min(request_timeout))
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!(
-                "twilio-provider-service/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(concat!("twilio-provider-service/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is static and valid");
         Self {
@@ -167,10 +156,7 @@ impl TwilioClient {
     }
 
     fn account_url(&self, creds: &TwilioCredentials, rest: &str) -> String {
-        format!(
-            "{}/2010-04-01/Accounts/{}{rest}",
-            self.api_base_url, creds.account_sid
-        )
+        format!("{}/2010-04-01/Accounts/{}{rest}", self.api_base_url, creds.account_sid)
     }
 
     fn trunking_url(&self, rest: &str) -> String {
@@ -179,8 +165,7 @@ impl TwilioClient {
 
     /// `GET /2010-04-01/Accounts/{Sid}.json`: also how credentials are validated.
     pub async fn fetch_account(&self, creds: &TwilioCredentials) -> Result<Account, TwilioError> {
-        self.json(creds, Method::GET, self.account_url(creds, ".json"), &[])
-            .await
+        self.json(creds, Method::GET, self.account_url(creds, ".json"), &[]).await
     }
 
     /// `POST /v1/Trunks`
@@ -191,28 +176,13 @@ impl TwilioClient {
         domain_name: &str,
         transfer_mode: &str,
     ) -> Result<Trunk, TwilioError> {
-        let form = [
-            ("FriendlyName", friendly_name),
-            ("DomainName", domain_name),
-            ("TransferMode", transfer_mode),
-        ];
-        self.json(creds, Method::POST, self.trunking_url("Trunks"), &form)
-            .await
+        let form = [("FriendlyName", friendly_name), ("DomainName", domain_name), ("TransferMode", transfer_mode)];
+        self.json(creds, Method::POST, self.trunking_url("Trunks"), &form).await
     }
 
     /// `GET /v1/Trunks/{Sid}`
-    pub async fn fetch_trunk(
-        &self,
-        creds: &TwilioCredentials,
-        trunk_sid: &str,
-    ) -> Result<Trunk, TwilioError> {
-        self.json(
-            creds,
-            Method::GET,
-            self.trunking_url(&format!("Trunks/{trunk_sid}")),
-            &[],
-        )
-        .await
+    pub async fn fetch_trunk(&self, creds: &TwilioCredentials, trunk_sid: &str) -> Result<Trunk, TwilioError> {
+        self.json(creds, Method::GET, self.trunking_url(&format!("Trunks/{trunk_sid}")), &[]).await
     }
 
     /// `POST /v1/Trunks/{Sid}` with `TransferMode`.
@@ -223,27 +193,12 @@ impl TwilioClient {
         transfer_mode: &str,
     ) -> Result<Trunk, TwilioError> {
         let form = [("TransferMode", transfer_mode)];
-        self.json(
-            creds,
-            Method::POST,
-            self.trunking_url(&format!("Trunks/{trunk_sid}")),
-            &form,
-        )
-        .await
+        self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}")), &form).await
     }
 
     /// `DELETE /v1/Trunks/{Sid}`
-    pub async fn delete_trunk(
-        &self,
-        creds: &TwilioCredentials,
-        trunk_sid: &str,
-    ) -> Result<(), TwilioError> {
-        self.no_content(
-            creds,
-            Method::DELETE,
-            self.trunking_url(&format!("Trunks/{trunk_sid}")),
-        )
-        .await
+    pub async fn delete_trunk(&self, creds: &TwilioCredentials, trunk_sid: &str) -> Result<(), TwilioError> {
+        self.no_content(creds, Method::DELETE, self.trunking_url(&format!("Trunks/{trunk_sid}"))).await
     }
 
     /// `POST /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists.json`
@@ -253,22 +208,12 @@ impl TwilioClient {
         friendly_name: &str,
     ) -> Result<CredentialList, TwilioError> {
         let form = [("FriendlyName", friendly_name)];
-        self.json(
-            creds,
-            Method::POST,
-            self.account_url(creds, "/SIP/CredentialLists.json"),
-            &form,
-        )
-        .await
+        self.json(creds, Method::POST, self.account_url(creds, "/SIP/CredentialLists.json"), &form).await
     }
 
     /// `DELETE /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{Sid}.json`; the list's
     /// credentials go with it.
-    pub async fn delete_credential_list(
-        &self,
-        creds: &TwilioCredentials,
-        list_sid: &str,
-    ) -> Result<(), TwilioError> {
+    pub async fn delete_credential_list(&self, creds: &TwilioCredentials, list_sid: &str) -> Result<(), TwilioError> {
         self.no_content(
             creds,
             Method::DELETE,
@@ -286,10 +231,7 @@ impl TwilioClient {
         password: &SipPassword,
     ) -> Result<Credential, TwilioError> {
         let form = [("Username", username), ("Password", password.expose())];
-        let url = self.account_url(
-            creds,
-            &format!("/SIP/CredentialLists/{list_sid}/Credentials.json"),
-        );
+        let url = self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}/Credentials.json"));
         self.json(creds, Method::POST, url, &form).await
     }
 
@@ -301,13 +243,7 @@ impl TwilioClient {
         list_sid: &str,
     ) -> Result<TrunkCredentialList, TwilioError> {
         let form = [("CredentialListSid", list_sid)];
-        self.json(
-            creds,
-            Method::POST,
-            self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists")),
-            &form,
-        )
-        .await
+        self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists")), &form).await
     }
 
     /// `DELETE /v1/Trunks/{TrunkSid}/CredentialLists/{Sid}`
@@ -325,6 +261,64 @@ impl TwilioClient {
         .await
     }
 
+    /// `GET /v1/Trunks`, every page (at most `max_items`).
+    pub async fn list_trunks(&self, creds: &TwilioCredentials, max_items: usize) -> Result<Vec<Trunk>, TwilioError> {
+        self.list_all(creds, self.trunking_url("Trunks?PageSize=100"), "trunks", max_items).await
+    }
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists.json`, every page (at most `max_items`).
+    pub async fn list_credential_lists(
+        &self,
+        creds: &TwilioCredentials,
+        max_items: usize,
+    ) -> Result<Vec<CredentialList>, TwilioError> {
+        self.list_all(
+            creds,
+            self.account_url(creds, "/SIP/CredentialLists.json?PageSize=100"),
+            "credential_lists",
+            max_items,
+        )
+        .await
+    }
+
+    /// Follows Twilio's paging: `next_page_uri` (2010 API, a path) or `meta.next_page_url`
+    /// (v1 APIs, an absolute URL). Only the path and query of a next-page link are used, joined
+    /// to the configured base URL, so credentials are never sent to another host.
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        creds: &TwilioCredentials,
+        first_page_url: String,
+        key: &str,
+        max_items: usize,
+    ) -> Result<Vec<T>, TwilioError> {
+        let base = if first_page_url.starts_with(&self.trunking_base_url) {
+            &self.trunking_base_url
+        } else {
+            &self.api_base_url
+        };
+        let mut items = Vec::new();
+        let mut next = Some(first_page_url);
+        while let Some(url) = next.take() {
+            let mut page: serde_json::Map<String, serde_json::Value> = self.json(creds, Method::GET, url, &[]).await?;
+            let batch = match page.remove(key) {
+                Some(value) => serde_json::from_value::<Vec<T>>(value)
+                    .map_err(|e| TwilioError::Decode(format!("list {key}: {}", classify(&e))))?,
+                None => return Err(TwilioError::Decode(format!("the page has no {key} list"))),
+            };
+            items.extend(batch);
+            if items.len() >= max_items {
+                items.truncate(max_items);
+                break;
+            }
+            let link = page
+                .get("next_page_uri")
+                .or_else(|| page.get("meta").and_then(|meta| meta.get("next_page_url")))
+                .and_then(serde_json::Value::as_str);
+            next = link.and_then(path_and_query).map(|path| format!("{base}{path}"));
+        }
+        Ok(items)
+    }
+
     async fn json<T: DeserializeOwned>(
         &self,
         creds: &TwilioCredentials,
@@ -333,27 +327,13 @@ impl TwilioClient {
         form: &[(&str, &str)],
     ) -> Result<T, TwilioError> {
         let response = self.send(creds, method, &url, form).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let bytes = response.bytes().await.map_err(|e| self.transport_error(e))?;
         // The error names the shape, never the body: an account body carries the auth token.
-        serde_json::from_slice(&bytes).map_err(|e| {
-            TwilioError::Decode(format!(
-                "{} at line {} column {}",
-                classify(&e),
-                e.line(),
-                e.column()
-            ))
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TwilioError::Decode(format!("{} at line {} column {}", classify(&e), e.line(), e.column())))
     }
 
-    async fn no_content(
-        &self,
-        creds: &TwilioCredentials,
-        method: Method,
-        url: String,
-    ) -> Result<(), TwilioError> {
+    async fn no_content(&self, creds: &TwilioCredentials, method: Method, url: String) -> Result<(), TwilioError> {
         self.send(creds, method, &url, &[]).await.map(drop)
     }
 
@@ -417,17 +397,9 @@ impl TwilioClient {
 
     /// Exponential backoff with full jitter.
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .retry
-            .base_delay
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.retry.max_delay);
+        let cap = self.retry.base_delay.saturating_mul(1 << attempt.min(16)).min(self.retry.max_delay);
         let millis = cap.as_millis() as u64;
-        Duration::from_millis(if millis == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=millis)
-        })
+        Duration::from_millis(if millis == 0 { 0 } else { rand::rng().random_range(0..=millis) })
     }
 
     fn transport_error(&self, e: reqwest::Error) -> TwilioError {
@@ -440,6 +412,18 @@ impl TwilioClient {
             TwilioError::Connect(e.without_url().to_string())
         }
     }
+}
+
+/// The path and query of a link that is either a path or an absolute URL.
+fn path_and_query(link: &str) -> Option<String> {
+    if link.starts_with('/') {
+        return Some(link.to_owned());
+    }
+    let url = reqwest::Url::parse(link).ok()?;
+    Some(match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    })
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {
@@ -468,16 +452,12 @@ async fn api_error(response: reqwest::Response) -> TwilioError {
     let status = response.status().as_u16();
     let body = response.bytes().await.unwrap_or_default();
     match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(ErrorBody { code, message }) => TwilioError::Api {
-            status,
-            code,
-            message: message.unwrap_or_else(|| "no message".into()),
-        },
-        Err(_) => TwilioError::Api {
-            status,
-            code: None,
-            message: "the error body was not Twilio's JSON error format".into(),
-        },
+        Ok(ErrorBody { code, message }) => {
+            TwilioError::Api { status, code, message: message.unwrap_or_else(|| "no message".into()) }
+        }
+        Err(_) => {
+            TwilioError::Api { status, code: None, message: "the error body was not Twilio's JSON error format".into() }
+        }
     }
 }
 
@@ -487,10 +467,8 @@ mod tests {
 
     #[test]
     fn backoff_stays_within_the_cap() {
-        let config = TwilioConfig {
-            api_base_url: "http://127.0.0.1:9".into(),
-            trunking_base_url: "http://127.0.0.1:9".into(),
-        };
+        let config =
+            TwilioConfig { api_base_url: "http://127.0.0.1:9".into(), trunking_base_url: "http://127.0.0.1:9".into() };
         let client = TwilioClient::new(&config);
         for attempt in 1..20 {
             assert!(client.backoff(attempt) <= client.retry.max_delay);
@@ -498,22 +476,21 @@ mod tests {
     }
 
     #[test]
+    fn next_page_links_keep_only_path_and_query() {
+        assert_eq!(path_and_query("https://evil.example/v1/Trunks?Page=1").as_deref(), Some("/v1/Trunks?Page=1"));
+        assert_eq!(
+            path_and_query("/2010-04-01/Accounts/AC1/X.json?Page=2").as_deref(),
+            Some("/2010-04-01/Accounts/AC1/X.json?Page=2")
+        );
+    }
+
+    #[test]
     fn authentication_failures_are_recognised() {
         assert!(
-            TwilioError::Api {
-                status: 401,
-                code: Some(20003),
-                message: String::new()
-            }
-            .is_authentication_failure()
+            TwilioError::Api { status: 401, code: Some(20003), message: String::new() }.is_authentication_failure()
         );
         assert!(
-            !TwilioError::Api {
-                status: 404,
-                code: Some(20404),
-                message: String::new()
-            }
-            .is_authentication_failure()
+            !TwilioError::Api { status: 404, code: Some(20404), message: String::new() }.is_authentication_failure()
         );
     }
 }

@@ -76,7 +76,8 @@ pub enum FaultAction {
     Fail { status: u16, code: u32 },
     /// Answer 429 (code 20429), optionally with `Retry-After` seconds.
     RateLimit { retry_after: Option<u64> },
-    /// Wait, then do the work and answer normally (the caller may have given up by then).
+    /// Do the work, then wait before answering: a caller that gives up first does not know
+    /// the request succeeded.
     Delay(Duration),
 }
 
@@ -122,9 +123,7 @@ pub struct FakeTwilio {
 
 pub fn new_sid(prefix: &str) -> String {
     let mut rng = rand::rng();
-    let hex: String = (0..32)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
-        .collect();
+    let hex: String = (0..32).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect();
     format!("{prefix}{hex}")
 }
 
@@ -136,16 +135,10 @@ impl FakeTwilio {
 
     pub async fn start_on(addr: SocketAddr) -> Self {
         let state = Arc::new(Mutex::new(FakeState::default()));
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind fake Twilio");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake Twilio");
         let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
         let app = Router::new().fallback(dispatch).with_state(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("fake Twilio server")
-        });
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("fake Twilio server") });
         Self { base_url, state }
     }
 
@@ -188,12 +181,7 @@ impl FakeTwilio {
     }
 
     /// Adds an incoming phone number to an account and returns its SID.
-    pub fn add_incoming_number(
-        &self,
-        account_sid: &str,
-        phone_number: &str,
-        voice_url: Option<&str>,
-    ) -> String {
+    pub fn add_incoming_number(&self, account_sid: &str, phone_number: &str, voice_url: Option<&str>) -> String {
         let sid = new_sid("PN");
         self.state().incoming_numbers.insert(
             sid.clone(),
@@ -217,11 +205,7 @@ impl FakeTwilio {
     /// Injects a fault at a named step (see [`step_of`] for the names) for the next `times`
     /// calls, or for every call when `times` is None.
     pub fn inject(&self, step: &str, action: FaultAction, times: Option<u32>) {
-        self.state().faults.push(Fault {
-            step: step.into(),
-            action,
-            remaining: times,
-        });
+        self.state().faults.push(Fault { step: step.into(), action, remaining: times });
     }
 
     pub fn clear_faults(&self) {
@@ -234,39 +218,19 @@ impl FakeTwilio {
     }
 
     pub fn trunks_of(&self, account_sid: &str) -> Vec<Trunk> {
-        self.state()
-            .trunks
-            .values()
-            .filter(|t| t.account_sid == account_sid)
-            .cloned()
-            .collect()
+        self.state().trunks.values().filter(|t| t.account_sid == account_sid).cloned().collect()
     }
 
     pub fn credential_lists_of(&self, account_sid: &str) -> Vec<CredentialList> {
-        self.state()
-            .credential_lists
-            .values()
-            .filter(|l| l.account_sid == account_sid)
-            .cloned()
-            .collect()
+        self.state().credential_lists.values().filter(|l| l.account_sid == account_sid).cloned().collect()
     }
 
     pub fn credentials_of(&self, account_sid: &str) -> Vec<Credential> {
-        self.state()
-            .credentials
-            .values()
-            .filter(|c| c.account_sid == account_sid)
-            .cloned()
-            .collect()
+        self.state().credentials.values().filter(|c| c.account_sid == account_sid).cloned().collect()
     }
 
     pub fn lists_attached_to(&self, trunk_sid: &str) -> Vec<String> {
-        self.state()
-            .trunk_credential_lists
-            .iter()
-            .filter(|(t, _)| t == trunk_sid)
-            .map(|(_, l)| l.clone())
-            .collect()
+        self.state().trunk_credential_lists.iter().filter(|(t, _)| t == trunk_sid).map(|(_, l)| l.clone()).collect()
     }
 
     pub fn request_log(&self) -> Vec<LoggedRequest> {
@@ -280,46 +244,14 @@ pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
     Some(match (m, segments) {
         ("GET", ["2010-04-01", "Accounts", _]) => "fetch_account",
         ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers"]) => "list_incoming_numbers",
-        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => {
-            "fetch_incoming_number"
-        }
-        ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => {
-            "update_incoming_number"
-        }
+        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => "fetch_incoming_number",
+        ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => "update_incoming_number",
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => "list_credential_lists",
-        ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
-            "create_credential_list"
-        }
-        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => {
-            "fetch_credential_list"
-        }
-        ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => {
-            "delete_credential_list"
-        }
-        (
-            "GET",
-            [
-                "2010-04-01",
-                "Accounts",
-                _,
-                "SIP",
-                "CredentialLists",
-                _,
-                "Credentials",
-            ],
-        ) => "list_credentials",
-        (
-            "POST",
-            [
-                "2010-04-01",
-                "Accounts",
-                _,
-                "SIP",
-                "CredentialLists",
-                _,
-                "Credentials",
-            ],
-        ) => "create_credential",
+        ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => "create_credential_list",
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => "fetch_credential_list",
+        ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => "delete_credential_list",
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _, "Credentials"]) => "list_credentials",
+        ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _, "Credentials"]) => "create_credential",
         ("GET", ["v1", "Trunks"]) => "list_trunks",
         ("POST", ["v1", "Trunks"]) => "create_trunk",
         ("GET", ["v1", "Trunks", _]) => "fetch_trunk",
@@ -342,36 +274,20 @@ fn twilio_error(status: u16, code: u32, message: &str) -> Response {
         "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
         "status": status,
     });
-    json_response(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    )
+    json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body)
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
 fn not_found(path: &str) -> Response {
-    twilio_error(
-        404,
-        20404,
-        &format!("The requested resource {path} was not found"),
-    )
+    twilio_error(404, 20404, &format!("The requested resource {path} was not found"))
 }
 
 /// Splits the path into segments, dropping the 2010 API's `.json` suffix.
 fn segments_of(path: &str) -> Option<Vec<String>> {
-    let mut parts: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .map(str::to_owned)
-        .collect();
+    let mut parts: Vec<String> = path.trim_matches('/').split('/').map(str::to_owned).collect();
     if parts.first().map(String::as_str) == Some("2010-04-01") {
         let last = parts.last_mut()?;
         *last = last.strip_suffix(".json")?.to_owned();
@@ -415,39 +331,20 @@ async fn dispatch(
         tokio::time::sleep(latency).await;
     }
     let response = match fault {
-        Some(FaultAction::Fail { status, code }) => {
-            twilio_error(status, code, &format!("Injected failure at {step}"))
-        }
+        Some(FaultAction::Fail { status, code }) => twilio_error(status, code, &format!("Injected failure at {step}")),
         Some(FaultAction::RateLimit { retry_after }) => {
             let mut response = twilio_error(429, 20429, "Too Many Requests");
             if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert("retry-after", seconds.to_string().parse().expect("digits"));
+                response.headers_mut().insert("retry-after", seconds.to_string().parse().expect("digits"));
             }
             response
         }
         Some(FaultAction::Delay(delay)) => {
+            let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());
             tokio::time::sleep(delay).await;
-            handle(
-                &state,
-                &method,
-                &path,
-                &segments,
-                &headers,
-                &body,
-                uri.query(),
-            )
+            response
         }
-        None => handle(
-            &state,
-            &method,
-            &path,
-            &segments,
-            &headers,
-            &body,
-            uri.query(),
-        ),
+        None => handle(&state, &method, &path, &segments, &headers, &body, uri.query()),
     };
     state.lock().expect("lock").log.push(LoggedRequest {
         step: step.to_owned(),
@@ -463,14 +360,9 @@ async fn dispatch(
 /// The account the Basic credentials authenticate, or Twilio's 401.
 fn authenticate(st: &FakeState, headers: &HeaderMap) -> Result<Account, Response> {
     let unauthorized = || twilio_error(401, 20003, "Authenticate");
-    let value = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(unauthorized)?;
+    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
     let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| unauthorized())?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| unauthorized())?;
     let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
     let (sid, token) = decoded.split_once(':').ok_or_else(unauthorized)?;
     match st.accounts.get(sid) {
@@ -530,25 +422,16 @@ fn number_json(n: &IncomingNumber) -> Value {
 
 fn trunk_number_json(n: &IncomingNumber, base: &str) -> Value {
     let mut value = number_json(n);
-    value["url"] = json!(format!(
-        "{base}/v1/Trunks/{}/PhoneNumbers/{}",
-        n.trunk_sid.clone().unwrap_or_default(),
-        n.sid
-    ));
+    value["url"] =
+        json!(format!("{base}/v1/Trunks/{}/PhoneNumbers/{}", n.trunk_sid.clone().unwrap_or_default(), n.sid));
     value
 }
 
 /// Page parameters: `PageSize` (default 50, at most 1000) and `Page` (from 0).
 fn paging(query: Option<&str>) -> (usize, usize) {
     let params: HashMap<String, String> =
-        url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let size = params
-        .get("PageSize")
-        .and_then(|v| v.parse().ok())
-        .filter(|s| (1..=1000).contains(s))
-        .unwrap_or(50);
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
+    let size = params.get("PageSize").and_then(|v| v.parse().ok()).filter(|s| (1..=1000).contains(s)).unwrap_or(50);
     let page = params.get("Page").and_then(|v| v.parse().ok()).unwrap_or(0);
     (size, page)
 }
@@ -558,13 +441,8 @@ fn page_2010(key: &str, path: &str, items: Vec<Value>, query: Option<&str>) -> R
     let (size, page) = paging(query);
     let start = page * size;
     let chunk: Vec<Value> = items.iter().skip(start).take(size).cloned().collect();
-    let next = (start + size < items.len()).then(|| {
-        format!(
-            "{path}?PageSize={size}&Page={}&PageToken=PT{}",
-            page + 1,
-            page + 1
-        )
-    });
+    let next = (start + size < items.len())
+        .then(|| format!("{path}?PageSize={size}&Page={}&PageToken=PT{}", page + 1, page + 1));
     json_response(
         StatusCode::OK,
         json!({
@@ -580,13 +458,8 @@ fn page_v1(key: &str, base: &str, path: &str, items: Vec<Value>, query: Option<&
     let (size, page) = paging(query);
     let start = page * size;
     let chunk: Vec<Value> = items.iter().skip(start).take(size).cloned().collect();
-    let next = (start + size < items.len()).then(|| {
-        format!(
-            "{base}{path}?PageSize={size}&Page={}&PageToken=PT{}",
-            page + 1,
-            page + 1
-        )
-    });
+    let next = (start + size < items.len())
+        .then(|| format!("{base}{path}?PageSize={size}&Page={}&PageToken=PT{}", page + 1, page + 1));
     json_response(
         StatusCode::OK,
         json!({
@@ -598,11 +471,7 @@ fn page_v1(key: &str, base: &str, path: &str, items: Vec<Value>, query: Option<&
 }
 
 fn is_label(label: &str) -> bool {
-    !label.is_empty()
-        && label.len() <= 63
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn handle(
@@ -620,27 +489,16 @@ fn handle(
         Err(response) => return response,
     };
     // The base URL the caller used, for absolute URLs in trunking responses.
-    let base = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .map(|h| format!("http://{h}"))
-        .unwrap_or_default();
+    let base = headers.get("host").and_then(|h| h.to_str().ok()).map(|h| format!("http://{h}")).unwrap_or_default();
     let form = form_of(body);
     let me = account.sid.as_str();
     if let ["2010-04-01", "Accounts", sid, ..] = segments {
         if *sid != me {
-            return twilio_error(
-                403,
-                20403,
-                "Forbidden: the credentials do not belong to this account",
-            );
+            return twilio_error(403, 20403, "Forbidden: the credentials do not belong to this account");
         }
     }
     let active = account.status == "active";
-    let is_fetch_account = matches!(
-        (method.as_str(), segments),
-        ("GET", ["2010-04-01", "Accounts", _])
-    );
+    let is_fetch_account = matches!((method.as_str(), segments), ("GET", ["2010-04-01", "Accounts", _]));
     if !active && !is_fetch_account {
         return twilio_error(401, 20005, "Account not active");
     }
@@ -660,54 +518,31 @@ fn handle(
         ("POST", ["v1", "Trunks"]) => {
             let friendly_name = form.get("FriendlyName").cloned().unwrap_or_default();
             let domain_name = form.get("DomainName").cloned().unwrap_or_default();
-            let transfer_mode = form
-                .get("TransferMode")
-                .cloned()
-                .unwrap_or_else(|| "disable-all".into());
+            let transfer_mode = form.get("TransferMode").cloned().unwrap_or_else(|| "disable-all".into());
             if friendly_name.chars().count() > 64 {
                 return twilio_error(400, 20001, "FriendlyName must be at most 64 characters");
             }
             if !domain_name.is_empty() {
                 let label = domain_name.strip_suffix(".pstn.twilio.com");
                 if !label.is_some_and(is_label) {
-                    return twilio_error(
-                        400,
-                        21245,
-                        "Invalid DomainName: it must be <label>.pstn.twilio.com",
-                    );
+                    return twilio_error(400, 21245, "Invalid DomainName: it must be <label>.pstn.twilio.com");
                 }
-                if st
-                    .trunks
-                    .values()
-                    .any(|t| t.domain_name.eq_ignore_ascii_case(&domain_name))
-                {
+                if st.trunks.values().any(|t| t.domain_name.eq_ignore_ascii_case(&domain_name)) {
                     return twilio_error(400, 21248, "DomainName is already in use");
                 }
             }
             if !["disable-all", "enable-all", "sip-only"].contains(&transfer_mode.as_str()) {
                 return twilio_error(400, 20001, "Invalid TransferMode");
             }
-            let trunk = Trunk {
-                sid: new_sid("TK"),
-                account_sid: me.into(),
-                friendly_name,
-                domain_name,
-                transfer_mode,
-            };
+            let trunk = Trunk { sid: new_sid("TK"), account_sid: me.into(), friendly_name, domain_name, transfer_mode };
             st.trunks.insert(trunk.sid.clone(), trunk.clone());
             json_response(StatusCode::CREATED, trunk_json(&trunk, &base))
         }
         ("GET", ["v1", "Trunks"]) => {
-            let items = st
-                .trunks
-                .values()
-                .filter(|t| t.account_sid == me)
-                .map(|t| trunk_json(t, &base))
-                .collect();
+            let items = st.trunks.values().filter(|t| t.account_sid == me).map(|t| trunk_json(t, &base)).collect();
             page_v1("trunks", &base, path, items, query)
         }
-        ("GET", ["v1", "Trunks", sid]) => match st.trunks.get(*sid).filter(|t| t.account_sid == me)
-        {
+        ("GET", ["v1", "Trunks", sid]) => match st.trunks.get(*sid).filter(|t| t.account_sid == me) {
             Some(t) => json_response(StatusCode::OK, trunk_json(t, &base)),
             None => not_found(path),
         },
@@ -741,39 +576,18 @@ fn handle(
             StatusCode::NO_CONTENT.into_response()
         }
         ("POST", ["v1", "Trunks", trunk_sid, "CredentialLists"]) => {
-            if st
-                .trunks
-                .get(*trunk_sid)
-                .is_none_or(|t| t.account_sid != me)
-            {
+            if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
             }
             let Some(list_sid) = form.get("CredentialListSid") else {
-                return twilio_error(
-                    400,
-                    20001,
-                    "Missing required parameter CredentialListSid in the post body",
-                );
+                return twilio_error(400, 20001, "Missing required parameter CredentialListSid in the post body");
             };
-            let Some(list) = st
-                .credential_lists
-                .get(list_sid)
-                .filter(|l| l.account_sid == me)
-                .cloned()
-            else {
-                return twilio_error(
-                    400,
-                    20001,
-                    "CredentialListSid is not a credential list of this account",
-                );
+            let Some(list) = st.credential_lists.get(list_sid).filter(|l| l.account_sid == me).cloned() else {
+                return twilio_error(400, 20001, "CredentialListSid is not a credential list of this account");
             };
             let pair = (trunk_sid.to_string(), list_sid.clone());
             if st.trunk_credential_lists.contains(&pair) {
-                return twilio_error(
-                    409,
-                    20001,
-                    "The credential list is already associated with this trunk",
-                );
+                return twilio_error(409, 20001, "The credential list is already associated with this trunk");
             }
             st.trunk_credential_lists.push(pair);
             json_response(
@@ -786,11 +600,7 @@ fn handle(
             )
         }
         ("GET", ["v1", "Trunks", trunk_sid, "CredentialLists"]) => {
-            if st
-                .trunks
-                .get(*trunk_sid)
-                .is_none_or(|t| t.account_sid != me)
-            {
+            if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
             }
             let items = st
@@ -798,19 +608,17 @@ fn handle(
                 .iter()
                 .filter(|(t, _)| t == trunk_sid)
                 .filter_map(|(_, l)| st.credential_lists.get(l))
-                .map(|l| json!({"account_sid": me, "sid": l.sid, "trunk_sid": trunk_sid, "friendly_name": l.friendly_name,
-                                "url": format!("{base}/v1/Trunks/{trunk_sid}/CredentialLists/{}", l.sid)}))
+                .map(|l| {
+                    json!({"account_sid": me, "sid": l.sid, "trunk_sid": trunk_sid, "friendly_name": l.friendly_name,
+                                "url": format!("{base}/v1/Trunks/{trunk_sid}/CredentialLists/{}", l.sid)})
+                })
                 .collect();
             page_v1("credential_lists", &base, path, items, query)
         }
         ("DELETE", ["v1", "Trunks", trunk_sid, "CredentialLists", list_sid]) => {
             let before = st.trunk_credential_lists.len();
-            let owned = st
-                .trunks
-                .get(*trunk_sid)
-                .is_some_and(|t| t.account_sid == me);
-            st.trunk_credential_lists
-                .retain(|(t, l)| !(owned && t == trunk_sid && l == list_sid));
+            let owned = st.trunks.get(*trunk_sid).is_some_and(|t| t.account_sid == me);
+            st.trunk_credential_lists.retain(|(t, l)| !(owned && t == trunk_sid && l == list_sid));
             if st.trunk_credential_lists.len() == before {
                 not_found(path)
             } else {
@@ -818,30 +626,14 @@ fn handle(
             }
         }
         ("POST", ["v1", "Trunks", trunk_sid, "PhoneNumbers"]) => {
-            if st
-                .trunks
-                .get(*trunk_sid)
-                .is_none_or(|t| t.account_sid != me)
-            {
+            if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
             }
             let Some(number_sid) = form.get("PhoneNumberSid") else {
-                return twilio_error(
-                    400,
-                    20001,
-                    "Missing required parameter PhoneNumberSid in the post body",
-                );
+                return twilio_error(400, 20001, "Missing required parameter PhoneNumberSid in the post body");
             };
-            let Some(number) = st
-                .incoming_numbers
-                .get_mut(number_sid)
-                .filter(|n| n.account_sid == me)
-            else {
-                return twilio_error(
-                    400,
-                    20001,
-                    "PhoneNumberSid is not a phone number of this account",
-                );
+            let Some(number) = st.incoming_numbers.get_mut(number_sid).filter(|n| n.account_sid == me) else {
+                return twilio_error(400, 20001, "PhoneNumberSid is not a phone number of this account");
             };
             // On a trunk, the trunk routes the number's calls: its voice URL and application no longer apply.
             number.trunk_sid = Some(trunk_sid.to_string());
@@ -851,11 +643,7 @@ fn handle(
             json_response(StatusCode::CREATED, trunk_number_json(&number, &base))
         }
         ("GET", ["v1", "Trunks", trunk_sid, "PhoneNumbers"]) => {
-            if st
-                .trunks
-                .get(*trunk_sid)
-                .is_none_or(|t| t.account_sid != me)
-            {
+            if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
             }
             let items = st
@@ -882,59 +670,32 @@ fn handle(
 
         // --- credential lists and credentials ---
         ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
-            let Some(friendly_name) = form.get("FriendlyName").filter(|n| !n.is_empty()).cloned()
-            else {
-                return twilio_error(
-                    400,
-                    21201,
-                    "Missing required parameter FriendlyName in the post body",
-                );
+            let Some(friendly_name) = form.get("FriendlyName").filter(|n| !n.is_empty()).cloned() else {
+                return twilio_error(400, 21201, "Missing required parameter FriendlyName in the post body");
             };
             if friendly_name.chars().count() > 64 {
                 return twilio_error(400, 20001, "FriendlyName must be at most 64 characters");
             }
-            if st
-                .credential_lists
-                .values()
-                .any(|l| l.account_sid == me && l.friendly_name == friendly_name)
-            {
-                return twilio_error(
-                    400,
-                    21240,
-                    "A credential list with this FriendlyName already exists",
-                );
+            if st.credential_lists.values().any(|l| l.account_sid == me && l.friendly_name == friendly_name) {
+                return twilio_error(400, 21240, "A credential list with this FriendlyName already exists");
             }
-            let list = CredentialList {
-                sid: new_sid("CL"),
-                account_sid: me.into(),
-                friendly_name,
-            };
+            let list = CredentialList { sid: new_sid("CL"), account_sid: me.into(), friendly_name };
             st.credential_lists.insert(list.sid.clone(), list.clone());
             json_response(StatusCode::CREATED, credential_list_json(&list))
         }
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
-            let items = st
-                .credential_lists
-                .values()
-                .filter(|l| l.account_sid == me)
-                .map(credential_list_json)
-                .collect();
+            let items =
+                st.credential_lists.values().filter(|l| l.account_sid == me).map(credential_list_json).collect();
             page_2010("credential_lists", path, items, query)
         }
-        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", sid]) => match st
-            .credential_lists
-            .get(*sid)
-            .filter(|l| l.account_sid == me)
-        {
-            Some(l) => json_response(StatusCode::OK, credential_list_json(l)),
-            None => not_found(path),
-        },
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", sid]) => {
+            match st.credential_lists.get(*sid).filter(|l| l.account_sid == me) {
+                Some(l) => json_response(StatusCode::OK, credential_list_json(l)),
+                None => not_found(path),
+            }
+        }
         ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", sid]) => {
-            if st
-                .credential_lists
-                .get(*sid)
-                .is_none_or(|l| l.account_sid != me)
-            {
+            if st.credential_lists.get(*sid).is_none_or(|l| l.account_sid != me) {
                 return not_found(path);
             }
             st.credential_lists.remove(*sid);
@@ -942,44 +703,18 @@ fn handle(
             st.trunk_credential_lists.retain(|(_, l)| l != sid);
             StatusCode::NO_CONTENT.into_response()
         }
-        (
-            "POST",
-            [
-                "2010-04-01",
-                "Accounts",
-                _,
-                "SIP",
-                "CredentialLists",
-                list_sid,
-                "Credentials",
-            ],
-        ) => {
-            if st
-                .credential_lists
-                .get(*list_sid)
-                .is_none_or(|l| l.account_sid != me)
-            {
+        ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", list_sid, "Credentials"]) => {
+            if st.credential_lists.get(*list_sid).is_none_or(|l| l.account_sid != me) {
                 return not_found(path);
             }
-            let (Some(username), Some(password)) = (form.get("Username"), form.get("Password"))
-            else {
-                return twilio_error(
-                    400,
-                    21201,
-                    "Missing required parameter Username or Password in the post body",
-                );
+            let (Some(username), Some(password)) = (form.get("Username"), form.get("Password")) else {
+                return twilio_error(400, 21201, "Missing required parameter Username or Password in the post body");
             };
             if username.is_empty()
                 || username.len() > 32
-                || !username
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                return twilio_error(
-                    400,
-                    20001,
-                    "Username must be 1 to 32 characters of letters, digits, '-' and '_'",
-                );
+                return twilio_error(400, 20001, "Username must be 1 to 32 characters of letters, digits, '-' and '_'");
             }
             let strong = password.len() >= 12
                 && password.bytes().any(|b| b.is_ascii_digit())
@@ -992,16 +727,8 @@ fn handle(
                     "Password must be at least 12 characters with a digit, an upper-case and a lower-case letter",
                 );
             }
-            if st
-                .credentials
-                .values()
-                .any(|c| c.credential_list_sid == *list_sid && c.username == *username)
-            {
-                return twilio_error(
-                    400,
-                    20001,
-                    "Username already exists in this credential list",
-                );
+            if st.credentials.values().any(|c| c.credential_list_sid == *list_sid && c.username == *username) {
+                return twilio_error(400, 20001, "Username already exists in this credential list");
             }
             let credential = Credential {
                 sid: new_sid("CR"),
@@ -1010,62 +737,31 @@ fn handle(
                 username: username.clone(),
                 password: password.clone(),
             };
-            st.credentials
-                .insert(credential.sid.clone(), credential.clone());
+            st.credentials.insert(credential.sid.clone(), credential.clone());
             json_response(StatusCode::CREATED, credential_json(&credential))
         }
-        (
-            "GET",
-            [
-                "2010-04-01",
-                "Accounts",
-                _,
-                "SIP",
-                "CredentialLists",
-                list_sid,
-                "Credentials",
-            ],
-        ) => {
-            if st
-                .credential_lists
-                .get(*list_sid)
-                .is_none_or(|l| l.account_sid != me)
-            {
+        ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", list_sid, "Credentials"]) => {
+            if st.credential_lists.get(*list_sid).is_none_or(|l| l.account_sid != me) {
                 return not_found(path);
             }
-            let items = st
-                .credentials
-                .values()
-                .filter(|c| c.credential_list_sid == *list_sid)
-                .map(credential_json)
-                .collect();
+            let items =
+                st.credentials.values().filter(|c| c.credential_list_sid == *list_sid).map(credential_json).collect();
             page_2010("credentials", path, items, query)
         }
 
         // --- incoming phone numbers ---
         ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers"]) => {
-            let items = st
-                .incoming_numbers
-                .values()
-                .filter(|n| n.account_sid == me)
-                .map(number_json)
-                .collect();
+            let items = st.incoming_numbers.values().filter(|n| n.account_sid == me).map(number_json).collect();
             page_2010("incoming_phone_numbers", path, items, query)
         }
-        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", sid]) => match st
-            .incoming_numbers
-            .get(*sid)
-            .filter(|n| n.account_sid == me)
-        {
-            Some(n) => json_response(StatusCode::OK, number_json(n)),
-            None => not_found(path),
-        },
+        ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", sid]) => {
+            match st.incoming_numbers.get(*sid).filter(|n| n.account_sid == me) {
+                Some(n) => json_response(StatusCode::OK, number_json(n)),
+                None => not_found(path),
+            }
+        }
         ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", sid]) => {
-            let Some(number) = st
-                .incoming_numbers
-                .get_mut(*sid)
-                .filter(|n| n.account_sid == me)
-            else {
+            let Some(number) = st.incoming_numbers.get_mut(*sid).filter(|n| n.account_sid == me) else {
                 return not_found(path);
             };
             let empty_to_none = |v: &String| (!v.is_empty()).then(|| v.clone());

@@ -6,8 +6,5 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = Services::from_env().await?;
-    run(service_fn(|request| {
-        create_twilio_provider::handle(&services, request)
-    }))
-    .await
+    run(service_fn(|request| create_twilio_provider::handle(&services, request))).await
 }

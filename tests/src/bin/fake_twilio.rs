@@ -15,18 +15,12 @@ async fn main() {
     let mut listen = "127.0.0.1:4010".to_owned();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--listen" => {
-                listen = args
-                    .next()
-                    .unwrap_or_else(|| usage("--listen needs an address"))
-            }
+            "--listen" => listen = args.next().unwrap_or_else(|| usage("--listen needs an address")),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    let addr = listen
-        .parse()
-        .unwrap_or_else(|_| usage("--listen must be HOST:PORT"));
+    let addr = listen.parse().unwrap_or_else(|_| usage("--listen must be HOST:PORT"));
     let sid = std::env::var("FAKE_TWILIO_ACCOUNT_SID").unwrap_or_else(|_| DEMO_ACCOUNT_SID.into());
     let token = std::env::var("FAKE_TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_AUTH_TOKEN.into());
     let fake = FakeTwilio::start_on(addr).await;

@@ -1,0 +1,31 @@
+# Helpers to install and run moto server (DynamoDB- and KMS-compatible) on loopback.
+# Source this file; moto_start sets MOTO_URL and stops moto when the calling shell exits.
+
+moto_install() {
+  if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import moto' 2>/dev/null; then
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  fi
+}
+
+moto_start() {
+  local port
+  port=${MOTO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  mkdir -p target
+  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+  MOTO_PID=$!
+  trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+  MOTO_URL="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('$MOTO_URL/moto-api/')" 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+      echo "moto server exited; see target/moto.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "moto server did not answer on $MOTO_URL" >&2
+  return 1
+}

@@ -1,0 +1,4 @@
+//! Integration tests: the handlers against moto (DynamoDB, KMS) and the stateful fake Twilio.
+
+mod create_provider;
+mod harness;
