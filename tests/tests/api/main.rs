@@ -1,4 +1,5 @@
 //! Integration tests: the handlers against moto (DynamoDB, KMS) and the stateful fake Twilio.
 
 mod create_provider;
+mod events;
 mod harness;
