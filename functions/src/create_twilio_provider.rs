@@ -9,6 +9,7 @@
 use crate::respond;
 use crate::rollback::{TwilioResource, remove_resources};
 use crate::services::Services;
+use crate::verification::{account_check, credentials_passed};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use rand::Rng;
@@ -145,12 +146,7 @@ async fn provision(
     let now = now_rfc3339();
     let region = command.region.unwrap_or(saga.services.default_region);
     let checks = vec![
-        VerificationCheck::new(
-            "credentials",
-            CheckStatus::Passed,
-            "Twilio accepted the Account SID and Auth Token.",
-            json!({}),
-        ),
+        credentials_passed(),
         account_check,
         VerificationCheck::new(
             "trunk",
@@ -187,6 +183,7 @@ async fn provision(
         created_at: now.clone(),
         updated_at: now,
         version: 1,
+        deletion: None,
     };
     let sip_credential = SipCredentialRecord {
         provider_id,
@@ -314,32 +311,13 @@ fn truncate_chars(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-/// The `account` check: active is fine, a Trial account is a warning, anything else fails the create.
+/// The `account` check; an account that is not active cannot be connected.
 fn check_account(account: Account) -> Result<VerificationCheck, ApiError> {
-    if account.status != "active" {
-        return Err(ApiError::Unprocessable {
-            title: "Twilio account is not active",
-            detail: format!(
-                "The Twilio account {} is {}; only active accounts can be connected. Reactivate it in the Twilio Console.",
-                account.sid, account.status
-            ),
-        });
+    let check = account_check(&account);
+    if check.status == CheckStatus::Failed {
+        return Err(ApiError::Unprocessable { title: "Twilio account is not active", detail: check.message });
     }
-    Ok(if account.account_type == "Trial" {
-        VerificationCheck::new(
-            "account",
-            CheckStatus::Warning,
-            "This is a Twilio Trial account: calls can only reach verified numbers and play a trial notice. Upgrade the account in the Twilio Console to lift the limits.",
-            json!({"status": account.status, "type": account.account_type}),
-        )
-    } else {
-        VerificationCheck::new(
-            "account",
-            CheckStatus::Passed,
-            "The Twilio account is active.",
-            json!({"status": account.status, "type": account.account_type}),
-        )
-    })
+    Ok(check)
 }
 
 fn credential_error(e: TwilioError) -> ApiError {
@@ -397,15 +375,9 @@ mod tests {
     }
 
     #[test]
-    fn suspended_accounts_are_refused_and_trials_warned() {
-        let account = |status: &str, kind: &str| Account {
-            sid: "AC1".into(),
-            status: status.into(),
-            account_type: kind.into(),
-            friendly_name: None,
-        };
-        assert!(matches!(check_account(account("suspended", "Full")), Err(ApiError::Unprocessable { .. })));
-        assert_eq!(check_account(account("active", "Trial")).unwrap().status, CheckStatus::Warning);
-        assert_eq!(check_account(account("active", "Full")).unwrap().status, CheckStatus::Passed);
+    fn suspended_accounts_are_refused() {
+        let account =
+            Account { sid: "AC1".into(), status: "suspended".into(), account_type: "Full".into(), friendly_name: None };
+        assert!(matches!(check_account(account), Err(ApiError::Unprocessable { .. })));
     }
 }

@@ -2,8 +2,16 @@
 //! and runs one of these handlers; tests call the handlers directly.
 
 pub mod create_twilio_provider;
+pub mod delete_provider;
+pub mod get_provider;
+pub mod get_twilio_provider;
+pub mod list_providers;
+pub mod providers;
 pub mod rollback;
+pub mod rotate_auth_token;
 pub mod services;
+pub mod update_twilio_provider;
+pub mod verification;
 
 use lambda_http::{Body, Error, Response};
 use shared::ApiError;

@@ -84,7 +84,7 @@ pub async fn remove_resources(
                     }
                     break;
                 }
-                Err(e) if attempt < REMOVE_ATTEMPTS => {
+                Err(e) if e.is_transient() && attempt < REMOVE_ATTEMPTS => {
                     tracing::warn!(resource = ?resource, attempt, error = %e, "removing a Twilio resource failed; retrying");
                     tokio::time::sleep(REMOVE_RETRY_DELAY * attempt).await;
                 }

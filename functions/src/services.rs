@@ -1,6 +1,6 @@
 //! The clients a function needs, built once per process from configuration.
 
-use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env};
+use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, table_name_from_env};
 use shared::crypto::Envelope;
 use shared::model::Region;
 use shared::store::ProviderStore;
@@ -38,4 +38,11 @@ impl Services {
             default_region,
         }
     }
+}
+
+/// Just the table, for functions that read providers without KMS or Twilio.
+pub async fn store_from_env() -> Result<ProviderStore, ConfigError> {
+    let table_name = table_name_from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(ProviderStore::new(aws_sdk_dynamodb::Client::new(&aws), table_name))
 }

@@ -25,8 +25,13 @@ pub struct StorageConfig {
 
 impl StorageConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { table_name: required("TABLE_NAME")?, kms_key_id: required("KMS_KEY_ID")? })
+        Ok(Self { table_name: table_name_from_env()?, kms_key_id: required("KMS_KEY_ID")? })
     }
+}
+
+/// `TABLE_NAME` alone, for functions that never encrypt or decrypt.
+pub fn table_name_from_env() -> Result<String, ConfigError> {
+    required("TABLE_NAME")
 }
 
 /// Where Twilio's two API hosts are. Overridable so tests and the local sandbox can point

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::http::JsonFields;
 use crate::model::{AccountSid, AuthToken, Region, VerificationCheck, VerificationStatus};
-use crate::store::ProviderRecord;
+use crate::store::{DeletionState, ProviderRecord};
 use lambda_http::Request;
 use serde::Serialize;
 use uuid::Uuid;
@@ -77,6 +77,106 @@ pub struct TwilioProviderResponse {
     pub termination_uri: String,
     pub region: Region,
     pub supports_call_transfer: bool,
+    /// Present only while a delete is in progress (a failed delete can be retried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<DeletionView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionView {
+    /// Always `deleting`.
+    pub status: &'static str,
+    pub started_at: String,
+    pub last_error: Option<String>,
+}
+
+impl From<&DeletionState> for DeletionView {
+    fn from(state: &DeletionState) -> Self {
+        Self { status: "deleting", started_at: state.started_at.clone(), last_error: state.last_error.clone() }
+    }
+}
+
+/// A provider of any type, as the generic endpoints show it; `providerType` says which.
+/// A new provider type is a new variant with its own fields, so existing clients keep working.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ProviderResponse {
+    Twilio(TwilioProviderResponse),
+}
+
+impl From<&ProviderRecord> for ProviderResponse {
+    fn from(record: &ProviderRecord) -> Self {
+        Self::Twilio(record.into())
+    }
+}
+
+/// A page of providers, newest first. `nextToken` is null on the last page.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderPage {
+    pub items: Vec<ProviderResponse>,
+    pub next_token: Option<String>,
+}
+
+/// `PUT /api/v1/providers/twilio/{id}`, parsed: only the fields present change.
+#[derive(Debug, Default, PartialEq)]
+pub struct UpdateTwilioProvider {
+    pub name: Option<String>,
+    pub region: Option<Region>,
+    pub supports_call_transfer: Option<bool>,
+}
+
+impl UpdateTwilioProvider {
+    pub fn from_request(request: &Request) -> Result<Self, ApiError> {
+        match JsonFields::from_request_or_empty(request)? {
+            Some(fields) => Self::from_fields(fields),
+            None => Ok(Self::default()),
+        }
+    }
+
+    pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
+        if fields.contains("accountSid") {
+            fields.add_error("accountSid", "cannot be changed; create a new provider for another Twilio account");
+        }
+        if fields.contains("authToken") {
+            fields.add_error("authToken", "is changed through PATCH /api/v1/providers/twilio/{id}/auth-token");
+        }
+        let update = Self {
+            name: fields.optional("name", parse_name),
+            region: fields.optional("region", parse_region),
+            supports_call_transfer: fields.optional_bool("supportsCallTransfer"),
+        };
+        fields.finish()?;
+        Ok(update)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// `PATCH /api/v1/providers/twilio/{id}/auth-token`, parsed.
+#[derive(Debug)]
+pub struct RotateAuthToken {
+    pub auth_token: AuthToken,
+}
+
+impl RotateAuthToken {
+    pub fn from_request(request: &Request) -> Result<Self, ApiError> {
+        Self::from_fields(JsonFields::from_request(request)?)
+    }
+
+    pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
+        let auth_token = fields.required("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
+        match auth_token {
+            Some(auth_token) => {
+                fields.finish()?;
+                Ok(Self { auth_token })
+            }
+            None => Err(fields.finish().expect_err("the missing token was recorded")),
+        }
+    }
 }
 
 impl From<&ProviderRecord> for TwilioProviderResponse {
@@ -94,6 +194,7 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
             termination_uri: record.termination_uri.clone(),
             region: record.region,
             supports_call_transfer: record.supports_call_transfer,
+            deletion: record.deletion.as_ref().map(DeletionView::from),
         }
     }
 }
@@ -137,6 +238,23 @@ mod tests {
         assert_eq!(ok.name, "Main");
         assert_eq!(ok.region, None);
         assert!(!ok.supports_call_transfer);
+    }
+
+    #[test]
+    fn update_refuses_credentials_and_accepts_partial_bodies() {
+        let update = |body: &str| UpdateTwilioProvider::from_fields(JsonFields::from_slice(body.as_bytes()).unwrap());
+        let ApiError::Validation(errors) = update(r#"{"accountSid":"AC1","authToken":"x","name":"ok"}"#).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(errors["authToken"][0].contains("auth-token"));
+        assert!(errors.contains_key("accountSid"));
+        assert_eq!(
+            update(r#"{"region":"ie1"}"#).unwrap(),
+            UpdateTwilioProvider { region: Some(Region::Ie1), ..Default::default() }
+        );
+        assert!(update("{}").unwrap().is_empty());
+        assert!(update(r#"{"name":""}"#).is_err());
     }
 
     #[test]

@@ -46,12 +46,7 @@ pub struct JsonFields {
 impl JsonFields {
     /// Checks size (413), media type (415) and syntax (400); the body must be a JSON object.
     pub fn from_request(request: &Request) -> Result<Self, ApiError> {
-        let bytes: &[u8] = match request.body() {
-            Body::Empty => &[],
-            Body::Text(text) => text.as_bytes(),
-            Body::Binary(bytes) => bytes,
-            _ => &[],
-        };
+        let bytes = body_bytes(request);
         if bytes.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
         }
@@ -59,6 +54,14 @@ impl JsonFields {
             return Err(ApiError::UnsupportedMediaType);
         }
         Self::from_slice(bytes)
+    }
+
+    /// Like [`Self::from_request`], but an empty body (no bytes at all) is `None`.
+    pub fn from_request_or_empty(request: &Request) -> Result<Option<Self>, ApiError> {
+        if body_bytes(request).iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        Self::from_request(request).map(Some)
     }
 
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ApiError> {
@@ -127,6 +130,25 @@ impl JsonFields {
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.errors)) }
     }
+}
+
+fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    }
+}
+
+/// The `{name}` path parameter as a UUID; 400 when it is not one.
+pub fn path_uuid(request: &Request, name: &str) -> Result<uuid::Uuid, ApiError> {
+    let value = request.path_parameters_ref().and_then(|params| params.first(name)).unwrap_or("");
+    uuid::Uuid::parse_str(value).map_err(|_| ApiError::validation(name, "must be a UUID"))
+}
+
+/// A query-string parameter, if present.
+pub fn query_param<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.query_string_parameters_ref().and_then(|params| params.first(name))
 }
 
 fn has_json_content_type(request: &Request) -> bool {

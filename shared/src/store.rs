@@ -11,9 +11,10 @@
 use crate::crypto::EncryptedSecret;
 use crate::model::{AccountSid, OrganizationId, Region, VerificationCheck, VerificationStatus};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -31,6 +32,12 @@ pub enum StoreError {
     /// The organization already has a provider for this Account SID.
     #[error("the Account SID is already connected in this organization")]
     AccountTaken,
+    /// The record changed (or vanished) since it was read.
+    #[error("the record was changed by another request")]
+    VersionConflict,
+    /// A paging token that this store did not issue for this organization.
+    #[error("the paging token is not valid")]
+    BadPageToken,
 }
 
 impl StoreError {
@@ -62,6 +69,16 @@ pub struct ProviderRecord {
     pub updated_at: String,
     /// Optimistic-concurrency version, incremented by every update.
     pub version: u64,
+    /// Set once a delete has started; a failed delete leaves it so a retry continues.
+    pub deletion: Option<DeletionState>,
+}
+
+/// A delete in progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletionState {
+    pub started_at: String,
+    /// What failed last time, if anything.
+    pub last_error: Option<String>,
 }
 
 /// The generated SIP credential of a provider.
@@ -217,6 +234,12 @@ impl ProviderRecord {
         if let Some(details) = &self.verification_details {
             item.insert("verificationDetails".to_owned(), s(serde_json::to_string(details).expect("checks serialize")));
         }
+        if let Some(deletion) = &self.deletion {
+            item.insert("deletionStartedAt".to_owned(), s(deletion.started_at.clone()));
+            if let Some(error) = &deletion.last_error {
+                item.insert("deletionError".to_owned(), s(error.clone()));
+            }
+        }
         item
     }
 
@@ -247,6 +270,12 @@ impl ProviderRecord {
             created_at: f.string("createdAt")?,
             updated_at: f.string("updatedAt")?,
             version: f.number("version")?,
+            deletion: f
+                .opt_string("deletionStartedAt")?
+                .map(|started_at| {
+                    Ok::<_, StoreError>(DeletionState { started_at, last_error: f.opt_string("deletionError")? })
+                })
+                .transpose()?,
         })
     }
 }
@@ -280,6 +309,28 @@ impl SipCredentialRecord {
             password: f.secret("password")?,
         })
     }
+}
+
+const PAGE_TOKEN_VERSION: &str = "p1";
+
+/// `p1.<organization>.<provider id>`, base64url: names the organization so a token cannot be
+/// replayed by another one.
+fn encode_page_token(org: &OrganizationId, after: Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_VERSION}.{org}.{after}"))
+}
+
+fn decode_page_token(org: &OrganizationId, token: &str) -> Result<Uuid, StoreError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| StoreError::BadPageToken)?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::BadPageToken)?;
+    let rest =
+        text.strip_prefix(PAGE_TOKEN_VERSION).and_then(|r| r.strip_prefix('.')).ok_or(StoreError::BadPageToken)?;
+    let (token_org, id) = rest.rsplit_once('.').ok_or(StoreError::BadPageToken)?;
+    if token_org != org.as_str() {
+        return Err(StoreError::BadPageToken);
+    }
+    Uuid::parse_str(id).map_err(|_| StoreError::BadPageToken)
 }
 
 fn account_claim_sort_key(account_sid: &AccountSid) -> String {
@@ -374,6 +425,82 @@ impl ProviderStore {
             .transpose()
     }
 
+    /// Replaces a provider record whose stored version is `record.version - 1`
+    /// (optimistic concurrency); `VersionConflict` when it changed or vanished meanwhile.
+    pub async fn replace_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item()))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(record.version - 1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Err(StoreError::VersionConflict)
+            }
+            Err(e) => Err(StoreError::request(e)),
+        }
+    }
+
+    /// The organization's providers, newest first, `limit` at a time. The page token is opaque
+    /// to callers; one issued for another organization, or altered, is `BadPageToken`.
+    pub async fn list_providers(
+        &self,
+        org: &OrganizationId,
+        limit: i32,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<ProviderRecord>, Option<String>), StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", org_pk(org))
+            .expression_attribute_values(":prefix", s("PROVIDER#"))
+            .scan_index_forward(false)
+            .limit(limit);
+        if let Some(token) = page_token {
+            let after = decode_page_token(org, token)?;
+            query = query.set_exclusive_start_key(Some(Self::key(org, ProviderRecord::sort_key(after))));
+        }
+        let output = query.send().await.map_err(StoreError::request)?;
+        let records = output.items().iter().map(ProviderRecord::from_item).collect::<Result<Vec<_>, _>>()?;
+        let next = match output.last_evaluated_key() {
+            Some(_) => records.last().map(|last| encode_page_token(org, last.id)),
+            None => None,
+        };
+        Ok((records, next))
+    }
+
+    /// Deletes every record of a provider in one transaction.
+    pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
+        let org = &record.organization_id;
+        let keys = [
+            ProviderRecord::sort_key(record.id),
+            SipCredentialRecord::sort_key(record.id),
+            account_claim_sort_key(&record.account_sid),
+        ];
+        let deletes = keys.into_iter().map(|sort_key| {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(org, sort_key)))
+                .build()
+                .expect("key set");
+            TransactWriteItem::builder().delete(delete).build()
+        });
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(deletes.collect()))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        Ok(())
+    }
+
     /// Records what a failed rollback left behind, for the clean-up job.
     pub async fn record_orphan(&self, orphan: &OrphanRecord) -> Result<(), StoreError> {
         let mut item = Self::key(&orphan.organization_id, format!("ORPHAN#{}", orphan.provider_id));
@@ -424,5 +551,23 @@ impl ProviderStore {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_other_organizations_and_tampering() {
+        let org = OrganizationId::parse("org-a").unwrap();
+        let id = Uuid::now_v7();
+        let token = encode_page_token(&org, id);
+        assert_eq!(decode_page_token(&org, &token).unwrap(), id);
+        let other = OrganizationId::parse("org-b").unwrap();
+        assert!(matches!(decode_page_token(&other, &token), Err(StoreError::BadPageToken)));
+        for bad in ["", "!!!", "cDEub3JnLWEubm90LWEtdXVpZA", &token[..token.len() - 2]] {
+            assert!(matches!(decode_page_token(&org, bad), Err(StoreError::BadPageToken)), "{bad}");
+        }
     }
 }

@@ -52,6 +52,15 @@ impl TwilioError {
         self.status() == Some(404)
     }
 
+    /// Worth trying again later: rate limiting, a timeout, a lost connection or a 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status >= 500,
+            Self::RateLimited { .. } | Self::Timeout(_) | Self::Connect(_) => true,
+            Self::Decode(_) => false,
+        }
+    }
+
     /// Twilio refused the Account SID / Auth Token pair.
     pub fn is_authentication_failure(&self) -> bool {
         self.status() == Some(401) || self.code() == Some(CODE_AUTHENTICATION_FAILED)

@@ -14,10 +14,52 @@ fn event(name: &str) -> lambda_http::Request {
 async fn create_twilio_provider_event_creates_a_provider() {
     let env = TestEnv::new().await;
     // The event carries the sandbox's demo credentials (see the fake-twilio binary).
-    env.fake.add_account_with("AC00000000000000000000000000000001", "0123456789abcdef0123456789abcdef", "active", "Full");
-    let response = functions::create_twilio_provider::handle(&env.services, event("create-twilio-provider.json")).await.unwrap();
+    env.fake.add_account_with(
+        "AC00000000000000000000000000000001",
+        "0123456789abcdef0123456789abcdef",
+        "active",
+        "Full",
+    );
+    let response =
+        functions::create_twilio_provider::handle(&env.services, event("create-twilio-provider.json")).await.unwrap();
     let body = body_json(&response);
     assert_eq!(response.status(), 201, "{body}");
     assert_eq!(body["name"], "Demo trunk");
     assert_eq!(env.fake.trunks_of("AC00000000000000000000000000000001").len(), 1);
+}
+
+/// The id the events' path parameters carry; tests swap in a provider that exists.
+const EVENT_PROVIDER_ID: &str = "01936f5e-8f1c-7a3b-9d2e-4f5a6b7c8d9e";
+
+fn event_for(name: &str, provider_id: &str) -> lambda_http::Request {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap().replace(EVENT_PROVIDER_ID, provider_id);
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name} is not a valid event: {e}"))
+}
+
+#[tokio::test]
+async fn lifecycle_events_reach_their_handlers() {
+    use functions::*;
+    let env = TestEnv::new().await;
+    let sid = "AC00000000000000000000000000000001";
+    env.fake.add_account_with(sid, "0123456789abcdef0123456789abcdef", "active", "Full");
+    let created =
+        functions::create_twilio_provider::handle(&env.services, event("create-twilio-provider.json")).await.unwrap();
+    let id = body_json(&created)["id"].as_str().unwrap().to_owned();
+    let store = &env.services.store;
+
+    let response = get_twilio_provider::handle(store, event_for("get-twilio-provider.json", &id)).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let response = get_provider::handle(store, event_for("get-provider.json", &id)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = list_providers::handle(store, event_for("list-providers.json", &id)).await.unwrap();
+    assert_eq!(body_json(&response)["items"].as_array().unwrap().len(), 1);
+    let response =
+        update_twilio_provider::handle(&env.services, event_for("update-twilio-provider.json", &id)).await.unwrap();
+    assert_eq!(body_json(&response)["region"], "ie1");
+    let response =
+        rotate_auth_token::handle(&env.services, event_for("rotate-twilio-auth-token.json", &id)).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let response = delete_provider::handle(&env.services, event_for("delete-provider.json", &id)).await.unwrap();
+    assert_eq!(response.status(), 204);
 }

@@ -92,7 +92,7 @@ impl TestEnv {
 
 /// An API Gateway HTTP API (v2) event, parsed by lambda_http exactly as in Lambda.
 pub fn request(method: &str, path: &str, organization_id: Option<&str>, body: Option<&str>) -> Request {
-    request_with_headers(method, path, organization_id, body, json!({"content-type": "application/json"}))
+    Req::new(method, path).org_opt(organization_id).body_opt(body).build()
 }
 
 pub fn request_with_headers(
@@ -102,33 +102,104 @@ pub fn request_with_headers(
     body: Option<&str>,
     headers: Value,
 ) -> Request {
-    let authorizer = match organization_id {
-        Some(org) => json!({"lambda": {"organizationId": org}}),
-        None => Value::Null,
-    };
-    let event = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {path}"),
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "authorizer": authorizer,
-            "domainName": "api.example.com",
-            "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "tests"},
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "routeKey": format!("{method} {path}"),
-            "stage": "$default",
-            "time": "22/Nov/2026:06:00:00 +0000",
-            "timeEpoch": 1795500000000i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API v2 event")
+    let mut req = Req::new(method, path).org_opt(organization_id).body_opt(body);
+    req.headers = headers;
+    req.build()
+}
+
+/// A builder for HTTP API v2 events.
+pub struct Req {
+    method: String,
+    path: String,
+    route: String,
+    org: Option<String>,
+    body: Option<String>,
+    headers: Value,
+    path_params: serde_json::Map<String, Value>,
+    query: Vec<(String, String)>,
+}
+
+impl Req {
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: method.into(),
+            path: path.into(),
+            route: path.into(),
+            org: None,
+            body: None,
+            headers: json!({"content-type": "application/json"}),
+            path_params: Default::default(),
+            query: Vec::new(),
+        }
+    }
+
+    pub fn org(mut self, org: &str) -> Self {
+        self.org = Some(org.into());
+        self
+    }
+
+    pub fn org_opt(mut self, org: Option<&str>) -> Self {
+        self.org = org.map(str::to_owned);
+        self
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn body_opt(mut self, body: Option<&str>) -> Self {
+        self.body = body.map(str::to_owned);
+        self
+    }
+
+    /// Sets a path parameter and substitutes it into the path (the route keeps `{name}`).
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.path = self.path.replace(&format!("{{{name}}}"), value);
+        self.path_params.insert(name.into(), json!(value));
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn build(self) -> Request {
+        let authorizer = match &self.org {
+            Some(org) => json!({"lambda": {"organizationId": org}}),
+            None => Value::Null,
+        };
+        let raw_query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let query_params: serde_json::Map<String, Value> =
+            self.query.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let route_key = format!("{} {}", self.method, self.route);
+        let event = json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": self.path,
+            "rawQueryString": raw_query.join("&"),
+            "headers": self.headers,
+            "queryStringParameters": if query_params.is_empty() { Value::Null } else { Value::Object(query_params) },
+            "pathParameters": if self.path_params.is_empty() { Value::Null } else { Value::Object(self.path_params) },
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "authorizer": authorizer,
+                "domainName": "api.example.com",
+                "domainPrefix": "api",
+                "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "tests"},
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": "22/Nov/2026:06:00:00 +0000",
+                "timeEpoch": 1795500000000i64
+            },
+            "body": self.body,
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API v2 event")
+    }
 }
 
 pub fn body_json(response: &Response<Body>) -> Value {
@@ -138,4 +209,24 @@ pub fn body_json(response: &Response<Body>) -> Value {
 
 pub fn random_token() -> String {
     integration_tests::fake_twilio::new_sid("").to_lowercase()
+}
+
+/// Creates a provider through the create handler and returns its JSON.
+pub async fn create_provider(env: &TestEnv, org: &str, account_sid: &str, auth_token: &str) -> Value {
+    let body = json!({"accountSid": account_sid, "authToken": auth_token, "name": "Main line"}).to_string();
+    let response = functions::create_twilio_provider::handle(
+        &env.services,
+        request("POST", "/api/v1/providers/twilio", Some(org), Some(&body)),
+    )
+    .await
+    .expect("handler never fails");
+    let json = body_json(&response);
+    assert_eq!(response.status(), 201, "{json}");
+    json
+}
+
+/// A status and JSON body (Null when the body is empty).
+pub fn status_and_body(response: &Response<Body>) -> (u16, Value) {
+    let body = if response.body().is_empty() { Value::Null } else { body_json(response) };
+    (response.status().as_u16(), body)
 }

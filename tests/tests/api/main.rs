@@ -3,3 +3,4 @@
 mod create_provider;
 mod events;
 mod harness;
+mod lifecycle;

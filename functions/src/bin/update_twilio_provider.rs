@@ -1,0 +1,10 @@
+//! `PUT /api/v1/providers/twilio/{id}`
+use functions::{services::Services, update_twilio_provider};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    run(service_fn(|request| update_twilio_provider::handle(&services, request))).await
+}

@@ -1,0 +1,126 @@
+//! `DELETE /api/v1/providers/{id}[?force=true]`: clean up the customer's Twilio account
+//! (detach the credential list, delete the trunk, delete the credential list with its
+//! credentials; 404 counts as done), then delete every record of the provider.
+//!
+//! Resumable: a Twilio failure leaves the provider marked as being deleted and answers 502; a
+//! second DELETE runs the same idempotent steps again. `force=true` removes the records even
+//! when Twilio cannot be cleaned up and lists what was left behind.
+
+use crate::providers::{load_provider, save_with_retry, stored_credentials};
+use crate::respond;
+use crate::rollback::{TwilioResource, remove_resources};
+use crate::services::Services;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use serde::Serialize;
+use shared::ApiError;
+use shared::http::{json_response, organization_id, path_uuid, query_param};
+use shared::store::{DeletionState, ProviderRecord};
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(delete(services, &request).await)
+}
+
+/// The 200 body of a forced delete that could not clean up Twilio.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForcedDeletion {
+    pub id: uuid::Uuid,
+    pub deleted: bool,
+    pub left_behind: Vec<LeftBehind>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftBehind {
+    pub kind: String,
+    pub sid: String,
+    pub error: String,
+}
+
+fn parse_force(request: &Request) -> Result<bool, ApiError> {
+    match query_param(request, "force") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::validation("force", "must be true or false")),
+    }
+}
+
+fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
+    vec![
+        TwilioResource::TrunkCredentialList {
+            trunk_sid: record.trunk_sid.clone(),
+            list_sid: record.credential_list_sid.clone(),
+        },
+        TwilioResource::Trunk { trunk_sid: record.trunk_sid.clone() },
+        TwilioResource::CredentialList { list_sid: record.credential_list_sid.clone() },
+    ]
+}
+
+async fn delete(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let org = organization_id(request)?;
+    let id = path_uuid(request, "id")?;
+    let force = parse_force(request)?;
+    let mut record = load_provider(&services.store, &org, id).await?;
+    if record.deletion.is_none() {
+        record = save_with_retry(&services.store, record, |record| {
+            record
+                .deletion
+                .get_or_insert_with(|| DeletionState { started_at: shared::time::now_rfc3339(), last_error: None });
+            Ok(())
+        })
+        .await?;
+    }
+
+    let resources = resources_of(&record);
+    let left: Vec<LeftBehind> = match stored_credentials(services, &record).await {
+        Ok(creds) => remove_resources(&services.twilio, &creds, &resources)
+            .await
+            .into_iter()
+            .map(|(resource, e)| {
+                let leftover = resource.to_leftover();
+                LeftBehind { kind: leftover.kind, sid: leftover.sid, error: e.to_string() }
+            })
+            .collect(),
+        Err(e) if force => resources
+            .iter()
+            .map(|resource| {
+                let leftover = resource.to_leftover();
+                LeftBehind { kind: leftover.kind, sid: leftover.sid, error: e.to_string() }
+            })
+            .collect(),
+        Err(e) => return Err(e),
+    };
+
+    if !left.is_empty() && !force {
+        let summary: Vec<String> = left.iter().map(|l| format!("{} {}: {}", l.kind, l.sid, l.error)).collect();
+        let summary = summary.join("; ");
+        // Best effort: the marker already exists; this only records why the delete stopped.
+        let reason = summary.clone();
+        if let Err(e) = save_with_retry(&services.store, record, move |record| {
+            if let Some(deletion) = record.deletion.as_mut() {
+                deletion.last_error = Some(reason.clone());
+            }
+            Ok(())
+        })
+        .await
+        {
+            tracing::warn!(provider_id = %id, error = %e, "could not record why the delete stopped");
+        }
+        return Err(ApiError::TwilioFailed {
+            detail: format!(
+                "Could not clean up Twilio: {summary}. The provider is marked as being deleted; call DELETE again to continue, or add ?force=true to remove it anyway."
+            ),
+            cause: None,
+        });
+    }
+
+    services.store.delete_provider(&record).await.map_err(ApiError::unavailable)?;
+    if left.is_empty() {
+        tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
+        Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static response"))
+    } else {
+        tracing::warn!(organization_id = %org, provider_id = %id, left_behind = ?left, "provider force-deleted; Twilio resources left behind");
+        Ok(json_response(StatusCode::OK, &ForcedDeletion { id, deleted: true, left_behind: left }))
+    }
+}

@@ -1,0 +1,104 @@
+//! What several handlers do with a stored provider: load it within the organization, open its
+//! credentials, and save a change with optimistic concurrency.
+
+use crate::create_twilio_provider::twilio_error;
+use crate::services::Services;
+use shared::ApiError;
+use shared::crypto::{CryptoError, SecretKind, SecretOwner};
+use shared::model::{AuthToken, OrganizationId, TwilioCredentials};
+use shared::store::{ProviderRecord, ProviderStore, StoreError};
+use shared::twilio::TwilioError;
+use uuid::Uuid;
+
+/// How often a conditional update is retried on a fresh read before answering 409.
+const SAVE_ATTEMPTS: u32 = 8;
+
+pub fn not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("No provider {id} exists in this organization."))
+}
+
+/// The organization's provider; another organization's is a 404 exactly like a missing one.
+pub async fn load_provider(store: &ProviderStore, org: &OrganizationId, id: Uuid) -> Result<ProviderRecord, ApiError> {
+    store.get_provider(org, id).await.map_err(ApiError::unavailable)?.ok_or_else(|| not_found(id))
+}
+
+pub fn refuse_if_deleting(record: &ProviderRecord) -> Result<(), ApiError> {
+    match record.deletion {
+        Some(_) => Err(ApiError::Conflict(format!(
+            "Provider {} is being deleted; finish the delete with DELETE /api/v1/providers/{}.",
+            record.id, record.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn owner_of(record: &ProviderRecord) -> SecretOwner {
+    SecretOwner { organization_id: record.organization_id.clone(), provider_id: record.id }
+}
+
+/// Decrypts the stored auth token (one KMS call).
+pub async fn stored_credentials(services: &Services, record: &ProviderRecord) -> Result<TwilioCredentials, ApiError> {
+    let token = services.envelope.open(&owner_of(record), SecretKind::AuthToken, &record.auth_token).await.map_err(
+        |e| match e {
+            CryptoError::Kms(_) => ApiError::unavailable(e),
+            CryptoError::WrongContext | CryptoError::Malformed(_) => {
+                tracing::error!(provider_id = %record.id, error = %e, "stored auth token cannot be decrypted");
+                ApiError::Unprocessable {
+                    title: "Stored credentials are unusable",
+                    detail: format!(
+                        "The stored auth token of provider {} cannot be decrypted. Set it again with PATCH /api/v1/providers/twilio/{}/auth-token.",
+                        record.id, record.id
+                    ),
+                }
+            }
+        },
+    )?;
+    let auth_token = AuthToken::parse(secrecy::ExposeSecret::expose_secret(&token))
+        .map_err(|_| ApiError::internal("a stored auth token does not have the auth token format"))?;
+    Ok(TwilioCredentials { account_sid: record.account_sid.clone(), auth_token })
+}
+
+/// A Twilio failure while using stored credentials; a 401 means they were revoked.
+pub fn stored_credentials_error(step: &str, record: &ProviderRecord, e: TwilioError) -> ApiError {
+    if e.is_authentication_failure() {
+        return ApiError::Unprocessable {
+            title: "Twilio rejected the stored credentials",
+            detail: format!(
+                "Twilio rejected the stored Account SID and Auth Token while trying to {step}. If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token.",
+                record.id
+            ),
+        };
+    }
+    twilio_error(step, e)
+}
+
+/// Applies `change` to the provider and saves it with optimistic concurrency. On a conflict it
+/// re-reads and re-applies, a bounded number of times, then answers 409.
+pub async fn save_with_retry(
+    store: &ProviderStore,
+    mut record: ProviderRecord,
+    mut change: impl FnMut(&mut ProviderRecord) -> Result<(), ApiError>,
+) -> Result<ProviderRecord, ApiError> {
+    for attempt in 1..=SAVE_ATTEMPTS {
+        let mut updated = record.clone();
+        change(&mut updated)?;
+        updated.version = record.version + 1;
+        updated.updated_at = shared::time::now_rfc3339();
+        match store.replace_provider(&updated).await {
+            Ok(()) => return Ok(updated),
+            Err(StoreError::VersionConflict) if attempt < SAVE_ATTEMPTS => {
+                record = load_provider(store, &record.organization_id, record.id).await?;
+                // Spread concurrent writers out a little before the next try.
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 5)).await;
+            }
+            Err(StoreError::VersionConflict) => {
+                return Err(ApiError::Conflict(format!(
+                    "Provider {} was changed by other requests at the same time; retry.",
+                    record.id
+                )));
+            }
+            Err(e) => return Err(ApiError::unavailable(e)),
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
+}

@@ -1,0 +1,56 @@
+//! `PATCH /api/v1/providers/twilio/{id}/auth-token`: validate the new token with Twilio, then
+//! re-encrypt it under a fresh data key. A rejected token changes nothing.
+
+use crate::create_twilio_provider::twilio_error;
+use crate::providers::{load_provider, owner_of, refuse_if_deleting, save_with_retry};
+use crate::respond;
+use crate::services::Services;
+use crate::verification::{account_check, credentials_passed};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::crypto::SecretKind;
+use shared::dto::{RotateAuthToken, TwilioProviderResponse};
+use shared::http::{json_response, organization_id, path_uuid};
+use shared::model::{TwilioCredentials, overall_status};
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(rotate(services, &request).await)
+}
+
+async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let org = organization_id(request)?;
+    let id = path_uuid(request, "id")?;
+    let command = RotateAuthToken::from_request(request)?;
+    let record = load_provider(&services.store, &org, id).await?;
+    refuse_if_deleting(&record)?;
+    let creds = TwilioCredentials { account_sid: record.account_sid.clone(), auth_token: command.auth_token };
+    let account = services.twilio.fetch_account(&creds).await.map_err(|e| {
+        if e.is_authentication_failure() || e.is_not_found() {
+            ApiError::Unprocessable {
+                title: "Twilio rejected the credentials",
+                detail: format!(
+                    "Twilio rejected the new auth token for account {}; the stored token is unchanged. Copy the current token from the Twilio Console (Account Info).",
+                    record.account_sid
+                ),
+            }
+        } else {
+            twilio_error("validate the new auth token", e)
+        }
+    })?;
+    let checks = vec![credentials_passed(), account_check(&account)];
+    let data_key = services.envelope.generate_data_key(&owner_of(&record)).await.map_err(ApiError::unavailable)?;
+    let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
+    drop(data_key);
+    let saved = save_with_retry(&services.store, record, |record| {
+        refuse_if_deleting(record)?;
+        record.auth_token = sealed.clone();
+        record.verification_status = overall_status(&checks);
+        record.last_verified_at = Some(shared::time::now_rfc3339());
+        record.verification_details = Some(checks.clone());
+        Ok(())
+    })
+    .await?;
+    tracing::info!(organization_id = %org, provider_id = %id, "twilio auth token rotated");
+    Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&saved)))
+}
