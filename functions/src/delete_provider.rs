@@ -1,11 +1,12 @@
 //! `DELETE /api/v1/providers/{id}[?force=true]`: clean up the customer's Twilio account
-//! (detach the credential list, delete the trunk, delete the credential list with its
+//! (take imported numbers off the trunk and restore their previous voice routing, detach the credential list, delete the trunk, delete the credential list with its
 //! credentials; 404 counts as done), then delete every record of the provider.
 //!
 //! Resumable: a Twilio failure leaves the provider marked as being deleted and answers 502; a
 //! second DELETE runs the same idempotent steps again. `force=true` removes the records even
 //! when Twilio cannot be cleaned up and lists what was left behind.
 
+use crate::numbers::release_number;
 use crate::providers::{load_provider, save_with_retry, stored_credentials};
 use crate::respond;
 use crate::rollback::{TwilioResource, remove_resources};
@@ -72,22 +73,37 @@ async fn delete(services: &Services, request: &Request) -> Result<Response<Body>
         .await?;
     }
 
+    let numbers = services.store.all_numbers(&org, id).await.map_err(ApiError::unavailable)?;
     let resources = resources_of(&record);
     let left: Vec<LeftBehind> = match stored_credentials(services, &record).await {
-        Ok(creds) => remove_resources(&services.twilio, &creds, &resources)
-            .await
-            .into_iter()
-            .map(|(resource, e)| {
-                let leftover = resource.to_leftover();
-                LeftBehind { kind: leftover.kind, sid: leftover.sid, error: e.to_string() }
-            })
-            .collect(),
-        Err(e) if force => resources
+        Ok(creds) => {
+            // Numbers first: each goes back to the routing it had before import.
+            let mut left = Vec::new();
+            for number in &numbers {
+                if let Err((step, e)) = release_number(&services.twilio, &creds, &record.trunk_sid, number).await {
+                    left.push(LeftBehind {
+                        kind: "phoneNumber".into(),
+                        sid: number.phone_number_sid.clone(),
+                        error: format!("could not {step}: {e}"),
+                    });
+                }
+            }
+            left.extend(remove_resources(&services.twilio, &creds, &resources).await.into_iter().map(
+                |(resource, e)| {
+                    let leftover = resource.to_leftover();
+                    LeftBehind { kind: leftover.kind, sid: leftover.sid, error: e.to_string() }
+                },
+            ));
+            left
+        }
+        Err(e) if force => numbers
             .iter()
-            .map(|resource| {
+            .map(|number| ("phoneNumber".to_owned(), number.phone_number_sid.clone()))
+            .chain(resources.iter().map(|resource| {
                 let leftover = resource.to_leftover();
-                LeftBehind { kind: leftover.kind, sid: leftover.sid, error: e.to_string() }
-            })
+                (leftover.kind, leftover.sid)
+            }))
+            .map(|(kind, sid)| LeftBehind { kind, sid, error: e.to_string() })
             .collect(),
         Err(e) => return Err(e),
     };

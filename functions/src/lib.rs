@@ -1,12 +1,17 @@
 //! The Lambda handlers. Each binary in `src/bin` builds its dependencies once (Init phase)
 //! and runs one of these handlers; tests call the handlers directly.
 
+pub mod available_numbers;
 pub mod create_twilio_provider;
 pub mod delete_provider;
 pub mod get_provider;
 pub mod get_twilio_provider;
+pub mod import_numbers;
+pub mod list_phone_numbers;
 pub mod list_providers;
+pub mod numbers;
 pub mod providers;
+pub mod remove_phone_number;
 pub mod rollback;
 pub mod rotate_auth_token;
 pub mod services;

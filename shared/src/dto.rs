@@ -3,7 +3,8 @@
 use crate::error::ApiError;
 use crate::http::JsonFields;
 use crate::model::{AccountSid, AuthToken, Region, VerificationCheck, VerificationStatus};
-use crate::store::{DeletionState, ProviderRecord};
+use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
+use crate::twilio::{Capabilities, IncomingPhoneNumber};
 use lambda_http::Request;
 use serde::Serialize;
 use uuid::Uuid;
@@ -179,6 +180,168 @@ impl RotateAuthToken {
     }
 }
 
+/// Twilio phone number SIDs: `PN` followed by 32 lowercase hex digits.
+pub fn is_phone_number_sid(value: &str) -> bool {
+    value
+        .strip_prefix("PN")
+        .is_some_and(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+pub const IMPORT_MAX_NUMBERS: usize = 100;
+
+/// `POST /api/v1/providers/twilio/{id}/import-numbers`, parsed.
+#[derive(Debug)]
+pub struct ImportNumbers {
+    pub phone_number_sids: Vec<String>,
+}
+
+impl ImportNumbers {
+    pub fn from_request(request: &Request) -> Result<Self, ApiError> {
+        Self::from_fields(JsonFields::from_request(request)?)
+    }
+
+    pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
+        const FIELD: &str = "phoneNumberSids";
+        let mut sids = Vec::new();
+        match fields.raw(FIELD).cloned() {
+            None => fields.add_error(FIELD, "is required"),
+            Some(serde_json::Value::Array(values)) => {
+                if values.is_empty() || values.len() > IMPORT_MAX_NUMBERS {
+                    fields.add_error(FIELD, format!("must hold 1 to {IMPORT_MAX_NUMBERS} phone number SIDs"));
+                }
+                for (index, value) in values.iter().enumerate() {
+                    let entry = format!("{FIELD}[{index}]");
+                    match value.as_str() {
+                        Some(sid) if is_phone_number_sid(sid) => {
+                            if sids.iter().any(|seen| seen == sid) {
+                                fields.add_error(&entry, "is a duplicate");
+                            } else {
+                                sids.push(sid.to_owned());
+                            }
+                        }
+                        _ => fields.add_error(&entry, "must be 'PN' followed by 32 lowercase hexadecimal characters"),
+                    }
+                }
+            }
+            Some(_) => fields.add_error(FIELD, "must be an array of phone number SIDs"),
+        }
+        fields.finish()?;
+        Ok(Self { phone_number_sids: sids })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilitiesView {
+    pub voice: bool,
+    pub sms: bool,
+    pub mms: bool,
+    pub fax: bool,
+}
+
+impl From<&Capabilities> for CapabilitiesView {
+    fn from(c: &Capabilities) -> Self {
+        Self { voice: c.voice, sms: c.sms, mms: c.mms, fax: c.fax }
+    }
+}
+
+/// A number in the customer's Twilio account, as `available-numbers` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailableNumber {
+    pub phone_number_sid: String,
+    pub phone_number: String,
+    pub friendly_name: Option<String>,
+    pub capabilities: CapabilitiesView,
+    pub trunk_sid: Option<String>,
+    /// Already imported into this provider.
+    pub imported: bool,
+    /// Has a voice URL or application that importing would replace.
+    pub voice_routing_configured: bool,
+}
+
+impl AvailableNumber {
+    pub fn new(number: &IncomingPhoneNumber, imported: bool) -> Self {
+        Self {
+            phone_number_sid: number.sid.clone(),
+            phone_number: number.phone_number.clone(),
+            friendly_name: number.friendly_name.clone(),
+            capabilities: number.capabilities.as_ref().map(CapabilitiesView::from).unwrap_or(CapabilitiesView {
+                voice: false,
+                sms: false,
+                mms: false,
+                fax: false,
+            }),
+            trunk_sid: number.trunk_sid.clone().filter(|s| !s.is_empty()),
+            imported,
+            voice_routing_configured: number.has_voice_routing(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailableNumbers {
+    pub items: Vec<AvailableNumber>,
+    /// True when the account has more numbers than the listing cap.
+    pub truncated: bool,
+}
+
+/// An imported number.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneNumberResponse {
+    pub id: Uuid,
+    pub provider_id: Uuid,
+    pub phone_number_sid: String,
+    pub phone_number: String,
+    pub friendly_name: Option<String>,
+    pub imported_at: String,
+    /// The routing the number had before import; restored when it is removed.
+    pub previous_voice_url: Option<String>,
+    pub previous_voice_application_sid: Option<String>,
+}
+
+impl From<&PhoneNumberRecord> for PhoneNumberResponse {
+    fn from(n: &PhoneNumberRecord) -> Self {
+        Self {
+            id: n.id,
+            provider_id: n.provider_id,
+            phone_number_sid: n.phone_number_sid.clone(),
+            phone_number: n.phone_number.clone(),
+            friendly_name: n.friendly_name.clone(),
+            imported_at: n.imported_at.clone(),
+            previous_voice_url: n.previous_voice_url.clone(),
+            previous_voice_application_sid: n.previous_voice_application_sid.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneNumberPage {
+    pub items: Vec<PhoneNumberResponse>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportError {
+    pub phone_number_sid: String,
+    /// `not_found`, `already_imported`, `credentials_rejected`, `twilio_error`, `storage_error`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportResult {
+    pub success_count: usize,
+    pub failed_count: usize,
+    pub imported: Vec<PhoneNumberResponse>,
+    pub errors: Vec<ImportError>,
+}
+
 impl From<&ProviderRecord> for TwilioProviderResponse {
     fn from(record: &ProviderRecord) -> Self {
         Self {
@@ -255,6 +418,26 @@ mod tests {
         );
         assert!(update("{}").unwrap().is_empty());
         assert!(update(r#"{"name":""}"#).is_err());
+    }
+
+    #[test]
+    fn import_names_every_bad_entry() {
+        let parse = |body: &str| ImportNumbers::from_fields(JsonFields::from_slice(body.as_bytes()).unwrap());
+        let good = format!("PN{}", "a".repeat(32));
+        let body = serde_json::json!({"phoneNumberSids": [good, "PN1", good, 7]}).to_string();
+        let ApiError::Validation(errors) = parse(&body).unwrap_err() else { panic!() };
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            ["phoneNumberSids[1]", "phoneNumberSids[2]", "phoneNumberSids[3]"]
+        );
+        assert!(parse(r#"{"phoneNumberSids": []}"#).is_err());
+        assert!(parse(r#"{}"#).is_err());
+        let many: Vec<String> = (0..101).map(|i| format!("PN{i:032x}")).collect();
+        assert!(parse(&serde_json::json!({ "phoneNumberSids": many }).to_string()).is_err());
+        assert_eq!(
+            parse(&serde_json::json!({"phoneNumberSids": [good]}).to_string()).unwrap().phone_number_sids.len(),
+            1
+        );
     }
 
     #[test]

@@ -81,6 +81,11 @@ impl JsonFields {
         self.fields.contains_key(field)
     }
 
+    /// A field's raw JSON value (absent or null is None), for shapes other than strings and booleans.
+    pub fn raw(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field).filter(|v| !v.is_null())
+    }
+
     pub fn add_error(&mut self, field: &str, message: impl Into<String>) {
         self.errors.entry(field.to_owned()).or_default().push(message.into());
     }

@@ -35,6 +35,15 @@ pub enum StoreError {
     /// The record changed (or vanished) since it was read.
     #[error("the record was changed by another request")]
     VersionConflict,
+    /// The phone number is already imported into a provider of this organization.
+    #[error("the phone number is already imported")]
+    NumberTaken,
+    /// The imported number's record is gone (removed concurrently).
+    #[error("the imported number no longer exists")]
+    NumberGone,
+    /// The provider vanished or started being deleted.
+    #[error("the provider no longer accepts changes")]
+    ProviderGone,
     /// A paging token that this store did not issue for this organization.
     #[error("the paging token is not valid")]
     BadPageToken,
@@ -89,6 +98,77 @@ pub struct SipCredentialRecord {
     pub credential_sid: String,
     pub credential_list_sid: String,
     pub password: EncryptedSecret,
+}
+
+/// A phone number imported onto a provider's trunk, with the routing it had before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhoneNumberRecord {
+    pub id: Uuid,
+    pub provider_id: Uuid,
+    pub phone_number_sid: String,
+    pub phone_number: String,
+    pub friendly_name: Option<String>,
+    pub previous_voice_url: Option<String>,
+    pub previous_voice_application_sid: Option<String>,
+    pub previous_trunk_sid: Option<String>,
+    pub imported_at: String,
+}
+
+impl PhoneNumberRecord {
+    pub fn sort_key_prefix(provider_id: Uuid) -> String {
+        format!("NUMBER#{provider_id}#")
+    }
+
+    pub fn sort_key(&self) -> String {
+        format!("{}{}", Self::sort_key_prefix(self.provider_id), self.id)
+    }
+
+    fn to_item(&self, org: &OrganizationId) -> Item {
+        let mut item = HashMap::from([
+            (PK.to_owned(), org_pk(org)),
+            (SK.to_owned(), s(self.sort_key())),
+            ("entity".to_owned(), s("phoneNumber")),
+            ("id".to_owned(), s(self.id.to_string())),
+            ("providerId".to_owned(), s(self.provider_id.to_string())),
+            ("phoneNumberSid".to_owned(), s(self.phone_number_sid.clone())),
+            ("phoneNumber".to_owned(), s(self.phone_number.clone())),
+            ("importedAt".to_owned(), s(self.imported_at.clone())),
+        ]);
+        let optional = [
+            ("friendlyName", &self.friendly_name),
+            ("previousVoiceUrl", &self.previous_voice_url),
+            ("previousVoiceApplicationSid", &self.previous_voice_application_sid),
+            ("previousTrunkSid", &self.previous_trunk_sid),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), s(value.clone()));
+            }
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let f = Fields(item);
+        let uuid = |name: &str| {
+            Uuid::parse_str(&f.string(name)?).map_err(|_| StoreError::Corrupt(format!("{name} is not a UUID")))
+        };
+        Ok(Self {
+            id: uuid("id")?,
+            provider_id: uuid("providerId")?,
+            phone_number_sid: f.string("phoneNumberSid")?,
+            phone_number: f.string("phoneNumber")?,
+            friendly_name: f.opt_string("friendlyName")?,
+            previous_voice_url: f.opt_string("previousVoiceUrl")?,
+            previous_voice_application_sid: f.opt_string("previousVoiceApplicationSid")?,
+            previous_trunk_sid: f.opt_string("previousTrunkSid")?,
+            imported_at: f.string("importedAt")?,
+        })
+    }
+}
+
+fn number_claim_sort_key(phone_number_sid: &str) -> String {
+    format!("PNCLAIM#{phone_number_sid}")
 }
 
 /// A Twilio resource that could not be deleted during a rollback.
@@ -313,24 +393,24 @@ impl SipCredentialRecord {
 
 const PAGE_TOKEN_VERSION: &str = "p1";
 
-/// `p1.<organization>.<provider id>`, base64url: names the organization so a token cannot be
-/// replayed by another one.
-fn encode_page_token(org: &OrganizationId, after: Uuid) -> String {
+/// `p1.<organization>.<last sort key>`, base64url: names the organization so a token cannot be
+/// replayed by another one, and is checked against the listing's key prefix on the way back.
+fn encode_page_token(org: &OrganizationId, last_sort_key: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_VERSION}.{org}.{after}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_VERSION}.{org}.{last_sort_key}"))
 }
 
-fn decode_page_token(org: &OrganizationId, token: &str) -> Result<Uuid, StoreError> {
+fn decode_page_token(org: &OrganizationId, prefix: &str, token: &str) -> Result<String, StoreError> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| StoreError::BadPageToken)?;
     let text = String::from_utf8(bytes).map_err(|_| StoreError::BadPageToken)?;
     let rest =
         text.strip_prefix(PAGE_TOKEN_VERSION).and_then(|r| r.strip_prefix('.')).ok_or(StoreError::BadPageToken)?;
-    let (token_org, id) = rest.rsplit_once('.').ok_or(StoreError::BadPageToken)?;
-    if token_org != org.as_str() {
-        return Err(StoreError::BadPageToken);
-    }
-    Uuid::parse_str(id).map_err(|_| StoreError::BadPageToken)
+    let sort_key = rest.strip_prefix(org.as_str()).and_then(|r| r.strip_prefix('.')).ok_or(StoreError::BadPageToken)?;
+    // The listed items' keys are `<prefix><uuid>`: anything else was not issued by this listing.
+    let id = sort_key.strip_prefix(prefix).ok_or(StoreError::BadPageToken)?;
+    Uuid::parse_str(id).map_err(|_| StoreError::BadPageToken)?;
+    Ok(sort_key.to_owned())
 }
 
 fn account_claim_sort_key(account_sid: &AccountSid) -> String {
@@ -454,31 +534,107 @@ impl ProviderStore {
         limit: i32,
         page_token: Option<&str>,
     ) -> Result<(Vec<ProviderRecord>, Option<String>), StoreError> {
+        let (items, next) = self.query_page(org, "PROVIDER#", false, limit, page_token).await?;
+        Ok((items.iter().map(ProviderRecord::from_item).collect::<Result<_, _>>()?, next))
+    }
+
+    /// A provider's imported numbers, oldest first, `limit` at a time.
+    pub async fn list_numbers(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+        limit: i32,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<PhoneNumberRecord>, Option<String>), StoreError> {
+        let prefix = PhoneNumberRecord::sort_key_prefix(provider_id);
+        let (items, next) = self.query_page(org, &prefix, true, limit, page_token).await?;
+        Ok((items.iter().map(PhoneNumberRecord::from_item).collect::<Result<_, _>>()?, next))
+    }
+
+    /// Every imported number of a provider.
+    pub async fn all_numbers(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+    ) -> Result<Vec<PhoneNumberRecord>, StoreError> {
+        let mut numbers = Vec::new();
+        let mut token = None;
+        loop {
+            let (page, next) = self.list_numbers(org, provider_id, 100, token.as_deref()).await?;
+            numbers.extend(page);
+            match next {
+                Some(next) => token = Some(next),
+                None => return Ok(numbers),
+            }
+        }
+    }
+
+    async fn query_page(
+        &self,
+        org: &OrganizationId,
+        prefix: &str,
+        oldest_first: bool,
+        limit: i32,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", org_pk(org))
-            .expression_attribute_values(":prefix", s("PROVIDER#"))
-            .scan_index_forward(false)
+            .expression_attribute_values(":prefix", s(prefix))
+            .scan_index_forward(oldest_first)
+            .consistent_read(true)
             .limit(limit);
         if let Some(token) = page_token {
-            let after = decode_page_token(org, token)?;
-            query = query.set_exclusive_start_key(Some(Self::key(org, ProviderRecord::sort_key(after))));
+            let after = decode_page_token(org, prefix, token)?;
+            query = query.set_exclusive_start_key(Some(Self::key(org, after)));
         }
         let output = query.send().await.map_err(StoreError::request)?;
-        let records = output.items().iter().map(ProviderRecord::from_item).collect::<Result<Vec<_>, _>>()?;
-        let next = match output.last_evaluated_key() {
-            Some(_) => records.last().map(|last| encode_page_token(org, last.id)),
+        let items = output.items.unwrap_or_default();
+        let next = match output.last_evaluated_key {
+            Some(key) => key.get(SK).and_then(|sk| sk.as_s().ok()).map(|sk| encode_page_token(org, sk)),
             None => None,
         };
-        Ok((records, next))
+        Ok((items, next))
     }
 
-    /// Deletes every record of a provider in one transaction.
+    /// Deletes every record of a provider: its numbers (and their claims) in batches, then the
+    /// provider, its SIP credential and its Account SID claim in one transaction.
     pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
         let org = &record.organization_id;
+        let numbers = self.all_numbers(org, record.id).await?;
+        let number_keys: Vec<String> =
+            numbers.iter().flat_map(|n| [n.sort_key(), number_claim_sort_key(&n.phone_number_sid)]).collect();
+        for chunk in number_keys.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|sort_key| {
+                    let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
+                        .set_key(Some(Self::key(org, sort_key.clone())))
+                        .build()
+                        .expect("key set");
+                    aws_sdk_dynamodb::types::WriteRequest::builder().delete_request(delete).build()
+                })
+                .collect();
+            let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+            // BatchWriteItem may hand back unprocessed items under load; resend them.
+            for _ in 0..5 {
+                let Some(items) = pending.take().filter(|items| !items.is_empty()) else { break };
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(StoreError::request)?;
+                pending = output.unprocessed_items;
+            }
+            if pending.is_some_and(|items| !items.is_empty()) {
+                return Err(StoreError::Request("DynamoDB left number records unprocessed".into()));
+            }
+        }
         let keys = [
             ProviderRecord::sort_key(record.id),
             SipCredentialRecord::sort_key(record.id),
@@ -499,6 +655,100 @@ impl ProviderStore {
             .await
             .map_err(StoreError::request)?;
         Ok(())
+    }
+
+    /// Whether a number is already imported into any provider of the organization.
+    pub async fn number_claimed(&self, org: &OrganizationId, phone_number_sid: &str) -> Result<bool, StoreError> {
+        Ok(self.get_item(Self::key(org, number_claim_sort_key(phone_number_sid))).await?.is_some())
+    }
+
+    pub async fn get_number(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+        number_id: Uuid,
+    ) -> Result<Option<PhoneNumberRecord>, StoreError> {
+        let sort_key = format!("{}{number_id}", PhoneNumberRecord::sort_key_prefix(provider_id));
+        self.get_item(Self::key(org, sort_key)).await?.as_ref().map(PhoneNumberRecord::from_item).transpose()
+    }
+
+    /// Stores an imported number with its organization-wide claim and increments the
+    /// provider's `phoneNumberCount` (and version), all in one transaction.
+    pub async fn insert_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
+        let mut claim = Self::key(org, number_claim_sort_key(&number.phone_number_sid));
+        claim.insert("entity".to_owned(), s("numberClaim"));
+        claim.insert("providerId".to_owned(), s(number.provider_id.to_string()));
+        let put = |item: Item| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("table and item set");
+            TransactWriteItem::builder().put(put).build()
+        };
+        let items = vec![put(number.to_item(org)), put(claim), self.count_update(org, number.provider_id, 1)];
+        self.transact_number_change(items, StoreError::NumberTaken).await
+    }
+
+    /// Deletes an imported number and its claim and decrements the provider's count.
+    pub async fn remove_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
+        let delete = |sort_key: String, condition: Option<&str>| {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(org, sort_key)))
+                .set_condition_expression(condition.map(str::to_owned))
+                .build()
+                .expect("key set");
+            TransactWriteItem::builder().delete(delete).build()
+        };
+        let items = vec![
+            delete(number.sort_key(), Some("attribute_exists(pk)")),
+            delete(number_claim_sort_key(&number.phone_number_sid), None),
+            self.count_update(org, number.provider_id, -1),
+        ];
+        self.transact_number_change(items, StoreError::NumberGone).await
+    }
+
+    fn count_update(&self, org: &OrganizationId, provider_id: Uuid, delta: i64) -> TransactWriteItem {
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(org, ProviderRecord::sort_key(provider_id))))
+            .update_expression("SET phoneNumberCount = phoneNumberCount + :delta, version = version + :one")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(deletionStartedAt)")
+            .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .expect("table, key and expression set");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    /// Runs a number transaction whose last item is the provider's count update: a failed
+    /// condition there is `ProviderGone`, elsewhere `on_item_conflict`.
+    async fn transact_number_change(
+        &self,
+        items: Vec<TransactWriteItem>,
+        on_item_conflict: StoreError,
+    ) -> Result<(), StoreError> {
+        let provider_index = items.len() - 1;
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let failed = |i: usize| {
+                        cancelled.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                    };
+                    if failed(provider_index) {
+                        Err(StoreError::ProviderGone)
+                    } else if (0..provider_index).any(failed) {
+                        Err(on_item_conflict)
+                    } else {
+                        Err(StoreError::request(e))
+                    }
+                }
+                _ => Err(StoreError::request(e)),
+            },
+        }
     }
 
     /// Records what a failed rollback left behind, for the clean-up job.
@@ -561,13 +811,14 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_reject_other_organizations_and_tampering() {
         let org = OrganizationId::parse("org-a").unwrap();
-        let id = Uuid::now_v7();
-        let token = encode_page_token(&org, id);
-        assert_eq!(decode_page_token(&org, &token).unwrap(), id);
+        let sort_key = ProviderRecord::sort_key(Uuid::now_v7());
+        let token = encode_page_token(&org, &sort_key);
+        assert_eq!(decode_page_token(&org, "PROVIDER#", &token).unwrap(), sort_key);
         let other = OrganizationId::parse("org-b").unwrap();
-        assert!(matches!(decode_page_token(&other, &token), Err(StoreError::BadPageToken)));
+        assert!(matches!(decode_page_token(&other, "PROVIDER#", &token), Err(StoreError::BadPageToken)));
+        assert!(matches!(decode_page_token(&org, "NUMBER#", &token), Err(StoreError::BadPageToken)));
         for bad in ["", "!!!", "cDEub3JnLWEubm90LWEtdXVpZA", &token[..token.len() - 2]] {
-            assert!(matches!(decode_page_token(&org, bad), Err(StoreError::BadPageToken)), "{bad}");
+            assert!(matches!(decode_page_token(&org, "PROVIDER#", bad), Err(StoreError::BadPageToken)), "{bad}");
         }
     }
 }

@@ -101,6 +101,42 @@ pub struct Credential {
     pub username: String,
 }
 
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub voice: bool,
+    #[serde(default, alias = "SMS")]
+    pub sms: bool,
+    #[serde(default, alias = "MMS")]
+    pub mms: bool,
+    #[serde(default)]
+    pub fax: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IncomingPhoneNumber {
+    pub sid: String,
+    pub phone_number: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    #[serde(default)]
+    pub trunk_sid: Option<String>,
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    #[serde(default)]
+    pub voice_application_sid: Option<String>,
+}
+
+impl IncomingPhoneNumber {
+    /// Whether the number routes voice somewhere that importing would replace.
+    pub fn has_voice_routing(&self) -> bool {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+        set(&self.voice_url) || set(&self.voice_application_sid)
+    }
+}
+
 /// A credential list as attached to a trunk.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrunkCredentialList {
@@ -286,6 +322,67 @@ impl TwilioClient {
             self.account_url(creds, "/SIP/CredentialLists.json?PageSize=100"),
             "credential_lists",
             max_items,
+        )
+        .await
+    }
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json`, every page (at most `max_items`).
+    pub async fn list_incoming_numbers(
+        &self,
+        creds: &TwilioCredentials,
+        max_items: usize,
+    ) -> Result<Vec<IncomingPhoneNumber>, TwilioError> {
+        let url = self.account_url(creds, "/IncomingPhoneNumbers.json?PageSize=100");
+        self.list_all(creds, url, "incoming_phone_numbers", max_items).await
+    }
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json`
+    pub async fn fetch_incoming_number(
+        &self,
+        creds: &TwilioCredentials,
+        sid: &str,
+    ) -> Result<IncomingPhoneNumber, TwilioError> {
+        self.json(creds, Method::GET, self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json")), &[]).await
+    }
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json` with `VoiceUrl`
+    /// and `VoiceApplicationSid` (an empty value clears one).
+    pub async fn set_voice_routing(
+        &self,
+        creds: &TwilioCredentials,
+        sid: &str,
+        voice_url: Option<&str>,
+        voice_application_sid: Option<&str>,
+    ) -> Result<IncomingPhoneNumber, TwilioError> {
+        let form =
+            [("VoiceUrl", voice_url.unwrap_or("")), ("VoiceApplicationSid", voice_application_sid.unwrap_or(""))];
+        self.json(creds, Method::POST, self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json")), &form)
+            .await
+    }
+
+    /// `POST /v1/Trunks/{TrunkSid}/PhoneNumbers`
+    pub async fn attach_phone_number(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        number_sid: &str,
+    ) -> Result<(), TwilioError> {
+        let form = [("PhoneNumberSid", number_sid)];
+        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers"));
+        self.json::<serde_json::Value>(creds, Method::POST, url, &form).await.map(drop)
+    }
+
+    /// `DELETE /v1/Trunks/{TrunkSid}/PhoneNumbers/{Sid}`
+    pub async fn detach_phone_number(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        number_sid: &str,
+    ) -> Result<(), TwilioError> {
+        self.no_content(
+            creds,
+            Method::DELETE,
+            self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers/{number_sid}")),
         )
         .await
     }

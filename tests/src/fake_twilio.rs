@@ -182,7 +182,17 @@ impl FakeTwilio {
 
     /// Adds an incoming phone number to an account and returns its SID.
     pub fn add_incoming_number(&self, account_sid: &str, phone_number: &str, voice_url: Option<&str>) -> String {
-        let sid = new_sid("PN");
+        self.add_incoming_number_with_sid(&new_sid("PN"), account_sid, phone_number, voice_url)
+    }
+
+    pub fn add_incoming_number_with_sid(
+        &self,
+        sid: &str,
+        account_sid: &str,
+        phone_number: &str,
+        voice_url: Option<&str>,
+    ) -> String {
+        let sid = sid.to_owned();
         self.state().incoming_numbers.insert(
             sid.clone(),
             IncomingNumber {

@@ -8,6 +8,9 @@ use integration_tests::fake_twilio::FakeTwilio;
 
 const DEMO_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 const DEMO_AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+/// Fixed so that `events/import-numbers.json` imports a real sandbox number.
+const DEMO_NUMBER_SIDS: [&str; 3] =
+    ["PN00000000000000000000000000000001", "PN00000000000000000000000000000002", "PN00000000000000000000000000000003"];
 
 #[tokio::main]
 async fn main() {
@@ -25,11 +28,17 @@ async fn main() {
     let token = std::env::var("FAKE_TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_AUTH_TOKEN.into());
     let fake = FakeTwilio::start_on(addr).await;
     fake.add_account_with(&sid, &token, "active", "Full");
-    fake.add_incoming_number(&sid, "+15005550006", Some("https://demo.example.com/voice"));
-    fake.add_incoming_number(&sid, "+15005550007", None);
-    fake.add_incoming_number(&sid, "+15005550008", None);
+    fake.add_incoming_number_with_sid(
+        DEMO_NUMBER_SIDS[0],
+        &sid,
+        "+15005550006",
+        Some("https://demo.example.com/voice"),
+    );
+    fake.add_incoming_number_with_sid(DEMO_NUMBER_SIDS[1], &sid, "+15005550007", None);
+    fake.add_incoming_number_with_sid(DEMO_NUMBER_SIDS[2], &sid, "+15005550008", None);
     println!("fake Twilio listening on {}", fake.base_url);
     println!("demo account: accountSid={sid} authToken={token}");
+    println!("demo numbers: {}", DEMO_NUMBER_SIDS.join(" "));
     tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
 }
 

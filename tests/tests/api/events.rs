@@ -30,10 +30,19 @@ async fn create_twilio_provider_event_creates_a_provider() {
 
 /// The id the events' path parameters carry; tests swap in a provider that exists.
 const EVENT_PROVIDER_ID: &str = "01936f5e-8f1c-7a3b-9d2e-4f5a6b7c8d9e";
+const EVENT_NUMBER_ID: &str = "01936f60-1a2b-7c3d-8e4f-5a6b7c8d9e0f";
 
 fn event_for(name: &str, provider_id: &str) -> lambda_http::Request {
+    event_with(name, &[(EVENT_PROVIDER_ID, provider_id)])
+}
+
+/// An event with the fixed ids it carries swapped for ones that exist.
+fn event_with(name: &str, swaps: &[(&str, &str)]) -> lambda_http::Request {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap().replace(EVENT_PROVIDER_ID, provider_id);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in swaps {
+        text = text.replace(from, to);
+    }
     lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name} is not a valid event: {e}"))
 }
 
@@ -60,6 +69,18 @@ async fn lifecycle_events_reach_their_handlers() {
     let response =
         rotate_auth_token::handle(&env.services, event_for("rotate-twilio-auth-token.json", &id)).await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.body());
+
+    env.fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", sid, "+15005550006", None);
+    let response =
+        available_numbers::handle(&env.services, event_for("list-available-numbers.json", &id)).await.unwrap();
+    assert_eq!(body_json(&response)["items"].as_array().unwrap().len(), 1);
+    let response = import_numbers::handle(&env.services, event_for("import-numbers.json", &id)).await.unwrap();
+    assert_eq!(body_json(&response)["successCount"], 1, "{:?}", response.body());
+    let response = list_phone_numbers::handle(store, event_for("list-phone-numbers.json", &id)).await.unwrap();
+    let number_id = body_json(&response)["items"][0]["id"].as_str().unwrap().to_owned();
+    let remove = event_with("remove-phone-number.json", &[(EVENT_PROVIDER_ID, &id), (EVENT_NUMBER_ID, &number_id)]);
+    assert_eq!(remove_phone_number::handle(&env.services, remove).await.unwrap().status(), 204);
+
     let response = delete_provider::handle(&env.services, event_for("delete-provider.json", &id)).await.unwrap();
     assert_eq!(response.status(), 204);
 }

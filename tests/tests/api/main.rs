@@ -4,3 +4,4 @@ mod create_provider;
 mod events;
 mod harness;
 mod lifecycle;
+mod numbers;

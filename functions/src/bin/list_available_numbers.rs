@@ -1,0 +1,10 @@
+//! `GET /api/v1/providers/twilio/{id}/available-numbers`
+use functions::{available_numbers, services::Services};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    run(service_fn(|request| available_numbers::handle(&services, request))).await
+}

@@ -1,0 +1,10 @@
+//! `GET /api/v1/providers/twilio/{id}/phone-numbers`
+use functions::{list_phone_numbers, services::store_from_env};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let store = store_from_env().await?;
+    run(service_fn(|request| list_phone_numbers::handle(&store, request))).await
+}

@@ -1,0 +1,10 @@
+//! `DELETE /api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}`
+use functions::{remove_phone_number, services::Services};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    run(service_fn(|request| remove_phone_number::handle(&services, request))).await
+}

@@ -1,0 +1,108 @@
+//! `POST /api/v1/providers/twilio/{id}/import-numbers`: puts numbers from the customer's
+//! account on the provider's trunk, each independently, recording the routing each had.
+
+use crate::numbers::release_number;
+use crate::providers::{load_provider, refuse_if_deleting, stored_credentials};
+use crate::respond;
+use crate::services::Services;
+use futures::StreamExt;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::dto::{ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
+use shared::http::{json_response, organization_id, path_uuid};
+use shared::model::{OrganizationId, TwilioCredentials};
+use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
+use uuid::Uuid;
+
+/// Numbers imported at once; keeps the request rate toward Twilio modest.
+const IMPORT_CONCURRENCY: usize = 4;
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(import(services, &request).await)
+}
+
+async fn import(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let org = organization_id(request)?;
+    let id = path_uuid(request, "id")?;
+    let command = ImportNumbers::from_request(request)?;
+    let record = load_provider(&services.store, &org, id).await?;
+    refuse_if_deleting(&record)?;
+    let creds = stored_credentials(services, &record).await?;
+    let outcomes: Vec<Result<PhoneNumberRecord, ImportError>> = futures::stream::iter(command.phone_number_sids)
+        .map(|sid| import_one(services, &org, &record, &creds, sid))
+        .buffered(IMPORT_CONCURRENCY)
+        .collect()
+        .await;
+    let mut result = ImportResult { success_count: 0, failed_count: 0, imported: Vec::new(), errors: Vec::new() };
+    for outcome in outcomes {
+        match outcome {
+            Ok(number) => result.imported.push(PhoneNumberResponse::from(&number)),
+            Err(error) => result.errors.push(error),
+        }
+    }
+    result.success_count = result.imported.len();
+    result.failed_count = result.errors.len();
+    tracing::info!(organization_id = %org, provider_id = %id, imported = result.success_count, failed = result.failed_count, "numbers imported");
+    Ok(json_response(StatusCode::OK, &result))
+}
+
+async fn import_one(
+    services: &Services,
+    org: &OrganizationId,
+    provider: &ProviderRecord,
+    creds: &TwilioCredentials,
+    sid: String,
+) -> Result<PhoneNumberRecord, ImportError> {
+    let fail = |code, message: String| ImportError { phone_number_sid: sid.clone(), code, message };
+    match services.store.number_claimed(org, &sid).await {
+        Ok(true) => {
+            return Err(fail(
+                "already_imported",
+                "The number is already imported into a provider of this organization.".into(),
+            ));
+        }
+        Ok(false) => {}
+        Err(e) => return Err(fail("storage_error", format!("Could not check the number: {e}"))),
+    }
+    let number = services.twilio.fetch_incoming_number(creds, &sid).await.map_err(|e| {
+        if e.is_not_found() {
+            fail("not_found", "The Twilio account has no such incoming phone number.".into())
+        } else if e.is_authentication_failure() {
+            fail("credentials_rejected", "Twilio rejected the stored credentials; rotate the auth token.".into())
+        } else {
+            fail("twilio_error", format!("Could not read the number: {e}"))
+        }
+    })?;
+    services
+        .twilio
+        .attach_phone_number(creds, &provider.trunk_sid, &sid)
+        .await
+        .map_err(|e| fail("twilio_error", format!("Could not put the number on the trunk: {e}")))?;
+    let record = PhoneNumberRecord {
+        id: Uuid::now_v7(),
+        provider_id: provider.id,
+        phone_number_sid: sid.clone(),
+        phone_number: number.phone_number.clone(),
+        friendly_name: number.friendly_name.clone(),
+        previous_voice_url: number.voice_url.clone().filter(|v| !v.is_empty()),
+        previous_voice_application_sid: number.voice_application_sid.clone().filter(|v| !v.is_empty()),
+        previous_trunk_sid: number.trunk_sid.clone().filter(|v| !v.is_empty()),
+        imported_at: shared::time::now_rfc3339(),
+    };
+    if let Err(store_error) = services.store.insert_number(org, &record).await {
+        // Not stored: take it back off the trunk so Twilio matches the table.
+        if let Err((step, e)) = release_number(&services.twilio, creds, &provider.trunk_sid, &record).await {
+            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, step, error = %e, "could not undo a number attach after a failed store");
+        }
+        return Err(match store_error {
+            StoreError::NumberTaken => fail(
+                "already_imported",
+                "The number was imported into a provider of this organization meanwhile.".into(),
+            ),
+            StoreError::ProviderGone => fail("storage_error", "The provider is being deleted.".into()),
+            other => fail("storage_error", format!("Could not store the number: {other}")),
+        });
+    }
+    Ok(record)
+}

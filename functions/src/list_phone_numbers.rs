@@ -1,0 +1,32 @@
+//! `GET /api/v1/providers/twilio/{id}/phone-numbers?limit=&nextToken=`: the provider's
+//! imported numbers, paginated like the providers list.
+
+use crate::list_providers::parse_limit;
+use crate::providers::load_provider;
+use crate::respond;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::dto::{PhoneNumberPage, PhoneNumberResponse};
+use shared::http::{json_response, organization_id, path_uuid, query_param};
+use shared::store::{ProviderStore, StoreError};
+
+pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
+    respond(list(store, &request).await)
+}
+
+async fn list(store: &ProviderStore, request: &Request) -> Result<Response<Body>, ApiError> {
+    let org = organization_id(request)?;
+    let id = path_uuid(request, "id")?;
+    let limit = parse_limit(request)?;
+    load_provider(store, &org, id).await?;
+    let (numbers, next_token) =
+        store.list_numbers(&org, id, limit, query_param(request, "nextToken")).await.map_err(|e| match e {
+            StoreError::BadPageToken => {
+                ApiError::validation("nextToken", "is not a token this API returned for this listing")
+            }
+            other => ApiError::unavailable(other),
+        })?;
+    let page = PhoneNumberPage { items: numbers.iter().map(PhoneNumberResponse::from).collect(), next_token };
+    Ok(json_response(StatusCode::OK, &page))
+}

@@ -1,0 +1,43 @@
+//! `DELETE /api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}`: takes the number off
+//! the trunk, restores its previous voice routing, and forgets it. The number stays in the
+//! customer's account and can be imported again.
+
+use crate::numbers::release_number;
+use crate::providers::{load_provider, refuse_if_deleting, stored_credentials, stored_credentials_error};
+use crate::respond;
+use crate::services::Services;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::http::{organization_id, path_uuid};
+use shared::store::StoreError;
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(remove(services, &request).await)
+}
+
+async fn remove(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let org = organization_id(request)?;
+    let id = path_uuid(request, "id")?;
+    let number_id = path_uuid(request, "phoneNumberId")?;
+    let record = load_provider(&services.store, &org, id).await?;
+    refuse_if_deleting(&record)?;
+    let number = services
+        .store
+        .get_number(&org, id, number_id)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")))?;
+    let creds = stored_credentials(services, &record).await?;
+    release_number(&services.twilio, &creds, &record.trunk_sid, &number)
+        .await
+        .map_err(|(step, e)| stored_credentials_error(step, &record, e))?;
+    services.store.remove_number(&org, &number).await.map_err(|e| match e {
+        // Removed by a concurrent request: the end state is the one asked for.
+        StoreError::NumberGone => ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")),
+        StoreError::ProviderGone => ApiError::Conflict(format!("Provider {id} is being deleted.")),
+        other => ApiError::unavailable(other),
+    })?;
+    tracing::info!(organization_id = %org, provider_id = %id, phone_number_sid = %number.phone_number_sid, "number removed");
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static response"))
+}
