@@ -12,11 +12,13 @@ pub mod list_providers;
 pub mod numbers;
 pub mod providers;
 pub mod remove_phone_number;
+pub mod reverify_all;
 pub mod rollback;
 pub mod rotate_auth_token;
 pub mod services;
 pub mod update_twilio_provider;
 pub mod verification;
+pub mod verify_provider;
 
 use lambda_http::{Body, Error, Response};
 use shared::ApiError;

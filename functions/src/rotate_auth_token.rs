@@ -1,18 +1,19 @@
 //! `PATCH /api/v1/providers/twilio/{id}/auth-token`: validate the new token with Twilio, then
-//! re-encrypt it under a fresh data key. A rejected token changes nothing.
+//! re-encrypt it under a fresh data key and refresh the verification with it. A rejected token
+//! changes nothing.
 
 use crate::create_twilio_provider::twilio_error;
 use crate::providers::{load_provider, owner_of, refuse_if_deleting, save_with_retry};
 use crate::respond;
 use crate::services::Services;
-use crate::verification::{account_check, credentials_passed};
+use crate::verification::verify;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::crypto::SecretKind;
 use shared::dto::{RotateAuthToken, TwilioProviderResponse};
 use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::{TwilioCredentials, overall_status};
+use shared::model::TwilioCredentials;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(rotate(services, &request).await)
@@ -25,7 +26,8 @@ async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>
     let record = load_provider(&services.store, &org, id).await?;
     refuse_if_deleting(&record)?;
     let creds = TwilioCredentials { account_sid: record.account_sid.clone(), auth_token: command.auth_token };
-    let account = services.twilio.fetch_account(&creds).await.map_err(|e| {
+    // Validate first: a rejected token must change nothing.
+    services.twilio.fetch_account(&creds).await.map_err(|e| {
         if e.is_authentication_failure() || e.is_not_found() {
             ApiError::Unprocessable {
                 title: "Twilio rejected the credentials",
@@ -38,16 +40,14 @@ async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>
             twilio_error("validate the new auth token", e)
         }
     })?;
-    let checks = vec![credentials_passed(), account_check(&account)];
+    let verification = verify(services, &record, &creds).await;
     let data_key = services.envelope.generate_data_key(&owner_of(&record)).await.map_err(ApiError::unavailable)?;
     let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
     drop(data_key);
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
         record.auth_token = sealed.clone();
-        record.verification_status = overall_status(&checks);
-        record.last_verified_at = Some(shared::time::now_rfc3339());
-        record.verification_details = Some(checks.clone());
+        verification.apply_to(record);
         Ok(())
     })
     .await?;

@@ -1,8 +1,40 @@
-//! Verification checks, as shown in `verificationDetails`.
+//! Verification: the one routine that checks a provider against Twilio, used by the verify
+//! endpoint, by auth-token rotation and by the hourly job (create builds the same checks from
+//! what it just provisioned). Each check says what to do when it does not pass.
+//!
+//! `credentials` runs first (nothing else can run without it); then `account`, and, for an
+//! active account, `permissions`, `trunk`, `credentialList` and `phoneNumbers` concurrently.
+//! A check that could not run is reported as skipped, never dropped.
 
-use serde_json::json;
-use shared::model::{CheckStatus, VerificationCheck};
-use shared::twilio::Account;
+use crate::services::Services;
+use serde_json::{Value, json};
+use shared::model::{CheckStatus, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status};
+use shared::store::ProviderRecord;
+use shared::twilio::{Account, ListProbe, TwilioError};
+use std::collections::HashSet;
+
+/// How many items a check reads from one Twilio list at most.
+const LIST_CAP: usize = 1000;
+const LATER_CHECKS: [&str; 4] = ["permissions", "trunk", "credentialList", "phoneNumbers"];
+
+pub struct Verification {
+    pub status: VerificationStatus,
+    pub checks: Vec<VerificationCheck>,
+    pub verified_at: String,
+}
+
+impl Verification {
+    fn new(checks: Vec<VerificationCheck>) -> Self {
+        Self { status: overall_status(&checks), checks, verified_at: shared::time::now_rfc3339() }
+    }
+
+    /// Writes the result into a record's verification fields.
+    pub fn apply_to(&self, record: &mut ProviderRecord) {
+        record.verification_status = self.status;
+        record.last_verified_at = Some(self.verified_at.clone());
+        record.verification_details = Some(self.checks.clone());
+    }
+}
 
 pub fn credentials_passed() -> VerificationCheck {
     VerificationCheck::new(
@@ -38,6 +70,303 @@ pub fn account_check(account: &Account) -> VerificationCheck {
     VerificationCheck::new("account", CheckStatus::Passed, "The Twilio account is active.", details)
 }
 
+fn skipped(name: &str, because: &str) -> VerificationCheck {
+    VerificationCheck::new(name, CheckStatus::Warning, format!("Skipped: {because}."), json!({"skipped": true}))
+}
+
+/// A Twilio error met by a check: a denial or a missing resource is a finding (failed); a
+/// transient error means the check could not finish (warning).
+fn twilio_finding(name: &str, what: &str, e: &TwilioError, details: Value) -> VerificationCheck {
+    if e.is_authentication_failure() || e.status() == Some(403) {
+        VerificationCheck::new(
+            name,
+            CheckStatus::Failed,
+            format!("Twilio denied access to {what} ({e}). Give the credentials permission to manage SIP trunking."),
+            details,
+        )
+    } else if e.is_not_found() {
+        VerificationCheck::new(name, CheckStatus::Failed, format!("{what} no longer exists in Twilio."), details)
+    } else {
+        VerificationCheck::new(
+            name,
+            CheckStatus::Warning,
+            format!("Could not check {what}: {e}. It will be checked again."),
+            details,
+        )
+    }
+}
+
+/// Runs every check for the provider with the given credentials.
+pub async fn verify(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> Verification {
+    let account = match services.twilio.fetch_account(creds).await {
+        Ok(account) => account,
+        Err(e) => {
+            let credentials = if e.is_authentication_failure() || e.is_not_found() {
+                VerificationCheck::new(
+                    "credentials",
+                    CheckStatus::Failed,
+                    format!(
+                        "Twilio rejected the stored Account SID and Auth Token. If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token.",
+                        record.id
+                    ),
+                    json!({"code": e.code()}),
+                )
+            } else {
+                VerificationCheck::new(
+                    "credentials",
+                    CheckStatus::Warning,
+                    format!("Could not reach Twilio: {e}. It will be checked again."),
+                    json!({}),
+                )
+            };
+            let mut checks = vec![credentials, skipped("account", "the credentials could not be checked")];
+            checks.extend(LATER_CHECKS.iter().map(|name| skipped(name, "the credentials could not be checked")));
+            return Verification::new(checks);
+        }
+    };
+    let account = account_check(&account);
+    if account.status == CheckStatus::Failed {
+        let mut checks = vec![credentials_passed(), account];
+        checks.extend(LATER_CHECKS.iter().map(|name| skipped(name, "the Twilio account is not active")));
+        return Verification::new(checks);
+    }
+    let (permissions, trunk, credential_list, phone_numbers) = tokio::join!(
+        permissions_check(services, creds),
+        trunk_check(services, record, creds),
+        credential_list_check(services, record, creds),
+        phone_numbers_check(services, record, creds),
+    );
+    Verification::new(vec![credentials_passed(), account, permissions, trunk, credential_list, phone_numbers])
+}
+
+async fn permissions_check(services: &Services, creds: &TwilioCredentials) -> VerificationCheck {
+    let probes = [ListProbe::Trunks, ListProbe::CredentialLists, ListProbe::IncomingPhoneNumbers];
+    let results = futures::future::join_all(probes.iter().map(|probe| services.twilio.probe_list(creds, *probe))).await;
+    let mut denied = Vec::new();
+    let mut unknown = Vec::new();
+    for (probe, result) in probes.iter().zip(results) {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => unknown.push(format!("{}: {e}", probe.name())),
+            Err(e) => denied.push(format!("{}: {e}", probe.name())),
+        }
+    }
+    if !denied.is_empty() {
+        return VerificationCheck::new(
+            "permissions",
+            CheckStatus::Failed,
+            format!(
+                "The credentials cannot list {}. Give them access to SIP trunking and phone numbers.",
+                denied.join("; ")
+            ),
+            json!({"denied": denied}),
+        );
+    }
+    if !unknown.is_empty() {
+        return VerificationCheck::new(
+            "permissions",
+            CheckStatus::Warning,
+            format!("Could not check access to {}. It will be checked again.", unknown.join("; ")),
+            json!({"unknown": unknown}),
+        );
+    }
+    VerificationCheck::new(
+        "permissions",
+        CheckStatus::Passed,
+        "The credentials can list SIP trunks, credential lists and incoming phone numbers.",
+        json!({}),
+    )
+}
+
+async fn trunk_check(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> VerificationCheck {
+    let expected_mode = shared::model::transfer_mode(record.supports_call_transfer);
+    let details =
+        json!({"trunkSid": record.trunk_sid, "domainName": record.domain_name, "expectedTransferMode": expected_mode});
+    let trunk = match services.twilio.fetch_trunk(creds, &record.trunk_sid).await {
+        Ok(trunk) => trunk,
+        Err(e) if e.is_not_found() => {
+            return VerificationCheck::new(
+                "trunk",
+                CheckStatus::Failed,
+                format!(
+                    "The SIP trunk {} was deleted in Twilio; calls cannot be routed. Delete this provider and create it again.",
+                    record.trunk_sid
+                ),
+                details,
+            );
+        }
+        Err(e) => return twilio_finding("trunk", &format!("the SIP trunk {}", record.trunk_sid), &e, details),
+    };
+    let domain = trunk.domain_name.clone().unwrap_or_default();
+    let mode = trunk.transfer_mode.clone().unwrap_or_default();
+    let details = json!({"trunkSid": trunk.sid, "domainName": domain, "transferMode": mode, "expectedTransferMode": expected_mode});
+    if !domain.eq_ignore_ascii_case(&record.domain_name) {
+        return VerificationCheck::new(
+            "trunk",
+            CheckStatus::Failed,
+            format!(
+                "The trunk's domain is {domain:?} but the provider's termination URI {} expects {}; calls will not reach the trunk. Restore the domain name in Twilio.",
+                record.termination_uri, record.domain_name
+            ),
+            details,
+        );
+    }
+    if mode != expected_mode {
+        return VerificationCheck::new(
+            "trunk",
+            CheckStatus::Warning,
+            format!(
+                "The trunk's TransferMode is {mode:?} but supportsCallTransfer is {}; call transfers will not behave as configured. Set supportsCallTransfer again with PUT to re-apply it.",
+                record.supports_call_transfer
+            ),
+            details,
+        );
+    }
+    VerificationCheck::new(
+        "trunk",
+        CheckStatus::Passed,
+        "The SIP trunk exists with the expected domain and transfer mode.",
+        details,
+    )
+}
+
+async fn credential_list_check(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+) -> VerificationCheck {
+    let list_sid = &record.credential_list_sid;
+    let details = json!({"credentialListSid": list_sid, "trunkSid": record.trunk_sid});
+    let (list, attached, credentials, sip) = tokio::join!(
+        services.twilio.fetch_credential_list(creds, list_sid),
+        services.twilio.list_trunk_credential_lists(creds, &record.trunk_sid, LIST_CAP),
+        services.twilio.list_credentials(creds, list_sid, LIST_CAP),
+        services.store.get_sip_credential(&record.organization_id, record.id),
+    );
+    if let Err(e) = list {
+        return twilio_finding("credentialList", &format!("the credential list {list_sid}"), &e, details);
+    }
+    match attached {
+        Ok(attached) if attached.iter().any(|a| &a.sid == list_sid) => {}
+        Ok(_) => {
+            return VerificationCheck::new(
+                "credentialList",
+                CheckStatus::Failed,
+                format!(
+                    "The credential list {list_sid} is not attached to the trunk {}; SIP calls cannot authenticate. Attach it again in Twilio.",
+                    record.trunk_sid
+                ),
+                details,
+            );
+        }
+        Err(e) => {
+            return twilio_finding(
+                "credentialList",
+                &format!("the credential lists of trunk {}", record.trunk_sid),
+                &e,
+                details,
+            );
+        }
+    }
+    let sip = match sip {
+        Ok(Some(sip)) => sip,
+        Ok(None) => {
+            return VerificationCheck::new(
+                "credentialList",
+                CheckStatus::Failed,
+                "The provider's SIP credential record is missing.",
+                details,
+            );
+        }
+        Err(e) => {
+            return VerificationCheck::new(
+                "credentialList",
+                CheckStatus::Warning,
+                format!("Could not read the SIP credential record: {e}."),
+                details,
+            );
+        }
+    };
+    match credentials {
+        Ok(list) if list.iter().any(|c| c.sid == sip.credential_sid) => VerificationCheck::new(
+            "credentialList",
+            CheckStatus::Passed,
+            format!("The credential list is attached to the trunk and holds the SIP user {}.", sip.username),
+            json!({"credentialListSid": list_sid, "credentialSid": sip.credential_sid, "username": sip.username}),
+        ),
+        Ok(_) => VerificationCheck::new(
+            "credentialList",
+            CheckStatus::Failed,
+            format!(
+                "The SIP credential {} ({}) was removed from the credential list; calls cannot authenticate. Delete and re-create the provider.",
+                sip.credential_sid, sip.username
+            ),
+            details,
+        ),
+        Err(e) => twilio_finding("credentialList", &format!("the credentials of list {list_sid}"), &e, details),
+    }
+}
+
+async fn phone_numbers_check(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+) -> VerificationCheck {
+    let imported = match services.store.all_numbers(&record.organization_id, record.id).await {
+        Ok(imported) => imported,
+        Err(e) => {
+            return VerificationCheck::new(
+                "phoneNumbers",
+                CheckStatus::Warning,
+                format!("Could not read the imported numbers: {e}."),
+                json!({}),
+            );
+        }
+    };
+    if imported.is_empty() {
+        return VerificationCheck::new(
+            "phoneNumbers",
+            CheckStatus::Passed,
+            "No numbers are imported yet.",
+            json!({"imported": 0}),
+        );
+    }
+    let on_trunk = match services.twilio.list_trunk_phone_numbers(creds, &record.trunk_sid, LIST_CAP).await {
+        Ok(numbers) => numbers.into_iter().map(|n| n.sid).collect::<HashSet<_>>(),
+        Err(e) => {
+            return VerificationCheck::new(
+                "phoneNumbers",
+                CheckStatus::Warning,
+                format!("Could not list the trunk's numbers: {e}."),
+                json!({}),
+            );
+        }
+    };
+    let detached: Vec<Value> = imported
+        .iter()
+        .filter(|n| !on_trunk.contains(&n.phone_number_sid))
+        .map(|n| json!({"phoneNumberSid": n.phone_number_sid, "phoneNumber": n.phone_number, "id": n.id}))
+        .collect();
+    if detached.is_empty() {
+        return VerificationCheck::new(
+            "phoneNumbers",
+            CheckStatus::Passed,
+            format!("All {} imported numbers are on the trunk.", imported.len()),
+            json!({"imported": imported.len()}),
+        );
+    }
+    VerificationCheck::new(
+        "phoneNumbers",
+        CheckStatus::Warning,
+        format!(
+            "{} of {} imported numbers are no longer on the trunk and will not reach the platform. Remove and import them again.",
+            detached.len(),
+            imported.len()
+        ),
+        json!({"imported": imported.len(), "detached": detached}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +383,13 @@ mod tests {
         assert!(account_check(&account("closed", "Full")).message.contains("closed"));
         assert_eq!(account_check(&account("active", "Trial")).status, CheckStatus::Warning);
         assert_eq!(account_check(&account("active", "Full")).status, CheckStatus::Passed);
+    }
+
+    #[test]
+    fn transient_errors_warn_and_denials_fail() {
+        let denied = TwilioError::Api { status: 403, code: Some(20403), message: "no".into() };
+        assert_eq!(twilio_finding("x", "y", &denied, json!({})).status, CheckStatus::Failed);
+        let busy = TwilioError::Api { status: 503, code: None, message: "busy".into() };
+        assert_eq!(twilio_finding("x", "y", &busy, json!({})).status, CheckStatus::Warning);
     }
 }

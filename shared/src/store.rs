@@ -100,6 +100,16 @@ pub struct SipCredentialRecord {
     pub password: EncryptedSecret,
 }
 
+/// Where the next page of a table scan starts.
+#[derive(Debug, Clone)]
+pub struct ScanCursor(Item);
+
+#[derive(Debug)]
+pub struct ScanPage {
+    pub providers: Vec<Result<ProviderRecord, StoreError>>,
+    pub next: Option<ScanCursor>,
+}
+
 /// A phone number imported onto a provider's trunk, with the routing it had before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhoneNumberRecord {
@@ -598,6 +608,25 @@ impl ProviderStore {
             None => None,
         };
         Ok((items, next))
+    }
+
+    /// One page of every organization's providers, for the hourly job. An item that cannot be
+    /// read is returned as an error in its place, so one bad record never hides the rest.
+    pub async fn scan_providers(&self, start: Option<ScanCursor>) -> Result<ScanPage, StoreError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("entity = :provider")
+            .expression_attribute_values(":provider", s("provider"))
+            .set_exclusive_start_key(start.map(|cursor| cursor.0))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        Ok(ScanPage {
+            providers: output.items().iter().map(ProviderRecord::from_item).collect(),
+            next: output.last_evaluated_key.map(ScanCursor),
+        })
     }
 
     /// Deletes every record of a provider: its numbers (and their claims) in batches, then the

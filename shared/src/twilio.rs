@@ -137,6 +137,32 @@ impl IncomingPhoneNumber {
     }
 }
 
+/// A phone number as attached to a trunk.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrunkPhoneNumber {
+    pub sid: String,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+}
+
+/// The lists whose access the `permissions` check probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListProbe {
+    Trunks,
+    CredentialLists,
+    IncomingPhoneNumbers,
+}
+
+impl ListProbe {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trunks => "SIP trunks",
+            Self::CredentialLists => "SIP credential lists",
+            Self::IncomingPhoneNumbers => "incoming phone numbers",
+        }
+    }
+}
+
 /// A credential list as attached to a trunk.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrunkCredentialList {
@@ -385,6 +411,63 @@ impl TwilioClient {
             self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers/{number_sid}")),
         )
         .await
+    }
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{Sid}.json`
+    pub async fn fetch_credential_list(
+        &self,
+        creds: &TwilioCredentials,
+        list_sid: &str,
+    ) -> Result<CredentialList, TwilioError> {
+        self.json(creds, Method::GET, self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}.json")), &[])
+            .await
+    }
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{CredentialListSid}/Credentials.json`, every page.
+    pub async fn list_credentials(
+        &self,
+        creds: &TwilioCredentials,
+        list_sid: &str,
+        max_items: usize,
+    ) -> Result<Vec<Credential>, TwilioError> {
+        let url = self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}/Credentials.json?PageSize=100"));
+        self.list_all(creds, url, "credentials", max_items).await
+    }
+
+    /// `GET /v1/Trunks/{TrunkSid}/CredentialLists`, every page.
+    pub async fn list_trunk_credential_lists(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        max_items: usize,
+    ) -> Result<Vec<TrunkCredentialList>, TwilioError> {
+        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists?PageSize=100"));
+        self.list_all(creds, url, "credential_lists", max_items).await
+    }
+
+    /// `GET /v1/Trunks/{TrunkSid}/PhoneNumbers`, every page (the numbers' SIDs).
+    pub async fn list_trunk_phone_numbers(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        max_items: usize,
+    ) -> Result<Vec<TrunkPhoneNumber>, TwilioError> {
+        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers?PageSize=100"));
+        self.list_all(creds, url, "phone_numbers", max_items).await
+    }
+
+    /// One page of one item from a list endpoint: whether these credentials may list it.
+    pub async fn probe_list(&self, creds: &TwilioCredentials, list: ListProbe) -> Result<(), TwilioError> {
+        let (url, key) = match list {
+            ListProbe::Trunks => (self.trunking_url("Trunks?PageSize=1"), "trunks"),
+            ListProbe::CredentialLists => {
+                (self.account_url(creds, "/SIP/CredentialLists.json?PageSize=1"), "credential_lists")
+            }
+            ListProbe::IncomingPhoneNumbers => {
+                (self.account_url(creds, "/IncomingPhoneNumbers.json?PageSize=1"), "incoming_phone_numbers")
+            }
+        };
+        self.list_all::<serde_json::Value>(creds, url, key, 1).await.map(drop)
     }
 
     /// Follows Twilio's paging: `next_page_uri` (2010 API, a path) or `meta.next_page_url`

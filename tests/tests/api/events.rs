@@ -81,6 +81,13 @@ async fn lifecycle_events_reach_their_handlers() {
     let remove = event_with("remove-phone-number.json", &[(EVENT_PROVIDER_ID, &id), (EVENT_NUMBER_ID, &number_id)]);
     assert_eq!(remove_phone_number::handle(&env.services, remove).await.unwrap().status(), 204);
 
+    let response = verify_provider::handle(&env.services, event_for("verify-provider.json", &id)).await.unwrap();
+    assert_eq!(body_json(&response)["status"], "verified", "{:?}", response.body());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/reverify-providers.json");
+    let schedule: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(schedule["detail-type"], "Scheduled Event");
+    assert_eq!(reverify_all::run(&env.services).await.unwrap().verified, 1);
+
     let response = delete_provider::handle(&env.services, event_for("delete-provider.json", &id)).await.unwrap();
     assert_eq!(response.status(), 204);
 }

@@ -1,0 +1,13 @@
+//! The hourly EventBridge-scheduled job that re-verifies every provider.
+use functions::{reverify_all, services::Services};
+use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    lambda_runtime::run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
+        Ok::<_, Error>(reverify_all::run(&services).await?)
+    }))
+    .await
+}

@@ -1,0 +1,10 @@
+//! `POST /api/v1/providers/{id}/verify`
+use functions::{services::Services, verify_provider};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    run(service_fn(|request| verify_provider::handle(&services, request))).await
+}

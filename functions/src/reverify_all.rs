@@ -1,0 +1,114 @@
+//! The hourly job: re-verifies every provider of every organization. Pages through the
+//! table with bounded concurrency; one provider's failure never stops the rest. Logs a
+//! summary (counts by status) and a line for each provider whose status changed.
+
+use crate::providers::{save_with_retry, stored_credentials};
+use crate::services::Services;
+use crate::verification::verify;
+use futures::StreamExt;
+use serde::Serialize;
+use shared::ApiError;
+use shared::model::VerificationStatus;
+use shared::store::{ProviderRecord, ScanCursor};
+
+/// Providers verified at once.
+const CONCURRENCY: usize = 8;
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub verified: usize,
+    pub warning: usize,
+    pub failed: usize,
+    /// Could not be verified at all (unreadable record, KMS or storage failure, …).
+    pub errors: usize,
+    /// Being deleted: left alone.
+    pub skipped: usize,
+    pub changed: usize,
+}
+
+enum Outcome {
+    Verified { previous: VerificationStatus, current: VerificationStatus },
+    Skipped,
+    Error,
+}
+
+pub async fn run(services: &Services) -> Result<Summary, shared::store::StoreError> {
+    let mut summary = Summary::default();
+    let mut cursor: Option<ScanCursor> = None;
+    loop {
+        let page = services.store.scan_providers(cursor.take()).await?;
+        let outcomes: Vec<Outcome> = futures::stream::iter(page.providers)
+            .map(|record| async move {
+                match record {
+                    Ok(record) => reverify(services, record).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "unreadable provider record skipped");
+                        Outcome::Error
+                    }
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Verified { previous, current } => {
+                    match current {
+                        VerificationStatus::Verified | VerificationStatus::Pending => summary.verified += 1,
+                        VerificationStatus::Warning => summary.warning += 1,
+                        VerificationStatus::Failed => summary.failed += 1,
+                    }
+                    summary.changed += usize::from(previous != current);
+                }
+                Outcome::Skipped => summary.skipped += 1,
+                Outcome::Error => summary.errors += 1,
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    tracing::info!(
+        verified = summary.verified,
+        warning = summary.warning,
+        failed = summary.failed,
+        errors = summary.errors,
+        skipped = summary.skipped,
+        changed = summary.changed,
+        "re-verification finished"
+    );
+    Ok(summary)
+}
+
+async fn reverify(services: &Services, record: ProviderRecord) -> Outcome {
+    if record.deletion.is_some() {
+        return Outcome::Skipped;
+    }
+    let (org, id, previous) = (record.organization_id.clone(), record.id, record.verification_status);
+    let result: Result<VerificationStatus, ApiError> = async {
+        let creds = stored_credentials(services, &record).await?;
+        let verification = verify(services, &record, &creds).await;
+        let status = verification.status;
+        save_with_retry(&services.store, record, |record| {
+            verification.apply_to(record);
+            Ok(())
+        })
+        .await?;
+        Ok(status)
+    }
+    .await;
+    match result {
+        Ok(current) => {
+            if current != previous {
+                tracing::info!(organization_id = %org, provider_id = %id, previous = ?previous, current = ?current, "verification status changed");
+            }
+            Outcome::Verified { previous, current }
+        }
+        Err(e) => {
+            tracing::error!(organization_id = %org, provider_id = %id, error = %e, "provider could not be re-verified");
+            Outcome::Error
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! `POST /api/v1/providers/{id}/verify`: runs every check now and stores the result.
+
+use crate::providers::{load_provider, refuse_if_deleting, save_with_retry, stored_credentials};
+use crate::respond;
+use crate::services::Services;
+use crate::verification::verify;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use serde::Serialize;
+use shared::ApiError;
+use shared::http::{json_response, organization_id, path_uuid};
+use shared::model::{VerificationCheck, VerificationStatus};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub status: VerificationStatus,
+    pub checks: Vec<VerificationCheck>,
+    pub last_verified_at: String,
+}
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(run(services, &request).await)
+}
+
+async fn run(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let org = organization_id(request)?;
+    let id = path_uuid(request, "id")?;
+    let record = load_provider(&services.store, &org, id).await?;
+    refuse_if_deleting(&record)?;
+    let creds = stored_credentials(services, &record).await?;
+    let verification = verify(services, &record, &creds).await;
+    save_with_retry(&services.store, record, |record| {
+        refuse_if_deleting(record)?;
+        verification.apply_to(record);
+        Ok(())
+    })
+    .await?;
+    tracing::info!(organization_id = %org, provider_id = %id, status = ?verification.status, "provider verified");
+    let body = VerifyResponse {
+        status: verification.status,
+        checks: verification.checks,
+        last_verified_at: verification.verified_at,
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
