@@ -1,6 +1,7 @@
 //! The Lambda handlers. Each binary in `src/bin` builds its dependencies once (Init phase)
 //! and runs one of these handlers; tests call the handlers directly.
 
+pub mod authorizer;
 pub mod available_numbers;
 pub mod create_twilio_provider;
 pub mod delete_provider;
@@ -15,6 +16,7 @@ pub mod remove_phone_number;
 pub mod reverify_all;
 pub mod rollback;
 pub mod rotate_auth_token;
+pub mod routes;
 pub mod services;
 pub mod update_twilio_provider;
 pub mod verification;

@@ -9,6 +9,7 @@
 //! - [`config`]: configuration read once from the environment.
 //! - [`http`]: request and response helpers shared by the handlers.
 
+pub mod api_keys;
 pub mod config;
 pub mod crypto;
 pub mod dto;

@@ -427,6 +427,46 @@ fn account_claim_sort_key(account_sid: &AccountSid) -> String {
     format!("ACCOUNT#{account_sid}")
 }
 
+/// Creates the table as `template.yaml` declares it: `pk` (hash) and `sk` (range) strings,
+/// on-demand billing, point-in-time recovery.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
+        ScalarAttributeType,
+    };
+    let attribute = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type set")
+    };
+    let key =
+        |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().expect("name and type set");
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(PK))
+        .attribute_definitions(attribute(SK))
+        .key_schema(key(PK, KeyType::Hash))
+        .key_schema(key(SK, KeyType::Range))
+        .deletion_protection_enabled(true)
+        .send()
+        .await
+        .map_err(StoreError::request)?;
+    client
+        .update_continuous_backups()
+        .table_name(name)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build().expect("flag set"),
+        )
+        .send()
+        .await
+        .map_err(StoreError::request)?;
+    Ok(())
+}
+
 impl ProviderStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }

@@ -2,7 +2,6 @@
 //! `scripts/test`, found through the SDK's standard `AWS_ENDPOINT_URL`), a fresh table and KMS
 //! key per test, and a fresh fake Twilio per test.
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use functions::services::Services;
 use integration_tests::fake_twilio::FakeTwilio;
 use lambda_http::{Body, Request, Response};
@@ -28,25 +27,6 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// Creates a table shaped like the one in template.yaml.
-pub async fn create_table(dynamo: &aws_sdk_dynamodb::Client, name: &str) {
-    let attribute = |n: &str| {
-        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
-    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
-    dynamo
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .send()
-        .await
-        .expect("create table in moto");
-}
-
 impl TestEnv {
     pub async fn new() -> Self {
         Self::with_request_timeout(TwilioClient::REQUEST_TIMEOUT).await
@@ -58,7 +38,7 @@ impl TestEnv {
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let kms = aws_sdk_kms::Client::new(&aws);
         let table = format!("providers-{}", uuid::Uuid::new_v4().simple());
-        create_table(&dynamo, &table).await;
+        shared::store::create_table(&dynamo, &table).await.expect("create table in moto");
         let key = kms.create_key().send().await.expect("create KMS key in moto");
         let key_id = key.key_metadata.expect("key metadata").key_id;
         let alias = format!("alias/providers-{}", uuid::Uuid::new_v4().simple());

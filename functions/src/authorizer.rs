@@ -1,0 +1,37 @@
+//! The API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses): looks the
+//! bearer API key up and answers `{isAuthorized, context: {organizationId}}`. Unknown,
+//! malformed, revoked and missing keys are denied; so is every request while the table cannot
+//! be read (fail closed).
+
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use lambda_http::lambda_runtime::{Error, LambdaEvent};
+use serde::Serialize;
+use serde_json::json;
+use shared::api_keys::ApiKeyStore;
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerResponse {
+    pub is_authorized: bool,
+    pub context: serde_json::Value,
+}
+
+pub async fn handle(
+    keys: &ApiKeyStore,
+    event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>,
+) -> Result<AuthorizerResponse, Error> {
+    let header = event.payload.headers.get("authorization").and_then(|v| v.to_str().ok());
+    Ok(authorize(keys, header).await)
+}
+
+/// The decision for an `Authorization` header value.
+pub async fn authorize(keys: &ApiKeyStore, authorization: Option<&str>) -> AuthorizerResponse {
+    match keys.authorize(authorization).await {
+        Ok(Some(org)) => AuthorizerResponse { is_authorized: true, context: json!({"organizationId": org.as_str()}) },
+        Ok(None) => AuthorizerResponse { is_authorized: false, context: json!({}) },
+        Err(e) => {
+            tracing::error!(error = %e, "API key lookup failed; denying");
+            AuthorizerResponse { is_authorized: false, context: json!({}) }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The API Gateway Lambda authorizer: API key -> organization.
+use functions::authorizer;
+use lambda_http::lambda_runtime::{self, Error, service_fn};
+use shared::api_keys::ApiKeyStore;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let table = shared::config::table_name_from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    lambda_runtime::run(service_fn(|event| authorizer::handle(&keys, event))).await
+}

@@ -1,0 +1,161 @@
+//! The API's routes: one source for `local-api` and for the check that `template.yaml`
+//! declares exactly these (a test fails when they drift).
+
+use crate::services::Services;
+use crate::*;
+use lambda_http::{Body, Error, Request, Response};
+
+/// The HTTP functions, one per endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    CreateTwilioProvider,
+    GetTwilioProvider,
+    GetProvider,
+    ListProviders,
+    UpdateTwilioProvider,
+    RotateTwilioAuthToken,
+    DeleteProvider,
+    ListAvailableNumbers,
+    ImportNumbers,
+    ListPhoneNumbers,
+    RemovePhoneNumber,
+    VerifyProvider,
+}
+
+pub struct Route {
+    pub method: &'static str,
+    /// API Gateway path template, `{name}` for a path parameter.
+    pub path: &'static str,
+    /// The Lambda binary (`[[bin]]` name and the template's `BuildProperties.Binary`).
+    pub function: &'static str,
+    pub endpoint: Endpoint,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/v1/providers/twilio",
+        function: "create-twilio-provider",
+        endpoint: Endpoint::CreateTwilioProvider,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/providers/twilio/{id}",
+        function: "get-twilio-provider",
+        endpoint: Endpoint::GetTwilioProvider,
+    },
+    Route {
+        method: "PUT",
+        path: "/api/v1/providers/twilio/{id}",
+        function: "update-twilio-provider",
+        endpoint: Endpoint::UpdateTwilioProvider,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/providers/twilio/{id}/auth-token",
+        function: "rotate-twilio-auth-token",
+        endpoint: Endpoint::RotateTwilioAuthToken,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/providers/twilio/{id}/available-numbers",
+        function: "list-available-numbers",
+        endpoint: Endpoint::ListAvailableNumbers,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/providers/twilio/{id}/import-numbers",
+        function: "import-numbers",
+        endpoint: Endpoint::ImportNumbers,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/providers/twilio/{id}/phone-numbers",
+        function: "list-phone-numbers",
+        endpoint: Endpoint::ListPhoneNumbers,
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}",
+        function: "remove-phone-number",
+        endpoint: Endpoint::RemovePhoneNumber,
+    },
+    Route { method: "GET", path: "/api/v1/providers", function: "list-providers", endpoint: Endpoint::ListProviders },
+    Route { method: "GET", path: "/api/v1/providers/{id}", function: "get-provider", endpoint: Endpoint::GetProvider },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/providers/{id}",
+        function: "delete-provider",
+        endpoint: Endpoint::DeleteProvider,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/providers/{id}/verify",
+        function: "verify-provider",
+        endpoint: Endpoint::VerifyProvider,
+    },
+];
+
+/// The functions that are not behind a route.
+pub const AUTHORIZER_FUNCTION: &str = "authorizer";
+pub const SCHEDULED_FUNCTION: &str = "reverify-providers";
+
+impl Endpoint {
+    /// Runs the endpoint's handler, as its Lambda binary would.
+    pub async fn call(self, services: &Services, request: Request) -> Result<Response<Body>, Error> {
+        match self {
+            Self::CreateTwilioProvider => create_twilio_provider::handle(services, request).await,
+            Self::GetTwilioProvider => get_twilio_provider::handle(&services.store, request).await,
+            Self::GetProvider => get_provider::handle(&services.store, request).await,
+            Self::ListProviders => list_providers::handle(&services.store, request).await,
+            Self::UpdateTwilioProvider => update_twilio_provider::handle(services, request).await,
+            Self::RotateTwilioAuthToken => rotate_auth_token::handle(services, request).await,
+            Self::DeleteProvider => delete_provider::handle(services, request).await,
+            Self::ListAvailableNumbers => available_numbers::handle(services, request).await,
+            Self::ImportNumbers => import_numbers::handle(services, request).await,
+            Self::ListPhoneNumbers => list_phone_numbers::handle(&services.store, request).await,
+            Self::RemovePhoneNumber => remove_phone_number::handle(services, request).await,
+            Self::VerifyProvider => verify_provider::handle(services, request).await,
+        }
+    }
+}
+
+/// The route a method and path match, with the path parameters.
+pub fn match_route(method: &str, path: &str) -> Option<(&'static Route, Vec<(String, String)>)> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    ROUTES.iter().filter(|route| route.method.eq_ignore_ascii_case(method)).find_map(|route| {
+        let pattern: Vec<&str> = route.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (expected, actual) in pattern.iter().zip(&segments) {
+            match expected.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) if !actual.is_empty() => params.push((name.to_owned(), (*actual).to_owned())),
+                Some(_) => return None,
+                None if expected == actual => {}
+                None => return None,
+            }
+        }
+        Some((route, params))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_over_parameters() {
+        let (route, params) = match_route("GET", "/api/v1/providers/twilio/abc").unwrap();
+        assert_eq!(route.function, "get-twilio-provider");
+        assert_eq!(params, [("id".to_owned(), "abc".to_owned())]);
+        let (route, _) = match_route("GET", "/api/v1/providers/abc").unwrap();
+        assert_eq!(route.function, "get-provider");
+        let (route, params) = match_route("DELETE", "/api/v1/providers/twilio/a/phone-numbers/b").unwrap();
+        assert_eq!(route.function, "remove-phone-number");
+        assert_eq!(params.len(), 2);
+        assert!(match_route("PATCH", "/api/v1/providers").is_none());
+        assert!(match_route("GET", "/api/v2/providers").is_none());
+    }
+}

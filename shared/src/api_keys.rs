@@ -1,0 +1,305 @@
+//! API keys: how callers authenticate (`Authorization: Bearer <key>`) and which organization
+//! a request acts for.
+//!
+//! A key is `tpk_<key id>_<secret>`: the key id (16 hex digits) locates the record, the secret
+//! is 256 bits from the OS CSPRNG. Only the SHA-256 of the whole key is stored; the check
+//! compares digests in constant time, so the time taken does not depend on how much of a
+//! guessed key is right.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | lookup by key id | `APIKEY#{keyId}` | `APIKEY` |
+//! | the organization's keys, for listing | `ORG#{org}` | `APIKEY#{keyId}` |
+
+use crate::model::OrganizationId;
+use crate::store::StoreError;
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+
+const KEY_PREFIX: &str = "tpk_";
+const KEY_ID_HEX: usize = 16;
+const SECRET_BYTES: usize = 32;
+
+/// A full API key. Shown once when created; never stored, logged or printed.
+pub struct ApiKey(SecretString);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([REDACTED])")
+    }
+}
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// An API key as listed: never the key itself.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyInfo {
+    pub key_id: String,
+    pub organization_id: String,
+    /// The readable start of the key (`tpk_<key id>`), to recognise it.
+    pub prefix: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub revoked: bool,
+}
+
+/// The key id of a well-formed key, or None.
+fn key_id_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(KEY_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let id_ok = id.len() == KEY_ID_HEX && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let secret_ok = secret.len() == 43 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (id_ok && secret_ok).then_some(id)
+}
+
+fn digest_hex(key: &str) -> String {
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn generate() -> (String, ApiKey) {
+    let mut id = [0u8; KEY_ID_HEX / 2];
+    let mut secret = [0u8; SECRET_BYTES];
+    OsRng.fill_bytes(&mut id);
+    OsRng.fill_bytes(&mut secret);
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let key = format!("{KEY_PREFIX}{id}_{secret}");
+    (id, ApiKey(SecretString::from(key)))
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiKeyStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn request_error<E: std::error::Error + 'static>(e: E) -> StoreError {
+    StoreError::Request(DisplayErrorContext(&e).to_string())
+}
+
+impl ApiKeyStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn lookup_key(key_id: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".to_owned(), s(format!("APIKEY#{key_id}"))), ("sk".to_owned(), s("APIKEY"))])
+    }
+
+    fn org_key(org: &str, key_id: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".to_owned(), s(format!("ORG#{org}"))), ("sk".to_owned(), s(format!("APIKEY#{key_id}")))])
+    }
+
+    /// Creates a key for the organization; the returned key is the only copy.
+    pub async fn create(
+        &self,
+        org: &OrganizationId,
+        description: Option<&str>,
+    ) -> Result<(ApiKeyInfo, ApiKey), StoreError> {
+        let (key_id, key) = generate();
+        let info = ApiKeyInfo {
+            key_id: key_id.clone(),
+            organization_id: org.as_str().to_owned(),
+            prefix: format!("{KEY_PREFIX}{key_id}"),
+            description: description.map(str::to_owned),
+            created_at: crate::time::now_rfc3339(),
+            revoked: false,
+        };
+        let mut fields = HashMap::from([
+            ("entity".to_owned(), s("apiKey")),
+            ("keyId".to_owned(), s(key_id.clone())),
+            ("organizationId".to_owned(), s(org.as_str())),
+            ("prefix".to_owned(), s(info.prefix.clone())),
+            ("createdAt".to_owned(), s(info.created_at.clone())),
+            ("revoked".to_owned(), AttributeValue::Bool(false)),
+        ]);
+        if let Some(description) = description {
+            fields.insert("description".to_owned(), s(description));
+        }
+        let mut lookup = Self::lookup_key(&key_id);
+        lookup.extend(fields.clone());
+        lookup.insert("keyHash".to_owned(), s(digest_hex(key.expose())));
+        let mut listed = Self::org_key(org.as_str(), &key_id);
+        listed.extend(fields);
+        let puts = [lookup, listed].into_iter().map(|item| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("table and item set");
+            TransactWriteItem::builder().put(put).build()
+        });
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(puts.collect()))
+            .send()
+            .await
+            .map_err(request_error)?;
+        Ok((info, key))
+    }
+
+    /// The organization's keys, oldest first.
+    pub async fn list(&self, org: &OrganizationId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(format!("ORG#{org}")))
+                .expression_attribute_values(":prefix", s("APIKEY#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(request_error)?;
+            for item in output.items() {
+                keys.push(info_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    /// Revokes a key by id. Returns false when there is no such key.
+    pub async fn revoke(&self, key_id: &str) -> Result<bool, StoreError> {
+        let Some(item) = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lookup_key(key_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(request_error)?
+            .item
+        else {
+            return Ok(false);
+        };
+        let org = item
+            .get("organizationId")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?;
+        let updates = [Self::lookup_key(key_id), Self::org_key(org, key_id)].into_iter().map(|key| {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("SET revoked = :true")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .build()
+                .expect("table, key and expression set");
+            TransactWriteItem::builder().update(update).build()
+        });
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(updates.collect()))
+            .send()
+            .await
+            .map_err(request_error)?;
+        Ok(true)
+    }
+
+    /// The organization an `Authorization` header value authenticates, or None for a missing,
+    /// malformed, unknown or revoked key. Storage errors are errors (the caller denies).
+    pub async fn authorize(&self, authorization: Option<&str>) -> Result<Option<OrganizationId>, StoreError> {
+        let Some(key) = authorization.and_then(|value| value.strip_prefix("Bearer ")).map(str::trim) else {
+            return Ok(None);
+        };
+        let Some(key_id) = key_id_of(key) else { return Ok(None) };
+        let digest = digest_hex(key);
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lookup_key(key_id)))
+            .send()
+            .await
+            .map_err(request_error)?
+            .item;
+        let Some(item) = item else { return Ok(None) };
+        let stored = item.get("keyHash").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("");
+        let revoked = item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true);
+        if !constant_time_eq(stored.as_bytes(), digest.as_bytes()) || revoked {
+            return Ok(None);
+        }
+        Ok(item.get("organizationId").and_then(|v| v.as_s().ok()).and_then(|org| OrganizationId::parse(org)))
+    }
+}
+
+fn info_from_item(item: &HashMap<String, AttributeValue>) -> Result<ApiKeyInfo, StoreError> {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("api key attribute {name}")))
+    };
+    Ok(ApiKeyInfo {
+        key_id: text("keyId")?,
+        organization_id: text("organizationId")?,
+        prefix: text("prefix")?,
+        description: item.get("description").and_then(|v| v.as_s().ok()).cloned(),
+        created_at: text("createdAt")?,
+        revoked: item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_well_formed_random_and_redacted() {
+        let (id, key) = generate();
+        assert_eq!(key_id_of(key.expose()), Some(id.as_str()));
+        assert!(key.expose().len() >= 4 + 16 + 1 + 43);
+        assert!(!format!("{key:?}").contains(key.expose()));
+        let (other_id, other) = generate();
+        assert_ne!(id, other_id);
+        assert_ne!(key.expose(), other.expose());
+    }
+
+    #[test]
+    fn malformed_keys_are_rejected_before_any_lookup() {
+        for bad in [
+            "",
+            "tpk_",
+            "tpk_0123456789abcdef",
+            "tpk_0123456789ABCDEF_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "xyz_0123456789abcdef_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(key_id_of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn digests_compare_in_constant_time() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

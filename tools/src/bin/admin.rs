@@ -1,0 +1,116 @@
+//! `admin`: operator commands against the configured table (`TABLE_NAME`, AWS_* variables).
+//!
+//!   admin api-key create --organization-id ORG [--description TEXT]
+//!   admin api-key list --organization-id ORG
+//!   admin api-key revoke KEY_ID
+//!
+//! `create` prints the new key once, as the last line of its output.
+
+use shared::api_keys::ApiKeyStore;
+use shared::model::OrganizationId;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  admin api-key create --organization-id ORG [--description TEXT]
+  admin api-key list --organization-id ORG
+  admin api-key revoke KEY_ID";
+
+enum Command {
+    Create { org: OrganizationId, description: Option<String> },
+    List { org: OrganizationId },
+    Revoke { key_id: String },
+}
+
+fn parse(args: &[String]) -> Result<Command, String> {
+    let [group, action, rest @ ..] = args else { return Err("missing command".into()) };
+    if group != "api-key" {
+        return Err(format!("unknown command group {group:?}"));
+    }
+    let mut org = None;
+    let mut description = None;
+    let mut positional = Vec::new();
+    let mut iter = rest.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--organization-id" => org = Some(iter.next().ok_or("--organization-id needs a value")?.clone()),
+            "--description" => description = Some(iter.next().ok_or("--description needs a value")?.clone()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            value => positional.push(value.to_owned()),
+        }
+    }
+    let org = || {
+        let org = org.clone().ok_or("--organization-id is required")?;
+        OrganizationId::parse(&org)
+            .ok_or_else(|| format!("{org:?} is not a valid organization id (1-128 of letters, digits, - _ . :)"))
+    };
+    match (action.as_str(), positional.as_slice()) {
+        ("create", []) => Ok(Command::Create { org: org()?, description }),
+        ("list", []) => Ok(Command::List { org: org()? }),
+        ("revoke", [key_id]) => Ok(Command::Revoke { key_id: key_id.clone() }),
+        ("revoke", _) => Err("revoke takes exactly one KEY_ID".into()),
+        (other, _) => Err(format!("unknown action {other:?} (or unexpected arguments)")),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let command = match parse(&args) {
+        Ok(command) => command,
+        Err(problem) => {
+            eprintln!("admin: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let table = match shared::config::table_name_from_env() {
+        Ok(table) => table,
+        Err(e) => {
+            eprintln!("admin: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let outcome = match command {
+        Command::Create { org, description } => keys.create(&org, description.as_deref()).await.map(|(info, key)| {
+            println!("Created API key {} for organization {}.", info.key_id, info.organization_id);
+            println!("Store it now: it is shown only this once.");
+            println!("{}", key.expose());
+        }),
+        Command::List { org } => keys.list(&org).await.map(|list| {
+            println!("{:<18} {:<22} {:<22} {:<8} DESCRIPTION", "KEY ID", "PREFIX", "CREATED", "REVOKED");
+            for key in list {
+                println!(
+                    "{:<18} {:<22} {:<22} {:<8} {}",
+                    key.key_id,
+                    key.prefix,
+                    key.created_at,
+                    key.revoked,
+                    key.description.unwrap_or_default()
+                );
+            }
+        }),
+        Command::Revoke { key_id } => match keys.revoke(&key_id).await {
+            Ok(true) => {
+                println!("Revoked API key {key_id}.");
+                Ok(())
+            }
+            Ok(false) => {
+                eprintln!("admin: no API key {key_id}");
+                return ExitCode::from(1);
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("admin: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

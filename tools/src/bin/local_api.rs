@@ -1,0 +1,77 @@
+//! `local-api`: every route of the API on localhost, through the same authorizer logic and
+//! handlers as in AWS. Same configuration as the functions (`TABLE_NAME`, `KMS_KEY_ID`,
+//! `TWILIO_API_BASE_URL`, `TWILIO_TRUNKING_BASE_URL`, `AWS_ENDPOINT_URL*`, `AWS_REGION`).
+//!
+//!   local-api [--listen 127.0.0.1:3000] [--bootstrap]
+//!
+//! `--bootstrap` first creates the table and the KMS key (and alias) when they are missing.
+
+use functions::services::Services;
+use shared::api_keys::ApiKeyStore;
+use shared::config::{StorageConfig, TwilioConfig, default_region_from_env};
+use shared::twilio::TwilioClient;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tools::local_api::{LocalApi, router};
+
+const OPENAPI: &str = include_str!("../../../openapi.json");
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    lambda_http::tracing::init_default_subscriber();
+    let mut listen = "127.0.0.1:3000".to_owned();
+    let mut bootstrap = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => match args.next() {
+                Some(value) => listen = value,
+                None => return usage("--listen needs HOST:PORT"),
+            },
+            "--bootstrap" => bootstrap = true,
+            "-h" | "--help" => {
+                println!("usage: local-api [--listen HOST:PORT] [--bootstrap]");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage(&format!("unknown argument {other}")),
+        }
+    }
+    let (storage, twilio) = match (StorageConfig::from_env(), TwilioConfig::from_env()) {
+        (Ok(storage), Ok(twilio)) => (storage, twilio),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("local-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    if bootstrap && let Err(e) = tools::bootstrap::bootstrap(&aws, &storage).await {
+        eprintln!("local-api: bootstrap failed: {e}");
+        return ExitCode::from(1);
+    }
+    let services = Services::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env());
+    let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), storage.table_name.clone());
+    let api = Arc::new(LocalApi { services, keys, openapi: OPENAPI });
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("local-api: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!("local-api listening on http://{listen}");
+    let server = axum::serve(listener, router(api)).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    match server.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("local-api: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("local-api: {problem}\nusage: local-api [--listen HOST:PORT] [--bootstrap]");
+    ExitCode::from(2)
+}

@@ -1,0 +1,5 @@
+//! Operator and developer tools around the functions: provisioning the table and key
+//! (`local-api --bootstrap`), and serving every route locally exactly as API Gateway would.
+
+pub mod bootstrap;
+pub mod local_api;
