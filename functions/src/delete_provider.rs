@@ -13,30 +13,13 @@ use crate::rollback::{TwilioResource, remove_resources};
 use crate::services::Services;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde::Serialize;
 use shared::ApiError;
+use shared::dto::{ForcedDeletion, LeftBehind};
 use shared::http::{json_response, organization_id, path_uuid, query_param};
 use shared::store::{DeletionState, ProviderRecord};
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(delete(services, &request).await)
-}
-
-/// The 200 body of a forced delete that could not clean up Twilio.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ForcedDeletion {
-    pub id: uuid::Uuid,
-    pub deleted: bool,
-    pub left_behind: Vec<LeftBehind>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LeftBehind {
-    pub kind: String,
-    pub sid: String,
-    pub error: String,
 }
 
 fn parse_force(request: &Request) -> Result<bool, ApiError> {

@@ -6,18 +6,9 @@ use crate::services::Services;
 use crate::verification::verify;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use serde::Serialize;
 use shared::ApiError;
+use shared::dto::VerifyResponse;
 use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::{VerificationCheck, VerificationStatus};
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyResponse {
-    pub status: VerificationStatus,
-    pub checks: Vec<VerificationCheck>,
-    pub last_verified_at: String,
-}
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(run(services, &request).await)

@@ -62,12 +62,22 @@ impl CreateTwilioProvider {
     }
 }
 
+/// The provider type, the discriminator of the generic provider views.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderType {
+    Twilio,
+}
+
 /// The Twilio provider as every endpoint shows it. The auth token is never part of it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TwilioProviderResponse {
     pub name: String,
-    pub provider_type: &'static str,
+    pub provider_type: ProviderType,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^AC[a-f0-9]{32}$"))]
     pub account_sid: AccountSid,
     pub id: Uuid,
     pub verification_status: VerificationStatus,
@@ -84,9 +94,11 @@ pub struct TwilioProviderResponse {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DeletionView {
     /// Always `deleting`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^deleting$"))]
     pub status: &'static str,
     pub started_at: String,
     pub last_error: Option<String>,
@@ -101,6 +113,7 @@ impl From<&DeletionState> for DeletionView {
 /// A provider of any type, as the generic endpoints show it; `providerType` says which.
 /// A new provider type is a new variant with its own fields, so existing clients keep working.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum ProviderResponse {
     Twilio(TwilioProviderResponse),
@@ -114,6 +127,7 @@ impl From<&ProviderRecord> for ProviderResponse {
 
 /// A page of providers, newest first. `nextToken` is null on the last page.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderPage {
     pub items: Vec<ProviderResponse>,
@@ -231,6 +245,7 @@ impl ImportNumbers {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CapabilitiesView {
     pub voice: bool,
@@ -247,6 +262,7 @@ impl From<&Capabilities> for CapabilitiesView {
 
 /// A number in the customer's Twilio account, as `available-numbers` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AvailableNumber {
     pub phone_number_sid: String,
@@ -280,6 +296,7 @@ impl AvailableNumber {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AvailableNumbers {
     pub items: Vec<AvailableNumber>,
@@ -289,6 +306,7 @@ pub struct AvailableNumbers {
 
 /// An imported number.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneNumberResponse {
     pub id: Uuid,
@@ -318,6 +336,7 @@ impl From<&PhoneNumberRecord> for PhoneNumberResponse {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneNumberPage {
     pub items: Vec<PhoneNumberResponse>,
@@ -325,15 +344,18 @@ pub struct PhoneNumberPage {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImportError {
     pub phone_number_sid: String,
     /// `not_found`, `already_imported`, `credentials_rejected`, `twilio_error`, `storage_error`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub code: &'static str,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImportResult {
     pub success_count: usize,
@@ -346,7 +368,7 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
     fn from(record: &ProviderRecord) -> Self {
         Self {
             name: record.name.clone(),
-            provider_type: "twilio",
+            provider_type: ProviderType::Twilio,
             account_sid: record.account_sid.clone(),
             id: record.id,
             verification_status: record.verification_status,
@@ -445,4 +467,92 @@ mod tests {
         assert!(parse_name(&"é".repeat(100)).is_ok());
         assert!(parse_name(&"é".repeat(101)).is_err());
     }
+}
+
+/// The result of `POST /api/v1/providers/{id}/verify`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub status: crate::model::VerificationStatus,
+    pub checks: Vec<VerificationCheck>,
+    pub last_verified_at: String,
+}
+
+/// The 200 body of a forced delete that could not clean up Twilio.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ForcedDeletion {
+    pub id: Uuid,
+    pub deleted: bool,
+    pub left_behind: Vec<LeftBehind>,
+}
+
+/// A Twilio resource a forced delete could not remove.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LeftBehind {
+    pub kind: String,
+    pub sid: String,
+    pub error: String,
+}
+
+/// Request bodies as the OpenAPI document describes them. The handlers parse bodies field by
+/// field (to report every failing field at once); tests keep these in step with the parsers.
+#[cfg(feature = "openapi")]
+pub mod request_schemas {
+    use crate::model::Region;
+    use utoipa::ToSchema;
+
+    /// `POST /api/v1/providers/twilio`
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct CreateTwilioProviderRequest {
+        /// The Twilio Account SID.
+        #[schema(pattern = "^AC[a-f0-9]{32}$")]
+        pub account_sid: String,
+        /// The Twilio Auth Token; stored encrypted, never returned.
+        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
+        pub auth_token: String,
+        /// Display name, 1 to 100 characters, not blank.
+        #[schema(min_length = 1, max_length = 100)]
+        pub name: String,
+        /// Twilio region; absent or null: the one closest to the deployment.
+        pub region: Option<Region>,
+        /// Enables call transfer on the trunk (`TransferMode` enable-all). Default false.
+        pub supports_call_transfer: Option<bool>,
+    }
+
+    /// `PUT /api/v1/providers/twilio/{id}`: only the fields present change.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct UpdateTwilioProviderRequest {
+        #[schema(min_length = 1, max_length = 100)]
+        pub name: Option<String>,
+        pub region: Option<Region>,
+        pub supports_call_transfer: Option<bool>,
+    }
+
+    /// `PATCH /api/v1/providers/twilio/{id}/auth-token`
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct RotateAuthTokenRequest {
+        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
+        pub auth_token: String,
+    }
+
+    /// `POST /api/v1/providers/twilio/{id}/import-numbers`
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct ImportNumbersRequest {
+        /// 1 to 100 unique phone number SIDs.
+        #[schema(min_items = 1, max_items = 100, inline)]
+        pub phone_number_sids: Vec<PhoneNumberSid>,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(pattern = "^PN[a-f0-9]{32}$")]
+    pub struct PhoneNumberSid(pub String);
 }

@@ -135,6 +135,7 @@ impl fmt::Debug for SipPassword {
 /// A Twilio region. Only these values are accepted; a region never builds a host name
 /// from user input, it selects one of the fixed edges below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Region {
     Us1,
@@ -215,6 +216,7 @@ pub fn transfer_mode(supports_call_transfer: bool) -> &'static str {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VerificationStatus {
     Pending,
@@ -224,6 +226,7 @@ pub enum VerificationStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     Passed,
@@ -233,12 +236,14 @@ pub enum CheckStatus {
 
 /// One verification check as shown in `verificationDetails`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationCheck {
     pub check_name: String,
     pub message: String,
     pub status: CheckStatus,
     pub timestamp: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Value,
 }
 

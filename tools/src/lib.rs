@@ -3,3 +3,4 @@
 
 pub mod bootstrap;
 pub mod local_api;
+pub mod openapi;
