@@ -2,9 +2,11 @@
 # Source this file; moto_start sets MOTO_URL and stops moto when the calling shell exits.
 
 moto_install() {
-  if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c 'import moto' 2>/dev/null; then
+  # Reinstall when the pinned requirements changed since the last install.
+  if [ ! -x .venv/bin/moto_server ] || ! cmp -s tests/requirements.txt .venv/installed-requirements.txt; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+    cp tests/requirements.txt .venv/installed-requirements.txt
   fi
 }
 

@@ -257,6 +257,7 @@ async fn kms_and_dynamodb_failures_roll_back_twilio() {
     // DynamoDB: the table is gone.
     let env = TestEnv::new().await;
     let (sid, token) = env.fake.add_account("active", "Full");
+    env.dynamo.update_table().table_name(&env.table).deletion_protection_enabled(false).send().await.unwrap();
     env.dynamo.delete_table().table_name(&env.table).send().await.unwrap();
     let (status, problem, _) = create(&env, ORG, &create_body(&sid, &token)).await;
     assert_problem(status, &problem, 503);

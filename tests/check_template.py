@@ -1,0 +1,103 @@
+"""Checks template.yaml: cfn-lint over the SAM template (it runs the SAM transform offline),
+then the transformed CloudFormation is held to the project's rules. Prints one line per
+check and a closing 'N passed, N failed' line; exits non-zero when any check fails."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+# The transform only needs a region name for ARNs; no AWS call is made.
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(f"{'ok  ' if ok else 'FAIL'} template: {name}{'' if ok else ' -- ' + detail}")
+
+
+class NoManagedPolicies:
+    """Offline: the template uses inline policies only, so no managed policy is looked up."""
+
+    def load(self):
+        return {}
+
+
+CFN_LINT = Path(sys.executable).with_name("cfn-lint")
+lint = subprocess.run([str(CFN_LINT), "--regions", "us-east-1", "--", str(TEMPLATE)], capture_output=True, text=True)
+check("cfn-lint finds nothing", lint.returncode == 0, lint.stdout + lint.stderr)
+
+sam = yaml_parse(TEMPLATE.read_text())
+# As `sam package` does: local code locations become S3 locations before the transform.
+for resource in sam["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::Function":
+        resource["Properties"]["CodeUri"] = "s3://artifacts/function.zip"
+# Pseudo parameters are given, so the transform needs no AWS session.
+cfn = transform(sam, {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}, NoManagedPolicies())
+resources = cfn["Resources"]
+by_type = lambda t: {k: v for k, v in resources.items() if v["Type"] == t}
+
+functions = by_type("AWS::Lambda::Function")
+check("declares functions", len(functions) >= 14, f"{len(functions)} functions")
+for name, fn in functions.items():
+    props = fn["Properties"]
+    check(f"{name} is arm64", props.get("Architectures") == ["arm64"], str(props.get("Architectures")))
+    check(f"{name} runs on provided.al2023", props.get("Runtime") == "provided.al2023", str(props.get("Runtime")))
+    role = props["Role"]["Fn::GetAtt"][0]
+    policies = resources[role]["Properties"].get("Policies", [])
+    check(f"{name} has its own inline policy", len(policies) >= 1, "no inline policy")
+    managed = resources[role]["Properties"].get("ManagedPolicyArns", [])
+    check(f"{name} has only the basic execution managed policy",
+          all("AWSLambdaBasicExecutionRole" in str(arn) for arn in managed), str(managed))
+    actions = [a for p in policies for s in p["PolicyDocument"]["Statement"] for a in
+               (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+    check(f"{name} has no wildcard actions", not any("*" in a for a in actions), str(actions))
+    logs = [k for k, v in by_type("AWS::Logs::LogGroup").items()
+            if name in str(v["Properties"].get("LogGroupName")) and "RetentionInDays" in v["Properties"]]
+    check(f"{name} has a log group with retention", len(logs) == 1, str(logs))
+
+roles = [fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in functions.values()]
+check("every function has its own role", len(set(roles)) == len(roles))
+
+tables = by_type("AWS::DynamoDB::Table")
+check("one table", len(tables) == 1)
+for name, table in tables.items():
+    props = table["Properties"]
+    check("table has point-in-time recovery",
+          props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True)
+    check("table has deletion protection", props.get("DeletionProtectionEnabled") is True)
+    check("table is on-demand", props.get("BillingMode") == "PAY_PER_REQUEST")
+    check("table keys are pk/sk", [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"])
+
+keys = by_type("AWS::KMS::Key")
+check("one KMS key with rotation", len(keys) == 1 and all(k["Properties"].get("EnableKeyRotation") for k in keys.values()))
+
+apis = by_type("AWS::ApiGatewayV2::Api")
+check("one HTTP API", len(apis) == 1)
+for api in apis.values():
+    body = api["Properties"]["Body"]
+    schemes = body.get("components", {}).get("securitySchemes", {})
+    authorizer = schemes.get("ApiKeyAuthorizer", {}).get("x-amazon-apigateway-authorizer", {})
+    check("the API has a Lambda authorizer with simple responses",
+          authorizer.get("type") == "request" and authorizer.get("enableSimpleResponses") is True, str(schemes))
+    operations = [(path, method, op) for path, item in body["paths"].items() for method, op in item.items()]
+    check("every route is behind the authorizer",
+          all(op.get("security") == [{"ApiKeyAuthorizer": []}] for _, _, op in operations),
+          str([(p, m) for p, m, op in operations if op.get("security") != [{"ApiKeyAuthorizer": []}]]))
+params = cfn.get("Parameters", {})
+for p in ["AuthorizerCacheTtlSeconds", "TwilioApiBaseUrl", "TwilioTrunkingBaseUrl"]:
+    check(f"parameter {p}", p in params)
+check("output ApiUrl", "ApiUrl" in cfn.get("Outputs", {}))
+schedules = by_type("AWS::Scheduler::Schedule")
+check("the re-verification job runs hourly",
+      any(s["Properties"].get("ScheduleExpression") == "rate(1 hour)" for s in schedules.values()))
+
+passed, failed = results.count(True), results.count(False)
+print(f"template: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
