@@ -2,3 +2,4 @@
 //! the service against moto and the fake.
 
 pub mod fake_twilio;
+pub mod runtime_api;

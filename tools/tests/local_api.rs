@@ -1,0 +1,135 @@
+//! API keys against moto, and local-api over HTTP: the authorizer, the route table, the
+//! lambda_http request building and the handlers together. Run through `scripts/test`.
+
+use functions::services::Services;
+use integration_tests::fake_twilio::FakeTwilio;
+use serde_json::{Value, json};
+use shared::api_keys::ApiKeyStore;
+use shared::config::{StorageConfig, TwilioConfig};
+use shared::model::{OrganizationId, Region};
+use shared::twilio::TwilioClient;
+use std::sync::Arc;
+use tools::local_api::{LocalApi, router};
+
+struct Env {
+    base: String,
+    keys: ApiKeyStore,
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
+    fake: FakeTwilio,
+    http: reqwest::Client,
+}
+
+async fn start() -> Env {
+    assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = format!("local-{}", uuid::Uuid::new_v4().simple());
+    let storage = StorageConfig {
+        table_name: table.clone(),
+        kms_key_id: format!("alias/local-{}", uuid::Uuid::new_v4().simple()),
+    };
+    // The same bootstrap local-api --bootstrap runs: table and key (with alias) are created.
+    tools::bootstrap::bootstrap(&aws, &storage).await.unwrap();
+    tools::bootstrap::bootstrap(&aws, &storage).await.expect("bootstrap is idempotent");
+    let fake = FakeTwilio::start().await;
+    let twilio = TwilioClient::new(&TwilioConfig {
+        api_base_url: fake.base_url.clone(),
+        trunking_base_url: fake.base_url.clone(),
+    });
+    let services = Services::new(&aws, &storage, twilio, Region::Us1);
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
+    let api = Arc::new(LocalApi { services, keys: keys.clone(), openapi: "{\"openapi\":\"3.1.0\"}" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(api)).await.unwrap() });
+    Env { base, keys, dynamo, table, fake, http: reqwest::Client::new() }
+}
+
+async fn key_for(env: &Env, org: &str) -> String {
+    env.keys.create(&OrganizationId::parse(org).unwrap(), Some("test")).await.unwrap().1.expose().to_owned()
+}
+
+async fn call(env: &Env, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut request = env.http.request(method, format!("{}{path}", env.base));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn api_keys_authorize_until_revoked_and_are_stored_only_as_digests() {
+    let env = start().await;
+    let org = OrganizationId::parse("org-keys").unwrap();
+    let (info, key) = env.keys.create(&org, Some("ci")).await.unwrap();
+    assert_eq!(env.keys.authorize(Some(&format!("Bearer {}", key.expose()))).await.unwrap(), Some(org.clone()));
+    assert!(key.expose().starts_with(&info.prefix));
+
+    let listed = env.keys.list(&org).await.unwrap();
+    assert_eq!(listed, [info.clone()]);
+    let table = format!("{:?}", env.dynamo.scan().table_name(&env.table).send().await.unwrap().items);
+    assert!(!table.contains(key.expose()), "the key itself is never stored");
+
+    let tampered = format!("Bearer {}x", &key.expose()[..key.expose().len() - 1]);
+    for header in [
+        None,
+        Some(""),
+        Some("Bearer"),
+        Some("Basic abc"),
+        Some(tampered.as_str()),
+        Some("Bearer tpk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        assert_eq!(env.keys.authorize(header).await.unwrap(), None, "{header:?}");
+    }
+    assert!(env.keys.revoke(&info.key_id).await.unwrap());
+    assert_eq!(env.keys.authorize(Some(&format!("Bearer {}", key.expose()))).await.unwrap(), None);
+    assert!(env.keys.list(&org).await.unwrap()[0].revoked);
+    assert!(!env.keys.revoke("0000000000000000").await.unwrap());
+}
+
+#[tokio::test]
+async fn local_api_serves_the_routes_behind_the_authorizer() {
+    let env = start().await;
+    let key_a = key_for(&env, "org-a").await;
+    let key_b = key_for(&env, "org-b").await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let body = json!({"accountSid": sid, "authToken": token, "name": "Local"});
+
+    let (status, _) = call(&env, reqwest::Method::POST, "/api/v1/providers/twilio", None, Some(body.clone())).await;
+    assert_eq!(status, 403, "no key, no entry");
+    let (status, _) =
+        call(&env, reqwest::Method::POST, "/api/v1/providers/twilio", Some("tpk_bad"), Some(body.clone())).await;
+    assert_eq!(status, 403);
+    assert!(env.fake.trunks_of(&sid).is_empty());
+
+    let (status, created) =
+        call(&env, reqwest::Method::POST, "/api/v1/providers/twilio", Some(&key_a), Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, got) =
+        call(&env, reqwest::Method::GET, &format!("/api/v1/providers/twilio/{id}"), Some(&key_a), None).await;
+    assert_eq!((status, &got), (200, &created));
+    let (status, _) =
+        call(&env, reqwest::Method::GET, &format!("/api/v1/providers/twilio/{id}"), Some(&key_b), None).await;
+    assert_eq!(status, 404, "another organization's key sees nothing");
+    let (status, page) = call(&env, reqwest::Method::GET, "/api/v1/providers?limit=5", Some(&key_a), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (status, problem) = call(&env, reqwest::Method::GET, "/api/v1/providers?limit=500", Some(&key_a), None).await;
+    assert_eq!(status, 400);
+    assert!(problem["errors"]["limit"].is_array());
+    let (status, _) = call(&env, reqwest::Method::GET, "/api/v1/nothing-here", Some(&key_a), None).await;
+    assert_eq!(status, 404);
+    let (status, doc) = call(&env, reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
+    let (status, _) = call(&env, reqwest::Method::DELETE, &format!("/api/v1/providers/{id}"), Some(&key_a), None).await;
+    assert_eq!(status, 204);
+    assert!(env.fake.trunks_of(&sid).is_empty());
+}
