@@ -53,6 +53,12 @@ async fn serve(
 
     // API Gateway runs the authorizer first; a denied request never reaches the function.
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if authorization.is_none() {
+        // API Gateway answers 401 without calling the authorizer when the identity source is missing.
+        log_request(&request_id, method.as_str(), &route_key, 401, started, None);
+        return (StatusCode::UNAUTHORIZED, [("content-type", "application/json")], r#"{"message":"Unauthorized"}"#)
+            .into_response();
+    }
     let decision = functions::authorizer::authorize(&api.keys, authorization).await;
     if !decision.is_authorized {
         log_request(&request_id, method.as_str(), &route_key, 403, started, None);

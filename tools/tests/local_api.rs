@@ -103,7 +103,7 @@ async fn local_api_serves_the_routes_behind_the_authorizer() {
     let body = json!({"accountSid": sid, "authToken": token, "name": "Local"});
 
     let (status, _) = call(&env, reqwest::Method::POST, "/api/v1/providers/twilio", None, Some(body.clone())).await;
-    assert_eq!(status, 403, "no key, no entry");
+    assert_eq!(status, 401, "no key, no entry");
     let (status, _) =
         call(&env, reqwest::Method::POST, "/api/v1/providers/twilio", Some("tpk_bad"), Some(body.clone())).await;
     assert_eq!(status, 403);
