@@ -113,12 +113,12 @@ async fn provision(
         tokio::join!(create_trunk(saga, &trunk_name, transfer_mode), twilio.create_credential_list(creds, &list_name));
     match &trunk {
         Ok((trunk, _)) => saga.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() }),
-        Err((TwilioError::Timeout(_), label)) => saga.find_timed_out_trunk(&domain_name(label)).await,
+        Err((e, label)) if e.is_outcome_unknown() => saga.find_timed_out_trunk(&domain_name(label)).await,
         Err(_) => {}
     }
     match &list {
         Ok(list) => saga.created.push(TwilioResource::CredentialList { list_sid: list.sid.clone() }),
-        Err(TwilioError::Timeout(_)) => saga.find_timed_out_list(&list_name).await,
+        Err(e) if e.is_outcome_unknown() => saga.find_timed_out_list(&list_name).await,
         Err(_) => {}
     }
     let (trunk, domain_label) = trunk.map_err(|(e, _)| (provisioning_error("create the SIP trunk", e), None))?;
@@ -224,7 +224,7 @@ async fn create_trunk(
 const LOOKUP_MAX_ITEMS: usize = 1000;
 
 impl Saga<'_> {
-    /// A create that timed out may still have happened: look for the trunk by its unique
+    /// A create that timed out or broke off may still have happened: look for the trunk by its unique
     /// domain name so the rollback removes it.
     async fn find_timed_out_trunk(&mut self, domain_name: &str) {
         match self.services.twilio.list_trunks(self.creds, LOOKUP_MAX_ITEMS).await {

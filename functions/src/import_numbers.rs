@@ -74,11 +74,6 @@ async fn import_one(
             fail("twilio_error", format!("Could not read the number: {e}"))
         }
     })?;
-    services
-        .twilio
-        .attach_phone_number(creds, &provider.trunk_sid, &sid)
-        .await
-        .map_err(|e| fail("twilio_error", format!("Could not put the number on the trunk: {e}")))?;
     let record = PhoneNumberRecord {
         id: Uuid::now_v7(),
         provider_id: provider.id,
@@ -90,6 +85,15 @@ async fn import_one(
         previous_trunk_sid: number.trunk_sid.clone().filter(|v| !v.is_empty()),
         imported_at: shared::time::now_rfc3339(),
     };
+    if let Err(e) = services.twilio.attach_phone_number(creds, &provider.trunk_sid, &sid).await {
+        if e.is_outcome_unknown() {
+            // The attach may have happened: undo it so Twilio matches the table.
+            if let Err((step, undo)) = release_number(&services.twilio, creds, &provider.trunk_sid, &record).await {
+                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, step, error = %undo, "could not undo an attach of unknown outcome");
+            }
+        }
+        return Err(fail("twilio_error", format!("Could not put the number on the trunk: {e}")));
+    }
     if let Err(store_error) = services.store.insert_number(org, &record).await {
         // Not stored: take it back off the trunk so Twilio matches the table.
         if let Err((step, e)) = release_number(&services.twilio, creds, &provider.trunk_sid, &record).await {

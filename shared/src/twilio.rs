@@ -26,8 +26,12 @@ pub enum TwilioError {
     RateLimited { retry_after: Option<Duration> },
     #[error("Twilio did not answer within {0:?}")]
     Timeout(Duration),
+    /// No connection was made: Twilio never saw the request.
     #[error("could not reach Twilio: {0}")]
     Connect(String),
+    /// The connection failed after the request was sent: Twilio may have done the work.
+    #[error("the connection to Twilio broke off: {0}")]
+    Interrupted(String),
     #[error("unexpected response from Twilio: {0}")]
     Decode(String),
 }
@@ -56,9 +60,14 @@ impl TwilioError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Api { status, .. } => *status >= 500,
-            Self::RateLimited { .. } | Self::Timeout(_) | Self::Connect(_) => true,
+            Self::RateLimited { .. } | Self::Timeout(_) | Self::Connect(_) | Self::Interrupted(_) => true,
             Self::Decode(_) => false,
         }
+    }
+
+    /// Twilio may or may not have done what was asked (no answer arrived).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Interrupted(_))
     }
 
     /// Twilio refused the Account SID / Auth Token pair.
@@ -567,9 +576,11 @@ impl TwilioClient {
                 }
                 Err(e) => {
                     tracing::debug!(%method, url, attempt, error = %e, "twilio request did not complete");
-                    // A refused connection never reached Twilio; a timeout might have.
-                    let retryable = e.is_connect() || (idempotent && e.is_timeout());
-                    (self.transport_error(e), retryable.then_some(None))
+                    // A refused connection never reached Twilio; anything later might have.
+                    let error = self.transport_error(e);
+                    let retryable =
+                        matches!(error, TwilioError::Connect(_)) || (idempotent && error.is_outcome_unknown());
+                    (error, retryable.then_some(None))
                 }
             };
             let Some(retry_after) = retry_after else {
@@ -596,9 +607,10 @@ impl TwilioClient {
             TwilioError::Timeout(self.request_timeout)
         } else if e.is_decode() {
             TwilioError::Decode("the response body could not be read".into())
+        } else if e.is_connect() {
+            TwilioError::Connect(error_text(&e))
         } else {
-            // Display of a reqwest error names the URL (no credentials in it) and the cause.
-            TwilioError::Connect(e.without_url().to_string())
+            TwilioError::Interrupted(error_text(&e))
         }
     }
 }
@@ -613,6 +625,18 @@ fn path_and_query(link: &str) -> Option<String> {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     })
+}
+
+/// A transport error with its causes (hyper's reason is in the source chain), without the URL.
+fn error_text(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {

@@ -79,6 +79,26 @@ pub enum FaultAction {
     /// Do the work, then wait before answering: a caller that gives up first does not know
     /// the request succeeded.
     Delay(Duration),
+    /// Do the work, then close the connection without answering.
+    DropConnection,
+}
+
+/// The panic message that makes the server drop a connection (the connection's task ends
+/// without writing a response); the panic hook installed by [`FakeTwilio::start_on`] keeps
+/// it out of the test output.
+const DROP_CONNECTION: &str = "fake Twilio drops this connection";
+
+fn quiet_connection_drops() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info.payload().downcast_ref::<&str>().copied().unwrap_or_default();
+            if message != DROP_CONNECTION {
+                previous(info);
+            }
+        }));
+    });
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +154,7 @@ impl FakeTwilio {
     }
 
     pub async fn start_on(addr: SocketAddr) -> Self {
+        quiet_connection_drops();
         let state = Arc::new(Mutex::new(FakeState::default()));
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake Twilio");
         let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
@@ -353,6 +374,19 @@ async fn dispatch(
             let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());
             tokio::time::sleep(delay).await;
             response
+        }
+        Some(FaultAction::DropConnection) => {
+            let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());
+            state.lock().expect("lock").log.push(LoggedRequest {
+                step: step.to_owned(),
+                method: method.to_string(),
+                path,
+                status: 0,
+                started,
+                finished: Instant::now(),
+            });
+            drop(response);
+            std::panic::panic_any(DROP_CONNECTION);
         }
         None => handle(&state, &method, &path, &segments, &headers, &body, uri.query()),
     };

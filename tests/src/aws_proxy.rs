@@ -1,0 +1,104 @@
+//! A proxy in front of moto that fails chosen AWS operations: how tests give DynamoDB or KMS a
+//! failure at one precise step without touching production code. Point the SDK at it through
+//! the standard `AWS_ENDPOINT_URL`-style endpoint configuration.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Rules {
+    /// (X-Amz-Target, remaining failures; None = always)
+    failures: Vec<(String, Option<u32>)>,
+}
+
+#[derive(Clone)]
+pub struct AwsProxy {
+    pub endpoint: String,
+    rules: Arc<Mutex<Rules>>,
+}
+
+struct ProxyState {
+    upstream: String,
+    client: reqwest::Client,
+    rules: Arc<Mutex<Rules>>,
+}
+
+impl AwsProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let rules = Arc::new(Mutex::new(Rules::default()));
+        let state = Arc::new(ProxyState {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+            rules: rules.clone(),
+        });
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind AWS proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("local addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("AWS proxy") });
+        Self { endpoint, rules }
+    }
+
+    /// Fails the operation (an `X-Amz-Target` such as `DynamoDB_20120810.TransactWriteItems`
+    /// or `TrentService.GenerateDataKey`) with a 500, `times` times or always.
+    pub fn fail(&self, target: &str, times: Option<u32>) {
+        self.rules.lock().expect("lock").failures.push((target.to_owned(), times));
+    }
+}
+
+async fn forward(
+    State(state): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let fail = {
+        let mut rules = state.rules.lock().expect("lock");
+        match rules.failures.iter().position(|(t, _)| *t == target) {
+            Some(index) => {
+                match &mut rules.failures[index].1 {
+                    Some(1) => {
+                        rules.failures.remove(index);
+                    }
+                    Some(n) => *n -= 1,
+                    None => {}
+                }
+                true
+            }
+            None => false,
+        }
+    };
+    if fail {
+        let kind = if target.starts_with("TrentService") { "KMSInternalException" } else { "InternalServerError" };
+        let body = serde_json::json!({"__type": kind, "message": "injected failure"}).to_string();
+        return (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "application/x-amz-json-1.0")], body)
+            .into_response();
+    }
+    let url = format!("{}{}", state.upstream, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut request = state.client.request(method, url).body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(upstream) => {
+            let status = upstream.status();
+            let headers = upstream.headers().clone();
+            let bytes = upstream.bytes().await.unwrap_or_default();
+            let mut response = Response::new(axum::body::Body::from(bytes));
+            *response.status_mut() = status;
+            for (name, value) in &headers {
+                if name != "transfer-encoding" && name != "content-length" && name != "connection" {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
