@@ -41,6 +41,11 @@ impl AwsProxy {
         Self { endpoint, rules }
     }
 
+    /// Removes every failure rule.
+    pub fn clear(&self) {
+        self.rules.lock().expect("lock").failures.clear();
+    }
+
     /// Fails the operation (an `X-Amz-Target` such as `DynamoDB_20120810.TransactWriteItems`
     /// or `TrentService.GenerateDataKey`) with a 500, `times` times or always.
     pub fn fail(&self, target: &str, times: Option<u32>) {

@@ -3,6 +3,7 @@
 //! key per test, and a fresh fake Twilio per test.
 
 use functions::services::Services;
+use integration_tests::aws_proxy::AwsProxy;
 use integration_tests::fake_twilio::FakeTwilio;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -34,6 +35,18 @@ impl TestEnv {
 
     /// A Twilio client with a short timeout, for tests of slow Twilio answers.
     pub async fn with_request_timeout(timeout: Duration) -> Self {
+        Self::build(timeout, None).await
+    }
+
+    /// The service's AWS clients go through a proxy that can fail chosen operations; the
+    /// test's own clients talk to moto directly.
+    pub async fn with_aws_proxy(timeout: Duration) -> (Self, AwsProxy) {
+        let upstream = std::env::var("AWS_ENDPOINT_URL").expect("run through scripts/test");
+        let proxy = AwsProxy::start(&upstream).await;
+        (Self::build(timeout, Some(&proxy.endpoint)).await, proxy)
+    }
+
+    async fn build(timeout: Duration, service_endpoint: Option<&str>) -> Self {
         let aws = aws_config().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let kms = aws_sdk_kms::Client::new(&aws);
@@ -55,7 +68,12 @@ impl TestEnv {
         };
         let twilio = TwilioClient::with_limits(&twilio_config, timeout, retry);
         let storage = StorageConfig { table_name: table.clone(), kms_key_id: alias.clone() };
-        let services = Services::new(&aws, &storage, twilio, Region::Us1);
+        let service_aws = match service_endpoint {
+            // The environment's AWS_ENDPOINT_URL would win over a plain endpoint_url; drop it.
+            Some(endpoint) => aws.to_builder().endpoint_url(endpoint).service_config(NoEnvironmentConfig).build(),
+            None => aws.clone(),
+        };
+        let services = Services::new(&service_aws, &storage, twilio, Region::Us1);
         Self { fake, services, dynamo, kms, table }
     }
 
@@ -209,4 +227,76 @@ pub async fn create_provider(env: &TestEnv, org: &str, account_sid: &str, auth_t
 pub fn status_and_body(response: &Response<Body>) -> (u16, Value) {
     let body = if response.body().is_empty() { Value::Null } else { body_json(response) };
     (response.status().as_u16(), body)
+}
+
+#[derive(Debug)]
+struct NoEnvironmentConfig;
+
+impl aws_types::service_config::LoadServiceConfig for NoEnvironmentConfig {
+    fn load_config(&self, _key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        None
+    }
+}
+
+/// An attribute value with map keys sorted, so snapshots compare.
+fn render(value: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    match value {
+        AttributeValue::M(map) => {
+            let mut fields: Vec<String> = map.iter().map(|(k, v)| format!("{k}:{}", render(v))).collect();
+            fields.sort();
+            format!("{{{}}}", fields.join(","))
+        }
+        AttributeValue::L(list) => format!("[{}]", list.iter().map(render).collect::<Vec<_>>().join(",")),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Everything the fake Twilio holds for an account, in a comparable form.
+pub fn twilio_snapshot(env: &TestEnv, account_sid: &str) -> String {
+    let state = env.fake.state();
+    let trunks: Vec<String> = state
+        .trunks
+        .values()
+        .filter(|t| t.account_sid == account_sid)
+        .map(|t| format!("{} {} {}", t.sid, t.domain_name, t.transfer_mode))
+        .collect();
+    let lists: Vec<&str> =
+        state.credential_lists.values().filter(|l| l.account_sid == account_sid).map(|l| l.sid.as_str()).collect();
+    let credentials: Vec<&str> =
+        state.credentials.values().filter(|c| c.account_sid == account_sid).map(|c| c.sid.as_str()).collect();
+    let numbers: Vec<String> = state
+        .incoming_numbers
+        .values()
+        .filter(|n| n.account_sid == account_sid)
+        .map(|n| format!("{} {:?} {:?} {:?}", n.sid, n.trunk_sid, n.voice_url, n.voice_application_sid))
+        .collect();
+    format!(
+        "trunks={trunks:?} lists={lists:?} credentials={credentials:?} attached={:?} numbers={numbers:?}",
+        state.trunk_credential_lists
+    )
+}
+
+/// Every item of the table, sorted, in a comparable form.
+pub async fn table_snapshot(env: &TestEnv) -> Vec<String> {
+    let items = env
+        .dynamo
+        .scan()
+        .table_name(&env.table)
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let mut rendered: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let mut fields: Vec<String> = item.iter().map(|(k, v)| format!("{k}={}", render(v))).collect();
+            fields.sort();
+            fields.join(" ")
+        })
+        .collect();
+    rendered.sort();
+    rendered
 }

@@ -2,6 +2,7 @@
 
 mod create_provider;
 mod events;
+mod faults;
 mod harness;
 mod lifecycle;
 mod numbers;
