@@ -73,6 +73,8 @@ for name, table in tables.items():
           props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True)
     check("table has deletion protection", props.get("DeletionProtectionEnabled") is True)
     check("table is on-demand", props.get("BillingMode") == "PAY_PER_REQUEST")
+    check("table expires idempotency records (TTL on expiresAt)",
+          props.get("TimeToLiveSpecification") == {"AttributeName": "expiresAt", "Enabled": True})
     check("table keys are pk/sk", [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"])
 
 keys = by_type("AWS::KMS::Key")

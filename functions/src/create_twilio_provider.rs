@@ -6,6 +6,7 @@
 //! The KMS data-key request runs beside the provisioning calls. Any failure after the first
 //! Twilio resource exists removes what was created, and nothing is stored.
 
+use crate::idempotency::idempotent;
 use crate::respond;
 use crate::rollback::{TwilioResource, remove_resources};
 use crate::services::Services;
@@ -33,7 +34,7 @@ const DOMAIN_NAME_ATTEMPTS: u32 = 3;
 const FRIENDLY_NAME_MAX_CHARS: usize = 64;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(create(services, &request).await)
+    respond(idempotent(&services.idempotency, &request, || create(services, &request)).await)
 }
 
 async fn create(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

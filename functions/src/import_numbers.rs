@@ -1,6 +1,7 @@
 //! `POST /api/v1/providers/twilio/{id}/import-numbers`: puts numbers from the customer's
 //! account on the provider's trunk, each independently, recording the routing each had.
 
+use crate::idempotency::idempotent;
 use crate::numbers::release_number;
 use crate::providers::{load_provider, refuse_if_deleting, stored_credentials};
 use crate::respond;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 const IMPORT_CONCURRENCY: usize = 4;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(import(services, &request).await)
+    respond(idempotent(&services.idempotency, &request, || import(services, &request)).await)
 }
 
 async fn import(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

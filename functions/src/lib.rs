@@ -7,6 +7,7 @@ pub mod create_twilio_provider;
 pub mod delete_provider;
 pub mod get_provider;
 pub mod get_twilio_provider;
+pub mod idempotency;
 pub mod import_numbers;
 pub mod list_phone_numbers;
 pub mod list_providers;

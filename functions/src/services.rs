@@ -2,6 +2,7 @@
 
 use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, table_name_from_env};
 use shared::crypto::Envelope;
+use shared::idempotency::IdempotencyStore;
 use shared::model::Region;
 use shared::store::ProviderStore;
 use shared::twilio::TwilioClient;
@@ -10,6 +11,7 @@ use shared::twilio::TwilioClient;
 #[derive(Clone, Debug)]
 pub struct Services {
     pub store: ProviderStore,
+    pub idempotency: IdempotencyStore,
     pub envelope: Envelope,
     pub twilio: TwilioClient,
     /// Used when a create request names no region.
@@ -31,8 +33,10 @@ impl Services {
         twilio: TwilioClient,
         default_region: Region,
     ) -> Self {
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
         Self {
-            store: ProviderStore::new(aws_sdk_dynamodb::Client::new(aws), storage.table_name.clone()),
+            store: ProviderStore::new(dynamo.clone(), storage.table_name.clone()),
+            idempotency: IdempotencyStore::new(dynamo, storage.table_name.clone()),
             envelope: Envelope::new(aws_sdk_kms::Client::new(aws), storage.kms_key_id.clone()),
             twilio,
             default_region,

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod dto;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod model;
 pub mod store;
 pub mod time;

@@ -428,7 +428,7 @@ fn account_claim_sort_key(account_sid: &AccountSid) -> String {
 }
 
 /// Creates the table as `template.yaml` declares it: `pk` (hash) and `sk` (range) strings,
-/// on-demand billing, point-in-time recovery.
+/// on-demand billing, TTL on `expiresAt`, point-in-time recovery, deletion protection.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
@@ -452,6 +452,19 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
         .deletion_protection_enabled(true)
+        .send()
+        .await
+        .map_err(StoreError::request)?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                .attribute_name(crate::idempotency::TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .expect("name and flag set"),
+        )
         .send()
         .await
         .map_err(StoreError::request)?;

@@ -4,6 +4,7 @@ mod create_provider;
 mod events;
 mod faults;
 mod harness;
+mod idempotency;
 mod lifecycle;
 mod numbers;
 mod verification;

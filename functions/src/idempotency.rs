@@ -1,0 +1,104 @@
+//! The `Idempotency-Key` header on requests that create things: the same key with the same
+//! request from the same organization within 24 hours answers the first response again
+//! without touching Twilio; the same key with a different request is a 422; while the first
+//! request still runs, a 409. Without the header nothing changes.
+//!
+//! Responses below 500 are kept. After a 5xx the key is forgotten, so a retry runs again
+//! (a failed request has rolled back everything it did).
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use shared::ApiError;
+use shared::http::{MAX_BODY_BYTES, organization_id};
+use shared::idempotency::{Claim, IdempotencyStore, StoredResponse, digest};
+use std::future::Future;
+
+pub const HEADER: &str = "idempotency-key";
+
+fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    }
+}
+
+/// 1 to 255 printable ASCII characters.
+fn parse_key(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(HEADER) else { return Ok(None) };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        return Err(ApiError::validation("Idempotency-Key", "must be 1 to 255 printable ASCII characters"));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Runs `handler` under the request's idempotency key, if it has one.
+pub async fn idempotent<F, Fut>(
+    store: &IdempotencyStore,
+    request: &Request,
+    handler: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let Some(key) = parse_key(request)? else { return handler().await };
+    let org = organization_id(request)?;
+    let body = body_bytes(request);
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let request_digest = digest(&[request.method().as_str().as_bytes(), request.uri().path().as_bytes(), body]);
+    match store.claim(&org, &key, &request_digest).await.map_err(ApiError::unavailable)? {
+        Claim::Proceed => {}
+        Claim::Replay(stored) => return Ok(replay(stored)),
+        Claim::InFlight => {
+            return Err(ApiError::Conflict(
+                "A request with this Idempotency-Key is still in progress; retry when it has finished.".into(),
+            ));
+        }
+        Claim::Mismatch => {
+            return Err(ApiError::Unprocessable {
+                title: "Idempotency-Key reused",
+                detail:
+                    "This Idempotency-Key was already used with a different request; use a new key for a new request."
+                        .into(),
+            });
+        }
+    }
+    let response = handler().await.unwrap_or_else(ApiError::into_response);
+    if response.status().is_server_error() {
+        if let Err(e) = store.release(&org, &key).await {
+            tracing::error!(error = %e, "could not release an idempotency key after a failure");
+        }
+    } else {
+        let stored = StoredResponse {
+            status: response.status().as_u16(),
+            content_type: header(&response, "content-type").unwrap_or_else(|| "application/json".into()),
+            body: String::from_utf8_lossy(response.body()).into_owned(),
+            location: header(&response, "location"),
+        };
+        if let Err(e) = store.complete(&org, &key, &request_digest, &stored).await {
+            // The work is done; a retry with the key will see it in flight until the lock lapses.
+            tracing::error!(error = %e, "could not store the response for an idempotency key");
+        }
+    }
+    Ok(response)
+}
+
+fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn replay(stored: StoredResponse) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK))
+        .header("content-type", stored.content_type)
+        .header("cache-control", "no-store")
+        .header("idempotent-replayed", "true");
+    if let Some(location) = stored.location {
+        builder = builder.header("location", location);
+    }
+    builder.body(Body::from(stored.body)).expect("stored headers are valid")
+}
