@@ -2,11 +2,12 @@
 //! customer's Twilio account, marked as imported or carrying voice routing import would replace.
 
 use crate::providers::{load_provider, stored_credentials, stored_credentials_error};
-use crate::respond;
 use crate::services::Services;
+use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers};
 use shared::http::{json_response, organization_id, path_uuid};
 use std::collections::HashSet;
@@ -15,7 +16,7 @@ use std::collections::HashSet;
 pub const AVAILABLE_NUMBERS_CAP: usize = 1000;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(list(services, &request).await)
+    respond(within(answer_deadline(&request), list(services, &request)).await)
 }
 
 async fn list(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -18,6 +18,7 @@ use rand::distr::Alphanumeric;
 use serde_json::json;
 use shared::ApiError;
 use shared::crypto::{CryptoError, DataKey, SecretKind, SecretOwner};
+use shared::deadline::within;
 use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
 use shared::http::{json_response_builder, organization_id};
 use shared::model::{
@@ -40,7 +41,11 @@ pub async fn handle(services: &Services, request: Request) -> Result<Response<Bo
 async fn create(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
     let command = CreateTwilioProvider::from_request(request)?;
-    let record = create_provider(services, organization_id, command).await?;
+    let deadlines = Deadlines {
+        work: shared::deadline::from_request(request, crate::ROLLBACK_RESERVE),
+        rollback: crate::answer_deadline(request),
+    };
+    let record = create_provider(services, organization_id, command, deadlines).await?;
     let body = serde_json::to_string(&TwilioProviderResponse::from(&record)).expect("response DTOs serialize");
     Ok(json_response_builder(StatusCode::CREATED)
         .header("location", format!("/api/v1/providers/twilio/{}", record.id))
@@ -50,16 +55,27 @@ async fn create(services: &Services, request: &Request) -> Result<Response<Body>
 
 /// The whole create flow; on error nothing is stored and nothing is left in Twilio (or what
 /// could not be removed is logged and recorded for clean-up).
+/// Until when provisioning may run, and until when its rollback may.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deadlines {
+    pub work: Option<std::time::Instant>,
+    pub rollback: Option<std::time::Instant>,
+}
+
 pub async fn create_provider(
     services: &Services,
     organization_id: OrganizationId,
     command: CreateTwilioProvider,
+    deadlines: Deadlines,
 ) -> Result<ProviderRecord, ApiError> {
     let creds = TwilioCredentials { account_sid: command.account_sid.clone(), auth_token: command.auth_token.clone() };
-    let (account, in_use) = tokio::join!(
-        services.twilio.fetch_account(&creds),
-        services.store.account_in_use(&organization_id, &creds.account_sid)
-    );
+    let (account, in_use) = within(deadlines.work, async {
+        tokio::join!(
+            services.twilio.fetch_account(&creds),
+            services.store.account_in_use(&organization_id, &creds.account_sid)
+        )
+    })
+    .await;
     let account_check = check_account(account.map_err(credential_error)?)?;
     if in_use.map_err(ApiError::unavailable)? {
         return Err(account_taken(&creds));
@@ -73,15 +89,15 @@ pub async fn create_provider(
         let owner = owner.clone();
         tokio::spawn(async move { envelope.generate_data_key(&owner).await })
     };
-    let mut saga = Saga { services, creds: &creds, owner: &owner, created: Vec::new() };
-    let result = provision(&mut saga, &command, provider_id, account_check, data_key).await;
+    let mut saga = Saga { services, creds: &creds, owner: &owner, unknown: Vec::new(), created: Vec::new() };
+    let result = within(deadlines.work, provision(&mut saga, &command, provider_id, account_check, data_key)).await;
     match result {
         Ok(record) => {
             tracing::info!(organization_id = %organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
             Ok(record)
         }
         Err((error, data_key)) => {
-            saga.roll_back(data_key.as_ref()).await;
+            within(deadlines.rollback, saga.roll_back(data_key.as_ref())).await;
             Err(error)
         }
     }
@@ -92,6 +108,8 @@ struct Saga<'a> {
     services: &'a Services,
     creds: &'a TwilioCredentials,
     owner: &'a SecretOwner,
+    /// Creates that got no answer: looked up (by their unique names) when rolling back.
+    unknown: Vec<UnknownOutcome>,
     created: Vec<TwilioResource>,
 }
 
@@ -114,12 +132,16 @@ async fn provision(
         tokio::join!(create_trunk(saga, &trunk_name, transfer_mode), twilio.create_credential_list(creds, &list_name));
     match &trunk {
         Ok((trunk, _)) => saga.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() }),
-        Err((e, label)) if e.is_outcome_unknown() => saga.find_timed_out_trunk(&domain_name(label)).await,
+        Err((e, label)) if e.is_outcome_unknown() => {
+            saga.unknown.push(UnknownOutcome::Trunk { domain_name: domain_name(label) })
+        }
         Err(_) => {}
     }
     match &list {
         Ok(list) => saga.created.push(TwilioResource::CredentialList { list_sid: list.sid.clone() }),
-        Err(e) if e.is_outcome_unknown() => saga.find_timed_out_list(&list_name).await,
+        Err(e) if e.is_outcome_unknown() => {
+            saga.unknown.push(UnknownOutcome::CredentialList { friendly_name: list_name.clone() })
+        }
         Err(_) => {}
     }
     let (trunk, domain_label) = trunk.map_err(|(e, _)| (provisioning_error("create the SIP trunk", e), None))?;
@@ -221,6 +243,12 @@ async fn create_trunk(
     }
 }
 
+/// A create whose outcome is unknown (timed out, or the connection broke off).
+enum UnknownOutcome {
+    Trunk { domain_name: String },
+    CredentialList { friendly_name: String },
+}
+
 /// How many trunks or credential lists to look through for one created by a timed-out request.
 const LOOKUP_MAX_ITEMS: usize = 1000;
 
@@ -256,7 +284,13 @@ impl Saga<'_> {
 
     /// Removes everything created, newest dependency first. What cannot be removed is logged
     /// at error level and recorded for the clean-up job.
-    async fn roll_back(&self, data_key: Option<&DataKey>) {
+    async fn roll_back(&mut self, data_key: Option<&DataKey>) {
+        for unknown in std::mem::take(&mut self.unknown) {
+            match unknown {
+                UnknownOutcome::Trunk { domain_name } => self.find_timed_out_trunk(&domain_name).await,
+                UnknownOutcome::CredentialList { friendly_name } => self.find_timed_out_list(&friendly_name).await,
+            }
+        }
         if self.created.is_empty() {
             return;
         }

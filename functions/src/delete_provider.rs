@@ -8,18 +8,19 @@
 
 use crate::numbers::release_number;
 use crate::providers::{load_provider, save_with_retry, stored_credentials};
-use crate::respond;
 use crate::rollback::{TwilioResource, remove_resources};
 use crate::services::Services;
+use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::deadline::within;
 use shared::dto::{ForcedDeletion, LeftBehind};
 use shared::http::{json_response, organization_id, path_uuid, query_param};
 use shared::store::{DeletionState, ProviderRecord};
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(delete(services, &request).await)
+    respond(within(answer_deadline(&request), delete(services, &request)).await)
 }
 
 fn parse_force(request: &Request) -> Result<bool, ApiError> {

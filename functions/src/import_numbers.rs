@@ -4,12 +4,13 @@
 use crate::idempotency::idempotent;
 use crate::numbers::release_number;
 use crate::providers::{load_provider, refuse_if_deleting, stored_credentials};
-use crate::respond;
 use crate::services::Services;
+use crate::{answer_deadline, respond};
 use futures::StreamExt;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::deadline::within;
 use shared::dto::{ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::http::{json_response, organization_id, path_uuid};
 use shared::model::{OrganizationId, TwilioCredentials};
@@ -20,7 +21,8 @@ use uuid::Uuid;
 const IMPORT_CONCURRENCY: usize = 4;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(idempotent(&services.idempotency, &request, || import(services, &request)).await)
+    let work = idempotent(&services.idempotency, &request, || import(services, &request));
+    respond(within(answer_deadline(&request), work).await)
 }
 
 async fn import(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

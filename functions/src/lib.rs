@@ -23,8 +23,19 @@ pub mod update_twilio_provider;
 pub mod verification;
 pub mod verify_provider;
 
-use lambda_http::{Body, Error, Response};
+use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use std::time::{Duration, Instant};
+
+/// Time kept back from the invocation deadline to answer.
+pub const ANSWER_RESERVE: Duration = Duration::from_secs(1);
+/// Time kept back from provisioning for rolling back what was created.
+pub const ROLLBACK_RESERVE: Duration = Duration::from_secs(8);
+
+/// The deadline for a handler's outbound calls: the invocation's, less time to answer.
+pub fn answer_deadline(request: &Request) -> Option<Instant> {
+    shared::deadline::from_request(request, ANSWER_RESERVE)
+}
 
 /// Renders a handler outcome: errors become problem+json responses, never Lambda errors.
 pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Body>, Error> {

@@ -4,16 +4,17 @@
 
 use crate::numbers::release_number;
 use crate::providers::{load_provider, refuse_if_deleting, stored_credentials, stored_credentials_error};
-use crate::respond;
 use crate::services::Services;
+use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::deadline::within;
 use shared::http::{organization_id, path_uuid};
 use shared::store::StoreError;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(remove(services, &request).await)
+    respond(within(answer_deadline(&request), remove(services, &request)).await)
 }
 
 async fn remove(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -4,19 +4,20 @@
 
 use crate::create_twilio_provider::twilio_error;
 use crate::providers::{load_provider, owner_of, refuse_if_deleting, save_with_retry};
-use crate::respond;
 use crate::services::Services;
 use crate::verification::verify;
+use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::crypto::SecretKind;
+use shared::deadline::within;
 use shared::dto::{RotateAuthToken, TwilioProviderResponse};
 use shared::http::{json_response, organization_id, path_uuid};
 use shared::model::TwilioCredentials;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(rotate(services, &request).await)
+    respond(within(answer_deadline(&request), rotate(services, &request)).await)
 }
 
 async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -4,17 +4,18 @@
 use crate::providers::{
     load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
 };
-use crate::respond;
 use crate::services::Services;
+use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::deadline::within;
 use shared::dto::{TwilioProviderResponse, UpdateTwilioProvider};
 use shared::http::{json_response, organization_id, path_uuid};
 use shared::model::transfer_mode;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(update(services, &request).await)
+    respond(within(answer_deadline(&request), update(services, &request)).await)
 }
 
 async fn update(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -1,17 +1,18 @@
 //! `POST /api/v1/providers/{id}/verify`: runs every check now and stores the result.
 
 use crate::providers::{load_provider, refuse_if_deleting, save_with_retry, stored_credentials};
-use crate::respond;
 use crate::services::Services;
 use crate::verification::verify;
+use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::deadline::within;
 use shared::dto::VerifyResponse;
 use shared::http::{json_response, organization_id, path_uuid};
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(run(services, &request).await)
+    respond(within(answer_deadline(&request), run(services, &request)).await)
 }
 
 async fn run(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -12,6 +12,7 @@
 pub mod api_keys;
 pub mod config;
 pub mod crypto;
+pub mod deadline;
 pub mod dto;
 pub mod error;
 pub mod http;

@@ -549,10 +549,17 @@ impl TwilioClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let left = crate::deadline::remaining();
+            if left.is_some_and(|left| left.is_zero()) {
+                return Err(TwilioError::Timeout(self.request_timeout));
+            }
             let mut request = self
                 .http
                 .request(method.clone(), url)
                 .basic_auth(creds.account_sid.as_str(), Some(creds.auth_token.expose()));
+            if let Some(left) = left.filter(|left| *left < self.request_timeout) {
+                request = request.timeout(left);
+            }
             if !form.is_empty() {
                 request = request.form(form);
             }
@@ -587,7 +594,8 @@ impl TwilioClient {
                 return Err(error);
             };
             let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
-            if attempt >= self.retry.max_attempts || waited + delay > self.retry.budget {
+            let past_deadline = crate::deadline::remaining().is_some_and(|left| delay >= left);
+            if attempt >= self.retry.max_attempts || waited + delay > self.retry.budget || past_deadline {
                 return Err(error);
             }
             waited += delay;

@@ -318,3 +318,24 @@ async fn organizations_are_isolated() {
     let (status, body, _) = create(&env, "org-b", &create_body(&sid, &token)).await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[tokio::test]
+async fn a_create_stops_at_the_invocation_deadline_and_still_rolls_back() {
+    use lambda_http::RequestExt;
+    let env = TestEnv::new().await; // the real 10 s client timeout
+    let (sid, token) = env.fake.add_account("active", "Full");
+    // Twilio creates the credential but answers far too late.
+    env.fake.inject("create_credential", FaultAction::Delay(Duration::from_secs(30)), None);
+    let mut context = lambda_http::Context::default();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    context.deadline = now_ms + 10_000;
+    let request = request("POST", PATH, Some(ORG), Some(&create_body(&sid, &token))).with_lambda_context(context);
+    let started = std::time::Instant::now();
+    let response = handle(&env.services, request).await.unwrap();
+    let elapsed = started.elapsed();
+    // Provisioning gives up 8 s before the deadline, leaving the rest for the rollback.
+    assert!(elapsed < Duration::from_secs(9), "answered after {elapsed:?}");
+    let (status, problem) = (response.status().as_u16(), body_json(&response));
+    assert_problem(status, &problem, 502);
+    assert_nothing_left(&env, &sid).await;
+}
