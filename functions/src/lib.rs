@@ -19,6 +19,7 @@ pub mod rollback;
 pub mod rotate_auth_token;
 pub mod routes;
 pub mod services;
+pub mod sweep_orphans;
 pub mod update_twilio_provider;
 pub mod verification;
 pub mod verify_provider;

@@ -1,4 +1,5 @@
-//! The hourly job: re-verifies every provider of every organization. Pages through the
+//! The hourly job: re-verifies every provider of every organization, then sweeps leftover
+//! Twilio resources ([`crate::sweep_orphans`]). Pages through the
 //! table with bounded concurrency; one provider's failure never stops the rest. Logs a
 //! summary (counts by status) and a line for each provider whose status changed.
 
@@ -111,4 +112,19 @@ async fn reverify(services: &Services, record: ProviderRecord) -> Outcome {
             Outcome::Error
         }
     }
+}
+
+/// What the hourly job did.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HourlyReport {
+    pub verification: Summary,
+    pub orphans: crate::sweep_orphans::SweepSummary,
+}
+
+/// The scheduled function's work: re-verification, then the orphan sweep.
+pub async fn hourly(services: &Services) -> Result<HourlyReport, shared::store::StoreError> {
+    let verification = run(services).await?;
+    let orphans = crate::sweep_orphans::run(services).await?;
+    Ok(HourlyReport { verification, orphans })
 }

@@ -34,6 +34,19 @@ impl TwilioResource {
         LeftoverResource { kind: kind.to_owned(), sid }
     }
 
+    /// The resource a leftover record names, if it names one this service creates.
+    pub fn from_leftover(leftover: &LeftoverResource) -> Option<Self> {
+        match leftover.kind.as_str() {
+            "trunk" => Some(Self::Trunk { trunk_sid: leftover.sid.clone() }),
+            "credentialList" => Some(Self::CredentialList { list_sid: leftover.sid.clone() }),
+            "trunkCredentialList" => leftover.sid.split_once('/').map(|(trunk, list)| Self::TrunkCredentialList {
+                trunk_sid: trunk.to_owned(),
+                list_sid: list.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
     async fn remove(&self, twilio: &TwilioClient, creds: &TwilioCredentials) -> Result<(), TwilioError> {
         let result = match self {
             Self::Trunk { trunk_sid } => twilio.delete_trunk(creds, trunk_sid).await,

@@ -117,7 +117,7 @@ async fn every_function_binary_boots_and_answers_its_event() {
     assert_eq!(http_status(&removed), 204, "{removed}");
 
     let summary = invoke(&setup, "reverify-providers", event("reverify-providers.json", &[])).await;
-    assert_eq!(summary["verified"], 1, "{summary}");
+    assert_eq!(summary["verification"]["verified"], 1, "{summary}");
 
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let (_, api_key) = keys.create(&OrganizationId::parse("org-demo").unwrap(), None).await.unwrap();

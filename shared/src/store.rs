@@ -201,6 +201,35 @@ pub struct OrphanRecord {
     pub created_at: String,
 }
 
+impl OrphanRecord {
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let f = Fields(item);
+        let list = f.get("resources")?.as_l().map_err(|_| StoreError::Corrupt("resources".into()))?;
+        let resources = list
+            .iter()
+            .map(|entry| {
+                let map = entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?;
+                let f = Fields(map);
+                Ok(LeftoverResource { kind: f.string("kind")?, sid: f.string("sid")? })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self {
+            organization_id: OrganizationId::parse(&f.string("organizationId")?)
+                .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?,
+            provider_id: Uuid::parse_str(&f.string("providerId")?)
+                .map_err(|_| StoreError::Corrupt("providerId".into()))?,
+            account_sid: AccountSid::parse(&f.string("accountSid")?)
+                .map_err(|_| StoreError::Corrupt("accountSid".into()))?,
+            auth_token: match item.get("authToken") {
+                Some(_) => Some(f.secret("authToken")?),
+                None => None,
+            },
+            resources,
+            created_at: f.string("createdAt")?,
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ProviderStore {
     client: aws_sdk_dynamodb::Client,
@@ -865,24 +894,44 @@ impl ProviderStore {
         Ok(())
     }
 
+    /// One page of every organization's leftover-resource records, for the clean-up job.
+    pub async fn scan_orphans(
+        &self,
+        start: Option<ScanCursor>,
+    ) -> Result<(Vec<Result<OrphanRecord, StoreError>>, Option<ScanCursor>), StoreError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("entity = :orphan")
+            .expression_attribute_values(":orphan", s("orphan"))
+            .set_exclusive_start_key(start.map(|cursor| cursor.0))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        Ok((output.items().iter().map(OrphanRecord::from_item).collect(), output.last_evaluated_key.map(ScanCursor)))
+    }
+
+    /// Removes a leftover-resource record (everything in it is gone).
+    pub async fn delete_orphan(&self, org: &OrganizationId, provider_id: Uuid) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(org, format!("ORPHAN#{provider_id}"))))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        Ok(())
+    }
+
     /// The resources recorded as left behind for a provider, if any.
     pub async fn get_orphan_resources(
         &self,
         org: &OrganizationId,
         provider_id: Uuid,
     ) -> Result<Option<Vec<LeftoverResource>>, StoreError> {
-        let Some(item) = self.get_item(Self::key(org, format!("ORPHAN#{provider_id}"))).await? else {
-            return Ok(None);
-        };
-        let list = Fields(&item).get("resources")?.as_l().map_err(|_| StoreError::Corrupt("resources".into()))?;
-        list.iter()
-            .map(|entry| {
-                let map = entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?;
-                let f = Fields(map);
-                Ok(LeftoverResource { kind: f.string("kind")?, sid: f.string("sid")? })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        let item = self.get_item(Self::key(org, format!("ORPHAN#{provider_id}"))).await?;
+        item.as_ref().map(|item| OrphanRecord::from_item(item).map(|orphan| orphan.resources)).transpose()
     }
 }
 

@@ -1,4 +1,4 @@
-//! The hourly EventBridge-scheduled job that re-verifies every provider.
+//! The hourly EventBridge-scheduled job: re-verifies every provider and sweeps leftover Twilio resources.
 use functions::{reverify_all, services::Services};
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 
@@ -7,7 +7,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let services = Services::from_env().await?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
-        Ok::<_, Error>(reverify_all::run(&services).await?)
+        Ok::<_, Error>(reverify_all::hourly(&services).await?)
     }))
     .await
 }

@@ -339,3 +339,26 @@ async fn a_create_stops_at_the_invocation_deadline_and_still_rolls_back() {
     assert_problem(status, &problem, 502);
     assert_nothing_left(&env, &sid).await;
 }
+
+#[tokio::test]
+async fn what_a_rollback_could_not_remove_is_recorded_and_swept_later() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    env.fake.inject("attach_credential_list", FaultAction::Fail { status: 500, code: 20500 }, None);
+    env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let (status, problem, _) = create(&env, ORG, &create_body(&sid, &token)).await;
+    assert_problem(status, &problem, 502);
+    assert_eq!(env.fake.trunks_of(&sid).len(), 1, "the trunk could not be deleted");
+    assert!(env.fake.credential_lists_of(&sid).is_empty());
+    let text = env.scan_table_text().await;
+    assert!(text.contains("ORPHAN#") && !text.contains(&token), "recorded, with the token encrypted");
+
+    // While Twilio still fails, the sweeper keeps the record; once it recovers, it clears it.
+    let report = functions::reverify_all::hourly(&env.services).await.unwrap();
+    assert_eq!((report.orphans.cleared, report.orphans.remaining), (0, 1));
+    env.fake.clear_faults();
+    let report = functions::reverify_all::hourly(&env.services).await.unwrap();
+    assert_eq!((report.orphans.cleared, report.orphans.remaining), (1, 0));
+    assert!(env.fake.trunks_of(&sid).is_empty());
+    assert_eq!(env.item_count().await, 0);
+}

@@ -1,0 +1,96 @@
+//! The orphan sweeper, run by the hourly job: retries the removal of Twilio resources that a
+//! failed rollback left behind (recorded as `ORPHAN#` items) until they are gone.
+
+use crate::rollback::{TwilioResource, remove_resources};
+use crate::services::Services;
+use serde::Serialize;
+use shared::crypto::{SecretKind, SecretOwner};
+use shared::model::{AuthToken, TwilioCredentials};
+use shared::store::{OrphanRecord, ScanCursor, StoreError};
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepSummary {
+    /// Records whose resources are all gone now.
+    pub cleared: usize,
+    /// Records with resources still left (retried next hour).
+    pub remaining: usize,
+    /// Records that cannot be acted on (no usable credentials); logged for an operator.
+    pub stuck: usize,
+}
+
+enum Outcome {
+    Cleared,
+    Remaining,
+    Stuck,
+}
+
+pub async fn run(services: &Services) -> Result<SweepSummary, StoreError> {
+    let mut summary = SweepSummary::default();
+    let mut cursor: Option<ScanCursor> = None;
+    loop {
+        let (orphans, next) = services.store.scan_orphans(cursor.take()).await?;
+        for orphan in orphans {
+            let outcome = match orphan {
+                Ok(orphan) => sweep(services, orphan).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable leftover-resource record");
+                    Outcome::Stuck
+                }
+            };
+            match outcome {
+                Outcome::Cleared => summary.cleared += 1,
+                Outcome::Remaining => summary.remaining += 1,
+                Outcome::Stuck => summary.stuck += 1,
+            }
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    tracing::info!(
+        cleared = summary.cleared,
+        remaining = summary.remaining,
+        stuck = summary.stuck,
+        "orphan sweep finished"
+    );
+    Ok(summary)
+}
+
+async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {
+    let (org, provider_id) = (orphan.organization_id.clone(), orphan.provider_id);
+    let Some(token) = &orphan.auth_token else {
+        tracing::error!(organization_id = %org, %provider_id, resources = ?orphan.resources, "leftover Twilio resources without stored credentials; remove them by hand");
+        return Outcome::Stuck;
+    };
+    let owner = SecretOwner { organization_id: org.clone(), provider_id };
+    let creds = match services.envelope.open(&owner, SecretKind::AuthToken, token).await {
+        Ok(secret) => match AuthToken::parse(secrecy::ExposeSecret::expose_secret(&secret)) {
+            Ok(auth_token) => TwilioCredentials { account_sid: orphan.account_sid.clone(), auth_token },
+            Err(_) => return Outcome::Stuck,
+        },
+        Err(e) => {
+            tracing::error!(organization_id = %org, %provider_id, error = %e, "cannot open the credentials of leftover Twilio resources");
+            return Outcome::Stuck;
+        }
+    };
+    let resources: Vec<TwilioResource> = orphan.resources.iter().filter_map(TwilioResource::from_leftover).collect();
+    let left = remove_resources(&services.twilio, &creds, &resources).await;
+    if left.is_empty() {
+        if let Err(e) = services.store.delete_orphan(&org, provider_id).await {
+            tracing::error!(%provider_id, error = %e, "leftover resources removed but their record stays");
+            return Outcome::Remaining;
+        }
+        tracing::info!(organization_id = %org, %provider_id, removed = resources.len(), "leftover Twilio resources removed");
+        return Outcome::Cleared;
+    }
+    let remaining =
+        OrphanRecord { resources: left.iter().map(|(resource, _)| resource.to_leftover()).collect(), ..orphan };
+    let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
+    tracing::warn!(organization_id = %org, %provider_id, resources = ?remaining.resources, errors = ?errors, "leftover Twilio resources still there");
+    if let Err(e) = services.store.record_orphan(&remaining).await {
+        tracing::error!(%provider_id, error = %e, "could not update a leftover-resource record");
+    }
+    Outcome::Remaining
+}
