@@ -158,6 +158,11 @@ impl Req {
         self
     }
 
+    pub fn headers(mut self, headers: Value) -> Self {
+        self.headers = headers;
+        self
+    }
+
     pub fn query(mut self, name: &str, value: &str) -> Self {
         self.query.push((name.into(), value.into()));
         self

@@ -7,4 +7,5 @@ mod harness;
 mod idempotency;
 mod lifecycle;
 mod numbers;
+mod security;
 mod verification;
