@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 struct Rules {
     /// (X-Amz-Target, remaining failures; None = always)
     failures: Vec<(String, Option<u32>)>,
+    /// Requests seen, by X-Amz-Target.
+    counts: std::collections::BTreeMap<String, usize>,
 }
 
 #[derive(Clone)]
@@ -41,6 +43,15 @@ impl AwsProxy {
         Self { endpoint, rules }
     }
 
+    /// Requests seen since the last reset, by operation (`X-Amz-Target`).
+    pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        self.rules.lock().expect("lock").counts.clone()
+    }
+
+    pub fn reset_counts(&self) {
+        self.rules.lock().expect("lock").counts.clear();
+    }
+
     /// Removes every failure rule.
     pub fn clear(&self) {
         self.rules.lock().expect("lock").failures.clear();
@@ -63,6 +74,7 @@ async fn forward(
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let fail = {
         let mut rules = state.rules.lock().expect("lock");
+        *rules.counts.entry(target.clone()).or_default() += 1;
         match rules.failures.iter().position(|(t, _)| *t == target) {
             Some(index) => {
                 match &mut rules.failures[index].1 {
