@@ -139,7 +139,8 @@ impl Running {
     /// User + system CPU time so far.
     fn cpu_time(&self) -> Duration {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
         let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
         Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
     }
@@ -273,7 +274,8 @@ async fn main() {
 
     // 1. Cold starts, interleaved so that drift hits every binary alike.
     eprintln!("cold starts…");
-    let mut starts: Vec<(&str, Vec<Duration>)> = FUNCTIONS.iter().chain([&BASELINE]).map(|b| (*b, Vec::new())).collect();
+    let mut starts: Vec<(&str, Vec<Duration>)> =
+        FUNCTIONS.iter().chain([&BASELINE]).map(|b| (*b, Vec::new())).collect();
     for _ in 0..options.starts {
         for (binary, samples) in starts.iter_mut() {
             let running = setup.start(binary).await;
@@ -298,7 +300,10 @@ async fn main() {
     let create = setup.start("create-twilio-provider").await;
     let (first_create, response) = create.invoke(create_event(&setup.fake)).await;
     assert_eq!(response["statusCode"], 201, "{response}");
-    let provider_id = serde_json::from_str::<Value>(response["body"].as_str().expect("body")).expect("json")["id"].as_str().expect("id").to_owned();
+    let provider_id = serde_json::from_str::<Value>(response["body"].as_str().expect("body")).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     setup.proxy.reset_counts();
     let (_, response) = create.invoke(create_event(&setup.fake)).await;
     assert_eq!(response["statusCode"], 201, "{response}");
@@ -375,7 +380,10 @@ async fn main() {
     let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let arch = std::env::consts::ARCH;
@@ -386,11 +394,19 @@ async fn main() {
         }
         counts.iter().map(|(target, n)| format!("{n}× `{target}`")).collect::<Vec<_>>().join(", ")
     };
-    let kms_calls = |counts: &std::collections::BTreeMap<String, usize>| counts.iter().filter(|(t, _)| t.starts_with("TrentService")).map(|(_, n)| n).sum::<usize>();
-    let dynamo_writes = |counts: &std::collections::BTreeMap<String, usize>| {
-        counts.iter().filter(|(t, _)| t.contains("TransactWriteItems") || t.contains("PutItem") || t.contains("UpdateItem")).map(|(_, n)| n).sum::<usize>()
+    let kms_calls = |counts: &std::collections::BTreeMap<String, usize>| {
+        counts.iter().filter(|(t, _)| t.starts_with("TrentService")).map(|(_, n)| n).sum::<usize>()
     };
-    let dynamo_total = |counts: &std::collections::BTreeMap<String, usize>| counts.iter().filter(|(t, _)| t.starts_with("DynamoDB")).map(|(_, n)| n).sum::<usize>();
+    let dynamo_writes = |counts: &std::collections::BTreeMap<String, usize>| {
+        counts
+            .iter()
+            .filter(|(t, _)| t.contains("TransactWriteItems") || t.contains("PutItem") || t.contains("UpdateItem"))
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    let dynamo_total = |counts: &std::collections::BTreeMap<String, usize>| {
+        counts.iter().filter(|(t, _)| t.starts_with("DynamoDB")).map(|(_, n)| n).sum::<usize>()
+    };
 
     let _ = write!(
         report,

@@ -12,11 +12,10 @@
 //! | the organization's keys, for listing | `ORG#{org}` | `APIKEY#{keyId}` |
 
 use crate::model::OrganizationId;
-use crate::store::StoreError;
+use crate::store::{StoreError, put_new};
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -93,10 +92,6 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn request_error<E: std::error::Error + 'static>(e: E) -> StoreError {
-    StoreError::Request(DisplayErrorContext(&e).to_string())
-}
-
 impl ApiKeyStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
@@ -141,21 +136,13 @@ impl ApiKeyStore {
         lookup.insert("keyHash".to_owned(), s(digest_hex(key.expose())));
         let mut listed = Self::org_key(org.as_str(), &key_id);
         listed.extend(fields);
-        let puts = [lookup, listed].into_iter().map(|item| {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .expect("table and item set");
-            TransactWriteItem::builder().put(put).build()
-        });
+        let puts = [lookup, listed].into_iter().map(|item| put_new(&self.table, item));
         self.client
             .transact_write_items()
             .set_transact_items(Some(puts.collect()))
             .send()
             .await
-            .map_err(request_error)?;
+            .map_err(StoreError::request)?;
         Ok((info, key))
     }
 
@@ -174,7 +161,7 @@ impl ApiKeyStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(request_error)?;
+                .map_err(StoreError::request)?;
             for item in output.items() {
                 keys.push(info_from_item(item)?);
             }
@@ -195,7 +182,7 @@ impl ApiKeyStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(request_error)?
+            .map_err(StoreError::request)?
             .item
         else {
             return Ok(false);
@@ -220,7 +207,7 @@ impl ApiKeyStore {
             .set_transact_items(Some(updates.collect()))
             .send()
             .await
-            .map_err(request_error)?;
+            .map_err(StoreError::request)?;
         Ok(true)
     }
 
@@ -239,7 +226,7 @@ impl ApiKeyStore {
             .set_key(Some(Self::lookup_key(key_id)))
             .send()
             .await
-            .map_err(request_error)?
+            .map_err(StoreError::request)?
             .item;
         let Some(item) = item else { return Ok(None) };
         let stored = item.get("keyHash").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("");

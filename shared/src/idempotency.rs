@@ -7,7 +7,6 @@
 
 use crate::model::OrganizationId;
 use crate::store::StoreError;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
@@ -59,10 +58,6 @@ fn n(value: u64) -> AttributeValue {
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
-fn request_error<E: std::error::Error + 'static>(e: E) -> StoreError {
-    StoreError::Request(DisplayErrorContext(&e).to_string())
 }
 
 /// Hex SHA-256 of the parts, each length-prefixed so that boundaries cannot shift.
@@ -120,7 +115,7 @@ impl IdempotencyStore {
             Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
                 self.existing(org, idempotency_key, request_digest).await
             }
-            Err(e) => Err(request_error(e)),
+            Err(e) => Err(StoreError::request(e)),
         }
     }
 
@@ -138,7 +133,7 @@ impl IdempotencyStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(request_error)?
+            .map_err(StoreError::request)?
             .item
             .ok_or_else(|| StoreError::Corrupt("idempotency record vanished".into()))?;
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
@@ -180,7 +175,13 @@ impl IdempotencyStore {
         if let Some(location) = &response.location {
             item.insert("responseLocation".to_owned(), s(location.clone()));
         }
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(request_error)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
         Ok(())
     }
 
@@ -192,7 +193,7 @@ impl IdempotencyStore {
             .set_key(Some(Self::key(org, idempotency_key)))
             .send()
             .await
-            .map_err(request_error)?;
+            .map_err(StoreError::request)?;
         Ok(())
     }
 }

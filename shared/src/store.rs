@@ -50,7 +50,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn request<E: std::error::Error + 'static>(e: E) -> Self {
+    pub(crate) fn request<E: std::error::Error + 'static>(e: E) -> Self {
         Self::Request(DisplayErrorContext(&e).to_string())
     }
 }
@@ -234,6 +234,17 @@ impl OrphanRecord {
 pub struct ProviderStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+}
+
+/// A transaction item that puts a new item, failing if one with its key exists.
+pub(crate) fn put_new(table: &str, item: Item) -> TransactWriteItem {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .expect("table and item set");
+    TransactWriteItem::builder().put(put).build()
 }
 
 fn org_pk(org: &OrganizationId) -> AttributeValue {
@@ -552,15 +563,7 @@ impl ProviderStore {
         claim.insert("entity".to_owned(), s("accountClaim"));
         claim.insert("providerId".to_owned(), s(provider.id.to_string()));
         let items = [provider.to_item(), credential.to_item(org), claim];
-        let puts = items.into_iter().map(|item| {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .expect("table name and item are set");
-            TransactWriteItem::builder().put(put).build()
-        });
+        let puts = items.into_iter().map(|item| put_new(&self.table, item));
         let result = self.client.transact_write_items().set_transact_items(Some(puts.collect())).send().await;
         match result {
             Ok(_) => Ok(()),
@@ -789,16 +792,11 @@ impl ProviderStore {
         let mut claim = Self::key(org, number_claim_sort_key(&number.phone_number_sid));
         claim.insert("entity".to_owned(), s("numberClaim"));
         claim.insert("providerId".to_owned(), s(number.provider_id.to_string()));
-        let put = |item: Item| {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .expect("table and item set");
-            TransactWriteItem::builder().put(put).build()
-        };
-        let items = vec![put(number.to_item(org)), put(claim), self.count_update(org, number.provider_id, 1)];
+        let items = vec![
+            put_new(&self.table, number.to_item(org)),
+            put_new(&self.table, claim),
+            self.count_update(org, number.provider_id, 1),
+        ];
         self.transact_number_change(items, StoreError::NumberTaken).await
     }
 
