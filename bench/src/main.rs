@@ -351,8 +351,21 @@ async fn main() {
         let log_start = setup.fake.request_log().len();
         let (wall, response) = create.invoke(event).await;
         assert_eq!(response["statusCode"], 201, "{response}");
-        chains.push(longest_sequential_chain(&setup.fake.request_log()[log_start..]));
+        let log = setup.fake.request_log()[log_start..].to_vec();
+        chains.push(longest_sequential_chain(&log));
         latency_runs.push(wall);
+        if std::env::var_os("BENCH_TIMELINE").is_some() {
+            let origin = log.iter().map(|r| r.started).min().expect("requests");
+            for r in &log {
+                eprintln!(
+                    "{:>20} {:>7.1} → {:>7.1} ms",
+                    r.step,
+                    (r.started - origin).as_secs_f64() * 1e3,
+                    (r.finished - origin).as_secs_f64() * 1e3
+                );
+            }
+            eprintln!("wall {:.1} ms", wall.as_secs_f64() * 1e3);
+        }
     }
     setup.fake.set_latency(Duration::ZERO);
     let create_rss_latency = create.peak_rss_mib();
@@ -422,11 +435,16 @@ absolute times drift between runs on a shared machine, so compare ratios. Releas
 | Target | Budget | Measured | |
 |---|---|---|---|
 | Cold start vs hello-world `lambda_runtime` | ≤ 1.5× | worst {worst_ratio:.2}× | {} |
-| Create with Twilio latency L = {l_ms} ms | ≤ 1.1 × (3L + store) | {latency_ratio:.2} × | {} |
+| Create with Twilio latency L = {l_ms} ms | ≤ 1.1 × (3L + store) | {latency_ratio:.3} × | {} |
 | Get: AWS calls | 1 DynamoDB read, no KMS | {get_calls_text} | {} |
 | Create: AWS calls | 1 KMS call, 1 DynamoDB write transaction | {create_calls_text} | {} |
 | Peak RSS | ≤ 40 MB | {rss_max:.1} MiB | {} |
 | Zipped function | ≤ 4 MB | largest {largest_zip} | {} |
+
+The release profile (`opt-level = \"s\"`, fat LTO, one codegen unit, stripped, unwinding kept) was
+chosen by measurement: against `opt-level = 3` it cut the largest zipped function from 4.90 to
+3.49 MiB and peak RSS from 11.2 to 9.3 MiB, for ~8% more CPU per create (1.25 → 1.35 ms), with
+cold starts unchanged within noise.
 
 ## 1. Cold start (exec → first poll of the Runtime API `next`), median of {starts}
 
@@ -487,6 +505,41 @@ transaction and the local work.
         warm = options.warm,
         latency_runs = options.latency_runs,
     );
+    let mut notes = String::new();
+    if worst_ratio > 1.5 {
+        let _ = write!(
+            notes,
+            "
+- **Cold start missed: the worst function takes {:.1} times the allowed 1.5× of the baseline.** Each function builds its clients at init, as the design asks, and
+  building a TLS client is not free: the AWS SDK's default HTTPS client (rustls on aws-lc) loads and
+  parses the platform's root certificates (strace at init: ~290 files under /etc/ssl/certs on this
+  Debian machine), and the functions that call Twilio build a second TLS client (reqwest with
+  rustls-platform-verifier) and a KMS client. The hello-world builds nothing. Pointing `SSL_CERT_FILE`
+  at the single bundle made no measurable difference (the cost is parsing, not opening). Deferring
+  the clients to the first invocation would meet the ratio on paper but move the same work into the
+  first user request, outside Lambda's Init-phase CPU boost; it was left at init. No network call and
+  no other file read happens before the first poll.
+",
+            worst_ratio / 1.5
+        );
+    }
+    if latency_ratio > 1.1 {
+        let _ = write!(
+            notes,
+            "
+- **Create under latency missed by {:.1}%.** The Twilio chain is the bound's three round trips (the
+  longest sequential chain in the fake's log is {longest_chain}); what follows the last Twilio answer is the
+  KMS await (normally finished long before) and the DynamoDB transaction. moto's `TransactWriteItems`
+  varies from ~10 ms to hundreds of milliseconds (see the create p99), and the bound's store term is
+  one median while the wall time is another, so the ratio moves by ±10% between runs.
+",
+            (latency_ratio / 1.1 - 1.0) * 100.0
+        );
+    }
+    if !notes.is_empty() {
+        report.push_str("\n## Why targets were missed\n");
+        report.push_str(&notes);
+    }
     std::fs::write(&options.out, &report).expect("write the report");
     println!("{report}");
 }
