@@ -5,7 +5,7 @@
 use crate::create_twilio_provider::twilio_error;
 use crate::providers::{load_provider, owner_of, refuse_if_deleting, save_with_retry};
 use crate::services::Services;
-use crate::verification::verify;
+use crate::verification::verify_with_account;
 use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
@@ -28,7 +28,7 @@ async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>
     refuse_if_deleting(&record)?;
     let creds = TwilioCredentials { account_sid: record.account_sid.clone(), auth_token: command.auth_token };
     // Validate first: a rejected token must change nothing.
-    services.twilio.fetch_account(&creds).await.map_err(|e| {
+    let account = services.twilio.fetch_account(&creds).await.map_err(|e| {
         if e.is_authentication_failure() || e.is_not_found() {
             ApiError::Unprocessable {
                 title: "Twilio rejected the credentials",
@@ -41,8 +41,13 @@ async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>
             twilio_error("validate the new auth token", e)
         }
     })?;
-    let verification = verify(services, &record, &creds).await;
-    let data_key = services.envelope.generate_data_key(&owner_of(&record)).await.map_err(ApiError::unavailable)?;
+    // The checks and the new data key do not depend on each other.
+    let owner = owner_of(&record);
+    let (verification, data_key) = tokio::join!(
+        verify_with_account(services, &record, &creds, Ok(account)),
+        services.envelope.generate_data_key(&owner)
+    );
+    let data_key = data_key.map_err(ApiError::unavailable)?;
     let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
     drop(data_key);
     let saved = save_with_retry(&services.store, record, |record| {

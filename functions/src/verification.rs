@@ -98,7 +98,17 @@ fn twilio_finding(name: &str, what: &str, e: &TwilioError, details: Value) -> Ve
 
 /// Runs every check for the provider with the given credentials.
 pub async fn verify(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> Verification {
-    let account = match services.twilio.fetch_account(creds).await {
+    verify_with_account(services, record, creds, services.twilio.fetch_account(creds).await).await
+}
+
+/// Runs every check, given the answer to the account fetch (for callers that already have it).
+pub async fn verify_with_account(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+    account: Result<Account, TwilioError>,
+) -> Verification {
+    let account = match account {
         Ok(account) => account,
         Err(e) => {
             let credentials = if e.is_authentication_failure() || e.is_not_found() {
