@@ -1,7 +1,7 @@
 //! `GET /api/v1/providers/twilio/{id}/available-numbers`: the incoming numbers of the
 //! customer's Twilio account, marked as imported or carrying voice routing import would replace.
 
-use crate::providers::{load_provider, stored_credentials, stored_credentials_error};
+use crate::providers::{requested_provider, stored_credentials, stored_credentials_error};
 use crate::services::Services;
 use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
@@ -9,7 +9,7 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers};
-use shared::http::{json_response, organization_id, path_uuid};
+use shared::http::json_response;
 use std::collections::HashSet;
 
 /// The most numbers listed; `truncated` says when the account has more.
@@ -20,9 +20,8 @@ pub async fn handle(services: &Services, request: Request) -> Result<Response<Bo
 }
 
 async fn list(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
-    let record = load_provider(&services.store, &org, id).await?;
+    let record = requested_provider(&services.store, request).await?;
+    let (org, id) = (record.organization_id.clone(), record.id);
     let creds = stored_credentials(services, &record).await?;
     let (numbers, imported) = tokio::join!(
         services.twilio.list_incoming_numbers(&creds, AVAILABLE_NUMBERS_CAP + 1),

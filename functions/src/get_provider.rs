@@ -1,12 +1,12 @@
 //! `GET /api/v1/providers/{id}`: any provider type, `providerType` as the discriminator.
 
-use crate::providers::load_provider;
+use crate::providers::requested_provider;
 use crate::respond;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::ProviderResponse;
-use shared::http::{json_response, organization_id, path_uuid};
+use shared::http::json_response;
 use shared::store::ProviderStore;
 
 pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
@@ -14,8 +14,6 @@ pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<
 }
 
 async fn get(store: &ProviderStore, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
-    let record = load_provider(store, &org, id).await?;
+    let record = requested_provider(store, request).await?;
     Ok(json_response(StatusCode::OK, &ProviderResponse::from(&record)))
 }

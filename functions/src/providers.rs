@@ -22,6 +22,17 @@ pub async fn load_provider(store: &ProviderStore, org: &OrganizationId, id: Uuid
     store.get_provider(org, id).await.map_err(ApiError::unavailable)?.ok_or_else(|| not_found(id))
 }
 
+/// The provider named by the request's `{id}`, within the organization of its authorizer
+/// context: 401 without one, 400 for a bad id, 404 when missing or another organization's.
+pub async fn requested_provider(
+    store: &ProviderStore,
+    request: &lambda_http::Request,
+) -> Result<ProviderRecord, ApiError> {
+    let org = shared::http::organization_id(request)?;
+    let id = shared::http::path_uuid(request, "id")?;
+    load_provider(store, &org, id).await
+}
+
 pub fn refuse_if_deleting(record: &ProviderRecord) -> Result<(), ApiError> {
     match record.deletion {
         Some(_) => Err(ApiError::Conflict(format!(

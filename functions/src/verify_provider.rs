@@ -1,6 +1,6 @@
 //! `POST /api/v1/providers/{id}/verify`: runs every check now and stores the result.
 
-use crate::providers::{load_provider, refuse_if_deleting, save_with_retry, stored_credentials};
+use crate::providers::{refuse_if_deleting, requested_provider, save_with_retry, stored_credentials};
 use crate::services::Services;
 use crate::verification::verify;
 use crate::{answer_deadline, respond};
@@ -9,16 +9,15 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::deadline::within;
 use shared::dto::VerifyResponse;
-use shared::http::{json_response, organization_id, path_uuid};
+use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(within(answer_deadline(&request), run(services, &request)).await)
 }
 
 async fn run(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
-    let record = load_provider(&services.store, &org, id).await?;
+    let record = requested_provider(&services.store, request).await?;
+    let (org, id) = (record.organization_id.clone(), record.id);
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
     let verification = verify(services, &record, &creds).await;
