@@ -93,8 +93,27 @@ for api in apis.values():
           all(op.get("security") == [{"ApiKeyAuthorizer": []}] for _, _, op in operations),
           str([(p, m) for p, m, op in operations if op.get("security") != [{"ApiKeyAuthorizer": []}]]))
 params = cfn.get("Parameters", {})
-for p in ["AuthorizerCacheTtlSeconds", "TwilioApiBaseUrl", "TwilioTrunkingBaseUrl"]:
+for p in ["AuthorizerCacheTtlSeconds", "TwilioApiBaseUrl", "TwilioTrunkingBaseUrl", "PlatformSipUri", "CallEngineRoleArn"]:
     check(f"parameter {p}", p in params)
+check("PlatformSipUri has no default (deploy must ask)", "Default" not in params.get("PlatformSipUri", {}))
+platform_uri_missing = [name for name, fn in functions.items()
+                        if "PLATFORM_SIP_URI" not in fn["Properties"].get("Environment", {}).get("Variables", {})
+                        and any(b in name for b in ["Create", "Verify", "Repair", "Reverify", "Rotate"])]
+check("functions that create, verify or repair trunks get PLATFORM_SIP_URI", not platform_uri_missing,
+      str(platform_uri_missing))
+permissions = by_type("AWS::Lambda::Permission")
+call_engine = [p for p in permissions.values()
+               if p["Properties"].get("Principal") == {"Ref": "CallEngineRoleArn"}]
+check("the call engine role may invoke get-sip-credential, only when given",
+      len(call_engine) == 1 and call_engine[0].get("Condition") == "HasCallEngineRole"
+      and "GetSipCredential" in str(call_engine[0]["Properties"]["FunctionName"]), str(call_engine))
+sip_reader = [fn for name, fn in functions.items() if name.startswith("GetSipCredential")]
+if sip_reader:
+    role = sip_reader[0]["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions = sorted(a for p in resources[role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+                     for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    check("get-sip-credential may only GetItem and Decrypt", actions == ["dynamodb:GetItem", "kms:Decrypt"], str(actions))
+check("get-sip-credential exists", len(sip_reader) == 1)
 check("output ApiUrl", "ApiUrl" in cfn.get("Outputs", {}))
 schedules = by_type("AWS::Scheduler::Schedule")
 check("the re-verification job runs hourly",

@@ -99,6 +99,7 @@ impl Setup {
             .env("KMS_KEY_ID", &self.key_alias)
             .env("TWILIO_API_BASE_URL", &self.fake.base_url)
             .env("TWILIO_TRUNKING_BASE_URL", &self.fake.base_url)
+            .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
             .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
             .env("RUST_LOG", "error")
             .env("AWS_LAMBDA_LOG_LEVEL", "ERROR")

@@ -2,15 +2,16 @@
 //! SIP trunk with a credential list and a generated SIP credential in the customer's account,
 //! and store it all with the secrets envelope-encrypted.
 //!
-//! Critical path: validate -> (trunk || credential list) -> (credential || attach) -> store.
+//! Critical path: validate -> (trunk || credential list) -> (credential || attach || origination
+//! URL) -> store.
 //! The KMS data-key request runs beside the provisioning calls. Any failure after the first
 //! Twilio resource exists removes what was created, and nothing is stored.
 
 use crate::idempotency::idempotent;
 use crate::respond;
-use crate::rollback::{TwilioResource, remove_resources};
+use crate::rollback::{TwilioResource, remove_or_record};
 use crate::services::Services;
-use crate::verification::{account_check, credentials_passed};
+use crate::verification::{account_check, credentials_passed, origination_check, origination_friendly_name};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use rand::Rng;
@@ -24,15 +25,15 @@ use shared::http::{json_response_builder, organization_id};
 use shared::model::{
     CheckStatus, OrganizationId, SipPassword, TwilioCredentials, VerificationCheck, overall_status, transfer_mode,
 };
-use shared::store::{OrphanRecord, ProviderRecord, SipCredentialRecord, StoreError};
+use shared::store::{ProviderRecord, SipCredentialRecord, StoreError};
 use shared::time::now_rfc3339;
-use shared::twilio::{Account, CODE_DOMAIN_NAME_TAKEN, Trunk, TwilioError};
+use shared::twilio::{Account, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError};
 use uuid::Uuid;
 
 /// How many fresh domain labels to try when Twilio says a domain name is taken.
 const DOMAIN_NAME_ATTEMPTS: u32 = 3;
 /// Twilio limits friendly names to 64 characters.
-const FRIENDLY_NAME_MAX_CHARS: usize = 64;
+pub(crate) const FRIENDLY_NAME_MAX_CHARS: usize = 64;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(idempotent(&services.idempotency, &request, || create(services, &request)).await)
@@ -53,8 +54,6 @@ async fn create(services: &Services, request: &Request) -> Result<Response<Body>
         .expect("headers are valid"))
 }
 
-/// The whole create flow; on error nothing is stored and nothing is left in Twilio (or what
-/// could not be removed is logged and recorded for clean-up).
 /// Until when provisioning may run, and until when its rollback may.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Deadlines {
@@ -62,6 +61,8 @@ pub struct Deadlines {
     pub rollback: Option<std::time::Instant>,
 }
 
+/// The whole create flow; on error nothing is stored and nothing is left in Twilio (or what
+/// could not be removed is logged and recorded for clean-up).
 pub async fn create_provider(
     services: &Services,
     organization_id: OrganizationId,
@@ -128,8 +129,10 @@ async fn provision(
     let list_name = format!("voice-ai-{provider_id}");
     let transfer_mode = transfer_mode(command.supports_call_transfer);
 
-    let (trunk, list) =
-        tokio::join!(create_trunk(saga, &trunk_name, transfer_mode), twilio.create_credential_list(creds, &list_name));
+    let (trunk, list) = tokio::join!(
+        create_trunk(twilio, creds, &trunk_name, transfer_mode),
+        twilio.create_credential_list(creds, &list_name)
+    );
     match &trunk {
         Ok((trunk, _)) => saga.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() }),
         Err((e, label)) if e.is_outcome_unknown() => {
@@ -149,9 +152,14 @@ async fn provision(
 
     let username = provider_id.simple().to_string();
     let password = SipPassword::generate();
-    let (credential, attachment) = tokio::join!(
+    let origination_name = origination_friendly_name(provider_id);
+    let origination_target =
+        OriginationTarget { sip_url: saga.services.platform_sip_uri.as_str(), friendly_name: &origination_name };
+    // Deleting the trunk removes its origination URLs, so the rollback needs no entry for one.
+    let (credential, attachment, origination) = tokio::join!(
         twilio.create_credential(creds, &list.sid, &username, &password),
-        twilio.attach_credential_list(creds, &trunk.sid, &list.sid)
+        twilio.attach_credential_list(creds, &trunk.sid, &list.sid),
+        twilio.create_origination_url(creds, &trunk.sid, origination_target),
     );
     if attachment.is_ok() {
         saga.created
@@ -159,6 +167,7 @@ async fn provision(
     }
     let credential = credential.map_err(|e| (provisioning_error("create the SIP credential", e), None))?;
     attachment.map_err(|e| (provisioning_error("attach the credential list to the trunk", e), None))?;
+    let origination = origination.map_err(|e| (provisioning_error("add the origination URL to the trunk", e), None))?;
 
     let data_key = match data_key.await {
         Ok(Ok(key)) => key,
@@ -186,6 +195,7 @@ async fn provision(
             ),
             json!({"credentialListSid": list.sid, "credentialSid": credential.sid, "username": credential.username}),
         ),
+        origination_check(&[origination], &saga.services.platform_sip_uri),
     ];
     let record = ProviderRecord {
         organization_id: saga.owner.organization_id.clone(),
@@ -224,8 +234,9 @@ async fn provision(
 
 /// `POST /v1/Trunks` with a fresh domain label, trying another label when the name is taken.
 /// Returns the trunk and its label, or the error and the last label tried.
-async fn create_trunk(
-    saga: &Saga<'_>,
+pub(crate) async fn create_trunk(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
     friendly_name: &str,
     transfer_mode: &str,
 ) -> Result<(Trunk, String), (TwilioError, String)> {
@@ -233,7 +244,7 @@ async fn create_trunk(
     loop {
         attempt += 1;
         let label = new_domain_label();
-        match saga.services.twilio.create_trunk(saga.creds, friendly_name, &domain_name(&label), transfer_mode).await {
+        match twilio.create_trunk(creds, friendly_name, &domain_name(&label), transfer_mode).await {
             Ok(trunk) => return Ok((trunk, label)),
             Err(e) if e.code() == Some(CODE_DOMAIN_NAME_TAKEN) && attempt < DOMAIN_NAME_ATTEMPTS => {
                 tracing::info!(attempt, "trunk domain name taken; trying another");
@@ -253,84 +264,60 @@ enum UnknownOutcome {
 const LOOKUP_MAX_ITEMS: usize = 1000;
 
 impl Saga<'_> {
-    /// A create that timed out or broke off may still have happened: look for the trunk by its unique
-    /// domain name so the rollback removes it.
-    async fn find_timed_out_trunk(&mut self, domain_name: &str) {
-        match self.services.twilio.list_trunks(self.creds, LOOKUP_MAX_ITEMS).await {
-            Ok(trunks) => {
-                if let Some(trunk) = trunks.into_iter().find(|t| t.domain_name.as_deref() == Some(domain_name)) {
-                    self.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid });
-                }
-            }
-            Err(e) => {
-                tracing::error!(domain_name, error = %e, "could not check whether a timed-out trunk create happened")
-            }
-        }
-    }
-
-    /// Likewise for a credential list, by its unique friendly name.
-    async fn find_timed_out_list(&mut self, friendly_name: &str) {
-        match self.services.twilio.list_credential_lists(self.creds, LOOKUP_MAX_ITEMS).await {
-            Ok(lists) => {
-                if let Some(list) = lists.into_iter().find(|l| l.friendly_name.as_deref() == Some(friendly_name)) {
-                    self.created.push(TwilioResource::CredentialList { list_sid: list.sid });
-                }
-            }
-            Err(e) => {
-                tracing::error!(friendly_name, error = %e, "could not check whether a timed-out credential list create happened")
-            }
-        }
-    }
-
-    /// Removes everything created, newest dependency first. What cannot be removed is logged
-    /// at error level and recorded for the clean-up job.
+    /// Removes everything created, newest dependency first (see [`remove_or_record`]).
     async fn roll_back(&mut self, data_key: Option<&DataKey>) {
         for unknown in std::mem::take(&mut self.unknown) {
-            match unknown {
-                UnknownOutcome::Trunk { domain_name } => self.find_timed_out_trunk(&domain_name).await,
-                UnknownOutcome::CredentialList { friendly_name } => self.find_timed_out_list(&friendly_name).await,
-            }
+            let twilio = &self.services.twilio;
+            let found = match unknown {
+                UnknownOutcome::Trunk { domain_name } => find_trunk_by_domain(twilio, self.creds, &domain_name).await,
+                UnknownOutcome::CredentialList { friendly_name } => {
+                    find_list_by_name(twilio, self.creds, &friendly_name).await
+                }
+            };
+            self.created.extend(found);
         }
-        if self.created.is_empty() {
-            return;
-        }
-        let left = remove_resources(&self.services.twilio, self.creds, &self.created).await;
-        if left.is_empty() {
-            tracing::info!(provider_id = %self.owner.provider_id, removed = self.created.len(), "create rolled back");
-            return;
-        }
-        let resources: Vec<_> = left.iter().map(|(resource, _)| resource.to_leftover()).collect();
-        let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
-        tracing::error!(
-            organization_id = %self.owner.organization_id,
-            provider_id = %self.owner.provider_id,
-            account_sid = %self.creds.account_sid,
-            resources = ?resources,
-            errors = ?errors,
-            "rollback left Twilio resources behind"
-        );
-        // The clean-up job needs the token; a fresh data key is tried when none was fetched.
-        let fresh_key = match data_key {
-            Some(_) => None,
-            None => self.services.envelope.generate_data_key(self.owner).await.ok(),
-        };
-        let auth_token =
-            data_key.or(fresh_key.as_ref()).map(|key| key.seal(SecretKind::AuthToken, self.creds.auth_token.expose()));
-        let orphan = OrphanRecord {
-            organization_id: self.owner.organization_id.clone(),
-            provider_id: self.owner.provider_id,
-            account_sid: self.creds.account_sid.clone(),
-            auth_token,
-            resources,
-            created_at: now_rfc3339(),
-        };
-        if let Err(e) = self.services.store.record_orphan(&orphan).await {
-            tracing::error!(provider_id = %self.owner.provider_id, error = %e, "could not record the leftover Twilio resources");
+        remove_or_record(self.services, self.creds, self.owner, &self.created, data_key).await;
+    }
+}
+
+/// A create that timed out or broke off may still have happened: the trunk with this (unique)
+/// domain name, if it exists, so that a rollback removes it.
+pub(crate) async fn find_trunk_by_domain(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    domain_name: &str,
+) -> Option<TwilioResource> {
+    match twilio.list_trunks(creds, LOOKUP_MAX_ITEMS).await {
+        Ok(trunks) => trunks
+            .into_iter()
+            .find(|t| t.domain_name.as_deref() == Some(domain_name))
+            .map(|trunk| TwilioResource::Trunk { trunk_sid: trunk.sid }),
+        Err(e) => {
+            tracing::error!(domain_name, error = %e, "could not check whether a timed-out trunk create happened");
+            None
         }
     }
 }
 
-fn domain_name(label: &str) -> String {
+/// Likewise for a credential list, by its unique friendly name.
+pub(crate) async fn find_list_by_name(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    friendly_name: &str,
+) -> Option<TwilioResource> {
+    match twilio.list_credential_lists(creds, LOOKUP_MAX_ITEMS).await {
+        Ok(lists) => lists
+            .into_iter()
+            .find(|l| l.friendly_name.as_deref() == Some(friendly_name))
+            .map(|list| TwilioResource::CredentialList { list_sid: list.sid }),
+        Err(e) => {
+            tracing::error!(friendly_name, error = %e, "could not check whether a timed-out credential list create happened");
+            None
+        }
+    }
+}
+
+pub(crate) fn domain_name(label: &str) -> String {
     format!("{label}.pstn.twilio.com")
 }
 
@@ -342,7 +329,7 @@ fn new_domain_label() -> String {
     format!("vai-{suffix}")
 }
 
-fn truncate_chars(text: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 

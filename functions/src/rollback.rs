@@ -1,8 +1,12 @@
-//! Removing Twilio resources the service created: the compensation of a failed create and
-//! (later) the clean-up of a deleted provider. A 404 from Twilio counts as removed.
+//! Removing Twilio resources the service created: the compensation of a failed create or
+//! repair, and the orphan sweeper's retries. A 404 from Twilio counts as removed; what cannot
+//! be removed is recorded for the sweeper.
 
+use crate::services::Services;
+use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::model::TwilioCredentials;
-use shared::store::LeftoverResource;
+use shared::store::{LeftoverResource, OrphanRecord};
+use shared::time::now_rfc3339;
 use shared::twilio::{TwilioClient, TwilioError};
 use std::time::Duration;
 
@@ -14,6 +18,11 @@ pub enum TwilioResource {
     },
     CredentialList {
         list_sid: String,
+    },
+    /// One SIP credential in a credential list.
+    Credential {
+        list_sid: String,
+        credential_sid: String,
     },
     /// The credential list's attachment to the trunk.
     TrunkCredentialList {
@@ -30,6 +39,7 @@ impl TwilioResource {
             Self::TrunkCredentialList { trunk_sid, list_sid } => {
                 ("trunkCredentialList", format!("{trunk_sid}/{list_sid}"))
             }
+            Self::Credential { list_sid, credential_sid } => ("credential", format!("{list_sid}/{credential_sid}")),
         };
         LeftoverResource { kind: kind.to_owned(), sid }
     }
@@ -43,6 +53,10 @@ impl TwilioResource {
                 trunk_sid: trunk.to_owned(),
                 list_sid: list.to_owned(),
             }),
+            "credential" => leftover.sid.split_once('/').map(|(list, credential)| Self::Credential {
+                list_sid: list.to_owned(),
+                credential_sid: credential.to_owned(),
+            }),
             _ => None,
         }
     }
@@ -54,6 +68,9 @@ impl TwilioResource {
             Self::TrunkCredentialList { trunk_sid, list_sid } => {
                 twilio.detach_credential_list(creds, trunk_sid, list_sid).await
             }
+            Self::Credential { list_sid, credential_sid } => {
+                twilio.delete_credential(creds, list_sid, credential_sid).await
+            }
         };
         match result {
             Err(e) if e.is_not_found() => Ok(()),
@@ -64,7 +81,7 @@ impl TwilioResource {
     /// Removal order: attachments first, then trunks, then credential lists (with their credentials).
     fn removal_rank(&self) -> u8 {
         match self {
-            Self::TrunkCredentialList { .. } => 0,
+            Self::TrunkCredentialList { .. } | Self::Credential { .. } => 0,
             Self::Trunk { .. } => 1,
             Self::CredentialList { .. } => 2,
         }
@@ -110,4 +127,51 @@ pub async fn remove_resources(
     }
     left.retain(|(resource, _)| !matches!(resource, TwilioResource::TrunkCredentialList { trunk_sid, .. } if deleted_trunks.contains(trunk_sid)));
     left
+}
+
+/// Removes what a failed create or repair made. What cannot be removed is logged at error
+/// level and recorded (with the token envelope-encrypted) for the orphan sweeper; a fresh data
+/// key is fetched for that when the caller has none.
+pub async fn remove_or_record(
+    services: &Services,
+    creds: &TwilioCredentials,
+    owner: &SecretOwner,
+    created: &[TwilioResource],
+    data_key: Option<&DataKey>,
+) {
+    if created.is_empty() {
+        return;
+    }
+    let left = remove_resources(&services.twilio, creds, created).await;
+    if left.is_empty() {
+        tracing::info!(provider_id = %owner.provider_id, removed = created.len(), "created Twilio resources removed");
+        return;
+    }
+    let resources: Vec<_> = left.iter().map(|(resource, _)| resource.to_leftover()).collect();
+    let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
+    tracing::error!(
+        organization_id = %owner.organization_id,
+        provider_id = %owner.provider_id,
+        account_sid = %creds.account_sid,
+        resources = ?resources,
+        errors = ?errors,
+        "rollback left Twilio resources behind"
+    );
+    let fresh_key = match data_key {
+        Some(_) => None,
+        None => services.envelope.generate_data_key(owner).await.ok(),
+    };
+    let auth_token =
+        data_key.or(fresh_key.as_ref()).map(|key| key.seal(SecretKind::AuthToken, creds.auth_token.expose()));
+    let orphan = OrphanRecord {
+        organization_id: owner.organization_id.clone(),
+        provider_id: owner.provider_id,
+        account_sid: creds.account_sid.clone(),
+        auth_token,
+        resources,
+        created_at: now_rfc3339(),
+    };
+    if let Err(e) = services.store.record_orphan(&orphan).await {
+        tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources");
+    }
 }

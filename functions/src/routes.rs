@@ -20,6 +20,7 @@ pub enum Endpoint {
     ListPhoneNumbers,
     RemovePhoneNumber,
     VerifyProvider,
+    RepairProvider,
 }
 
 pub struct Route {
@@ -94,11 +95,19 @@ pub const ROUTES: &[Route] = &[
         function: "verify-provider",
         endpoint: Endpoint::VerifyProvider,
     },
+    Route {
+        method: "POST",
+        path: "/api/v1/providers/{id}/repair",
+        function: "repair-provider",
+        endpoint: Endpoint::RepairProvider,
+    },
 ];
 
 /// The functions that are not behind a route.
 pub const AUTHORIZER_FUNCTION: &str = "authorizer";
 pub const SCHEDULED_FUNCTION: &str = "reverify-providers";
+/// Invoked directly by the call engine (Lambda Invoke, IAM), never through API Gateway.
+pub const SIP_CREDENTIAL_FUNCTION: &str = "get-sip-credential";
 
 impl Endpoint {
     /// Runs the endpoint's handler, as its Lambda binary would.
@@ -116,6 +125,7 @@ impl Endpoint {
             Self::ListPhoneNumbers => list_phone_numbers::handle(&services.store, request).await,
             Self::RemovePhoneNumber => remove_phone_number::handle(services, request).await,
             Self::VerifyProvider => verify_provider::handle(services, request).await,
+            Self::RepairProvider => repair_provider::handle(services, request).await,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The clients a function needs, built once per process from configuration.
 
-use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, table_name_from_env};
+use shared::config::{
+    ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uri_from_env, table_name_from_env,
+};
 use shared::crypto::Envelope;
 use shared::idempotency::IdempotencyStore;
-use shared::model::Region;
+use shared::model::{Region, SipUri};
 use shared::store::ProviderStore;
 use shared::twilio::TwilioClient;
 
@@ -16,6 +18,8 @@ pub struct Services {
     pub twilio: TwilioClient,
     /// Used when a create request names no region.
     pub default_region: Region,
+    /// Where every trunk's origination URL sends inbound calls (`PLATFORM_SIP_URI`).
+    pub platform_sip_uri: SipUri,
 }
 
 impl Services {
@@ -23,8 +27,9 @@ impl Services {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let storage = StorageConfig::from_env()?;
         let twilio = TwilioConfig::from_env()?;
+        let platform_sip_uri = platform_sip_uri_from_env()?;
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env()))
+        Ok(Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri))
     }
 
     pub fn new(
@@ -32,6 +37,7 @@ impl Services {
         storage: &StorageConfig,
         twilio: TwilioClient,
         default_region: Region,
+        platform_sip_uri: SipUri,
     ) -> Self {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         Self {
@@ -40,6 +46,7 @@ impl Services {
             envelope: Envelope::new(aws_sdk_kms::Client::new(aws), storage.kms_key_id.clone()),
             twilio,
             default_region,
+            platform_sip_uri,
         }
     }
 }

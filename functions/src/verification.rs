@@ -3,19 +3,23 @@
 //! what it just provisioned). Each check says what to do when it does not pass.
 //!
 //! `credentials` runs first (nothing else can run without it); then `account`, and, for an
-//! active account, `permissions`, `trunk`, `credentialList` and `phoneNumbers` concurrently.
+//! active account, `permissions`, `trunk`, `credentialList`, `origination` and `phoneNumbers`
+//! concurrently.
 //! A check that could not run is reported as skipped, never dropped.
 
 use crate::services::Services;
 use serde_json::{Value, json};
-use shared::model::{CheckStatus, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status};
+use shared::model::{CheckStatus, SipUri, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status};
 use shared::store::ProviderRecord;
-use shared::twilio::{Account, ListProbe, TwilioError};
+use shared::twilio::{Account, ListProbe, OriginationUrl, TwilioError};
 use std::collections::HashSet;
+use uuid::Uuid;
 
 /// How many items a check reads from one Twilio list at most.
 const LIST_CAP: usize = 1000;
-const LATER_CHECKS: [&str; 4] = ["permissions", "trunk", "credentialList", "phoneNumbers"];
+const LATER_CHECKS: [&str; 5] = ["permissions", "trunk", "credentialList", "origination", "phoneNumbers"];
+/// How many items a check lists in its details at most (counts are always complete).
+const DETAILS_CAP: usize = 50;
 
 pub struct Verification {
     pub status: VerificationStatus,
@@ -140,13 +144,80 @@ pub async fn verify_with_account(
         checks.extend(LATER_CHECKS.iter().map(|name| skipped(name, "the Twilio account is not active")));
         return Verification::new(checks);
     }
-    let (permissions, trunk, credential_list, phone_numbers) = tokio::join!(
+    let (permissions, trunk, credential_list, origination, phone_numbers) = tokio::join!(
         permissions_check(services, creds),
         trunk_check(services, record, creds),
         credential_list_check(services, record, creds),
+        origination_url_check(services, record, creds),
         phone_numbers_check(services, record, creds),
     );
-    Verification::new(vec![credentials_passed(), account, permissions, trunk, credential_list, phone_numbers])
+    Verification::new(vec![
+        credentials_passed(),
+        account,
+        permissions,
+        trunk,
+        credential_list,
+        origination,
+        phone_numbers,
+    ])
+}
+
+/// The `FriendlyName` of the origination URL the service gives a provider's trunk; repair
+/// finds its own origination URL by it and leaves the customer's others alone.
+pub fn origination_friendly_name(provider_id: Uuid) -> String {
+    format!("voice-ai-{provider_id}")
+}
+
+/// `origination`: the trunk must send inbound calls to the platform's SIP ingress.
+pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> VerificationCheck {
+    let listed: Vec<Value> = urls
+        .iter()
+        .take(DETAILS_CAP)
+        .map(|u| json!({"sid": u.sid, "sipUrl": u.sip_url, "enabled": u.enabled}))
+        .collect();
+    let details = json!({"expectedSipUrl": platform.as_str(), "count": urls.len(), "originationUrls": listed});
+    if let Some(url) = urls.iter().find(|u| u.enabled && platform.matches(&u.sip_url)) {
+        return VerificationCheck::new(
+            "origination",
+            CheckStatus::Passed,
+            format!("Inbound calls to the provider's numbers go to the platform ({}).", url.sip_url),
+            details,
+        );
+    }
+    if urls.is_empty() {
+        return VerificationCheck::new(
+            "origination",
+            CheckStatus::Failed,
+            format!(
+                "The trunk has no origination URL: inbound calls to the provider's numbers cannot reach the platform at {platform}. Run repair (POST /api/v1/providers/{{id}}/repair)."
+            ),
+            details,
+        );
+    }
+    VerificationCheck::new(
+        "origination",
+        CheckStatus::Warning,
+        format!(
+            "The trunk's origination URLs are disabled or point elsewhere, not at the platform ({platform}); inbound calls may not reach it. Run repair (POST /api/v1/providers/{{id}}/repair)."
+        ),
+        details,
+    )
+}
+
+async fn origination_url_check(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+) -> VerificationCheck {
+    match services.twilio.list_origination_urls(creds, &record.trunk_sid, LIST_CAP).await {
+        Ok(urls) => origination_check(&urls, &services.platform_sip_uri),
+        Err(e) => twilio_finding(
+            "origination",
+            &format!("the origination URLs of trunk {}", record.trunk_sid),
+            &e,
+            json!({"expectedSipUrl": services.platform_sip_uri.as_str()}),
+        ),
+    }
 }
 
 async fn permissions_check(services: &Services, creds: &TwilioCredentials) -> VerificationCheck {

@@ -35,6 +35,21 @@ fn event(name: &str, swaps: &[(&str, &str)]) -> Value {
 
 /// Starts the binary under a fresh runtime API, invokes it once, and stops it.
 async fn invoke(setup: &Setup, binary: &str, event: Value) -> Value {
+    match run_once(setup, binary, event).await {
+        Outcome::Response(response) => response,
+        Outcome::Error(error) => panic!("{binary} answered with an error: {error}"),
+    }
+}
+
+/// Like [`invoke`], for an invocation that must end in a function error.
+async fn invoke_expecting_error(setup: &Setup, binary: &str, event: Value) -> Value {
+    match run_once(setup, binary, event).await {
+        Outcome::Error(error) => error,
+        Outcome::Response(response) => panic!("{binary} answered instead of failing: {response}"),
+    }
+}
+
+async fn run_once(setup: &Setup, binary: &str, event: Value) -> Outcome {
     let runtime = RuntimeApi::start().await;
     let mut child = tokio::process::Command::new(binary_path(binary))
         .envs(lambda_environment(&runtime.address, binary))
@@ -42,6 +57,7 @@ async fn invoke(setup: &Setup, binary: &str, event: Value) -> Value {
         .env("KMS_KEY_ID", &setup.key_alias)
         .env("TWILIO_API_BASE_URL", &setup.fake.base_url)
         .env("TWILIO_TRUNKING_BASE_URL", &setup.fake.base_url)
+        .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -49,11 +65,7 @@ async fn invoke(setup: &Setup, binary: &str, event: Value) -> Value {
         .unwrap_or_else(|e| panic!("start {binary}: {e}"));
     let outcome = runtime.invoke(event, Duration::from_secs(30)).await;
     child.kill().await.ok();
-    match outcome {
-        Ok(Outcome::Response(response)) => response,
-        Ok(Outcome::Error(error)) => panic!("{binary} answered with an error: {error}"),
-        Err(e) => panic!("{binary}: {e}"),
-    }
+    outcome.unwrap_or_else(|e| panic!("{binary}: {e}"))
 }
 
 fn binary_path(name: &str) -> std::path::PathBuf {
@@ -101,6 +113,7 @@ async fn every_function_binary_boots_and_answers_its_event() {
         ("list-available-numbers", "list-available-numbers.json", 200),
         ("import-numbers", "import-numbers.json", 200),
         ("verify-provider", "verify-provider.json", 200),
+        ("repair-provider", "repair-provider.json", 200),
     ];
     for (binary, file, status) in cases {
         let response = invoke(&setup, binary, event(file, &with_id)).await;
@@ -115,6 +128,20 @@ async fn every_function_binary_boots_and_answers_its_event() {
     )
     .await;
     assert_eq!(http_status(&removed), 204, "{removed}");
+
+    // The call engine's read: exactly the password Twilio holds for the trunk's SIP user.
+    let credential = invoke(&setup, "get-sip-credential", event("get-sip-credential.json", &with_id)).await;
+    let (list_sid, username) = {
+        let state = setup.fake.state();
+        let credential = state.credentials.values().next().expect("one SIP credential").clone();
+        (credential.credential_list_sid, credential.username)
+    };
+    assert_eq!(credential["username"], username.as_str(), "{credential}");
+    assert_eq!(credential["password"].as_str(), setup.fake.sip_password(&list_sid, &username).as_deref());
+    assert!(credential["terminationUri"].as_str().unwrap().starts_with("sip:"), "{credential}");
+    let unknown = [(EVENT_PROVIDER_ID, "01936f5e-0000-7000-8000-000000000000")];
+    let error = invoke_expecting_error(&setup, "get-sip-credential", event("get-sip-credential.json", &unknown)).await;
+    assert_eq!(error["errorType"], "ProviderNotFound", "{error}");
 
     let summary = invoke(&setup, "reverify-providers", event("reverify-providers.json", &[])).await;
     assert_eq!(summary["verification"]["verified"], 1, "{summary}");
@@ -147,4 +174,125 @@ async fn a_function_without_its_configuration_stops_at_init_naming_what_is_missi
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TABLE_NAME"), "{stderr}");
     assert!(runtime.first_poll().is_none(), "it never asked for an event");
+}
+
+/// Starts the binary with the given log settings, invokes it once, and returns the outcome
+/// and everything it wrote to stdout and stderr.
+async fn run_logged(setup: &Setup, binary: &str, event: Value, log_env: (&str, &str)) -> (Outcome, String) {
+    let runtime = RuntimeApi::start().await;
+    let mut child = tokio::process::Command::new(binary_path(binary))
+        .envs(lambda_environment(&runtime.address, binary))
+        .env("TABLE_NAME", &setup.table)
+        .env("KMS_KEY_ID", &setup.key_alias)
+        .env("TWILIO_API_BASE_URL", &setup.fake.base_url)
+        .env("TWILIO_TRUNKING_BASE_URL", &setup.fake.base_url)
+        .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_LAMBDA_LOG_LEVEL")
+        .env(log_env.0, log_env.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+    // Drained as it is written: at TRACE the output outgrows a pipe's buffer.
+    let drain = |stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
+        tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes).await.ok();
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|s| Box::new(s) as _));
+    let stderr = drain(child.stderr.take().map(|s| Box::new(s) as _));
+    let outcome = runtime.invoke(event, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{binary}: {e}"));
+    child.kill().await.ok();
+    let (stdout, stderr) = (stdout.await.unwrap(), stderr.await.unwrap());
+    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+    (outcome, text)
+}
+
+/// The forms a secret could be written in: as is, and in base64 (standard and URL-safe).
+fn leaked_forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    vec![
+        secret.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(secret),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+    ]
+}
+
+/// As deployed, with TRACE asked for either way: every binary fed its event with a real auth
+/// token and API key logs plenty, but never the token or the key (the Lambda runtime's own
+/// raw-event logging is held back whatever the level).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
+    assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let kms = aws_sdk_kms::Client::new(&aws);
+    let table = format!("binaries-{}", uuid::Uuid::new_v4().simple());
+    shared::store::create_table(&dynamo, &table).await.unwrap();
+    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+    let key_alias = format!("alias/binaries-{}", uuid::Uuid::new_v4().simple());
+    kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.unwrap();
+    let fake = FakeTwilio::start().await;
+    let (token, new_token) = (integration_tests::fake_twilio::new_sid("").to_lowercase(), DEMO_TOKEN.to_owned());
+    fake.add_account_with(DEMO_SID, &token, "active", "Full");
+    fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", DEMO_SID, "+15005550006", None);
+    let setup = Setup { table: table.clone(), key_alias, fake };
+    let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
+    let (_, api_key) = keys.create(&OrganizationId::parse("org-demo").unwrap(), None).await.unwrap();
+    let api_key = api_key.expose().to_owned();
+
+    for log_env in [("RUST_LOG", "trace"), ("AWS_LAMBDA_LOG_LEVEL", "TRACE")] {
+        // The create event carries the token; every HTTP event carries the API key.
+        let bearer = format!("Bearer {api_key}");
+        let create = event("create-twilio-provider.json", &[(DEMO_TOKEN, &token), ("Bearer <api key>", &bearer)]);
+        let (outcome, mut logs) = run_logged(&setup, "create-twilio-provider", create, log_env).await;
+        let Outcome::Response(created) = outcome else { panic!("create failed: {logs}") };
+        assert_eq!(http_status(&created), 201, "{created}");
+        let id = http_body(&created)["id"].as_str().unwrap().to_owned();
+        assert!(logs.lines().count() > 20, "TRACE was on ({log_env:?}): {logs}");
+        let sip_password = setup.fake.credentials_of(DEMO_SID).pop().expect("a SIP credential").password;
+
+        let swaps = [(EVENT_PROVIDER_ID, id.as_str()), ("Bearer <api key>", bearer.as_str())];
+        let mut binaries: Vec<(&str, Value)> = [
+            "get-twilio-provider",
+            "get-provider",
+            "list-providers",
+            "update-twilio-provider",
+            "list-available-numbers",
+            "import-numbers",
+            "list-phone-numbers",
+            "verify-provider",
+            "repair-provider",
+        ]
+        .into_iter()
+        .map(|binary| (binary, event(&format!("{binary}.json"), &swaps)))
+        .collect();
+        // The rotation's body names the token the account has by then.
+        let rotate = event("rotate-twilio-auth-token.json", &swaps);
+        binaries.push(("get-sip-credential", event("get-sip-credential.json", &swaps)));
+        binaries.push(("authorizer", event("authorizer.json", &[(EVENT_API_KEY, &api_key)])));
+        binaries.push(("reverify-providers", event("reverify-providers.json", &[])));
+        for (binary, event) in binaries {
+            let (_, output) = run_logged(&setup, binary, event, log_env).await;
+            logs.push_str(&output);
+        }
+        setup.fake.set_auth_token(DEMO_SID, &new_token);
+        let (_, output) = run_logged(&setup, "rotate-twilio-auth-token", rotate, log_env).await;
+        logs.push_str(&output);
+        let (_, output) = run_logged(&setup, "delete-provider", event("delete-provider.json", &swaps), log_env).await;
+        logs.push_str(&output);
+        setup.fake.set_auth_token(DEMO_SID, &token);
+
+        for secret in [&token, &new_token, &api_key, &sip_password] {
+            for form in leaked_forms(secret) {
+                assert!(!logs.contains(&form), "a secret was logged with {log_env:?}");
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! AWS endpoints are not configured here: the SDK reads its standard `AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_KMS` variables itself.
 
-use crate::model::Region;
+use crate::model::{Region, SipUri};
 use std::env;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,14 @@ impl TwilioConfig {
             trunking_base_url: base_url("TWILIO_TRUNKING_BASE_URL", Self::DEFAULT_TRUNKING_BASE_URL)?,
         })
     }
+}
+
+/// `PLATFORM_SIP_URI`: the platform's SIP ingress, where every trunk's origination URL points
+/// so that calls to imported numbers reach the platform.
+pub fn platform_sip_uri_from_env() -> Result<SipUri, ConfigError> {
+    let name = "PLATFORM_SIP_URI";
+    let value = required(name)?;
+    SipUri::parse(&value).map_err(|reason| ConfigError::Invalid { name, reason: format!("{value:?} {reason}") })
 }
 
 /// The Twilio region used when a request names none: the one closest to this deployment.

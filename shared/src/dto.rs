@@ -384,6 +384,129 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
     }
 }
 
+/// The result of `POST /api/v1/providers/{id}/verify`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub status: crate::model::VerificationStatus,
+    pub checks: Vec<VerificationCheck>,
+    pub last_verified_at: String,
+}
+
+/// The 200 body of a forced delete that could not clean up Twilio.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ForcedDeletion {
+    pub id: Uuid,
+    pub deleted: bool,
+    pub left_behind: Vec<LeftBehind>,
+}
+
+/// What `POST /api/v1/providers/{id}/repair` did about one thing it checked.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RepairAction {
+    /// What the action is, e.g. `attachCredentialList`, `createOriginationUrl`, `reimportNumber`.
+    pub action: String,
+    /// The Twilio resource it concerns (a SID, or a kind when there is none yet).
+    pub resource: String,
+    pub result: RepairResult,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RepairResult {
+    /// Changed in Twilio (and stored) as described.
+    Done,
+    /// Tried and failed; nothing of it was kept.
+    Failed,
+    /// Nothing to do, or not the service's to change.
+    Skipped,
+}
+
+/// The 200 body of `POST /api/v1/providers/{id}/repair`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RepairResponse {
+    pub actions: Vec<RepairAction>,
+    /// The verification run after the repair, as stored.
+    pub verification: VerifyResponse,
+}
+
+/// A Twilio resource a forced delete could not remove.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LeftBehind {
+    pub kind: String,
+    pub sid: String,
+    pub error: String,
+}
+
+/// Request bodies as the OpenAPI document describes them. The handlers parse bodies field by
+/// field (to report every failing field at once); tests keep these in step with the parsers.
+#[cfg(feature = "openapi")]
+pub mod request_schemas {
+    use crate::model::Region;
+    use utoipa::ToSchema;
+
+    /// `POST /api/v1/providers/twilio`
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct CreateTwilioProviderRequest {
+        /// The Twilio Account SID.
+        #[schema(pattern = "^AC[a-f0-9]{32}$")]
+        pub account_sid: String,
+        /// The Twilio Auth Token; stored encrypted, never returned.
+        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
+        pub auth_token: String,
+        /// Display name, 1 to 100 characters, not blank.
+        #[schema(min_length = 1, max_length = 100)]
+        pub name: String,
+        /// Twilio region; absent or null: the one closest to the deployment.
+        pub region: Option<Region>,
+        /// Enables call transfer on the trunk (`TransferMode` enable-all). Default false.
+        pub supports_call_transfer: Option<bool>,
+    }
+
+    /// `PUT /api/v1/providers/twilio/{id}`: only the fields present change.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct UpdateTwilioProviderRequest {
+        #[schema(min_length = 1, max_length = 100)]
+        pub name: Option<String>,
+        pub region: Option<Region>,
+        pub supports_call_transfer: Option<bool>,
+    }
+
+    /// `PATCH /api/v1/providers/twilio/{id}/auth-token`
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct RotateAuthTokenRequest {
+        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
+        pub auth_token: String,
+    }
+
+    /// `POST /api/v1/providers/twilio/{id}/import-numbers`
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct ImportNumbersRequest {
+        /// 1 to 100 unique phone number SIDs.
+        #[schema(min_items = 1, max_items = 100, inline)]
+        pub phone_number_sids: Vec<PhoneNumberSid>,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(pattern = "^PN[a-f0-9]{32}$")]
+    pub struct PhoneNumberSid(pub String);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,92 +590,4 @@ mod tests {
         assert!(parse_name(&"é".repeat(100)).is_ok());
         assert!(parse_name(&"é".repeat(101)).is_err());
     }
-}
-
-/// The result of `POST /api/v1/providers/{id}/verify`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyResponse {
-    pub status: crate::model::VerificationStatus,
-    pub checks: Vec<VerificationCheck>,
-    pub last_verified_at: String,
-}
-
-/// The 200 body of a forced delete that could not clean up Twilio.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct ForcedDeletion {
-    pub id: Uuid,
-    pub deleted: bool,
-    pub left_behind: Vec<LeftBehind>,
-}
-
-/// A Twilio resource a forced delete could not remove.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct LeftBehind {
-    pub kind: String,
-    pub sid: String,
-    pub error: String,
-}
-
-/// Request bodies as the OpenAPI document describes them. The handlers parse bodies field by
-/// field (to report every failing field at once); tests keep these in step with the parsers.
-#[cfg(feature = "openapi")]
-pub mod request_schemas {
-    use crate::model::Region;
-    use utoipa::ToSchema;
-
-    /// `POST /api/v1/providers/twilio`
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct CreateTwilioProviderRequest {
-        /// The Twilio Account SID.
-        #[schema(pattern = "^AC[a-f0-9]{32}$")]
-        pub account_sid: String,
-        /// The Twilio Auth Token; stored encrypted, never returned.
-        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
-        pub auth_token: String,
-        /// Display name, 1 to 100 characters, not blank.
-        #[schema(min_length = 1, max_length = 100)]
-        pub name: String,
-        /// Twilio region; absent or null: the one closest to the deployment.
-        pub region: Option<Region>,
-        /// Enables call transfer on the trunk (`TransferMode` enable-all). Default false.
-        pub supports_call_transfer: Option<bool>,
-    }
-
-    /// `PUT /api/v1/providers/twilio/{id}`: only the fields present change.
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct UpdateTwilioProviderRequest {
-        #[schema(min_length = 1, max_length = 100)]
-        pub name: Option<String>,
-        pub region: Option<Region>,
-        pub supports_call_transfer: Option<bool>,
-    }
-
-    /// `PATCH /api/v1/providers/twilio/{id}/auth-token`
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct RotateAuthTokenRequest {
-        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
-        pub auth_token: String,
-    }
-
-    /// `POST /api/v1/providers/twilio/{id}/import-numbers`
-    #[derive(ToSchema)]
-    #[schema(rename_all = "camelCase")]
-    pub struct ImportNumbersRequest {
-        /// 1 to 100 unique phone number SIDs.
-        #[schema(min_items = 1, max_items = 100, inline)]
-        pub phone_number_sids: Vec<PhoneNumberSid>,
-    }
-
-    #[derive(ToSchema)]
-    #[schema(pattern = "^PN[a-f0-9]{32}$")]
-    pub struct PhoneNumberSid(pub String);
 }

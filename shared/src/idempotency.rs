@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long a key is remembered.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -56,10 +56,6 @@ fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 /// Hex SHA-256 of the parts, each length-prefixed so that boundaries cannot shift.
 pub fn digest(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
@@ -89,7 +85,7 @@ impl IdempotencyStore {
         idempotency_key: &str,
         request_digest: &str,
     ) -> Result<Claim, StoreError> {
-        let now = now_secs();
+        let now = crate::time::unix_now();
         let mut item = Self::key(org, idempotency_key);
         item.insert("entity".to_owned(), s("idempotencyKey"));
         item.insert("requestDigest".to_owned(), s(request_digest));
@@ -163,7 +159,7 @@ impl IdempotencyStore {
         request_digest: &str,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
-        let now = now_secs();
+        let now = crate::time::unix_now();
         let mut item = Self::key(org, idempotency_key);
         item.insert("entity".to_owned(), s("idempotencyKey"));
         item.insert("requestDigest".to_owned(), s(request_digest));

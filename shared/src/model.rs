@@ -88,6 +88,43 @@ pub struct TwilioCredentials {
     pub auth_token: AuthToken,
 }
 
+/// A SIP URI the platform receives calls on (`sip:host[:port][;params]` or `sips:...`): the
+/// `SipUrl` of every trunk's origination URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri(String);
+
+impl SipUri {
+    pub const FORMAT: &'static str = "must be a sip: or sips: URI with a host, e.g. sip:sip.voice.example.com";
+
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim();
+        let rest = value.strip_prefix("sip:").or_else(|| value.strip_prefix("sips:")).ok_or(Self::FORMAT)?;
+        // The host is what follows an optional user part, up to a port or parameters.
+        let host_part = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let host = host_part.split([':', ';', '?']).next().unwrap_or_default();
+        let host_ok = !host.is_empty()
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']'));
+        let ok =
+            host_ok && value.len() <= 255 && !value.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+        if ok { Ok(Self(value.to_owned())) } else { Err(Self::FORMAT) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a `sip_url` Twilio holds names this URI (scheme and host are case-insensitive).
+    pub fn matches(&self, sip_url: &str) -> bool {
+        self.0.eq_ignore_ascii_case(sip_url.trim())
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A generated SIP password: 32 characters of `[A-Za-z0-9]` from a CSPRNG, with at least
 /// one digit, one upper-case and one lower-case letter (Twilio rejects weaker ones).
 #[derive(Clone)]
@@ -331,6 +368,17 @@ mod tests {
         assert_eq!(Region::parse("de1"), Some(Region::De1));
         assert_eq!(Region::parse("DE1"), None);
         assert_eq!(Region::parse("eu1"), None);
+    }
+
+    #[test]
+    fn sip_uris_need_the_sip_scheme_and_a_host() {
+        for good in ["sip:sip.voice.example.com", "sips:ingress.example.com:5061;transport=tls", "sip:ai@10.0.0.1"] {
+            assert_eq!(SipUri::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "sip:", "https://example.com", "sip:exa mple.com", "example.com", "sip:;transport=tls"] {
+            assert!(SipUri::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(SipUri::parse("sip:Sip.Example.com").unwrap().matches("SIP:sip.example.com"));
     }
 
     #[test]

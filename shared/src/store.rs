@@ -621,6 +621,49 @@ impl ProviderStore {
         }
     }
 
+    /// Replaces a provider record (conditional on its version, as [`Self::replace_provider`]) and,
+    /// when given, its SIP credential record, in one transaction: both change or neither does.
+    pub async fn replace_provider_and_credential(
+        &self,
+        record: &ProviderRecord,
+        credential: Option<&SipCredentialRecord>,
+    ) -> Result<(), StoreError> {
+        let Some(credential) = credential else {
+            return self.replace_provider(record).await;
+        };
+        let provider = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item()))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(record.version - 1))
+            .build()
+            .expect("table and item set");
+        let credential = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(credential.to_item(&record.organization_id)))
+            .build()
+            .expect("table and item set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(provider).build())
+            .transact_items(TransactWriteItem::builder().put(credential).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Err(StoreError::VersionConflict)
+                }
+                _ => Err(StoreError::request(e)),
+            },
+        }
+    }
+
     /// The organization's providers, newest first, `limit` at a time. The page token is opaque
     /// to callers; one issued for another organization, or altered, is `BadPageToken`.
     pub async fn list_providers(

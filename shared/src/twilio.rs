@@ -172,6 +172,29 @@ impl ListProbe {
     }
 }
 
+/// One of a trunk's origination URLs: where Twilio sends the trunk's inbound calls.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OriginationUrl {
+    pub sid: String,
+    pub sip_url: String,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+}
+
+/// The origination URL the service gives a trunk: `Priority` and `Weight` 10, enabled.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginationTarget<'a> {
+    pub sip_url: &'a str,
+    pub friendly_name: &'a str,
+}
+
+impl OriginationTarget<'_> {
+    pub const PRIORITY: &'static str = "10";
+    pub const WEIGHT: &'static str = "10";
+}
+
 /// A credential list as attached to a trunk.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrunkCredentialList {
@@ -313,6 +336,60 @@ impl TwilioClient {
         let form = [("Username", username), ("Password", password.expose())];
         let url = self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}/Credentials.json"));
         self.json(creds, Method::POST, url, &form).await
+    }
+
+    /// `DELETE /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{CredentialListSid}/Credentials/{Sid}.json`
+    pub async fn delete_credential(
+        &self,
+        creds: &TwilioCredentials,
+        list_sid: &str,
+        credential_sid: &str,
+    ) -> Result<(), TwilioError> {
+        let url =
+            self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}/Credentials/{credential_sid}.json"));
+        self.no_content(creds, Method::DELETE, url).await
+    }
+
+    /// `POST /v1/Trunks/{TrunkSid}/OriginationUrls`
+    pub async fn create_origination_url(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        target: OriginationTarget<'_>,
+    ) -> Result<OriginationUrl, TwilioError> {
+        let form = [
+            ("SipUrl", target.sip_url),
+            ("FriendlyName", target.friendly_name),
+            ("Enabled", "true"),
+            ("Priority", OriginationTarget::PRIORITY),
+            ("Weight", OriginationTarget::WEIGHT),
+        ];
+        self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}/OriginationUrls")), &form).await
+    }
+
+    /// `POST /v1/Trunks/{TrunkSid}/OriginationUrls/{Sid}`: points an existing origination URL at
+    /// the target and enables it.
+    pub async fn update_origination_url(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        sid: &str,
+        target: OriginationTarget<'_>,
+    ) -> Result<OriginationUrl, TwilioError> {
+        let form = [("SipUrl", target.sip_url), ("Enabled", "true")];
+        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/OriginationUrls/{sid}"));
+        self.json(creds, Method::POST, url, &form).await
+    }
+
+    /// `GET /v1/Trunks/{TrunkSid}/OriginationUrls`, every page.
+    pub async fn list_origination_urls(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &str,
+        max_items: usize,
+    ) -> Result<Vec<OriginationUrl>, TwilioError> {
+        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/OriginationUrls?PageSize=100"));
+        self.list_all(creds, url, "origination_urls", max_items).await
     }
 
     /// `POST /v1/Trunks/{TrunkSid}/CredentialLists`

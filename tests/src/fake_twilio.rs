@@ -55,6 +55,18 @@ pub struct Credential {
 }
 
 #[derive(Debug, Clone)]
+pub struct OriginationUrl {
+    pub sid: String,
+    pub account_sid: String,
+    pub trunk_sid: String,
+    pub sip_url: String,
+    pub enabled: bool,
+    pub friendly_name: String,
+    pub priority: u32,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
 pub struct IncomingNumber {
     pub sid: String,
     pub account_sid: String,
@@ -129,6 +141,7 @@ pub struct FakeState {
     /// (trunk sid, credential list sid)
     pub trunk_credential_lists: Vec<(String, String)>,
     pub incoming_numbers: BTreeMap<String, IncomingNumber>,
+    pub origination_urls: BTreeMap<String, OriginationUrl>,
     faults: Vec<Fault>,
     latency: Duration,
     pub log: Vec<LoggedRequest>,
@@ -264,6 +277,19 @@ impl FakeTwilio {
         self.state().trunk_credential_lists.iter().filter(|(t, _)| t == trunk_sid).map(|(_, l)| l.clone()).collect()
     }
 
+    pub fn origination_urls_of(&self, trunk_sid: &str) -> Vec<OriginationUrl> {
+        self.state().origination_urls.values().filter(|o| o.trunk_sid == trunk_sid).cloned().collect()
+    }
+
+    /// The password Twilio holds for a SIP user of a credential list.
+    pub fn sip_password(&self, list_sid: &str, username: &str) -> Option<String> {
+        let st = self.state();
+        st.credentials
+            .values()
+            .find(|c| c.credential_list_sid == list_sid && c.username == username)
+            .map(|c| c.password.clone())
+    }
+
     pub fn request_log(&self) -> Vec<LoggedRequest> {
         self.state().log.clone()
     }
@@ -283,6 +309,7 @@ pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
         ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => "delete_credential_list",
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _, "Credentials"]) => "list_credentials",
         ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _, "Credentials"]) => "create_credential",
+        ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _, "Credentials", _]) => "delete_credential",
         ("GET", ["v1", "Trunks"]) => "list_trunks",
         ("POST", ["v1", "Trunks"]) => "create_trunk",
         ("GET", ["v1", "Trunks", _]) => "fetch_trunk",
@@ -294,6 +321,11 @@ pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
         ("GET", ["v1", "Trunks", _, "PhoneNumbers"]) => "list_trunk_phone_numbers",
         ("POST", ["v1", "Trunks", _, "PhoneNumbers"]) => "attach_phone_number",
         ("DELETE", ["v1", "Trunks", _, "PhoneNumbers", _]) => "detach_phone_number",
+        ("GET", ["v1", "Trunks", _, "OriginationUrls"]) => "list_origination_urls",
+        ("POST", ["v1", "Trunks", _, "OriginationUrls"]) => "create_origination_url",
+        ("GET", ["v1", "Trunks", _, "OriginationUrls", _]) => "fetch_origination_url",
+        ("POST", ["v1", "Trunks", _, "OriginationUrls", _]) => "update_origination_url",
+        ("DELETE", ["v1", "Trunks", _, "OriginationUrls", _]) => "delete_origination_url",
         _ => return None,
     })
 }
@@ -451,6 +483,45 @@ fn credential_json(c: &Credential) -> Value {
         "date_created": now(), "date_updated": now(),
         "uri": format!("/2010-04-01/Accounts/{}/SIP/CredentialLists/{}/Credentials/{}.json", c.account_sid, c.credential_list_sid, c.sid)
     })
+}
+
+fn origination_url_json(o: &OriginationUrl, base: &str) -> Value {
+    json!({
+        "account_sid": o.account_sid, "sid": o.sid, "trunk_sid": o.trunk_sid, "weight": o.weight, "enabled": o.enabled,
+        "sip_url": o.sip_url, "friendly_name": o.friendly_name, "priority": o.priority,
+        "date_created": "2026-11-16T10:00:00Z", "date_updated": "2026-11-16T10:00:00Z",
+        "url": format!("{base}/v1/Trunks/{}/OriginationUrls/{}", o.trunk_sid, o.sid)
+    })
+}
+
+/// Applies the form of a create or update to an origination URL; `Err` is Twilio's 400.
+fn apply_origination_form(o: &mut OriginationUrl, form: &HashMap<String, String>) -> Result<(), Response> {
+    let invalid = |name: &str| twilio_error(400, 20001, &format!("Invalid parameter {name}"));
+    if let Some(url) = form.get("SipUrl") {
+        if !(url.starts_with("sip:") || url.starts_with("sips:")) || url.len() > 255 {
+            return Err(twilio_error(400, 21219, "SipUrl must be a valid SIP URI (sip: or sips:)"));
+        }
+        o.sip_url = url.clone();
+    }
+    if let Some(enabled) = form.get("Enabled") {
+        o.enabled = match enabled.as_str() {
+            "true" | "True" => true,
+            "false" | "False" => false,
+            _ => return Err(invalid("Enabled")),
+        };
+    }
+    for (name, field) in [("Priority", &mut o.priority), ("Weight", &mut o.weight)] {
+        if let Some(value) = form.get(name) {
+            *field = value.parse().ok().filter(|v| *v <= 65535).ok_or_else(|| invalid(name))?;
+        }
+    }
+    if let Some(name) = form.get("FriendlyName") {
+        if name.chars().count() > 64 {
+            return Err(invalid("FriendlyName"));
+        }
+        o.friendly_name = name.clone();
+    }
+    Ok(())
 }
 
 fn number_json(n: &IncomingNumber) -> Value {
@@ -612,6 +683,7 @@ fn handle(
             }
             st.trunks.remove(*sid);
             st.trunk_credential_lists.retain(|(t, _)| t != sid);
+            st.origination_urls.retain(|_, o| o.trunk_sid != *sid);
             for number in st.incoming_numbers.values_mut() {
                 if number.trunk_sid.as_deref() == Some(*sid) {
                     number.trunk_sid = None;
@@ -712,6 +784,77 @@ fn handle(
             }
         }
 
+        // --- origination URLs ---
+        ("POST", ["v1", "Trunks", trunk_sid, "OriginationUrls"]) => {
+            if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
+                return not_found(path);
+            }
+            let missing: Vec<&str> = ["Weight", "Priority", "Enabled", "FriendlyName", "SipUrl"]
+                .into_iter()
+                .filter(|name| !form.contains_key(*name))
+                .collect();
+            if !missing.is_empty() {
+                return twilio_error(
+                    400,
+                    21201,
+                    &format!("Missing required parameter {} in the post body", missing.join(", ")),
+                );
+            }
+            let mut origination = OriginationUrl {
+                sid: new_sid("OU"),
+                account_sid: me.into(),
+                trunk_sid: trunk_sid.to_string(),
+                sip_url: String::new(),
+                enabled: false,
+                friendly_name: String::new(),
+                priority: 0,
+                weight: 0,
+            };
+            if let Err(response) = apply_origination_form(&mut origination, &form) {
+                return response;
+            }
+            st.origination_urls.insert(origination.sid.clone(), origination.clone());
+            json_response(StatusCode::CREATED, origination_url_json(&origination, &base))
+        }
+        ("GET", ["v1", "Trunks", trunk_sid, "OriginationUrls"]) => {
+            if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
+                return not_found(path);
+            }
+            let items = st
+                .origination_urls
+                .values()
+                .filter(|o| o.trunk_sid == *trunk_sid)
+                .map(|o| origination_url_json(o, &base))
+                .collect();
+            page_v1("origination_urls", &base, path, items, query)
+        }
+        ("GET", ["v1", "Trunks", trunk_sid, "OriginationUrls", sid]) => {
+            match st.origination_urls.get(*sid).filter(|o| o.trunk_sid == *trunk_sid && o.account_sid == me) {
+                Some(o) => json_response(StatusCode::OK, origination_url_json(o, &base)),
+                None => not_found(path),
+            }
+        }
+        ("POST", ["v1", "Trunks", trunk_sid, "OriginationUrls", sid]) => {
+            let Some(origination) =
+                st.origination_urls.get_mut(*sid).filter(|o| o.trunk_sid == *trunk_sid && o.account_sid == me)
+            else {
+                return not_found(path);
+            };
+            let mut updated = origination.clone();
+            if let Err(response) = apply_origination_form(&mut updated, &form) {
+                return response;
+            }
+            *origination = updated.clone();
+            json_response(StatusCode::OK, origination_url_json(&updated, &base))
+        }
+        ("DELETE", ["v1", "Trunks", trunk_sid, "OriginationUrls", sid]) => {
+            if st.origination_urls.get(*sid).is_none_or(|o| o.trunk_sid != *trunk_sid || o.account_sid != me) {
+                return not_found(path);
+            }
+            st.origination_urls.remove(*sid);
+            StatusCode::NO_CONTENT.into_response()
+        }
+
         // --- credential lists and credentials ---
         ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
             let Some(friendly_name) = form.get("FriendlyName").filter(|n| !n.is_empty()).cloned() else {
@@ -783,6 +926,15 @@ fn handle(
             };
             st.credentials.insert(credential.sid.clone(), credential.clone());
             json_response(StatusCode::CREATED, credential_json(&credential))
+        }
+        ("DELETE", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", list_sid, "Credentials", sid]) => {
+            let owned =
+                st.credentials.get(*sid).is_some_and(|c| c.credential_list_sid == *list_sid && c.account_sid == me);
+            if !owned {
+                return not_found(path);
+            }
+            st.credentials.remove(*sid);
+            StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", list_sid, "Credentials"]) => {
             if st.credential_lists.get(*list_sid).is_none_or(|l| l.account_sid != me) {

@@ -84,6 +84,7 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
         ("import-numbers", Some(json!({"phoneNumberSids": [number]}).to_string())),
         ("list-phone-numbers", None),
         ("verify-provider", None),
+        ("repair-provider", None),
     ];
     for (function, body) in steps {
         if function == "rotate-twilio-auth-token" {
@@ -99,6 +100,13 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
         assert!(response.status().is_success(), "{function}: {:?}", response.body());
         responses.push_str(&String::from_utf8_lossy(response.body()));
     }
+    // The call engine's read carries the password in its answer (only there), never in a log.
+    let reader = functions::sip_credential::SipCredentialReader {
+        store: env.services.store.clone(),
+        envelope: env.services.envelope.clone(),
+    };
+    let read = functions::sip_credential::handle(&reader, json!({"organizationId": org, "providerId": id})).await;
+    assert_eq!(read.unwrap().password.expose(), env.fake.credentials_of(&sid)[0].password);
     let report = functions::reverify_all::hourly(&env.services).await.unwrap();
     responses.push_str(&serde_json::to_string(&report).unwrap());
 

@@ -36,6 +36,9 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
         CheckStatus,
         VerificationCheck,
         VerifyResponse,
+        RepairResponse,
+        RepairAction,
+        RepairResult,
         ForcedDeletion,
         LeftBehind,
         AvailableNumbers,
@@ -153,6 +156,17 @@ fn spec(endpoint: Endpoint) -> Spec {
             errors: &["400", "401", "404", "409", "422", "503"],
             query: &[],
         },
+        RepairProvider => Spec {
+            summary: "Verify, fix what is fixable in Twilio (trunk, credential list, SIP credential, origination URL, transfer mode, numbers), verify again",
+            request: None,
+            success: &[(
+                "200",
+                "What was done, skipped or failed, and the verification after it. Unfixable problems (credentials rejected, account not active) are reported here, with nothing changed.",
+                Some("RepairResponse"),
+            )],
+            errors: &["400", "401", "404", "409", "422", "503"],
+            query: &[],
+        },
     }
 }
 
@@ -263,7 +277,7 @@ pub fn document_json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use functions::routes::{AUTHORIZER_FUNCTION, SCHEDULED_FUNCTION};
+    use functions::routes::{AUTHORIZER_FUNCTION, SCHEDULED_FUNCTION, SIP_CREDENTIAL_FUNCTION};
     use serde_json::{Value, json};
     use shared::http::JsonFields;
     use std::collections::BTreeSet;
@@ -339,7 +353,7 @@ mod tests {
             assert_eq!(binary.map(|(b, _)| b.as_str()), Some(route.function), "{} {}", route.method, route.path);
         }
         let unrouted: BTreeSet<&str> = functions.iter().filter(|(_, r)| r.is_none()).map(|(b, _)| b.as_str()).collect();
-        assert_eq!(unrouted, BTreeSet::from([AUTHORIZER_FUNCTION, SCHEDULED_FUNCTION]));
+        assert_eq!(unrouted, BTreeSet::from([AUTHORIZER_FUNCTION, SCHEDULED_FUNCTION, SIP_CREDENTIAL_FUNCTION]));
     }
 
     #[test]

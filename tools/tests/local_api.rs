@@ -6,7 +6,7 @@ use integration_tests::fake_twilio::FakeTwilio;
 use serde_json::{Value, json};
 use shared::api_keys::ApiKeyStore;
 use shared::config::{StorageConfig, TwilioConfig};
-use shared::model::{OrganizationId, Region};
+use shared::model::{OrganizationId, Region, SipUri};
 use shared::twilio::TwilioClient;
 use std::sync::Arc;
 use tools::local_api::{LocalApi, router};
@@ -16,6 +16,7 @@ struct Env {
     keys: ApiKeyStore,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
+    kms_key_id: String,
     fake: FakeTwilio,
     http: reqwest::Client,
 }
@@ -36,14 +37,16 @@ async fn start() -> Env {
         api_base_url: fake.base_url.clone(),
         trunking_base_url: fake.base_url.clone(),
     });
-    let services = Services::new(&aws, &storage, twilio, Region::Us1);
+    let services =
+        Services::new(&aws, &storage, twilio, Region::Us1, SipUri::parse("sip:sip.voice.example.com").unwrap());
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let api = Arc::new(LocalApi { services, keys: keys.clone(), openapi: "{\"openapi\":\"3.1.0\"}" });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(api)).await.unwrap() });
-    Env { base, keys, dynamo, table, fake, http: reqwest::Client::new() }
+    let kms_key_id = storage.kms_key_id.clone();
+    Env { base, keys, dynamo, table, kms_key_id, fake, http: reqwest::Client::new() }
 }
 
 async fn key_for(env: &Env, org: &str) -> String {
@@ -132,4 +135,43 @@ async fn local_api_serves_the_routes_behind_the_authorizer() {
     let (status, _) = call(&env, reqwest::Method::DELETE, &format!("/api/v1/providers/{id}"), Some(&key_a), None).await;
     assert_eq!(status, 204);
     assert!(env.fake.trunks_of(&sid).is_empty());
+}
+
+/// `admin sip-credential get`, run as operators run it: the call engine's view of a provider,
+/// with exactly the password Twilio holds; an unknown provider is a message and exit 1.
+#[tokio::test]
+async fn admin_prints_the_sip_credential_twilio_holds() {
+    let env = start().await;
+    let key = key_for(&env, "org-admin").await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let created = json!({"accountSid": sid, "authToken": token, "name": "Admin check"});
+    let (status, provider) =
+        call(&env, reqwest::Method::POST, "/api/v1/providers/twilio", Some(&key), Some(created)).await;
+    assert_eq!(status, 201, "{provider}");
+    let id = provider["id"].as_str().unwrap();
+
+    let admin = |provider_id: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_admin"))
+            .args(["sip-credential", "get", "--organization-id", "org-admin", "--provider-id", provider_id])
+            .env("TABLE_NAME", &env.table)
+            .env("KMS_KEY_ID", &env.kms_key_id)
+            .output()
+            .unwrap()
+    };
+    let output = admin(id);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let list = env.fake.credential_lists_of(&sid).pop().unwrap();
+    let username = answer["username"].as_str().unwrap();
+    assert_eq!(answer["password"].as_str(), env.fake.sip_password(&list.sid, username).as_deref());
+    assert_eq!(answer["trunkSid"], provider["trunkSid"]);
+    assert_eq!(answer["terminationUri"], provider["terminationUri"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("audit") && !stderr.contains(answer["password"].as_str().unwrap()), "{stderr}");
+
+    let missing = admin(&uuid::Uuid::now_v7().to_string());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ProviderNotFound"));
+    assert!(missing.stdout.is_empty());
 }

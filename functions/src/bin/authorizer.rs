@@ -5,7 +5,7 @@ use shared::api_keys::ApiKeyStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    functions::logging::init();
     let table = shared::config::table_name_from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), table);

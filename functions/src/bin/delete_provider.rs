@@ -4,7 +4,7 @@ use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    functions::logging::init();
     let services = Services::from_env().await?;
     run(service_fn(|request| delete_provider::handle(&services, request))).await
 }

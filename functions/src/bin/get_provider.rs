@@ -4,7 +4,7 @@ use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    functions::logging::init();
     let store = store_from_env().await?;
     run(service_fn(|request| get_provider::handle(&store, request))).await
 }

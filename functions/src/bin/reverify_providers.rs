@@ -4,7 +4,7 @@ use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    functions::logging::init();
     let services = Services::from_env().await?;
     lambda_runtime::run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
         Ok::<_, Error>(reverify_all::hourly(&services).await?)

@@ -83,6 +83,8 @@ async fn lifecycle_events_reach_their_handlers() {
 
     let response = verify_provider::handle(&env.services, event_for("verify-provider.json", &id)).await.unwrap();
     assert_eq!(body_json(&response)["status"], "verified", "{:?}", response.body());
+    let response = repair_provider::handle(&env.services, event_for("repair-provider.json", &id)).await.unwrap();
+    assert_eq!(body_json(&response)["verification"]["status"], "verified", "{:?}", response.body());
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/reverify-providers.json");
     let schedule: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(schedule["detail-type"], "Scheduled Event");

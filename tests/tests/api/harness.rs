@@ -8,7 +8,7 @@ use integration_tests::fake_twilio::FakeTwilio;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::config::{StorageConfig, TwilioConfig};
-use shared::model::Region;
+use shared::model::{Region, SipUri};
 use shared::twilio::{RetryPolicy, TwilioClient};
 use std::time::Duration;
 
@@ -73,7 +73,7 @@ impl TestEnv {
             Some(endpoint) => aws.to_builder().endpoint_url(endpoint).service_config(NoEnvironmentConfig).build(),
             None => aws.clone(),
         };
-        let services = Services::new(&service_aws, &storage, twilio, Region::Us1);
+        let services = Services::new(&service_aws, &storage, twilio, Region::Us1, platform_sip_uri());
         Self { fake, services, dynamo, kms, table }
     }
 
@@ -86,6 +86,13 @@ impl TestEnv {
     pub async fn item_count(&self) -> usize {
         self.dynamo.scan().table_name(&self.table).send().await.expect("scan").items.unwrap_or_default().len()
     }
+}
+
+/// The platform SIP ingress every test service is configured with.
+pub const PLATFORM_SIP_URI: &str = "sip:sip.voice.example.com";
+
+pub fn platform_sip_uri() -> SipUri {
+    SipUri::parse(PLATFORM_SIP_URI).expect("a valid SIP URI")
 }
 
 /// An API Gateway HTTP API (v2) event, parsed by lambda_http exactly as in Lambda.

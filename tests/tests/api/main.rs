@@ -1,5 +1,6 @@
 //! Integration tests: the handlers against moto (DynamoDB, KMS) and the stateful fake Twilio.
 
+mod calls;
 mod create_provider;
 mod events;
 mod faults;

@@ -60,7 +60,10 @@ async fn a_healthy_provider_verifies_and_every_check_is_reported() {
     assert_eq!(body["status"], "verified", "{body}");
     let names: Vec<&str> =
         body["checks"].as_array().unwrap().iter().map(|c| c["checkName"].as_str().unwrap()).collect();
-    assert_eq!(names, ["credentials", "account", "permissions", "trunk", "credentialList", "phoneNumbers"]);
+    assert_eq!(
+        names,
+        ["credentials", "account", "permissions", "trunk", "credentialList", "origination", "phoneNumbers"]
+    );
     assert_stored_matches(&env, ORG, &p.id, &body).await;
 
     let (status, _) = verify(&env, "org-other", &p.id).await;

@@ -1,39 +1,45 @@
-//! `admin`: operator commands against the configured table (`TABLE_NAME`, AWS_* variables).
+//! `admin`: operator commands against the configured table (`TABLE_NAME`, `KMS_KEY_ID`,
+//! AWS_* variables).
 //!
 //!   admin api-key create --organization-id ORG [--description TEXT]
 //!   admin api-key list --organization-id ORG
 //!   admin api-key revoke KEY_ID
+//!   admin sip-credential get --organization-id ORG --provider-id ID
 //!
-//! `create` prints the new key once, as the last line of its output.
+//! `api-key create` prints the new key once, as the last line of its output; `sip-credential
+//! get` prints what the call engine gets from `get-sip-credential` as one JSON line.
 
+use functions::sip_credential::{self, SipCredentialReader};
 use shared::api_keys::ApiKeyStore;
 use shared::model::OrganizationId;
 use std::process::ExitCode;
+use uuid::Uuid;
 
 const USAGE: &str = "usage:
   admin api-key create --organization-id ORG [--description TEXT]
   admin api-key list --organization-id ORG
-  admin api-key revoke KEY_ID";
+  admin api-key revoke KEY_ID
+  admin sip-credential get --organization-id ORG --provider-id ID";
 
 enum Command {
     Create { org: OrganizationId, description: Option<String> },
     List { org: OrganizationId },
     Revoke { key_id: String },
+    SipCredential { org: OrganizationId, provider_id: Uuid },
 }
 
 fn parse(args: &[String]) -> Result<Command, String> {
     let [group, action, rest @ ..] = args else { return Err("missing command".into()) };
-    if group != "api-key" {
-        return Err(format!("unknown command group {group:?}"));
-    }
     let mut org = None;
     let mut description = None;
+    let mut provider_id = None;
     let mut positional = Vec::new();
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--organization-id" => org = Some(iter.next().ok_or("--organization-id needs a value")?.clone()),
             "--description" => description = Some(iter.next().ok_or("--description needs a value")?.clone()),
+            "--provider-id" => provider_id = Some(iter.next().ok_or("--provider-id needs a value")?.clone()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             value => positional.push(value.to_owned()),
         }
@@ -43,12 +49,43 @@ fn parse(args: &[String]) -> Result<Command, String> {
         OrganizationId::parse(&org)
             .ok_or_else(|| format!("{org:?} is not a valid organization id (1-128 of letters, digits, - _ . :)"))
     };
-    match (action.as_str(), positional.as_slice()) {
-        ("create", []) => Ok(Command::Create { org: org()?, description }),
-        ("list", []) => Ok(Command::List { org: org()? }),
-        ("revoke", [key_id]) => Ok(Command::Revoke { key_id: key_id.clone() }),
-        ("revoke", _) => Err("revoke takes exactly one KEY_ID".into()),
-        (other, _) => Err(format!("unknown action {other:?} (or unexpected arguments)")),
+    match (group.as_str(), action.as_str(), positional.as_slice()) {
+        ("api-key", "create", []) => Ok(Command::Create { org: org()?, description }),
+        ("api-key", "list", []) => Ok(Command::List { org: org()? }),
+        ("api-key", "revoke", [key_id]) => Ok(Command::Revoke { key_id: key_id.clone() }),
+        ("api-key", "revoke", _) => Err("revoke takes exactly one KEY_ID".into()),
+        ("sip-credential", "get", []) => {
+            let id = provider_id.ok_or("--provider-id is required")?;
+            let provider_id = Uuid::parse_str(&id).map_err(|_| format!("{id:?} is not a provider id (a UUID)"))?;
+            Ok(Command::SipCredential { org: org()?, provider_id })
+        }
+        ("api-key" | "sip-credential", other, _) => Err(format!("unknown action {other:?} (or unexpected arguments)")),
+        (other, _, _) => Err(format!("unknown command group {other:?}")),
+    }
+}
+
+/// `sip-credential get`: the same read (and audit line) as the `get-sip-credential` function.
+async fn sip_credential_get(org: &OrganizationId, provider_id: Uuid) -> ExitCode {
+    let reader = match SipCredentialReader::from_env().await {
+        Ok(reader) => reader,
+        Err(e) => {
+            eprintln!("admin: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = sip_credential::read(&reader, org, provider_id).await;
+    // The audit line goes to stderr; stdout carries only the answer.
+    let audited = outcome.as_ref().map_or_else(|e| e.error_type(), |_| "returned");
+    eprintln!("audit: sip-credential read by admin: organization={org} provider={provider_id} outcome={audited}");
+    match outcome {
+        Ok(credential) => {
+            println!("{}", serde_json::to_string(&credential).expect("the credential serializes"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("admin: {e} ({})", e.error_type());
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -66,6 +103,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::SipCredential { org, provider_id } = &command {
+        return sip_credential_get(org, *provider_id).await;
+    }
     let table = match shared::config::table_name_from_env() {
         Ok(table) => table,
         Err(e) => {
@@ -94,6 +134,7 @@ async fn main() -> ExitCode {
                 );
             }
         }),
+        Command::SipCredential { .. } => unreachable!("handled above"),
         Command::Revoke { key_id } => match keys.revoke(&key_id).await {
             Ok(true) => {
                 println!("Revoked API key {key_id}.");

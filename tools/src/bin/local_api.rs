@@ -1,6 +1,6 @@
 //! `local-api`: every route of the API on localhost, through the same authorizer logic and
 //! handlers as in AWS. Same configuration as the functions (`TABLE_NAME`, `KMS_KEY_ID`,
-//! `TWILIO_API_BASE_URL`, `TWILIO_TRUNKING_BASE_URL`, `AWS_ENDPOINT_URL*`, `AWS_REGION`).
+//! `TWILIO_API_BASE_URL`, `TWILIO_TRUNKING_BASE_URL`, `PLATFORM_SIP_URI`, `AWS_ENDPOINT_URL*`, `AWS_REGION`).
 //!
 //!   local-api [--listen 127.0.0.1:3000] [--bootstrap]
 //!
@@ -8,7 +8,7 @@
 
 use functions::services::Services;
 use shared::api_keys::ApiKeyStore;
-use shared::config::{StorageConfig, TwilioConfig, default_region_from_env};
+use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uri_from_env};
 use shared::twilio::TwilioClient;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ const OPENAPI: &str = include_str!("../../../openapi.json");
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    lambda_http::tracing::init_default_subscriber();
+    functions::logging::init();
     let mut listen = "127.0.0.1:3000".to_owned();
     let mut bootstrap = false;
     let mut args = std::env::args().skip(1);
@@ -36,9 +36,12 @@ async fn main() -> ExitCode {
             other => return usage(&format!("unknown argument {other}")),
         }
     }
-    let (storage, twilio) = match (StorageConfig::from_env(), TwilioConfig::from_env()) {
-        (Ok(storage), Ok(twilio)) => (storage, twilio),
-        (Err(e), _) | (_, Err(e)) => {
+    let config = (|| {
+        Ok::<_, ConfigError>((StorageConfig::from_env()?, TwilioConfig::from_env()?, platform_sip_uri_from_env()?))
+    })();
+    let (storage, twilio, platform_sip_uri) = match config {
+        Ok(config) => config,
+        Err(e) => {
             eprintln!("local-api: {e}");
             return ExitCode::from(2);
         }
@@ -48,7 +51,8 @@ async fn main() -> ExitCode {
         eprintln!("local-api: bootstrap failed: {e}");
         return ExitCode::from(1);
     }
-    let services = Services::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env());
+    let services =
+        Services::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri);
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), storage.table_name.clone());
     let api = Arc::new(LocalApi { services, keys, openapi: OPENAPI });
     let listener = match tokio::net::TcpListener::bind(&listen).await {

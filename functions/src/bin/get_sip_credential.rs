@@ -1,0 +1,13 @@
+//! `get-sip-credential`: invoked directly by the call engine (Lambda Invoke), not routed.
+use functions::sip_credential::{self, SipCredentialReader};
+use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    functions::logging::init();
+    let reader = SipCredentialReader::from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        sip_credential::handle(&reader, event.payload)
+    }))
+    .await
+}

@@ -1,0 +1,10 @@
+//! `POST /api/v1/providers/{id}/repair`
+use functions::{repair_provider, services::Services};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    functions::logging::init();
+    let services = Services::from_env().await?;
+    run(service_fn(|request| repair_provider::handle(&services, request))).await
+}

@@ -1,0 +1,619 @@
+//! `POST /api/v1/providers/{id}/repair`: verify, fix what is fixable, verify again and store
+//! the result. Fixable: a deleted trunk (a new one, with a new domain and termination URI), a
+//! deleted or detached credential list, a missing SIP credential (a new password), a missing,
+//! disabled or misdirected origination URL, a `TransferMode` that differs from the stored
+//! `supportsCallTransfer`, and imported numbers that are on no trunk. A number the customer
+//! moved to another trunk is reported, never taken back.
+//!
+//! Safe to repeat: a repair of a healthy provider changes nothing and reports every action
+//! `skipped`. Each action stands alone; new Twilio resources that the record must point at are
+//! written in one conditional write after their Twilio work succeeded, and removed again if
+//! that write fails, so a failure half-way leaves the provider no worse than before.
+
+use crate::create_twilio_provider::{
+    FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, truncate_chars,
+};
+use crate::providers::{
+    load_provider, owner_of, refuse_if_deleting, requested_provider, save_with_retry, stored_credentials,
+};
+use crate::rollback::{TwilioResource, remove_or_record};
+use crate::services::Services;
+use crate::verification::{Verification, origination_friendly_name, verify};
+use crate::{answer_deadline, respond};
+use futures::StreamExt;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::crypto::{DataKey, SecretKind};
+use shared::deadline::within;
+use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
+use shared::http::json_response;
+use shared::model::{CheckStatus, SipPassword, TwilioCredentials, transfer_mode};
+use shared::store::{PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError};
+use shared::twilio::{OriginationTarget, TwilioClient};
+use std::collections::HashSet;
+
+/// How many items a repair reads from one Twilio list at most.
+const LIST_CAP: usize = 10_000;
+/// Numbers put back on the trunk at the same time.
+const NUMBER_CONCURRENCY: usize = 5;
+/// Conditional writes of the repaired record before giving up with 409.
+const SAVE_ATTEMPTS: u32 = 5;
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    // Boxed: the repair's state machine is large, and a caller's stack (a 2 MiB worker
+    // thread in tests) should not have to hold it.
+    respond(within(answer_deadline(&request), Box::pin(run(services, &request))).await)
+}
+
+async fn run(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let record = requested_provider(&services.store, request).await?;
+    refuse_if_deleting(&record)?;
+    let creds = stored_credentials(services, &record).await?;
+    let response = repair(services, record, &creds).await?;
+    Ok(json_response(StatusCode::OK, &response))
+}
+
+/// The whole repair of one provider, given its decrypted credentials.
+pub async fn repair(
+    services: &Services,
+    record: ProviderRecord,
+    creds: &TwilioCredentials,
+) -> Result<RepairResponse, ApiError> {
+    let before = Box::pin(verify(services, &record, creds)).await;
+    if let Some(reason) = unfixable(&before) {
+        let actions = vec![action("repair", record.account_sid.as_str(), RepairResult::Failed, reason)];
+        let verification = store_verification(services, record, before).await?;
+        return Ok(RepairResponse { actions, verification });
+    }
+    let mut run = Repair::new(services, creds, &record);
+    run.trunk().await;
+    if run.trunk_sid.is_some() {
+        run.credentials().await;
+        run.origination().await;
+        run.numbers().await;
+    }
+    let (actions, verification) = run.finish().await?;
+    tracing::info!(
+        organization_id = %record.organization_id,
+        provider_id = %record.id,
+        done = actions.iter().filter(|a| a.result == RepairResult::Done).count(),
+        failed = actions.iter().filter(|a| a.result == RepairResult::Failed).count(),
+        status = ?verification.status,
+        "provider repaired"
+    );
+    Ok(RepairResponse { actions, verification })
+}
+
+/// Why nothing can be repaired: Twilio rejects the credentials, cannot be reached, or the
+/// account cannot be used.
+fn unfixable(verification: &Verification) -> Option<String> {
+    let check = |name: &str| verification.checks.iter().find(|c| c.check_name == name);
+    if let Some(credentials) = check("credentials").filter(|c| c.status != CheckStatus::Passed) {
+        return Some(format!("Nothing was changed: {}", credentials.message));
+    }
+    if let Some(account) = check("account").filter(|c| c.status == CheckStatus::Failed) {
+        return Some(format!("Nothing was changed: {}", account.message));
+    }
+    None
+}
+
+fn action(action: &str, resource: &str, result: RepairResult, message: impl Into<String>) -> RepairAction {
+    RepairAction { action: action.to_owned(), resource: resource.to_owned(), result, message: message.into() }
+}
+
+/// The record's new Twilio references, once their Twilio work succeeded.
+#[derive(Default)]
+struct NewReferences {
+    /// The new trunk's SID and domain label.
+    trunk: Option<(String, String)>,
+    credential_list_sid: Option<String>,
+    sip_credential: Option<SipCredentialRecord>,
+}
+
+struct Repair<'a> {
+    services: &'a Services,
+    creds: &'a TwilioCredentials,
+    record: &'a ProviderRecord,
+    actions: Vec<RepairAction>,
+    /// The trunk the provider uses from here on; None when it could not be read or made.
+    trunk_sid: Option<String>,
+    new: NewReferences,
+    /// Resources made for the new references, removed again if the record cannot be written.
+    created: Vec<TwilioResource>,
+    data_key: Option<DataKey>,
+}
+
+impl<'a> Repair<'a> {
+    fn new(services: &'a Services, creds: &'a TwilioCredentials, record: &'a ProviderRecord) -> Self {
+        Self {
+            services,
+            creds,
+            record,
+            actions: Vec::new(),
+            trunk_sid: None,
+            new: NewReferences::default(),
+            created: Vec::new(),
+            data_key: None,
+        }
+    }
+
+    fn note(&mut self, name: &str, resource: &str, result: RepairResult, message: impl Into<String>) {
+        self.actions.push(action(name, resource, result, message));
+    }
+
+    fn trunk_is_new(&self) -> bool {
+        self.new.trunk.is_some()
+    }
+
+    /// The trunk exists with the stored transfer mode, or a new one replaces a deleted one.
+    async fn trunk(&mut self) {
+        let twilio = &self.services.twilio;
+        let old_sid = self.record.trunk_sid.clone();
+        let expected_mode = transfer_mode(self.record.supports_call_transfer);
+        match twilio.fetch_trunk(self.creds, &old_sid).await {
+            Ok(trunk) => {
+                self.note("recreateTrunk", &old_sid, RepairResult::Skipped, "The SIP trunk exists.");
+                self.trunk_sid = Some(old_sid.clone());
+                if trunk.transfer_mode.as_deref() == Some(expected_mode) {
+                    let message = format!("TransferMode is {expected_mode}, as supportsCallTransfer asks.");
+                    self.note("setTransferMode", &old_sid, RepairResult::Skipped, message);
+                    return;
+                }
+                match twilio.update_trunk_transfer_mode(self.creds, &old_sid, expected_mode).await {
+                    Ok(_) => self.note(
+                        "setTransferMode",
+                        &old_sid,
+                        RepairResult::Done,
+                        format!("Set TransferMode to {expected_mode} to match supportsCallTransfer."),
+                    ),
+                    Err(e) => self.note(
+                        "setTransferMode",
+                        &old_sid,
+                        RepairResult::Failed,
+                        format!("Could not set TransferMode: {e}."),
+                    ),
+                }
+            }
+            Err(e) if e.is_not_found() => {
+                let name = truncate_chars(&self.record.name, FRIENDLY_NAME_MAX_CHARS);
+                match create_trunk(twilio, self.creds, &name, expected_mode).await {
+                    Ok((trunk, label)) => {
+                        self.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() });
+                        let message = format!(
+                            "The SIP trunk {old_sid} was deleted; created {} with domain {} (the termination URI changes).",
+                            trunk.sid,
+                            domain_name(&label)
+                        );
+                        self.note("recreateTrunk", &trunk.sid, RepairResult::Done, message);
+                        self.trunk_sid = Some(trunk.sid.clone());
+                        self.new.trunk = Some((trunk.sid, label));
+                    }
+                    Err((e, label)) => {
+                        if e.is_outcome_unknown() {
+                            let found = find_trunk_by_domain(twilio, self.creds, &domain_name(&label)).await;
+                            self.created.extend(found);
+                        }
+                        let message =
+                            format!("The SIP trunk {old_sid} was deleted and a new one could not be created: {e}.");
+                        self.note("recreateTrunk", &old_sid, RepairResult::Failed, message);
+                    }
+                }
+            }
+            Err(e) => self.note(
+                "recreateTrunk",
+                &old_sid,
+                RepairResult::Failed,
+                format!("Could not read the SIP trunk: {e}."),
+            ),
+        }
+    }
+
+    /// The credential list exists, holds the provider's SIP credential and is on the trunk.
+    async fn credentials(&mut self) {
+        let twilio = &self.services.twilio;
+        let list_sid = self.record.credential_list_sid.clone();
+        let (list, stored) = tokio::join!(
+            twilio.fetch_credential_list(self.creds, &list_sid),
+            self.services.store.get_sip_credential(&self.record.organization_id, self.record.id)
+        );
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(provider_id = %self.record.id, error = %e, "could not read the SIP credential record");
+                let message = "Could not read the stored SIP credential; retry.";
+                self.note("recreateSipCredential", &list_sid, RepairResult::Failed, message);
+                return;
+            }
+        };
+        let list_sid = match list {
+            Ok(_) => {
+                self.note("recreateCredentialList", &list_sid, RepairResult::Skipped, "The credential list exists.");
+                self.sip_credential_in(&list_sid, stored.as_ref()).await;
+                list_sid
+            }
+            Err(e) if e.is_not_found() => match self.new_credential_list().await {
+                Some(new_sid) => new_sid,
+                None => return,
+            },
+            Err(e) => {
+                let message = format!("Could not read the credential list: {e}.");
+                self.note("recreateCredentialList", &list_sid, RepairResult::Failed, message);
+                return;
+            }
+        };
+        self.attach_list(&list_sid).await;
+    }
+
+    /// The stored SIP credential is in the list, or a new one (new password) is added.
+    async fn sip_credential_in(&mut self, list_sid: &str, stored: Option<&SipCredentialRecord>) {
+        let listed = self.services.twilio.list_credentials(self.creds, list_sid, LIST_CAP).await;
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                let message = format!("Could not list the credential list's SIP credentials: {e}.");
+                self.note("recreateSipCredential", list_sid, RepairResult::Failed, message);
+                return;
+            }
+        };
+        if let Some(stored) = stored.filter(|s| listed.iter().any(|c| c.sid == s.credential_sid)) {
+            let message = format!("The credential list holds the SIP user {}.", stored.username);
+            self.note("recreateSipCredential", &stored.credential_sid, RepairResult::Skipped, message);
+            return;
+        }
+        match self.new_sip_credential(list_sid).await {
+            Ok(credential) => {
+                let message = format!(
+                    "The SIP credential was missing from the list; created {} for user {} with a new password.",
+                    credential.credential_sid, credential.username
+                );
+                self.note("recreateSipCredential", &credential.credential_sid.clone(), RepairResult::Done, message);
+                self.created.push(TwilioResource::Credential {
+                    list_sid: list_sid.to_owned(),
+                    credential_sid: credential.credential_sid.clone(),
+                });
+                self.new.sip_credential = Some(credential);
+            }
+            Err(message) => self.note("recreateSipCredential", list_sid, RepairResult::Failed, message),
+        }
+    }
+
+    /// A new credential list with a new SIP credential, for a list that was deleted.
+    async fn new_credential_list(&mut self) -> Option<String> {
+        let twilio = &self.services.twilio;
+        let old_sid = self.record.credential_list_sid.clone();
+        let name = format!("voice-ai-{}-{}", self.record.id, shared::time::unix_now());
+        let list = match twilio.create_credential_list(self.creds, &name).await {
+            Ok(list) => list,
+            Err(e) => {
+                if e.is_outcome_unknown() {
+                    self.created.extend(find_list_by_name(twilio, self.creds, &name).await);
+                }
+                let message =
+                    format!("The credential list {old_sid} was deleted and a new one could not be created: {e}.");
+                self.note("recreateCredentialList", &old_sid, RepairResult::Failed, message);
+                return None;
+            }
+        };
+        self.created.push(TwilioResource::CredentialList { list_sid: list.sid.clone() });
+        match self.new_sip_credential(&list.sid).await {
+            Ok(credential) => {
+                let message = format!(
+                    "The credential list {old_sid} was deleted; created {} with SIP user {} and a new password.",
+                    list.sid, credential.username
+                );
+                self.note("recreateCredentialList", &list.sid, RepairResult::Done, message);
+                self.new.credential_list_sid = Some(list.sid.clone());
+                self.new.sip_credential = Some(credential);
+                Some(list.sid)
+            }
+            Err(message) => {
+                self.note("recreateCredentialList", &old_sid, RepairResult::Failed, message);
+                None
+            }
+        }
+    }
+
+    /// Creates the provider's SIP user in a list with a new password, sealed for storage.
+    async fn new_sip_credential(&mut self, list_sid: &str) -> Result<SipCredentialRecord, String> {
+        if self.data_key.is_none() {
+            match self.services.envelope.generate_data_key(&owner_of(self.record)).await {
+                Ok(key) => self.data_key = Some(key),
+                Err(e) => {
+                    tracing::error!(provider_id = %self.record.id, error = %e, "no data key for a new SIP password");
+                    return Err("Could not encrypt a new SIP password (KMS); nothing was created.".into());
+                }
+            }
+        }
+        let data_key = self.data_key.as_ref().expect("set above");
+        let username = self.record.id.simple().to_string();
+        let password = SipPassword::generate();
+        let twilio = &self.services.twilio;
+        match twilio.create_credential(self.creds, list_sid, &username, &password).await {
+            Ok(credential) => Ok(SipCredentialRecord {
+                provider_id: self.record.id,
+                username: credential.username,
+                credential_sid: credential.sid,
+                credential_list_sid: list_sid.to_owned(),
+                password: data_key.seal(SecretKind::SipPassword, password.expose()),
+            }),
+            Err(e) => {
+                if e.is_outcome_unknown() {
+                    let listed = twilio.list_credentials(self.creds, list_sid, LIST_CAP).await.unwrap_or_default();
+                    self.created.extend(
+                        listed.into_iter().filter(|c| c.username == username).map(|c| TwilioResource::Credential {
+                            list_sid: list_sid.to_owned(),
+                            credential_sid: c.sid,
+                        }),
+                    );
+                }
+                Err(format!("Could not create the SIP credential: {e}."))
+            }
+        }
+    }
+
+    async fn attach_list(&mut self, list_sid: &str) {
+        let twilio = &self.services.twilio;
+        let trunk_sid = self.trunk_sid.clone().expect("credentials run only with a trunk");
+        let fresh = self.trunk_is_new() || self.new.credential_list_sid.is_some();
+        if !fresh {
+            match twilio.list_trunk_credential_lists(self.creds, &trunk_sid, LIST_CAP).await {
+                Ok(attached) if attached.iter().any(|a| a.sid == list_sid) => {
+                    let message = "The credential list is attached to the trunk.";
+                    self.note("attachCredentialList", list_sid, RepairResult::Skipped, message);
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let message = format!("Could not read the trunk's credential lists: {e}.");
+                    self.note("attachCredentialList", list_sid, RepairResult::Failed, message);
+                    return;
+                }
+            }
+        }
+        match twilio.attach_credential_list(self.creds, &trunk_sid, list_sid).await {
+            Ok(_) => {
+                let message = format!("Attached the credential list to the trunk {trunk_sid}.");
+                self.note("attachCredentialList", list_sid, RepairResult::Done, message);
+            }
+            Err(e) => {
+                let message = format!("Could not attach the credential list to the trunk: {e}.");
+                self.note("attachCredentialList", list_sid, RepairResult::Failed, message);
+            }
+        }
+    }
+
+    /// An enabled origination URL on the trunk points at the platform. The service's own
+    /// origination URL (found by its friendly name) is updated; the customer's others are left.
+    async fn origination(&mut self) {
+        let twilio = &self.services.twilio;
+        let trunk_sid = self.trunk_sid.clone().expect("origination runs only with a trunk");
+        let platform = &self.services.platform_sip_uri;
+        let friendly_name = origination_friendly_name(self.record.id);
+        let target = OriginationTarget { sip_url: platform.as_str(), friendly_name: &friendly_name };
+        let existing = if self.trunk_is_new() {
+            Vec::new()
+        } else {
+            match twilio.list_origination_urls(self.creds, &trunk_sid, LIST_CAP).await {
+                Ok(urls) => urls,
+                Err(e) => {
+                    let message = format!("Could not read the trunk's origination URLs: {e}.");
+                    self.note("setOriginationUrl", &trunk_sid, RepairResult::Failed, message);
+                    return;
+                }
+            }
+        };
+        if let Some(url) = existing.iter().find(|u| u.enabled && platform.matches(&u.sip_url)) {
+            let message = format!("Inbound calls go to the platform ({}).", url.sip_url);
+            self.note("setOriginationUrl", &url.sid, RepairResult::Skipped, message);
+            return;
+        }
+        let own = existing.iter().find(|u| u.friendly_name.as_deref() == Some(friendly_name.as_str()));
+        let (result, resource) = match own {
+            Some(url) => {
+                (twilio.update_origination_url(self.creds, &trunk_sid, &url.sid, target).await, url.sid.clone())
+            }
+            None => (twilio.create_origination_url(self.creds, &trunk_sid, target).await, trunk_sid.clone()),
+        };
+        match result {
+            Ok(url) => {
+                let verb = if own.is_some() { "Pointed" } else { "Added" };
+                let message = format!("{verb} the origination URL {} at the platform ({platform}), enabled.", url.sid);
+                self.note("setOriginationUrl", &url.sid, RepairResult::Done, message);
+            }
+            Err(e) => {
+                let message = format!("Could not set the origination URL: {e}.");
+                self.note("setOriginationUrl", &resource, RepairResult::Failed, message);
+            }
+        }
+    }
+
+    /// Imported numbers on no trunk go back on the provider's trunk.
+    async fn numbers(&mut self) {
+        let twilio = &self.services.twilio;
+        let trunk_sid = self.trunk_sid.clone().expect("numbers run only with a trunk");
+        let imported = match self.services.store.all_numbers(&self.record.organization_id, self.record.id).await {
+            Ok(imported) => imported,
+            Err(e) => {
+                tracing::error!(provider_id = %self.record.id, error = %e, "could not read the imported numbers");
+                self.note(
+                    "reattachNumbers",
+                    &trunk_sid,
+                    RepairResult::Failed,
+                    "Could not read the imported numbers; retry.",
+                );
+                return;
+            }
+        };
+        let on_trunk: HashSet<String> = if self.trunk_is_new() || imported.is_empty() {
+            HashSet::new()
+        } else {
+            match twilio.list_trunk_phone_numbers(self.creds, &trunk_sid, LIST_CAP).await {
+                Ok(numbers) => numbers.into_iter().map(|n| n.sid).collect(),
+                Err(e) => {
+                    let message = format!("Could not list the trunk's numbers: {e}.");
+                    self.note("reattachNumbers", &trunk_sid, RepairResult::Failed, message);
+                    return;
+                }
+            }
+        };
+        let missing: Vec<_> = imported.iter().filter(|n| !on_trunk.contains(&n.phone_number_sid)).collect();
+        if missing.is_empty() {
+            let message = format!("All {} imported numbers are on the trunk.", imported.len());
+            self.note("reattachNumbers", &trunk_sid, RepairResult::Skipped, message);
+            return;
+        }
+        let missing: Vec<PhoneNumberRecord> = missing.into_iter().cloned().collect();
+        let (creds, trunk_sid) = (self.creds, trunk_sid.as_str());
+        let outcomes: Vec<RepairAction> = futures::stream::iter(missing)
+            .map(|number| reattach_number(twilio, creds, trunk_sid, number))
+            .buffered(NUMBER_CONCURRENCY)
+            .collect()
+            .await;
+        self.actions.extend(outcomes);
+    }
+
+    /// Verifies the provider as repaired and stores the result with the new references (one
+    /// conditional write). If that write fails, what was made for the new references is
+    /// removed and their actions are reported failed.
+    async fn finish(mut self) -> Result<(Vec<RepairAction>, VerifyResponse), ApiError> {
+        let services = self.services;
+        let mut repaired = self.record.clone();
+        self.new.apply_to(&mut repaired);
+        let after = Box::pin(verify(services, &repaired, self.creds)).await;
+        let has_new_references = self.new.trunk.is_some() || self.new.sip_credential.is_some();
+        if !has_new_references {
+            let verification = store_verification(services, repaired, after).await?;
+            return Ok((self.actions, verification));
+        }
+        match self.save_new_references(&after).await {
+            Ok(()) => Ok((self.actions, to_response(after))),
+            Err(error) => {
+                let owner = owner_of(self.record);
+                remove_or_record(services, self.creds, &owner, &self.created, self.data_key.as_ref()).await;
+                for action in self.actions.iter_mut().filter(|a| a.result == RepairResult::Done) {
+                    if matches!(
+                        action.action.as_str(),
+                        "recreateTrunk" | "recreateCredentialList" | "recreateSipCredential"
+                    ) {
+                        action.result = RepairResult::Failed;
+                        action.message = format!("{} It was undone: the provider could not be saved.", action.message);
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes the new references and the verification, conditional on the record's version.
+    /// A concurrent change to anything else is re-applied on; a concurrent repair or delete
+    /// (the references changed, or a delete started) wins.
+    async fn save_new_references(&self, after: &Verification) -> Result<(), ApiError> {
+        let store = &self.services.store;
+        let mut current = self.record.clone();
+        for attempt in 1..=SAVE_ATTEMPTS {
+            let moved = current.trunk_sid != self.record.trunk_sid
+                || current.credential_list_sid != self.record.credential_list_sid;
+            if moved || current.deletion.is_some() {
+                return Err(ApiError::Conflict(format!(
+                    "Provider {} was repaired or deleted by another request at the same time; nothing of this repair was kept.",
+                    self.record.id
+                )));
+            }
+            let mut updated = current.clone();
+            self.new.apply_to(&mut updated);
+            after.apply_to(&mut updated);
+            updated.version = current.version + 1;
+            updated.updated_at = shared::time::now_rfc3339();
+            match store.replace_provider_and_credential(&updated, self.new.sip_credential.as_ref()).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::VersionConflict) if attempt < SAVE_ATTEMPTS => {
+                    current = load_provider(store, &self.record.organization_id, self.record.id).await?;
+                }
+                Err(StoreError::VersionConflict) => {
+                    return Err(ApiError::Conflict(format!(
+                        "Provider {} was changed by other requests at the same time; retry the repair.",
+                        self.record.id
+                    )));
+                }
+                Err(e) => return Err(ApiError::unavailable(e)),
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+}
+
+/// Puts an imported number back on the trunk if it is on no trunk; a number on another trunk
+/// is the customer's choice and stays there.
+async fn reattach_number(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    trunk_sid: &str,
+    number: PhoneNumberRecord,
+) -> RepairAction {
+    let sid = number.phone_number_sid.as_str();
+    let current = match twilio.fetch_incoming_number(creds, sid).await {
+        Ok(current) => current,
+        Err(e) if e.is_not_found() => {
+            let message =
+                format!("{} is no longer in the Twilio account; remove it from the provider.", number.phone_number);
+            return action("reattachNumber", sid, RepairResult::Failed, message);
+        }
+        Err(e) => {
+            let message = format!("Could not read {}: {e}.", number.phone_number);
+            return action("reattachNumber", sid, RepairResult::Failed, message);
+        }
+    };
+    if let Some(other) = current.trunk_sid.as_deref().filter(|t| !t.is_empty() && *t != trunk_sid) {
+        let message = format!(
+            "{} was moved to another trunk ({other}); it was left there. Remove it from the provider, or move it back in Twilio and repair again.",
+            number.phone_number
+        );
+        return action("reattachNumber", sid, RepairResult::Skipped, message);
+    }
+    match twilio.attach_phone_number(creds, trunk_sid, sid).await {
+        Ok(()) => {
+            let message = format!("Put {} back on the trunk {trunk_sid}.", number.phone_number);
+            action("reattachNumber", sid, RepairResult::Done, message)
+        }
+        Err(e) => {
+            let message = format!("Could not put {} back on the trunk: {e}.", number.phone_number);
+            action("reattachNumber", sid, RepairResult::Failed, message)
+        }
+    }
+}
+
+impl NewReferences {
+    fn apply_to(&self, record: &mut ProviderRecord) {
+        if let Some((trunk_sid, label)) = &self.trunk {
+            record.trunk_sid = trunk_sid.clone();
+            record.domain_name = domain_name(label);
+            record.termination_uri = record.region.termination_uri(label);
+        }
+        if let Some(list_sid) = &self.credential_list_sid {
+            record.credential_list_sid = list_sid.clone();
+        }
+    }
+}
+
+async fn store_verification(
+    services: &Services,
+    record: ProviderRecord,
+    verification: Verification,
+) -> Result<VerifyResponse, ApiError> {
+    save_with_retry(&services.store, record, |record| {
+        refuse_if_deleting(record)?;
+        verification.apply_to(record);
+        Ok(())
+    })
+    .await?;
+    Ok(to_response(verification))
+}
+
+fn to_response(verification: Verification) -> VerifyResponse {
+    VerifyResponse {
+        status: verification.status,
+        checks: verification.checks,
+        last_verified_at: verification.verified_at,
+    }
+}

@@ -1,0 +1,207 @@
+//! `get-sip-credential`: what the platform's call engine needs to place outbound calls through
+//! a customer's trunk: the termination URI and the SIP user and password. Not behind API
+//! Gateway: the call engine invokes the function directly (Lambda Invoke, granted by IAM), and
+//! operators read the same through `admin sip-credential get`.
+//!
+//! Event `{"organizationId": "...", "providerId": "..."}`; answer
+//! `{"providerId", "trunkSid", "terminationUri", "username", "password"}`. Failures are Lambda
+//! function errors with a stable `errorType` (see [`SipCredentialError`]). Every read writes one
+//! audit line (organization, provider, outcome), never the password.
+
+use crate::providers::owner_of;
+use lambda_http::lambda_runtime::Diagnostic;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use shared::config::{ConfigError, StorageConfig};
+use shared::crypto::{CryptoError, Envelope, SecretKind};
+use shared::model::{OrganizationId, SipPassword};
+use shared::store::ProviderStore;
+use uuid::Uuid;
+
+/// The table and KMS: all the reader needs (no Twilio).
+#[derive(Clone, Debug)]
+pub struct SipCredentialReader {
+    pub store: ProviderStore,
+    pub envelope: Envelope,
+}
+
+impl SipCredentialReader {
+    pub fn new(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> Self {
+        Self {
+            store: ProviderStore::new(aws_sdk_dynamodb::Client::new(aws), storage.table_name.clone()),
+            envelope: Envelope::new(aws_sdk_kms::Client::new(aws), storage.kms_key_id.clone()),
+        }
+    }
+
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let storage = StorageConfig::from_env()?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(&aws, &storage))
+    }
+}
+
+/// The SIP credential of a provider, as the call engine uses it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SipCredential {
+    pub provider_id: Uuid,
+    pub trunk_sid: String,
+    pub termination_uri: String,
+    pub username: String,
+    #[serde(serialize_with = "expose_password")]
+    pub password: SipPassword,
+}
+
+fn expose_password<S: Serializer>(password: &SipPassword, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(password.expose())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SipCredentialError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("no provider {provider_id} exists in organization {organization_id}")]
+    ProviderNotFound { organization_id: OrganizationId, provider_id: Uuid },
+    #[error("provider {0} is being deleted; its SIP credential is no longer usable")]
+    ProviderBeingDeleted(Uuid),
+    #[error("the stored SIP credential of provider {0} cannot be decrypted; run repair to issue a new one")]
+    CredentialUnusable(Uuid),
+    #[error("the table or KMS could not be reached; retry")]
+    Unavailable,
+}
+
+impl SipCredentialError {
+    /// The `errorType` of the function error: stable, for the call engine to match on.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "InvalidRequest",
+            Self::ProviderNotFound { .. } => "ProviderNotFound",
+            Self::ProviderBeingDeleted(_) => "ProviderBeingDeleted",
+            Self::CredentialUnusable(_) => "CredentialUnusable",
+            Self::Unavailable => "Unavailable",
+        }
+    }
+}
+
+impl From<SipCredentialError> for Diagnostic {
+    fn from(e: SipCredentialError) -> Self {
+        Diagnostic { error_type: e.error_type().to_owned(), error_message: e.to_string() }
+    }
+}
+
+/// The function's handler: parses the event, reads, and audits.
+pub async fn handle(reader: &SipCredentialReader, event: Value) -> Result<SipCredential, SipCredentialError> {
+    let (organization_id, provider_id) = parse_event(&event)?;
+    let outcome = read(reader, &organization_id, provider_id).await;
+    let result = match &outcome {
+        Ok(_) => "returned",
+        Err(e) => e.error_type(),
+    };
+    tracing::info!(
+        audit = "sip-credential-read",
+        organization_id = %organization_id,
+        provider_id = %provider_id,
+        outcome = result,
+        "SIP credential read"
+    );
+    outcome
+}
+
+fn parse_event(event: &Value) -> Result<(OrganizationId, Uuid), SipCredentialError> {
+    let field = |name: &str| event.get(name).and_then(Value::as_str);
+    let mut problems = Vec::new();
+    let organization_id = match field("organizationId").map(OrganizationId::parse) {
+        Some(Some(org)) => Some(org),
+        Some(None) => {
+            problems.push("organizationId must be 1 to 128 letters, digits, '-', '_', '.' or ':'");
+            None
+        }
+        None => {
+            problems.push("organizationId (a string) is required");
+            None
+        }
+    };
+    let provider_id = match field("providerId").map(Uuid::parse_str) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            problems.push("providerId must be a UUID");
+            None
+        }
+        None => {
+            problems.push("providerId (a string) is required");
+            None
+        }
+    };
+    match (organization_id, provider_id) {
+        (Some(org), Some(id)) => Ok((org, id)),
+        _ => Err(SipCredentialError::InvalidRequest(format!("invalid event: {}", problems.join("; ")))),
+    }
+}
+
+/// Two DynamoDB reads (the provider and its SIP credential, side by side) and one KMS call.
+pub async fn read(
+    reader: &SipCredentialReader,
+    organization_id: &OrganizationId,
+    provider_id: Uuid,
+) -> Result<SipCredential, SipCredentialError> {
+    let (provider, credential) = tokio::join!(
+        reader.store.get_provider(organization_id, provider_id),
+        reader.store.get_sip_credential(organization_id, provider_id)
+    );
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(provider_id = %provider_id, error = %e, "reading the SIP credential failed");
+        SipCredentialError::Unavailable
+    };
+    let not_found = || SipCredentialError::ProviderNotFound { organization_id: organization_id.clone(), provider_id };
+    let record = provider.map_err(|e| unavailable(&e))?.ok_or_else(not_found)?;
+    if record.deletion.is_some() {
+        return Err(SipCredentialError::ProviderBeingDeleted(provider_id));
+    }
+    let credential = credential.map_err(|e| unavailable(&e))?.ok_or_else(not_found)?;
+    let password =
+        reader.envelope.open(&owner_of(&record), SecretKind::SipPassword, &credential.password).await.map_err(|e| {
+            match e {
+                CryptoError::Kms(_) => unavailable(&e),
+                CryptoError::WrongContext | CryptoError::Malformed(_) => {
+                    tracing::error!(provider_id = %provider_id, error = %e, "stored SIP password cannot be decrypted");
+                    SipCredentialError::CredentialUnusable(provider_id)
+                }
+            }
+        })?;
+    Ok(SipCredential {
+        provider_id,
+        trunk_sid: record.trunk_sid,
+        termination_uri: record.termination_uri,
+        username: credential.username,
+        password: SipPassword::from_stored(secrecy::ExposeSecret::expose_secret(&password).to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_name_every_bad_field() {
+        let Err(SipCredentialError::InvalidRequest(message)) = parse_event(&json!({"providerId": "nope"})) else {
+            panic!("accepted");
+        };
+        assert!(message.contains("organizationId") && message.contains("providerId"), "{message}");
+        let ok = parse_event(&json!({"organizationId": "org-1", "providerId": Uuid::nil().to_string()}));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_answer_carries_the_password_but_its_debug_print_does_not() {
+        let credential = SipCredential {
+            provider_id: Uuid::nil(),
+            trunk_sid: "TK1".into(),
+            termination_uri: "sip:x.pstn.twilio.com".into(),
+            username: "u".into(),
+            password: SipPassword::from_stored("Secret123Secret123Secret123Secre".into()),
+        };
+        assert!(serde_json::to_string(&credential).unwrap().contains("Secret123"));
+        assert!(!format!("{credential:?}").contains("Secret123"));
+    }
+}

@@ -1,0 +1,401 @@
+//! Calls both ways: the origination URL that brings inbound calls to the platform, the SIP
+//! credential the call engine authenticates outbound calls with, and repair of every drift
+//! that would break either, injected directly in the fake Twilio.
+
+use crate::harness::{PLATFORM_SIP_URI, Req, TestEnv, create_provider, status_and_body, twilio_snapshot};
+use functions::sip_credential::{SipCredentialReader, handle as read_sip_credential};
+use functions::{delete_provider, import_numbers, repair_provider, verify_provider};
+use integration_tests::fake_twilio::{FaultAction, new_sid};
+use serde_json::{Value, json};
+use shared::model::OrganizationId;
+
+const ORG: &str = "org-calls";
+
+struct Provider {
+    account_sid: String,
+    id: String,
+    trunk_sid: String,
+    list_sid: String,
+}
+
+async fn setup(env: &TestEnv) -> Provider {
+    let (account_sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(env, ORG, &account_sid, &token).await;
+    Provider {
+        account_sid,
+        id: provider["id"].as_str().unwrap().to_owned(),
+        trunk_sid: provider["trunkSid"].as_str().unwrap().to_owned(),
+        list_sid: env.fake.state().credential_lists.values().next().unwrap().sid.clone(),
+    }
+}
+
+async fn verify(env: &TestEnv, id: &str) -> Value {
+    let req = Req::new("POST", "/api/v1/providers/{id}/verify").org(ORG).param("id", id).build();
+    let (status, body) = status_and_body(&verify_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn repair_as(env: &TestEnv, org: &str, id: &str) -> (u16, Value) {
+    let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(org).param("id", id).build();
+    status_and_body(&repair_provider::handle(&env.services, req).await.unwrap())
+}
+
+async fn repair(env: &TestEnv, id: &str) -> Value {
+    let (status, body) = repair_as(env, ORG, id).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn check<'a>(body: &'a Value, name: &str) -> &'a Value {
+    body["checks"].as_array().unwrap().iter().find(|c| c["checkName"] == name).unwrap_or_else(|| panic!("{body}"))
+}
+
+/// The actions of a repair with the given result, as `action` names.
+fn actions_with(body: &Value, result: &str) -> Vec<String> {
+    body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["result"] == result)
+        .map(|a| a["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A second repair changes nothing in Twilio and reports every action skipped.
+async fn assert_second_repair_is_a_no_op(env: &TestEnv, p: &Provider) {
+    let before = twilio_snapshot(env, &p.account_sid);
+    let origination_before = format!("{:?}", env.fake.state().origination_urls);
+    let body = repair(env, &p.id).await;
+    assert!(actions_with(&body, "done").is_empty() && actions_with(&body, "failed").is_empty(), "{body}");
+    assert_eq!(body["verification"]["status"], "verified", "{body}");
+    assert_eq!(twilio_snapshot(env, &p.account_sid), before);
+    assert_eq!(format!("{:?}", env.fake.state().origination_urls), origination_before);
+}
+
+fn import_body(sids: &[&str]) -> String {
+    json!({ "phoneNumberSids": sids }).to_string()
+}
+
+async fn import(env: &TestEnv, id: &str, sids: &[&str]) {
+    let req = Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers")
+        .org(ORG)
+        .param("id", id)
+        .body(&import_body(sids))
+        .build();
+    let (status, body) = status_and_body(&import_numbers::handle(&env.services, req).await.unwrap());
+    assert_eq!((status, body["successCount"].as_u64()), (200, Some(sids.len() as u64)), "{body}");
+}
+
+async fn stored(env: &TestEnv, id: &str) -> shared::store::ProviderRecord {
+    let org = OrganizationId::parse(ORG).unwrap();
+    env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap()
+}
+
+/// What the call engine gets for the provider.
+async fn sip_credential(env: &TestEnv, id: &str) -> Result<Value, String> {
+    let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
+    read_sip_credential(&reader, json!({"organizationId": ORG, "providerId": id}))
+        .await
+        .map(|credential| serde_json::to_value(credential).unwrap())
+        .map_err(|e| e.error_type().to_owned())
+}
+
+#[tokio::test]
+async fn create_points_the_trunk_at_the_platform_and_verification_checks_it() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let urls = env.fake.origination_urls_of(&p.trunk_sid);
+    assert_eq!(urls.len(), 1);
+    let url = &urls[0];
+    assert_eq!(
+        (url.sip_url.as_str(), url.enabled, url.priority, url.weight),
+        (PLATFORM_SIP_URI, true, 10, 10),
+        "{url:?}"
+    );
+    assert!(url.friendly_name.contains(&p.id), "the friendly name names the provider: {url:?}");
+    let created = stored(&env, &p.id).await;
+    let details = serde_json::to_value(created.verification_details.unwrap()).unwrap();
+    assert_eq!(check(&json!({ "checks": details }), "origination")["status"], "passed");
+
+    // Removed behind the service's back: verification fails on origination; repair fixes it.
+    env.fake.state().origination_urls.clear();
+    let body = verify(&env, &p.id).await;
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(check(&body, "origination")["status"], "failed");
+    assert!(check(&body, "origination")["message"].as_str().unwrap().contains("inbound calls"), "{body}");
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["setOriginationUrl"], "{body}");
+    assert_eq!(body["verification"]["status"], "verified", "{body}");
+    assert_eq!(env.fake.origination_urls_of(&p.trunk_sid).len(), 1);
+    assert_eq!(verify(&env, &p.id).await["status"], "verified");
+    assert_second_repair_is_a_no_op(&env, &p).await;
+}
+
+#[tokio::test]
+async fn a_failed_origination_url_rolls_the_whole_create_back() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    env.fake.inject("create_origination_url", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let body = json!({"accountSid": sid, "authToken": token, "name": "Main line"}).to_string();
+    let req = Req::new("POST", "/api/v1/providers/twilio").org(ORG).body(&body).build();
+    let (status, body) = status_and_body(&functions::create_twilio_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 502, "{body}");
+    let left = {
+        let state = env.fake.state();
+        state.trunks.len() + state.credential_lists.len() + state.origination_urls.len()
+    };
+    assert_eq!(left, 0, "nothing is left in Twilio");
+    assert_eq!(env.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_disabled_or_redirected_origination_url_warns_and_repair_points_it_back() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let own_sid = env.fake.origination_urls_of(&p.trunk_sid)[0].sid.clone();
+    env.fake.state().origination_urls.get_mut(&own_sid).unwrap().enabled = false;
+    let body = verify(&env, &p.id).await;
+    assert_eq!(check(&body, "origination")["status"], "warning", "{body}");
+
+    env.fake.state().origination_urls.get_mut(&own_sid).unwrap().sip_url = "sip:elsewhere.example.net".into();
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["setOriginationUrl"], "{body}");
+    let url = env.fake.state().origination_urls[&own_sid].clone();
+    assert_eq!((url.sip_url.as_str(), url.enabled), (PLATFORM_SIP_URI, true), "the service's own URL was updated");
+    assert_eq!(env.fake.origination_urls_of(&p.trunk_sid).len(), 1, "nothing added beside it");
+    assert_second_repair_is_a_no_op(&env, &p).await;
+}
+
+#[tokio::test]
+async fn a_customers_own_origination_url_is_left_alone() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let own_sid = env.fake.origination_urls_of(&p.trunk_sid)[0].sid.clone();
+    {
+        let mut state = env.fake.state();
+        state.origination_urls.remove(&own_sid);
+        let customers = integration_tests::fake_twilio::OriginationUrl {
+            sid: new_sid("OU"),
+            account_sid: p.account_sid.clone(),
+            trunk_sid: p.trunk_sid.clone(),
+            sip_url: "sip:pbx.customer.example".into(),
+            enabled: true,
+            friendly_name: "Customer PBX".into(),
+            priority: 20,
+            weight: 5,
+        };
+        state.origination_urls.insert(customers.sid.clone(), customers);
+    }
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["setOriginationUrl"], "{body}");
+    let urls = env.fake.origination_urls_of(&p.trunk_sid);
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    let customers = urls.iter().find(|u| u.friendly_name == "Customer PBX").unwrap();
+    assert_eq!((customers.sip_url.as_str(), customers.priority, customers.weight), ("sip:pbx.customer.example", 20, 5));
+}
+
+#[tokio::test]
+async fn the_call_engine_gets_exactly_the_password_twilio_holds() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let credential = sip_credential(&env, &p.id).await.unwrap();
+    let username = credential["username"].as_str().unwrap();
+    let twilio_password = env.fake.sip_password(&p.list_sid, username).expect("Twilio holds the user");
+    assert_eq!(credential["password"], twilio_password.as_str());
+    assert_eq!(credential["trunkSid"], p.trunk_sid.as_str());
+    assert_eq!(credential["terminationUri"], stored(&env, &p.id).await.termination_uri.as_str());
+    assert_eq!(credential["providerId"], p.id.as_str());
+
+    // Tenancy and absence look the same; a bad event is named, never a panic.
+    let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
+    let other = read_sip_credential(&reader, json!({"organizationId": "org-other", "providerId": p.id})).await;
+    assert_eq!(other.unwrap_err().error_type(), "ProviderNotFound");
+    let bad = read_sip_credential(&reader, json!({"providerId": 7})).await.unwrap_err();
+    assert_eq!(bad.error_type(), "InvalidRequest");
+    assert!(bad.to_string().contains("organizationId"), "{bad}");
+
+    // Being deleted: no longer handed out.
+    env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &p.id).build();
+    let (status, _) = status_and_body(&delete_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 502);
+    assert_eq!(sip_credential(&env, &p.id).await.unwrap_err(), "ProviderBeingDeleted");
+}
+
+#[tokio::test]
+async fn a_detached_credential_list_is_attached_again() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    env.fake.state().trunk_credential_lists.clear();
+    assert_eq!(check(&verify(&env, &p.id).await, "credentialList")["status"], "failed");
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["attachCredentialList"], "{body}");
+    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), [p.list_sid.clone()]);
+    assert_second_repair_is_a_no_op(&env, &p).await;
+}
+
+#[tokio::test]
+async fn a_deleted_sip_credential_gets_a_new_password_the_call_engine_sees() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let old = sip_credential(&env, &p.id).await.unwrap();
+    env.fake.state().credentials.clear();
+    assert_eq!(check(&verify(&env, &p.id).await, "credentialList")["status"], "failed");
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["recreateSipCredential"], "{body}");
+    let new = sip_credential(&env, &p.id).await.unwrap();
+    assert_ne!(new["password"], old["password"]);
+    assert_eq!(new["username"], old["username"]);
+    let twilio_password = env.fake.sip_password(&p.list_sid, new["username"].as_str().unwrap()).unwrap();
+    assert_eq!(new["password"], twilio_password.as_str());
+    assert!(!env.scan_table_text().await.contains(&twilio_password), "the new password is stored encrypted");
+    assert_second_repair_is_a_no_op(&env, &p).await;
+}
+
+#[tokio::test]
+async fn a_deleted_credential_list_is_replaced_and_attached() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    {
+        let mut state = env.fake.state();
+        state.credential_lists.clear();
+        state.credentials.clear();
+        state.trunk_credential_lists.clear();
+    }
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["recreateCredentialList", "attachCredentialList"], "{body}");
+    let record = stored(&env, &p.id).await;
+    assert_ne!(record.credential_list_sid, p.list_sid);
+    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), [record.credential_list_sid.clone()]);
+    let credential = sip_credential(&env, &p.id).await.unwrap();
+    let twilio_password =
+        env.fake.sip_password(&record.credential_list_sid, credential["username"].as_str().unwrap()).unwrap();
+    assert_eq!(credential["password"], twilio_password.as_str());
+    let p = Provider { list_sid: record.credential_list_sid.clone(), ..p };
+    assert_second_repair_is_a_no_op(&env, &p).await;
+}
+
+#[tokio::test]
+async fn a_transfer_mode_drift_is_set_back() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    env.fake.state().trunks.get_mut(&p.trunk_sid).unwrap().transfer_mode = "enable-all".into();
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["setTransferMode"], "{body}");
+    assert_eq!(env.fake.state().trunks[&p.trunk_sid].transfer_mode, "disable-all");
+    assert_second_repair_is_a_no_op(&env, &p).await;
+}
+
+#[tokio::test]
+async fn numbers_on_no_trunk_go_back_and_numbers_on_another_trunk_stay() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let loose = env.fake.add_incoming_number(&p.account_sid, "+15550000001", None);
+    let moved = env.fake.add_incoming_number(&p.account_sid, "+15550000002", None);
+    import(&env, &p.id, &[&loose, &moved]).await;
+    let customer_trunk = new_sid("TK");
+    {
+        let mut state = env.fake.state();
+        state.incoming_numbers.get_mut(&loose).unwrap().trunk_sid = None;
+        state.incoming_numbers.get_mut(&moved).unwrap().trunk_sid = Some(customer_trunk.clone());
+    }
+    let body = repair(&env, &p.id).await;
+    assert_eq!(actions_with(&body, "done"), ["reattachNumber"], "{body}");
+    let skipped = body["actions"].as_array().unwrap().iter().find(|a| a["resource"] == moved.as_str()).unwrap();
+    assert_eq!(skipped["result"], "skipped");
+    assert!(skipped["message"].as_str().unwrap().contains("another trunk"), "{skipped}");
+    let state = env.fake.state();
+    assert_eq!(state.incoming_numbers[&loose].trunk_sid.as_deref(), Some(p.trunk_sid.as_str()));
+    assert_eq!(state.incoming_numbers[&moved].trunk_sid.as_deref(), Some(customer_trunk.as_str()), "never taken");
+}
+
+#[tokio::test]
+async fn a_deleted_trunk_is_rebuilt_with_everything_on_it() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let number = env.fake.add_incoming_number(&p.account_sid, "+15550000003", None);
+    import(&env, &p.id, &[&number]).await;
+    let before = stored(&env, &p.id).await;
+    {
+        // As Twilio does: the trunk's attachments and origination URLs go with it, its numbers come off.
+        let mut state = env.fake.state();
+        state.trunks.remove(&p.trunk_sid);
+        state.trunk_credential_lists.clear();
+        state.origination_urls.clear();
+        state.incoming_numbers.get_mut(&number).unwrap().trunk_sid = None;
+    }
+    assert_eq!(check(&verify(&env, &p.id).await, "trunk")["status"], "failed");
+    let body = repair(&env, &p.id).await;
+    assert_eq!(
+        actions_with(&body, "done"),
+        ["recreateTrunk", "attachCredentialList", "setOriginationUrl", "reattachNumber"],
+        "{body}"
+    );
+    assert_eq!(body["verification"]["status"], "verified", "{body}");
+    let after = stored(&env, &p.id).await;
+    assert_ne!(after.trunk_sid, before.trunk_sid);
+    assert_ne!(after.termination_uri, before.termination_uri);
+    assert_eq!(after.version, before.version + 1 + 1, "verify, then one write for the repair");
+    let trunk = env.fake.state().trunks[&after.trunk_sid].clone();
+    assert!(after.termination_uri.contains(trunk.domain_name.trim_end_matches(".pstn.twilio.com")));
+    assert_eq!(env.fake.lists_attached_to(&after.trunk_sid), [p.list_sid.clone()]);
+    assert_eq!(env.fake.origination_urls_of(&after.trunk_sid).len(), 1);
+    assert_eq!(env.fake.state().incoming_numbers[&number].trunk_sid.as_deref(), Some(after.trunk_sid.as_str()));
+    assert_eq!(sip_credential(&env, &p.id).await.unwrap()["trunkSid"], after.trunk_sid.as_str());
+    let p = Provider { trunk_sid: after.trunk_sid.clone(), ..p };
+    assert_second_repair_is_a_no_op(&env, &p).await;
+}
+
+#[tokio::test]
+async fn a_failed_save_undoes_the_rebuilt_trunk() {
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let p = setup(&env).await;
+    env.fake.state().trunks.remove(&p.trunk_sid);
+    // The new references are written with PutItem (with a new SIP credential, in a transaction).
+    proxy.fail("DynamoDB_20120810.PutItem", None);
+    let (status, body) = repair_as(&env, ORG, &p.id).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(env.fake.trunks_of(&p.account_sid).is_empty(), "the new trunk was removed again");
+    assert_eq!(stored(&env, &p.id).await.trunk_sid, p.trunk_sid, "the record is unchanged");
+}
+
+#[tokio::test]
+async fn unfixable_problems_change_nothing_and_answer_200() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    env.fake.set_account_status(&p.account_sid, "suspended");
+    env.fake.state().origination_urls.clear();
+    let before = twilio_snapshot(&env, &p.account_sid);
+    let body = repair(&env, &p.id).await;
+    assert_eq!(body["actions"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["actions"][0]["result"], "failed", "{body}");
+    assert_eq!(body["verification"]["status"], "failed");
+    assert_eq!(twilio_snapshot(&env, &p.account_sid), before);
+    assert!(env.fake.state().origination_urls.is_empty());
+
+    env.fake.set_account_status(&p.account_sid, "active");
+    env.fake.set_auth_token(&p.account_sid, &crate::harness::random_token());
+    let body = repair(&env, &p.id).await;
+    assert_eq!(body["actions"][0]["result"], "failed", "{body}");
+    assert!(body["actions"][0]["message"].as_str().unwrap().contains("rejected"), "{body}");
+}
+
+#[tokio::test]
+async fn repair_follows_tenancy_and_deletion_rules() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    env.fake.state().origination_urls.clear();
+    let (status, body) = repair_as(&env, "org-other", &p.id).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(env.fake.state().origination_urls.is_empty(), "another organization changed nothing");
+    let (status, _) = repair_as(&env, ORG, "not-a-uuid").await;
+    assert_eq!(status, 400);
+
+    env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &p.id).build();
+    let (status, _) = status_and_body(&delete_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 502);
+    let (status, body) = repair_as(&env, ORG, &p.id).await;
+    assert_eq!(status, 409, "{body}");
+}
