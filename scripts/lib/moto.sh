@@ -1,4 +1,5 @@
-# Helpers to install and run moto server (DynamoDB- and KMS-compatible) on loopback.
+# Helpers to install and run moto server (DynamoDB- and KMS-compatible) on loopback, through
+# tests/moto_server.py, which serves DynamoDB requests one at a time (atomic, as in DynamoDB).
 # Source this file; moto_start sets MOTO_URL and stops moto when the calling shell exits.
 
 moto_install() {
@@ -14,7 +15,7 @@ moto_start() {
   local port
   port=${MOTO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
   mkdir -p target
-  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+  .venv/bin/python tests/moto_server.py 127.0.0.1 "$port" >target/moto.log 2>&1 &
   MOTO_PID=$!
   trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
   MOTO_URL="http://127.0.0.1:$port"

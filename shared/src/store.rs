@@ -236,6 +236,22 @@ pub struct ProviderStore {
     table: String,
 }
 
+/// Transactions cancelled by a conflict are tried this many times in all.
+const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// The wait before retrying a conflicted transaction: full jitter over 10 ms doubling to
+/// 320 ms; None when the attempts are used up or the wait would pass the deadline.
+fn conflict_backoff(attempt: u32) -> Option<std::time::Duration> {
+    use rand::Rng;
+    if attempt >= CONFLICT_ATTEMPTS {
+        return None;
+    }
+    let cap_ms = 10u64 << attempt.min(5);
+    let delay = std::time::Duration::from_millis(rand::rng().random_range(1..=cap_ms));
+    let past_deadline = crate::deadline::remaining().is_some_and(|left| delay >= left);
+    (!past_deadline).then_some(delay)
+}
+
 /// A transaction item that puts a new item, failing if one with its key exists.
 pub(crate) fn put_new(table: &str, item: Item) -> TransactWriteItem {
     let put = Put::builder()
@@ -876,30 +892,39 @@ impl ProviderStore {
     }
 
     /// Runs a number transaction whose last item is the provider's count update: a failed
-    /// condition there is `ProviderGone`, elsewhere `on_item_conflict`.
+    /// condition there is `ProviderGone`, elsewhere `on_item_conflict`. A transaction that
+    /// DynamoDB cancelled because another one was writing the same item (the provider's count,
+    /// under concurrent imports) is retried with jittered backoff within the deadline.
     async fn transact_number_change(
         &self,
         items: Vec<TransactWriteItem>,
         on_item_conflict: StoreError,
     ) -> Result<(), StoreError> {
         let provider_index = items.len() - 1;
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    let failed = |i: usize| {
-                        cancelled.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                    };
-                    if failed(provider_index) {
-                        Err(StoreError::ProviderGone)
-                    } else if (0..provider_index).any(failed) {
-                        Err(on_item_conflict)
-                    } else {
-                        Err(StoreError::request(e))
-                    }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let Err(e) = result else { return Ok(()) };
+            let cancelled = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled,
+                _ => return Err(StoreError::request(e)),
+            };
+            let code = |i: usize| cancelled.cancellation_reasons().get(i).and_then(|r| r.code());
+            if code(provider_index) == Some("ConditionalCheckFailed") {
+                return Err(StoreError::ProviderGone);
+            }
+            if (0..provider_index).any(|i| code(i) == Some("ConditionalCheckFailed")) {
+                return Err(on_item_conflict);
+            }
+            let conflict = (0..=provider_index).any(|i| code(i) == Some("TransactionConflict"));
+            match conflict_backoff(attempt) {
+                Some(delay) if conflict => {
+                    tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "transaction conflict; retrying");
+                    tokio::time::sleep(delay).await;
                 }
-                _ => Err(StoreError::request(e)),
-            },
+                _ => return Err(StoreError::request(e)),
+            }
         }
     }
 

@@ -8,10 +8,20 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use std::sync::{Arc, Mutex};
 
+/// How an injected failure answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A 500 (`InternalServerError`, or `KMSInternalException` for KMS).
+    ServerError,
+    /// What DynamoDB answers a transaction that met another one on the same item: a 400
+    /// `TransactionCanceledException` whose reasons say `TransactionConflict`.
+    TransactionConflict,
+}
+
 #[derive(Default)]
 struct Rules {
-    /// (X-Amz-Target, remaining failures; None = always)
-    failures: Vec<(String, Option<u32>)>,
+    /// (X-Amz-Target, how, remaining failures; None = always)
+    failures: Vec<(String, Failure, Option<u32>)>,
     /// Requests seen, by X-Amz-Target.
     counts: std::collections::BTreeMap<String, usize>,
 }
@@ -60,7 +70,11 @@ impl AwsProxy {
     /// Fails the operation (an `X-Amz-Target` such as `DynamoDB_20120810.TransactWriteItems`
     /// or `TrentService.GenerateDataKey`) with a 500, `times` times or always.
     pub fn fail(&self, target: &str, times: Option<u32>) {
-        self.rules.lock().expect("lock").failures.push((target.to_owned(), times));
+        self.fail_with(target, Failure::ServerError, times);
+    }
+
+    pub fn fail_with(&self, target: &str, failure: Failure, times: Option<u32>) {
+        self.rules.lock().expect("lock").failures.push((target.to_owned(), failure, times));
     }
 }
 
@@ -75,25 +89,49 @@ async fn forward(
     let fail = {
         let mut rules = state.rules.lock().expect("lock");
         *rules.counts.entry(target.clone()).or_default() += 1;
-        match rules.failures.iter().position(|(t, _)| *t == target) {
+        match rules.failures.iter().position(|(t, _, _)| *t == target) {
             Some(index) => {
-                match &mut rules.failures[index].1 {
+                let failure = rules.failures[index].1;
+                match &mut rules.failures[index].2 {
                     Some(1) => {
                         rules.failures.remove(index);
                     }
                     Some(n) => *n -= 1,
                     None => {}
                 }
-                true
+                Some(failure)
             }
-            None => false,
+            None => None,
         }
     };
-    if fail {
-        let kind = if target.starts_with("TrentService") { "KMSInternalException" } else { "InternalServerError" };
-        let body = serde_json::json!({"__type": kind, "message": "injected failure"}).to_string();
-        return (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "application/x-amz-json-1.0")], body)
-            .into_response();
+    let json = [("content-type", "application/x-amz-json-1.0")];
+    match fail {
+        Some(Failure::ServerError) => {
+            let kind = if target.starts_with("TrentService") { "KMSInternalException" } else { "InternalServerError" };
+            let body = serde_json::json!({"__type": kind, "message": "injected failure"}).to_string();
+            return (StatusCode::INTERNAL_SERVER_ERROR, json, body).into_response();
+        }
+        Some(Failure::TransactionConflict) => {
+            // DynamoDB gives one reason per item; the conflict is on the first.
+            let items = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|request| request["TransactItems"].as_array().map(Vec::len))
+                .unwrap_or(1);
+            let reasons: Vec<_> = (0..items)
+                .map(|i| match i {
+                    0 => serde_json::json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}),
+                    _ => serde_json::json!({"Code": "None"}),
+                })
+                .collect();
+            let body = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+                "CancellationReasons": reasons,
+            })
+            .to_string();
+            return (StatusCode::BAD_REQUEST, json, body).into_response();
+        }
+        None => {}
     }
     let url = format!("{}{}", state.upstream, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut request = state.client.request(method, url).body(body);

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use functions::{
     available_numbers, delete_provider, get_twilio_provider, import_numbers, list_phone_numbers, remove_phone_number,
 };
+use integration_tests::aws_proxy::Failure;
 use integration_tests::fake_twilio::{FaultAction, new_sid};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -228,4 +229,65 @@ async fn deleting_the_provider_releases_its_numbers() {
     assert_eq!(number(&env, &plain).trunk_sid, None);
     assert!(env.fake.trunks_of(&sid).is_empty());
     assert_eq!(env.item_count().await, 0, "numbers, claims and provider records all gone");
+}
+
+/// The provider's count, its number records and the numbers on its trunk agree.
+async fn assert_in_step(env: &TestEnv, sid: &str, id: &str, expected: usize) {
+    let trunk = env.fake.trunks_of(sid)[0].sid.clone();
+    let on_trunk =
+        env.fake.state().incoming_numbers.values().filter(|n| n.trunk_sid.as_deref() == Some(trunk.as_str())).count();
+    let mut records = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = Req::new("GET", "/api/v1/providers/twilio/{id}/phone-numbers").org(ORG).param("id", id);
+        req = req.query("limit", "100");
+        if let Some(token) = &token {
+            req = req.query("nextToken", token);
+        }
+        let (_, body) = status_and_body(&list_phone_numbers::handle(&env.services.store, req.build()).await.unwrap());
+        records += body["items"].as_array().unwrap().len();
+        match body["nextToken"].as_str() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let count = provider_count(env, id).await as usize;
+    assert_eq!((count, records, on_trunk), (expected, expected, expected), "count, records, numbers on the trunk");
+}
+
+/// DynamoDB cancels a transaction that meets another on the same item (the provider's count)
+/// with `TransactionConflict`: retried, never reported as a failed number.
+#[tokio::test]
+async fn transaction_conflicts_are_retried_and_the_count_stays_exact() {
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let id = create_provider(&env, ORG, &sid, &token).await["id"].as_str().unwrap().to_owned();
+    let sids: Vec<String> =
+        (0..6).map(|i| env.fake.add_incoming_number(&sid, &format!("+1555100{i:04}"), None)).collect();
+    proxy.fail_with("DynamoDB_20120810.TransactWriteItems", Failure::TransactionConflict, Some(5));
+    let refs: Vec<&str> = sids.iter().map(String::as_str).collect();
+    let (status, result) = import(&env, ORG, &id, &refs).await;
+    assert_eq!((status, result["successCount"].as_u64()), (200, Some(6)), "{result}");
+    assert_in_step(&env, &sid, &id, 6).await;
+}
+
+/// Two imports into one provider at the same time, overlapping in some numbers: each number
+/// is imported once, and the count, the records and the trunk agree.
+#[tokio::test]
+async fn concurrent_imports_into_one_provider_stay_in_step() {
+    let (env, sid, id) = setup().await;
+    let sids: Vec<String> =
+        (0..60).map(|i| env.fake.add_incoming_number(&sid, &format!("+1555200{i:04}"), None)).collect();
+    let first: Vec<&str> = sids[..40].iter().map(String::as_str).collect();
+    let second: Vec<&str> = sids[20..].iter().map(String::as_str).collect();
+    let ((s1, r1), (s2, r2)) = tokio::join!(import(&env, ORG, &id, &first), import(&env, ORG, &id, &second));
+    assert_eq!((s1, s2), (200, 200), "{r1} {r2}");
+    let imported = r1["successCount"].as_u64().unwrap() + r2["successCount"].as_u64().unwrap();
+    assert_eq!(imported, 60, "every number once: {r1} {r2}");
+    for result in [&r1, &r2] {
+        for error in result["errors"].as_array().unwrap() {
+            assert_eq!(error["code"], "already_imported", "{result}");
+        }
+    }
+    assert_in_step(&env, &sid, &id, 60).await;
 }
