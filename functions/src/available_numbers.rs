@@ -27,11 +27,12 @@ async fn list(services: &Services, request: &Request) -> Result<Response<Body>, 
         services.twilio.list_incoming_numbers(&creds, AVAILABLE_NUMBERS_CAP + 1),
         services.store.all_numbers(&org, id)
     );
-    let mut numbers = numbers.map_err(|e| stored_credentials_error("list the account's phone numbers", &record, e))?;
+    let mut numbers =
+        numbers.map_err(|e| stored_credentials_error("listing the account's phone numbers", &record, e))?;
     let imported: HashSet<String> =
         imported.map_err(ApiError::unavailable)?.into_iter().map(|n| n.phone_number_sid).collect();
     let truncated = numbers.len() > AVAILABLE_NUMBERS_CAP;
     numbers.truncate(AVAILABLE_NUMBERS_CAP);
-    let items = numbers.iter().map(|n| AvailableNumber::new(n, imported.contains(&n.sid))).collect();
+    let items = numbers.iter().map(|n| AvailableNumber::new(n, imported.contains(&n.sid), &record.trunk_sid)).collect();
     Ok(json_response(StatusCode::OK, &AvailableNumbers { items, truncated }))
 }

@@ -11,6 +11,7 @@ use crate::idempotency::idempotent;
 use crate::respond;
 use crate::rollback::{TwilioResource, remove_or_record};
 use crate::services::Services;
+use crate::twilio_errors::{self, twilio_problem};
 use crate::verification::{account_check, credentials_passed, origination_check, origination_friendly_name};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
@@ -27,7 +28,10 @@ use shared::model::{
 };
 use shared::store::{ProviderRecord, SipCredentialRecord, StoreError};
 use shared::time::now_rfc3339;
-use shared::twilio::{Account, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError};
+use shared::twilio::{
+    Account, CODE_DOMAIN_NAME_INVALID, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError,
+    TwilioErrorKind,
+};
 use uuid::Uuid;
 
 /// How many fresh domain labels to try when Twilio says a domain name is taken.
@@ -147,8 +151,8 @@ async fn provision(
         }
         Err(_) => {}
     }
-    let (trunk, domain_label) = trunk.map_err(|(e, _)| (provisioning_error("create the SIP trunk", e), None))?;
-    let list = list.map_err(|e| (provisioning_error("create the credential list", e), None))?;
+    let (trunk, domain_label) = trunk.map_err(|(e, _)| (twilio_problem("creating SIP trunks", e), None))?;
+    let list = list.map_err(|e| (twilio_problem("creating credential lists", e), None))?;
 
     let username = provider_id.simple().to_string();
     let password = SipPassword::generate();
@@ -165,9 +169,9 @@ async fn provision(
         saga.created
             .push(TwilioResource::TrunkCredentialList { trunk_sid: trunk.sid.clone(), list_sid: list.sid.clone() });
     }
-    let credential = credential.map_err(|e| (provisioning_error("create the SIP credential", e), None))?;
-    attachment.map_err(|e| (provisioning_error("attach the credential list to the trunk", e), None))?;
-    let origination = origination.map_err(|e| (provisioning_error("add the origination URL to the trunk", e), None))?;
+    let credential = credential.map_err(|e| (twilio_problem("creating SIP credentials", e), None))?;
+    attachment.map_err(|e| (twilio_problem("attaching credential lists to trunks", e), None))?;
+    let origination = origination.map_err(|e| (twilio_problem("adding origination URLs to trunks", e), None))?;
 
     let data_key = match data_key.await {
         Ok(Ok(key)) => key,
@@ -246,7 +250,10 @@ pub(crate) async fn create_trunk(
         let label = new_domain_label();
         match twilio.create_trunk(creds, friendly_name, &domain_name(&label), transfer_mode).await {
             Ok(trunk) => return Ok((trunk, label)),
-            Err(e) if e.code() == Some(CODE_DOMAIN_NAME_TAKEN) && attempt < DOMAIN_NAME_ATTEMPTS => {
+            Err(e)
+                if matches!(e.code(), Some(CODE_DOMAIN_NAME_TAKEN | CODE_DOMAIN_NAME_INVALID))
+                    && attempt < DOMAIN_NAME_ATTEMPTS =>
+            {
                 tracing::info!(attempt, "trunk domain name taken; trying another");
             }
             Err(e) => return Err((e, label)),
@@ -342,39 +349,14 @@ fn check_account(account: Account) -> Result<VerificationCheck, ApiError> {
     Ok(check)
 }
 
+/// The account fetch validates the credentials: a rejection (or an account Twilio does not
+/// know) is a 422 saying what Twilio's 401 can mean.
 fn credential_error(e: TwilioError) -> ApiError {
-    if e.is_authentication_failure() || e.is_not_found() {
-        return ApiError::Unprocessable {
-            title: "Twilio rejected the credentials",
-            detail: "Twilio rejected the Account SID and Auth Token. Check both in the Twilio Console (Account Info) and try again.".into(),
-        };
-    }
-    twilio_error("validate the credentials", e)
-}
-
-fn provisioning_error(step: &str, e: TwilioError) -> ApiError {
-    if e.is_authentication_failure() || e.status() == Some(403) {
-        return ApiError::Unprocessable {
-            title: "Twilio refused the request",
-            detail: format!(
-                "Twilio did not allow these credentials to {step} ({e}). The credentials need permission to manage SIP trunking and credential lists. Nothing was left in the account."
-            ),
-        };
-    }
-    twilio_error(step, e)
-}
-
-/// A Twilio failure as the caller sees it: 503 while rate-limited, otherwise 502.
-pub fn twilio_error(step: &str, e: TwilioError) -> ApiError {
-    match e {
-        TwilioError::RateLimited { retry_after } => ApiError::TwilioRateLimited {
-            detail: format!("Twilio kept rate-limiting the request to {step}; nothing was changed. Retry later."),
-            retry_after_secs: retry_after.map(|d| d.as_secs().max(1)).unwrap_or(5),
-        },
-        other => ApiError::TwilioFailed {
-            detail: format!("Could not {step}: {other}. Nothing was changed."),
-            cause: Some(Box::new(other)),
-        },
+    match e.kind() {
+        TwilioErrorKind::NotFound | TwilioErrorKind::Rejected => twilio_errors::rejected(
+            "Check both in the Twilio Console (Account Info), and that the account is active, then try again.",
+        ),
+        _ => twilio_problem("reading the account", e),
     }
 }
 

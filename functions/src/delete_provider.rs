@@ -6,7 +6,7 @@
 //! second DELETE runs the same idempotent steps again. `force=true` removes the records even
 //! when Twilio cannot be cleaned up and lists what was left behind.
 
-use crate::numbers::release_number;
+use crate::numbers::{KeyCache, Released, release_number};
 use crate::providers::{load_provider, save_with_retry, stored_credentials};
 use crate::rollback::{TwilioResource, remove_resources};
 use crate::services::Services;
@@ -63,13 +63,18 @@ async fn delete(services: &Services, request: &Request) -> Result<Response<Body>
         Ok(creds) => {
             // Numbers first: each goes back to the routing it had before import.
             let mut left = Vec::new();
+            let mut keys = KeyCache::default();
             for number in &numbers {
-                if let Err((step, e)) = release_number(&services.twilio, &creds, &record.trunk_sid, number).await {
-                    left.push(LeftBehind {
+                match release_number(services, &creds, &record, number, &mut keys).await {
+                    Ok(Released::LeftAsCustomerSet(reason)) => {
+                        tracing::info!(provider_id = %id, phone_number_sid = %number.phone_number_sid, reason, "number left as the customer set it");
+                    }
+                    Ok(_) => {}
+                    Err(e) => left.push(LeftBehind {
                         kind: "phoneNumber".into(),
                         sid: number.phone_number_sid.clone(),
-                        error: format!("could not {step}: {e}"),
-                    });
+                        error: e.to_string(),
+                    }),
                 }
             }
             left.extend(remove_resources(&services.twilio, &creds, &resources).await.into_iter().map(

@@ -2,14 +2,15 @@
 //! account on the provider's trunk, each independently, recording the routing each had.
 
 use crate::idempotency::idempotent;
-use crate::numbers::release_number;
-use crate::providers::{load_provider, refuse_if_deleting, stored_credentials};
+use crate::numbers::release_with;
+use crate::providers::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
 use crate::services::Services;
 use crate::{answer_deadline, respond};
 use futures::StreamExt;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::http::{json_response, organization_id, path_uuid};
@@ -32,8 +33,10 @@ async fn import(services: &Services, request: &Request) -> Result<Response<Body>
     let record = load_provider(&services.store, &org, id).await?;
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
+    // One data key for the request, fetched when the first number with URLs needs sealing.
+    let data_key = tokio::sync::OnceCell::new();
     let outcomes: Vec<Result<PhoneNumberRecord, ImportError>> = futures::stream::iter(command.phone_number_sids)
-        .map(|sid| import_one(services, &org, &record, &creds, sid))
+        .map(|sid| import_one(services, &org, &record, &creds, &data_key, sid))
         .buffered(IMPORT_CONCURRENCY)
         .collect()
         .await;
@@ -55,18 +58,20 @@ async fn import_one(
     org: &OrganizationId,
     provider: &ProviderRecord,
     creds: &TwilioCredentials,
+    data_key: &tokio::sync::OnceCell<DataKey>,
     sid: String,
 ) -> Result<PhoneNumberRecord, ImportError> {
     let fail = |code, message: String| ImportError { phone_number_sid: sid.clone(), code, message };
-    match services.store.number_claimed(org, &sid).await {
+    match services.store.number_claimed(&sid).await {
+        // Claims are global; which organization holds the number is not said.
         Ok(true) => {
-            return Err(fail(
-                "already_imported",
-                "The number is already imported into a provider of this organization.".into(),
-            ));
+            return Err(fail("already_imported", "The number is already imported into a provider.".into()));
         }
         Ok(false) => {}
-        Err(e) => return Err(fail("storage_error", format!("Could not check the number: {e}"))),
+        Err(e) => {
+            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not read the number's claim");
+            return Err(fail("storage_error", "Could not check the number; retry.".into()));
+        }
     }
     let number = services.twilio.fetch_incoming_number(creds, &sid).await.map_err(|e| {
         if e.is_not_found() {
@@ -77,38 +82,56 @@ async fn import_one(
             fail("twilio_error", format!("Could not read the number: {e}"))
         }
     })?;
+    if number.trunk_sid.as_deref() == Some(provider.trunk_sid.as_str()) {
+        return Err(fail("already_imported", "The number is already on this provider's trunk.".into()));
+    }
+    let previous = number.voice_routing();
+    let sealed = if previous.has_urls() {
+        let key = data_key
+            .get_or_try_init(|| async { services.envelope.generate_data_key(&owner_of(provider)).await })
+            .await
+            .map_err(|e| {
+                tracing::error!(provider_id = %provider.id, error = %e, "no data key to seal a number's voice URLs");
+                fail("storage_error", "Could not encrypt the number's voice configuration; retry.".into())
+            })?;
+        let json = serde_json::to_string(&previous).expect("routing serializes");
+        Some(key.seal(SecretKind::VoiceRouting, &json))
+    } else {
+        None
+    };
     let record = PhoneNumberRecord {
         id: Uuid::now_v7(),
         provider_id: provider.id,
         phone_number_sid: sid.clone(),
         phone_number: number.phone_number.clone(),
         friendly_name: number.friendly_name.clone(),
-        previous_voice_url: number.voice_url.clone().filter(|v| !v.is_empty()),
-        previous_voice_application_sid: number.voice_application_sid.clone().filter(|v| !v.is_empty()),
-        previous_trunk_sid: number.trunk_sid.clone().filter(|v| !v.is_empty()),
+        previous_routing: previous.masked(),
+        previous_routing_sealed: sealed,
         imported_at: shared::time::now_rfc3339(),
     };
     if let Err(e) = services.twilio.attach_phone_number(creds, &provider.trunk_sid, &sid).await {
         if e.is_outcome_unknown() {
             // The attach may have happened: undo it so Twilio matches the table.
-            if let Err((step, undo)) = release_number(&services.twilio, creds, &provider.trunk_sid, &record).await {
-                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, step, error = %undo, "could not undo an attach of unknown outcome");
+            if let Err(undo) = release_with(&services.twilio, creds, &provider.trunk_sid, &sid, &previous).await {
+                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %undo, "could not undo an attach of unknown outcome");
             }
         }
         return Err(fail("twilio_error", format!("Could not put the number on the trunk: {e}")));
     }
     if let Err(store_error) = services.store.insert_number(org, &record).await {
         // Not stored: take it back off the trunk so Twilio matches the table.
-        if let Err((step, e)) = release_number(&services.twilio, creds, &provider.trunk_sid, &record).await {
-            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, step, error = %e, "could not undo a number attach after a failed store");
+        if let Err(e) = release_with(&services.twilio, creds, &provider.trunk_sid, &sid, &previous).await {
+            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach after a failed store");
         }
         return Err(match store_error {
-            StoreError::NumberTaken => fail(
-                "already_imported",
-                "The number was imported into a provider of this organization meanwhile.".into(),
-            ),
+            StoreError::NumberTaken => {
+                fail("already_imported", "The number was imported into a provider meanwhile.".into())
+            }
             StoreError::ProviderGone => fail("storage_error", "The provider is being deleted.".into()),
-            other => fail("storage_error", format!("Could not store the number: {other}")),
+            other => {
+                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %other, "could not store the number");
+                fail("storage_error", "Could not store the number; it was taken off the trunk again. Retry.".into())
+            }
         });
     }
     Ok(record)

@@ -23,6 +23,7 @@ pub mod routes;
 pub mod services;
 pub mod sip_credential;
 pub mod sweep_orphans;
+pub mod twilio_errors;
 pub mod update_twilio_provider;
 pub mod verification;
 pub mod verify_provider;

@@ -1,36 +1,150 @@
-//! Taking an imported number back off a provider's trunk, used by number removal, by a failed
-//! import and by provider deletion.
+//! Taking an imported number back off a provider's trunk and giving the customer back the
+//! voice configuration it had, used by number removal, a failed import and provider deletion.
+//!
+//! The number is read first. Only if it is still on this provider's trunk, or on no trunk
+//! with the routing import left it with, is it changed: put back on the customer's previous
+//! trunk, or on its previous application (each one update, so the number is never without
+//! routing), or detached so its voice URL (which Twilio kept while it was on the trunk) routes
+//! it again. Only parameters that were set are sent. A number the customer changed since (moved
+//! to another trunk, new routing) is left as they set it.
 
-use shared::model::TwilioCredentials;
-use shared::store::PhoneNumberRecord;
-use shared::twilio::{TwilioClient, TwilioError};
+use crate::providers::owner_of;
+use crate::services::Services;
+use secrecy::ExposeSecret;
+use shared::crypto::{CryptoError, DataKey, SecretKind};
+use shared::model::{TwilioCredentials, VoiceRouting};
+use shared::store::{PhoneNumberRecord, ProviderRecord};
+use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError};
 
-/// Detaches the number from the trunk and restores the voice routing it had before import.
-/// A 404 counts as done (already detached, or the number left the account). On failure,
-/// returns what failed.
+/// What releasing a number did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Off the trunk, with the recorded configuration in force again.
+    Restored,
+    /// The number left the account (or the provider's trunk) already: nothing to give back.
+    Gone,
+    /// The customer changed it after import; left as they set it.
+    LeftAsCustomerSet(String),
+}
+
+/// Why a number could not be released.
+#[derive(Debug)]
+pub enum ReleaseError {
+    Twilio(&'static str, TwilioError),
+    /// The recorded configuration could not be decrypted.
+    Secret(CryptoError),
+}
+
+impl std::fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Twilio(step, e) => write!(f, "failed {step}: {e}"),
+            Self::Secret(e) => write!(f, "could not read the recorded voice configuration: {e}"),
+        }
+    }
+}
+
+/// Data keys unwrapped while releasing a provider's numbers: numbers imported in one request
+/// share one key, so a provider with many numbers costs one KMS call per import, not per number.
+#[derive(Default)]
+pub struct KeyCache(Vec<DataKey>);
+
+/// The exact configuration a number had before import.
+pub async fn previous_routing(
+    services: &Services,
+    provider: &ProviderRecord,
+    number: &PhoneNumberRecord,
+    keys: &mut KeyCache,
+) -> Result<VoiceRouting, CryptoError> {
+    let Some(sealed) = &number.previous_routing_sealed else {
+        // Nothing secret in it: the stored one is exact.
+        return Ok(number.previous_routing.clone());
+    };
+    if !keys.0.iter().any(|key| key.opens(sealed)) {
+        keys.0.push(services.envelope.unwrap_key(&owner_of(provider), sealed).await?);
+    }
+    let key = keys.0.iter().find(|key| key.opens(sealed)).expect("pushed above");
+    let json = key.open(SecretKind::VoiceRouting, sealed)?;
+    serde_json::from_str(json.expose_secret()).map_err(|_| CryptoError::Malformed("voice routing is not JSON"))
+}
+
+/// Takes the number off the provider's trunk and gives back its previous configuration,
+/// unless the customer changed it since. A 404 for the number means it left the account.
 pub async fn release_number(
+    services: &Services,
+    creds: &TwilioCredentials,
+    provider: &ProviderRecord,
+    number: &PhoneNumberRecord,
+    keys: &mut KeyCache,
+) -> Result<Released, ReleaseError> {
+    let previous = previous_routing(services, provider, number, keys).await.map_err(ReleaseError::Secret)?;
+    release_with(&services.twilio, creds, &provider.trunk_sid, &number.phone_number_sid, &previous).await
+}
+
+/// [`release_number`] given the previous configuration in plain (as an import still has it).
+pub async fn release_with(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
     trunk_sid: &str,
-    number: &PhoneNumberRecord,
-) -> Result<(), (&'static str, TwilioError)> {
-    match twilio.detach_phone_number(creds, trunk_sid, &number.phone_number_sid).await {
-        Err(e) if !e.is_not_found() => return Err(("detach the number from the trunk", e)),
-        _ => {}
+    phone_number_sid: &str,
+    previous: &VoiceRouting,
+) -> Result<Released, ReleaseError> {
+    let current = match twilio.fetch_incoming_number(creds, phone_number_sid).await {
+        Ok(current) => current,
+        Err(e) if e.is_not_found() => return Ok(Released::Gone),
+        Err(e) => return Err(ReleaseError::Twilio("reading the number", e)),
+    };
+    give_back(twilio, creds, trunk_sid, &current, previous).await
+}
+
+/// The decision and the one Twilio change, given the number as it is now.
+async fn give_back(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    trunk_sid: &str,
+    current: &IncomingPhoneNumber,
+    previous: &VoiceRouting,
+) -> Result<Released, ReleaseError> {
+    let now = current.voice_routing();
+    let on_our_trunk = now.trunk_sid.as_deref() == Some(trunk_sid);
+    // What import leaves: the voice fields untouched, no application.
+    let as_import_left = VoiceRouting { voice_application_sid: None, trunk_sid: None, ..previous.clone() };
+    let untouched_fields =
+        VoiceRouting { voice_application_sid: None, trunk_sid: None, ..now.clone() } == as_import_left;
+    if !on_our_trunk && !(now.trunk_sid.is_none() && now.voice_application_sid.is_none() && untouched_fields) {
+        let reason = match &now.trunk_sid {
+            Some(other) => format!("The number was moved to another trunk ({other}) after import; it was left there."),
+            None => "The number's voice routing was changed after import; it was left as set.".to_owned(),
+        };
+        return Ok(Released::LeftAsCustomerSet(reason));
     }
-    if number.previous_voice_url.is_none() && number.previous_voice_application_sid.is_none() {
-        return Ok(());
-    }
-    let restored = twilio
-        .set_voice_routing(
-            creds,
-            &number.phone_number_sid,
-            number.previous_voice_url.as_deref(),
-            number.previous_voice_application_sid.as_deref(),
-        )
-        .await;
-    match restored {
-        Err(e) if !e.is_not_found() => Err(("restore the number's voice routing", e)),
-        _ => Ok(()),
+    let sid = current.sid.as_str();
+    let change = if let Some(previous_trunk) = previous.trunk_sid.as_deref() {
+        twilio
+            .move_number_to_trunk(creds, sid, previous_trunk)
+            .await
+            .map(drop)
+            .map_err(|e| ("putting the number back on its trunk", e))
+    } else if let Some(application) = previous.voice_application_sid.as_deref() {
+        twilio
+            .set_voice_application(creds, sid, application)
+            .await
+            .map(drop)
+            .map_err(|e| ("giving the number its voice application back", e))
+    } else if on_our_trunk {
+        match twilio.detach_phone_number(creds, trunk_sid, sid).await {
+            Err(e) if !e.is_not_found() => Err(("detaching the number from the trunk", e)),
+            _ => Ok(()),
+        }
+    } else {
+        Ok(())
+    };
+    match change {
+        Err((_, e)) if e.is_not_found() => Ok(Released::Gone),
+        Err((step, e)) => Err(ReleaseError::Twilio(step, e)),
+        Ok(()) if on_our_trunk && !untouched_fields => Ok(Released::LeftAsCustomerSet(
+            "The number's voice URL was changed while it was on the trunk; it was taken off the trunk and its voice settings left as set.".to_owned(),
+        )),
+        Ok(()) => Ok(Released::Restored),
     }
 }

@@ -1,7 +1,6 @@
 //! What several handlers do with a stored provider: load it within the organization, open its
 //! credentials, and save a change with optimistic concurrency.
 
-use crate::create_twilio_provider::twilio_error;
 use crate::services::Services;
 use shared::ApiError;
 use shared::crypto::{CryptoError, SecretKind, SecretOwner};
@@ -69,18 +68,16 @@ pub async fn stored_credentials(services: &Services, record: &ProviderRecord) ->
     Ok(TwilioCredentials { account_sid: record.account_sid.clone(), auth_token })
 }
 
-/// A Twilio failure while using stored credentials; a 401 means they were revoked.
-pub fn stored_credentials_error(step: &str, record: &ProviderRecord, e: TwilioError) -> ApiError {
-    if e.is_authentication_failure() {
-        return ApiError::Unprocessable {
-            title: "Twilio rejected the stored credentials",
-            detail: format!(
-                "Twilio rejected the stored Account SID and Auth Token while trying to {step}. If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token.",
-                record.id
-            ),
-        };
+/// A Twilio failure while `operation` (a gerund phrase) with the stored credentials; a 401
+/// says how to set a rotated token.
+pub fn stored_credentials_error(operation: &str, record: &ProviderRecord, e: TwilioError) -> ApiError {
+    if e.kind() == shared::twilio::TwilioErrorKind::Rejected {
+        return crate::twilio_errors::rejected(&format!(
+            "If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token.",
+            record.id
+        ));
     }
-    twilio_error(step, e)
+    crate::twilio_errors::twilio_problem(operation, e)
 }
 
 /// Applies `change` to the provider and saves it with optimistic concurrency. On a conflict it

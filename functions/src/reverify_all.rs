@@ -9,7 +9,7 @@ use crate::verification::verify;
 use futures::StreamExt;
 use serde::Serialize;
 use shared::ApiError;
-use shared::model::VerificationStatus;
+use shared::model::{CheckStatus, VerificationStatus};
 use shared::store::{ProviderRecord, ScanCursor};
 
 /// Providers verified at once.
@@ -25,12 +25,16 @@ pub struct Summary {
     pub errors: usize,
     /// Being deleted: left alone.
     pub skipped: usize,
+    /// Twilio rejected the stored credentials at the last check: not asked again until the
+    /// token is rotated (their `credentials` check stays failed; counted in `failed` too).
+    pub held: usize,
     pub changed: usize,
 }
 
 enum Outcome {
     Verified { previous: VerificationStatus, current: VerificationStatus },
     Skipped,
+    Held,
     Error,
 }
 
@@ -63,6 +67,10 @@ pub async fn run(services: &Services) -> Result<Summary, shared::store::StoreErr
                     summary.changed += usize::from(previous != current);
                 }
                 Outcome::Skipped => summary.skipped += 1,
+                Outcome::Held => {
+                    summary.held += 1;
+                    summary.failed += 1;
+                }
                 Outcome::Error => summary.errors += 1,
             }
         }
@@ -86,6 +94,9 @@ pub async fn run(services: &Services) -> Result<Summary, shared::store::StoreErr
 async fn reverify(services: &Services, record: ProviderRecord) -> Outcome {
     if record.deletion.is_some() {
         return Outcome::Skipped;
+    }
+    if credentials_rejected(&record) {
+        return Outcome::Held;
     }
     let (org, id, previous) = (record.organization_id.clone(), record.id, record.verification_status);
     let result: Result<VerificationStatus, ApiError> = async {
@@ -112,6 +123,16 @@ async fn reverify(services: &Services, record: ProviderRecord) -> Outcome {
             Outcome::Error
         }
     }
+}
+
+/// Whether the last verification found the stored credentials rejected. Rotation (the only
+/// way to a new token) stores a passing `credentials` check, which lifts this.
+fn credentials_rejected(record: &ProviderRecord) -> bool {
+    record
+        .verification_details
+        .iter()
+        .flatten()
+        .any(|check| check.check_name == "credentials" && check.status == CheckStatus::Failed)
 }
 
 /// What the hourly job did.

@@ -170,6 +170,7 @@ pub async fn remove_or_record(
         auth_token,
         resources,
         created_at: now_rfc3339(),
+        stuck_reason: None,
     };
     if let Err(e) = services.store.record_orphan(&orphan).await {
         tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources");

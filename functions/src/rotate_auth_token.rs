@@ -2,9 +2,9 @@
 //! re-encrypt it under a fresh data key and refresh the verification with it. A rejected token
 //! changes nothing.
 
-use crate::create_twilio_provider::twilio_error;
 use crate::providers::{load_provider, owner_of, refuse_if_deleting, save_with_retry};
 use crate::services::Services;
+use crate::twilio_errors;
 use crate::verification::verify_with_account;
 use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
@@ -15,6 +15,7 @@ use shared::deadline::within;
 use shared::dto::{RotateAuthToken, TwilioProviderResponse};
 use shared::http::{json_response, organization_id, path_uuid};
 use shared::model::TwilioCredentials;
+use shared::twilio::TwilioErrorKind;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(within(answer_deadline(&request), rotate(services, &request)).await)
@@ -28,18 +29,12 @@ async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>
     refuse_if_deleting(&record)?;
     let creds = TwilioCredentials { account_sid: record.account_sid.clone(), auth_token: command.auth_token };
     // Validate first: a rejected token must change nothing.
-    let account = services.twilio.fetch_account(&creds).await.map_err(|e| {
-        if e.is_authentication_failure() || e.is_not_found() {
-            ApiError::Unprocessable {
-                title: "Twilio rejected the credentials",
-                detail: format!(
-                    "Twilio rejected the new auth token for account {}; the stored token is unchanged. Copy the current token from the Twilio Console (Account Info).",
-                    record.account_sid
-                ),
-            }
-        } else {
-            twilio_error("validate the new auth token", e)
-        }
+    let account = services.twilio.fetch_account(&creds).await.map_err(|e| match e.kind() {
+        TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => twilio_errors::rejected(&format!(
+            "The stored token of account {} is unchanged. Copy the current token from the Twilio Console (Account Info).",
+            record.account_sid
+        )),
+        _ => twilio_errors::twilio_problem("validating the new auth token", e),
     })?;
     // The checks and the new data key do not depend on each other.
     let owner = owner_of(&record);

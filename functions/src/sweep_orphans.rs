@@ -7,6 +7,7 @@ use serde::Serialize;
 use shared::crypto::{SecretKind, SecretOwner};
 use shared::model::{AuthToken, TwilioCredentials};
 use shared::store::{OrphanRecord, ScanCursor, StoreError};
+use shared::twilio::TwilioErrorKind;
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -60,6 +61,10 @@ pub async fn run(services: &Services) -> Result<SweepSummary, StoreError> {
 
 async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {
     let (org, provider_id) = (orphan.organization_id.clone(), orphan.provider_id);
+    if orphan.stuck_reason.is_some() {
+        // Logged when it got stuck; retrying would only ask Twilio again every hour.
+        return Outcome::Stuck;
+    }
     let Some(token) = &orphan.auth_token else {
         tracing::error!(organization_id = %org, %provider_id, resources = ?orphan.resources, "leftover Twilio resources without stored credentials; remove them by hand");
         return Outcome::Stuck;
@@ -85,12 +90,22 @@ async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {
         tracing::info!(organization_id = %org, %provider_id, removed = resources.len(), "leftover Twilio resources removed");
         return Outcome::Cleared;
     }
-    let remaining =
-        OrphanRecord { resources: left.iter().map(|(resource, _)| resource.to_leftover()).collect(), ..orphan };
+    let rejected = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string());
+    let remaining = OrphanRecord {
+        resources: left.iter().map(|(resource, _)| resource.to_leftover()).collect(),
+        stuck_reason: rejected
+            .as_ref()
+            .map(|e| format!("Twilio rejected the stored credentials ({e}); remove the resources by hand")),
+        ..orphan
+    };
     let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
-    tracing::warn!(organization_id = %org, %provider_id, resources = ?remaining.resources, errors = ?errors, "leftover Twilio resources still there");
+    if rejected.is_some() {
+        tracing::error!(organization_id = %org, %provider_id, account_sid = %remaining.account_sid, resources = ?remaining.resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the stored credentials; remove them by hand");
+    } else {
+        tracing::warn!(organization_id = %org, %provider_id, resources = ?remaining.resources, errors = ?errors, "leftover Twilio resources still there");
+    }
     if let Err(e) = services.store.record_orphan(&remaining).await {
         tracing::error!(%provider_id, error = %e, "could not update a leftover-resource record");
     }
-    Outcome::Remaining
+    if rejected.is_some() { Outcome::Stuck } else { Outcome::Remaining }
 }

@@ -33,7 +33,7 @@ async fn update(services: &Services, request: &Request) -> Result<Response<Body>
             .twilio
             .update_trunk_transfer_mode(&creds, &record.trunk_sid, transfer_mode(wanted))
             .await
-            .map_err(|e| stored_credentials_error("change the trunk's transfer mode", &record, e))?;
+            .map_err(|e| stored_credentials_error("changing the trunk's transfer mode", &record, e))?;
     }
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;

@@ -11,7 +11,7 @@ use crate::services::Services;
 use serde_json::{Value, json};
 use shared::model::{CheckStatus, SipUri, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status};
 use shared::store::ProviderRecord;
-use shared::twilio::{Account, ListProbe, OriginationUrl, TwilioError};
+use shared::twilio::{Account, ListProbe, OriginationUrl, TwilioError, TwilioErrorKind};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -81,7 +81,7 @@ fn skipped(name: &str, because: &str) -> VerificationCheck {
 /// A Twilio error met by a check: a denial or a missing resource is a finding (failed); a
 /// transient error means the check could not finish (warning).
 fn twilio_finding(name: &str, what: &str, e: &TwilioError, details: Value) -> VerificationCheck {
-    if e.is_authentication_failure() || e.status() == Some(403) {
+    if matches!(e.kind(), TwilioErrorKind::Rejected | TwilioErrorKind::Denied) {
         VerificationCheck::new(
             name,
             CheckStatus::Failed,
@@ -100,6 +100,57 @@ fn twilio_finding(name: &str, what: &str, e: &TwilioError, details: Value) -> Ve
     }
 }
 
+/// The checks when the account fetch fails: a rejection fails `credentials` and `account`
+/// alike (Twilio's 401 does not say whether the token is wrong or the account suspended or
+/// closed); a denial passes `credentials` and fails `permissions`; anything else could not
+/// be checked. Whatever could not run is reported as skipped.
+fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationCheck> {
+    let skip = |names: &[&str], because: &str| names.iter().map(|name| skipped(name, because)).collect::<Vec<_>>();
+    match e.kind() {
+        TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => {
+            let message = format!(
+                "{} If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token; if the account was suspended or closed, reactivate it in the Twilio Console.",
+                crate::twilio_errors::REJECTED,
+                record.id
+            );
+            let details = json!({"code": e.code()});
+            let mut checks = vec![
+                VerificationCheck::new("credentials", CheckStatus::Failed, message.clone(), details.clone()),
+                VerificationCheck::new("account", CheckStatus::Failed, message, details),
+            ];
+            checks.extend(skip(&LATER_CHECKS, "Twilio rejected the credentials"));
+            checks
+        }
+        TwilioErrorKind::Denied => {
+            let mut checks = vec![
+                credentials_passed(),
+                skipped("account", "the credentials may not read the account"),
+                VerificationCheck::new(
+                    "permissions",
+                    CheckStatus::Failed,
+                    format!(
+                        "Twilio denied these credentials permission for reading the account ({e}). Use credentials that may read the account and manage Elastic SIP Trunking."
+                    ),
+                    json!({"denied": ["reading the account"]}),
+                ),
+            ];
+            checks.extend(skip(&LATER_CHECKS[1..], "the credentials may not read the account"));
+            checks
+        }
+        _ => {
+            let mut checks = vec![VerificationCheck::new(
+                "credentials",
+                CheckStatus::Warning,
+                format!("Could not reach Twilio: {e}. It will be checked again."),
+                json!({}),
+            )];
+            checks.extend(skip(&["account"], "the credentials could not be checked"));
+            checks.extend(skip(&LATER_CHECKS, "the credentials could not be checked"));
+            checks
+        }
+    }
+}
+
 /// Runs every check for the provider with the given credentials.
 pub async fn verify(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> Verification {
     verify_with_account(services, record, creds, services.twilio.fetch_account(creds).await).await
@@ -114,29 +165,7 @@ pub async fn verify_with_account(
 ) -> Verification {
     let account = match account {
         Ok(account) => account,
-        Err(e) => {
-            let credentials = if e.is_authentication_failure() || e.is_not_found() {
-                VerificationCheck::new(
-                    "credentials",
-                    CheckStatus::Failed,
-                    format!(
-                        "Twilio rejected the stored Account SID and Auth Token. If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token.",
-                        record.id
-                    ),
-                    json!({"code": e.code()}),
-                )
-            } else {
-                VerificationCheck::new(
-                    "credentials",
-                    CheckStatus::Warning,
-                    format!("Could not reach Twilio: {e}. It will be checked again."),
-                    json!({}),
-                )
-            };
-            let mut checks = vec![credentials, skipped("account", "the credentials could not be checked")];
-            checks.extend(LATER_CHECKS.iter().map(|name| skipped(name, "the credentials could not be checked")));
-            return Verification::new(checks);
-        }
+        Err(e) => return Verification::new(unverifiable(record, &e)),
     };
     let account = account_check(&account);
     if account.status == CheckStatus::Failed {

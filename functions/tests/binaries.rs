@@ -127,7 +127,8 @@ async fn every_function_binary_boots_and_answers_its_event() {
         event("remove-phone-number.json", &[(EVENT_PROVIDER_ID, &id), (EVENT_NUMBER_ID, &number_id)]),
     )
     .await;
-    assert_eq!(http_status(&removed), 204, "{removed}");
+    assert_eq!(http_status(&removed), 200, "{removed}");
+    assert_eq!(http_body(&removed)["restored"], true, "{removed}");
 
     // The call engine's read: exactly the password Twilio holds for the trunk's SIP user.
     let credential = invoke(&setup, "get-sip-credential", event("get-sip-credential.json", &with_id)).await;
@@ -155,6 +156,8 @@ async fn every_function_binary_boots_and_answers_its_event() {
 
     let deleted = invoke(&setup, "delete-provider", event("delete-provider.json", &with_id)).await;
     assert_eq!(http_status(&deleted), 204, "{deleted}");
+    let violations = setup.fake.spec_violations();
+    assert!(violations.is_empty(), "requests broke Twilio's spec: {violations:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -40,6 +40,8 @@ pub enum CryptoError {
 pub enum SecretKind {
     AuthToken,
     SipPassword,
+    /// A number's voice configuration from before import (its URLs may carry credentials).
+    VoiceRouting,
 }
 
 impl SecretKind {
@@ -47,6 +49,7 @@ impl SecretKind {
         match self {
             SecretKind::AuthToken => "authToken",
             SecretKind::SipPassword => "sipPassword",
+            SecretKind::VoiceRouting => "voiceRouting",
         }
     }
 }
@@ -172,11 +175,14 @@ impl Envelope {
         kind: SecretKind,
         secret: &EncryptedSecret,
     ) -> Result<SecretString, CryptoError> {
+        self.unwrap_key(owner, secret).await?.open(kind, secret)
+    }
+
+    /// One KMS call: the data key a secret was sealed under, to open it and every other
+    /// secret sealed under the same key (see [`DataKey::opens`]) without asking KMS again.
+    pub async fn unwrap_key(&self, owner: &SecretOwner, secret: &EncryptedSecret) -> Result<DataKey, CryptoError> {
         if secret.format_version != FORMAT_VERSION {
             return Err(CryptoError::Malformed("unknown format version"));
-        }
-        if secret.nonce.len() != NONCE_LEN {
-            return Err(CryptoError::Malformed("nonce has the wrong length"));
         }
         let output = self
             .kms
@@ -193,14 +199,44 @@ impl Envelope {
                 }
                 _ => CryptoError::Kms(DisplayErrorContext(&e).to_string()),
             })?;
-        let key = Zeroizing::new(
-            output.plaintext.ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?.into_inner(),
-        );
-        if key.len() != 32 {
+        let mut key = output.plaintext.ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?.into_inner();
+        let length_ok = key.len() == 32;
+        let mut plaintext = Zeroizing::new([0u8; 32]);
+        if length_ok {
+            plaintext.copy_from_slice(&key);
+        }
+        key.zeroize();
+        if !length_ok {
             return Err(CryptoError::Malformed("data key is not 256 bits"));
         }
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key));
-        let aad = owner.associated_data(kind);
+        Ok(DataKey {
+            plaintext,
+            encrypted: secret.encrypted_data_key.clone(),
+            key_id: secret.key_id.clone(),
+            owner: owner.clone(),
+        })
+    }
+}
+
+impl DataKey {
+    /// Whether this key can open the secret (it was sealed under it).
+    pub fn opens(&self, secret: &EncryptedSecret) -> bool {
+        self.encrypted == secret.encrypted_data_key
+    }
+
+    /// Opens a secret sealed under this key; no KMS call.
+    pub fn open(&self, kind: SecretKind, secret: &EncryptedSecret) -> Result<SecretString, CryptoError> {
+        if secret.format_version != FORMAT_VERSION {
+            return Err(CryptoError::Malformed("unknown format version"));
+        }
+        if secret.nonce.len() != NONCE_LEN {
+            return Err(CryptoError::Malformed("nonce has the wrong length"));
+        }
+        if !self.opens(secret) {
+            return Err(CryptoError::WrongContext);
+        }
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.plaintext.as_slice()));
+        let aad = self.owner.associated_data(kind);
         let plaintext = Zeroizing::new(
             cipher
                 .decrypt(Nonce::from_slice(&secret.nonce), Payload { msg: &secret.ciphertext, aad: &aad })

@@ -272,12 +272,16 @@ pub struct AvailableNumber {
     pub trunk_sid: Option<String>,
     /// Already imported into this provider.
     pub imported: bool,
-    /// Has a voice URL or application that importing would replace.
+    /// Routes voice somewhere importing would replace: a voice URL, an application, or
+    /// another SIP trunk (then `trunkSid` says which). Given back when the number is removed.
     pub voice_routing_configured: bool,
 }
 
 impl AvailableNumber {
-    pub fn new(number: &IncomingPhoneNumber, imported: bool) -> Self {
+    /// `own_trunk_sid`: the provider's trunk, which is not routing to replace.
+    pub fn new(number: &IncomingPhoneNumber, imported: bool, own_trunk_sid: &str) -> Self {
+        let mut routing = number.voice_routing();
+        routing.trunk_sid = routing.trunk_sid.filter(|trunk| trunk != own_trunk_sid);
         Self {
             phone_number_sid: number.sid.clone(),
             phone_number: number.phone_number.clone(),
@@ -290,7 +294,7 @@ impl AvailableNumber {
             }),
             trunk_sid: number.trunk_sid.clone().filter(|s| !s.is_empty()),
             imported,
-            voice_routing_configured: number.has_voice_routing(),
+            voice_routing_configured: routing.routes_voice(),
         }
     }
 }
@@ -315,9 +319,11 @@ pub struct PhoneNumberResponse {
     pub phone_number: String,
     pub friendly_name: Option<String>,
     pub imported_at: String,
-    /// The routing the number had before import; restored when it is removed.
+    /// The voice URL the number had before import (user-info and query values masked).
     pub previous_voice_url: Option<String>,
     pub previous_voice_application_sid: Option<String>,
+    /// The whole voice configuration before import (URLs masked); given back on removal.
+    pub previous_routing: crate::model::VoiceRouting,
 }
 
 impl From<&PhoneNumberRecord> for PhoneNumberResponse {
@@ -329,8 +335,9 @@ impl From<&PhoneNumberRecord> for PhoneNumberResponse {
             phone_number: n.phone_number.clone(),
             friendly_name: n.friendly_name.clone(),
             imported_at: n.imported_at.clone(),
-            previous_voice_url: n.previous_voice_url.clone(),
-            previous_voice_application_sid: n.previous_voice_application_sid.clone(),
+            previous_voice_url: n.previous_routing.voice_url.clone(),
+            previous_voice_application_sid: n.previous_routing.voice_application_sid.clone(),
+            previous_routing: n.previous_routing.clone(),
         }
     }
 }
@@ -402,6 +409,19 @@ pub struct ForcedDeletion {
     pub id: Uuid,
     pub deleted: bool,
     pub left_behind: Vec<LeftBehind>,
+}
+
+/// The 200 body of `DELETE …/phone-numbers/{phoneNumberId}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedNumber {
+    pub phone_number_sid: String,
+    /// Whether the number's previous voice configuration was given back. False when the
+    /// customer changed the number since import: it is then left as they set it.
+    pub restored: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What `POST /api/v1/providers/{id}/repair` did about one thing it checked.

@@ -36,6 +36,10 @@ pub enum ApiError {
     /// 422: understood, but Twilio refuses it (credentials rejected, account not active, …).
     #[error("{detail}")]
     Unprocessable { title: &'static str, detail: String },
+    /// 422: a limit of the customer's Twilio account (trunks, credential lists) stops the
+    /// request; what it created has been rolled back.
+    #[error("{detail}")]
+    TwilioLimitReached { detail: String },
     /// 502: Twilio failed; whatever the request created has been rolled back.
     #[error("{detail}")]
     TwilioFailed {
@@ -90,7 +94,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. } | Self::TwilioLimitReached { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TwilioFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::TwilioRateLimited { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,6 +112,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unprocessable { title, .. } => ("twilio-rejected", title),
+            Self::TwilioLimitReached { .. } => ("twilio-limit-reached", "Twilio account limit reached"),
             Self::TwilioFailed { .. } => ("twilio-error", "Twilio request failed"),
             Self::TwilioRateLimited { .. } => ("twilio-rate-limited", "Twilio is rate-limiting requests"),
             Self::Unavailable(_) => ("service-unavailable", "Service temporarily unavailable"),

@@ -125,6 +125,87 @@ impl fmt::Display for SipUri {
     }
 }
 
+/// A number's whole voice configuration, as recorded at import and given back at removal.
+/// The URLs may carry credentials (`https://user:password@host/…`, tokens in the query): the
+/// exact value is only ever stored envelope-encrypted; [`VoiceRouting::masked`] is what may be
+/// shown or stored in plain text. Debug prints the masked form.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceRouting {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_fallback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_fallback_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_application_sid: Option<String>,
+    /// The customer's own SIP trunk the number was on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk_sid: Option<String>,
+}
+
+impl VoiceRouting {
+    /// Whether any URL is set (only then is there anything secret to seal).
+    pub fn has_urls(&self) -> bool {
+        self.voice_url.is_some() || self.voice_fallback_url.is_some() || self.status_callback.is_some()
+    }
+
+    /// The same with user-info and query values of every URL replaced by `***`.
+    pub fn masked(&self) -> Self {
+        let mask = |url: &Option<String>| url.as_deref().map(mask_url);
+        Self {
+            voice_url: mask(&self.voice_url),
+            voice_fallback_url: mask(&self.voice_fallback_url),
+            status_callback: mask(&self.status_callback),
+            ..self.clone()
+        }
+    }
+
+    /// The routing that sends calls somewhere (a voice URL, an application or a trunk).
+    pub fn routes_voice(&self) -> bool {
+        self.voice_url.is_some() || self.voice_application_sid.is_some() || self.trunk_sid.is_some()
+    }
+}
+
+impl fmt::Debug for VoiceRouting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = self.masked();
+        f.debug_struct("VoiceRouting")
+            .field("voice_url", &masked.voice_url)
+            .field("voice_fallback_url", &masked.voice_fallback_url)
+            .field("status_callback", &masked.status_callback)
+            .field("voice_application_sid", &self.voice_application_sid)
+            .field("trunk_sid", &self.trunk_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with its user name, password and query values replaced by `***`; anything that does
+/// not parse as a URL is masked whole.
+pub fn mask_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else { return "***".to_owned() };
+    if !parsed.username().is_empty() {
+        let _ = parsed.set_username("***");
+    }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query().is_some() {
+        let names: Vec<String> = parsed.query_pairs().map(|(name, _)| name.into_owned()).collect();
+        parsed.query_pairs_mut().clear().extend_pairs(names.iter().map(|n| (n.as_str(), "***")));
+    }
+    parsed.set_fragment(None);
+    parsed.to_string()
+}
+
 /// A generated SIP password: 32 characters of `[A-Za-z0-9]` from a CSPRNG, with at least
 /// one digit, one upper-case and one lower-case letter (Twilio rejects weaker ones).
 #[derive(Clone)]
@@ -368,6 +449,19 @@ mod tests {
         assert_eq!(Region::parse("de1"), Some(Region::De1));
         assert_eq!(Region::parse("DE1"), None);
         assert_eq!(Region::parse("eu1"), None);
+    }
+
+    #[test]
+    fn urls_are_masked_but_keep_their_shape() {
+        assert_eq!(
+            mask_url("https://user:pa55@hooks.example.com/voice?token=abc&x=1#f"),
+            "https://***:***@hooks.example.com/voice?token=***&x=***"
+        );
+        assert_eq!(mask_url("https://hooks.example.com/voice"), "https://hooks.example.com/voice");
+        assert_eq!(mask_url("not a url secret"), "***");
+        let routing = VoiceRouting { voice_url: Some("https://u:secretpw@h/x?k=secretq".into()), ..Default::default() };
+        let debug = format!("{routing:?}");
+        assert!(!debug.contains("secretpw") && !debug.contains("secretq"), "{debug}");
     }
 
     #[test]

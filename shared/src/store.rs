@@ -1,5 +1,6 @@
-//! The DynamoDB table. One table, partitioned by organization: every key starts with the
-//! organization, so no read or write can reach another organization's items.
+//! The DynamoDB table. One table, partitioned by organization: every key the handlers read
+//! and write starts with the organization, so no read or write can reach another
+//! organization's items (the two exceptions below are looked up by an id, never listed).
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -7,9 +8,16 @@
 //! | SIP credential | `ORG#{org}` | `SIPCRED#{providerId}` |
 //! | Account SID claim (one provider per Account SID) | `ORG#{org}` | `ACCOUNT#{accountSid}` |
 //! | Twilio resources a failed rollback left behind | `ORG#{org}` | `ORPHAN#{providerId}` |
+//! | imported phone number | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
+//! | phone number claim: global, one provider per Twilio number anywhere | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
+//! | API key, looked up by key id (`shared::api_keys`) | `APIKEY#{keyId}` | `APIKEY` |
+//! | API key, listed by organization | `ORG#{org}` | `APIKEY#{keyId}` |
+//! | idempotency record (`shared::idempotency`) | `ORG#{org}` | `IDEMPOTENCY#{sha256(key)}` |
+//!
+//! Every key but the number claim and the API key starts with the organization.
 
 use crate::crypto::EncryptedSecret;
-use crate::model::{AccountSid, OrganizationId, Region, VerificationCheck, VerificationStatus};
+use crate::model::{AccountSid, OrganizationId, Region, VerificationCheck, VerificationStatus, VoiceRouting};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -118,9 +126,11 @@ pub struct PhoneNumberRecord {
     pub phone_number_sid: String,
     pub phone_number: String,
     pub friendly_name: Option<String>,
-    pub previous_voice_url: Option<String>,
-    pub previous_voice_application_sid: Option<String>,
-    pub previous_trunk_sid: Option<String>,
+    /// The voice configuration before import, URLs masked (safe to show and store in plain).
+    pub previous_routing: VoiceRouting,
+    /// The exact voice configuration before import, envelope-encrypted (JSON of
+    /// [`VoiceRouting`]); absent when it has no URL, as the masked one is then exact.
+    pub previous_routing_sealed: Option<EncryptedSecret>,
     pub imported_at: String,
 }
 
@@ -144,16 +154,13 @@ impl PhoneNumberRecord {
             ("phoneNumber".to_owned(), s(self.phone_number.clone())),
             ("importedAt".to_owned(), s(self.imported_at.clone())),
         ]);
-        let optional = [
-            ("friendlyName", &self.friendly_name),
-            ("previousVoiceUrl", &self.previous_voice_url),
-            ("previousVoiceApplicationSid", &self.previous_voice_application_sid),
-            ("previousTrunkSid", &self.previous_trunk_sid),
-        ];
-        for (name, value) in optional {
-            if let Some(value) = value {
-                item.insert(name.to_owned(), s(value.clone()));
-            }
+        if let Some(name) = &self.friendly_name {
+            item.insert("friendlyName".to_owned(), s(name.clone()));
+        }
+        let routing = serde_json::to_string(&self.previous_routing).expect("routing serializes");
+        item.insert("previousRouting".to_owned(), s(routing));
+        if let Some(sealed) = &self.previous_routing_sealed {
+            item.insert("previousRoutingSealed".to_owned(), secret_to_attr(sealed));
         }
         item
     }
@@ -169,16 +176,20 @@ impl PhoneNumberRecord {
             phone_number_sid: f.string("phoneNumberSid")?,
             phone_number: f.string("phoneNumber")?,
             friendly_name: f.opt_string("friendlyName")?,
-            previous_voice_url: f.opt_string("previousVoiceUrl")?,
-            previous_voice_application_sid: f.opt_string("previousVoiceApplicationSid")?,
-            previous_trunk_sid: f.opt_string("previousTrunkSid")?,
+            previous_routing: f.json("previousRouting")?.unwrap_or_default(),
+            previous_routing_sealed: match item.get("previousRoutingSealed") {
+                Some(_) => Some(f.secret("previousRoutingSealed")?),
+                None => None,
+            },
             imported_at: f.string("importedAt")?,
         })
     }
 }
 
-fn number_claim_sort_key(phone_number_sid: &str) -> String {
-    format!("PNCLAIM#{phone_number_sid}")
+/// A number's claim: global, not per organization, so that one Twilio number is on at most
+/// one provider anywhere (two organizations may connect the same Twilio account).
+fn number_claim_key(phone_number_sid: &str) -> Item {
+    HashMap::from([(PK.to_owned(), s(format!("PNCLAIM#{phone_number_sid}"))), (SK.to_owned(), s("PNCLAIM"))])
 }
 
 /// A Twilio resource that could not be deleted during a rollback.
@@ -199,6 +210,9 @@ pub struct OrphanRecord {
     pub auth_token: Option<EncryptedSecret>,
     pub resources: Vec<LeftoverResource>,
     pub created_at: String,
+    /// Set when Twilio rejects the stored credentials: the sweeper stops trying (and logged
+    /// it once); an operator removes the resources by hand.
+    pub stuck_reason: Option<String>,
 }
 
 impl OrphanRecord {
@@ -226,6 +240,7 @@ impl OrphanRecord {
             },
             resources,
             created_at: f.string("createdAt")?,
+            stuck_reason: f.opt_string("stuckReason")?,
         })
     }
 }
@@ -778,14 +793,16 @@ impl ProviderStore {
     pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
         let org = &record.organization_id;
         let numbers = self.all_numbers(org, record.id).await?;
-        let number_keys: Vec<String> =
-            numbers.iter().flat_map(|n| [n.sort_key(), number_claim_sort_key(&n.phone_number_sid)]).collect();
+        let number_keys: Vec<Item> = numbers
+            .iter()
+            .flat_map(|n| [Self::key(org, n.sort_key()), number_claim_key(&n.phone_number_sid)])
+            .collect();
         for chunk in number_keys.chunks(25) {
             let requests = chunk
                 .iter()
-                .map(|sort_key| {
+                .map(|key| {
                     let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
-                        .set_key(Some(Self::key(org, sort_key.clone())))
+                        .set_key(Some(key.clone()))
                         .build()
                         .expect("key set");
                     aws_sdk_dynamodb::types::WriteRequest::builder().delete_request(delete).build()
@@ -830,9 +847,9 @@ impl ProviderStore {
         Ok(())
     }
 
-    /// Whether a number is already imported into any provider of the organization.
-    pub async fn number_claimed(&self, org: &OrganizationId, phone_number_sid: &str) -> Result<bool, StoreError> {
-        Ok(self.get_item(Self::key(org, number_claim_sort_key(phone_number_sid))).await?.is_some())
+    /// Whether a number is already imported into a provider, of any organization.
+    pub async fn number_claimed(&self, phone_number_sid: &str) -> Result<bool, StoreError> {
+        Ok(self.get_item(number_claim_key(phone_number_sid)).await?.is_some())
     }
 
     pub async fn get_number(
@@ -848,8 +865,9 @@ impl ProviderStore {
     /// Stores an imported number with its organization-wide claim and increments the
     /// provider's `phoneNumberCount` (and version), all in one transaction.
     pub async fn insert_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
-        let mut claim = Self::key(org, number_claim_sort_key(&number.phone_number_sid));
+        let mut claim = number_claim_key(&number.phone_number_sid);
         claim.insert("entity".to_owned(), s("numberClaim"));
+        claim.insert("organizationId".to_owned(), s(org.as_str()));
         claim.insert("providerId".to_owned(), s(number.provider_id.to_string()));
         let items = vec![
             put_new(&self.table, number.to_item(org)),
@@ -861,18 +879,18 @@ impl ProviderStore {
 
     /// Deletes an imported number and its claim and decrements the provider's count.
     pub async fn remove_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
-        let delete = |sort_key: String, condition: Option<&str>| {
+        let delete = |key: Item, condition: Option<&str>| {
             let delete = Delete::builder()
                 .table_name(&self.table)
-                .set_key(Some(Self::key(org, sort_key)))
+                .set_key(Some(key))
                 .set_condition_expression(condition.map(str::to_owned))
                 .build()
                 .expect("key set");
             TransactWriteItem::builder().delete(delete).build()
         };
         let items = vec![
-            delete(number.sort_key(), Some("attribute_exists(pk)")),
-            delete(number_claim_sort_key(&number.phone_number_sid), None),
+            delete(Self::key(org, number.sort_key()), Some("attribute_exists(pk)")),
+            delete(number_claim_key(&number.phone_number_sid), None),
             self.count_update(org, number.provider_id, -1),
         ];
         self.transact_number_change(items, StoreError::NumberGone).await
@@ -938,6 +956,9 @@ impl ProviderStore {
         item.insert("createdAt".to_owned(), s(orphan.created_at.clone()));
         if let Some(token) = &orphan.auth_token {
             item.insert("authToken".to_owned(), secret_to_attr(token));
+        }
+        if let Some(reason) = &orphan.stuck_reason {
+            item.insert("stuckReason".to_owned(), s(reason.clone()));
         }
         let resources = orphan
             .resources

@@ -4,7 +4,7 @@
 //! `{code, message, more_info, status}`.
 
 use crate::config::TwilioConfig;
-use crate::model::{SipPassword, TwilioCredentials};
+use crate::model::{SipPassword, TwilioCredentials, VoiceRouting};
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -17,6 +17,34 @@ pub const CODE_AUTHENTICATION_FAILED: u32 = 20003;
 pub const CODE_TOO_MANY_REQUESTS: u32 = 20429;
 /// Twilio's error code for a trunk domain name that is already taken.
 pub const CODE_DOMAIN_NAME_TAKEN: u32 = 21248;
+
+/// Twilio's error codes for account limits: SIP trunks (a Trial account holds one) and
+/// credential lists.
+pub const CODE_TRUNK_LIMIT: u32 = 21244;
+pub const CODE_CREDENTIAL_LIST_LIMIT: u32 = 21239;
+/// Twilio's error codes for a domain name that is invalid or already in use.
+pub const CODE_DOMAIN_NAME_INVALID: u32 = 21232;
+/// Twilio's "permission denied" code.
+pub const CODE_PERMISSION_DENIED: u32 = 20403;
+
+/// What a Twilio error means for the caller: the one classification every handler matches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwilioErrorKind {
+    /// 401/20003: wrong token, or the account is suspended or closed.
+    Rejected,
+    /// 403: the credentials may not do this.
+    Denied,
+    NotFound,
+    /// An account limit (trunks, credential lists).
+    LimitReached,
+    /// Still 429 after the client's retries.
+    RateLimited,
+    /// Worth retrying later; nothing was changed (5xx to a read, a refused connection).
+    Transient,
+    /// A change that may or may not have been made (timeout, broken connection, 5xx).
+    OutcomeUnknown,
+    Other,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {
@@ -32,6 +60,10 @@ pub enum TwilioError {
     /// The connection failed after the request was sent: Twilio may have done the work.
     #[error("the connection to Twilio broke off: {0}")]
     Interrupted(String),
+    /// A 5xx to a request that creates or changes something: Twilio (or its edge) failed
+    /// after receiving it, so it may have been done.
+    #[error("Twilio answered {status} to a change; it may or may not have been made")]
+    Unanswered { status: u16 },
     #[error("unexpected response from Twilio: {0}")]
     Decode(String),
 }
@@ -39,7 +71,7 @@ pub enum TwilioError {
 impl TwilioError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Api { status, .. } => Some(*status),
+            Self::Api { status, .. } | Self::Unanswered { status } => Some(*status),
             Self::RateLimited { .. } => Some(429),
             _ => None,
         }
@@ -60,14 +92,34 @@ impl TwilioError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Api { status, .. } => *status >= 500,
-            Self::RateLimited { .. } | Self::Timeout(_) | Self::Connect(_) | Self::Interrupted(_) => true,
+            Self::RateLimited { .. }
+            | Self::Timeout(_)
+            | Self::Connect(_)
+            | Self::Interrupted(_)
+            | Self::Unanswered { .. } => true,
             Self::Decode(_) => false,
         }
     }
 
     /// Twilio may or may not have done what was asked (no answer arrived).
     pub fn is_outcome_unknown(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::Interrupted(_))
+        matches!(self, Self::Timeout(_) | Self::Interrupted(_) | Self::Unanswered { .. })
+    }
+
+    pub fn kind(&self) -> TwilioErrorKind {
+        use TwilioErrorKind::*;
+        if self.is_outcome_unknown() {
+            return OutcomeUnknown;
+        }
+        match (self.status(), self.code()) {
+            (_, Some(CODE_AUTHENTICATION_FAILED)) | (Some(401), _) => Rejected,
+            (Some(403), _) | (_, Some(CODE_PERMISSION_DENIED)) => Denied,
+            (_, Some(CODE_TRUNK_LIMIT | CODE_CREDENTIAL_LIST_LIMIT)) => LimitReached,
+            (Some(404), _) => NotFound,
+            _ if matches!(self, Self::RateLimited { .. }) => RateLimited,
+            _ if self.is_transient() => Transient,
+            _ => Other,
+        }
     }
 
     /// Twilio refused the Account SID / Auth Token pair.
@@ -135,14 +187,33 @@ pub struct IncomingPhoneNumber {
     #[serde(default)]
     pub voice_url: Option<String>,
     #[serde(default)]
+    pub voice_method: Option<String>,
+    #[serde(default)]
+    pub voice_fallback_url: Option<String>,
+    #[serde(default)]
+    pub voice_fallback_method: Option<String>,
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    #[serde(default)]
+    pub status_callback_method: Option<String>,
+    #[serde(default)]
     pub voice_application_sid: Option<String>,
 }
 
 impl IncomingPhoneNumber {
-    /// Whether the number routes voice somewhere that importing would replace.
-    pub fn has_voice_routing(&self) -> bool {
-        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
-        set(&self.voice_url) || set(&self.voice_application_sid)
+    /// The number's whole voice configuration (empty values as unset).
+    pub fn voice_routing(&self) -> VoiceRouting {
+        let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        VoiceRouting {
+            voice_url: set(&self.voice_url),
+            voice_method: set(&self.voice_method),
+            voice_fallback_url: set(&self.voice_fallback_url),
+            voice_fallback_method: set(&self.voice_fallback_method),
+            status_callback: set(&self.status_callback),
+            status_callback_method: set(&self.status_callback_method),
+            voice_application_sid: set(&self.voice_application_sid),
+            trunk_sid: set(&self.trunk_sid),
+        }
     }
 }
 
@@ -247,6 +318,8 @@ impl TwilioClient {
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("twilio-provider-service/", env!("CARGO_PKG_VERSION")))
+            // Credentials go to the configured hosts only: a 3xx is an error, never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client configuration is static and valid");
         Self {
@@ -457,19 +530,29 @@ impl TwilioClient {
         self.json(creds, Method::GET, self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json")), &[]).await
     }
 
-    /// `POST /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json` with `VoiceUrl`
-    /// and `VoiceApplicationSid` (an empty value clears one).
-    pub async fn set_voice_routing(
+    /// `POST /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json` with `TrunkSid`:
+    /// puts the number on that trunk (off any other) in one update; Twilio drops its voice
+    /// application.
+    pub async fn move_number_to_trunk(
         &self,
         creds: &TwilioCredentials,
         sid: &str,
-        voice_url: Option<&str>,
-        voice_application_sid: Option<&str>,
+        trunk_sid: &str,
     ) -> Result<IncomingPhoneNumber, TwilioError> {
-        let form =
-            [("VoiceUrl", voice_url.unwrap_or("")), ("VoiceApplicationSid", voice_application_sid.unwrap_or(""))];
-        self.json(creds, Method::POST, self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json")), &form)
-            .await
+        let url = self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json"));
+        self.json(creds, Method::POST, url, &[("TrunkSid", trunk_sid)]).await
+    }
+
+    /// The same with `VoiceApplicationSid`: the application routes the number's calls, and
+    /// Twilio takes it off its trunk in the same update.
+    pub async fn set_voice_application(
+        &self,
+        creds: &TwilioCredentials,
+        sid: &str,
+        application_sid: &str,
+    ) -> Result<IncomingPhoneNumber, TwilioError> {
+        let url = self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json"));
+        self.json(creds, Method::POST, url, &[("VoiceApplicationSid", application_sid)]).await
     }
 
     /// `POST /v1/Trunks/{TrunkSid}/PhoneNumbers`
@@ -652,6 +735,8 @@ impl TwilioClient {
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         let retry_after = retry_after_header(&response);
                         (TwilioError::RateLimited { retry_after }, Some(retry_after))
+                    } else if status.is_server_error() && !idempotent {
+                        (TwilioError::Unanswered { status: status.as_u16() }, None)
                     } else {
                         let error = api_error(response).await;
                         let retryable = idempotent && status.is_server_error();

@@ -79,6 +79,29 @@ pub struct IncomingNumber {
     pub trunk_sid: Option<String>,
     pub voice_url: Option<String>,
     pub voice_application_sid: Option<String>,
+    pub voice_config: VoiceConfig,
+}
+
+/// The rest of a number's voice configuration, as Twilio holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceConfig {
+    pub voice_method: String,
+    pub voice_fallback_url: Option<String>,
+    pub voice_fallback_method: String,
+    pub status_callback: Option<String>,
+    pub status_callback_method: String,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            voice_method: "POST".into(),
+            voice_fallback_url: None,
+            voice_fallback_method: "POST".into(),
+            status_callback: None,
+            status_callback_method: "POST".into(),
+        }
+    }
 }
 
 /// What an injected fault does when its step is called.
@@ -93,7 +116,15 @@ pub enum FaultAction {
     Delay(Duration),
     /// Do the work, then close the connection without answering.
     DropConnection,
+    /// Do the work, then answer with this status anyway. A 502 or 503 carries the body
+    /// Twilio's edge writes (HTML, not Twilio's JSON); any other status Twilio's error JSON.
+    CommitThenFail { status: u16 },
 }
+
+/// Twilio's limits: SIP trunks per account (one on a Trial account) and credential lists.
+pub const TRUNK_LIMIT: usize = 100;
+pub const TRIAL_TRUNK_LIMIT: usize = 1;
+pub const CREDENTIAL_LIST_LIMIT: usize = 100;
 
 /// The panic message that makes the server drop a connection (the connection's task ends
 /// without writing a response); the panic hook installed by [`FakeTwilio::start_on`] keeps
@@ -142,6 +173,10 @@ pub struct FakeState {
     pub trunk_credential_lists: Vec<(String, String)>,
     pub incoming_numbers: BTreeMap<String, IncomingNumber>,
     pub origination_urls: BTreeMap<String, OriginationUrl>,
+    /// Domain names of deleted trunks: Twilio keeps them reserved.
+    pub reserved_domains: Vec<String>,
+    /// Requests that broke Twilio's OpenAPI spec (the fake answered them 400).
+    pub spec_violations: Vec<String>,
     faults: Vec<Fault>,
     latency: Duration,
     pub log: Vec<LoggedRequest>,
@@ -241,6 +276,7 @@ impl FakeTwilio {
                 trunk_sid: None,
                 voice_url: voice_url.map(str::to_owned),
                 voice_application_sid: None,
+                voice_config: VoiceConfig::default(),
             },
         );
         sid
@@ -288,6 +324,11 @@ impl FakeTwilio {
             .values()
             .find(|c| c.credential_list_sid == list_sid && c.username == username)
             .map(|c| c.password.clone())
+    }
+
+    /// What the service sent that Twilio's spec does not allow; tests end by asserting none.
+    pub fn spec_violations(&self) -> Vec<String> {
+        self.state().spec_violations.clone()
     }
 
     pub fn request_log(&self) -> Vec<LoggedRequest> {
@@ -373,6 +414,25 @@ async fn dispatch(
     let segments: Vec<&str> = owned_segments.iter().map(String::as_str).collect();
     let step = step_of(&method, &segments).unwrap_or("unknown");
 
+    // Twilio's spec first: an unknown parameter or a value its schema refuses is a 400.
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let problems = crate::twilio_spec::check(method.as_str(), &path, uri.query(), &form);
+    if !problems.is_empty() {
+        let code = if problems.iter().any(|p| p.contains("PageSize")) { 20007 } else { 20001 };
+        let response = twilio_error(400, code, &format!("Invalid request: {}", problems.join("; ")));
+        let mut st = state.lock().expect("lock");
+        st.spec_violations.extend(problems);
+        st.log.push(LoggedRequest {
+            step: step.to_owned(),
+            method: method.to_string(),
+            path,
+            status: 400,
+            started,
+            finished: Instant::now(),
+        });
+        return response;
+    }
+
     // Latency and faults are decided under the lock, then waited for without it.
     let (latency, fault) = {
         let mut st = state.lock().expect("lock");
@@ -406,6 +466,16 @@ async fn dispatch(
             let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());
             tokio::time::sleep(delay).await;
             response
+        }
+        Some(FaultAction::CommitThenFail { status }) => {
+            drop(handle(&state, &method, &path, &segments, &headers, &body, uri.query()));
+            if matches!(status, 502 | 503) {
+                let page = format!("<html><body><h1>{status}</h1>The server is temporarily unavailable.</body></html>");
+                let status = StatusCode::from_u16(status).expect("a valid status");
+                (status, [("content-type", "text/html")], page).into_response()
+            } else {
+                twilio_error(status, 20500, &format!("Injected failure after {step} was done"))
+            }
         }
         Some(FaultAction::DropConnection) => {
             let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());
@@ -441,8 +511,9 @@ fn authenticate(st: &FakeState, headers: &HeaderMap) -> Result<Account, Response
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| unauthorized())?;
     let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
     let (sid, token) = decoded.split_once(':').ok_or_else(unauthorized)?;
+    // A suspended or closed account's own credentials are refused like wrong ones.
     match st.accounts.get(sid) {
-        Some(account) if account.auth_token == token => Ok(account.clone()),
+        Some(account) if account.auth_token == token && account.status == "active" => Ok(account.clone()),
         _ => Err(unauthorized()),
     }
 }
@@ -529,7 +600,9 @@ fn number_json(n: &IncomingNumber) -> Value {
         "account_sid": n.account_sid, "sid": n.sid, "phone_number": n.phone_number, "friendly_name": n.friendly_name,
         "capabilities": {"voice": n.voice, "sms": n.sms, "mms": n.mms, "fax": n.fax},
         "trunk_sid": n.trunk_sid, "voice_url": n.voice_url, "voice_application_sid": n.voice_application_sid,
-        "voice_method": "POST", "api_version": "2010-04-01", "status": "in-use", "origin": "twilio", "beta": false,
+        "voice_method": n.voice_config.voice_method, "voice_fallback_url": n.voice_config.voice_fallback_url,
+        "voice_fallback_method": n.voice_config.voice_fallback_method, "status_callback": n.voice_config.status_callback,
+        "status_callback_method": n.voice_config.status_callback_method, "api_version": "2010-04-01", "status": "in-use", "origin": "twilio", "beta": false,
         "date_created": now(), "date_updated": now(),
         "uri": format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{}.json", n.account_sid, n.sid)
     })
@@ -547,7 +620,8 @@ fn paging(query: Option<&str>) -> (usize, usize) {
     let params: HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
     let size = params.get("PageSize").and_then(|v| v.parse().ok()).filter(|s| (1..=1000).contains(s)).unwrap_or(50);
-    let page = params.get("Page").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let from_token = params.get("PageToken").and_then(|t| t.strip_prefix("PT")).and_then(|n| n.parse().ok());
+    let page = params.get("Page").and_then(|v| v.parse().ok()).or(from_token).unwrap_or(0);
     (size, page)
 }
 
@@ -612,11 +686,6 @@ fn handle(
             return twilio_error(403, 20403, "Forbidden: the credentials do not belong to this account");
         }
     }
-    let active = account.status == "active";
-    let is_fetch_account = matches!((method.as_str(), segments), ("GET", ["2010-04-01", "Accounts", _]));
-    if !active && !is_fetch_account {
-        return twilio_error(401, 20005, "Account not active");
-    }
 
     match (method.as_str(), segments) {
         ("GET", ["2010-04-01", "Accounts", _]) => json_response(
@@ -642,9 +711,16 @@ fn handle(
                 if !label.is_some_and(is_label) {
                     return twilio_error(400, 21245, "Invalid DomainName: it must be <label>.pstn.twilio.com");
                 }
-                if st.trunks.values().any(|t| t.domain_name.eq_ignore_ascii_case(&domain_name)) {
+                let taken = st.trunks.values().any(|t| t.domain_name.eq_ignore_ascii_case(&domain_name))
+                    || st.reserved_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain_name));
+                if taken {
                     return twilio_error(400, 21248, "DomainName is already in use");
                 }
+            }
+            let trunks = st.trunks.values().filter(|t| t.account_sid == me).count();
+            let limit = if account.account_type == "Trial" { TRIAL_TRUNK_LIMIT } else { TRUNK_LIMIT };
+            if trunks >= limit {
+                return twilio_error(400, 21244, "Trunk limit reached: this account cannot create more SIP trunks");
             }
             if !["disable-all", "enable-all", "sip-only"].contains(&transfer_mode.as_str()) {
                 return twilio_error(400, 20001, "Invalid TransferMode");
@@ -681,7 +757,8 @@ fn handle(
             if st.trunks.get(*sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
             }
-            st.trunks.remove(*sid);
+            let trunk = st.trunks.remove(*sid).expect("checked above");
+            st.reserved_domains.push(trunk.domain_name);
             st.trunk_credential_lists.retain(|(t, _)| t != sid);
             st.origination_urls.retain(|_, o| o.trunk_sid != *sid);
             for number in st.incoming_numbers.values_mut() {
@@ -751,9 +828,12 @@ fn handle(
             let Some(number) = st.incoming_numbers.get_mut(number_sid).filter(|n| n.account_sid == me) else {
                 return twilio_error(400, 20001, "PhoneNumberSid is not a phone number of this account");
             };
-            // On a trunk, the trunk routes the number's calls: its voice URL and application no longer apply.
+            if number.trunk_sid.as_deref() == Some(*trunk_sid) {
+                return twilio_error(409, 20409, "The phone number is already associated with this trunk");
+            }
+            // On a trunk, the trunk routes the number's calls: Twilio ignores its voice URL
+            // (kept) and drops its voice application.
             number.trunk_sid = Some(trunk_sid.to_string());
-            number.voice_url = None;
             number.voice_application_sid = None;
             let number = number.clone();
             json_response(StatusCode::CREATED, trunk_number_json(&number, &base))
@@ -863,6 +943,9 @@ fn handle(
             if friendly_name.chars().count() > 64 {
                 return twilio_error(400, 20001, "FriendlyName must be at most 64 characters");
             }
+            if st.credential_lists.values().filter(|l| l.account_sid == me).count() >= CREDENTIAL_LIST_LIMIT {
+                return twilio_error(400, 21239, "Credential list limit reached for this account");
+            }
             if st.credential_lists.values().any(|l| l.account_sid == me && l.friendly_name == friendly_name) {
                 return twilio_error(400, 21240, "A credential list with this FriendlyName already exists");
             }
@@ -964,11 +1047,34 @@ fn handle(
             if let Some(url) = form.get("VoiceUrl") {
                 number.voice_url = empty_to_none(url);
             }
+            if let Some(url) = form.get("VoiceFallbackUrl") {
+                number.voice_config.voice_fallback_url = empty_to_none(url);
+            }
+            if let Some(url) = form.get("StatusCallback") {
+                number.voice_config.status_callback = empty_to_none(url);
+            }
+            for (name, field) in [
+                ("VoiceMethod", &mut number.voice_config.voice_method),
+                ("VoiceFallbackMethod", &mut number.voice_config.voice_fallback_method),
+                ("StatusCallbackMethod", &mut number.voice_config.status_callback_method),
+            ] {
+                if let Some(method) = form.get(name) {
+                    *field = method.clone();
+                }
+            }
+            // Setting a TrunkSid drops the voice application and setting a VoiceApplicationSid
+            // takes the number off its trunk (the spec's UpdateIncomingPhoneNumber).
             if let Some(app) = form.get("VoiceApplicationSid") {
                 number.voice_application_sid = empty_to_none(app);
+                if number.voice_application_sid.is_some() {
+                    number.trunk_sid = None;
+                }
             }
             if let Some(trunk) = form.get("TrunkSid") {
                 number.trunk_sid = empty_to_none(trunk);
+                if number.trunk_sid.is_some() {
+                    number.voice_application_sid = None;
+                }
             }
             let number = number.clone();
             json_response(StatusCode::OK, number_json(&number))

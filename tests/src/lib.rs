@@ -4,3 +4,4 @@
 pub mod aws_proxy;
 pub mod fake_twilio;
 pub mod runtime_api;
+pub mod twilio_spec;

@@ -37,6 +37,8 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
         VerificationCheck,
         VerifyResponse,
         RepairResponse,
+        RemovedNumber,
+        shared::model::VoiceRouting,
         RepairAction,
         RepairResult,
         ForcedDeletion,
@@ -143,9 +145,13 @@ fn spec(endpoint: Endpoint) -> Spec {
             query: PAGING,
         },
         RemovePhoneNumber => Spec {
-            summary: "Remove an imported number, restoring its previous voice routing",
+            summary: "Remove an imported number, giving back its previous voice configuration",
             request: None,
-            success: &[("204", "Removed.", None)],
+            success: &[(
+                "200",
+                "Removed. `restored` says whether the previous voice configuration was given back (false, with a reason, when the customer changed the number since import: it is left as they set it).",
+                Some("RemovedNumber"),
+            )],
             errors: &["400", "401", "404", "409", "422", "502", "503"],
             query: &[],
         },
@@ -178,7 +184,9 @@ fn error_description(status: &str) -> &'static str {
         "409" => "Conflict with the current state.",
         "413" => "Body larger than 256 KiB.",
         "415" => "Body is not JSON.",
-        "422" => "Twilio refused the credentials or the request.",
+        "422" => {
+            "Twilio refused the credentials or the request (`/problems/twilio-rejected`), or an account limit was reached (`/problems/twilio-limit-reached`)."
+        }
         "502" => "Twilio failed; nothing was left half-done.",
         "503" => "Twilio rate-limited, or storage/KMS unavailable; retry later.",
         _ => "Error.",

@@ -174,4 +174,5 @@ async fn admin_prints_the_sip_credential_twilio_holds() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("ProviderNotFound"));
     assert!(missing.stdout.is_empty());
+    assert!(env.fake.spec_violations().is_empty(), "{:#?}", env.fake.spec_violations());
 }

@@ -182,12 +182,12 @@ async fn rejected_credentials_are_422_and_create_nothing() {
 }
 
 #[tokio::test]
-async fn a_suspended_account_is_422_naming_the_status() {
+async fn a_suspended_account_is_422_saying_what_twilios_401_can_mean() {
     let env = TestEnv::new().await;
     let (sid, token) = env.fake.add_account("suspended", "Full");
     let (status, problem, _) = create(&env, ORG, &create_body(&sid, &token)).await;
     assert_problem(status, &problem, 422);
-    assert!(problem["detail"].as_str().unwrap().contains("suspended"), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("suspended or closed"), "{problem}");
     assert_nothing_left(&env, &sid).await;
 }
 

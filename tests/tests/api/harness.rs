@@ -88,6 +88,16 @@ impl TestEnv {
     }
 }
 
+/// Every test ends by asserting that the service sent Twilio nothing its spec forbids.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let violations = self.fake.spec_violations();
+            assert!(violations.is_empty(), "requests broke Twilio's spec: {violations:#?}");
+        }
+    }
+}
+
 /// The platform SIP ingress every test service is configured with.
 pub const PLATFORM_SIP_URI: &str = "sip:sip.voice.example.com";
 

@@ -9,4 +9,5 @@ mod idempotency;
 mod lifecycle;
 mod numbers;
 mod security;
+mod twilio_behaviour;
 mod verification;

@@ -119,11 +119,12 @@ async fn import_reports_each_number_and_keeps_the_count_exact() {
         .collect();
     assert_eq!(on_trunk.len(), 3, "exactly the imported numbers are on the trunk");
 
-    // Routing replaced on import, back after removal; the number can be imported again.
+    // On the trunk, the trunk routes the number (Twilio keeps, and ignores, its voice URL);
+    // after removal the voice URL routes it again; the number can be imported again.
     let routed = env.fake.add_incoming_number(&sid, "+15550000005", Some("https://example.com/old"));
     assert_eq!(import(&env, ORG, &id, &[&routed]).await.1["successCount"], 1);
     {
-        assert_eq!(number(&env, &routed).voice_url, None);
+        assert_eq!(number(&env, &routed).trunk_sid.as_deref(), Some(trunk.as_str()));
         let record = listed(&env, &id).await.into_iter().find(|n| n["phoneNumberSid"] == routed.as_str()).unwrap();
         assert_eq!(record["previousVoiceUrl"], "https://example.com/old");
         let number_id = record["id"].as_str().unwrap();
@@ -132,8 +133,8 @@ async fn import_reports_each_number_and_keeps_the_count_exact() {
             .param("id", &id)
             .param("phoneNumberId", number_id)
             .build();
-        let response = remove_phone_number::handle(&env.services, req).await.unwrap();
-        assert_eq!(response.status(), 204);
+        let (status, body) = status_and_body(&remove_phone_number::handle(&env.services, req).await.unwrap());
+        assert_eq!((status, &body["restored"]), (200, &json!(true)), "{body}");
         let back = number(&env, &routed);
         assert_eq!(back.trunk_sid, None);
         assert_eq!(back.voice_url.as_deref(), Some("https://example.com/old"));
