@@ -115,9 +115,33 @@ if sip_reader:
     check("get-sip-credential may only GetItem and Decrypt", actions == ["dynamodb:GetItem", "kms:Decrypt"], str(actions))
 check("get-sip-credential exists", len(sip_reader) == 1)
 check("output ApiUrl", "ApiUrl" in cfn.get("Outputs", {}))
+queues = by_type("AWS::SQS::Queue")
+work_queues = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
+check("there are work queues", len(work_queues) >= 1, str(list(queues)))
+alarms = by_type("AWS::CloudWatch::Alarm")
+for name, queue in work_queues.items():
+    dlq = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    check(f"{name} has a dead-letter queue", dlq in queues, dlq)
+    watched = [a for a in alarms.values()
+               if any(d.get("Value") == {"Fn::GetAtt": [dlq, "QueueName"]} for d in a["Properties"].get("Dimensions", []))]
+    check(f"{name}'s dead-letter queue has an alarm", len(watched) == 1, str(watched))
+    check(f"{name}'s alarm notifies the alarm topic", all("AlarmTopicArn" in str(a["Properties"].get("AlarmActions")) for a in watched))
+mappings = by_type("AWS::Lambda::EventSourceMapping")
+for name, mapping in mappings.items():
+    props = mapping["Properties"]
+    check(f"{name} reports partial batch failures", props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"])
+    check(f"{name} bounds its concurrency", "MaximumConcurrency" in props.get("ScalingConfig", {}))
+    consumer = props["FunctionName"]["Ref"]
+    queue = props["EventSourceArn"]["Fn::GetAtt"][0]
+    timeout = functions[consumer]["Properties"].get("Timeout", 3)
+    check(f"{name}: the queue's visibility timeout covers the consumer's timeout",
+          queues[queue]["Properties"].get("VisibilityTimeout", 30) >= timeout)
 schedules = by_type("AWS::Scheduler::Schedule")
+inputs = [s["Properties"].get("Target", {}).get("Input") for s in schedules.values()]
 check("the re-verification job runs hourly",
-      any(s["Properties"].get("ScheduleExpression") == "rate(1 hour)" for s in schedules.values()))
+      any(s["Properties"].get("ScheduleExpression") == "rate(1 hour)" and "reverify" in str(s["Properties"]["Target"].get("Input"))
+          for s in schedules.values()), str(inputs))
+check("the orphan sweep has its own schedule", any("sweep-orphans" in str(i) for i in inputs), str(inputs))
 
 passed, failed = results.count(True), results.count(False)
 print(f"template: {passed} passed, {failed} failed")

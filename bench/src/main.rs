@@ -35,7 +35,10 @@ const FUNCTIONS: &[&str] = &[
     "list-phone-numbers",
     "remove-phone-number",
     "verify-provider",
+    "repair-provider",
     "reverify-providers",
+    "continue-deletions",
+    "get-sip-credential",
     "authorizer",
 ];
 const BASELINE: &str = "hello-lambda";
@@ -77,6 +80,7 @@ fn options() -> Options {
 struct Setup {
     table: String,
     key_alias: String,
+    deletion_queue: String,
     proxy: AwsProxy,
     fake: FakeTwilio,
     binaries: PathBuf,
@@ -100,6 +104,7 @@ impl Setup {
             .env("TWILIO_API_BASE_URL", &self.fake.base_url)
             .env("TWILIO_TRUNKING_BASE_URL", &self.fake.base_url)
             .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
+            .env("DELETION_QUEUE_URL", &self.deletion_queue)
             .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
             .env("RUST_LOG", "error")
             .env("AWS_LAMBDA_LOG_LEVEL", "ERROR")
@@ -261,9 +266,13 @@ async fn main() {
     let key = kms.create_key().send().await.expect("create key").key_metadata.expect("metadata").key_id;
     let key_alias = format!("alias/bench-{}", uuid::Uuid::new_v4().simple());
     kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.expect("alias");
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let queue = format!("bench-deletions-{}", uuid::Uuid::new_v4().simple());
+    let deletion_queue = sqs.create_queue().queue_name(queue).send().await.expect("queue").queue_url.expect("url");
     let setup = Setup {
         table,
         key_alias,
+        deletion_queue,
         proxy: AwsProxy::start(&upstream).await,
         fake: FakeTwilio::start().await,
         binaries: options.binaries.clone(),

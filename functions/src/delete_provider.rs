@@ -1,23 +1,42 @@
-//! `DELETE /api/v1/providers/{id}[?force=true]`: clean up the customer's Twilio account
-//! (take imported numbers off the trunk and restore their previous voice routing, detach the credential list, delete the trunk, delete the credential list with its
-//! credentials; 404 counts as done), then delete every record of the provider.
+//! `DELETE /api/v1/providers/{id}[?force=true]`: give the customer's Twilio account back
+//! (imported numbers off the trunk with their previous voice configuration, then the
+//! credential list's attachment, the trunk and the credential list with its credentials; 404
+//! counts as done), then delete every record of the provider.
 //!
-//! Resumable: a Twilio failure leaves the provider marked as being deleted and answers 502; a
-//! second DELETE runs the same idempotent steps again. `force=true` removes the records even
-//! when Twilio cannot be cleaned up and lists what was left behind.
+//! At any size: numbers are released with bounded concurrency, and each number's records go
+//! (with the count) as soon as it is given back, so work done is never redone. When the
+//! invocation's time runs short, the delete answers `202` with its progress and a message on
+//! the deletion queue continues it (`continue-deletions`) until the provider is gone; `DELETE`
+//! again also continues, and `GET` shows the progress.
+//!
+//! A Twilio failure leaves the provider marked as being deleted and answers 502 (a rotated
+//! token can be set with `PATCH …/auth-token` meanwhile). `force=true` removes the records
+//! anyway and records whatever Twilio still holds for the orphan sweeper.
 
 use crate::numbers::{KeyCache, Released, release_number};
 use crate::providers::{load_provider, save_with_retry, stored_credentials};
 use crate::rollback::{TwilioResource, remove_resources};
 use crate::services::Services;
 use crate::{answer_deadline, respond};
+use futures::StreamExt;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::deadline::within;
-use shared::dto::{ForcedDeletion, LeftBehind};
+use shared::dto::{DeletionInProgress, DeletionView, ForcedDeletion, LeftBehind};
 use shared::http::{json_response, organization_id, path_uuid, query_param};
-use shared::store::{DeletionState, ProviderRecord};
+use shared::model::{OrganizationId, TwilioCredentials};
+use shared::queue::ContinueDeletion;
+use shared::store::{DeletionState, OrphanRecord, PhoneNumberRecord, ProviderRecord};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Numbers given back at the same time.
+const RELEASE_CONCURRENCY: usize = 8;
+/// Numbers read per page.
+const PAGE: i32 = 50;
+/// Time kept back to record progress, queue the continuation and answer.
+const CONTINUE_RESERVE: Duration = Duration::from_secs(3);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(within(answer_deadline(&request), delete(services, &request)).await)
@@ -31,6 +50,181 @@ fn parse_force(request: &Request) -> Result<bool, ApiError> {
     }
 }
 
+async fn delete(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let org = organization_id(request)?;
+    let id = path_uuid(request, "id")?;
+    let force = parse_force(request)?;
+    // Boxed: a delete step is a large state machine.
+    Ok(match Box::pin(delete_step(services, &org, id, force)).await? {
+        Deletion::Deleted => Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static"),
+        Deletion::Forced(left_behind) => {
+            json_response(StatusCode::OK, &ForcedDeletion { id, deleted: true, left_behind })
+        }
+        Deletion::Continuing(record) => {
+            let state = record.deletion.as_ref().expect("a continuing delete is marked");
+            let body = DeletionInProgress { deletion: DeletionView::of(state, record.phone_number_count) };
+            json_response(StatusCode::ACCEPTED, &body)
+        }
+    })
+}
+
+/// Where one step of a delete got to.
+#[derive(Debug)]
+pub enum Deletion {
+    /// Twilio is given back and every record is gone.
+    Deleted,
+    /// Forced: the records are gone; what Twilio still holds is listed and recorded for the
+    /// orphan sweeper.
+    Forced(Vec<LeftBehind>),
+    /// Out of time: progress is recorded and a message on the deletion queue continues it.
+    Continuing(ProviderRecord),
+}
+
+/// As much of a delete as the current deadline allows (see the module doc). Idempotent: the
+/// next step continues where this one stopped.
+pub async fn delete_step(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    force: bool,
+) -> Result<Deletion, ApiError> {
+    let mut record = load_provider(&services.store, org, id).await?;
+    if record.deletion.is_none() {
+        record = save_with_retry(&services.store, record, |record| {
+            record
+                .deletion
+                .get_or_insert_with(|| DeletionState { started_at: shared::time::now_rfc3339(), last_error: None });
+            Ok(())
+        })
+        .await?;
+    }
+    let creds = match stored_credentials(services, &record).await {
+        Ok(creds) => creds,
+        Err(e) if force => {
+            let reason = e.to_string();
+            let left = everything_of(services, &record).await?.into_iter().map(|r| (r, reason.clone())).collect();
+            return finish_forced(services, record, left, "the stored credentials cannot be used").await;
+        }
+        Err(e) => return Err(e),
+    };
+
+    let mut left = Vec::new();
+    match release_numbers(services, &creds, &record).await? {
+        NumbersReleased::Done(failed) => left.extend(failed),
+        NumbersReleased::OutOfTime => return continue_later(services, record).await,
+    }
+    if left.is_empty() {
+        left.extend(
+            remove_resources(&services.twilio, &creds, &resources_of(&record))
+                .await
+                .into_iter()
+                .map(|(resource, e)| (resource, e.to_string())),
+        );
+    }
+    if left.is_empty() {
+        services.store.delete_provider(&record).await.map_err(ApiError::unavailable)?;
+        tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
+        return Ok(Deletion::Deleted);
+    }
+    if force {
+        // What the numbers could not give back stays for the sweeper with the trunk resources.
+        let mut all = left;
+        all.extend(resources_of(&record).into_iter().map(|r| (r, "not removed: numbers were left".to_owned())));
+        all.dedup_by(|a, b| a.0 == b.0);
+        return finish_forced(services, record, all, "a forced delete could not remove it").await;
+    }
+    let summary: Vec<String> = left
+        .iter()
+        .map(|(resource, e)| format!("{} {}: {e}", resource.to_leftover().kind, resource.to_leftover().sid))
+        .collect();
+    let summary = summary.join("; ");
+    record_error(services, record, &summary).await;
+    Err(ApiError::TwilioFailed {
+        detail: format!(
+            "Could not clean up Twilio: {summary}. The provider is marked as being deleted; call DELETE again to continue, or add ?force=true to remove it anyway."
+        ),
+        cause: None,
+    })
+}
+
+enum NumbersReleased {
+    /// Every number was tried; these could not be given back.
+    Done(Vec<(TwilioResource, String)>),
+    OutOfTime,
+}
+
+fn out_of_time() -> bool {
+    shared::deadline::remaining().is_some_and(|left| left < CONTINUE_RESERVE)
+}
+
+/// Gives every imported number back, page by page, forgetting each as soon as it is back.
+async fn release_numbers(
+    services: &Services,
+    creds: &TwilioCredentials,
+    record: &ProviderRecord,
+) -> Result<NumbersReleased, ApiError> {
+    let org = &record.organization_id;
+    let mut failed = Vec::new();
+    let mut keys = KeyCache::default();
+    let mut token: Option<String> = None;
+    loop {
+        if out_of_time() {
+            return Ok(NumbersReleased::OutOfTime);
+        }
+        // The cursor moves past numbers that failed; released ones are gone from the table.
+        let (page, next) =
+            services.store.list_numbers(org, record.id, PAGE, token.as_deref()).await.map_err(ApiError::unavailable)?;
+        keys.load(services, record, &page).await.map_err(ApiError::unavailable)?;
+        let keys = &keys;
+        let outcomes: Vec<Option<(TwilioResource, String)>> = futures::stream::iter(page.iter().cloned())
+            .map(|number| release_one(services, creds, record, number, keys))
+            .buffer_unordered(RELEASE_CONCURRENCY)
+            .collect()
+            .await;
+        failed.extend(outcomes.into_iter().flatten());
+        if out_of_time() {
+            return Ok(NumbersReleased::OutOfTime);
+        }
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(NumbersReleased::Done(failed)),
+        }
+    }
+}
+
+/// One number: given back and forgotten, or what is left of it. Not started once out of time.
+async fn release_one(
+    services: &Services,
+    creds: &TwilioCredentials,
+    record: &ProviderRecord,
+    number: PhoneNumberRecord,
+    keys: &KeyCache,
+) -> Option<(TwilioResource, String)> {
+    let left = || TwilioResource::TrunkPhoneNumber {
+        trunk_sid: record.trunk_sid.clone(),
+        number_sid: number.phone_number_sid.clone(),
+    };
+    if out_of_time() {
+        return None;
+    }
+    match release_number(services, creds, record, &number, keys).await {
+        Ok(released) => {
+            if let Released::LeftAsCustomerSet(reason) = &released {
+                tracing::info!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, reason, "number left as the customer set it");
+            }
+            match services.store.forget_released_number(&record.organization_id, &number).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
+                    None
+                }
+            }
+        }
+        Err(e) => Some((left(), e.to_string())),
+    }
+}
+
+/// The provider's own Twilio resources, in removal order.
 fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
     vec![
         TwilioResource::TrunkCredentialList {
@@ -42,90 +236,83 @@ fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
     ]
 }
 
-async fn delete(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
-    let force = parse_force(request)?;
-    let mut record = load_provider(&services.store, &org, id).await?;
-    if record.deletion.is_none() {
-        record = save_with_retry(&services.store, record, |record| {
-            record
-                .deletion
-                .get_or_insert_with(|| DeletionState { started_at: shared::time::now_rfc3339(), last_error: None });
-            Ok(())
+/// Everything the provider holds in Twilio: its numbers' places on the trunk and its resources.
+async fn everything_of(services: &Services, record: &ProviderRecord) -> Result<Vec<TwilioResource>, ApiError> {
+    let numbers =
+        services.store.all_numbers(&record.organization_id, record.id).await.map_err(ApiError::unavailable)?;
+    let mut all: Vec<TwilioResource> = numbers
+        .iter()
+        .map(|n| TwilioResource::TrunkPhoneNumber {
+            trunk_sid: record.trunk_sid.clone(),
+            number_sid: n.phone_number_sid.clone(),
         })
-        .await?;
-    }
+        .collect();
+    all.extend(resources_of(record));
+    Ok(all)
+}
 
-    let numbers = services.store.all_numbers(&org, id).await.map_err(ApiError::unavailable)?;
-    let resources = resources_of(&record);
-    let left: Vec<LeftBehind> = match stored_credentials(services, &record).await {
-        Ok(creds) => {
-            // Numbers first: each goes back to the routing it had before import.
-            let mut left = Vec::new();
-            let mut keys = KeyCache::default();
-            for number in &numbers {
-                match release_number(services, &creds, &record, number, &mut keys).await {
-                    Ok(Released::LeftAsCustomerSet(reason)) => {
-                        tracing::info!(provider_id = %id, phone_number_sid = %number.phone_number_sid, reason, "number left as the customer set it");
-                    }
-                    Ok(_) => {}
-                    Err(e) => left.push(LeftBehind {
-                        kind: "phoneNumber".into(),
-                        sid: number.phone_number_sid.clone(),
-                        error: e.to_string(),
-                    }),
-                }
-            }
-            left.extend(remove_resources(&services.twilio, &creds, &resources).await.into_iter().map(
-                |(resource, e)| {
-                    let leftover = resource.to_leftover();
-                    LeftBehind { kind: leftover.kind, sid: leftover.sid, error: e.to_string() }
-                },
-            ));
-            left
-        }
-        Err(e) if force => numbers
-            .iter()
-            .map(|number| ("phoneNumber".to_owned(), number.phone_number_sid.clone()))
-            .chain(resources.iter().map(|resource| {
-                let leftover = resource.to_leftover();
-                (leftover.kind, leftover.sid)
-            }))
-            .map(|(kind, sid)| LeftBehind { kind, sid, error: e.to_string() })
-            .collect(),
-        Err(e) => return Err(e),
-    };
-
-    if !left.is_empty() && !force {
-        let summary: Vec<String> = left.iter().map(|l| format!("{} {}: {}", l.kind, l.sid, l.error)).collect();
-        let summary = summary.join("; ");
-        // Best effort: the marker already exists; this only records why the delete stopped.
-        let reason = summary.clone();
-        if let Err(e) = save_with_retry(&services.store, record, move |record| {
-            if let Some(deletion) = record.deletion.as_mut() {
-                deletion.last_error = Some(reason.clone());
-            }
-            Ok(())
+/// A forced delete's end: what is left is recorded for the orphan sweeper (with the stored,
+/// envelope-encrypted token: same owner, so the sweeper can open it), then the records go.
+async fn finish_forced(
+    services: &Services,
+    record: ProviderRecord,
+    left: Vec<(TwilioResource, String)>,
+    why: &str,
+) -> Result<Deletion, ApiError> {
+    let left_behind: Vec<LeftBehind> = left
+        .iter()
+        .map(|(resource, error)| {
+            let leftover = resource.to_leftover();
+            LeftBehind { kind: leftover.kind, sid: leftover.sid, error: error.clone() }
         })
-        .await
-        {
-            tracing::warn!(provider_id = %id, error = %e, "could not record why the delete stopped");
+        .collect();
+    if !left.is_empty() {
+        let store = &services.store;
+        let mut resources: Vec<_> = left.iter().map(|(resource, _)| resource.to_leftover()).collect();
+        if let Ok(Some(earlier)) = store.get_orphan_resources(&record.organization_id, record.id).await {
+            resources.extend(earlier.into_iter().filter(|r| !resources.contains(r)).collect::<Vec<_>>());
         }
-        return Err(ApiError::TwilioFailed {
-            detail: format!(
-                "Could not clean up Twilio: {summary}. The provider is marked as being deleted; call DELETE again to continue, or add ?force=true to remove it anyway."
-            ),
-            cause: None,
-        });
+        let orphan = OrphanRecord {
+            organization_id: record.organization_id.clone(),
+            provider_id: record.id,
+            account_sid: record.account_sid.clone(),
+            auth_token: Some(record.auth_token.clone()),
+            resources,
+            created_at: shared::time::now_rfc3339(),
+            stuck_reason: None,
+        };
+        // Recorded before the records go: a forced delete never forgets what it leaves.
+        store.record_orphan(&orphan).await.map_err(ApiError::unavailable)?;
     }
-
     services.store.delete_provider(&record).await.map_err(ApiError::unavailable)?;
-    if left.is_empty() {
-        tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
-        Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static response"))
-    } else {
-        tracing::warn!(organization_id = %org, provider_id = %id, left_behind = ?left, "provider force-deleted; Twilio resources left behind");
-        Ok(json_response(StatusCode::OK, &ForcedDeletion { id, deleted: true, left_behind: left }))
+    tracing::warn!(organization_id = %record.organization_id, provider_id = %record.id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
+    Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
+}
+
+/// Out of time: records the progress and queues the rest.
+async fn continue_later(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
+    let record = load_provider(&services.store, &record.organization_id, record.id).await?;
+    let queue = services.deletions.as_ref().ok_or_else(|| {
+        ApiError::internal("a delete ran out of time and no deletion queue is configured (DELETION_QUEUE_URL)")
+    })?;
+    let message = ContinueDeletion { organization_id: record.organization_id.to_string(), provider_id: record.id };
+    queue.send(&message).await.map_err(ApiError::unavailable)?;
+    tracing::info!(organization_id = %record.organization_id, provider_id = %record.id, remaining_numbers = record.phone_number_count, "delete continues from the deletion queue");
+    Ok(Deletion::Continuing(record))
+}
+
+/// Best effort: the marker exists already; this only records why the delete stopped.
+async fn record_error(services: &Services, record: ProviderRecord, summary: &str) {
+    let id = record.id;
+    let reason = summary.to_owned();
+    let saved = save_with_retry(&services.store, record, move |record| {
+        if let Some(deletion) = record.deletion.as_mut() {
+            deletion.last_error = Some(reason.clone());
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::warn!(provider_id = %id, error = %e, "could not record why the delete stopped");
     }
 }

@@ -3,12 +3,14 @@
 
 pub mod authorizer;
 pub mod available_numbers;
+pub mod continue_deletions;
 pub mod create_twilio_provider;
 pub mod delete_provider;
 pub mod get_provider;
 pub mod get_twilio_provider;
 pub mod idempotency;
 pub mod import_numbers;
+pub mod jobs;
 pub mod list_phone_numbers;
 pub mod list_providers;
 pub mod logging;

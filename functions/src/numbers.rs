@@ -49,23 +49,32 @@ impl std::fmt::Display for ReleaseError {
 #[derive(Default)]
 pub struct KeyCache(Vec<DataKey>);
 
-/// The exact configuration a number had before import.
-pub async fn previous_routing(
-    services: &Services,
-    provider: &ProviderRecord,
-    number: &PhoneNumberRecord,
-    keys: &mut KeyCache,
-) -> Result<VoiceRouting, CryptoError> {
-    let Some(sealed) = &number.previous_routing_sealed else {
-        // Nothing secret in it: the stored one is exact.
-        return Ok(number.previous_routing.clone());
-    };
-    if !keys.0.iter().any(|key| key.opens(sealed)) {
-        keys.0.push(services.envelope.unwrap_key(&owner_of(provider), sealed).await?);
+impl KeyCache {
+    /// Unwraps (one KMS call each) the keys these numbers need that the cache lacks.
+    pub async fn load(
+        &mut self,
+        services: &Services,
+        provider: &ProviderRecord,
+        numbers: &[PhoneNumberRecord],
+    ) -> Result<(), CryptoError> {
+        for sealed in numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref()) {
+            if !self.0.iter().any(|key| key.opens(sealed)) {
+                self.0.push(services.envelope.unwrap_key(&owner_of(provider), sealed).await?);
+            }
+        }
+        Ok(())
     }
-    let key = keys.0.iter().find(|key| key.opens(sealed)).expect("pushed above");
-    let json = key.open(SecretKind::VoiceRouting, sealed)?;
-    serde_json::from_str(json.expose_secret()).map_err(|_| CryptoError::Malformed("voice routing is not JSON"))
+
+    /// The exact configuration a number had before import (its key loaded first).
+    pub fn previous_routing(&self, number: &PhoneNumberRecord) -> Result<VoiceRouting, CryptoError> {
+        let Some(sealed) = &number.previous_routing_sealed else {
+            // Nothing secret in it: the stored one is exact.
+            return Ok(number.previous_routing.clone());
+        };
+        let key = self.0.iter().find(|key| key.opens(sealed)).ok_or(CryptoError::Malformed("data key not loaded"))?;
+        let json = key.open(SecretKind::VoiceRouting, sealed)?;
+        serde_json::from_str(json.expose_secret()).map_err(|_| CryptoError::Malformed("voice routing is not JSON"))
+    }
 }
 
 /// Takes the number off the provider's trunk and gives back its previous configuration,
@@ -75,9 +84,9 @@ pub async fn release_number(
     creds: &TwilioCredentials,
     provider: &ProviderRecord,
     number: &PhoneNumberRecord,
-    keys: &mut KeyCache,
+    keys: &KeyCache,
 ) -> Result<Released, ReleaseError> {
-    let previous = previous_routing(services, provider, number, keys).await.map_err(ReleaseError::Secret)?;
+    let previous = keys.previous_routing(number).map_err(ReleaseError::Secret)?;
     release_with(&services.twilio, creds, &provider.trunk_sid, &number.phone_number_sid, &previous).await
 }
 

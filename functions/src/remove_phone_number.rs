@@ -33,11 +33,12 @@ async fn remove(services: &Services, request: &Request) -> Result<Response<Body>
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")))?;
     let creds = stored_credentials(services, &record).await?;
-    let released =
-        release_number(services, &creds, &record, &number, &mut KeyCache::default()).await.map_err(|e| match e {
-            ReleaseError::Twilio(step, e) => stored_credentials_error(step, &record, e),
-            ReleaseError::Secret(e) => ApiError::unavailable(e),
-        })?;
+    let mut keys = KeyCache::default();
+    keys.load(services, &record, std::slice::from_ref(&number)).await.map_err(ApiError::unavailable)?;
+    let released = release_number(services, &creds, &record, &number, &keys).await.map_err(|e| match e {
+        ReleaseError::Twilio(step, e) => stored_credentials_error(step, &record, e),
+        ReleaseError::Secret(e) => ApiError::unavailable(e),
+    })?;
     services.store.remove_number(&org, &number).await.map_err(|e| match e {
         // Removed by a concurrent request: the end state is the one asked for.
         StoreError::NumberGone => ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")),

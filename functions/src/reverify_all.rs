@@ -1,18 +1,19 @@
-//! The hourly job: re-verifies every provider of every organization, then sweeps leftover
-//! Twilio resources ([`crate::sweep_orphans`]). Pages through the
-//! table with bounded concurrency; one provider's failure never stops the rest. Logs a
-//! summary (counts by status) and a line for each provider whose status changed.
+//! Re-verification of every provider, the `reverify` job. Each provider is verified by
+//! [`reverify_one`] (from a jobs-queue message in Lambda, see [`crate::jobs`]); [`run`] does the
+//! whole job in-process (`admin run-job reverify`, tests), with bounded concurrency. One
+//! provider's failure never stops the rest.
 
-use crate::providers::{save_with_retry, stored_credentials};
+use crate::providers::{load_provider, stored_credentials};
 use crate::services::Services;
 use crate::verification::verify;
 use futures::StreamExt;
 use serde::Serialize;
 use shared::ApiError;
-use shared::model::{CheckStatus, VerificationStatus};
-use shared::store::{ProviderRecord, ScanCursor};
+use shared::model::{CheckStatus, OrganizationId, VerificationStatus};
+use shared::store::{ProviderRecord, StoreError};
+use uuid::Uuid;
 
-/// Providers verified at once.
+/// Providers verified at once in-process.
 const CONCURRENCY: usize = 8;
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -23,106 +24,111 @@ pub struct Summary {
     pub failed: usize,
     /// Could not be verified at all (unreadable record, KMS or storage failure, …).
     pub errors: usize,
-    /// Being deleted: left alone.
+    /// Being deleted, or gone: left alone.
     pub skipped: usize,
     /// Twilio rejected the stored credentials at the last check: not asked again until the
     /// token is rotated (their `credentials` check stays failed; counted in `failed` too).
     pub held: usize,
+    /// The record changed while it was being verified (a rotation, say): the newer one stays.
+    pub stale: usize,
     pub changed: usize,
 }
 
-enum Outcome {
+/// What verifying one provider came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
     Verified { previous: VerificationStatus, current: VerificationStatus },
     Skipped,
     Held,
+    Stale,
     Error,
 }
 
-pub async fn run(services: &Services) -> Result<Summary, shared::store::StoreError> {
-    let mut summary = Summary::default();
-    let mut cursor: Option<ScanCursor> = None;
-    loop {
-        let page = services.store.scan_providers(cursor.take()).await?;
-        let outcomes: Vec<Outcome> = futures::stream::iter(page.providers)
-            .map(|record| async move {
-                match record {
-                    Ok(record) => reverify(services, record).await,
-                    Err(e) => {
-                        tracing::error!(error = %e, "unreadable provider record skipped");
-                        Outcome::Error
-                    }
+impl Summary {
+    pub fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Verified { previous, current } => {
+                match current {
+                    VerificationStatus::Verified | VerificationStatus::Pending => self.verified += 1,
+                    VerificationStatus::Warning => self.warning += 1,
+                    VerificationStatus::Failed => self.failed += 1,
                 }
-            })
+                self.changed += usize::from(previous != current);
+            }
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Held => {
+                self.held += 1;
+                self.failed += 1;
+            }
+            Outcome::Stale => self.stale += 1,
+            Outcome::Error => self.errors += 1,
+        }
+    }
+}
+
+/// The whole job in-process: every provider of every organization.
+pub async fn run(services: &Services) -> Result<Summary, StoreError> {
+    let mut summary = Summary::default();
+    let mut cursor = None;
+    loop {
+        let (ids, next) = services.store.scan_ids("provider", cursor.take()).await?;
+        let outcomes: Vec<Outcome> = futures::stream::iter(ids)
+            .map(|(org, id)| async move { reverify_one(services, &org, id).await.unwrap_or(Outcome::Error) })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Verified { previous, current } => {
-                    match current {
-                        VerificationStatus::Verified | VerificationStatus::Pending => summary.verified += 1,
-                        VerificationStatus::Warning => summary.warning += 1,
-                        VerificationStatus::Failed => summary.failed += 1,
-                    }
-                    summary.changed += usize::from(previous != current);
-                }
-                Outcome::Skipped => summary.skipped += 1,
-                Outcome::Held => {
-                    summary.held += 1;
-                    summary.failed += 1;
-                }
-                Outcome::Error => summary.errors += 1,
-            }
-        }
-        match page.next {
+        outcomes.into_iter().for_each(|outcome| summary.add(outcome));
+        match next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    tracing::info!(
-        verified = summary.verified,
-        warning = summary.warning,
-        failed = summary.failed,
-        errors = summary.errors,
-        skipped = summary.skipped,
-        changed = summary.changed,
-        "re-verification finished"
-    );
+    tracing::info!(summary = ?summary, "re-verification finished");
     Ok(summary)
 }
 
-async fn reverify(services: &Services, record: ProviderRecord) -> Outcome {
+/// Verifies one provider and stores the result conditionally on the version it read: a result
+/// computed against an older record never overwrites a newer one. `Err` is worth retrying
+/// (storage or KMS unavailable).
+pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -> Result<Outcome, ApiError> {
+    let record = match load_provider(&services.store, org, id).await {
+        Ok(record) => record,
+        Err(ApiError::NotFound(_)) => return Ok(Outcome::Skipped),
+        Err(e) => return Err(e),
+    };
     if record.deletion.is_some() {
-        return Outcome::Skipped;
+        return Ok(Outcome::Skipped);
     }
     if credentials_rejected(&record) {
-        return Outcome::Held;
+        return Ok(Outcome::Held);
     }
-    let (org, id, previous) = (record.organization_id.clone(), record.id, record.verification_status);
-    let result: Result<VerificationStatus, ApiError> = async {
-        let creds = stored_credentials(services, &record).await?;
-        let verification = verify(services, &record, &creds).await;
-        let status = verification.status;
-        save_with_retry(&services.store, record, |record| {
-            verification.apply_to(record);
-            Ok(())
-        })
-        .await?;
-        Ok(status)
-    }
-    .await;
-    match result {
-        Ok(current) => {
-            if current != previous {
-                tracing::info!(organization_id = %org, provider_id = %id, previous = ?previous, current = ?current, "verification status changed");
-            }
-            Outcome::Verified { previous, current }
-        }
+    let previous = record.verification_status;
+    let creds = match stored_credentials(services, &record).await {
+        Ok(creds) => creds,
+        Err(e @ ApiError::Unavailable(_)) => return Err(e),
         Err(e) => {
             tracing::error!(organization_id = %org, provider_id = %id, error = %e, "provider could not be re-verified");
-            Outcome::Error
+            return Ok(Outcome::Error);
         }
+    };
+    let verification = verify(services, &record, &creds).await;
+    let mut updated = record.clone();
+    verification.apply_to(&mut updated);
+    updated.version = record.version + 1;
+    updated.updated_at = shared::time::now_rfc3339();
+    match services.store.replace_provider(&updated).await {
+        Ok(()) => {}
+        Err(StoreError::VersionConflict) => {
+            tracing::info!(organization_id = %org, provider_id = %id, "provider changed while it was verified; the newer record stays");
+            return Ok(Outcome::Stale);
+        }
+        Err(e) => return Err(ApiError::unavailable(e)),
     }
+    let current = verification.status;
+    if current != previous {
+        tracing::info!(organization_id = %org, provider_id = %id, previous = ?previous, current = ?current, "verification status changed");
+    }
+    Ok(Outcome::Verified { previous, current })
 }
 
 /// Whether the last verification found the stored credentials rejected. Rotation (the only
@@ -133,19 +139,4 @@ fn credentials_rejected(record: &ProviderRecord) -> bool {
         .iter()
         .flatten()
         .any(|check| check.check_name == "credentials" && check.status == CheckStatus::Failed)
-}
-
-/// What the hourly job did.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct HourlyReport {
-    pub verification: Summary,
-    pub orphans: crate::sweep_orphans::SweepSummary,
-}
-
-/// The scheduled function's work: re-verification, then the orphan sweep.
-pub async fn hourly(services: &Services) -> Result<HourlyReport, shared::store::StoreError> {
-    let verification = run(services).await?;
-    let orphans = crate::sweep_orphans::run(services).await?;
-    Ok(HourlyReport { verification, orphans })
 }

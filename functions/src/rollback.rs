@@ -24,6 +24,11 @@ pub enum TwilioResource {
         list_sid: String,
         credential_sid: String,
     },
+    /// An imported number's place on the trunk (left when a forced delete could not give it back).
+    TrunkPhoneNumber {
+        trunk_sid: String,
+        number_sid: String,
+    },
     /// The credential list's attachment to the trunk.
     TrunkCredentialList {
         trunk_sid: String,
@@ -40,6 +45,9 @@ impl TwilioResource {
                 ("trunkCredentialList", format!("{trunk_sid}/{list_sid}"))
             }
             Self::Credential { list_sid, credential_sid } => ("credential", format!("{list_sid}/{credential_sid}")),
+            Self::TrunkPhoneNumber { trunk_sid, number_sid } => {
+                ("trunkPhoneNumber", format!("{trunk_sid}/{number_sid}"))
+            }
         };
         LeftoverResource { kind: kind.to_owned(), sid }
     }
@@ -52,6 +60,10 @@ impl TwilioResource {
             "trunkCredentialList" => leftover.sid.split_once('/').map(|(trunk, list)| Self::TrunkCredentialList {
                 trunk_sid: trunk.to_owned(),
                 list_sid: list.to_owned(),
+            }),
+            "trunkPhoneNumber" => leftover.sid.split_once('/').map(|(trunk, number)| Self::TrunkPhoneNumber {
+                trunk_sid: trunk.to_owned(),
+                number_sid: number.to_owned(),
             }),
             "credential" => leftover.sid.split_once('/').map(|(list, credential)| Self::Credential {
                 list_sid: list.to_owned(),
@@ -71,6 +83,9 @@ impl TwilioResource {
             Self::Credential { list_sid, credential_sid } => {
                 twilio.delete_credential(creds, list_sid, credential_sid).await
             }
+            Self::TrunkPhoneNumber { trunk_sid, number_sid } => {
+                twilio.detach_phone_number(creds, trunk_sid, number_sid).await
+            }
         };
         match result {
             Err(e) if e.is_not_found() => Ok(()),
@@ -81,7 +96,7 @@ impl TwilioResource {
     /// Removal order: attachments first, then trunks, then credential lists (with their credentials).
     fn removal_rank(&self) -> u8 {
         match self {
-            Self::TrunkCredentialList { .. } | Self::Credential { .. } => 0,
+            Self::TrunkCredentialList { .. } | Self::Credential { .. } | Self::TrunkPhoneNumber { .. } => 0,
             Self::Trunk { .. } => 1,
             Self::CredentialList { .. } => 2,
         }
@@ -125,7 +140,12 @@ pub async fn remove_resources(
             }
         }
     }
-    left.retain(|(resource, _)| !matches!(resource, TwilioResource::TrunkCredentialList { trunk_sid, .. } if deleted_trunks.contains(trunk_sid)));
+    left.retain(|(resource, _)| match resource {
+        TwilioResource::TrunkCredentialList { trunk_sid, .. } | TwilioResource::TrunkPhoneNumber { trunk_sid, .. } => {
+            !deleted_trunks.contains(trunk_sid)
+        }
+        _ => true,
+    });
     left
 }
 

@@ -1,8 +1,8 @@
 //! `PATCH /api/v1/providers/twilio/{id}/auth-token`: validate the new token with Twilio, then
 //! re-encrypt it under a fresh data key and refresh the verification with it. A rejected token
-//! changes nothing.
+//! changes nothing. Allowed while the provider is being deleted (the next delete step uses it).
 
-use crate::providers::{load_provider, owner_of, refuse_if_deleting, save_with_retry};
+use crate::providers::{load_provider, owner_of, save_with_retry};
 use crate::services::Services;
 use crate::twilio_errors;
 use crate::verification::verify_with_account;
@@ -25,8 +25,9 @@ async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>
     let org = organization_id(request)?;
     let id = path_uuid(request, "id")?;
     let command = RotateAuthToken::from_request(request)?;
+    // Allowed while deleting: a delete stuck on a token the customer rotated in Twilio
+    // continues with the new one.
     let record = load_provider(&services.store, &org, id).await?;
-    refuse_if_deleting(&record)?;
     let creds = TwilioCredentials { account_sid: record.account_sid.clone(), auth_token: command.auth_token };
     // Validate first: a rejected token must change nothing.
     let account = services.twilio.fetch_account(&creds).await.map_err(|e| match e.kind() {
@@ -46,7 +47,6 @@ async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>
     let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
     drop(data_key);
     let saved = save_with_retry(&services.store, record, |record| {
-        refuse_if_deleting(record)?;
         record.auth_token = sealed.clone();
         verification.apply_to(record);
         Ok(())

@@ -105,7 +105,10 @@ pub const ROUTES: &[Route] = &[
 
 /// The functions that are not behind a route.
 pub const AUTHORIZER_FUNCTION: &str = "authorizer";
-pub const SCHEDULED_FUNCTION: &str = "reverify-providers";
+/// Started by EventBridge Scheduler with the job to plan.
+pub const SCHEDULED_FUNCTION: &str = "plan-jobs";
+/// The SQS consumers: the jobs queue's and the deletion queue's.
+pub const QUEUE_FUNCTIONS: [&str; 2] = ["run-jobs", "continue-deletions"];
 /// Invoked directly by the call engine (Lambda Invoke, IAM), never through API Gateway.
 pub const SIP_CREDENTIAL_FUNCTION: &str = "get-sip-credential";
 

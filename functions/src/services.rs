@@ -1,11 +1,13 @@
 //! The clients a function needs, built once per process from configuration.
 
 use shared::config::{
-    ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uri_from_env, table_name_from_env,
+    ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uri_from_env, queue_url_from_env,
+    table_name_from_env,
 };
 use shared::crypto::Envelope;
 use shared::idempotency::IdempotencyStore;
 use shared::model::{Region, SipUri};
+use shared::queue::Queue;
 use shared::store::ProviderStore;
 use shared::twilio::TwilioClient;
 
@@ -20,6 +22,9 @@ pub struct Services {
     pub default_region: Region,
     /// Where every trunk's origination URL sends inbound calls (`PLATFORM_SIP_URI`).
     pub platform_sip_uri: SipUri,
+    /// Where a delete that runs out of time continues (`DELETION_QUEUE_URL`); the functions
+    /// that delete require it at init.
+    pub deletions: Option<Queue>,
 }
 
 impl Services {
@@ -28,8 +33,28 @@ impl Services {
         let storage = StorageConfig::from_env()?;
         let twilio = TwilioConfig::from_env()?;
         let platform_sip_uri = platform_sip_uri_from_env()?;
+        let deletion_queue = queue_url_from_env("DELETION_QUEUE_URL")?;
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri))
+        let services =
+            Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri);
+        Ok(match deletion_queue {
+            Some(url) => services.with_deletions(Queue::new(aws_sdk_sqs::Client::new(&aws), url)),
+            None => services,
+        })
+    }
+
+    /// For the functions that delete: fails at init without `DELETION_QUEUE_URL`.
+    pub async fn from_env_for_deletion() -> Result<Self, ConfigError> {
+        let services = Self::from_env().await?;
+        if services.deletions.is_none() {
+            return Err(ConfigError::Missing("DELETION_QUEUE_URL"));
+        }
+        Ok(services)
+    }
+
+    pub fn with_deletions(mut self, queue: Queue) -> Self {
+        self.deletions = Some(queue);
+        self
     }
 
     pub fn new(
@@ -47,6 +72,7 @@ impl Services {
             twilio,
             default_region,
             platform_sip_uri,
+            deletions: None,
         }
     }
 }

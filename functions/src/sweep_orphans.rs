@@ -5,11 +5,13 @@ use crate::rollback::{TwilioResource, remove_resources};
 use crate::services::Services;
 use serde::Serialize;
 use shared::crypto::{SecretKind, SecretOwner};
+use shared::model::OrganizationId;
 use shared::model::{AuthToken, TwilioCredentials};
-use shared::store::{OrphanRecord, ScanCursor, StoreError};
+use shared::store::{OrphanRecord, StoreError};
 use shared::twilio::TwilioErrorKind;
+use uuid::Uuid;
 
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepSummary {
     /// Records whose resources are all gone now.
@@ -20,30 +22,31 @@ pub struct SweepSummary {
     pub stuck: usize,
 }
 
-enum Outcome {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
     Cleared,
     Remaining,
     Stuck,
 }
 
+impl SweepSummary {
+    pub fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Cleared => self.cleared += 1,
+            Outcome::Remaining => self.remaining += 1,
+            Outcome::Stuck => self.stuck += 1,
+        }
+    }
+}
+
+/// The whole job in-process: every leftover-resource record.
 pub async fn run(services: &Services) -> Result<SweepSummary, StoreError> {
     let mut summary = SweepSummary::default();
-    let mut cursor: Option<ScanCursor> = None;
+    let mut cursor = None;
     loop {
-        let (orphans, next) = services.store.scan_orphans(cursor.take()).await?;
-        for orphan in orphans {
-            let outcome = match orphan {
-                Ok(orphan) => sweep(services, orphan).await,
-                Err(e) => {
-                    tracing::error!(error = %e, "unreadable leftover-resource record");
-                    Outcome::Stuck
-                }
-            };
-            match outcome {
-                Outcome::Cleared => summary.cleared += 1,
-                Outcome::Remaining => summary.remaining += 1,
-                Outcome::Stuck => summary.stuck += 1,
-            }
+        let (ids, next) = services.store.scan_ids("orphan", cursor.take()).await?;
+        for (org, provider_id) in ids {
+            summary.add(sweep_one(services, &org, provider_id).await.unwrap_or(Outcome::Remaining));
         }
         match next {
             Some(next) => cursor = Some(next),
@@ -57,6 +60,20 @@ pub async fn run(services: &Services) -> Result<SweepSummary, StoreError> {
         "orphan sweep finished"
     );
     Ok(summary)
+}
+
+/// Sweeps one provider's leftover record (gone already: cleared). `Err`: the record could not
+/// be read; worth retrying.
+pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: Uuid) -> Result<Outcome, StoreError> {
+    match services.store.get_orphan(org, provider_id).await {
+        Ok(Some(orphan)) => Ok(sweep(services, orphan).await),
+        Ok(None) => Ok(Outcome::Cleared),
+        Err(StoreError::Corrupt(e)) => {
+            tracing::error!(organization_id = %org, %provider_id, error = %e, "unreadable leftover-resource record");
+            Ok(Outcome::Stuck)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {

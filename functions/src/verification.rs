@@ -15,8 +15,9 @@ use shared::twilio::{Account, ListProbe, OriginationUrl, TwilioError, TwilioErro
 use std::collections::HashSet;
 use uuid::Uuid;
 
-/// How many items a check reads from one Twilio list at most.
-const LIST_CAP: usize = 1000;
+/// Checks read every page of a Twilio list: a cap would turn the items past it into false
+/// findings ("detached" numbers). What they store stays bounded by [`DETAILS_CAP`].
+const LIST_CAP: usize = usize::MAX;
 const LATER_CHECKS: [&str; 5] = ["permissions", "trunk", "credentialList", "origination", "phoneNumbers"];
 /// How many items a check lists in its details at most (counts are always complete).
 const DETAILS_CAP: usize = 50;
@@ -389,11 +390,13 @@ async fn credential_list_check(
             );
         }
         Err(e) => {
+            // The cause (AWS text) goes to the log; the stored check says what happened.
+            tracing::error!(provider_id = %record.id, error = %e, "could not read the SIP credential record");
             return VerificationCheck::new(
                 "credentialList",
                 CheckStatus::Warning,
-                format!("Could not read the SIP credential record: {e}."),
-                details,
+                "Could not read the stored SIP credential (storage unavailable). It will be checked again.",
+                json!({"code": "storage_unavailable", "credentialListSid": list_sid, "trunkSid": record.trunk_sid}),
             );
         }
     };
@@ -425,11 +428,12 @@ async fn phone_numbers_check(
     let imported = match services.store.all_numbers(&record.organization_id, record.id).await {
         Ok(imported) => imported,
         Err(e) => {
+            tracing::error!(provider_id = %record.id, error = %e, "could not read the imported numbers");
             return VerificationCheck::new(
                 "phoneNumbers",
                 CheckStatus::Warning,
-                format!("Could not read the imported numbers: {e}."),
-                json!({}),
+                "Could not read the imported numbers (storage unavailable). They will be checked again.",
+                json!({"code": "storage_unavailable"}),
             );
         }
     };
@@ -452,11 +456,8 @@ async fn phone_numbers_check(
             );
         }
     };
-    let detached: Vec<Value> = imported
-        .iter()
-        .filter(|n| !on_trunk.contains(&n.phone_number_sid))
-        .map(|n| json!({"phoneNumberSid": n.phone_number_sid, "phoneNumber": n.phone_number, "id": n.id}))
-        .collect();
+    let detached: Vec<&shared::store::PhoneNumberRecord> =
+        imported.iter().filter(|n| !on_trunk.contains(&n.phone_number_sid)).collect();
     if detached.is_empty() {
         return VerificationCheck::new(
             "phoneNumbers",
@@ -473,7 +474,15 @@ async fn phone_numbers_check(
             detached.len(),
             imported.len()
         ),
-        json!({"imported": imported.len(), "detached": detached}),
+        json!({
+            "imported": imported.len(),
+            "detachedCount": detached.len(),
+            "detached": detached
+                .iter()
+                .take(DETAILS_CAP)
+                .map(|n| json!({"phoneNumberSid": n.phone_number_sid, "phoneNumber": n.phone_number, "id": n.id}))
+                .collect::<Vec<_>>(),
+        }),
     )
 }
 

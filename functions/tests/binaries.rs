@@ -21,7 +21,16 @@ const EVENT_API_KEY: &str = "tpk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 struct Setup {
     table: String,
     key_alias: String,
+    deletion_queue: String,
+    jobs_queue: String,
     fake: FakeTwilio,
+}
+
+/// A fresh SQS queue in moto.
+async fn new_queue(aws: &aws_config::SdkConfig) -> String {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let name = format!("deletions-{}", uuid::Uuid::new_v4().simple());
+    sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap()
 }
 
 fn event(name: &str, swaps: &[(&str, &str)]) -> Value {
@@ -58,6 +67,8 @@ async fn run_once(setup: &Setup, binary: &str, event: Value) -> Outcome {
         .env("TWILIO_API_BASE_URL", &setup.fake.base_url)
         .env("TWILIO_TRUNKING_BASE_URL", &setup.fake.base_url)
         .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
+        .env("DELETION_QUEUE_URL", &setup.deletion_queue)
+        .env("JOBS_QUEUE_URL", &setup.jobs_queue)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -97,7 +108,13 @@ async fn every_function_binary_boots_and_answers_its_event() {
     let fake = FakeTwilio::start().await;
     fake.add_account_with(DEMO_SID, DEMO_TOKEN, "active", "Full");
     fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", DEMO_SID, "+15005550006", None);
-    let setup = Setup { table: table.clone(), key_alias, fake };
+    let setup = Setup {
+        table: table.clone(),
+        key_alias,
+        deletion_queue: new_queue(&aws).await,
+        jobs_queue: new_queue(&aws).await,
+        fake,
+    };
 
     let created = invoke(&setup, "create-twilio-provider", event("create-twilio-provider.json", &[])).await;
     assert_eq!(http_status(&created), 201, "{created}");
@@ -144,8 +161,10 @@ async fn every_function_binary_boots_and_answers_its_event() {
     let error = invoke_expecting_error(&setup, "get-sip-credential", event("get-sip-credential.json", &unknown)).await;
     assert_eq!(error["errorType"], "ProviderNotFound", "{error}");
 
-    let summary = invoke(&setup, "reverify-providers", event("reverify-providers.json", &[])).await;
-    assert_eq!(summary["verification"]["verified"], 1, "{summary}");
+    let planned = invoke(&setup, "plan-jobs", event("plan-jobs.json", &[])).await;
+    assert_eq!(planned, serde_json::json!({"job": "reverify", "planned": 1}), "{planned}");
+    let worked = invoke(&setup, "run-jobs", event("run-jobs.json", &with_id)).await;
+    assert_eq!(worked, serde_json::json!({"batchItemFailures": []}), "{worked}");
 
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let (_, api_key) = keys.create(&OrganizationId::parse("org-demo").unwrap(), None).await.unwrap();
@@ -154,8 +173,11 @@ async fn every_function_binary_boots_and_answers_its_event() {
     let denied = invoke(&setup, "authorizer", event("authorizer.json", &[])).await;
     assert_eq!(denied["isAuthorized"], false);
 
-    let deleted = invoke(&setup, "delete-provider", event("delete-provider.json", &with_id)).await;
-    assert_eq!(http_status(&deleted), 204, "{deleted}");
+    // The deletion queue's consumer: a message for the provider deletes it.
+    let continued = invoke(&setup, "continue-deletions", event("continue-deletions.json", &with_id)).await;
+    assert_eq!(continued, serde_json::json!({"batchItemFailures": []}), "{continued}");
+    let gone = invoke(&setup, "get-provider", event("get-provider.json", &with_id)).await;
+    assert_eq!(http_status(&gone), 404, "continue-deletions finished the delete: {gone}");
     let violations = setup.fake.spec_violations();
     assert!(violations.is_empty(), "requests broke Twilio's spec: {violations:#?}");
 }
@@ -190,6 +212,8 @@ async fn run_logged(setup: &Setup, binary: &str, event: Value, log_env: (&str, &
         .env("TWILIO_API_BASE_URL", &setup.fake.base_url)
         .env("TWILIO_TRUNKING_BASE_URL", &setup.fake.base_url)
         .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
+        .env("DELETION_QUEUE_URL", &setup.deletion_queue)
+        .env("JOBS_QUEUE_URL", &setup.jobs_queue)
         .env_remove("RUST_LOG")
         .env_remove("AWS_LAMBDA_LOG_LEVEL")
         .env(log_env.0, log_env.1)
@@ -245,7 +269,13 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
     let (token, new_token) = (integration_tests::fake_twilio::new_sid("").to_lowercase(), DEMO_TOKEN.to_owned());
     fake.add_account_with(DEMO_SID, &token, "active", "Full");
     fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", DEMO_SID, "+15005550006", None);
-    let setup = Setup { table: table.clone(), key_alias, fake };
+    let setup = Setup {
+        table: table.clone(),
+        key_alias,
+        deletion_queue: new_queue(&aws).await,
+        jobs_queue: new_queue(&aws).await,
+        fake,
+    };
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let (_, api_key) = keys.create(&OrganizationId::parse("org-demo").unwrap(), None).await.unwrap();
     let api_key = api_key.expose().to_owned();
@@ -280,7 +310,12 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
         let rotate = event("rotate-twilio-auth-token.json", &swaps);
         binaries.push(("get-sip-credential", event("get-sip-credential.json", &swaps)));
         binaries.push(("authorizer", event("authorizer.json", &[(EVENT_API_KEY, &api_key)])));
-        binaries.push(("reverify-providers", event("reverify-providers.json", &[])));
+        binaries.push(("plan-jobs", event("plan-jobs.json", &[])));
+        binaries.push(("run-jobs", event("run-jobs.json", &swaps)));
+        binaries.push((
+            "continue-deletions",
+            event("continue-deletions.json", &[(EVENT_PROVIDER_ID, "01936f5e-0000-7000-8000-00000000beef")]),
+        ));
         for (binary, event) in binaries {
             let (_, output) = run_logged(&setup, binary, event, log_env).await;
             logs.push_str(&output);

@@ -62,6 +62,19 @@ pub fn platform_sip_uri_from_env() -> Result<SipUri, ConfigError> {
     SipUri::parse(&value).map_err(|reason| ConfigError::Invalid { name, reason: format!("{value:?} {reason}") })
 }
 
+/// An SQS queue URL from `name`, when set (functions that need it require it at init).
+pub fn queue_url_from_env(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match env::var(name) {
+        Err(env::VarError::NotPresent) => Ok(None),
+        _ => required(name).map(Some),
+    }
+}
+
+/// An SQS queue URL from `name`, required.
+pub fn required_queue_url(name: &'static str) -> Result<String, ConfigError> {
+    required(name)
+}
+
 /// The Twilio region used when a request names none: the one closest to this deployment.
 pub fn default_region_from_env() -> Region {
     Region::closest_to_aws_region(env::var("AWS_REGION").ok().as_deref().unwrap_or(""))

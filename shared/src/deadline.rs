@@ -25,7 +25,11 @@ pub fn remaining() -> Option<Duration> {
 
 /// The invocation's deadline from the Lambda context, less `reserve`.
 pub fn from_request(request: &Request, reserve: Duration) -> Option<Instant> {
-    let deadline_ms = request.lambda_context_ref()?.deadline;
+    from_epoch_millis(request.lambda_context_ref()?.deadline, reserve)
+}
+
+/// A Lambda context deadline (milliseconds since the epoch), less `reserve`.
+pub fn from_epoch_millis(deadline_ms: u64, reserve: Duration) -> Option<Instant> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(reserve);
     Some(Instant::now() + left)

@@ -101,13 +101,28 @@ pub struct DeletionView {
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^deleting$"))]
     pub status: &'static str,
     pub started_at: String,
+    /// Imported numbers not yet given back.
+    pub remaining_numbers: u32,
     pub last_error: Option<String>,
 }
 
-impl From<&DeletionState> for DeletionView {
-    fn from(state: &DeletionState) -> Self {
-        Self { status: "deleting", started_at: state.started_at.clone(), last_error: state.last_error.clone() }
+impl DeletionView {
+    pub fn of(state: &DeletionState, remaining_numbers: u32) -> Self {
+        Self {
+            status: "deleting",
+            started_at: state.started_at.clone(),
+            remaining_numbers,
+            last_error: state.last_error.clone(),
+        }
     }
+}
+
+/// The 202 body of a delete that goes on in the background.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionInProgress {
+    pub deletion: DeletionView,
 }
 
 /// A provider of any type, as the generic endpoints show it; `providerType` says which.
@@ -386,7 +401,7 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
             termination_uri: record.termination_uri.clone(),
             region: record.region,
             supports_call_transfer: record.supports_call_transfer,
-            deletion: record.deletion.as_ref().map(DeletionView::from),
+            deletion: record.deletion.as_ref().map(|state| DeletionView::of(state, record.phone_number_count)),
         }
     }
 }
@@ -487,7 +502,12 @@ pub mod request_schemas {
         #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
         pub auth_token: String,
         /// Display name, 1 to 100 characters, not blank.
-        #[schema(min_length = 1, max_length = 100)]
+        // The pattern: at least one character that is not white space as `str::trim` counts it.
+        #[schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+        )]
         pub name: String,
         /// Twilio region; absent or null: the one closest to the deployment.
         pub region: Option<Region>,
@@ -499,7 +519,12 @@ pub mod request_schemas {
     #[derive(ToSchema)]
     #[schema(rename_all = "camelCase")]
     pub struct UpdateTwilioProviderRequest {
-        #[schema(min_length = 1, max_length = 100)]
+        /// Display name, 1 to 100 characters, not blank.
+        #[schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+        )]
         pub name: Option<String>,
         pub region: Option<Region>,
         pub supports_call_transfer: Option<bool>,

@@ -872,13 +872,33 @@ impl ProviderStore {
         let items = vec![
             put_new(&self.table, number.to_item(org)),
             put_new(&self.table, claim),
-            self.count_update(org, number.provider_id, 1),
+            self.count_update(org, number.provider_id, 1, false),
         ];
         self.transact_number_change(items, StoreError::NumberTaken).await
     }
 
-    /// Deletes an imported number and its claim and decrements the provider's count.
+    /// Deletes an imported number and its claim and decrements the provider's count; refused
+    /// (`ProviderGone`) once the provider is being deleted.
     pub async fn remove_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
+        self.delete_number(org, number, false).await
+    }
+
+    /// The same for a provider being deleted: each number's records go as soon as it is given
+    /// back, so a resumed delete never redoes it.
+    pub async fn forget_released_number(
+        &self,
+        org: &OrganizationId,
+        number: &PhoneNumberRecord,
+    ) -> Result<(), StoreError> {
+        self.delete_number(org, number, true).await
+    }
+
+    async fn delete_number(
+        &self,
+        org: &OrganizationId,
+        number: &PhoneNumberRecord,
+        while_deleting: bool,
+    ) -> Result<(), StoreError> {
         let delete = |key: Item, condition: Option<&str>| {
             let delete = Delete::builder()
                 .table_name(&self.table)
@@ -891,17 +911,28 @@ impl ProviderStore {
         let items = vec![
             delete(Self::key(org, number.sort_key()), Some("attribute_exists(pk)")),
             delete(number_claim_key(&number.phone_number_sid), None),
-            self.count_update(org, number.provider_id, -1),
+            self.count_update(org, number.provider_id, -1, while_deleting),
         ];
         self.transact_number_change(items, StoreError::NumberGone).await
     }
 
-    fn count_update(&self, org: &OrganizationId, provider_id: Uuid, delta: i64) -> TransactWriteItem {
+    fn count_update(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+        delta: i64,
+        while_deleting: bool,
+    ) -> TransactWriteItem {
+        let condition = if while_deleting {
+            "attribute_exists(pk)"
+        } else {
+            "attribute_exists(pk) AND attribute_not_exists(deletionStartedAt)"
+        };
         let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(org, ProviderRecord::sort_key(provider_id))))
             .update_expression("SET phoneNumberCount = phoneNumberCount + :delta, version = version + :one")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(deletionStartedAt)")
+            .condition_expression(condition)
             .expression_attribute_values(":delta", n(delta))
             .expression_attribute_values(":one", n(1))
             .build()
@@ -1009,6 +1040,47 @@ impl ProviderStore {
             .await
             .map_err(StoreError::request)?;
         Ok(())
+    }
+
+    /// One page of the (organization, provider id) pairs of every item of `entity`
+    /// (`provider` or `orphan`), for the job planner: only the two attributes are read.
+    pub async fn scan_ids(
+        &self,
+        entity: &str,
+        start: Option<ScanCursor>,
+    ) -> Result<(Vec<(OrganizationId, Uuid)>, Option<ScanCursor>), StoreError> {
+        let id_attribute = if entity == "provider" { "id" } else { "providerId" };
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("entity = :entity")
+            .expression_attribute_values(":entity", s(entity))
+            .projection_expression("organizationId, #id")
+            .expression_attribute_names("#id", id_attribute)
+            .set_exclusive_start_key(start.map(|cursor| cursor.0))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        let mut ids = Vec::new();
+        for item in output.items() {
+            let f = Fields(item);
+            let org = OrganizationId::parse(&f.string("organizationId")?)
+                .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?;
+            let id = Uuid::parse_str(&f.string(id_attribute)?).map_err(|_| StoreError::Corrupt("id".into()))?;
+            ids.push((org, id));
+        }
+        Ok((ids, output.last_evaluated_key.map(ScanCursor)))
+    }
+
+    /// The leftover-resource record of a provider, if any.
+    pub async fn get_orphan(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+    ) -> Result<Option<OrphanRecord>, StoreError> {
+        let item = self.get_item(Self::key(org, format!("ORPHAN#{provider_id}"))).await?;
+        item.as_ref().map(OrphanRecord::from_item).transpose()
     }
 
     /// The resources recorded as left behind for a provider, if any.

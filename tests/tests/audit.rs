@@ -107,8 +107,10 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
     };
     let read = functions::sip_credential::handle(&reader, json!({"organizationId": org, "providerId": id})).await;
     assert_eq!(read.unwrap().password.expose(), env.fake.credentials_of(&sid)[0].password);
-    let report = functions::reverify_all::hourly(&env.services).await.unwrap();
-    responses.push_str(&serde_json::to_string(&report).unwrap());
+    for job in [shared::queue::Job::Reverify, shared::queue::Job::SweepOrphans] {
+        let run = functions::jobs::run_in_process(&env.services, job, 4).await.unwrap();
+        responses.push_str(&serde_json::to_string(&run).unwrap());
+    }
 
     // What could leak: both tokens, the SIP password, the data keys, the Basic credentials.
     let org_id = OrganizationId::parse(org).unwrap();

@@ -1,6 +1,6 @@
-//! Creates the table and KMS key on the configured endpoints when they are missing, with the
-//! same definitions as `template.yaml` (key schema, on-demand billing, point-in-time recovery,
-//! key rotation, an alias when `KMS_KEY_ID` names one).
+//! Creates the table, the KMS key and the deletion queue on the configured endpoints when they
+//! are missing, with the same definitions as `template.yaml` (key schema, on-demand billing,
+//! point-in-time recovery, key rotation, an alias when `KMS_KEY_ID` names one).
 
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_kms::operation::describe_key::DescribeKeyError;
@@ -43,4 +43,19 @@ pub async fn bootstrap(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> 
         Err(e) => return Err(Box::new(e)),
     }
     Ok(())
+}
+
+/// The deletion queue (`{table}-deletions`), created when missing; returns its URL.
+pub async fn deletion_queue(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> Result<String, Error> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let name = format!("{}-deletions", storage.table_name);
+    let created = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1800")
+        .send()
+        .await?;
+    let url = created.queue_url.ok_or("SQS returned no queue URL")?;
+    tracing::info!(queue = %url, "deletion queue ready");
+    Ok(url)
 }

@@ -2,5 +2,6 @@
 //! (`local-api --bootstrap`), and serving every route locally exactly as API Gateway would.
 
 pub mod bootstrap;
+pub mod deletion_consumer;
 pub mod local_api;
 pub mod openapi;

@@ -5,6 +5,6 @@ use lambda_http::{Error, run, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     functions::logging::init();
-    let services = Services::from_env().await?;
+    let services = Services::from_env_for_deletion().await?;
     run(service_fn(|request| delete_provider::handle(&services, request))).await
 }

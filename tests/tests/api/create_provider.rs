@@ -354,11 +354,11 @@ async fn what_a_rollback_could_not_remove_is_recorded_and_swept_later() {
     assert!(text.contains("ORPHAN#") && !text.contains(&token), "recorded, with the token encrypted");
 
     // While Twilio still fails, the sweeper keeps the record; once it recovers, it clears it.
-    let report = functions::reverify_all::hourly(&env.services).await.unwrap();
-    assert_eq!((report.orphans.cleared, report.orphans.remaining), (0, 1));
+    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    assert_eq!((swept.cleared, swept.remaining), (0, 1));
     env.fake.clear_faults();
-    let report = functions::reverify_all::hourly(&env.services).await.unwrap();
-    assert_eq!((report.orphans.cleared, report.orphans.remaining), (1, 0));
+    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    assert_eq!((swept.cleared, swept.remaining), (1, 0));
     assert!(env.fake.trunks_of(&sid).is_empty());
     assert_eq!(env.item_count().await, 0);
 }

@@ -85,9 +85,14 @@ async fn lifecycle_events_reach_their_handlers() {
     assert_eq!(body_json(&response)["status"], "verified", "{:?}", response.body());
     let response = repair_provider::handle(&env.services, event_for("repair-provider.json", &id)).await.unwrap();
     assert_eq!(body_json(&response)["verification"]["status"], "verified", "{:?}", response.body());
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/reverify-providers.json");
-    let schedule: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(schedule["detail-type"], "Scheduled Event");
+    // The scheduled job's event (the schedule's input) and a jobs-queue event for the provider.
+    let read = |name: &str| -> serde_json::Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap().replace(EVENT_PROVIDER_ID, &id)).unwrap()
+    };
+    assert_eq!(jobs::job_of(&read("plan-jobs.json")).unwrap(), shared::queue::Job::Reverify);
+    let worked = jobs::work_batch(&env.services, &read("run-jobs.json")).await;
+    assert_eq!(worked, serde_json::json!({"batchItemFailures": []}));
     assert_eq!(reverify_all::run(&env.services).await.unwrap().verified, 1);
 
     let response = delete_provider::handle(&env.services, event_for("delete-provider.json", &id)).await.unwrap();

@@ -17,7 +17,10 @@ pub struct TestEnv {
     pub services: Services,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
+    pub sqs: aws_sdk_sqs::Client,
     pub table: String,
+    /// The deletion queue the service continues deletes through.
+    pub deletion_queue: String,
 }
 
 pub async fn aws_config() -> aws_config::SdkConfig {
@@ -73,14 +76,59 @@ impl TestEnv {
             Some(endpoint) => aws.to_builder().endpoint_url(endpoint).service_config(NoEnvironmentConfig).build(),
             None => aws.clone(),
         };
-        let services = Services::new(&service_aws, &storage, twilio, Region::Us1, platform_sip_uri());
-        Self { fake, services, dynamo, kms, table }
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let queue_name = format!("deletions-{}", uuid::Uuid::new_v4().simple());
+        let deletion_queue = sqs
+            .create_queue()
+            .queue_name(queue_name)
+            .send()
+            .await
+            .expect("create SQS queue in moto")
+            .queue_url
+            .unwrap();
+        let deletions = shared::queue::Queue::new(aws_sdk_sqs::Client::new(&service_aws), &deletion_queue);
+        let services =
+            Services::new(&service_aws, &storage, twilio, Region::Us1, platform_sip_uri()).with_deletions(deletions);
+        Self { fake, services, dynamo, kms, sqs, table, deletion_queue }
     }
 
     /// Every item in the table, as JSON-ish debug text, for "no secret in the table" checks.
     pub async fn scan_table_text(&self) -> String {
         let items = self.dynamo.scan().table_name(&self.table).send().await.expect("scan").items.unwrap_or_default();
         format!("{items:?}")
+    }
+
+    /// Runs the deletion queue's consumer, as SQS would invoke it (one message per invocation,
+    /// each with `budget` of time), until the queue is empty. Returns the invocations it took.
+    pub async fn drain_deletions(&self, budget: Duration) -> usize {
+        let mut invocations = 0;
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.deletion_queue)
+                .max_number_of_messages(1)
+                .send()
+                .await
+                .expect("receive from SQS");
+            let Some(message) = received.messages.and_then(|m| m.into_iter().next()) else { return invocations };
+            invocations += 1;
+            assert!(invocations < 1000, "the deletion never finishes");
+            let event =
+                json!({"Records": [{"messageId": message.message_id, "body": message.body, "eventSource": "aws:sqs"}]});
+            let deadline = Some(std::time::Instant::now() + budget);
+            let answer =
+                shared::deadline::within(deadline, functions::continue_deletions::process(&self.services, &event))
+                    .await;
+            assert_eq!(answer["batchItemFailures"], json!([]), "a delete step failed");
+            self.sqs
+                .delete_message()
+                .queue_url(&self.deletion_queue)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .expect("delete from SQS");
+        }
     }
 
     pub async fn item_count(&self) -> usize {

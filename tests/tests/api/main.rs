@@ -2,10 +2,12 @@
 
 mod calls;
 mod create_provider;
+mod deletion;
 mod events;
 mod faults;
 mod harness;
 mod idempotency;
+mod jobs;
 mod lifecycle;
 mod numbers;
 mod security;

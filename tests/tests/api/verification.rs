@@ -194,7 +194,16 @@ async fn the_hourly_job_verifies_every_organization_despite_one_failing_provider
     let summary = reverify_all::run(&env.services).await.unwrap();
     assert_eq!(
         summary,
-        reverify_all::Summary { verified: 1, warning: 1, failed: 1, errors: 1, skipped: 0, held: 0, changed: 1 },
+        reverify_all::Summary {
+            verified: 1,
+            warning: 1,
+            failed: 1,
+            errors: 1,
+            skipped: 0,
+            held: 0,
+            stale: 0,
+            changed: 1
+        },
         "{summary:?}"
     );
     let stored = |org: &str, id: &str| {

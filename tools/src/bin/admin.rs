@@ -5,13 +5,17 @@
 //!   admin api-key list --organization-id ORG
 //!   admin api-key revoke KEY_ID
 //!   admin sip-credential get --organization-id ORG --provider-id ID
+//!   admin run-job reverify|sweep-orphans
 //!
 //! `api-key create` prints the new key once, as the last line of its output; `sip-credential
-//! get` prints what the call engine gets from `get-sip-credential` as one JSON line.
+//! get` prints what the call engine gets from `get-sip-credential` as one JSON line; `run-job`
+//! runs a scheduled job's planner and worker in-process (the function configuration: table,
+//! KMS key, Twilio, `PLATFORM_SIP_URI`) and prints its summary as the last line.
 
 use functions::sip_credential::{self, SipCredentialReader};
 use shared::api_keys::ApiKeyStore;
 use shared::model::OrganizationId;
+use shared::queue::Job;
 use std::process::ExitCode;
 use uuid::Uuid;
 
@@ -19,13 +23,15 @@ const USAGE: &str = "usage:
   admin api-key create --organization-id ORG [--description TEXT]
   admin api-key list --organization-id ORG
   admin api-key revoke KEY_ID
-  admin sip-credential get --organization-id ORG --provider-id ID";
+  admin sip-credential get --organization-id ORG --provider-id ID
+  admin run-job reverify|sweep-orphans";
 
 enum Command {
     Create { org: OrganizationId, description: Option<String> },
     List { org: OrganizationId },
     Revoke { key_id: String },
     SipCredential { org: OrganizationId, provider_id: Uuid },
+    RunJob { job: Job },
 }
 
 fn parse(args: &[String]) -> Result<Command, String> {
@@ -59,8 +65,34 @@ fn parse(args: &[String]) -> Result<Command, String> {
             let provider_id = Uuid::parse_str(&id).map_err(|_| format!("{id:?} is not a provider id (a UUID)"))?;
             Ok(Command::SipCredential { org: org()?, provider_id })
         }
-        ("api-key" | "sip-credential", other, _) => Err(format!("unknown action {other:?} (or unexpected arguments)")),
+        ("run-job", name, []) => Job::parse(name)
+            .map(|job| Command::RunJob { job })
+            .ok_or_else(|| format!("unknown job {name:?} (reverify or sweep-orphans)")),
+        ("api-key" | "sip-credential" | "run-job", other, _) => {
+            Err(format!("unknown action {other:?} (or unexpected arguments)"))
+        }
         (other, _, _) => Err(format!("unknown command group {other:?}")),
+    }
+}
+
+/// `run-job`: the job's planner and worker, in-process, eight items at a time.
+async fn run_job(job: Job) -> ExitCode {
+    let services = match functions::services::Services::from_env().await {
+        Ok(services) => services,
+        Err(e) => {
+            eprintln!("admin: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match functions::jobs::run_in_process(&services, job, 8).await {
+        Ok(run) => {
+            println!("{}", serde_json::to_string(&run).expect("the summary serializes"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("admin: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -106,6 +138,9 @@ async fn main() -> ExitCode {
     if let Command::SipCredential { org, provider_id } = &command {
         return sip_credential_get(org, *provider_id).await;
     }
+    if let Command::RunJob { job } = command {
+        return run_job(job).await;
+    }
     let table = match shared::config::table_name_from_env() {
         Ok(table) => table,
         Err(e) => {
@@ -134,7 +169,7 @@ async fn main() -> ExitCode {
                 );
             }
         }),
-        Command::SipCredential { .. } => unreachable!("handled above"),
+        Command::SipCredential { .. } | Command::RunJob { .. } => unreachable!("handled above"),
         Command::Revoke { key_id } => match keys.revoke(&key_id).await {
             Ok(true) => {
                 println!("Revoked API key {key_id}.");

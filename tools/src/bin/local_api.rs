@@ -4,11 +4,14 @@
 //!
 //!   local-api [--listen 127.0.0.1:3000] [--bootstrap]
 //!
-//! `--bootstrap` first creates the table and the KMS key (and alias) when they are missing.
+//! `--bootstrap` first creates the table, the KMS key (and alias) and the deletion queue when
+//! they are missing; without it, `DELETION_QUEUE_URL` names the queue. Deletes that run out of
+//! time continue from that queue, consumed in-process as `continue-deletions` would.
 
 use functions::services::Services;
 use shared::api_keys::ApiKeyStore;
 use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uri_from_env};
+use shared::queue::Queue;
 use shared::twilio::TwilioClient;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,8 +54,29 @@ async fn main() -> ExitCode {
         eprintln!("local-api: bootstrap failed: {e}");
         return ExitCode::from(1);
     }
+    // Deletes that run out of time continue from the deletion queue, consumed here as the
+    // continue-deletions function's event source would.
+    let queue_url = match (std::env::var("DELETION_QUEUE_URL").ok().filter(|u| !u.is_empty()), bootstrap) {
+        (Some(url), _) => url,
+        (None, true) => match tools::bootstrap::deletion_queue(&aws, &storage).await {
+            Ok(url) => url,
+            Err(e) => {
+                eprintln!("local-api: bootstrap failed: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        (None, false) => {
+            eprintln!(
+                "local-api: environment variable DELETION_QUEUE_URL is required (or --bootstrap to create the queue)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let sqs = aws_sdk_sqs::Client::new(&aws);
     let services =
-        Services::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri);
+        Services::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri)
+            .with_deletions(Queue::new(sqs.clone(), queue_url.clone()));
+    tokio::spawn(tools::deletion_consumer::run(services.clone(), sqs, queue_url));
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), storage.table_name.clone());
     let api = Arc::new(LocalApi { services, keys, openapi: OPENAPI });
     let listener = match tokio::net::TcpListener::bind(&listen).await {

@@ -1,0 +1,19 @@
+//! `plan-jobs`: started by EventBridge Scheduler with `{"job": "reverify"}` or
+//! `{"job": "sweep-orphans"}`; queues one work item per provider or leftover record.
+use functions::jobs;
+use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
+use shared::queue::Queue;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    functions::logging::init();
+    let store = functions::services::store_from_env().await?;
+    let queue_url = shared::config::required_queue_url("JOBS_QUEUE_URL")?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let queue = Queue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
+    let (store, queue) = (&store, &queue);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, Error>(jobs::plan_to_queue(store, queue, &event.payload).await?)
+    }))
+    .await
+}

@@ -1,0 +1,15 @@
+//! `run-jobs`: consumes the jobs queue (SQS event source), one work item per message.
+use functions::{ANSWER_RESERVE, jobs, services::Services};
+use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    functions::logging::init();
+    let services = Services::from_env().await?;
+    let services = &services;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        let deadline = shared::deadline::from_epoch_millis(event.context.deadline, ANSWER_RESERVE);
+        Ok::<_, Error>(shared::deadline::within(deadline, jobs::work_batch(services, &event.payload)).await)
+    }))
+    .await
+}

@@ -1,0 +1,39 @@
+//! `continue-deletions`: the deletion queue's consumer. Each message names a provider whose
+//! delete ran out of time; this runs the next step of it (see [`crate::delete_provider`]),
+//! which queues a further message if it runs out of time again. Answers SQS's partial batch
+//! response: a step that failed for a reason worth retrying (Twilio or AWS unavailable) is
+//! reported so SQS delivers it again later (and to the dead-letter queue after a few tries);
+//! one that needs a person (Twilio rejects the stored token: rotate it, then `DELETE` again)
+//! is logged and dropped.
+
+use crate::delete_provider::delete_step;
+use crate::services::Services;
+use serde_json::{Value, json};
+use shared::ApiError;
+use shared::model::OrganizationId;
+use shared::queue::ContinueDeletion;
+
+/// Processes an SQS event; the answer lists the messages to deliver again.
+pub async fn process(services: &Services, event: &Value) -> Value {
+    let mut failures = Vec::new();
+    for record in event["Records"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let message_id = record["messageId"].as_str().unwrap_or_default();
+        let message = record["body"].as_str().and_then(|body| serde_json::from_str::<ContinueDeletion>(body).ok());
+        let Some((org, message)) = message.and_then(|m| OrganizationId::parse(&m.organization_id).map(|org| (org, m)))
+        else {
+            tracing::error!(message_id, "deletion message is not a ContinueDeletion; dropped");
+            continue;
+        };
+        match Box::pin(delete_step(services, &org, message.provider_id, false)).await {
+            Ok(_) | Err(ApiError::NotFound(_)) => {}
+            Err(e) if e.status().is_server_error() => {
+                tracing::warn!(organization_id = %org, provider_id = %message.provider_id, error = %e, "delete step failed; SQS delivers it again");
+                failures.push(json!({"itemIdentifier": message_id}));
+            }
+            Err(e) => {
+                tracing::error!(organization_id = %org, provider_id = %message.provider_id, error = %e, "delete stopped and needs a person (see the provider's deletion.lastError); DELETE again after fixing it");
+            }
+        }
+    }
+    json!({"batchItemFailures": failures})
+}

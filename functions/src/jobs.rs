@@ -1,0 +1,154 @@
+//! The scheduled jobs at any size. EventBridge Scheduler starts `plan-jobs` with
+//! `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its own schedule); the planner
+//! pages through the table and queues one message per provider or leftover record, ten per
+//! SQS request. `run-jobs` consumes the jobs queue (batch size and maximum concurrency set in
+//! the template, so the rate toward Twilio stays bounded) and answers SQS's partial batch
+//! response, so one failed item is retried (then dead-lettered) alone. Nothing depends on one
+//! invocation finishing the whole table.
+
+use crate::services::Services;
+use crate::{reverify_all, sweep_orphans};
+use serde::Serialize;
+use serde_json::{Value, json};
+use shared::model::OrganizationId;
+use shared::queue::{Job, JobItem, Queue};
+use shared::store::ProviderStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Store(#[from] shared::store::StoreError),
+    #[error(transparent)]
+    Queue(#[from] shared::queue::QueueError),
+    #[error("the schedule's input names no known job: {0}")]
+    UnknownJob(String),
+}
+
+/// The job a schedule's input (`{"job": "reverify"}`) names.
+pub fn job_of(input: &Value) -> Result<Job, PlanError> {
+    let name = input["job"].as_str().unwrap_or_default();
+    Job::parse(name).ok_or_else(|| PlanError::UnknownJob(input.to_string()))
+}
+
+/// Pages through the table and hands each page of work items to `page` (the jobs queue in
+/// Lambda, an in-process list for `admin run-job`). Returns how many items were planned.
+pub async fn plan<F, Fut>(store: &ProviderStore, job: Job, mut page: F) -> Result<usize, PlanError>
+where
+    F: FnMut(Vec<JobItem>) -> Fut,
+    Fut: Future<Output = Result<(), PlanError>>,
+{
+    let entity = match job {
+        Job::Reverify => "provider",
+        Job::SweepOrphans => "orphan",
+    };
+    let mut planned = 0;
+    let mut cursor = None;
+    loop {
+        let (ids, next) = store.scan_ids(entity, cursor.take()).await?;
+        planned += ids.len();
+        let items = ids
+            .into_iter()
+            .map(|(org, provider_id)| JobItem { job, organization_id: org.to_string(), provider_id })
+            .collect::<Vec<_>>();
+        if !items.is_empty() {
+            page(items).await?;
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    tracing::info!(job = ?job, planned, "job planned");
+    Ok(planned)
+}
+
+/// The planner function: queues the job's items on the jobs queue.
+pub async fn plan_to_queue(store: &ProviderStore, queue: &Queue, input: &Value) -> Result<Value, PlanError> {
+    let job = job_of(input)?;
+    let planned =
+        plan(store, job, |items| async move { queue.send_all(&items).await.map_err(PlanError::from) }).await?;
+    Ok(json!({"job": job, "planned": planned}))
+}
+
+/// What one work item came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worked {
+    Reverify(reverify_all::Outcome),
+    Sweep(sweep_orphans::Outcome),
+}
+
+/// Does one work item. `Err` is worth retrying (storage, KMS or queue unavailable).
+pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String> {
+    let org = OrganizationId::parse(&item.organization_id).ok_or("the item names no valid organization")?;
+    match item.job {
+        // Boxed: verification is a large state machine.
+        Job::Reverify => Box::pin(reverify_all::reverify_one(services, &org, item.provider_id))
+            .await
+            .map(Worked::Reverify)
+            .map_err(|e| e.to_string()),
+        Job::SweepOrphans => Box::pin(sweep_orphans::sweep_one(services, &org, item.provider_id))
+            .await
+            .map(Worked::Sweep)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The worker function: an SQS event of work items; the answer lists those to retry.
+pub async fn work_batch(services: &Services, event: &Value) -> Value {
+    let mut failures = Vec::new();
+    for record in event["Records"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let message_id = record["messageId"].as_str().unwrap_or_default();
+        let Some(item) = record["body"].as_str().and_then(|body| serde_json::from_str::<JobItem>(body).ok()) else {
+            tracing::error!(message_id, "jobs message is not a JobItem; dropped");
+            continue;
+        };
+        if let Err(e) = work(services, &item).await {
+            tracing::warn!(job = ?item.job, organization_id = %item.organization_id, provider_id = %item.provider_id, error = %e, "job item failed; SQS delivers it again");
+            failures.push(json!({"itemIdentifier": message_id}));
+        }
+    }
+    json!({"batchItemFailures": failures})
+}
+
+/// A whole job run in-process (`admin run-job`): the same planner and worker code, the queue
+/// replaced by a list, items worked `concurrency` at a time.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InProcessRun {
+    pub job: Job,
+    pub planned: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<reverify_all::Summary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orphans: Option<sweep_orphans::SweepSummary>,
+    /// Items that failed for a reason worth retrying.
+    pub retry: usize,
+}
+
+pub async fn run_in_process(services: &Services, job: Job, concurrency: usize) -> Result<InProcessRun, PlanError> {
+    use futures::StreamExt;
+    let items = std::sync::Mutex::new(Vec::new());
+    let planned = plan(&services.store, job, |page| {
+        items.lock().expect("planner list").extend(page);
+        async { Ok(()) }
+    })
+    .await?;
+    let items = items.into_inner().expect("planner list");
+    let results: Vec<Result<Worked, String>> =
+        futures::stream::iter(&items).map(|item| work(services, item)).buffer_unordered(concurrency).collect().await;
+    let mut run = InProcessRun {
+        job,
+        planned,
+        verification: (job == Job::Reverify).then(reverify_all::Summary::default),
+        orphans: (job == Job::SweepOrphans).then(sweep_orphans::SweepSummary::default),
+        retry: 0,
+    };
+    for result in results {
+        match result {
+            Ok(Worked::Reverify(outcome)) => run.verification.get_or_insert_with(Default::default).add(outcome),
+            Ok(Worked::Sweep(outcome)) => run.orphans.get_or_insert_with(Default::default).add(outcome),
+            Err(_) => run.retry += 1,
+        }
+    }
+    Ok(run)
+}

@@ -1,0 +1,123 @@
+//! SQS queues for work that outlives one invocation: a provider deletion that runs out of time
+//! continues from a message, and the scheduled jobs fan out one message per provider. Messages
+//! are JSON; sends go in batches of ten (SQS's limit), and a batch entry SQS refuses is sent
+//! again once before the send fails.
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+#[error("SQS request failed: {0}")]
+pub struct QueueError(String);
+
+/// One queue, by URL. Cheap to clone (the SDK client is shared).
+#[derive(Clone, Debug)]
+pub struct Queue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+/// SQS accepts at most ten messages per batch.
+const BATCH: usize = 10;
+
+impl Queue {
+    pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self { sqs, url: url.into() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn send<T: Serialize>(&self, message: &T) -> Result<(), QueueError> {
+        self.send_all(std::slice::from_ref(message)).await
+    }
+
+    /// Sends every message, ten per request.
+    pub async fn send_all<T: Serialize>(&self, messages: &[T]) -> Result<(), QueueError> {
+        for chunk in messages.chunks(BATCH) {
+            let mut pending: Vec<(String, String)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i.to_string(), serde_json::to_string(m).expect("messages serialize")))
+                .collect();
+            for attempt in 1..=2 {
+                let entries = pending
+                    .iter()
+                    .map(|(id, body)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(id)
+                            .message_body(body)
+                            .build()
+                            .expect("id and body set")
+                    })
+                    .collect();
+                let output = self
+                    .sqs
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| QueueError(DisplayErrorContext(&e).to_string()))?;
+                let failed: Vec<String> = output.failed().iter().map(|f| f.id().to_owned()).collect();
+                pending.retain(|(id, _)| failed.contains(id));
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 2 {
+                    return Err(QueueError(format!("SQS refused {} of the messages", pending.len())));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Continue deleting a provider (the deletion queue's message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinueDeletion {
+    pub organization_id: String,
+    pub provider_id: Uuid,
+}
+
+/// The scheduled jobs, one message per provider (the jobs queue's message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Job {
+    /// Re-verify a provider against Twilio.
+    Reverify,
+    /// Retry removing the Twilio resources a failed rollback left behind for a provider.
+    SweepOrphans,
+}
+
+impl Job {
+    pub fn parse(name: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobItem {
+    pub job: Job,
+    pub organization_id: String,
+    pub provider_id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_are_kebab_case() {
+        assert_eq!(Job::parse("sweep-orphans"), Some(Job::SweepOrphans));
+        assert_eq!(Job::parse("reverify"), Some(Job::Reverify));
+        assert_eq!(Job::parse("other"), None);
+        let item = JobItem { job: Job::Reverify, organization_id: "o".into(), provider_id: Uuid::nil() };
+        assert!(serde_json::to_string(&item).unwrap().contains("\"job\":\"reverify\""));
+    }
+}

@@ -1,0 +1,149 @@
+//! Deletes that finish at any size: bounded concurrency, progress kept per number, a 202 and
+//! the deletion queue when time runs short, a rotated token to unstick a delete, and a forced
+//! delete that records what it leaves for the orphan sweeper.
+
+use crate::harness::{Req, TestEnv, create_provider, random_token, status_and_body};
+use functions::{delete_provider, get_provider, rotate_auth_token};
+use integration_tests::fake_twilio::FaultAction;
+use lambda_http::RequestExt;
+use serde_json::{Value, json};
+use shared::model::OrganizationId;
+use shared::store::PhoneNumberRecord;
+use std::time::Duration;
+
+const ORG: &str = "org-delete";
+
+/// `n` numbers imported onto the provider's trunk, as import leaves them (seeded directly:
+/// the import path has its own tests).
+async fn seed_numbers(env: &TestEnv, sid: &str, id: &str, trunk_sid: &str, n: usize) -> Vec<String> {
+    let org = OrganizationId::parse(ORG).unwrap();
+    let mut sids = Vec::new();
+    for i in 0..n {
+        let pn = env.fake.add_incoming_number(sid, &format!("+1555300{i:04}"), Some("https://example.com/voice"));
+        env.fake.state().incoming_numbers.get_mut(&pn).unwrap().trunk_sid = Some(trunk_sid.to_owned());
+        let record = PhoneNumberRecord {
+            id: uuid::Uuid::now_v7(),
+            provider_id: id.parse().unwrap(),
+            phone_number_sid: pn.clone(),
+            phone_number: format!("+1555300{i:04}"),
+            friendly_name: None,
+            previous_routing: shared::model::VoiceRouting {
+                voice_url: Some("https://example.com/voice".into()),
+                voice_method: Some("POST".into()),
+                voice_fallback_method: Some("POST".into()),
+                status_callback_method: Some("POST".into()),
+                ..Default::default()
+            },
+            previous_routing_sealed: None,
+            imported_at: shared::time::now_rfc3339(),
+        };
+        env.services.store.insert_number(&org, &record).await.unwrap();
+        sids.push(pn);
+    }
+    sids
+}
+
+/// A DELETE as API Gateway invokes it, with `budget` left before the invocation's deadline.
+async fn delete(env: &TestEnv, id: &str, query: Option<(&str, &str)>, budget: Option<Duration>) -> (u16, Value) {
+    let mut req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", id);
+    if let Some((name, value)) = query {
+        req = req.query(name, value);
+    }
+    let mut request = req.build();
+    if let Some(budget) = budget {
+        let mut context = lambda_http::Context::default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        context.deadline = (now + budget).as_millis() as u64;
+        request = request.with_lambda_context(context);
+    }
+    status_and_body(&delete_provider::handle(&env.services, request).await.unwrap())
+}
+
+async fn get(env: &TestEnv, id: &str) -> (u16, Value) {
+    let req = Req::new("GET", "/api/v1/providers/{id}").org(ORG).param("id", id).build();
+    status_and_body(&get_provider::handle(&env.services.store, req).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_with_1000_numbers_is_deleted_completely() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap(), provider["trunkSid"].as_str().unwrap());
+    let numbers = seed_numbers(&env, &sid, id, trunk, 1000).await;
+    // Twilio's latency makes 1000 numbers outlast one invocation.
+    env.fake.set_latency(Duration::from_millis(15));
+
+    let (status, body) = delete(&env, id, None, Some(Duration::from_secs(6))).await;
+    assert_eq!(status, 202, "{body}");
+    let remaining = body["deletion"]["remainingNumbers"].as_u64().unwrap();
+    assert!(remaining > 0 && remaining < 1000, "progress was made and kept: {body}");
+    let (status, shown) = get(&env, id).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["deletion"]["remainingNumbers"], remaining, "GET shows the progress");
+
+    // DELETE again continues too.
+    let (status, body) = delete(&env, id, None, Some(Duration::from_secs(5))).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body["deletion"]["remainingNumbers"].as_u64().unwrap() < remaining);
+
+    // The queue finishes it without the caller.
+    let invocations = env.drain_deletions(Duration::from_secs(6)).await;
+    assert!(invocations >= 1, "the deletion queue carried the rest");
+    assert_eq!(get(&env, id).await.0, 404);
+    assert_eq!(env.item_count().await, 0, "every record is gone");
+    let state = env.fake.state();
+    assert!(state.trunks.is_empty() && state.credential_lists.is_empty());
+    for pn in &numbers {
+        let number = &state.incoming_numbers[pn];
+        assert_eq!(
+            (number.trunk_sid.as_deref(), number.voice_url.as_deref()),
+            (None, Some("https://example.com/voice"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_delete_stuck_on_a_rotated_token_continues_after_rotation() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap(), provider["trunkSid"].as_str().unwrap());
+    seed_numbers(&env, &sid, id, trunk, 3).await;
+    let new_token = random_token();
+    env.fake.set_auth_token(&sid, &new_token);
+    let (status, body) = delete(&env, id, None, None).await;
+    assert!(status == 422 || status == 502, "{body}");
+    assert_eq!(get(&env, id).await.1["deletion"]["status"], "deleting");
+
+    let body = json!({"authToken": new_token}).to_string();
+    let req =
+        Req::new("PATCH", "/api/v1/providers/twilio/{id}/auth-token").org(ORG).param("id", id).body(&body).build();
+    let (status, body) = status_and_body(&rotate_auth_token::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "rotation is allowed while deleting: {body}");
+    let (status, body) = delete(&env, id, None, None).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(env.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_forced_delete_records_what_it_leaves_for_the_sweeper() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap(), provider["trunkSid"].as_str().unwrap());
+    seed_numbers(&env, &sid, id, trunk, 2).await;
+    env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let (status, body) = delete(&env, id, Some(("force", "true")), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["leftBehind"].as_array().unwrap().iter().any(|l| l["kind"] == "trunk"), "{body}");
+    assert_eq!(get(&env, id).await.0, 404);
+    let org = OrganizationId::parse(ORG).unwrap();
+    let recorded = env.services.store.get_orphan_resources(&org, id.parse().unwrap()).await.unwrap();
+    assert!(recorded.is_some_and(|r| r.iter().any(|r| r.kind == "trunk")), "recorded for the sweeper");
+
+    env.fake.clear_faults();
+    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    assert_eq!(swept.cleared, 1, "{swept:?}");
+    assert!(env.fake.trunks_of(&sid).is_empty() && env.fake.credential_lists_of(&sid).is_empty());
+}
