@@ -15,7 +15,7 @@
 
 use crate::numbers::{KeyCache, Released, release_number};
 use crate::providers::{load_provider, save_with_retry, stored_credentials};
-use crate::rollback::{TwilioResource, remove_resources};
+use crate::rollback::{TwilioResource, record_for_sweeper, remove_resources};
 use crate::services::Services;
 use crate::{answer_deadline, respond};
 use futures::StreamExt;
@@ -27,7 +27,7 @@ use shared::dto::{DeletionInProgress, DeletionView, ForcedDeletion, LeftBehind};
 use shared::http::{json_response, organization_id, path_uuid, query_param};
 use shared::model::{OrganizationId, TwilioCredentials};
 use shared::queue::ContinueDeletion;
-use shared::store::{DeletionState, OrphanRecord, PhoneNumberRecord, ProviderRecord};
+use shared::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -267,22 +267,9 @@ async fn finish_forced(
         })
         .collect();
     if !left.is_empty() {
-        let store = &services.store;
-        let mut resources: Vec<_> = left.iter().map(|(resource, _)| resource.to_leftover()).collect();
-        if let Ok(Some(earlier)) = store.get_orphan_resources(&record.organization_id, record.id).await {
-            resources.extend(earlier.into_iter().filter(|r| !resources.contains(r)).collect::<Vec<_>>());
-        }
-        let orphan = OrphanRecord {
-            organization_id: record.organization_id.clone(),
-            provider_id: record.id,
-            account_sid: record.account_sid.clone(),
-            auth_token: Some(record.auth_token.clone()),
-            resources,
-            created_at: shared::time::now_rfc3339(),
-            stuck_reason: None,
-        };
         // Recorded before the records go: a forced delete never forgets what it leaves.
-        store.record_orphan(&orphan).await.map_err(ApiError::unavailable)?;
+        let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
+        record_for_sweeper(services, &record, &resources).await.map_err(ApiError::unavailable)?;
     }
     services.store.delete_provider(&record).await.map_err(ApiError::unavailable)?;
     tracing::warn!(organization_id = %record.organization_id, provider_id = %record.id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");

@@ -4,6 +4,7 @@
 use crate::idempotency::idempotent;
 use crate::numbers::release_with;
 use crate::providers::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
+use crate::rollback::{TwilioResource, record_for_sweeper};
 use crate::services::Services;
 use crate::{answer_deadline, respond};
 use futures::StreamExt;
@@ -14,9 +15,31 @@ use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::{OrganizationId, TwilioCredentials};
+use shared::model::{OrganizationId, TwilioCredentials, VoiceRouting};
 use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// Time kept back from each attach to undo it if the number cannot be stored.
+const UNDO_RESERVE: Duration = Duration::from_secs(3);
+
+/// Takes a number back off the trunk; if even that fails, records it for the orphan sweeper,
+/// so it is never left on the trunk with no record.
+async fn undo_attach(
+    services: &Services,
+    creds: &TwilioCredentials,
+    provider: &ProviderRecord,
+    sid: &str,
+    previous: &VoiceRouting,
+) {
+    let Err(e) = release_with(&services.twilio, creds, &provider.trunk_sid, sid, previous).await else { return };
+    tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach; recorded for the orphan sweeper");
+    let leftover =
+        TwilioResource::TrunkPhoneNumber { trunk_sid: provider.trunk_sid.clone(), number_sid: sid.to_owned() };
+    if let Err(e) = record_for_sweeper(services, provider, &[leftover]).await {
+        tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an attach that could not be undone");
+    }
+}
 
 /// Numbers imported at once; keeps the request rate toward Twilio modest.
 const IMPORT_CONCURRENCY: usize = 4;
@@ -109,20 +132,23 @@ async fn import_one(
         previous_routing_sealed: sealed,
         imported_at: shared::time::now_rfc3339(),
     };
-    if let Err(e) = services.twilio.attach_phone_number(creds, &provider.trunk_sid, &sid).await {
+    // The attach gets the time left less what undoing it may take; a number that cannot be
+    // both attached and undone in time is not started.
+    let attach_deadline = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(UNDO_RESERVE));
+    if shared::deadline::remaining().is_some_and(|left| left < UNDO_RESERVE * 2) {
+        return Err(fail("not_attempted", "Not attempted: the request ran out of time. Import it again.".into()));
+    }
+    let attached = within(attach_deadline, services.twilio.attach_phone_number(creds, &provider.trunk_sid, &sid)).await;
+    if let Err(e) = attached {
         if e.is_outcome_unknown() {
             // The attach may have happened: undo it so Twilio matches the table.
-            if let Err(undo) = release_with(&services.twilio, creds, &provider.trunk_sid, &sid, &previous).await {
-                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %undo, "could not undo an attach of unknown outcome");
-            }
+            undo_attach(services, creds, provider, &sid, &previous).await;
         }
         return Err(fail("twilio_error", format!("Could not put the number on the trunk: {e}")));
     }
     if let Err(store_error) = services.store.insert_number(org, &record).await {
         // Not stored: take it back off the trunk so Twilio matches the table.
-        if let Err(e) = release_with(&services.twilio, creds, &provider.trunk_sid, &sid, &previous).await {
-            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach after a failed store");
-        }
+        undo_attach(services, creds, provider, &sid, &previous).await;
         return Err(match store_error {
             StoreError::NumberTaken => {
                 fail("already_imported", "The number was imported into a provider meanwhile.".into())

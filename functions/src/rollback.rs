@@ -149,6 +149,33 @@ pub async fn remove_resources(
     left
 }
 
+/// Records Twilio resources of an existing provider that could not be removed (a number whose
+/// attach could not be undone, what a forced delete left) for the orphan sweeper, beside any
+/// already recorded. The provider's stored token goes with them: same owner, so the sweeper
+/// can open it.
+pub async fn record_for_sweeper(
+    services: &Services,
+    record: &shared::store::ProviderRecord,
+    resources: &[TwilioResource],
+) -> Result<(), shared::store::StoreError> {
+    let store = &services.store;
+    let mut leftovers: Vec<LeftoverResource> = resources.iter().map(TwilioResource::to_leftover).collect();
+    if let Some(earlier) = store.get_orphan_resources(&record.organization_id, record.id).await? {
+        let new: Vec<_> = earlier.into_iter().filter(|r| !leftovers.contains(r)).collect();
+        leftovers.extend(new);
+    }
+    let orphan = OrphanRecord {
+        organization_id: record.organization_id.clone(),
+        provider_id: record.id,
+        account_sid: record.account_sid.clone(),
+        auth_token: Some(record.auth_token.clone()),
+        resources: leftovers,
+        created_at: now_rfc3339(),
+        stuck_reason: None,
+    };
+    store.record_orphan(&orphan).await
+}
+
 /// Removes what a failed create or repair made. What cannot be removed is logged at error
 /// level and recorded (with the token envelope-encrypted) for the orphan sweeper; a fresh data
 /// key is fetched for that when the caller has none.

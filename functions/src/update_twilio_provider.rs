@@ -1,5 +1,8 @@
 //! `PUT /api/v1/providers/twilio/{id}`: partial update of name, region, supportsCallTransfer.
-//! A transfer change goes to Twilio first; if Twilio fails, nothing changes locally.
+//! A transfer change goes to Twilio first; if Twilio fails, nothing changes locally; if the
+//! save fails after Twilio changed, Twilio is put back (and if even that fails, the stored
+//! value stays the old one, which the next repair applies). `supportsCallTransfer` equal to
+//! the stored value is still sent to Twilio when the last verification saw the trunk differ.
 
 use crate::providers::{
     load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
@@ -12,7 +15,18 @@ use shared::ApiError;
 use shared::deadline::within;
 use shared::dto::{TwilioProviderResponse, UpdateTwilioProvider};
 use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::transfer_mode;
+use shared::model::{CheckStatus, transfer_mode};
+use shared::store::ProviderRecord;
+
+/// Whether the last verification saw the trunk's TransferMode differ from the stored value.
+fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
+    record.verification_details.iter().flatten().any(|check| {
+        check.check_name == "trunk"
+            && check.status != CheckStatus::Passed
+            && check.details.get("transferMode").is_some()
+            && check.details.get("transferMode") != check.details.get("expectedTransferMode")
+    })
+}
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(within(answer_deadline(&request), update(services, &request)).await)
@@ -27,14 +41,19 @@ async fn update(services: &Services, request: &Request) -> Result<Response<Body>
         return Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&record)));
     }
     refuse_if_deleting(&record)?;
-    if let Some(wanted) = update.supports_call_transfer.filter(|wanted| *wanted != record.supports_call_transfer) {
+    let mut changed_in_twilio = None;
+    let needs_twilio = |wanted: &bool| *wanted != record.supports_call_transfer || transfer_mode_drifted(&record);
+    if let Some(wanted) = update.supports_call_transfer.filter(needs_twilio) {
         let creds = stored_credentials(services, &record).await?;
         services
             .twilio
             .update_trunk_transfer_mode(&creds, &record.trunk_sid, transfer_mode(wanted))
             .await
             .map_err(|e| stored_credentials_error("changing the trunk's transfer mode", &record, e))?;
+        changed_in_twilio = Some(creds);
     }
+    let previous_mode = transfer_mode(record.supports_call_transfer);
+    let trunk_sid = record.trunk_sid.clone();
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
         if let Some(name) = &update.name {
@@ -51,7 +70,18 @@ async fn update(services: &Services, request: &Request) -> Result<Response<Body>
         }
         Ok(())
     })
-    .await?;
+    .await;
+    let saved = match (saved, changed_in_twilio) {
+        (Ok(saved), _) => saved,
+        (Err(e), Some(creds)) => {
+            // Not saved: Twilio goes back to what the stored record says.
+            if let Err(undo) = services.twilio.update_trunk_transfer_mode(&creds, &trunk_sid, previous_mode).await {
+                tracing::error!(provider_id = %id, error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
+            }
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
     tracing::info!(organization_id = %org, provider_id = %id, "twilio provider updated");
     Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&saved)))
 }

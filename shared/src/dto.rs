@@ -370,7 +370,8 @@ pub struct PhoneNumberPage {
 #[serde(rename_all = "camelCase")]
 pub struct ImportError {
     pub phone_number_sid: String,
-    /// `not_found`, `already_imported`, `credentials_rejected`, `twilio_error`, `storage_error`.
+    /// `not_found`, `already_imported`, `credentials_rejected`, `twilio_error`, `storage_error`,
+    /// `not_attempted` (the request ran out of time before this number).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub code: &'static str,
     pub message: String,

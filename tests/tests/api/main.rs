@@ -1,6 +1,7 @@
 //! Integration tests: the handlers against moto (DynamoDB, KMS) and the stateful fake Twilio.
 
 mod calls;
+mod compensation;
 mod create_provider;
 mod deletion;
 mod events;
