@@ -2,8 +2,9 @@
 //! SIP trunk with a credential list and a generated SIP credential in the customer's account,
 //! and store it all with the secrets envelope-encrypted.
 //!
-//! Critical path: validate -> (trunk || credential list) -> (credential || attach || origination
-//! URL) -> store.
+//! Critical path: the organization's duplicate check (DynamoDB) -> (account || trunk ||
+//! credential list) -> (credential || attach || origination URL) -> store: two dependent
+//! Twilio round trips.
 //! The KMS data-key request runs beside the provisioning calls. Any failure after the first
 //! Twilio resource exists removes what was created, and nothing is stored.
 
@@ -74,15 +75,8 @@ pub async fn create_provider(
     deadlines: Deadlines,
 ) -> Result<ProviderRecord, ApiError> {
     let creds = TwilioCredentials { account_sid: command.account_sid.clone(), auth_token: command.auth_token.clone() };
-    let (account, in_use) = within(deadlines.work, async {
-        tokio::join!(
-            services.twilio.fetch_account(&creds),
-            services.store.account_in_use(&organization_id, &creds.account_sid)
-        )
-    })
-    .await;
-    let account_check = check_account(account.map_err(credential_error)?)?;
-    if in_use.map_err(ApiError::unavailable)? {
+    // The organization's own duplicate first: milliseconds, and no Twilio call for it.
+    if services.store.account_in_use(&organization_id, &creds.account_sid).await.map_err(ApiError::unavailable)? {
         return Err(account_taken(&creds));
     }
 
@@ -95,7 +89,7 @@ pub async fn create_provider(
         tokio::spawn(async move { envelope.generate_data_key(&owner).await })
     };
     let mut saga = Saga { services, creds: &creds, owner: &owner, unknown: Vec::new(), created: Vec::new() };
-    let result = within(deadlines.work, provision(&mut saga, &command, provider_id, account_check, data_key)).await;
+    let result = within(deadlines.work, provision(&mut saga, &command, provider_id, data_key)).await;
     match result {
         Ok(record) => {
             tracing::info!(organization_id = %organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
@@ -120,11 +114,14 @@ struct Saga<'a> {
 
 type ProvisionError = (ApiError, Option<DataKey>);
 
+/// Two dependent Twilio round trips: (account || trunk || credential list), then (credential ||
+/// attachment || origination URL). The account fetch validates the credentials beside the
+/// creates: bad credentials make all three fail with 401 and create nothing; an account that
+/// cannot be used fails the step like any other, and what was created is rolled back.
 async fn provision(
     saga: &mut Saga<'_>,
     command: &CreateTwilioProvider,
     provider_id: Uuid,
-    account_check: VerificationCheck,
     data_key: tokio::task::JoinHandle<Result<DataKey, CryptoError>>,
 ) -> Result<ProviderRecord, ProvisionError> {
     let twilio = &saga.services.twilio;
@@ -133,7 +130,8 @@ async fn provision(
     let list_name = format!("voice-ai-{provider_id}");
     let transfer_mode = transfer_mode(command.supports_call_transfer);
 
-    let (trunk, list) = tokio::join!(
+    let (account, trunk, list) = tokio::join!(
+        twilio.fetch_account(creds),
         create_trunk(twilio, creds, &trunk_name, transfer_mode),
         twilio.create_credential_list(creds, &list_name)
     );
@@ -151,6 +149,8 @@ async fn provision(
         }
         Err(_) => {}
     }
+    // The account's answer explains a failure best (a rejection fails all three).
+    let account_check = account.map_err(credential_error).and_then(check_account).map_err(|e| (e, None))?;
     let (trunk, domain_label) = trunk.map_err(|(e, _)| (twilio_problem("creating SIP trunks", e), None))?;
     let list = list.map_err(|e| (twilio_problem("creating credential lists", e), None))?;
 

@@ -362,3 +362,41 @@ async fn what_a_rollback_could_not_remove_is_recorded_and_swept_later() {
     assert!(env.fake.trunks_of(&sid).is_empty());
     assert_eq!(env.item_count().await, 0);
 }
+
+/// The longest run of Twilio requests each of which started after the previous one finished.
+fn longest_sequential_chain(log: &[integration_tests::fake_twilio::LoggedRequest]) -> usize {
+    let mut requests: Vec<_> = log.iter().collect();
+    requests.sort_by_key(|r| r.started);
+    let mut chain = vec![1usize; requests.len()];
+    for i in 0..requests.len() {
+        for j in 0..i {
+            if requests[j].finished <= requests[i].started {
+                chain[i] = chain[i].max(chain[j] + 1);
+            }
+        }
+    }
+    chain.into_iter().max().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn create_takes_two_dependent_twilio_round_trips() {
+    let env = TestEnv::new().await;
+    env.fake.set_latency(std::time::Duration::from_millis(100));
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let (status, body, _) = create(&env, ORG, &create_body(&sid, &token)).await;
+    assert_eq!(status, 201, "{body}");
+    let log = env.fake.request_log();
+    assert_eq!(log.len(), 6, "account, trunk, list, credential, attachment, origination URL");
+    assert_eq!(longest_sequential_chain(&log), 2);
+}
+
+#[tokio::test]
+async fn an_account_that_cannot_be_read_rolls_back_what_was_created_beside_it() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    env.fake.inject("fetch_account", FaultAction::Fail { status: 403, code: 20403 }, Some(1));
+    let (status, problem, _) = create(&env, ORG, &create_body(&sid, &token)).await;
+    assert_problem(status, &problem, 422);
+    assert!(problem["detail"].as_str().unwrap().contains("reading the account"), "{problem}");
+    assert_nothing_left(&env, &sid).await;
+}
