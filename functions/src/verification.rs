@@ -11,7 +11,7 @@ use crate::services::Services;
 use serde_json::{Value, json};
 use shared::model::{CheckStatus, SipUri, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status};
 use shared::store::ProviderRecord;
-use shared::twilio::{Account, ListProbe, OriginationUrl, TwilioError, TwilioErrorKind};
+use shared::twilio::{Account, OriginationUrl, Trunk, TwilioError, TwilioErrorKind};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -154,7 +154,14 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
 
 /// Runs every check for the provider with the given credentials.
 pub async fn verify(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> Verification {
-    verify_with_account(services, record, creds, services.twilio.fetch_account(creds).await).await
+    if account_type_known(record) {
+        let trunk = services.twilio.fetch_trunk(creds, &record.trunk_sid).await;
+        run_checks(services, record, creds, None, trunk).await
+    } else {
+        let (account, trunk) =
+            tokio::join!(services.twilio.fetch_account(creds), services.twilio.fetch_trunk(creds, &record.trunk_sid));
+        run_checks(services, record, creds, Some(account), trunk).await
+    }
 }
 
 /// Runs every check, given the answer to the account fetch (for callers that already have it).
@@ -164,31 +171,146 @@ pub async fn verify_with_account(
     creds: &TwilioCredentials,
     account: Result<Account, TwilioError>,
 ) -> Verification {
-    let account = match account {
-        Ok(account) => account,
-        Err(e) => return Verification::new(unverifiable(record, &e)),
+    let trunk = services.twilio.fetch_trunk(creds, &record.trunk_sid).await;
+    run_checks(services, record, creds, Some(account), trunk).await
+}
+
+/// Whether the last check saw a paid (Full) account: then the account needs no read of its
+/// own. Twilio refuses a suspended or closed account's credentials (401), so any successful
+/// read proves it active; only a Trial account's upgrade would go unnoticed, so a Trial (or
+/// unknown) account is read every time.
+fn account_type_known(record: &ProviderRecord) -> bool {
+    record.verification_details.iter().flatten().any(|check| {
+        check.check_name == "account" && check.status == CheckStatus::Passed && check.details["type"] == "Full"
+    })
+}
+
+/// The reads behind the checks, each resource once: the trunk (already read, as the first
+/// answer that can make the rest meaningless), then its credential lists, the list's
+/// credentials, its origination URLs and its numbers side by side with the table's records.
+async fn run_checks(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+    account: Option<Result<Account, TwilioError>>,
+    trunk: Result<Trunk, TwilioError>,
+) -> Verification {
+    // A rejection (401) from any first read makes every other check meaningless.
+    let rejection = match (&account, &trunk) {
+        (Some(Err(e)), _)
+            if matches!(e.kind(), TwilioErrorKind::Rejected | TwilioErrorKind::NotFound | TwilioErrorKind::Denied) =>
+        {
+            Some(e)
+        }
+        (_, Err(e)) if e.kind() == TwilioErrorKind::Rejected => Some(e),
+        _ => None,
     };
-    let account = account_check(&account);
-    if account.status == CheckStatus::Failed {
-        let mut checks = vec![credentials_passed(), account];
+    if let Some(e) = rejection {
+        return Verification::new(unverifiable(record, e));
+    }
+    let account_check = match &account {
+        Some(Ok(account)) => account_check(account),
+        Some(Err(e)) => twilio_finding("account", "the account", e, json!({})),
+        None => VerificationCheck::new(
+            "account",
+            CheckStatus::Passed,
+            "The Twilio account is active: Twilio accepted its credentials (it refuses a suspended or closed account's), and it was a paid account at the last check.",
+            json!({"status": "active", "type": "Full", "derived": true}),
+        ),
+    };
+    if account_check.status == CheckStatus::Failed {
+        let mut checks = vec![credentials_passed(), account_check];
         checks.extend(LATER_CHECKS.iter().map(|name| skipped(name, "the Twilio account is not active")));
         return Verification::new(checks);
     }
-    let (permissions, trunk, credential_list, origination, phone_numbers) = tokio::join!(
-        permissions_check(services, creds),
-        trunk_check(services, record, creds),
-        credential_list_check(services, record, creds),
-        origination_url_check(services, record, creds),
-        phone_numbers_check(services, record, creds),
+
+    let twilio = &services.twilio;
+    let trunk_exists = trunk.is_ok();
+    let store = &services.store;
+    let (attached, credentials, origination, (imported, numbers), sip) = tokio::join!(
+        async {
+            match trunk_exists {
+                true => Some(twilio.list_trunk_credential_lists(creds, &record.trunk_sid, LIST_CAP).await),
+                false => None,
+            }
+        },
+        twilio.list_credentials(creds, &record.credential_list_sid, LIST_CAP),
+        async {
+            match trunk_exists {
+                true => Some(twilio.list_origination_urls(creds, &record.trunk_sid, LIST_CAP).await),
+                false => None,
+            }
+        },
+        async {
+            // The trunk's numbers are read only when there are imported numbers to look for.
+            let imported = store.all_numbers(&record.organization_id, record.id).await;
+            let on_trunk = match &imported {
+                Ok(numbers) if trunk_exists && !numbers.is_empty() => {
+                    Some(twilio.list_trunk_phone_numbers(creds, &record.trunk_sid, LIST_CAP).await)
+                }
+                _ => None,
+            };
+            (imported, on_trunk)
+        },
+        store.get_sip_credential(&record.organization_id, record.id),
     );
+
+    // `permissions`: derived from what the reads above already proved, no probes of its own.
+    let mut denied = Vec::new();
+    let reads: [(&str, Option<&TwilioError>); 5] = [
+        ("reading SIP trunks", trunk.as_ref().err()),
+        ("reading the trunk's credential lists", attached.as_ref().and_then(|r| r.as_ref().err())),
+        ("reading credential lists", credentials.as_ref().err()),
+        ("reading origination URLs", origination.as_ref().and_then(|r| r.as_ref().err())),
+        ("reading the trunk's phone numbers", numbers.as_ref().and_then(|r| r.as_ref().err())),
+    ];
+    for (what, error) in reads {
+        if error.is_some_and(|e| e.kind() == TwilioErrorKind::Denied) {
+            denied.push(what);
+        }
+    }
+    let permissions = if denied.is_empty() {
+        VerificationCheck::new(
+            "permissions",
+            CheckStatus::Passed,
+            "The credentials may read the trunk, its credential lists, origination URLs and numbers (proved by the reads of the other checks).",
+            json!({}),
+        )
+    } else {
+        VerificationCheck::new(
+            "permissions",
+            CheckStatus::Failed,
+            format!(
+                "Twilio denied these credentials permission for {}. Use credentials that may manage Elastic SIP Trunking, credential lists and phone numbers.",
+                denied.join(", ")
+            ),
+            json!({"denied": denied}),
+        )
+    };
+    let trunk_gone = "the SIP trunk was deleted";
     Verification::new(vec![
         credentials_passed(),
-        account,
+        account_check,
         permissions,
-        trunk,
-        credential_list,
-        origination,
-        phone_numbers,
+        trunk_check(record, &trunk),
+        match attached {
+            Some(attached) => credential_list_check(record, &attached, &credentials, sip),
+            None => skipped("credentialList", trunk_gone),
+        },
+        match origination {
+            Some(Ok(urls)) => origination_check(&urls, &services.platform_sip_uri),
+            Some(Err(e)) => twilio_finding(
+                "origination",
+                &format!("the origination URLs of trunk {}", record.trunk_sid),
+                &e,
+                json!({"expectedSipUrl": services.platform_sip_uri.as_str()}),
+            ),
+            None => skipped("origination", trunk_gone),
+        },
+        match (trunk_exists, imported) {
+            (false, _) => skipped("phoneNumbers", trunk_gone),
+            (true, imported) => phone_numbers_check(record, imported, numbers),
+        },
     ])
 }
 
@@ -234,79 +356,24 @@ pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> Verifica
     )
 }
 
-async fn origination_url_check(
-    services: &Services,
-    record: &ProviderRecord,
-    creds: &TwilioCredentials,
-) -> VerificationCheck {
-    match services.twilio.list_origination_urls(creds, &record.trunk_sid, LIST_CAP).await {
-        Ok(urls) => origination_check(&urls, &services.platform_sip_uri),
-        Err(e) => twilio_finding(
-            "origination",
-            &format!("the origination URLs of trunk {}", record.trunk_sid),
-            &e,
-            json!({"expectedSipUrl": services.platform_sip_uri.as_str()}),
-        ),
-    }
-}
-
-async fn permissions_check(services: &Services, creds: &TwilioCredentials) -> VerificationCheck {
-    let probes = [ListProbe::Trunks, ListProbe::CredentialLists, ListProbe::IncomingPhoneNumbers];
-    let results = futures::future::join_all(probes.iter().map(|probe| services.twilio.probe_list(creds, *probe))).await;
-    let mut denied = Vec::new();
-    let mut unknown = Vec::new();
-    for (probe, result) in probes.iter().zip(results) {
-        match result {
-            Ok(()) => {}
-            Err(e) if e.is_transient() => unknown.push(format!("{}: {e}", probe.name())),
-            Err(e) => denied.push(format!("{}: {e}", probe.name())),
-        }
-    }
-    if !denied.is_empty() {
-        return VerificationCheck::new(
-            "permissions",
-            CheckStatus::Failed,
-            format!(
-                "The credentials cannot list {}. Give them access to SIP trunking and phone numbers.",
-                denied.join("; ")
-            ),
-            json!({"denied": denied}),
-        );
-    }
-    if !unknown.is_empty() {
-        return VerificationCheck::new(
-            "permissions",
-            CheckStatus::Warning,
-            format!("Could not check access to {}. It will be checked again.", unknown.join("; ")),
-            json!({"unknown": unknown}),
-        );
-    }
-    VerificationCheck::new(
-        "permissions",
-        CheckStatus::Passed,
-        "The credentials can list SIP trunks, credential lists and incoming phone numbers.",
-        json!({}),
-    )
-}
-
-async fn trunk_check(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> VerificationCheck {
+fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> VerificationCheck {
     let expected_mode = shared::model::transfer_mode(record.supports_call_transfer);
     let details =
         json!({"trunkSid": record.trunk_sid, "domainName": record.domain_name, "expectedTransferMode": expected_mode});
-    let trunk = match services.twilio.fetch_trunk(creds, &record.trunk_sid).await {
+    let trunk = match trunk {
         Ok(trunk) => trunk,
         Err(e) if e.is_not_found() => {
             return VerificationCheck::new(
                 "trunk",
                 CheckStatus::Failed,
                 format!(
-                    "The SIP trunk {} was deleted in Twilio; calls cannot be routed. Delete this provider and create it again.",
-                    record.trunk_sid
+                    "The SIP trunk {} was deleted in Twilio; calls cannot be routed. Run repair (POST /api/v1/providers/{}/repair) to build a new one.",
+                    record.trunk_sid, record.id
                 ),
                 details,
             );
         }
-        Err(e) => return twilio_finding("trunk", &format!("the SIP trunk {}", record.trunk_sid), &e, details),
+        Err(e) => return twilio_finding("trunk", &format!("the SIP trunk {}", record.trunk_sid), e, details),
     };
     let domain = trunk.domain_name.clone().unwrap_or_default();
     let mode = trunk.transfer_mode.clone().unwrap_or_default();
@@ -327,7 +394,7 @@ async fn trunk_check(services: &Services, record: &ProviderRecord, creds: &Twili
             "trunk",
             CheckStatus::Warning,
             format!(
-                "The trunk's TransferMode is {mode:?} but supportsCallTransfer is {}; call transfers will not behave as configured. Set supportsCallTransfer again with PUT to re-apply it.",
+                "The trunk's TransferMode is {mode:?} but supportsCallTransfer is {}; call transfers will not behave as configured. Run repair, or set supportsCallTransfer again with PUT.",
                 record.supports_call_transfer
             ),
             details,
@@ -341,22 +408,30 @@ async fn trunk_check(services: &Services, record: &ProviderRecord, creds: &Twili
     )
 }
 
-async fn credential_list_check(
-    services: &Services,
+/// `credentialList`: the list (its credentials readable proves it exists) is attached to the
+/// trunk and holds the provider's SIP credential.
+fn credential_list_check(
     record: &ProviderRecord,
-    creds: &TwilioCredentials,
+    attached: &Result<Vec<shared::twilio::TrunkCredentialList>, TwilioError>,
+    credentials: &Result<Vec<shared::twilio::Credential>, TwilioError>,
+    sip: Result<Option<shared::store::SipCredentialRecord>, shared::store::StoreError>,
 ) -> VerificationCheck {
     let list_sid = &record.credential_list_sid;
     let details = json!({"credentialListSid": list_sid, "trunkSid": record.trunk_sid});
-    let (list, attached, credentials, sip) = tokio::join!(
-        services.twilio.fetch_credential_list(creds, list_sid),
-        services.twilio.list_trunk_credential_lists(creds, &record.trunk_sid, LIST_CAP),
-        services.twilio.list_credentials(creds, list_sid, LIST_CAP),
-        services.store.get_sip_credential(&record.organization_id, record.id),
-    );
-    if let Err(e) = list {
-        return twilio_finding("credentialList", &format!("the credential list {list_sid}"), &e, details);
-    }
+    let credentials = match credentials {
+        Ok(credentials) => credentials,
+        Err(e) if e.is_not_found() => {
+            return VerificationCheck::new(
+                "credentialList",
+                CheckStatus::Failed,
+                format!(
+                    "The credential list {list_sid} no longer exists in Twilio; SIP calls cannot authenticate. Run repair."
+                ),
+                details,
+            );
+        }
+        Err(e) => return twilio_finding("credentialList", &format!("the credential list {list_sid}"), e, details),
+    };
     match attached {
         Ok(attached) if attached.iter().any(|a| &a.sid == list_sid) => {}
         Ok(_) => {
@@ -364,7 +439,7 @@ async fn credential_list_check(
                 "credentialList",
                 CheckStatus::Failed,
                 format!(
-                    "The credential list {list_sid} is not attached to the trunk {}; SIP calls cannot authenticate. Attach it again in Twilio.",
+                    "The credential list {list_sid} is not attached to the trunk {}; SIP calls cannot authenticate. Run repair.",
                     record.trunk_sid
                 ),
                 details,
@@ -374,7 +449,7 @@ async fn credential_list_check(
             return twilio_finding(
                 "credentialList",
                 &format!("the credential lists of trunk {}", record.trunk_sid),
-                &e,
+                e,
                 details,
             );
         }
@@ -400,32 +475,31 @@ async fn credential_list_check(
             );
         }
     };
-    match credentials {
-        Ok(list) if list.iter().any(|c| c.sid == sip.credential_sid) => VerificationCheck::new(
+    if credentials.iter().any(|c| c.sid == sip.credential_sid) {
+        return VerificationCheck::new(
             "credentialList",
             CheckStatus::Passed,
             format!("The credential list is attached to the trunk and holds the SIP user {}.", sip.username),
             json!({"credentialListSid": list_sid, "credentialSid": sip.credential_sid, "username": sip.username}),
-        ),
-        Ok(_) => VerificationCheck::new(
-            "credentialList",
-            CheckStatus::Failed,
-            format!(
-                "The SIP credential {} ({}) was removed from the credential list; calls cannot authenticate. Delete and re-create the provider.",
-                sip.credential_sid, sip.username
-            ),
-            details,
-        ),
-        Err(e) => twilio_finding("credentialList", &format!("the credentials of list {list_sid}"), &e, details),
+        );
     }
+    VerificationCheck::new(
+        "credentialList",
+        CheckStatus::Failed,
+        format!(
+            "The SIP credential {} ({}) was removed from the credential list; calls cannot authenticate. Run repair to issue a new one.",
+            sip.credential_sid, sip.username
+        ),
+        details,
+    )
 }
 
-async fn phone_numbers_check(
-    services: &Services,
+fn phone_numbers_check(
     record: &ProviderRecord,
-    creds: &TwilioCredentials,
+    imported: Result<Vec<shared::store::PhoneNumberRecord>, shared::store::StoreError>,
+    on_trunk: Option<Result<Vec<shared::twilio::TrunkPhoneNumber>, TwilioError>>,
 ) -> VerificationCheck {
-    let imported = match services.store.all_numbers(&record.organization_id, record.id).await {
+    let imported = match imported {
         Ok(imported) => imported,
         Err(e) => {
             tracing::error!(provider_id = %record.id, error = %e, "could not read the imported numbers");
@@ -445,13 +519,21 @@ async fn phone_numbers_check(
             json!({"imported": 0}),
         );
     }
-    let on_trunk = match services.twilio.list_trunk_phone_numbers(creds, &record.trunk_sid, LIST_CAP).await {
-        Ok(numbers) => numbers.into_iter().map(|n| n.sid).collect::<HashSet<_>>(),
-        Err(e) => {
+    let on_trunk: HashSet<String> = match on_trunk {
+        Some(Ok(numbers)) => numbers.into_iter().map(|n| n.sid).collect(),
+        Some(Err(e)) => {
+            return twilio_finding(
+                "phoneNumbers",
+                &format!("the numbers of trunk {}", record.trunk_sid),
+                &e,
+                json!({}),
+            );
+        }
+        None => {
             return VerificationCheck::new(
                 "phoneNumbers",
                 CheckStatus::Warning,
-                format!("Could not list the trunk's numbers: {e}."),
+                "Could not list the trunk's numbers. They will be checked again.",
                 json!({}),
             );
         }
@@ -470,7 +552,7 @@ async fn phone_numbers_check(
         "phoneNumbers",
         CheckStatus::Warning,
         format!(
-            "{} of {} imported numbers are no longer on the trunk and will not reach the platform. Remove and import them again.",
+            "{} of {} imported numbers are no longer on the trunk and will not reach the platform. Run repair to put back those on no trunk.",
             detached.len(),
             imported.len()
         ),

@@ -56,9 +56,10 @@ impl JsonFields {
         Self::from_slice(bytes)
     }
 
-    /// Like [`Self::from_request`], but an empty body (no bytes at all) is `None`.
+    /// Like [`Self::from_request`], but an empty body (no bytes at all) is `None`. White space
+    /// alone is not empty: it is not JSON either, so it is a 400 like any other non-JSON body.
     pub fn from_request_or_empty(request: &Request) -> Result<Option<Self>, ApiError> {
-        if body_bytes(request).iter().all(u8::is_ascii_whitespace) {
+        if body_bytes(request).is_empty() {
             return Ok(None);
         }
         Self::from_request(request).map(Some)

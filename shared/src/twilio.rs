@@ -225,24 +225,6 @@ pub struct TrunkPhoneNumber {
     pub phone_number: Option<String>,
 }
 
-/// The lists whose access the `permissions` check probes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListProbe {
-    Trunks,
-    CredentialLists,
-    IncomingPhoneNumbers,
-}
-
-impl ListProbe {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Trunks => "SIP trunks",
-            Self::CredentialLists => "SIP credential lists",
-            Self::IncomingPhoneNumbers => "incoming phone numbers",
-        }
-    }
-}
-
 /// One of a trunk's origination URLs: where Twilio sends the trunk's inbound calls.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OriginationUrl {
@@ -623,20 +605,6 @@ impl TwilioClient {
     ) -> Result<Vec<TrunkPhoneNumber>, TwilioError> {
         let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers?PageSize=100"));
         self.list_all(creds, url, "phone_numbers", max_items).await
-    }
-
-    /// One page of one item from a list endpoint: whether these credentials may list it.
-    pub async fn probe_list(&self, creds: &TwilioCredentials, list: ListProbe) -> Result<(), TwilioError> {
-        let (url, key) = match list {
-            ListProbe::Trunks => (self.trunking_url("Trunks?PageSize=1"), "trunks"),
-            ListProbe::CredentialLists => {
-                (self.account_url(creds, "/SIP/CredentialLists.json?PageSize=1"), "credential_lists")
-            }
-            ListProbe::IncomingPhoneNumbers => {
-                (self.account_url(creds, "/IncomingPhoneNumbers.json?PageSize=1"), "incoming_phone_numbers")
-            }
-        };
-        self.list_all::<serde_json::Value>(creds, url, key, 1).await.map(drop)
     }
 
     /// Follows Twilio's paging: `next_page_uri` (2010 API, a path) or `meta.next_page_url`

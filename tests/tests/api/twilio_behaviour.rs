@@ -193,7 +193,9 @@ async fn suspended_denied_and_over_limit_creates_leave_nothing_and_say_why() {
     let (status, problem) = create(&env, &suspended, &token).await;
     assert_eq!(status, 422, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("suspended or closed"), "{problem}");
-    assert!(env.fake.request_log().iter().all(|r| r.step == "fetch_account"), "nothing else was tried");
+    // The account fetch runs beside the first creates: all three are refused, nothing is made.
+    assert!(env.fake.request_log().iter().all(|r| r.status == 401), "{:?}", env.fake.request_log());
+    assert_nothing_left(&env, &suspended).await;
 
     let (sid, token) = env.fake.add_account("active", "Full");
     env.fake.inject("create_trunk", FaultAction::Fail { status: 403, code: 20403 }, Some(1));

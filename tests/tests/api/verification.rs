@@ -217,3 +217,33 @@ async fn the_hourly_job_verifies_every_organization_despite_one_failing_provider
     assert_eq!(drifted_record.verification_status, shared::model::VerificationStatus::Failed);
     assert!(drifted_record.verification_details.unwrap().iter().any(|c| c.check_name == "trunk"));
 }
+
+/// Each resource is read once, the permissions check derives from those reads, and a paid
+/// account's type is known from the last check: five Twilio requests for a healthy provider
+/// with numbers.
+#[tokio::test]
+async fn a_healthy_provider_with_numbers_costs_five_twilio_requests() {
+    let env = TestEnv::new().await;
+    let p = setup(&env, ORG, "Full").await;
+    let number = env.fake.add_incoming_number(&p.sid, "+15550500001", None);
+    let body = json!({"phoneNumberSids": [number]}).to_string();
+    let req = Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers")
+        .org(ORG)
+        .param("id", &p.id)
+        .body(&body)
+        .build();
+    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).0, 200);
+    let before = env.fake.request_log().len();
+    let (_, body) = verify(&env, ORG, &p.id).await;
+    assert_eq!(body["status"], "verified", "{body}");
+    let steps: Vec<String> = env.fake.request_log()[before..].iter().map(|r| r.step.clone()).collect();
+    assert_eq!(steps.len(), 5, "{steps:?}");
+    assert!(!steps.iter().any(|s| s == "fetch_account"), "{steps:?}");
+
+    // A Trial account is read each time (an upgrade must be noticed).
+    let trial = setup(&env, ORG, "Trial").await;
+    let before = env.fake.request_log().len();
+    verify(&env, ORG, &trial.id).await;
+    let steps: Vec<String> = env.fake.request_log()[before..].iter().map(|r| r.step.clone()).collect();
+    assert!(steps.iter().any(|s| s == "fetch_account"), "{steps:?}");
+}
