@@ -53,8 +53,18 @@ for name, fn in functions.items():
     policies = resources[role]["Properties"].get("Policies", [])
     check(f"{name} has its own inline policy", len(policies) >= 1, "no inline policy")
     managed = resources[role]["Properties"].get("ManagedPolicyArns", [])
-    check(f"{name} has only the basic execution managed policy",
-          all("AWSLambdaBasicExecutionRole" in str(arn) for arn in managed), str(managed))
+    check(f"{name} has only the basic execution and X-Ray write managed policies",
+          all("AWSLambdaBasicExecutionRole" in str(arn) or "AWSXrayWriteOnlyAccess" in str(arn) for arn in managed),
+          str(managed))
+    check(f"{name} writes JSON logs with levels from parameters",
+          props.get("LoggingConfig", {}).get("LogFormat") == "JSON"
+          and "ApplicationLogLevel" in str(props["LoggingConfig"].get("ApplicationLogLevel")), str(props.get("LoggingConfig")))
+    check(f"{name} is traced with X-Ray", props.get("TracingConfig", {}).get("Mode") == "Active", str(props.get("TracingConfig")))
+    watched_by = [a for a in by_type("AWS::CloudWatch::Alarm").values()
+                  if {"Ref": name} in [d.get("Value") for m in a["Properties"].get("Metrics", [])
+                                       for d in m.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])]]
+    check(f"{name} has an errors and throttles alarm", len(watched_by) == 1 and all(
+        "AlarmTopicArn" in str(a["Properties"].get("AlarmActions")) for a in watched_by), str(len(watched_by)))
     actions = [a for p in policies for s in p["PolicyDocument"]["Statement"] for a in
                (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
     check(f"{name} has no wildcard actions", not any("*" in a for a in actions), str(actions))
@@ -126,6 +136,12 @@ for name, queue in work_queues.items():
                if any(d.get("Value") == {"Fn::GetAtt": [dlq, "QueueName"]} for d in a["Properties"].get("Dimensions", []))]
     check(f"{name}'s dead-letter queue has an alarm", len(watched) == 1, str(watched))
     check(f"{name}'s alarm notifies the alarm topic", all("AlarmTopicArn" in str(a["Properties"].get("AlarmActions")) for a in watched))
+for name, alarm in alarms.items():
+    check(f"alarm {name} notifies the alarm topic when one is given", "AlarmTopicArn" in str(alarm["Properties"].get("AlarmActions")))
+alarmed_metrics = str([a["Properties"] for a in alarms.values()])
+for metric in ["OrphansRecorded", "5xx", "CredentialsRejected"]:
+    check(f"an alarm watches {metric}", metric in alarmed_metrics)
+check("a dashboard shows the service", len(by_type("AWS::CloudWatch::Dashboard")) == 1)
 mappings = by_type("AWS::Lambda::EventSourceMapping")
 for name, mapping in mappings.items():
     props = mapping["Properties"]

@@ -88,14 +88,23 @@ pub async fn create_provider(
         let owner = owner.clone();
         tokio::spawn(async move { envelope.generate_data_key(&owner).await })
     };
-    let mut saga = Saga { services, creds: &creds, owner: &owner, unknown: Vec::new(), created: Vec::new() };
+    let mut saga = Saga {
+        services,
+        creds: &creds,
+        owner: &owner,
+        step: "account-trunk-list",
+        unknown: Vec::new(),
+        created: Vec::new(),
+    };
     let result = within(deadlines.work, provision(&mut saga, &command, provider_id, data_key)).await;
     match result {
         Ok(record) => {
             tracing::info!(organization_id = %organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
+            shared::metrics::count("ProvidersCreated", &[]);
             Ok(record)
         }
         Err((error, data_key)) => {
+            shared::metrics::count("CreateRollbacks", &[("Step", saga.step)]);
             within(deadlines.rollback, saga.roll_back(data_key.as_ref())).await;
             Err(error)
         }
@@ -107,6 +116,8 @@ struct Saga<'a> {
     services: &'a Services,
     creds: &'a TwilioCredentials,
     owner: &'a SecretOwner,
+    /// The step under way, for the rollback metric.
+    step: &'static str,
     /// Creates that got no answer: looked up (by their unique names) when rolling back.
     unknown: Vec<UnknownOutcome>,
     created: Vec<TwilioResource>,
@@ -154,6 +165,7 @@ async fn provision(
     let (trunk, domain_label) = trunk.map_err(|(e, _)| (twilio_problem("creating SIP trunks", e), None))?;
     let list = list.map_err(|e| (twilio_problem("creating credential lists", e), None))?;
 
+    saga.step = "credential-attachment-origination";
     let username = provider_id.simple().to_string();
     let password = SipPassword::generate();
     let origination_name = origination_friendly_name(provider_id);
@@ -173,6 +185,7 @@ async fn provision(
     attachment.map_err(|e| (twilio_problem("attaching credential lists to trunks", e), None))?;
     let origination = origination.map_err(|e| (twilio_problem("adding origination URLs to trunks", e), None))?;
 
+    saga.step = "data-key";
     let data_key = match data_key.await {
         Ok(Ok(key)) => key,
         Ok(Err(e)) => return Err((ApiError::unavailable(e), None)),
@@ -229,6 +242,7 @@ async fn provision(
         credential_list_sid: list.sid.clone(),
         password: data_key.seal(SecretKind::SipPassword, password.expose()),
     };
+    saga.step = "store";
     match saga.services.store.insert_provider(&record, &sip_credential).await {
         Ok(()) => Ok(record),
         Err(StoreError::AccountTaken) => Err((account_taken(creds), Some(data_key))),

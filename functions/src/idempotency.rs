@@ -52,7 +52,10 @@ where
     let request_digest = digest(&[request.method().as_str().as_bytes(), request.uri().path().as_bytes(), body]);
     match store.claim(&org, &key, &request_digest).await.map_err(ApiError::unavailable)? {
         Claim::Proceed => {}
-        Claim::Replay(stored) => return Ok(replay(stored)),
+        Claim::Replay(stored) => {
+            shared::metrics::count("IdempotentReplays", &[]);
+            return Ok(replay(stored));
+        }
         Claim::InFlight => {
             return Err(ApiError::Conflict(
                 "A request with this Idempotency-Key is still in progress; retry when it has finished.".into(),

@@ -74,6 +74,11 @@ pub async fn repair(
         run.numbers().await;
     }
     let (actions, verification) = run.finish().await?;
+    for action in &actions {
+        let result =
+            serde_json::to_value(action.result).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        shared::metrics::count("RepairActions", &[("Action", &action.action), ("Result", &result)]);
+    }
     tracing::info!(
         organization_id = %record.organization_id,
         provider_id = %record.id,

@@ -173,7 +173,9 @@ pub async fn record_for_sweeper(
         created_at: now_rfc3339(),
         stuck_reason: None,
     };
-    store.record_orphan(&orphan).await
+    store.record_orphan(&orphan).await?;
+    shared::metrics::emit("OrphansRecorded", resources.len() as f64, shared::metrics::Unit::Count, &[]);
+    Ok(())
 }
 
 /// Removes what a failed create or repair made. What cannot be removed is logged at error
@@ -219,7 +221,12 @@ pub async fn remove_or_record(
         created_at: now_rfc3339(),
         stuck_reason: None,
     };
-    if let Err(e) = services.store.record_orphan(&orphan).await {
-        tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources");
+    match services.store.record_orphan(&orphan).await {
+        Ok(()) => {
+            shared::metrics::emit("OrphansRecorded", orphan.resources.len() as f64, shared::metrics::Unit::Count, &[])
+        }
+        Err(e) => {
+            tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources")
+        }
     }
 }

@@ -105,6 +105,7 @@ async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {
             return Outcome::Remaining;
         }
         tracing::info!(organization_id = %org, %provider_id, removed = resources.len(), "leftover Twilio resources removed");
+        shared::metrics::emit("OrphansRemoved", resources.len() as f64, shared::metrics::Unit::Count, &[]);
         return Outcome::Cleared;
     }
     let rejected = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string());

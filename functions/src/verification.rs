@@ -30,7 +30,10 @@ pub struct Verification {
 
 impl Verification {
     fn new(checks: Vec<VerificationCheck>) -> Self {
-        Self { status: overall_status(&checks), checks, verified_at: shared::time::now_rfc3339() }
+        let status = overall_status(&checks);
+        let name = serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        shared::metrics::count("VerificationResults", &[("Status", &name)]);
+        Self { status, checks, verified_at: shared::time::now_rfc3339() }
     }
 
     /// Writes the result into a record's verification fields.
@@ -109,6 +112,7 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
     let skip = |names: &[&str], because: &str| names.iter().map(|name| skipped(name, because)).collect::<Vec<_>>();
     match e.kind() {
         TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => {
+            shared::metrics::count("CredentialsRejected", &[]);
             let message = format!(
                 "{} If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token; if the account was suspended or closed, reactivate it in the Twilio Console.",
                 crate::twilio_errors::REJECTED,

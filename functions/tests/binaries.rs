@@ -289,6 +289,10 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
         assert_eq!(http_status(&created), 201, "{created}");
         let id = http_body(&created)["id"].as_str().unwrap().to_owned();
         assert!(logs.lines().count() > 20, "TRACE was on ({log_env:?}): {logs}");
+        // Metrics are written from the code as CloudWatch Embedded Metric Format lines.
+        let emf = logs.lines().find(|l| l.contains("\"ProvidersCreated\"")).expect("an EMF line for the create");
+        let emf: Value = serde_json::from_str(emf).unwrap();
+        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "TwilioProviderService", "{emf}");
         let sip_password = setup.fake.credentials_of(DEMO_SID).pop().expect("a SIP credential").password;
 
         let swaps = [(EVENT_PROVIDER_ID, id.as_str()), ("Bearer <api key>", bearer.as_str())];

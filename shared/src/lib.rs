@@ -6,6 +6,7 @@
 //! - [`crypto`]: KMS envelope encryption of secrets.
 //! - [`store`]: the DynamoDB table, every access scoped by organization.
 //! - [`error`]: the one error type, rendered as RFC 9457 problem+json.
+//! - [`metrics`]: CloudWatch Embedded Metric Format.
 //! - [`queue`]: SQS queues for work that outlives one invocation.
 //! - [`config`]: configuration read once from the environment.
 //! - [`http`]: request and response helpers shared by the handlers.
@@ -18,6 +19,7 @@ pub mod dto;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod store;

@@ -695,6 +695,7 @@ impl TwilioClient {
             let (error, retry_after) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     tracing::debug!(%method, url, status = response.status().as_u16(), attempt, elapsed_ms = started.elapsed().as_millis() as u64, "twilio request");
+                    record_request(&method, url, "ok", started);
                     return Ok(response);
                 }
                 Ok(response) => {
@@ -721,11 +722,13 @@ impl TwilioClient {
                 }
             };
             let Some(retry_after) = retry_after else {
+                record_request(&method, url, outcome_of(&error), started);
                 return Err(error);
             };
             let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
             let past_deadline = crate::deadline::remaining().is_some_and(|left| delay >= left);
             if attempt >= self.retry.max_attempts || waited + delay > self.retry.budget || past_deadline {
+                record_request(&method, url, outcome_of(&error), started);
                 return Err(error);
             }
             waited += delay;
@@ -750,6 +753,50 @@ impl TwilioClient {
         } else {
             TwilioError::Interrupted(error_text(&e))
         }
+    }
+}
+
+/// `TwilioRequests` (by operation and outcome) and `TwilioLatency` for a finished request.
+fn record_request(method: &Method, url: &str, outcome: &str, started: Instant) {
+    let operation = operation_of(method, url);
+    let dimensions = [("Operation", operation.as_str()), ("Outcome", outcome)];
+    crate::metrics::count("TwilioRequests", &dimensions);
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    crate::metrics::emit("TwilioLatency", elapsed, crate::metrics::Unit::Milliseconds, &dimensions[..1]);
+}
+
+/// An operation's name from its request: the path with SIDs replaced, without the account
+/// prefix and query (`POST Trunks/{Sid}/PhoneNumbers`): a small, fixed set of values.
+fn operation_of(method: &Method, url: &str) -> String {
+    let path = reqwest::Url::parse(url).map(|u| u.path().to_owned()).unwrap_or_default();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .skip_while(|s| matches!(*s, "v1" | "2010-04-01" | "Accounts") || (s.starts_with("AC") && s.len() == 34))
+        .collect();
+    let named: Vec<&str> = segments
+        .iter()
+        .map(|s| {
+            let stem = s.strip_suffix(".json").unwrap_or(s);
+            let sid = stem.len() == 34
+                && stem[..2].bytes().all(|b| b.is_ascii_uppercase())
+                && stem[2..].bytes().all(|b| b.is_ascii_hexdigit());
+            if sid { "{Sid}" } else { stem }
+        })
+        .collect();
+    format!("{method} {}", named.join("/"))
+}
+
+fn outcome_of(error: &TwilioError) -> &'static str {
+    match error.kind() {
+        TwilioErrorKind::Rejected => "rejected",
+        TwilioErrorKind::Denied => "denied",
+        TwilioErrorKind::NotFound => "not-found",
+        TwilioErrorKind::LimitReached => "limit-reached",
+        TwilioErrorKind::RateLimited => "rate-limited",
+        TwilioErrorKind::Transient => "transient",
+        TwilioErrorKind::OutcomeUnknown => "outcome-unknown",
+        TwilioErrorKind::Other => "error",
     }
 }
 
@@ -824,6 +871,16 @@ mod tests {
         for attempt in 1..20 {
             assert!(client.backoff(attempt) <= client.retry.max_delay);
         }
+    }
+
+    #[test]
+    fn operations_are_named_without_sids() {
+        let sid = format!("AC{}", "a".repeat(32));
+        let url =
+            format!("https://api.twilio.com/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers/PN{}.json", "b".repeat(32));
+        assert_eq!(operation_of(&Method::POST, &url), "POST IncomingPhoneNumbers/{Sid}");
+        let url = format!("https://trunking.twilio.com/v1/Trunks/TK{}/PhoneNumbers?PageSize=100", "c".repeat(32));
+        assert_eq!(operation_of(&Method::GET, &url), "GET Trunks/{Sid}/PhoneNumbers");
     }
 
     #[test]

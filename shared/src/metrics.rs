@@ -1,0 +1,87 @@
+//! Metrics in CloudWatch Embedded Metric Format: one JSON line on stdout per data point, which
+//! CloudWatch Logs turns into a metric (no agent, no extra request). One namespace; dimensions
+//! kept small (never an organization or a provider id).
+
+use serde_json::{Map, Value, json};
+
+pub const NAMESPACE: &str = "TwilioProviderService";
+
+/// Metric units as CloudWatch names them.
+#[derive(Debug, Clone, Copy)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// The function emitting (`AWS_LAMBDA_FUNCTION_NAME`; `local` outside Lambda): the one
+/// dimension every metric has, so an alarm can watch one function.
+fn function_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into()))
+}
+
+/// The EMF document for one data point: `Function` plus `dimensions` (name and value pairs, at
+/// most two more).
+pub fn document(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)]) -> Value {
+    let mut all = vec![("Function", function_name())];
+    all.extend_from_slice(dimensions);
+    let dimensions = all.as_slice();
+    let mut root = Map::new();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [names],
+                "Metrics": [{"Name": name, "Unit": unit.as_str()}],
+            }],
+        }),
+    );
+    for (dimension, value) in dimensions {
+        root.insert((*dimension).into(), Value::String((*value).into()));
+    }
+    root.insert(name.into(), json!(value));
+    Value::Object(root)
+}
+
+/// Writes one data point. Stdout is where Lambda's EMF extraction reads it (beside the log
+/// lines, which are also JSON in Lambda).
+pub fn emit(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)]) {
+    println!("{}", document(name, value, unit, dimensions));
+}
+
+/// A count of one.
+pub fn count(name: &str, dimensions: &[(&str, &str)]) {
+    emit(name, 1.0, Unit::Count, dimensions);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_embedded_metric_format() {
+        let doc = document("TwilioRequests", 1.0, Unit::Count, &[("Operation", "CreateTrunk"), ("Outcome", "ok")]);
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"], json!([["Function", "Operation", "Outcome"]]));
+        assert_eq!(directive["Metrics"][0], json!({"Name": "TwilioRequests", "Unit": "Count"}));
+        assert_eq!((&doc["Operation"], &doc["TwilioRequests"]), (&json!("CreateTrunk"), &json!(1.0)));
+        assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+    }
+}
