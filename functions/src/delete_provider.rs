@@ -77,7 +77,7 @@ pub enum Deletion {
     /// orphan sweeper.
     Forced(Vec<LeftBehind>),
     /// Out of time: progress is recorded and a message on the deletion queue continues it.
-    Continuing(ProviderRecord),
+    Continuing(Box<ProviderRecord>),
 }
 
 /// As much of a delete as the current deadline allows (see the module doc). Idempotent: the
@@ -285,7 +285,7 @@ async fn continue_later(services: &Services, record: ProviderRecord) -> Result<D
     let message = ContinueDeletion { organization_id: record.organization_id.to_string(), provider_id: record.id };
     queue.send(&message).await.map_err(ApiError::unavailable)?;
     tracing::info!(organization_id = %record.organization_id, provider_id = %record.id, remaining_numbers = record.phone_number_count, "delete continues from the deletion queue");
-    Ok(Deletion::Continuing(record))
+    Ok(Deletion::Continuing(Box::new(record)))
 }
 
 /// Best effort: the marker exists already; this only records why the delete stopped.

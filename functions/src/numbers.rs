@@ -39,7 +39,8 @@ impl std::fmt::Display for ReleaseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Twilio(step, e) => write!(f, "failed {step}: {e}"),
-            Self::Secret(e) => write!(f, "could not read the recorded voice configuration: {e}"),
+            // The cause (KMS text, which can name keys and accounts) goes to the log, not here.
+            Self::Secret(_) => write!(f, "could not read the recorded voice configuration (key service unavailable)"),
         }
     }
 }
@@ -120,7 +121,8 @@ async fn give_back(
     let as_import_left = VoiceRouting { voice_application_sid: None, trunk_sid: None, ..previous.clone() };
     let untouched_fields =
         VoiceRouting { voice_application_sid: None, trunk_sid: None, ..now.clone() } == as_import_left;
-    if !on_our_trunk && !(now.trunk_sid.is_none() && now.voice_application_sid.is_none() && untouched_fields) {
+    let as_import_left_it = now.trunk_sid.is_none() && now.voice_application_sid.is_none() && untouched_fields;
+    if !on_our_trunk && !as_import_left_it {
         let reason = match &now.trunk_sid {
             Some(other) => format!("The number was moved to another trunk ({other}) after import; it was left there."),
             None => "The number's voice routing was changed after import; it was left as set.".to_owned(),

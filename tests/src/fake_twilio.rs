@@ -504,6 +504,7 @@ async fn dispatch(
 }
 
 /// The account the Basic credentials authenticate, or Twilio's 401.
+#[allow(clippy::result_large_err, reason = "the error is the response the fake sends")]
 fn authenticate(st: &FakeState, headers: &HeaderMap) -> Result<Account, Response> {
     let unauthorized = || twilio_error(401, 20003, "Authenticate");
     let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
@@ -566,6 +567,7 @@ fn origination_url_json(o: &OriginationUrl, base: &str) -> Value {
 }
 
 /// Applies the form of a create or update to an origination URL; `Err` is Twilio's 400.
+#[allow(clippy::result_large_err, reason = "the error is the response the fake sends")]
 fn apply_origination_form(o: &mut OriginationUrl, form: &HashMap<String, String>) -> Result<(), Response> {
     let invalid = |name: &str| twilio_error(400, 20001, &format!("Invalid parameter {name}"));
     if let Some(url) = form.get("SipUrl") {
@@ -681,10 +683,10 @@ fn handle(
     let base = headers.get("host").and_then(|h| h.to_str().ok()).map(|h| format!("http://{h}")).unwrap_or_default();
     let form = form_of(body);
     let me = account.sid.as_str();
-    if let ["2010-04-01", "Accounts", sid, ..] = segments {
-        if *sid != me {
-            return twilio_error(403, 20403, "Forbidden: the credentials do not belong to this account");
-        }
+    if let ["2010-04-01", "Accounts", sid, ..] = segments
+        && *sid != me
+    {
+        return twilio_error(403, 20403, "Forbidden: the credentials do not belong to this account");
     }
 
     match (method.as_str(), segments) {

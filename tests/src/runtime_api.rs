@@ -67,7 +67,8 @@ impl RuntimeApi {
         self.shared.waiting.lock().await.insert(id.clone(), tx);
         self.queue.send((id, event)).map_err(|_| "runtime API stopped".to_owned())?;
         let mut init = self.init_error.lock().await;
-        let outcome = match init.as_mut() {
+
+        match init.as_mut() {
             Some(init_rx) => tokio::select! {
                 outcome = rx => outcome.map_err(|_| "no answer".to_owned()),
                 init_outcome = init_rx => {
@@ -80,8 +81,7 @@ impl RuntimeApi {
                 .await
                 .map_err(|_| format!("no answer within {timeout:?}"))?
                 .map_err(|_| "no answer".to_owned()),
-        };
-        outcome
+        }
     }
 
     /// When the function first asked for an event, if it has.

@@ -64,19 +64,19 @@ fn violates(schema: &Schema, value: &str) -> Option<String> {
         }
         _ => {}
     }
-    if let Some(allowed) = &schema.allowed {
-        if !allowed.iter().any(|a| a == value) {
-            return Some(format!("is not one of {allowed:?}"));
-        }
+    if let Some(allowed) = &schema.allowed
+        && !allowed.iter().any(|a| a == value)
+    {
+        return Some(format!("is not one of {allowed:?}"));
     }
     let chars = value.chars().count();
     if schema.min_length.is_some_and(|min| chars < min) || schema.max_length.is_some_and(|max| chars > max) {
         return Some(format!("has {chars} characters, outside {:?}..{:?}", schema.min_length, schema.max_length));
     }
-    if let Ok(number) = value.parse::<f64>() {
-        if schema.minimum.is_some_and(|min| number < min) || schema.maximum.is_some_and(|max| number > max) {
-            return Some(format!("is outside {:?}..{:?}", schema.minimum, schema.maximum));
-        }
+    if let Ok(number) = value.parse::<f64>()
+        && (schema.minimum.is_some_and(|min| number < min) || schema.maximum.is_some_and(|max| number > max))
+    {
+        return Some(format!("is outside {:?}..{:?}", schema.minimum, schema.maximum));
     }
     if let Some(pattern) = &schema.pattern {
         let mut cache = patterns().lock().expect("pattern cache");

@@ -231,7 +231,7 @@ async fn a_detached_credential_list_is_attached_again() {
     assert_eq!(check(&verify(&env, &p.id).await, "credentialList")["status"], "failed");
     let body = repair(&env, &p.id).await;
     assert_eq!(actions_with(&body, "done"), ["attachCredentialList"], "{body}");
-    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), [p.list_sid.clone()]);
+    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), std::slice::from_ref(&p.list_sid));
     assert_second_repair_is_a_no_op(&env, &p).await;
 }
 
@@ -267,7 +267,7 @@ async fn a_deleted_credential_list_is_replaced_and_attached() {
     assert_eq!(actions_with(&body, "done"), ["recreateCredentialList", "attachCredentialList"], "{body}");
     let record = stored(&env, &p.id).await;
     assert_ne!(record.credential_list_sid, p.list_sid);
-    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), [record.credential_list_sid.clone()]);
+    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), std::slice::from_ref(&record.credential_list_sid));
     let credential = sip_credential(&env, &p.id).await.unwrap();
     let twilio_password =
         env.fake.sip_password(&record.credential_list_sid, credential["username"].as_str().unwrap()).unwrap();
@@ -339,7 +339,7 @@ async fn a_deleted_trunk_is_rebuilt_with_everything_on_it() {
     assert_eq!(after.version, before.version + 1 + 1, "verify, then one write for the repair");
     let trunk = env.fake.state().trunks[&after.trunk_sid].clone();
     assert!(after.termination_uri.contains(trunk.domain_name.trim_end_matches(".pstn.twilio.com")));
-    assert_eq!(env.fake.lists_attached_to(&after.trunk_sid), [p.list_sid.clone()]);
+    assert_eq!(env.fake.lists_attached_to(&after.trunk_sid), std::slice::from_ref(&p.list_sid));
     assert_eq!(env.fake.origination_urls_of(&after.trunk_sid).len(), 1);
     assert_eq!(env.fake.state().incoming_numbers[&number].trunk_sid.as_deref(), Some(after.trunk_sid.as_str()));
     assert_eq!(sip_credential(&env, &p.id).await.unwrap()["trunkSid"], after.trunk_sid.as_str());
