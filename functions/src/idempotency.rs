@@ -62,12 +62,10 @@ where
             ));
         }
         Claim::Mismatch => {
-            return Err(ApiError::Unprocessable {
-                title: "Idempotency-Key reused",
-                detail:
-                    "This Idempotency-Key was already used with a different request; use a new key for a new request."
-                        .into(),
-            });
+            return Err(ApiError::IdempotencyKeyReused(
+                "This Idempotency-Key was already used with a different request; use a new key for a new request."
+                    .into(),
+            ));
         }
     }
     let response = handler().await.unwrap_or_else(ApiError::into_response);

@@ -53,13 +53,10 @@ pub async fn stored_credentials(services: &Services, record: &ProviderRecord) ->
             CryptoError::Kms(_) => ApiError::unavailable(e),
             CryptoError::WrongContext | CryptoError::Malformed(_) => {
                 tracing::error!(provider_id = %record.id, error = %e, "stored auth token cannot be decrypted");
-                ApiError::Unprocessable {
-                    title: "Stored credentials are unusable",
-                    detail: format!(
-                        "The stored auth token of provider {} cannot be decrypted. Set it again with PATCH /api/v1/providers/twilio/{}/auth-token.",
-                        record.id, record.id
-                    ),
-                }
+                ApiError::StoredSecretUnusable(format!(
+                    "The stored auth token of provider {} cannot be decrypted. Set it again with PATCH /api/v1/providers/twilio/{}/auth-token.",
+                    record.id, record.id
+                ))
             }
         },
     )?;

@@ -36,6 +36,12 @@ pub enum ApiError {
     /// 422: understood, but Twilio refuses it (credentials rejected, account not active, …).
     #[error("{detail}")]
     Unprocessable { title: &'static str, detail: String },
+    /// 422: the Idempotency-Key was used with a different request.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// 422: a stored secret cannot be decrypted (copied between records, or the key changed).
+    #[error("{0}")]
+    StoredSecretUnusable(String),
     /// 422: a limit of the customer's Twilio account (trunks, credential lists) stops the
     /// request; what it created has been rolled back.
     #[error("{detail}")]
@@ -94,7 +100,10 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unprocessable { .. } | Self::TwilioLimitReached { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. }
+            | Self::TwilioLimitReached { .. }
+            | Self::IdempotencyKeyReused(_)
+            | Self::StoredSecretUnusable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TwilioFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::TwilioRateLimited { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -113,6 +122,8 @@ impl ApiError {
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unprocessable { title, .. } => ("twilio-rejected", title),
             Self::TwilioLimitReached { .. } => ("twilio-limit-reached", "Twilio account limit reached"),
+            Self::IdempotencyKeyReused(_) => ("idempotency-key-reused", "Idempotency-Key reused"),
+            Self::StoredSecretUnusable(_) => ("stored-secret-unusable", "Stored credentials are unusable"),
             Self::TwilioFailed { .. } => ("twilio-error", "Twilio request failed"),
             Self::TwilioRateLimited { .. } => ("twilio-rate-limited", "Twilio is rate-limiting requests"),
             Self::Unavailable(_) => ("service-unavailable", "Service temporarily unavailable"),

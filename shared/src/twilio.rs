@@ -663,7 +663,9 @@ impl TwilioClient {
         self.send(creds, method, &url, &[]).await.map(drop)
     }
 
-    /// Sends with retries; returns a successful response or the error Twilio gave.
+    /// Sends with retries; returns a successful response or the error Twilio gave. Reads the
+    /// current deadline ([`crate::deadline::within`], a task-local the handlers set from the
+    /// Lambda invocation's): no attempt or wait goes past it.
     async fn send(
         &self,
         creds: &TwilioCredentials,
@@ -692,7 +694,7 @@ impl TwilioClient {
                 request = request.form(form);
             }
             let outcome = request.send().await;
-            let (error, retry_after) = match outcome {
+            let (error, retry) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     tracing::debug!(%method, url, status = response.status().as_u16(), attempt, elapsed_ms = started.elapsed().as_millis() as u64, "twilio request");
                     record_request(&method, url, "ok", started);
@@ -703,13 +705,14 @@ impl TwilioClient {
                     tracing::debug!(%method, url, status = status.as_u16(), attempt, "twilio request failed");
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         let retry_after = retry_after_header(&response);
-                        (TwilioError::RateLimited { retry_after }, Some(retry_after))
+                        let retry = retry_after.map_or(Retry::Backoff, Retry::After);
+                        (TwilioError::RateLimited { retry_after }, retry)
                     } else if status.is_server_error() && !idempotent {
-                        (TwilioError::Unanswered { status: status.as_u16() }, None)
+                        (TwilioError::Unanswered { status: status.as_u16() }, Retry::Stop)
                     } else {
                         let error = api_error(response).await;
-                        let retryable = idempotent && status.is_server_error();
-                        (error, retryable.then_some(None))
+                        let retry = if idempotent && status.is_server_error() { Retry::Backoff } else { Retry::Stop };
+                        (error, retry)
                     }
                 }
                 Err(e) => {
@@ -718,14 +721,17 @@ impl TwilioClient {
                     let error = self.transport_error(e);
                     let retryable =
                         matches!(error, TwilioError::Connect(_)) || (idempotent && error.is_outcome_unknown());
-                    (error, retryable.then_some(None))
+                    (error, if retryable { Retry::Backoff } else { Retry::Stop })
                 }
             };
-            let Some(retry_after) = retry_after else {
-                record_request(&method, url, outcome_of(&error), started);
-                return Err(error);
+            let delay = match retry {
+                Retry::Stop => {
+                    record_request(&method, url, outcome_of(&error), started);
+                    return Err(error);
+                }
+                Retry::Backoff => self.backoff(attempt),
+                Retry::After(delay) => delay,
             };
-            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
             let past_deadline = crate::deadline::remaining().is_some_and(|left| delay >= left);
             if attempt >= self.retry.max_attempts || waited + delay > self.retry.budget || past_deadline {
                 record_request(&method, url, outcome_of(&error), started);
@@ -754,6 +760,16 @@ impl TwilioClient {
             TwilioError::Interrupted(error_text(&e))
         }
     }
+}
+
+/// What to do after a failed attempt.
+enum Retry {
+    /// Give up: the error is the answer.
+    Stop,
+    /// Try again after an exponential backoff with jitter.
+    Backoff,
+    /// Try again after the time Twilio asked for (`Retry-After`).
+    After(Duration),
 }
 
 /// `TwilioRequests` (by operation and outcome) and `TwilioLatency` for a finished request.
