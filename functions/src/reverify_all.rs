@@ -6,7 +6,6 @@
 use crate::providers::{load_provider, stored_credentials};
 use crate::services::Services;
 use crate::verification::verify;
-use futures::StreamExt;
 use serde::Serialize;
 use shared::ApiError;
 use shared::model::{CheckStatus, OrganizationId, VerificationStatus};
@@ -66,23 +65,13 @@ impl Summary {
     }
 }
 
-/// The whole job in-process: every provider of every organization.
-pub async fn run(services: &Services) -> Result<Summary, StoreError> {
-    let mut summary = Summary::default();
-    let mut cursor = None;
-    loop {
-        let (ids, next) = services.store.scan_ids("provider", cursor.take()).await?;
-        let outcomes: Vec<Outcome> = futures::stream::iter(ids)
-            .map(|(org, id)| async move { reverify_one(services, &org, id).await.unwrap_or(Outcome::Error) })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        outcomes.into_iter().for_each(|outcome| summary.add(outcome));
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+/// The whole job in-process (the planner's and worker's code, see [`crate::jobs`]): every
+/// provider of every organization. Items that failed for a reason worth retrying count as
+/// errors here.
+pub async fn run(services: &Services) -> Result<Summary, crate::jobs::PlanError> {
+    let run = crate::jobs::run_in_process(services, shared::queue::Job::Reverify, CONCURRENCY).await?;
+    let mut summary = run.verification.unwrap_or_default();
+    summary.errors += run.retry;
     tracing::info!(summary = ?summary, "re-verification finished");
     Ok(summary)
 }

@@ -39,20 +39,12 @@ impl SweepSummary {
     }
 }
 
-/// The whole job in-process: every leftover-resource record.
-pub async fn run(services: &Services) -> Result<SweepSummary, StoreError> {
-    let mut summary = SweepSummary::default();
-    let mut cursor = None;
-    loop {
-        let (ids, next) = services.store.scan_ids("orphan", cursor.take()).await?;
-        for (org, provider_id) in ids {
-            summary.add(sweep_one(services, &org, provider_id).await.unwrap_or(Outcome::Remaining));
-        }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+/// The whole job in-process (the planner's and worker's code, see [`crate::jobs`]): every
+/// leftover-resource record, one at a time.
+pub async fn run(services: &Services) -> Result<SweepSummary, crate::jobs::PlanError> {
+    let run = crate::jobs::run_in_process(services, shared::queue::Job::SweepOrphans, 1).await?;
+    let mut summary = run.orphans.unwrap_or_default();
+    summary.remaining += run.retry;
     tracing::info!(
         cleared = summary.cleared,
         remaining = summary.remaining,
