@@ -25,7 +25,8 @@ use shared::deadline::within;
 use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
 use shared::http::{json_response_builder, organization_id};
 use shared::model::{
-    CheckStatus, OrganizationId, SipPassword, TwilioCredentials, VerificationCheck, overall_status, transfer_mode,
+    CheckName, CheckStatus, OrganizationId, SipPassword, TwilioCredentials, VerificationCheck, overall_status,
+    transfer_mode,
 };
 use shared::store::{ProviderRecord, SipCredentialRecord, StoreError};
 use shared::time::now_rfc3339;
@@ -198,13 +199,13 @@ async fn provision(
         credentials_passed(),
         account_check,
         VerificationCheck::new(
-            "trunk",
+            CheckName::Trunk,
             CheckStatus::Passed,
             format!("Created SIP trunk {} with domain {}.", trunk.sid, domain_name(&domain_label)),
             json!({"trunkSid": trunk.sid, "domainName": domain_name(&domain_label), "transferMode": transfer_mode}),
         ),
         VerificationCheck::new(
-            "credentialList",
+            CheckName::CredentialList,
             CheckStatus::Passed,
             format!(
                 "Created credential list {} with SIP user {} and attached it to the trunk.",

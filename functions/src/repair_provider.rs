@@ -28,7 +28,7 @@ use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
 use shared::http::json_response;
-use shared::model::{CheckStatus, SipPassword, TwilioCredentials, transfer_mode};
+use shared::model::{CheckName, CheckStatus, SipPassword, TwilioCredentials, transfer_mode};
 use shared::store::{PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError};
 use shared::twilio::{OriginationTarget, TwilioClient};
 use std::collections::HashSet;
@@ -93,11 +93,11 @@ pub async fn repair(
 /// Why nothing can be repaired: Twilio rejects the credentials, cannot be reached, or the
 /// account cannot be used.
 fn unfixable(verification: &Verification) -> Option<String> {
-    let check = |name: &str| verification.checks.iter().find(|c| c.check_name == name);
-    if let Some(credentials) = check("credentials").filter(|c| c.status != CheckStatus::Passed) {
+    let check = |name: CheckName| verification.checks.iter().find(|c| c.check_name == name);
+    if let Some(credentials) = check(CheckName::Credentials).filter(|c| c.status != CheckStatus::Passed) {
         return Some(format!("Nothing was changed: {}", credentials.message));
     }
-    if let Some(account) = check("account").filter(|c| c.status == CheckStatus::Failed) {
+    if let Some(account) = check(CheckName::Account).filter(|c| c.status == CheckStatus::Failed) {
         return Some(format!("Nothing was changed: {}", account.message));
     }
     None

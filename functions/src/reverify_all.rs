@@ -8,7 +8,7 @@ use crate::services::Services;
 use crate::verification::verify;
 use serde::Serialize;
 use shared::ApiError;
-use shared::model::{CheckStatus, OrganizationId, VerificationStatus};
+use shared::model::{CheckName, CheckStatus, OrganizationId, VerificationStatus};
 use shared::store::{ProviderRecord, StoreError};
 use uuid::Uuid;
 
@@ -127,5 +127,5 @@ fn credentials_rejected(record: &ProviderRecord) -> bool {
         .verification_details
         .iter()
         .flatten()
-        .any(|check| check.check_name == "credentials" && check.status == CheckStatus::Failed)
+        .any(|check| check.check_name == CheckName::Credentials && check.status == CheckStatus::Failed)
 }

@@ -15,13 +15,13 @@ use shared::ApiError;
 use shared::deadline::within;
 use shared::dto::{TwilioProviderResponse, UpdateTwilioProvider};
 use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::{CheckStatus, transfer_mode};
+use shared::model::{CheckName, CheckStatus, transfer_mode};
 use shared::store::ProviderRecord;
 
 /// Whether the last verification saw the trunk's TransferMode differ from the stored value.
 fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
     record.verification_details.iter().flatten().any(|check| {
-        check.check_name == "trunk"
+        check.check_name == CheckName::Trunk
             && check.status != CheckStatus::Passed
             && check.details.get("transferMode").is_some()
             && check.details.get("transferMode") != check.details.get("expectedTransferMode")

@@ -9,7 +9,9 @@
 
 use crate::services::Services;
 use serde_json::{Value, json};
-use shared::model::{CheckStatus, SipUri, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status};
+use shared::model::{
+    CheckName, CheckStatus, SipUri, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status,
+};
 use shared::store::ProviderRecord;
 use shared::twilio::{Account, OriginationUrl, Trunk, TwilioError, TwilioErrorKind};
 use std::collections::HashSet;
@@ -18,7 +20,13 @@ use uuid::Uuid;
 /// Checks read every page of a Twilio list: a cap would turn the items past it into false
 /// findings ("detached" numbers). What they store stays bounded by [`DETAILS_CAP`].
 const LIST_CAP: usize = usize::MAX;
-const LATER_CHECKS: [&str; 5] = ["permissions", "trunk", "credentialList", "origination", "phoneNumbers"];
+const LATER_CHECKS: [CheckName; 5] = [
+    CheckName::Permissions,
+    CheckName::Trunk,
+    CheckName::CredentialList,
+    CheckName::Origination,
+    CheckName::PhoneNumbers,
+];
 /// How many items a check lists in its details at most (counts are always complete).
 const DETAILS_CAP: usize = 50;
 
@@ -46,7 +54,7 @@ impl Verification {
 
 pub fn credentials_passed() -> VerificationCheck {
     VerificationCheck::new(
-        "credentials",
+        CheckName::Credentials,
         CheckStatus::Passed,
         "Twilio accepted the Account SID and Auth Token.",
         json!({}),
@@ -58,7 +66,7 @@ pub fn account_check(account: &Account) -> VerificationCheck {
     let details = json!({"status": account.status, "type": account.account_type});
     if account.status != "active" {
         return VerificationCheck::new(
-            "account",
+            CheckName::Account,
             CheckStatus::Failed,
             format!(
                 "The Twilio account {} is {}; only active accounts can place calls. Reactivate it in the Twilio Console.",
@@ -69,22 +77,22 @@ pub fn account_check(account: &Account) -> VerificationCheck {
     }
     if account.account_type == "Trial" {
         return VerificationCheck::new(
-            "account",
+            CheckName::Account,
             CheckStatus::Warning,
             "This is a Twilio Trial account: calls can only reach verified numbers and play a trial notice. Upgrade the account in the Twilio Console to lift the limits.",
             details,
         );
     }
-    VerificationCheck::new("account", CheckStatus::Passed, "The Twilio account is active.", details)
+    VerificationCheck::new(CheckName::Account, CheckStatus::Passed, "The Twilio account is active.", details)
 }
 
-fn skipped(name: &str, because: &str) -> VerificationCheck {
+fn skipped(name: CheckName, because: &str) -> VerificationCheck {
     VerificationCheck::new(name, CheckStatus::Warning, format!("Skipped: {because}."), json!({"skipped": true}))
 }
 
 /// A Twilio error met by a check: a denial or a missing resource is a finding (failed); a
 /// transient error means the check could not finish (warning).
-fn twilio_finding(name: &str, what: &str, e: &TwilioError, details: Value) -> VerificationCheck {
+fn twilio_finding(name: CheckName, what: &str, e: &TwilioError, details: Value) -> VerificationCheck {
     if matches!(e.kind(), TwilioErrorKind::Rejected | TwilioErrorKind::Denied) {
         VerificationCheck::new(
             name,
@@ -109,7 +117,8 @@ fn twilio_finding(name: &str, what: &str, e: &TwilioError, details: Value) -> Ve
 /// closed); a denial passes `credentials` and fails `permissions`; anything else could not
 /// be checked. Whatever could not run is reported as skipped.
 fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationCheck> {
-    let skip = |names: &[&str], because: &str| names.iter().map(|name| skipped(name, because)).collect::<Vec<_>>();
+    let skip =
+        |names: &[CheckName], because: &str| names.iter().map(|name| skipped(*name, because)).collect::<Vec<_>>();
     match e.kind() {
         TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => {
             shared::metrics::count("CredentialsRejected", &[]);
@@ -120,8 +129,8 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
             );
             let details = json!({"code": e.code()});
             let mut checks = vec![
-                VerificationCheck::new("credentials", CheckStatus::Failed, message.clone(), details.clone()),
-                VerificationCheck::new("account", CheckStatus::Failed, message, details),
+                VerificationCheck::new(CheckName::Credentials, CheckStatus::Failed, message.clone(), details.clone()),
+                VerificationCheck::new(CheckName::Account, CheckStatus::Failed, message, details),
             ];
             checks.extend(skip(&LATER_CHECKS, "Twilio rejected the credentials"));
             checks
@@ -129,9 +138,9 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
         TwilioErrorKind::Denied => {
             let mut checks = vec![
                 credentials_passed(),
-                skipped("account", "the credentials may not read the account"),
+                skipped(CheckName::Account, "the credentials may not read the account"),
                 VerificationCheck::new(
-                    "permissions",
+                    CheckName::Permissions,
                     CheckStatus::Failed,
                     format!(
                         "Twilio denied these credentials permission for reading the account ({e}). Use credentials that may read the account and manage Elastic SIP Trunking."
@@ -144,12 +153,12 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
         }
         _ => {
             let mut checks = vec![VerificationCheck::new(
-                "credentials",
+                CheckName::Credentials,
                 CheckStatus::Warning,
                 format!("Could not reach Twilio: {e}. It will be checked again."),
                 json!({}),
             )];
-            checks.extend(skip(&["account"], "the credentials could not be checked"));
+            checks.extend(skip(&[CheckName::Account], "the credentials could not be checked"));
             checks.extend(skip(&LATER_CHECKS, "the credentials could not be checked"));
             checks
         }
@@ -185,7 +194,7 @@ pub async fn verify_with_account(
 /// unknown) account is read every time.
 fn account_type_known(record: &ProviderRecord) -> bool {
     record.verification_details.iter().flatten().any(|check| {
-        check.check_name == "account" && check.status == CheckStatus::Passed && check.details["type"] == "Full"
+        check.check_name == CheckName::Account && check.status == CheckStatus::Passed && check.details["type"] == "Full"
     })
 }
 
@@ -214,9 +223,9 @@ async fn run_checks(
     }
     let account_check = match &account {
         Some(Ok(account)) => account_check(account),
-        Some(Err(e)) => twilio_finding("account", "the account", e, json!({})),
+        Some(Err(e)) => twilio_finding(CheckName::Account, "the account", e, json!({})),
         None => VerificationCheck::new(
-            "account",
+            CheckName::Account,
             CheckStatus::Passed,
             "The Twilio account is active: Twilio accepted its credentials (it refuses a suspended or closed account's), and it was a paid account at the last check.",
             json!({"status": "active", "type": "Full", "derived": true}),
@@ -224,7 +233,7 @@ async fn run_checks(
     };
     if account_check.status == CheckStatus::Failed {
         let mut checks = vec![credentials_passed(), account_check];
-        checks.extend(LATER_CHECKS.iter().map(|name| skipped(name, "the Twilio account is not active")));
+        checks.extend(LATER_CHECKS.iter().map(|name| skipped(*name, "the Twilio account is not active")));
         return Verification::new(checks);
     }
 
@@ -275,14 +284,14 @@ async fn run_checks(
     }
     let permissions = if denied.is_empty() {
         VerificationCheck::new(
-            "permissions",
+            CheckName::Permissions,
             CheckStatus::Passed,
             "The credentials may read the trunk, its credential lists, origination URLs and numbers (proved by the reads of the other checks).",
             json!({}),
         )
     } else {
         VerificationCheck::new(
-            "permissions",
+            CheckName::Permissions,
             CheckStatus::Failed,
             format!(
                 "Twilio denied these credentials permission for {}. Use credentials that may manage Elastic SIP Trunking, credential lists and phone numbers.",
@@ -299,20 +308,20 @@ async fn run_checks(
         trunk_check(record, &trunk),
         match attached {
             Some(attached) => credential_list_check(record, &attached, &credentials, sip),
-            None => skipped("credentialList", trunk_gone),
+            None => skipped(CheckName::CredentialList, trunk_gone),
         },
         match origination {
             Some(Ok(urls)) => origination_check(&urls, &services.platform_sip_uri),
             Some(Err(e)) => twilio_finding(
-                "origination",
+                CheckName::Origination,
                 &format!("the origination URLs of trunk {}", record.trunk_sid),
                 &e,
                 json!({"expectedSipUrl": services.platform_sip_uri.as_str()}),
             ),
-            None => skipped("origination", trunk_gone),
+            None => skipped(CheckName::Origination, trunk_gone),
         },
         match (trunk_exists, imported) {
-            (false, _) => skipped("phoneNumbers", trunk_gone),
+            (false, _) => skipped(CheckName::PhoneNumbers, trunk_gone),
             (true, imported) => phone_numbers_check(record, imported, numbers),
         },
     ])
@@ -334,7 +343,7 @@ pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> Verifica
     let details = json!({"expectedSipUrl": platform.as_str(), "count": urls.len(), "originationUrls": listed});
     if let Some(url) = urls.iter().find(|u| u.enabled && platform.matches(&u.sip_url)) {
         return VerificationCheck::new(
-            "origination",
+            CheckName::Origination,
             CheckStatus::Passed,
             format!("Inbound calls to the provider's numbers go to the platform ({}).", url.sip_url),
             details,
@@ -342,7 +351,7 @@ pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> Verifica
     }
     if urls.is_empty() {
         return VerificationCheck::new(
-            "origination",
+            CheckName::Origination,
             CheckStatus::Failed,
             format!(
                 "The trunk has no origination URL: inbound calls to the provider's numbers cannot reach the platform at {platform}. Run repair (POST /api/v1/providers/{{id}}/repair)."
@@ -351,7 +360,7 @@ pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> Verifica
         );
     }
     VerificationCheck::new(
-        "origination",
+        CheckName::Origination,
         CheckStatus::Warning,
         format!(
             "The trunk's origination URLs are disabled or point elsewhere, not at the platform ({platform}); inbound calls may not reach it. Run repair (POST /api/v1/providers/{{id}}/repair)."
@@ -368,7 +377,7 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
         Ok(trunk) => trunk,
         Err(e) if e.is_not_found() => {
             return VerificationCheck::new(
-                "trunk",
+                CheckName::Trunk,
                 CheckStatus::Failed,
                 format!(
                     "The SIP trunk {} was deleted in Twilio; calls cannot be routed. Run repair (POST /api/v1/providers/{}/repair) to build a new one.",
@@ -377,14 +386,14 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
                 details,
             );
         }
-        Err(e) => return twilio_finding("trunk", &format!("the SIP trunk {}", record.trunk_sid), e, details),
+        Err(e) => return twilio_finding(CheckName::Trunk, &format!("the SIP trunk {}", record.trunk_sid), e, details),
     };
     let domain = trunk.domain_name.clone().unwrap_or_default();
     let mode = trunk.transfer_mode.clone().unwrap_or_default();
     let details = json!({"trunkSid": trunk.sid, "domainName": domain, "transferMode": mode, "expectedTransferMode": expected_mode});
     if !domain.eq_ignore_ascii_case(&record.domain_name) {
         return VerificationCheck::new(
-            "trunk",
+            CheckName::Trunk,
             CheckStatus::Failed,
             format!(
                 "The trunk's domain is {domain:?} but the provider's termination URI {} expects {}; calls will not reach the trunk. Restore the domain name in Twilio.",
@@ -395,7 +404,7 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
     }
     if mode != expected_mode {
         return VerificationCheck::new(
-            "trunk",
+            CheckName::Trunk,
             CheckStatus::Warning,
             format!(
                 "The trunk's TransferMode is {mode:?} but supportsCallTransfer is {}; call transfers will not behave as configured. Run repair, or set supportsCallTransfer again with PUT.",
@@ -405,7 +414,7 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
         );
     }
     VerificationCheck::new(
-        "trunk",
+        CheckName::Trunk,
         CheckStatus::Passed,
         "The SIP trunk exists with the expected domain and transfer mode.",
         details,
@@ -426,7 +435,7 @@ fn credential_list_check(
         Ok(credentials) => credentials,
         Err(e) if e.is_not_found() => {
             return VerificationCheck::new(
-                "credentialList",
+                CheckName::CredentialList,
                 CheckStatus::Failed,
                 format!(
                     "The credential list {list_sid} no longer exists in Twilio; SIP calls cannot authenticate. Run repair."
@@ -434,13 +443,15 @@ fn credential_list_check(
                 details,
             );
         }
-        Err(e) => return twilio_finding("credentialList", &format!("the credential list {list_sid}"), e, details),
+        Err(e) => {
+            return twilio_finding(CheckName::CredentialList, &format!("the credential list {list_sid}"), e, details);
+        }
     };
     match attached {
         Ok(attached) if attached.iter().any(|a| &a.sid == list_sid) => {}
         Ok(_) => {
             return VerificationCheck::new(
-                "credentialList",
+                CheckName::CredentialList,
                 CheckStatus::Failed,
                 format!(
                     "The credential list {list_sid} is not attached to the trunk {}; SIP calls cannot authenticate. Run repair.",
@@ -451,7 +462,7 @@ fn credential_list_check(
         }
         Err(e) => {
             return twilio_finding(
-                "credentialList",
+                CheckName::CredentialList,
                 &format!("the credential lists of trunk {}", record.trunk_sid),
                 e,
                 details,
@@ -462,7 +473,7 @@ fn credential_list_check(
         Ok(Some(sip)) => sip,
         Ok(None) => {
             return VerificationCheck::new(
-                "credentialList",
+                CheckName::CredentialList,
                 CheckStatus::Failed,
                 "The provider's SIP credential record is missing.",
                 details,
@@ -472,7 +483,7 @@ fn credential_list_check(
             // The cause (AWS text) goes to the log; the stored check says what happened.
             tracing::error!(provider_id = %record.id, error = %e, "could not read the SIP credential record");
             return VerificationCheck::new(
-                "credentialList",
+                CheckName::CredentialList,
                 CheckStatus::Warning,
                 "Could not read the stored SIP credential (storage unavailable). It will be checked again.",
                 json!({"code": "storage_unavailable", "credentialListSid": list_sid, "trunkSid": record.trunk_sid}),
@@ -481,14 +492,14 @@ fn credential_list_check(
     };
     if credentials.iter().any(|c| c.sid == sip.credential_sid) {
         return VerificationCheck::new(
-            "credentialList",
+            CheckName::CredentialList,
             CheckStatus::Passed,
             format!("The credential list is attached to the trunk and holds the SIP user {}.", sip.username),
             json!({"credentialListSid": list_sid, "credentialSid": sip.credential_sid, "username": sip.username}),
         );
     }
     VerificationCheck::new(
-        "credentialList",
+        CheckName::CredentialList,
         CheckStatus::Failed,
         format!(
             "The SIP credential {} ({}) was removed from the credential list; calls cannot authenticate. Run repair to issue a new one.",
@@ -508,7 +519,7 @@ fn phone_numbers_check(
         Err(e) => {
             tracing::error!(provider_id = %record.id, error = %e, "could not read the imported numbers");
             return VerificationCheck::new(
-                "phoneNumbers",
+                CheckName::PhoneNumbers,
                 CheckStatus::Warning,
                 "Could not read the imported numbers (storage unavailable). They will be checked again.",
                 json!({"code": "storage_unavailable"}),
@@ -517,7 +528,7 @@ fn phone_numbers_check(
     };
     if imported.is_empty() {
         return VerificationCheck::new(
-            "phoneNumbers",
+            CheckName::PhoneNumbers,
             CheckStatus::Passed,
             "No numbers are imported yet.",
             json!({"imported": 0}),
@@ -527,7 +538,7 @@ fn phone_numbers_check(
         Some(Ok(numbers)) => numbers.into_iter().map(|n| n.sid).collect(),
         Some(Err(e)) => {
             return twilio_finding(
-                "phoneNumbers",
+                CheckName::PhoneNumbers,
                 &format!("the numbers of trunk {}", record.trunk_sid),
                 &e,
                 json!({}),
@@ -535,7 +546,7 @@ fn phone_numbers_check(
         }
         None => {
             return VerificationCheck::new(
-                "phoneNumbers",
+                CheckName::PhoneNumbers,
                 CheckStatus::Warning,
                 "Could not list the trunk's numbers. They will be checked again.",
                 json!({}),
@@ -546,14 +557,14 @@ fn phone_numbers_check(
         imported.iter().filter(|n| !on_trunk.contains(&n.phone_number_sid)).collect();
     if detached.is_empty() {
         return VerificationCheck::new(
-            "phoneNumbers",
+            CheckName::PhoneNumbers,
             CheckStatus::Passed,
             format!("All {} imported numbers are on the trunk.", imported.len()),
             json!({"imported": imported.len()}),
         );
     }
     VerificationCheck::new(
-        "phoneNumbers",
+        CheckName::PhoneNumbers,
         CheckStatus::Warning,
         format!(
             "{} of {} imported numbers are no longer on the trunk and will not reach the platform. Run repair to put back those on no trunk.",
@@ -593,8 +604,8 @@ mod tests {
     #[test]
     fn transient_errors_warn_and_denials_fail() {
         let denied = TwilioError::Api { status: 403, code: Some(20403), message: "no".into() };
-        assert_eq!(twilio_finding("x", "y", &denied, json!({})).status, CheckStatus::Failed);
+        assert_eq!(twilio_finding(CheckName::Trunk, "y", &denied, json!({})).status, CheckStatus::Failed);
         let busy = TwilioError::Api { status: 503, code: None, message: "busy".into() };
-        assert_eq!(twilio_finding("x", "y", &busy, json!({})).status, CheckStatus::Warning);
+        assert_eq!(twilio_finding(CheckName::Trunk, "y", &busy, json!({})).status, CheckStatus::Warning);
     }
 }

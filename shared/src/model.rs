@@ -352,12 +352,26 @@ pub enum CheckStatus {
     Failed,
 }
 
+/// The verification checks, in the order they are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum CheckName {
+    Credentials,
+    Account,
+    Permissions,
+    Trunk,
+    CredentialList,
+    Origination,
+    PhoneNumbers,
+}
+
 /// One verification check as shown in `verificationDetails`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationCheck {
-    pub check_name: String,
+    pub check_name: CheckName,
     pub message: String,
     pub status: CheckStatus,
     pub timestamp: String,
@@ -366,14 +380,8 @@ pub struct VerificationCheck {
 }
 
 impl VerificationCheck {
-    pub fn new(name: &str, status: CheckStatus, message: impl Into<String>, details: serde_json::Value) -> Self {
-        Self {
-            check_name: name.to_owned(),
-            message: message.into(),
-            status,
-            timestamp: crate::time::now_rfc3339(),
-            details,
-        }
+    pub fn new(name: CheckName, status: CheckStatus, message: impl Into<String>, details: serde_json::Value) -> Self {
+        Self { check_name: name, message: message.into(), status, timestamp: crate::time::now_rfc3339(), details }
     }
 }
 
@@ -477,7 +485,7 @@ mod tests {
 
     #[test]
     fn overall_status_prefers_failed_then_warning() {
-        let c = |s| VerificationCheck::new("x", s, "", serde_json::Value::Null);
+        let c = |s| VerificationCheck::new(CheckName::Trunk, s, "", serde_json::Value::Null);
         assert_eq!(overall_status(&[c(CheckStatus::Passed)]), VerificationStatus::Verified);
         assert_eq!(overall_status(&[c(CheckStatus::Passed), c(CheckStatus::Warning)]), VerificationStatus::Warning);
         assert_eq!(overall_status(&[c(CheckStatus::Warning), c(CheckStatus::Failed)]), VerificationStatus::Failed);

@@ -215,7 +215,9 @@ async fn the_hourly_job_verifies_every_organization_despite_one_failing_provider
     assert_eq!(stored("org-b", &trial.id).await.verification_status, shared::model::VerificationStatus::Warning);
     let drifted_record = stored("org-c", &drifted.id).await;
     assert_eq!(drifted_record.verification_status, shared::model::VerificationStatus::Failed);
-    assert!(drifted_record.verification_details.unwrap().iter().any(|c| c.check_name == "trunk"));
+    assert!(
+        drifted_record.verification_details.unwrap().iter().any(|c| c.check_name == shared::model::CheckName::Trunk)
+    );
 }
 
 /// Each resource is read once, the permissions check derives from those reads, and a paid
