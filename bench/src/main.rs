@@ -14,7 +14,7 @@
 //! 6. Release binary size and zipped size per function.
 
 use integration_tests::aws_proxy::AwsProxy;
-use integration_tests::fake_twilio::{FakeTwilio, LoggedRequest};
+use integration_tests::fake_twilio::{FakeTwilio, longest_sequential_chain};
 use integration_tests::runtime_api::{Outcome, RuntimeApi, lambda_environment};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -198,21 +198,6 @@ const EVENT_PROVIDER_ID: &str = "01936f5e-8f1c-7a3b-9d2e-4f5a6b7c8d9e";
 fn create_event(fake: &FakeTwilio) -> Value {
     let (sid, token) = fake.add_account("active", "Full");
     event("create-twilio-provider.json", &[(DEMO_SID, &sid), (DEMO_TOKEN, &token)])
-}
-
-/// The longest chain of Twilio requests each starting after the previous one finished.
-fn longest_sequential_chain(log: &[LoggedRequest]) -> usize {
-    let mut requests: Vec<&LoggedRequest> = log.iter().collect();
-    requests.sort_by_key(|r| r.started);
-    let mut chain = vec![1usize; requests.len()];
-    for i in 0..requests.len() {
-        for j in 0..i {
-            if requests[j].finished <= requests[i].started {
-                chain[i] = chain[i].max(chain[j] + 1);
-            }
-        }
-    }
-    chain.into_iter().max().unwrap_or(0)
 }
 
 fn file_size(path: &Path) -> u64 {

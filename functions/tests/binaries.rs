@@ -26,6 +26,29 @@ struct Setup {
     fake: FakeTwilio,
 }
 
+impl Setup {
+    /// A fresh table, KMS key, queues and fake Twilio (moto started by scripts/test).
+    async fn new() -> (Self, aws_sdk_dynamodb::Client) {
+        assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        let kms = aws_sdk_kms::Client::new(&aws);
+        let table = format!("binaries-{}", uuid::Uuid::new_v4().simple());
+        shared::store::create_table(&dynamo, &table).await.unwrap();
+        let key = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+        let key_alias = format!("alias/binaries-{}", uuid::Uuid::new_v4().simple());
+        kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.unwrap();
+        let setup = Self {
+            table,
+            key_alias,
+            deletion_queue: new_queue(&aws).await,
+            jobs_queue: new_queue(&aws).await,
+            fake: FakeTwilio::start().await,
+        };
+        (setup, dynamo)
+    }
+}
+
 /// A fresh SQS queue in moto.
 async fn new_queue(aws: &aws_config::SdkConfig) -> String {
     let sqs = aws_sdk_sqs::Client::new(aws);
@@ -96,25 +119,10 @@ fn http_body(response: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_function_binary_boots_and_answers_its_event() {
-    assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
-    let kms = aws_sdk_kms::Client::new(&aws);
-    let table = format!("binaries-{}", uuid::Uuid::new_v4().simple());
-    shared::store::create_table(&dynamo, &table).await.unwrap();
-    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
-    let key_alias = format!("alias/binaries-{}", uuid::Uuid::new_v4().simple());
-    kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.unwrap();
-    let fake = FakeTwilio::start().await;
+    let (setup, dynamo) = Setup::new().await;
+    let (fake, table) = (&setup.fake, setup.table.clone());
     fake.add_account_with(DEMO_SID, DEMO_TOKEN, "active", "Full");
     fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", DEMO_SID, "+15005550006", None);
-    let setup = Setup {
-        table: table.clone(),
-        key_alias,
-        deletion_queue: new_queue(&aws).await,
-        jobs_queue: new_queue(&aws).await,
-        fake,
-    };
 
     let created = invoke(&setup, "create-twilio-provider", event("create-twilio-provider.json", &[])).await;
     assert_eq!(http_status(&created), 201, "{created}");
@@ -256,26 +264,11 @@ fn leaked_forms(secret: &str) -> Vec<String> {
 /// raw-event logging is held back whatever the level).
 #[tokio::test(flavor = "multi_thread")]
 async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
-    assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
-    let kms = aws_sdk_kms::Client::new(&aws);
-    let table = format!("binaries-{}", uuid::Uuid::new_v4().simple());
-    shared::store::create_table(&dynamo, &table).await.unwrap();
-    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
-    let key_alias = format!("alias/binaries-{}", uuid::Uuid::new_v4().simple());
-    kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.unwrap();
-    let fake = FakeTwilio::start().await;
+    let (setup, dynamo) = Setup::new().await;
+    let (fake, table) = (&setup.fake, setup.table.clone());
     let (token, new_token) = (integration_tests::fake_twilio::new_sid("").to_lowercase(), DEMO_TOKEN.to_owned());
     fake.add_account_with(DEMO_SID, &token, "active", "Full");
     fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", DEMO_SID, "+15005550006", None);
-    let setup = Setup {
-        table: table.clone(),
-        key_alias,
-        deletion_queue: new_queue(&aws).await,
-        jobs_queue: new_queue(&aws).await,
-        fake,
-    };
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let (_, api_key) = keys.create(&OrganizationId::parse("org-demo").unwrap(), None).await.unwrap();
     let api_key = api_key.expose().to_owned();

@@ -336,6 +336,22 @@ impl FakeTwilio {
     }
 }
 
+/// The longest run of logged requests each of which started after the previous one finished:
+/// how many dependent round trips a client made.
+pub fn longest_sequential_chain(log: &[LoggedRequest]) -> usize {
+    let mut requests: Vec<&LoggedRequest> = log.iter().collect();
+    requests.sort_by_key(|r| r.started);
+    let mut chain = vec![1usize; requests.len()];
+    for i in 0..requests.len() {
+        for j in 0..i {
+            if requests[j].finished <= requests[i].started {
+                chain[i] = chain[i].max(chain[j] + 1);
+            }
+        }
+    }
+    chain.into_iter().max().unwrap_or(0)
+}
+
 /// The step name of a request: how faults are addressed and how the log names calls.
 pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
     let m = method.as_str();

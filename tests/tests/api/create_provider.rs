@@ -363,21 +363,6 @@ async fn what_a_rollback_could_not_remove_is_recorded_and_swept_later() {
     assert_eq!(env.item_count().await, 0);
 }
 
-/// The longest run of Twilio requests each of which started after the previous one finished.
-fn longest_sequential_chain(log: &[integration_tests::fake_twilio::LoggedRequest]) -> usize {
-    let mut requests: Vec<_> = log.iter().collect();
-    requests.sort_by_key(|r| r.started);
-    let mut chain = vec![1usize; requests.len()];
-    for i in 0..requests.len() {
-        for j in 0..i {
-            if requests[j].finished <= requests[i].started {
-                chain[i] = chain[i].max(chain[j] + 1);
-            }
-        }
-    }
-    chain.into_iter().max().unwrap_or(0)
-}
-
 #[tokio::test]
 async fn create_takes_two_dependent_twilio_round_trips() {
     let env = TestEnv::new().await;
@@ -387,7 +372,7 @@ async fn create_takes_two_dependent_twilio_round_trips() {
     assert_eq!(status, 201, "{body}");
     let log = env.fake.request_log();
     assert_eq!(log.len(), 6, "account, trunk, list, credential, attachment, origination URL");
-    assert_eq!(longest_sequential_chain(&log), 2);
+    assert_eq!(integration_tests::fake_twilio::longest_sequential_chain(&log), 2);
 }
 
 #[tokio::test]
