@@ -29,10 +29,11 @@ pub async fn run(services: Services, sqs: aws_sdk_sqs::Client, queue_url: String
             let answer =
                 shared::deadline::within(deadline, functions::continue_deletions::process(&services, &event)).await;
             let failed = answer["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty());
-            if !failed && let Some(handle) = message.receipt_handle {
-                if let Err(e) = sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await {
-                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not delete a handled deletion message");
-                }
+            if !failed
+                && let Some(handle) = message.receipt_handle
+                && let Err(e) = sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await
+            {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not delete a handled deletion message");
             }
         }
     }

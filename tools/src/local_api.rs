@@ -32,6 +32,28 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
     (status, [("content-type", "application/problem+json")], body.to_string()).into_response()
 }
 
+/// The functions' `Timeout` in template.yaml (API Gateway waits at most 30 s).
+pub const INVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(29);
+
+/// The Lambda context an invocation gets: its request id and the deadline the template gives
+/// it, so deadlines, 202s and compensation behave locally as deployed.
+fn invocation_context(request_id: &str) -> lambda_http::Context {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut context = lambda_http::Context::default();
+    context.request_id = request_id.to_owned();
+    context.deadline = (now + INVOCATION_TIMEOUT).as_millis() as u64;
+    context
+}
+
+/// An answer API Gateway (HTTP API) gives itself, without the function: `application/json`
+/// `{"message": "<reason phrase>"}`, with its `apigw-requestid` header.
+fn gateway_answer(status: StatusCode, request_id: &str) -> Response {
+    let body = json!({"message": status.canonical_reason().unwrap_or("Error")});
+    let mut response = (status, [("content-type", "application/json")], body.to_string()).into_response();
+    response.headers_mut().insert("apigw-requestid", request_id.parse().expect("a UUID is a valid header value"));
+    response
+}
+
 async fn serve(
     State(api): State<Arc<LocalApi>>,
     method: Method,
@@ -46,25 +68,25 @@ async fn serve(
         return (StatusCode::OK, [("content-type", "application/json")], api.openapi).into_response();
     }
     let Some((route, params)) = match_route(method.as_str(), &path) else {
+        // API Gateway routes before it authorizes: no route, 404 {"message":"Not Found"}.
         log_request(&request_id, method.as_str(), "-", 404, started, None);
-        return problem(StatusCode::NOT_FOUND, "Not found", "No route matches this method and path.");
+        return gateway_answer(StatusCode::NOT_FOUND, &request_id);
     };
     let route_key = format!("{} {}", route.method, route.path);
 
     // API Gateway runs the authorizer first; a denied request never reaches the function.
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if authorization.is_none() {
-        // API Gateway answers 401 without calling the authorizer when the identity source is missing.
+    let authorization = headers.get("authorization").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if authorization.as_deref().is_none_or(|value| value.trim().is_empty()) {
+        // API Gateway answers 401 {"message":"Unauthorized"} without calling the authorizer when
+        // the identity source ($request.header.Authorization) is missing or empty.
         log_request(&request_id, method.as_str(), &route_key, 401, started, None);
-        return (StatusCode::UNAUTHORIZED, [("content-type", "application/json")], r#"{"message":"Unauthorized"}"#)
-            .into_response();
+        return gateway_answer(StatusCode::UNAUTHORIZED, &request_id);
     }
-    let decision = functions::authorizer::authorize(&api.keys, authorization).await;
+    let decision = functions::authorizer::authorize(&api.keys, authorization.as_deref()).await;
     if !decision.is_authorized {
         log_request(&request_id, method.as_str(), &route_key, 403, started, None);
         // API Gateway answers a denied simple-response authorizer with 403 {"message":"Forbidden"}.
-        return (StatusCode::FORBIDDEN, [("content-type", "application/json")], r#"{"message":"Forbidden"}"#)
-            .into_response();
+        return gateway_answer(StatusCode::FORBIDDEN, &request_id);
     }
     let organization_id = decision.context["organizationId"].as_str().map(str::to_owned);
 
@@ -80,13 +102,14 @@ async fn serve(
             );
         }
     };
+    let request = lambda_http::RequestExt::with_lambda_context(request, invocation_context(&request_id));
     let response = match route.endpoint.call(&api.services, request).await {
         Ok(response) => response,
         Err(e) => {
-            // What API Gateway does when the function itself fails.
+            // What API Gateway does when the function itself fails: 500 {"message":"Internal Server Error"}.
             tracing::error!(error = %e, "handler failed");
             log_request(&request_id, method.as_str(), &route_key, 500, started, organization_id.as_deref());
-            return problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "The function failed.");
+            return gateway_answer(StatusCode::INTERNAL_SERVER_ERROR, &request_id);
         }
     };
     let status = response.status();
@@ -227,6 +250,15 @@ fn log_request(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn invocations_get_the_templates_deadline() {
+        let context = super::invocation_context("req-1");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = context.deadline.saturating_sub(now);
+        assert!((28_000..=29_000).contains(&left), "{left} ms left");
+        assert_eq!(context.request_id, "req-1");
+    }
+
     use super::*;
 
     #[test]

@@ -2,23 +2,36 @@
 //! (utoipa), paths come from the route table. `openapi.json` at the repository root is this
 //! document; a test fails when it is out of date (regenerate with
 //! `cargo run -p tools --bin openapi > openapi.json`).
+//!
+//! It describes what a caller really gets, from the functions and from API Gateway in front of
+//! them: every status with its content types (API Gateway's own answers are `application/json`
+//! `{"message": …}`, the functions' errors `application/problem+json`), the query parameters'
+//! exact domains, and links from a created provider (and an import) to the operations that take
+//! its id, so that stateful tools can chain calls. `scripts/lib/schemathesis.sh` holds
+//! `local-api` to it.
 
-use functions::routes::{Endpoint, ROUTES};
+use functions::routes::{Endpoint, ROUTES, Route};
+use serde_json::json;
 use shared::dto::request_schemas::*;
 use shared::dto::*;
 use shared::error::Problem;
 use shared::model::{CheckStatus, Region, VerificationCheck, VerificationStatus};
+use std::collections::BTreeSet;
 use utoipa::OpenApi;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, KnownFormat, Ref, RefOr, Required, ResponseBuilder, SchemaFormat};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Twilio provider service",
-        description = "Connects an organization's own Twilio account (Elastic SIP trunk, credential list, SIP credentials) to the voice-AI platform.",
+        description = "Connects an organization's own Twilio account (Elastic SIP trunk, credential list, SIP credentials) to the voice-AI platform.\n\nEvery route is behind API Gateway (HTTP API) and its Lambda authorizer: send `Authorization: Bearer <API key>`. API Gateway answers some requests itself, as `application/json` `{\"message\": …}`: 401 without the header, 403 when the authorizer denies the key, 429 when throttled, 500 when a function fails, 503 when it does not answer in time. Everything else comes from the functions: JSON bodies, and RFC 9457 `application/problem+json` errors.",
         version = "1.0.0"
     ),
     components(schemas(
@@ -31,6 +44,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
         ProviderPage,
         ProviderType,
         DeletionView,
+        DeletionInProgress,
         Region,
         VerificationStatus,
         CheckStatus,
@@ -50,10 +64,20 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
         PhoneNumberPage,
         ImportResult,
         ImportError,
-        Problem
+        Problem,
+        GatewayMessage
     ))
 )]
 struct Components;
+
+/// What API Gateway answers itself, as `application/json`, when it refuses a request before the
+/// function runs or gets no usable answer from it: `Unauthorized` (401), `Forbidden` (403),
+/// `Too Many Requests` (429), `Internal Server Error` (500), `Service Unavailable` (503).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct GatewayMessage {
+    message: String,
+}
 
 /// What the document says about one endpoint.
 struct Spec {
@@ -61,12 +85,24 @@ struct Spec {
     request: Option<&'static str>,
     /// (status, description, schema; None for an empty body)
     success: &'static [(&'static str, &'static str, Option<&'static str>)],
+    /// The function's own error statuses; [`COMMON_ERRORS`] are added to every operation.
     errors: &'static [&'static str],
-    query: &'static [(&'static str, &'static str)],
+    query: &'static [Query],
 }
 
-const PAGING: &[(&str, &str)] =
-    &[("limit", "Page size, 1 to 100 (default 20)."), ("nextToken", "The `nextToken` of the previous page.")];
+/// Statuses every operation can answer: API Gateway's authorizer (401, 403), its throttling
+/// (429), a failed or timed-out function (500, 503), and the function's own 401, 500 and 503.
+const COMMON_ERRORS: &[&str] = &["401", "403", "429", "500", "503"];
+
+/// The query parameters, each with its exact domain.
+#[derive(Clone, Copy)]
+enum Query {
+    Limit,
+    NextToken,
+    Force,
+}
+
+const PAGING: &[Query] = &[Query::Limit, Query::NextToken];
 
 fn spec(endpoint: Endpoint) -> Spec {
     use Endpoint::*;
@@ -75,42 +111,42 @@ fn spec(endpoint: Endpoint) -> Spec {
             summary: "Create a Twilio provider: validate the credentials, provision the SIP trunk, store",
             request: Some("CreateTwilioProviderRequest"),
             success: &[("201", "Created; `Location` names the provider.", Some("TwilioProviderResponse"))],
-            errors: &["400", "401", "409", "413", "415", "422", "502", "503"],
+            errors: &["400", "409", "413", "415", "422", "502"],
             query: &[],
         },
         GetTwilioProvider => Spec {
             summary: "Get a Twilio provider",
             request: None,
             success: &[("200", "The provider.", Some("TwilioProviderResponse"))],
-            errors: &["400", "401", "404"],
+            errors: &["400", "404"],
             query: &[],
         },
         GetProvider => Spec {
             summary: "Get a provider of any type (`providerType` is the discriminator)",
             request: None,
             success: &[("200", "The provider.", Some("ProviderResponse"))],
-            errors: &["400", "401", "404"],
+            errors: &["400", "404"],
             query: &[],
         },
         ListProviders => Spec {
             summary: "List the organization's providers, newest first",
             request: None,
             success: &[("200", "A page of providers.", Some("ProviderPage"))],
-            errors: &["400", "401"],
+            errors: &["400"],
             query: PAGING,
         },
         UpdateTwilioProvider => Spec {
             summary: "Partially update a Twilio provider",
             request: Some("UpdateTwilioProviderRequest"),
             success: &[("200", "The updated provider.", Some("TwilioProviderResponse"))],
-            errors: &["400", "401", "404", "409", "413", "415", "422", "502", "503"],
+            errors: &["400", "404", "409", "413", "415", "422", "502"],
             query: &[],
         },
         RotateTwilioAuthToken => Spec {
             summary: "Replace the stored auth token after Twilio accepts it",
             request: Some("RotateAuthTokenRequest"),
             success: &[("200", "The provider with refreshed verification.", Some("TwilioProviderResponse"))],
-            errors: &["400", "401", "404", "409", "413", "415", "422", "502", "503"],
+            errors: &["400", "404", "409", "413", "415", "422", "502"],
             query: &[],
         },
         DeleteProvider => Spec {
@@ -119,29 +155,34 @@ fn spec(endpoint: Endpoint) -> Spec {
             success: &[
                 ("204", "Deleted; nothing of it is left in Twilio.", None),
                 ("200", "Force-deleted; lists the Twilio resources left behind.", Some("ForcedDeletion")),
+                (
+                    "202",
+                    "Still deleting (many numbers to give back): the deletion goes on in the background; `GET` shows its progress, and `DELETE` again continues it.",
+                    Some("DeletionInProgress"),
+                ),
             ],
-            errors: &["400", "401", "404", "422", "502", "503"],
-            query: &[("force", "`true` removes the records even when Twilio cannot be cleaned up.")],
+            errors: &["400", "404", "409", "422", "502"],
+            query: &[Query::Force],
         },
         ListAvailableNumbers => Spec {
             summary: "List the incoming phone numbers of the provider's Twilio account",
             request: None,
             success: &[("200", "The account's numbers.", Some("AvailableNumbers"))],
-            errors: &["400", "401", "404", "422", "502", "503"],
+            errors: &["400", "404", "422", "502"],
             query: &[],
         },
         ImportNumbers => Spec {
             summary: "Import numbers onto the provider's trunk",
             request: Some("ImportNumbersRequest"),
             success: &[("200", "Per-number results.", Some("ImportResult"))],
-            errors: &["400", "401", "404", "409", "413", "415", "422", "503"],
+            errors: &["400", "404", "409", "413", "415", "422"],
             query: &[],
         },
         ListPhoneNumbers => Spec {
             summary: "List the provider's imported numbers",
             request: None,
             success: &[("200", "A page of imported numbers.", Some("PhoneNumberPage"))],
-            errors: &["400", "401", "404"],
+            errors: &["400", "404"],
             query: PAGING,
         },
         RemovePhoneNumber => Spec {
@@ -152,14 +193,14 @@ fn spec(endpoint: Endpoint) -> Spec {
                 "Removed. `restored` says whether the previous voice configuration was given back (false, with a reason, when the customer changed the number since import: it is left as they set it).",
                 Some("RemovedNumber"),
             )],
-            errors: &["400", "401", "404", "409", "422", "502", "503"],
+            errors: &["400", "404", "409", "422", "502"],
             query: &[],
         },
         VerifyProvider => Spec {
             summary: "Run every verification check now",
             request: None,
             success: &[("200", "The checks and the overall status.", Some("VerifyResponse"))],
-            errors: &["400", "401", "404", "409", "422", "503"],
+            errors: &["400", "404", "409", "422"],
             query: &[],
         },
         RepairProvider => Spec {
@@ -170,16 +211,63 @@ fn spec(endpoint: Endpoint) -> Spec {
                 "What was done, skipped or failed, and the verification after it. Unfixable problems (credentials rejected, account not active) are reported here, with nothing changed.",
                 Some("RepairResponse"),
             )],
-            errors: &["400", "401", "404", "409", "422", "503"],
+            errors: &["400", "404", "409", "422"],
             query: &[],
         },
     }
 }
 
-fn error_description(status: &str) -> &'static str {
-    match status {
-        "400" => "Malformed request or invalid fields (every failing field is named).",
-        "401" => "No organization in the authorizer context.",
+fn query_parameter(query: Query) -> Parameter {
+    let (name, description, schema) = match query {
+        Query::Limit => (
+            "limit",
+            "Page size: a whole number from 1 to 100 (default 20). Anything else is a 400 naming `limit`.",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(100))
+                .default(Some(json!(20))),
+        ),
+        Query::NextToken => (
+            "nextToken",
+            "The `nextToken` of the previous page, exactly as returned: an opaque base64url string, valid for the same listing and organization only. Any other value is a 400 naming `nextToken`.",
+            ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).pattern(Some("^[A-Za-z0-9_-]+$")),
+        ),
+        Query::Force => (
+            "force",
+            "`true` removes the records even when Twilio cannot be cleaned up, and answers 200 with what was left behind. Only `true` and `false` are accepted (400 otherwise).",
+            ObjectBuilder::new().schema_type(Type::Boolean).default(Some(json!(false))),
+        ),
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+/// The operations that take an `Idempotency-Key` (functions::idempotency).
+const IDEMPOTENT: &[Endpoint] = &[Endpoint::CreateTwilioProvider, Endpoint::ImportNumbers];
+
+fn idempotency_key() -> Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes a retry safe: the same key with the same request (method, path and body) from the same organization within 24 hours answers the first response again (with `Idempotent-Replayed: true`) without doing anything twice; the same key with a different request is a 422, and while the first request still runs a 409. 1 to 255 printable ASCII characters (400 otherwise); white space at either end is not part of a header value.",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[!-~]([ -~]{0,253}[!-~])?$"))))
+        .build()
+}
+
+/// A status as the function answers it (problem+json), if it does.
+fn problem_description(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "400" => "Malformed request, or invalid fields or parameters (every failing one is named in `errors`).",
+        "401" => "From the function: no organization in the authorizer context (`/problems/unauthorized`).",
         "404" => "No such resource in this organization.",
         "409" => "Conflict with the current state.",
         "413" => "Body larger than 256 KiB.",
@@ -187,10 +275,103 @@ fn error_description(status: &str) -> &'static str {
         "422" => {
             "Twilio refused the credentials or the request (`/problems/twilio-rejected`), or an account limit was reached (`/problems/twilio-limit-reached`)."
         }
+        "500" => "From the function: a bug (`/problems/internal-error`); no internals in the body.",
         "502" => "Twilio failed; nothing was left half-done.",
-        "503" => "Twilio rate-limited, or storage/KMS unavailable; retry later.",
-        _ => "Error.",
+        "503" => {
+            "From the function: Twilio rate-limited (`/problems/twilio-rate-limited`, with `Retry-After`), or storage/KMS unavailable (`/problems/service-unavailable`); retry later."
+        }
+        _ => return None,
+    })
+}
+
+/// A status as API Gateway answers it itself (`application/json` `{"message"}`), if it does.
+fn gateway_answer(status: &str) -> Option<(&'static str, &'static str)> {
+    Some(match status {
+        "401" => (
+            "From API Gateway: no `Authorization` header (or an empty one); the authorizer is not called.",
+            "Unauthorized",
+        ),
+        "403" => ("From API Gateway: the authorizer denied the API key (unknown, malformed or revoked).", "Forbidden"),
+        "429" => ("From API Gateway: the request is over the API's throttling limits.", "Too Many Requests"),
+        "500" => ("From API Gateway: the function failed without answering.", "Internal Server Error"),
+        "503" => {
+            ("From API Gateway: the function did not answer within the integration timeout.", "Service Unavailable")
+        }
+        _ => return None,
+    })
+}
+
+/// What a status also means on an operation that takes an `Idempotency-Key`.
+fn idempotency_description(status: &str) -> Option<&'static str> {
+    match status {
+        "409" => Some("Or: the first request with this `Idempotency-Key` still runs."),
+        "422" => {
+            Some("Or: this `Idempotency-Key` was used for a different request (`/problems/idempotency-key-reused`).")
+        }
+        _ => None,
     }
+}
+
+fn error_response(status: &str, endpoint: Endpoint) -> utoipa::openapi::Response {
+    let problem = problem_description(status);
+    let gateway = gateway_answer(status);
+    let idempotency = idempotency_description(status).filter(|_| IDEMPOTENT.contains(&endpoint));
+    // The operations that decrypt a provider's stored credentials (create has none yet; a
+    // rotation replaces them).
+    let stored = (status == "422"
+        && !matches!(endpoint, Endpoint::CreateTwilioProvider | Endpoint::RotateTwilioAuthToken))
+    .then_some("Or: the stored credentials cannot be decrypted (`/problems/stored-secret-unusable`).");
+    let description: Vec<&str> =
+        [gateway.map(|(d, _)| d), problem, stored, idempotency].into_iter().flatten().collect();
+    assert!(!description.is_empty(), "no description of status {status}");
+    let mut response = ResponseBuilder::new().description(description.join(" "));
+    if problem.is_some() {
+        response = response.content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        );
+    }
+    if let Some((_, message)) = gateway {
+        response = response.content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("GatewayMessage")))
+                .example(Some(json!({ "message": message })))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+/// A link from an operation's success response to an operation that takes what it returned.
+struct OperationLink {
+    status: &'static str,
+    target: &'static Route,
+    /// (parameter, runtime expression)
+    parameters: LinkParameters,
+}
+
+type LinkParameters = &'static [(&'static str, &'static str)];
+
+/// The links of an operation (named after their target's function).
+fn links(route: &Route) -> Vec<OperationLink> {
+    let (status, parameters): (&str, LinkParameters) = match route.endpoint {
+        Endpoint::CreateTwilioProvider => ("201", &[("id", "$response.body#/id")]),
+        Endpoint::ImportNumbers => {
+            ("200", &[("id", "$request.path.id"), ("phoneNumberId", "$response.body#/imported/0/id")])
+        }
+        _ => return Vec::new(),
+    };
+    ROUTES
+        .iter()
+        .filter(|target| match route.endpoint {
+            // Everything that takes a provider id, from the id of the one just created.
+            Endpoint::CreateTwilioProvider => target.path.contains("{id}") && !target.path.contains("{phoneNumberId}"),
+            // The removal of a number just imported.
+            _ => target.endpoint == Endpoint::RemovePhoneNumber,
+        })
+        .map(|target| OperationLink { status, target, parameters })
+        .collect()
 }
 
 fn method(name: &str) -> HttpMethod {
@@ -204,10 +385,39 @@ fn method(name: &str) -> HttpMethod {
     }
 }
 
+/// What the derived request schemas cannot say (utoipa's derive has no `uniqueItems` and no
+/// schema that forbids a property): import SIDs are unique, and an update must not carry the
+/// account or the token at all (400, even as null).
+fn refine_request_schemas(components: &mut utoipa::openapi::Components) {
+    fn object<'a>(components: &'a mut utoipa::openapi::Components, name: &str) -> &'a mut utoipa::openapi::Object {
+        match components.schemas.get_mut(name) {
+            Some(RefOr::T(Schema::Object(object))) => object,
+            _ => panic!("{name} is not an object schema"),
+        }
+    }
+    match object(components, "ImportNumbersRequest").properties.get_mut("phoneNumberSids") {
+        Some(RefOr::T(Schema::Array(array))) => array.unique_items = true,
+        _ => panic!("ImportNumbersRequest.phoneNumberSids is not an array schema"),
+    }
+    let update = object(components, "UpdateTwilioProviderRequest");
+    for (field, description) in [
+        ("accountSid", "Not allowed (400): the account changes by creating a new provider."),
+        ("authToken", "Not allowed (400): the token changes through `PATCH /api/v1/providers/twilio/{id}/auth-token`."),
+    ] {
+        // `enum: []`: no value is valid, so the property must be absent.
+        let forbidden = ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .description(Some(description))
+            .enum_values(Some(Vec::<String>::new()));
+        update.properties.insert(field.to_owned(), RefOr::T(Schema::Object(forbidden.build())));
+    }
+}
+
 /// The document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Components::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
+    refine_request_schemas(components);
     components.add_security_scheme(
         "apiKey",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("API key").build()),
@@ -221,35 +431,44 @@ pub fn document() -> utoipa::openapi::OpenApi {
         for segment in route.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 operation = operation.parameter(
-                    ParameterBuilder::new().name(name).parameter_in(ParameterIn::Path).required(Required::True).schema(
-                        Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String).format(
-                            Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid)),
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .description(Some("A UUID (400 otherwise)."))
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
                         )),
-                    ),
                 );
             }
         }
-        for (name, description) in spec.query {
-            operation = operation.parameter(
-                ParameterBuilder::new()
-                    .name(*name)
-                    .parameter_in(ParameterIn::Query)
-                    .required(Required::False)
-                    .description(Some(*description))
-                    .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String))),
-            );
+        for query in spec.query {
+            operation = operation.parameter(query_parameter(*query));
+        }
+        let idempotent = IDEMPOTENT.contains(&route.endpoint);
+        if idempotent {
+            operation = operation.parameter(idempotency_key());
         }
         if let Some(schema) = spec.request {
-            operation = operation.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build(),
-                    )
-                    .build(),
-            ));
+            // An update may come without a body at all (no bytes): nothing changes.
+            let optional = route.endpoint == Endpoint::UpdateTwilioProvider;
+            operation =
+                operation.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .required(Some(if optional { Required::False } else { Required::True }))
+                        .description(optional.then_some(
+                            "Optional: without a body (no bytes at all) the provider is returned unchanged.",
+                        ))
+                        .content(
+                            "application/json",
+                            ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build(),
+                        )
+                        .build(),
+                ));
         }
+        let links = links(route);
         for (status, description, schema) in spec.success {
             let mut response = ResponseBuilder::new().description(*description);
             if let Some(schema) = schema {
@@ -258,24 +477,46 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     ContentBuilder::new().schema(Some(Ref::from_schema_name(*schema))).build(),
                 );
             }
+            if idempotent {
+                response = response.header(
+                    "Idempotent-Replayed",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+                        .description(Some("`true` on the first response given again for a repeated `Idempotency-Key`."))
+                        .build(),
+                );
+            }
+            if *status == "201" {
+                response = response.header(
+                    "Location",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String))
+                        .description(Some("The created resource's path."))
+                        .build(),
+                );
+            }
+            for OperationLink { target, parameters, .. } in links.iter().filter(|link| link.status == *status) {
+                // utoipa 5.5 serializes `Link::operation_id` as `operation_id`; OpenAPI says
+                // `operationId`, so it goes in as a (flattened) field of its own.
+                let mut link = LinkBuilder::new()
+                    .description(format!("{} {}", target.method, target.path))
+                    .extensions(Some(Extensions::from_iter([("operationId", target.function)])));
+                for (parameter, expression) in *parameters {
+                    link = link.parameter(*parameter, *expression);
+                }
+                response = response.link(target.function, link.build());
+            }
             operation = operation.response(*status, response.build());
         }
-        for status in spec.errors {
-            let response = ResponseBuilder::new()
-                .description(error_description(status))
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
-                )
-                .build();
-            operation = operation.response(*status, response);
+        let errors: BTreeSet<&str> = spec.errors.iter().chain(COMMON_ERRORS).copied().collect();
+        for status in errors {
+            operation = operation.response(status, error_response(status, route.endpoint));
         }
         doc.paths.add_path_operation(route.path, vec![method(route.method)], operation.build());
     }
     doc
 }
 
-/// The document as committed in `openapi.json`.
 pub fn document_json() -> String {
     let mut text = document().to_pretty_json().expect("the document serializes");
     text.push('\n');
@@ -285,7 +526,7 @@ pub fn document_json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use functions::routes::{AUTHORIZER_FUNCTION, SCHEDULED_FUNCTION, SIP_CREDENTIAL_FUNCTION};
+    use functions::routes::{AUTHORIZER_FUNCTION, QUEUE_FUNCTIONS, SCHEDULED_FUNCTION, SIP_CREDENTIAL_FUNCTION};
     use serde_json::{Value, json};
     use shared::http::JsonFields;
     use std::collections::BTreeSet;
@@ -361,7 +602,11 @@ mod tests {
             assert_eq!(binary.map(|(b, _)| b.as_str()), Some(route.function), "{} {}", route.method, route.path);
         }
         let unrouted: BTreeSet<&str> = functions.iter().filter(|(_, r)| r.is_none()).map(|(b, _)| b.as_str()).collect();
-        assert_eq!(unrouted, BTreeSet::from([AUTHORIZER_FUNCTION, SCHEDULED_FUNCTION, SIP_CREDENTIAL_FUNCTION]));
+        let expected: BTreeSet<&str> = [AUTHORIZER_FUNCTION, SCHEDULED_FUNCTION, SIP_CREDENTIAL_FUNCTION]
+            .into_iter()
+            .chain(QUEUE_FUNCTIONS)
+            .collect();
+        assert_eq!(unrouted, expected);
     }
 
     #[test]
@@ -377,7 +622,8 @@ mod tests {
     #[test]
     fn request_schemas_match_the_parsers() {
         let doc: Value = serde_json::from_str(&document_json()).unwrap();
-        let parsers: [(&str, fn(JsonFields) -> Option<shared::ApiError>); 4] = [
+        type Parser = fn(JsonFields) -> Option<shared::ApiError>;
+        let parsers: [(&str, Parser); 4] = [
             ("CreateTwilioProviderRequest", |f| CreateTwilioProvider::from_fields(f).err()),
             ("UpdateTwilioProviderRequest", |f| UpdateTwilioProvider::from_fields(f).err()),
             ("RotateAuthTokenRequest", |f| RotateAuthToken::from_fields(f).err()),
@@ -393,6 +639,114 @@ mod tests {
                 };
                 assert!(errors.contains_key(name.as_str()), "{schema}.{name} is documented but not read: {errors:?}");
             }
+        }
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+        let mut all = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                all.push((method.to_uppercase(), path.clone(), operation));
+            }
+        }
+        all
+    }
+
+    /// API Gateway answers 401 (no `Authorization`), 403 (key denied), 429, 500 and 503 itself,
+    /// as `application/json` `{"message"}`; the function answers 401, 500 and 503 as problems.
+    #[test]
+    fn every_operation_documents_what_api_gateway_answers() {
+        let doc: Value = serde_json::from_str(&document_json()).unwrap();
+        let gateway = json!({"$ref": "#/components/schemas/GatewayMessage"});
+        let problem = json!({"$ref": "#/components/schemas/Problem"});
+        for (method, path, operation) in operations(&doc) {
+            let responses = &operation["responses"];
+            for (status, message, also_problem) in [
+                ("401", "Unauthorized", true),
+                ("403", "Forbidden", false),
+                ("429", "Too Many Requests", false),
+                ("500", "Internal Server Error", true),
+                ("503", "Service Unavailable", true),
+            ] {
+                let content = &responses[status]["content"];
+                assert_eq!(content["application/json"]["schema"], gateway, "{method} {path} {status}");
+                assert_eq!(content["application/json"]["example"], json!({ "message": message }));
+                assert_eq!(
+                    content["application/problem+json"]["schema"] == problem,
+                    also_problem,
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        assert_eq!(doc["components"]["schemas"]["GatewayMessage"]["required"], json!(["message"]));
+    }
+
+    /// Every link names an operation of the document, only parameters it has, and takes values
+    /// from fields the response schema has.
+    #[test]
+    fn links_lead_to_real_operations_and_parameters() {
+        let doc: Value = serde_json::from_str(&document_json()).unwrap();
+        let all = operations(&doc);
+        let mut count = 0;
+        for (method, path, operation) in &all {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let Some(links) = response.get("links").and_then(Value::as_object) else { continue };
+                for (name, link) in links {
+                    count += 1;
+                    assert!(link.get("operation_id").is_none(), "{name}: `operationId`, not `operation_id`");
+                    let target_id = link["operationId"].as_str().unwrap();
+                    let (_, _, target) = all
+                        .iter()
+                        .find(|(_, _, o)| o["operationId"] == target_id)
+                        .unwrap_or_else(|| panic!("{method} {path} {status} {name}: no operation {target_id}"));
+                    let names: BTreeSet<&str> =
+                        target["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+                    for (parameter, expression) in link["parameters"].as_object().unwrap() {
+                        assert!(names.contains(parameter.as_str()), "{name}: {target_id} has no parameter {parameter}");
+                        let expression = expression.as_str().unwrap();
+                        if let Some(pointer) = expression.strip_prefix("$response.body#") {
+                            // The pointer's steps through the response schema: properties, and
+                            // array items for numeric steps.
+                            let mut schema = &response["content"]["application/json"]["schema"];
+                            for step in pointer.split('/').skip(1) {
+                                if let Some(reference) = schema["$ref"].as_str() {
+                                    let name = reference.rsplit('/').next().unwrap();
+                                    schema = &doc["components"]["schemas"][name];
+                                }
+                                schema = if step.parse::<usize>().is_ok() {
+                                    &schema["items"]
+                                } else {
+                                    &schema["properties"][step]
+                                };
+                                assert!(!schema.is_null(), "{name}: {expression} leaves the response schema");
+                            }
+                        } else {
+                            let parameter = expression.strip_prefix("$request.path.").expect("a known expression");
+                            assert!(path.contains(&format!("{{{parameter}}}")), "{name}: {expression}");
+                        }
+                    }
+                }
+            }
+        }
+        // Create leads to every operation on a provider id; import to the removal of the number.
+        assert_eq!(count, ROUTES.iter().filter(|r| r.path.contains("{id}")).count());
+    }
+
+    /// `limit` is documented as exactly the range the handlers accept.
+    #[test]
+    fn paging_limit_is_documented_as_parsed() {
+        use lambda_http::RequestExt;
+        let doc: Value = serde_json::from_str(&document_json()).unwrap();
+        let parameters = doc["paths"]["/api/v1/providers"]["get"]["parameters"].as_array().unwrap();
+        let limit = parameters.iter().find(|p| p["name"] == "limit").unwrap();
+        let (min, max) = (limit["schema"]["minimum"].as_i64().unwrap(), limit["schema"]["maximum"].as_i64().unwrap());
+        for value in ["-1", "0", "1", "20", "100", "101", "1.5", "x", ""] {
+            let request = lambda_http::Request::default().with_query_string_parameters(
+                std::collections::HashMap::from([("limit".to_owned(), value.to_owned())]),
+            );
+            let parsed = functions::list_providers::parse_limit(&request).is_ok();
+            let documented = value.parse::<i64>().is_ok_and(|n| (min..=max).contains(&n));
+            assert_eq!(parsed, documented, "limit={value}");
         }
     }
 }

@@ -76,7 +76,7 @@ async fn api_keys_authorize_until_revoked_and_are_stored_only_as_digests() {
     assert!(key.expose().starts_with(&info.prefix));
 
     let listed = env.keys.list(&org).await.unwrap();
-    assert_eq!(listed, [info.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&info));
     let table = format!("{:?}", env.dynamo.scan().table_name(&env.table).send().await.unwrap().items);
     assert!(!table.contains(key.expose()), "the key itself is never stored");
 
@@ -135,6 +135,52 @@ async fn local_api_serves_the_routes_behind_the_authorizer() {
     let (status, _) = call(&env, reqwest::Method::DELETE, &format!("/api/v1/providers/{id}"), Some(&key_a), None).await;
     assert_eq!(status, 204);
     assert!(env.fake.trunks_of(&sid).is_empty());
+}
+
+/// What API Gateway answers itself, local-api answers exactly so: `application/json`
+/// `{"message": …}` with an `apigw-requestid`, and the function never runs. (openapi.json
+/// documents these answers on every operation.)
+#[tokio::test]
+async fn local_api_answers_as_api_gateway_where_api_gateway_answers() {
+    let env = start().await;
+    let key = key_for(&env, "org-gateway").await;
+    let gateway = |authorization: Option<&str>, method: reqwest::Method, path: &str| {
+        let mut request = env.http.request(method, format!("{}{path}", env.base));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(headers["content-type"], "application/json", "{status} {body}");
+            assert!(headers.contains_key("apigw-requestid"), "{status}");
+            (status, body)
+        }
+    };
+    let bearer = format!("Bearer {key}");
+    for (authorization, method, path, expected) in [
+        // No identity source, or an empty one: 401 without calling the authorizer.
+        (None, reqwest::Method::GET, "/api/v1/providers", (401, "Unauthorized")),
+        (Some(""), reqwest::Method::POST, "/api/v1/providers/twilio", (401, "Unauthorized")),
+        (Some("  "), reqwest::Method::GET, "/api/v1/providers", (401, "Unauthorized")),
+        // The authorizer denies: 403.
+        (Some("Bearer tpk_bad"), reqwest::Method::GET, "/api/v1/providers", (403, "Forbidden")),
+        (Some("Basic abc"), reqwest::Method::DELETE, "/api/v1/providers/not-a-uuid", (403, "Forbidden")),
+        // No route (path, or method on a path): 404 before any authorization.
+        (Some(bearer.as_str()), reqwest::Method::GET, "/api/v1/nothing-here", (404, "Not Found")),
+        (None, reqwest::Method::PUT, "/api/v1/providers", (404, "Not Found")),
+        (Some(bearer.as_str()), reqwest::Method::PATCH, "/api/v1/providers/twilio", (404, "Not Found")),
+    ] {
+        let (status, body) = gateway(authorization, method.clone(), path).await;
+        assert_eq!((status, &body), (expected.0, &json!({"message": expected.1})), "{method} {path} {authorization:?}");
+    }
+    // With the key, the function answers: its errors are problems.
+    let response =
+        env.http.get(format!("{}/api/v1/providers?limit=0", env.base)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
 }
 
 /// `admin sip-credential get`, run as operators run it: the call engine's view of a provider,

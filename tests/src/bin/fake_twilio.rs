@@ -2,7 +2,10 @@
 //! without a Twilio account. It starts with one demo account and a few incoming numbers.
 //!
 //! Usage: fake-twilio [--listen 127.0.0.1:4010]
-//! Environment: FAKE_TWILIO_ACCOUNT_SID, FAKE_TWILIO_AUTH_TOKEN (defaults below).
+//! Environment: FAKE_TWILIO_ACCOUNT_SID, FAKE_TWILIO_AUTH_TOKEN (defaults below);
+//! FAKE_TWILIO_EXTRA_ACCOUNTS=N adds N more active accounts with the same token, numbered 2 to
+//! N+1: `AC{n:032x}`, each with three numbers `PN{n:030x}{k:02x}` (k = 1..3), so that a client
+//! can create many providers (one per account) in one organization (scripts/lib/schemathesis.sh).
 
 use integration_tests::fake_twilio::FakeTwilio;
 
@@ -36,9 +39,32 @@ async fn main() {
     );
     fake.add_incoming_number_with_sid(DEMO_NUMBER_SIDS[1], &sid, "+15005550007", None);
     fake.add_incoming_number_with_sid(DEMO_NUMBER_SIDS[2], &sid, "+15005550008", None);
+    let extra: u32 = match std::env::var("FAKE_TWILIO_EXTRA_ACCOUNTS") {
+        Ok(value) => value
+            .parse()
+            .ok()
+            .filter(|n| *n <= 9998)
+            .unwrap_or_else(|| usage("FAKE_TWILIO_EXTRA_ACCOUNTS must be a whole number up to 9998")),
+        Err(_) => 0,
+    };
+    for n in 2..extra + 2 {
+        let account = format!("AC{n:032x}");
+        fake.add_account_with(&account, &token, "active", "Full");
+        for k in 1..=3u32 {
+            fake.add_incoming_number_with_sid(
+                &format!("PN{n:030x}{k:02x}"),
+                &account,
+                &format!("+1555{n:04}{k:03}"),
+                None,
+            );
+        }
+    }
     println!("fake Twilio listening on {}", fake.base_url);
     println!("demo account: accountSid={sid} authToken={token}");
     println!("demo numbers: {}", DEMO_NUMBER_SIDS.join(" "));
+    if extra > 0 {
+        println!("extra accounts: AC{:032x} to AC{:032x} (token {token})", 2, extra + 1);
+    }
     tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
 }
 

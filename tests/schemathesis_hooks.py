@@ -1,0 +1,96 @@
+"""Schemathesis hooks for scripts/lib/schemathesis.sh (loaded through SCHEMATHESIS_HOOKS).
+
+Only positive test cases (schema-valid requests, which every check expects to be accepted)
+are touched, and only where the document cannot promise acceptance because the answer
+depends on state outside the request:
+
+- Twilio credentials: a well-formed Account SID and Auth Token that Twilio does not know are
+  refused (422), and an organization holds one provider per account (409). Each create takes
+  the next account of the fake Twilio (its demo account, then the FAKE_TWILIO_EXTRA_ACCOUNTS
+  more it was started with, all with the demo token), so creates succeed and the stateful phase
+  can follow the create's links to every operation on the new provider. Token rotations carry
+  the demo token.
+- Phone number SIDs: an import carries the numbers of the provider's own account (unknown SIDs
+  are accepted too, as per-number `not_found` results, but then nothing is imported to remove).
+- `nextToken`: only a token the API returned for that listing is valid; a generated one is the
+  documented 400. Positive cases go without it (negative ones still send malformed tokens).
+- `Idempotency-Key`: a key used before with a different request is the documented 422.
+  Positive cases that carry one get a fresh key.
+
+Negative cases are left as generated: they must be refused whatever they carry.
+"""
+
+import itertools
+import os
+import threading
+import uuid
+
+import schemathesis
+
+# tests/src/bin/fake_twilio.rs: the demo account and its numbers, and the extra accounts.
+DEMO_ACCOUNT_SID = "AC00000000000000000000000000000001"
+DEMO_AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+DEMO_NUMBER_SIDS = [
+    "PN00000000000000000000000000000001",
+    "PN00000000000000000000000000000002",
+    "PN00000000000000000000000000000003",
+]
+EXTRA_ACCOUNTS = int(os.environ.get("FAKE_TWILIO_EXTRA_ACCOUNTS", "0"))
+
+
+def account_sid(n):
+    return DEMO_ACCOUNT_SID if n == 1 else f"AC{n:032x}"
+
+
+def number_sids(account):
+    if account == DEMO_ACCOUNT_SID:
+        return DEMO_NUMBER_SIDS
+    n = int(account[2:], 16)
+    return [f"PN{n:030x}{k:02x}" for k in range(1, 4)]
+
+
+CREATE = ("POST", "/api/v1/providers/twilio")
+ROTATE = ("PATCH", "/api/v1/providers/twilio/{id}/auth-token")
+IMPORT = ("POST", "/api/v1/providers/twilio/{id}/import-numbers")
+
+_lock = threading.Lock()
+_accounts = itertools.cycle(range(1, EXTRA_ACCOUNTS + 2))
+# Provider id -> its Account SID, from the creates' answers.
+_provider_accounts = {}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return
+    operation = (case.method.upper(), case.operation.path)
+    body = case.body
+    if isinstance(body, dict):
+        if operation == CREATE:
+            with _lock:
+                body["accountSid"] = account_sid(next(_accounts))
+            body["authToken"] = DEMO_AUTH_TOKEN
+        elif operation == ROTATE:
+            body["authToken"] = DEMO_AUTH_TOKEN
+        elif operation == IMPORT and isinstance(body.get("phoneNumberSids"), list):
+            with _lock:
+                account = _provider_accounts.get((case.path_parameters or {}).get("id"), DEMO_ACCOUNT_SID)
+            numbers = number_sids(account)
+            body["phoneNumberSids"] = numbers[: max(1, min(len(body["phoneNumberSids"]), len(numbers)))]
+    if isinstance(case.query, dict) and "nextToken" in case.query:
+        del case.query["nextToken"]
+    # Case-insensitive: case.headers is a CaseInsensitiveDict, not a dict.
+    if case.headers is not None and "Idempotency-Key" in case.headers:
+        case.headers["Idempotency-Key"] = str(uuid.uuid4())
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if (case.method.upper(), case.operation.path) == CREATE and response.status_code == 201:
+        try:
+            created = response.json()
+        except ValueError:
+            return
+        with _lock:
+            _provider_accounts[created.get("id")] = created.get("accountSid")
