@@ -36,6 +36,7 @@ DEMO_NUMBER_SIDS = [
     "PN00000000000000000000000000000003",
 ]
 EXTRA_ACCOUNTS = int(os.environ.get("FAKE_TWILIO_EXTRA_ACCOUNTS", "0"))
+NUMBERS_PER_ACCOUNT = int(os.environ.get("FAKE_TWILIO_NUMBERS_PER_ACCOUNT", "3"))
 
 
 def account_sid(n):
@@ -43,10 +44,8 @@ def account_sid(n):
 
 
 def number_sids(account):
-    if account == DEMO_ACCOUNT_SID:
-        return DEMO_NUMBER_SIDS
-    n = int(account[2:], 16)
-    return [f"PN{n:030x}{k:02x}" for k in range(1, 4)]
+    n = 0 if account == DEMO_ACCOUNT_SID else int(account[2:], 16)
+    return [f"PN{n:030x}{k:02x}" for k in range(1, NUMBERS_PER_ACCOUNT + 1)]
 
 
 CREATE = ("POST", "/api/v1/providers/twilio")
@@ -57,6 +56,9 @@ _lock = threading.Lock()
 _accounts = itertools.cycle(range(1, EXTRA_ACCOUNTS + 2))
 # Provider id -> its Account SID, from the creates' answers.
 _provider_accounts = {}
+# Provider id -> how many of its account's numbers imports have taken: each import takes numbers
+# not taken before, so it imports something and the link to number removal has an `id` to use.
+_numbers_taken = {}
 
 
 @schemathesis.hook
@@ -74,10 +76,13 @@ def before_call(context, case, kwargs):
         elif operation == ROTATE:
             body["authToken"] = DEMO_AUTH_TOKEN
         elif operation == IMPORT and isinstance(body.get("phoneNumberSids"), list):
+            provider = (case.path_parameters or {}).get("id")
+            wanted = max(1, min(len(body["phoneNumberSids"]), 3))
             with _lock:
-                account = _provider_accounts.get((case.path_parameters or {}).get("id"), DEMO_ACCOUNT_SID)
-            numbers = number_sids(account)
-            body["phoneNumberSids"] = numbers[: max(1, min(len(body["phoneNumberSids"]), len(numbers)))]
+                numbers = number_sids(_provider_accounts.get(provider, DEMO_ACCOUNT_SID))
+                start = _numbers_taken.get(provider, 0) % len(numbers)
+                _numbers_taken[provider] = start + wanted
+            body["phoneNumberSids"] = (numbers[start:] + numbers[:start])[:wanted]
     if isinstance(case.query, dict) and "nextToken" in case.query:
         del case.query["nextToken"]
     # Case-insensitive: case.headers is a CaseInsensitiveDict, not a dict.

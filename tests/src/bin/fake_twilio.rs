@@ -4,8 +4,10 @@
 //! Usage: fake-twilio [--listen 127.0.0.1:4010]
 //! Environment: FAKE_TWILIO_ACCOUNT_SID, FAKE_TWILIO_AUTH_TOKEN (defaults below);
 //! FAKE_TWILIO_EXTRA_ACCOUNTS=N adds N more active accounts with the same token, numbered 2 to
-//! N+1: `AC{n:032x}`, each with three numbers `PN{n:030x}{k:02x}` (k = 1..3), so that a client
-//! can create many providers (one per account) in one organization (scripts/lib/schemathesis.sh).
+//! N+1: `AC{n:032x}`, each with numbers `PN{n:030x}{k:02x}` (k = 1..K), so that a client can
+//! create many providers (one per account) in one organization (scripts/lib/schemathesis.sh);
+//! FAKE_TWILIO_NUMBERS_PER_ACCOUNT=K (3 to 255, default 3) also gives the demo account K numbers
+//! (`PN{0:030x}{k:02x}`).
 
 use integration_tests::fake_twilio::FakeTwilio;
 
@@ -47,10 +49,22 @@ async fn main() {
             .unwrap_or_else(|| usage("FAKE_TWILIO_EXTRA_ACCOUNTS must be a whole number up to 9998")),
         Err(_) => 0,
     };
+    let per_account: u32 = match std::env::var("FAKE_TWILIO_NUMBERS_PER_ACCOUNT") {
+        Ok(value) => value
+            .parse()
+            .ok()
+            .filter(|n| (3..=255).contains(n))
+            .unwrap_or_else(|| usage("FAKE_TWILIO_NUMBERS_PER_ACCOUNT must be a whole number from 3 to 255")),
+        Err(_) => 3,
+    };
+    // The demo account's numbers past the first three follow on from them.
+    for k in 4..=per_account {
+        fake.add_incoming_number_with_sid(&format!("PN{:030x}{k:02x}", 0), &sid, &format!("+15005551{k:03}"), None);
+    }
     for n in 2..extra + 2 {
         let account = format!("AC{n:032x}");
         fake.add_account_with(&account, &token, "active", "Full");
-        for k in 1..=3u32 {
+        for k in 1..=per_account {
             fake.add_incoming_number_with_sid(
                 &format!("PN{n:030x}{k:02x}"),
                 &account,
