@@ -1,4 +1,4 @@
-# Helpers to install and run moto server (DynamoDB- and KMS-compatible) on loopback, through
+# Helpers to install and run moto server (DynamoDB, KMS and SQS) on loopback, through
 # tests/moto_server.py, which serves DynamoDB requests one at a time (atomic, as in DynamoDB).
 # Source this file; moto_start sets MOTO_URL and stops moto when the calling shell exits.
 
