@@ -81,17 +81,24 @@ async fn invoke_expecting_error(setup: &Setup, binary: &str, event: Value) -> Va
     }
 }
 
-async fn run_once(setup: &Setup, binary: &str, event: Value) -> Outcome {
-    let runtime = RuntimeApi::start().await;
-    let mut child = tokio::process::Command::new(binary_path(binary))
-        .envs(lambda_environment(&runtime.address, binary))
+/// The binary with its configuration as the template gives it, under the Runtime API at `address`.
+fn function_command(setup: &Setup, binary: &str, address: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary_path(binary));
+    command
+        .envs(lambda_environment(address, binary))
         .env("TABLE_NAME", &setup.table)
         .env("KMS_KEY_ID", &setup.key_alias)
         .env("TWILIO_API_BASE_URL", &setup.fake.base_url)
         .env("TWILIO_TRUNKING_BASE_URL", &setup.fake.base_url)
         .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
         .env("DELETION_QUEUE_URL", &setup.deletion_queue)
-        .env("JOBS_QUEUE_URL", &setup.jobs_queue)
+        .env("JOBS_QUEUE_URL", &setup.jobs_queue);
+    command
+}
+
+async fn run_once(setup: &Setup, binary: &str, event: Value) -> Outcome {
+    let runtime = RuntimeApi::start().await;
+    let mut child = function_command(setup, binary, &runtime.address)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -213,15 +220,7 @@ async fn a_function_without_its_configuration_stops_at_init_naming_what_is_missi
 /// and everything it wrote to stdout and stderr.
 async fn run_logged(setup: &Setup, binary: &str, event: Value, log_env: (&str, &str)) -> (Outcome, String) {
     let runtime = RuntimeApi::start().await;
-    let mut child = tokio::process::Command::new(binary_path(binary))
-        .envs(lambda_environment(&runtime.address, binary))
-        .env("TABLE_NAME", &setup.table)
-        .env("KMS_KEY_ID", &setup.key_alias)
-        .env("TWILIO_API_BASE_URL", &setup.fake.base_url)
-        .env("TWILIO_TRUNKING_BASE_URL", &setup.fake.base_url)
-        .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
-        .env("DELETION_QUEUE_URL", &setup.deletion_queue)
-        .env("JOBS_QUEUE_URL", &setup.jobs_queue)
+    let mut child = function_command(setup, binary, &runtime.address)
         .env_remove("RUST_LOG")
         .env_remove("AWS_LAMBDA_LOG_LEVEL")
         .env(log_env.0, log_env.1)
