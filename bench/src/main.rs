@@ -243,7 +243,7 @@ fn verdict(ok: bool) -> &'static str {
 async fn main() {
     let options = options();
     let upstream = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto): run through scripts/bench");
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::https::aws_sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let kms = aws_sdk_kms::Client::new(&aws);
     let table = format!("bench-{}", uuid::Uuid::new_v4().simple());

@@ -35,7 +35,7 @@ impl SipCredentialReader {
 
     pub async fn from_env() -> Result<Self, ConfigError> {
         let storage = StorageConfig::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = shared::https::aws_sdk_config().await;
         Ok(Self::new(&aws, &storage))
     }
 }

@@ -30,7 +30,7 @@ impl Setup {
     /// A fresh table, KMS key, queues and fake Twilio (moto started by scripts/test).
     async fn new() -> (Self, aws_sdk_dynamodb::Client) {
         assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = shared::https::aws_sdk_config().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let kms = aws_sdk_kms::Client::new(&aws);
         let table = format!("binaries-{}", uuid::Uuid::new_v4().simple());

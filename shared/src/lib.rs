@@ -10,6 +10,7 @@
 //! - [`queue`]: SQS queues for work that outlives one invocation.
 //! - [`config`]: configuration read once from the environment.
 //! - [`http`]: request and response helpers shared by the handlers.
+//! - [`https`]: the one outbound HTTPS stack (AWS SDK and Twilio), with compiled-in roots.
 
 pub mod api_keys;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod deadline;
 pub mod dto;
 pub mod error;
 pub mod http;
+pub mod https;
 pub mod idempotency;
 pub mod metrics;
 pub mod model;

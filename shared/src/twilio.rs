@@ -295,7 +295,7 @@ impl TwilioClient {
     }
 
     pub fn with_limits(config: &TwilioConfig, request_timeout: Duration, retry: RetryPolicy) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
             .connect_timeout(Self::CONNECT_TIMEOUT.min(request_timeout))
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))

@@ -23,7 +23,7 @@ struct Env {
 
 async fn start() -> Env {
     assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::https::aws_sdk_config().await;
     let table = format!("local-{}", uuid::Uuid::new_v4().simple());
     let storage = StorageConfig {
         table_name: table.clone(),

@@ -28,7 +28,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the integration tests through scripts/test, which starts moto"
     );
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    shared::https::aws_sdk_config().await
 }
 
 impl TestEnv {

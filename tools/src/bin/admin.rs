@@ -148,7 +148,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::https::aws_sdk_config().await;
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let outcome = match command {
         Command::Create { org, description } => keys.create(&org, description.as_deref()).await.map(|(info, key)| {

@@ -49,7 +49,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::https::aws_sdk_config().await;
     if bootstrap && let Err(e) = tools::bootstrap::bootstrap(&aws, &storage).await {
         eprintln!("local-api: bootstrap failed: {e}");
         return ExitCode::from(1);

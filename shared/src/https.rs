@@ -1,0 +1,178 @@
+//! One HTTPS stack for every outbound call: the AWS SDK clients and the Twilio client both go
+//! through reqwest on rustls (aws-lc), with one TLS configuration built once per process.
+//!
+//! Why: building a client used to cost most of a function's cold start. The AWS SDK's default
+//! client read and parsed the platform's root certificates (~150 files and a 220 KB bundle
+//! here), and reqwest's platform verifier did it again for Twilio. The trust anchors here are
+//! compiled in (`webpki-roots`, Mozilla's root program, already in parsed form), so building the
+//! TLS configuration is a copy, not a parse.
+//!
+//! What it means for operators: the functions trust Mozilla's roots as of the build, not the
+//! image's certificate store; a new root reaches them with a dependency update and a rebuild, and
+//! a private CA (a TLS-inspecting proxy, say) is not trusted. AWS endpoints (Amazon Root CA) and
+//! Twilio's are in Mozilla's program.
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+/// The process's one TLS client configuration: compiled-in roots, aws-lc crypto.
+static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+});
+
+/// A reqwest builder on the shared TLS configuration; callers add their timeouts and policies.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().use_preconfigured_tls(TLS.clone())
+}
+
+/// The AWS SDK configuration every function and tool loads: the standard provider chains
+/// (region, credentials, `AWS_ENDPOINT_URL*`), with [`aws_http_client`] as the HTTP client.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
+}
+
+/// The AWS SDK's HTTP client, on the shared HTTPS stack.
+pub fn aws_http_client() -> SharedHttpClient {
+    SharedHttpClient::new(AwsHttpClient::default())
+}
+
+/// One reqwest client per distinct timeout settings the SDK asks for (in practice one).
+#[derive(Debug, Default)]
+struct AwsHttpClient {
+    connectors: Mutex<Vec<(Timeouts, SharedHttpConnector)>>,
+}
+
+type Timeouts = (Option<Duration>, Option<Duration>);
+
+impl HttpClient for AwsHttpClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+        let timeouts = (settings.connect_timeout(), settings.read_timeout());
+        let mut connectors = self.connectors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, connector)) = connectors.iter().find(|(t, _)| *t == timeouts) {
+            return connector.clone();
+        }
+        let mut builder = client_builder();
+        if let Some(connect) = timeouts.0 {
+            builder = builder.connect_timeout(connect);
+        }
+        if let Some(read) = timeouts.1 {
+            builder = builder.read_timeout(read);
+        }
+        let http = builder
+            // The SDK signs every request for its endpoint; a redirect is an error it handles.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client configuration is static and valid");
+        let connector = SharedHttpConnector::new(AwsConnector { http });
+        connectors.push((timeouts, connector.clone()));
+        connector
+    }
+}
+
+#[derive(Debug)]
+struct AwsConnector {
+    http: reqwest::Client,
+}
+
+impl HttpConnector for AwsConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let http = self.http.clone();
+        HttpConnectorFuture::new(async move {
+            let request = request.try_into_http1x().map_err(|e| ConnectorError::other(e.into(), None))?;
+            let request = reqwest::Request::try_from(request.map(request_body))
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
+            let response = http.execute(request).await.map_err(connector_error)?;
+            let response = http::Response::from(response).map(SdkBody::from_body_1_x);
+            HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+/// The SDK's request bodies are in memory for every API used here; a streaming one is wrapped.
+fn request_body(body: SdkBody) -> reqwest::Body {
+    match body.bytes() {
+        Some(bytes) => reqwest::Body::from(bytes.to_vec()),
+        None => reqwest::Body::wrap(body),
+    }
+}
+
+/// Classifies a transport failure the way the SDK's retry strategy expects: timeouts and I/O
+/// (refused, reset, dropped mid-response) are transient; anything else is not retried.
+fn connector_error(e: reqwest::Error) -> ConnectorError {
+    if e.is_timeout() {
+        ConnectorError::timeout(e.into())
+    } else if e.is_connect() || e.is_request() || e.is_body() {
+        ConnectorError::io(e.into())
+    } else {
+        ConnectorError::other(e.into(), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector() -> SharedHttpConnector {
+        let components = aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder::for_tests()
+            .build()
+            .expect("test components");
+        let settings = HttpConnectorSettings::builder().connect_timeout(Duration::from_secs(1)).build();
+        AwsHttpClient::default().http_connector(&settings, &components)
+    }
+
+    fn post(url: &str) -> HttpRequest {
+        let request = http::Request::post(url).body(SdkBody::from("{}")).expect("request");
+        HttpRequest::try_from(request).expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_io_error_the_sdk_retries() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let error = connector().call(post(&format!("http://{address}/"))).await.expect_err("refused");
+        assert!(error.is_io(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_response_comes_back_with_its_status_headers_and_body() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0; 4096];
+            let n = socket.read(&mut request).await.expect("read");
+            let reply = "HTTP/1.1 400 Bad Request\r\nx-amzn-requestid: r1\r\ncontent-length: 2\r\n\r\nno";
+            socket.write_all(reply.as_bytes()).await.expect("write");
+            String::from_utf8_lossy(&request[..n]).into_owned()
+        });
+        let response = connector().call(post(&format!("http://{address}/path"))).await.expect("response");
+        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(response.headers().get("x-amzn-requestid"), Some("r1"));
+        let body = aws_smithy_types::byte_stream::ByteStream::new(response.into_body()).collect().await.expect("body");
+        assert_eq!(body.into_bytes().as_ref(), b"no");
+        let request = server.await.expect("server");
+        assert!(request.starts_with("POST /path HTTP/1.1"), "{request}");
+        assert!(request.ends_with("{}"), "the body is sent: {request}");
+    }
+
+    #[test]
+    fn the_tls_configuration_is_built_from_the_compiled_in_roots() {
+        assert_eq!(TLS.alpn_protocols.len(), 0);
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
+        assert!(client_builder().build().is_ok(), "reqwest takes the shared rustls configuration");
+    }
+}
