@@ -34,7 +34,7 @@ impl Services {
         let twilio = TwilioConfig::from_env()?;
         let platform_sip_uri = platform_sip_uri_from_env()?;
         let deletion_queue = queue_url_from_env("DELETION_QUEUE_URL")?;
-        let aws = shared::https::aws_sdk_config().await;
+        let aws = shared::https::function_sdk_config().await;
         let services =
             Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri);
         Ok(match deletion_queue {
@@ -80,6 +80,6 @@ impl Services {
 /// Just the table, for functions that read providers without KMS or Twilio.
 pub async fn store_from_env() -> Result<ProviderStore, ConfigError> {
     let table_name = table_name_from_env()?;
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::https::function_sdk_config().await;
     Ok(ProviderStore::new(aws_sdk_dynamodb::Client::new(&aws), table_name))
 }

@@ -35,7 +35,7 @@ impl SipCredentialReader {
 
     pub async fn from_env() -> Result<Self, ConfigError> {
         let storage = StorageConfig::from_env()?;
-        let aws = shared::https::aws_sdk_config().await;
+        let aws = shared::https::function_sdk_config().await;
         Ok(Self::new(&aws, &storage))
     }
 }

@@ -7,7 +7,7 @@ use shared::api_keys::ApiKeyStore;
 async fn main() -> Result<(), Error> {
     functions::logging::init();
     let table = shared::config::table_name_from_env()?;
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::https::function_sdk_config().await;
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     lambda_runtime::run(service_fn(|event| authorizer::handle(&keys, event))).await
 }

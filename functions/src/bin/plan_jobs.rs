@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     functions::logging::init();
     let store = functions::services::store_from_env().await?;
     let queue_url = shared::config::required_queue_url("JOBS_QUEUE_URL")?;
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::https::function_sdk_config().await;
     let queue = Queue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
     let (store, queue) = (&store, &queue);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
