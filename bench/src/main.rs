@@ -12,6 +12,15 @@
 //! 4. AWS calls per operation, counted by a proxy in front of moto.
 //! 5. Peak RSS of the functions during 2 and 3.
 //! 6. Release binary size and zipped size per function.
+//! 7. The hourly job over many providers (plan-jobs, then run-jobs fed from the jobs queue) with
+//!    latency L on Twilio: enqueue time, the planner's peak RSS, wall time, Twilio requests per
+//!    provider.
+//! 8. The delete of a provider with many numbers (delete-provider, then continue-deletions fed
+//!    from the deletion queue) with latency L: wall time and invocations.
+//!
+//! Next to 1, `init-steps` times each step of a function's init in a fresh process.
+
+mod large;
 
 use integration_tests::aws_proxy::AwsProxy;
 use integration_tests::fake_twilio::{FakeTwilio, longest_sequential_chain};
@@ -36,7 +45,8 @@ const FUNCTIONS: &[&str] = &[
     "remove-phone-number",
     "verify-provider",
     "repair-provider",
-    "reverify-providers",
+    "plan-jobs",
+    "run-jobs",
     "continue-deletions",
     "get-sip-credential",
     "authorizer",
@@ -50,6 +60,9 @@ struct Options {
     warm: usize,
     latency: Duration,
     latency_runs: usize,
+    /// Providers in the hourly-job benchmark; numbers in the delete benchmark (0 skips each).
+    providers: usize,
+    numbers: usize,
 }
 
 fn options() -> Options {
@@ -60,6 +73,8 @@ fn options() -> Options {
         warm: 200,
         latency: Duration::from_millis(50),
         latency_runs: 15,
+        providers: 10_000,
+        numbers: 1_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -70,6 +85,8 @@ fn options() -> Options {
             "--starts" => options.starts = value().parse().expect("--starts N"),
             "--warm" => options.warm = value().parse().expect("--warm N"),
             "--latency-ms" => options.latency = Duration::from_millis(value().parse().expect("--latency-ms N")),
+            "--providers" => options.providers = value().parse().expect("--providers N"),
+            "--numbers" => options.numbers = value().parse().expect("--numbers N"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -81,6 +98,8 @@ struct Setup {
     table: String,
     key_alias: String,
     deletion_queue: String,
+    jobs_queue: String,
+    sqs: aws_sdk_sqs::Client,
     proxy: AwsProxy,
     fake: FakeTwilio,
     binaries: PathBuf,
@@ -95,19 +114,34 @@ struct Running {
 
 impl Setup {
     async fn start(&self, binary: &str) -> Running {
+        self.start_with(binary, &[]).await
+    }
+
+    /// Starts a function with `overrides` on top of its environment (another table, say).
+    async fn start_with(&self, binary: &str, overrides: &[(&str, &str)]) -> Running {
         let runtime = RuntimeApi::start().await;
         let started = Instant::now();
+        // Each function gets the environment template.yaml gives it: only the deleting functions
+        // have the deletion queue, only the planner the jobs queue.
+        let mut queues = Vec::new();
+        if matches!(binary, "delete-provider" | "continue-deletions") {
+            queues.push(("DELETION_QUEUE_URL", &self.deletion_queue));
+        }
+        if binary == "plan-jobs" {
+            queues.push(("JOBS_QUEUE_URL", &self.jobs_queue));
+        }
         let child = tokio::process::Command::new(self.binaries.join(binary))
             .envs(lambda_environment(&runtime.address, binary))
+            .envs(queues)
             .env("TABLE_NAME", &self.table)
             .env("KMS_KEY_ID", &self.key_alias)
             .env("TWILIO_API_BASE_URL", &self.fake.base_url)
             .env("TWILIO_TRUNKING_BASE_URL", &self.fake.base_url)
             .env("PLATFORM_SIP_URI", "sip:sip.voice.example.com")
-            .env("DELETION_QUEUE_URL", &self.deletion_queue)
             .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
             .env("RUST_LOG", "error")
             .env("AWS_LAMBDA_LOG_LEVEL", "ERROR")
+            .envs(overrides.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -132,7 +166,7 @@ impl Running {
 
     async fn invoke(&self, event: Value) -> (Duration, Value) {
         let sent = Instant::now();
-        match self.runtime.invoke(event, Duration::from_secs(30)).await {
+        match self.runtime.invoke(event, Duration::from_secs(600)).await {
             Ok(Outcome::Response(response)) => (sent.elapsed(), response),
             other => panic!("invocation failed: {other:?}"),
         }
@@ -175,6 +209,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn median(values: &mut [Duration]) -> Duration {
     values.sort();
     percentile(values, 0.5)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
 }
 
 fn ms(d: Duration) -> String {
@@ -239,6 +277,50 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 
+/// Runs `init-steps` `runs` times, each in a fresh process with a function's environment, and
+/// returns the table rows of each step's median.
+async fn init_steps(setup: &Setup, runs: usize) -> String {
+    let mut samples: Vec<(String, Vec<u64>)> = Vec::new();
+    for _ in 0..runs {
+        let output = tokio::process::Command::new(setup.binaries.join("init-steps"))
+            .env("TABLE_NAME", &setup.table)
+            .env("KMS_KEY_ID", &setup.key_alias)
+            .env("TWILIO_API_BASE_URL", &setup.fake.base_url)
+            .env("TWILIO_TRUNKING_BASE_URL", &setup.fake.base_url)
+            .env("AWS_LAMBDA_LOG_LEVEL", "ERROR")
+            .output()
+            .await
+            .expect("run init-steps");
+        assert!(output.status.success(), "init-steps failed: {}", String::from_utf8_lossy(&output.stderr));
+        let steps: Vec<(String, u64)> =
+            serde_json::from_slice(&output.stdout).expect("init-steps prints [[step, microseconds], …]");
+        for (i, (name, micros)) in steps.into_iter().enumerate() {
+            if samples.len() <= i {
+                samples.push((name, Vec::new()));
+            }
+            samples[i].1.push(micros);
+        }
+    }
+    let mut rows = String::new();
+    for (name, values) in &mut samples {
+        values.sort_unstable();
+        let _ = writeln!(rows, "| {name} | {:.2} ms |", values[values.len() / 2] as f64 / 1000.0);
+    }
+    rows
+}
+
+/// The services the functions build, in-process, for seeding the benchmarks at size.
+fn bench_services(aws: &aws_config::SdkConfig, setup: &Setup, table: &str) -> functions::services::Services {
+    let storage = shared::config::StorageConfig { table_name: table.to_owned(), kms_key_id: setup.key_alias.clone() };
+    let twilio = shared::twilio::TwilioClient::new(&shared::config::TwilioConfig {
+        api_base_url: setup.fake.base_url.clone(),
+        trunking_base_url: setup.fake.base_url.clone(),
+    });
+    let sip = shared::model::SipUri::parse("sip:sip.voice.example.com").expect("SIP URI");
+    let region = shared::model::Region::parse("us1").expect("region");
+    functions::services::Services::new(aws, &storage, twilio, region, sip)
+}
+
 #[tokio::main]
 async fn main() {
     let options = options();
@@ -254,10 +336,14 @@ async fn main() {
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let queue = format!("bench-deletions-{}", uuid::Uuid::new_v4().simple());
     let deletion_queue = sqs.create_queue().queue_name(queue).send().await.expect("queue").queue_url.expect("url");
+    let queue = format!("bench-jobs-{}", uuid::Uuid::new_v4().simple());
+    let jobs_queue = sqs.create_queue().queue_name(queue).send().await.expect("queue").queue_url.expect("url");
     let setup = Setup {
         table,
         key_alias,
         deletion_queue,
+        jobs_queue,
+        sqs,
         proxy: AwsProxy::start(&upstream).await,
         fake: FakeTwilio::start().await,
         binaries: options.binaries.clone(),
@@ -280,15 +366,23 @@ async fn main() {
     }
     let baseline = median(&mut starts.iter().find(|(b, _)| *b == BASELINE).expect("baseline").1.clone());
     let mut cold_rows = String::new();
-    let mut worst_ratio: f64 = 0.0;
+    let mut worst_extra = Duration::ZERO;
     for (binary, samples) in starts.iter_mut() {
         let m = median(samples);
-        let ratio = m.as_secs_f64() / baseline.as_secs_f64();
+        let extra = m.saturating_sub(baseline);
         if *binary != BASELINE {
-            worst_ratio = worst_ratio.max(ratio);
+            worst_extra = worst_extra.max(extra);
         }
-        let _ = writeln!(cold_rows, "| `{binary}` | {} | {} | {ratio:.2}× |", ms(m), ms(samples[samples.len() - 1]));
+        let ratio = m.as_secs_f64() / baseline.as_secs_f64();
+        let _ = writeln!(
+            cold_rows,
+            "| `{binary}` | {} | {} | +{} | {ratio:.2}× |",
+            ms(m),
+            ms(samples[samples.len() - 1]),
+            ms(extra)
+        );
     }
+    let init_rows = init_steps(&setup, options.starts * 2).await;
 
     // 2. + 4. + 5. First and warm invocations of create and get, AWS calls counted.
     eprintln!("create latency…");
@@ -371,6 +465,23 @@ async fn main() {
     let latency_ratio = latency_median.as_secs_f64() / bound;
     let longest_chain = chains.iter().copied().max().unwrap_or(0);
 
+    // 7. and 8. Work at size, with latency L on Twilio.
+    // The hourly job gets a table of its own, so that every provider in it is one seeded alike.
+    let job_table = format!("bench-jobs-{}", uuid::Uuid::new_v4().simple());
+    shared::store::create_table(&dynamo, &job_table).await.expect("create table");
+    let job = match options.providers {
+        0 => None,
+        n => {
+            let services = bench_services(&aws, &setup, &job_table);
+            Some(large::hourly_job(&setup, &services, &job_table, n, options.latency).await)
+        }
+    };
+    let services = bench_services(&aws, &setup, &setup.table);
+    let deletion = match options.numbers {
+        0 => None,
+        n => Some(large::delete_at_size(&setup, &services, n, options.latency).await),
+    };
+
     // 6. Sizes.
     let mut size_rows = String::new();
     let mut largest_zip = 0;
@@ -429,7 +540,7 @@ absolute times drift between runs on a shared machine, so compare ratios. Releas
 
 | Target | Budget | Measured | |
 |---|---|---|---|
-| Cold start vs hello-world `lambda_runtime` | ≤ 1.5× | worst {worst_ratio:.2}× | {} |
+| Cold start: extra init time over a hello-world `lambda_runtime` | ≤ 1.0 ms, every function | worst +{worst_extra} | {} |
 | Create with Twilio latency L = {l_ms} ms | ≤ 1.1 × (2L + store) | {latency_ratio:.3} × | {} |
 | Get: AWS calls | 1 DynamoDB read, no KMS | {get_calls_text} | {} |
 | Create: AWS calls | 1 KMS call, 1 DynamoDB write transaction | {create_calls_text} | {} |
@@ -443,9 +554,19 @@ cold starts unchanged within noise.
 
 ## 1. Cold start (exec → first poll of the Runtime API `next`), median of {starts}
 
-| Binary | Median | Last | vs hello-world |
-|---|---|---|---|
+Each function runs with the environment template.yaml gives it.
+
+| Binary | Median | Last | Extra over hello-world | Ratio |
+|---|---|---|---|---|
 {cold_rows}
+Where init time goes (`init-steps`: the steps a function's `main` runs, each timed in a fresh
+process; medians of {init_runs} runs). A function runs only the steps it needs: the readers build
+one DynamoDB client, create and the other Twilio callers add KMS and the Twilio client, the
+deleting functions and the planner add SQS.
+
+| Step | Median |
+|---|---|
+{init_rows}
 ## 2. Latency through the local Runtime API (zero injected latency), {warm} warm invocations
 
 | Function | First invocation | Warm p50 | Warm p99 | CPU per invocation | Peak RSS |
@@ -474,7 +595,7 @@ transaction and the local work.
 | Binary | Size | Zipped (`bootstrap`) |
 |---|---|---|
 {size_rows}",
-        verdict(worst_ratio <= 1.5),
+        verdict(worst_extra <= Duration::from_millis(1)),
         verdict(latency_ratio <= 1.1),
         verdict(kms_calls(&get_calls) == 0 && dynamo_total(&get_calls) == 1),
         verdict(kms_calls(&create_calls) == 1 && dynamo_writes(&create_calls) == 1),
@@ -496,26 +617,27 @@ transaction and the local work.
         get_calls_text = calls(&get_calls),
         create_calls_text = calls(&create_calls),
         largest_zip = mib(largest_zip),
+        worst_extra = ms(worst_extra),
+        init_runs = options.starts * 2,
         starts = options.starts,
         warm = options.warm,
         latency_runs = options.latency_runs,
     );
     let mut notes = String::new();
-    if worst_ratio > 1.5 {
+    if worst_extra > Duration::from_millis(1) {
         let _ = write!(
             notes,
             "
-- **Cold start missed: the worst function takes {:.1} times the allowed 1.5× of the baseline.** Each function builds its clients at init, as the design asks, and
-  building a TLS client is not free: the AWS SDK's default HTTPS client (rustls on aws-lc) loads and
-  parses the platform's root certificates (strace at init: ~290 files under /etc/ssl/certs on this
-  Debian machine), and the functions that call Twilio build a second TLS client (reqwest with
-  rustls-platform-verifier) and a KMS client. The hello-world builds nothing. Pointing `SSL_CERT_FILE`
-  at the single bundle made no measurable difference (the cost is parsing, not opening). Deferring
-  the clients to the first invocation would meet the ratio on paper but move the same work into the
-  first user request, outside Lambda's Init-phase CPU boost; it was left at init. No network call and
-  no other file read happens before the first poll.
+- **Cold start missed: the worst function's init takes {} more than the hello-world's (budget
+  1.0 ms).** What is left is in the init-steps table: every AWS SDK client parses its own copy of
+  the endpoint partition table and compiles its region patterns when it is built (~0.1–0.2 ms each;
+  create-type functions build two), and the larger binary costs the dynamic loader ~80 more page
+  faults to apply its ~18,000 position-independent relocations. Not taken: endpoint resolvers of our
+  own (they would replace the SDK's endpoint rules: FIPS, dual-stack, other partitions), deferring
+  clients to the first request (the same work, moved into a user's request), and non-PIE binaries
+  (no relocations, but no ASLR for the image).
 ",
-            worst_ratio / 1.5
+            ms(worst_extra)
         );
     }
     if latency_ratio > 1.1 {
@@ -530,6 +652,14 @@ transaction and the local work.
 ",
             (latency_ratio / 1.1 - 1.0) * 100.0
         );
+    }
+    if let Some(job) = &job {
+        report.push('\n');
+        report.push_str(&large::job_section(job, options.latency));
+    }
+    if let Some(deletion) = &deletion {
+        report.push('\n');
+        report.push_str(&large::delete_section(deletion, options.latency));
     }
     if !notes.is_empty() {
         report.push_str("\n## Why targets were missed\n");

@@ -28,6 +28,8 @@ struct Shared {
     init_error: Mutex<Option<oneshot::Sender<Outcome>>>,
     /// When the function first polled `next`: the end of its cold start.
     first_poll: std::sync::Mutex<Option<Instant>>,
+    /// Each invocation's deadline is this far from when the function receives it (its timeout).
+    time_limit: std::sync::Mutex<Duration>,
 }
 
 pub struct RuntimeApi {
@@ -47,6 +49,7 @@ impl RuntimeApi {
             waiting: Mutex::new(HashMap::new()),
             init_error: Mutex::new(Some(init_tx)),
             first_poll: std::sync::Mutex::new(None),
+            time_limit: std::sync::Mutex::new(Duration::from_secs(30)),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -84,6 +87,12 @@ impl RuntimeApi {
         }
     }
 
+    /// The function's timeout: each invocation's deadline is this far from its start (30 s unless
+    /// set).
+    pub fn set_time_limit(&self, time_limit: Duration) {
+        *self.shared.time_limit.lock().expect("lock") = time_limit;
+    }
+
     /// When the function first asked for an event, if it has.
     pub fn first_poll(&self) -> Option<Instant> {
         *self.shared.first_poll.lock().expect("lock")
@@ -95,8 +104,8 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     let Some((id, event)) = shared.events.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
-    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
-        + Duration::from_secs(30);
+    let time_limit = *shared.time_limit.lock().expect("lock");
+    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + time_limit;
     (
         StatusCode::OK,
         [

@@ -1,5 +1,5 @@
 //! Where a function's init time goes: runs the steps a function's `main` runs before its first
-//! poll, in the same order, and prints each step's time in microseconds as one JSON line. The
+//! poll, in the same order, and prints `[[step, microseconds], …]` as one JSON line. The
 //! benchmark suite runs it in a fresh process each time (the costs are first-use costs) and
 //! reports the medians next to the cold starts.
 use std::time::Instant;
@@ -25,9 +25,10 @@ async fn main() {
     step("KMS client", &mut steps);
     let sqs = aws_sdk_sqs::Client::new(&aws);
     step("SQS client", &mut steps);
-    let twilio = shared::twilio::TwilioClient::new(&shared::config::TwilioConfig::from_env().expect("Twilio configuration"));
+    let twilio =
+        shared::twilio::TwilioClient::new(&shared::config::TwilioConfig::from_env().expect("Twilio configuration"));
     step("Twilio client (reqwest on the shared TLS configuration)", &mut steps);
     drop((dynamo, kms, sqs, twilio));
-    let fields: Vec<String> = steps.iter().map(|(name, us)| format!("{:?}:{us}", name)).collect();
-    println!("{{{}}}", fields.join(","));
+    let fields: Vec<String> = steps.iter().map(|(name, us)| format!("[{name:?},{us}]")).collect();
+    println!("[{}]", fields.join(","));
 }
