@@ -103,6 +103,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, queue: &str, max: i32) -> Vec<aws_sd
         .queue_url(queue)
         .max_number_of_messages(max)
         .visibility_timeout(900)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await
         .expect("receive from SQS")
@@ -126,8 +127,10 @@ fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> Value {
 
 /// Feeds a queue to `workers` running functions the way an SQS event source mapping with that
 /// maximum concurrency does: each worker takes a batch, answers, and its successes are deleted;
-/// a reported failure is delivered again. Returns (invocations, redeliveries).
+/// a reported failure is delivered again, until the queue's redrive policy (template.yaml: at
+/// most 3 receives) moves it to the dead-letter queue. Returns (invocations, redeliveries).
 async fn feed(setup: &Setup, queue: &str, workers: &[Running], batch: i32, timeout: Duration) -> (usize, usize) {
+    const MAX_RECEIVE_COUNT: u32 = 3;
     let totals = futures::future::join_all(workers.iter().map(|worker| async move {
         let (mut invocations, mut retried) = (0, 0);
         loop {
@@ -146,7 +149,14 @@ async fn feed(setup: &Setup, queue: &str, workers: &[Running], batch: i32, timeo
                 .unwrap_or_default();
             for message in &messages {
                 let handle = message.receipt_handle.as_deref().expect("receipt handle");
-                if failed.contains(&message.message_id.as_deref().unwrap_or_default()) {
+                let receives: u32 = message
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                let failed = failed.contains(&message.message_id.as_deref().unwrap_or_default());
+                if failed && receives < MAX_RECEIVE_COUNT {
                     retried += 1;
                     setup
                         .sqs

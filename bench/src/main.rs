@@ -333,7 +333,14 @@ async fn main() {
     let key = kms.create_key().send().await.expect("create key").key_metadata.expect("metadata").key_id;
     let key_alias = format!("alias/bench-{}", uuid::Uuid::new_v4().simple());
     kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.expect("alias");
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    // The bench feeds the queues as Lambda's pollers do; when moto is saturated by the workers
+    // it can pause an answer for seconds, which the SDK's stalled-stream protection would turn
+    // into an error of the bench itself (the functions keep the default).
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&aws)
+            .stalled_stream_protection(aws_sdk_sqs::config::StalledStreamProtectionConfig::disabled())
+            .build(),
+    );
     let queue = format!("bench-deletions-{}", uuid::Uuid::new_v4().simple());
     let deletion_queue = sqs.create_queue().queue_name(queue).send().await.expect("queue").queue_url.expect("url");
     let queue = format!("bench-jobs-{}", uuid::Uuid::new_v4().simple());
