@@ -346,6 +346,10 @@ size {JOBS_BATCH_SIZE}, maximum concurrency {JOBS_MAXIMUM_CONCURRENCY}). Every p
 | {planned} | {} | {:.1} MiB | {} | {} | {} | {:.2} | {:.1} MiB | {statuses} |
 
 Seeding the providers (in-process create and import, not measured) took {}.
+The work's wall time is moto's, not the service's: one Python process serves every DynamoDB, KMS
+and SQS request of the run (DynamoDB one request at a time, see tests/moto_server.py), at a few
+dozen requests a second here. What bounds the service is the template's concurrency (50
+verifications at once) and Twilio's latency on the 5 requests of a healthy provider.
 ",
         crate::secs(f.plan_wall),
         f.planner_rss_mib,
