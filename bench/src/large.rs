@@ -54,7 +54,7 @@ fn lambda_request(event: &Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event")
 }
 
-async fn body_of(response: lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+fn body_of(response: lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = match response.body() {
         lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
@@ -80,14 +80,14 @@ pub async fn seed_providers(setup: &Setup, services: &Services, n: usize) -> Dur
             );
             let response =
                 functions::create_twilio_provider::handle(services, lambda_request(&create)).await.expect("create");
-            let (status, body) = body_of(response).await;
+            let (status, body) = body_of(response);
             assert_eq!(status, 201, "seeding create: {body}");
             let id = body["id"].as_str().expect("id").to_owned();
             let pn = fake.add_incoming_number(&sid, &format!("+1555{:07}", i), Some("https://example.com/voice"));
             let import =
                 event("import-numbers.json", &[(EVENT_PROVIDER_ID, &id), (EVENT_NUMBER_SID, &pn), (EVENT_ORG, &org)]);
             let response = functions::import_numbers::handle(services, lambda_request(&import)).await.expect("import");
-            let (status, body) = body_of(response).await;
+            let (status, body) = body_of(response);
             assert!(status == 200 || status == 201, "seeding import: {status} {body}");
         })
         .buffer_unordered(16)
@@ -255,8 +255,7 @@ pub async fn delete_at_size(setup: &Setup, services: &Services, n: usize, latenc
         &[(crate::DEMO_SID, &sid), (crate::DEMO_TOKEN, &token), (EVENT_ORG, org_name)],
     );
     let (status, body) =
-        body_of(functions::create_twilio_provider::handle(services, lambda_request(&create)).await.expect("create"))
-            .await;
+        body_of(functions::create_twilio_provider::handle(services, lambda_request(&create)).await.expect("create"));
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().expect("id").to_owned();
     let trunk = body["trunkSid"].as_str().expect("trunk").to_owned();
