@@ -271,7 +271,8 @@ pub async fn delete_at_size(setup: &Setup, services: &Services, n: usize, latenc
                 let record = shared::store::PhoneNumberRecord {
                     id: uuid::Uuid::now_v7(),
                     provider_id,
-                    phone_number_sid: pn,
+                    phone_number_sid: shared::model::PhoneNumberSid::parse(&pn)
+                        .expect("the fake's SIDs are well formed"),
                     phone_number: phone,
                     friendly_name: None,
                     previous_routing: shared::model::VoiceRouting {

@@ -10,6 +10,7 @@ use shared::ApiError;
 use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers};
 use shared::http::json_response;
+use shared::model::PhoneNumberSid;
 use std::collections::HashSet;
 
 /// The most numbers listed; `truncated` says when the account has more.
@@ -29,7 +30,7 @@ async fn list(services: &Services, request: &Request) -> Result<Response<Body>, 
     );
     let mut numbers =
         numbers.map_err(|e| stored_credentials_error("listing the account's phone numbers", &record, e))?;
-    let imported: HashSet<String> =
+    let imported: HashSet<PhoneNumberSid> =
         imported.map_err(ApiError::unavailable)?.into_iter().map(|n| n.phone_number_sid).collect();
     let truncated = numbers.len() > AVAILABLE_NUMBERS_CAP;
     numbers.truncate(AVAILABLE_NUMBERS_CAP);

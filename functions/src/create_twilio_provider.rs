@@ -10,7 +10,7 @@
 
 use crate::idempotency::idempotent;
 use crate::respond;
-use crate::rollback::{TwilioResource, remove_or_record};
+use crate::rollback::remove_or_record;
 use crate::services::Services;
 use crate::twilio_errors::{self, twilio_problem};
 use crate::verification::{account_check, credentials_passed, origination_check, origination_friendly_name};
@@ -25,11 +25,12 @@ use shared::deadline::within;
 use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
 use shared::http::{json_response_builder, organization_id};
 use shared::model::{
-    CheckName, CheckStatus, OrganizationId, SipPassword, TwilioCredentials, VerificationCheck, overall_status,
-    transfer_mode,
+    CheckName, CheckStatus, OrganizationId, SipPassword, TransferMode, TwilioCredentials, VerificationCheck,
+    overall_status,
 };
 use shared::store::{ProviderRecord, SipCredentialRecord, StoreError};
 use shared::time::now_rfc3339;
+use shared::twilio::TwilioResource;
 use shared::twilio::{
     Account, CODE_DOMAIN_NAME_INVALID, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError,
     TwilioErrorKind,
@@ -140,7 +141,7 @@ async fn provision(
     let creds = saga.creds;
     let trunk_name = truncate_chars(&command.name, FRIENDLY_NAME_MAX_CHARS);
     let list_name = format!("voice-ai-{provider_id}");
-    let transfer_mode = transfer_mode(command.supports_call_transfer);
+    let transfer_mode = TransferMode::for_call_transfer(command.supports_call_transfer);
 
     let (account, trunk, list) = tokio::join!(
         twilio.fetch_account(creds),
@@ -257,7 +258,7 @@ pub(crate) async fn create_trunk(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
     friendly_name: &str,
-    transfer_mode: &str,
+    transfer_mode: TransferMode,
 ) -> Result<(Trunk, String), (TwilioError, String)> {
     let mut attempt = 0;
     loop {
@@ -395,8 +396,13 @@ mod tests {
 
     #[test]
     fn suspended_accounts_are_refused() {
-        let account =
-            Account { sid: "AC1".into(), status: "suspended".into(), account_type: "Full".into(), friendly_name: None };
+        use shared::model::AccountSid;
+        let account = Account {
+            sid: AccountSid::parse(&format!("AC{}", "1".repeat(32))).unwrap(),
+            status: "suspended".into(),
+            account_type: "Full".into(),
+            friendly_name: None,
+        };
         assert!(matches!(check_account(account), Err(ApiError::Unprocessable { .. })));
     }
 }

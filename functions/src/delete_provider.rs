@@ -15,7 +15,7 @@
 
 use crate::numbers::{KeyCache, Released, release_number};
 use crate::providers::{load_provider, save_with_retry, stored_credentials};
-use crate::rollback::{TwilioResource, record_for_sweeper, remove_resources};
+use crate::rollback::{record_for_sweeper, remove_resources};
 use crate::services::Services;
 use crate::{answer_deadline, respond};
 use futures::StreamExt;
@@ -28,6 +28,7 @@ use shared::http::{json_response, organization_id, path_uuid, query_param};
 use shared::model::{OrganizationId, TwilioCredentials};
 use shared::queue::ContinueDeletion;
 use shared::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
+use shared::twilio::TwilioResource;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -133,10 +134,8 @@ pub async fn delete_step(
         all.dedup_by(|a, b| a.0 == b.0);
         return finish_forced(services, record, all, "a forced delete could not remove it").await;
     }
-    let summary: Vec<String> = left
-        .iter()
-        .map(|(resource, e)| format!("{} {}: {e}", resource.to_leftover().kind, resource.to_leftover().sid))
-        .collect();
+    let summary: Vec<String> =
+        left.iter().map(|(resource, e)| format!("{} {}: {e}", resource.kind(), resource.sid())).collect();
     let summary = summary.join("; ");
     record_error(services, record, &summary).await;
     Err(ApiError::TwilioFailed {
@@ -259,13 +258,8 @@ async fn finish_forced(
     left: Vec<(TwilioResource, String)>,
     why: &str,
 ) -> Result<Deletion, ApiError> {
-    let left_behind: Vec<LeftBehind> = left
-        .iter()
-        .map(|(resource, error)| {
-            let leftover = resource.to_leftover();
-            LeftBehind { kind: leftover.kind, sid: leftover.sid, error: error.clone() }
-        })
-        .collect();
+    let left_behind: Vec<LeftBehind> =
+        left.iter().map(|(resource, error)| LeftBehind { resource: resource.clone(), error: error.clone() }).collect();
     if !left.is_empty() {
         // Recorded before the records go: a forced delete never forgets what it leaves.
         let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();

@@ -4,7 +4,7 @@
 use crate::idempotency::idempotent;
 use crate::numbers::release_with;
 use crate::providers::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
-use crate::rollback::{TwilioResource, record_for_sweeper};
+use crate::rollback::record_for_sweeper;
 use crate::services::Services;
 use crate::{answer_deadline, respond};
 use futures::StreamExt;
@@ -15,8 +15,9 @@ use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::{OrganizationId, TwilioCredentials, VoiceRouting};
+use shared::model::{OrganizationId, PhoneNumberSid, TwilioCredentials, VoiceRouting};
 use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
+use shared::twilio::TwilioResource;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -29,13 +30,12 @@ async fn undo_attach(
     services: &Services,
     creds: &TwilioCredentials,
     provider: &ProviderRecord,
-    sid: &str,
+    sid: &PhoneNumberSid,
     previous: &VoiceRouting,
 ) {
     let Err(e) = release_with(&services.twilio, creds, &provider.trunk_sid, sid, previous).await else { return };
     tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach; recorded for the orphan sweeper");
-    let leftover =
-        TwilioResource::TrunkPhoneNumber { trunk_sid: provider.trunk_sid.clone(), number_sid: sid.to_owned() };
+    let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: provider.trunk_sid.clone(), number_sid: sid.clone() };
     if let Err(e) = record_for_sweeper(services, provider, &[leftover]).await {
         tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an attach that could not be undone");
     }
@@ -82,7 +82,7 @@ async fn import_one(
     provider: &ProviderRecord,
     creds: &TwilioCredentials,
     data_key: &tokio::sync::OnceCell<DataKey>,
-    sid: String,
+    sid: PhoneNumberSid,
 ) -> Result<PhoneNumberRecord, ImportError> {
     let fail = |code, message: String| ImportError { phone_number_sid: sid.clone(), code, message };
     match services.store.number_claimed(&sid).await {
@@ -105,7 +105,7 @@ async fn import_one(
             fail("twilio_error", format!("Could not read the number: {e}"))
         }
     })?;
-    if number.trunk_sid.as_deref() == Some(provider.trunk_sid.as_str()) {
+    if number.trunk_sid.as_ref() == Some(&provider.trunk_sid) {
         return Err(fail("already_imported", "The number is already on this provider's trunk.".into()));
     }
     let previous = number.voice_routing();

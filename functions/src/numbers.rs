@@ -12,7 +12,7 @@ use crate::providers::owner_of;
 use crate::services::Services;
 use secrecy::ExposeSecret;
 use shared::crypto::{CryptoError, DataKey, SecretKind};
-use shared::model::{TwilioCredentials, VoiceRouting};
+use shared::model::{PhoneNumberSid, TrunkSid, TwilioCredentials, VoiceRouting};
 use shared::store::{PhoneNumberRecord, ProviderRecord};
 use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError};
 
@@ -95,8 +95,8 @@ pub async fn release_number(
 pub async fn release_with(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
-    trunk_sid: &str,
-    phone_number_sid: &str,
+    trunk_sid: &TrunkSid,
+    phone_number_sid: &PhoneNumberSid,
     previous: &VoiceRouting,
 ) -> Result<Released, ReleaseError> {
     let current = match twilio.fetch_incoming_number(creds, phone_number_sid).await {
@@ -111,12 +111,12 @@ pub async fn release_with(
 async fn give_back(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
-    trunk_sid: &str,
+    trunk_sid: &TrunkSid,
     current: &IncomingPhoneNumber,
     previous: &VoiceRouting,
 ) -> Result<Released, ReleaseError> {
     let now = current.voice_routing();
-    let on_our_trunk = now.trunk_sid.as_deref() == Some(trunk_sid);
+    let on_our_trunk = now.trunk_sid.as_ref() == Some(trunk_sid);
     // What import leaves: the voice fields untouched, no application.
     let as_import_left = VoiceRouting { voice_application_sid: None, trunk_sid: None, ..previous.clone() };
     let untouched_fields =
@@ -129,8 +129,8 @@ async fn give_back(
         };
         return Ok(Released::LeftAsCustomerSet(reason));
     }
-    let sid = current.sid.as_str();
-    let change = if let Some(previous_trunk) = previous.trunk_sid.as_deref() {
+    let sid = &current.sid;
+    let change = if let Some(previous_trunk) = &previous.trunk_sid {
         twilio
             .move_number_to_trunk(creds, sid, previous_trunk)
             .await

@@ -16,7 +16,7 @@ use crate::create_twilio_provider::{
 use crate::providers::{
     load_provider, owner_of, refuse_if_deleting, requested_provider, save_with_retry, stored_credentials,
 };
-use crate::rollback::{TwilioResource, remove_or_record};
+use crate::rollback::remove_or_record;
 use crate::services::Services;
 use crate::verification::{Verification, origination_friendly_name, verify};
 use crate::{answer_deadline, respond};
@@ -28,8 +28,11 @@ use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
 use shared::http::json_response;
-use shared::model::{CheckName, CheckStatus, SipPassword, TwilioCredentials, transfer_mode};
+use shared::model::{
+    CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TransferMode, TrunkSid, TwilioCredentials,
+};
 use shared::store::{PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError};
+use shared::twilio::TwilioResource;
 use shared::twilio::{OriginationTarget, TwilioClient};
 use std::collections::HashSet;
 
@@ -103,16 +106,16 @@ fn unfixable(verification: &Verification) -> Option<String> {
     None
 }
 
-fn action(action: &str, resource: &str, result: RepairResult, message: impl Into<String>) -> RepairAction {
-    RepairAction { action: action.to_owned(), resource: resource.to_owned(), result, message: message.into() }
+fn action(action: &str, resource: impl ToString, result: RepairResult, message: impl Into<String>) -> RepairAction {
+    RepairAction { action: action.to_owned(), resource: resource.to_string(), result, message: message.into() }
 }
 
 /// The record's new Twilio references, once their Twilio work succeeded.
 #[derive(Default)]
 struct NewReferences {
     /// The new trunk's SID and domain label.
-    trunk: Option<(String, String)>,
-    credential_list_sid: Option<String>,
+    trunk: Option<(TrunkSid, String)>,
+    credential_list_sid: Option<CredentialListSid>,
     sip_credential: Option<SipCredentialRecord>,
 }
 
@@ -122,7 +125,7 @@ struct Repair<'a> {
     record: &'a ProviderRecord,
     actions: Vec<RepairAction>,
     /// The trunk the provider uses from here on; None when it could not be read or made.
-    trunk_sid: Option<String>,
+    trunk_sid: Option<TrunkSid>,
     new: NewReferences,
     /// Resources made for the new references, removed again if the record cannot be written.
     created: Vec<TwilioResource>,
@@ -143,7 +146,7 @@ impl<'a> Repair<'a> {
         }
     }
 
-    fn note(&mut self, name: &str, resource: &str, result: RepairResult, message: impl Into<String>) {
+    fn note(&mut self, name: &str, resource: impl ToString, result: RepairResult, message: impl Into<String>) {
         self.actions.push(action(name, resource, result, message));
     }
 
@@ -155,12 +158,12 @@ impl<'a> Repair<'a> {
     async fn trunk(&mut self) {
         let twilio = &self.services.twilio;
         let old_sid = self.record.trunk_sid.clone();
-        let expected_mode = transfer_mode(self.record.supports_call_transfer);
+        let expected_mode = TransferMode::for_call_transfer(self.record.supports_call_transfer);
         match twilio.fetch_trunk(self.creds, &old_sid).await {
             Ok(trunk) => {
                 self.note("recreateTrunk", &old_sid, RepairResult::Skipped, "The SIP trunk exists.");
                 self.trunk_sid = Some(old_sid.clone());
-                if trunk.transfer_mode.as_deref() == Some(expected_mode) {
+                if trunk.transfer_mode == Some(expected_mode) {
                     let message = format!("TransferMode is {expected_mode}, as supportsCallTransfer asks.");
                     self.note("setTransferMode", &old_sid, RepairResult::Skipped, message);
                     return;
@@ -251,7 +254,7 @@ impl<'a> Repair<'a> {
     }
 
     /// The stored SIP credential is in the list, or a new one (new password) is added.
-    async fn sip_credential_in(&mut self, list_sid: &str, stored: Option<&SipCredentialRecord>) {
+    async fn sip_credential_in(&mut self, list_sid: &CredentialListSid, stored: Option<&SipCredentialRecord>) {
         let listed = self.services.twilio.list_credentials(self.creds, list_sid, LIST_CAP).await;
         let listed = match listed {
             Ok(listed) => listed,
@@ -272,9 +275,9 @@ impl<'a> Repair<'a> {
                     "The SIP credential was missing from the list; created {} for user {} with a new password.",
                     credential.credential_sid, credential.username
                 );
-                self.note("recreateSipCredential", &credential.credential_sid.clone(), RepairResult::Done, message);
+                self.note("recreateSipCredential", &credential.credential_sid, RepairResult::Done, message);
                 self.created.push(TwilioResource::Credential {
-                    list_sid: list_sid.to_owned(),
+                    list_sid: list_sid.clone(),
                     credential_sid: credential.credential_sid.clone(),
                 });
                 self.new.sip_credential = Some(credential);
@@ -284,7 +287,7 @@ impl<'a> Repair<'a> {
     }
 
     /// A new credential list with a new SIP credential, for a list that was deleted.
-    async fn new_credential_list(&mut self) -> Option<String> {
+    async fn new_credential_list(&mut self) -> Option<CredentialListSid> {
         let twilio = &self.services.twilio;
         let old_sid = self.record.credential_list_sid.clone();
         let name = format!("voice-ai-{}-{}", self.record.id, shared::time::unix_now());
@@ -320,7 +323,7 @@ impl<'a> Repair<'a> {
     }
 
     /// Creates the provider's SIP user in a list with a new password, sealed for storage.
-    async fn new_sip_credential(&mut self, list_sid: &str) -> Result<SipCredentialRecord, String> {
+    async fn new_sip_credential(&mut self, list_sid: &CredentialListSid) -> Result<SipCredentialRecord, String> {
         if self.data_key.is_none() {
             match self.services.envelope.generate_data_key(&owner_of(self.record)).await {
                 Ok(key) => self.data_key = Some(key),
@@ -339,17 +342,17 @@ impl<'a> Repair<'a> {
                 provider_id: self.record.id,
                 username: credential.username,
                 credential_sid: credential.sid,
-                credential_list_sid: list_sid.to_owned(),
+                credential_list_sid: list_sid.clone(),
                 password: data_key.seal(SecretKind::SipPassword, password.expose()),
             }),
             Err(e) => {
                 if e.is_outcome_unknown() {
                     let listed = twilio.list_credentials(self.creds, list_sid, LIST_CAP).await.unwrap_or_default();
                     self.created.extend(
-                        listed.into_iter().filter(|c| c.username == username).map(|c| TwilioResource::Credential {
-                            list_sid: list_sid.to_owned(),
-                            credential_sid: c.sid,
-                        }),
+                        listed
+                            .into_iter()
+                            .filter(|c| c.username == username)
+                            .map(|c| TwilioResource::Credential { list_sid: list_sid.clone(), credential_sid: c.sid }),
                     );
                 }
                 Err(format!("Could not create the SIP credential: {e}."))
@@ -357,13 +360,13 @@ impl<'a> Repair<'a> {
         }
     }
 
-    async fn attach_list(&mut self, list_sid: &str) {
+    async fn attach_list(&mut self, list_sid: &CredentialListSid) {
         let twilio = &self.services.twilio;
         let trunk_sid = self.trunk_sid.clone().expect("credentials run only with a trunk");
         let fresh = self.trunk_is_new() || self.new.credential_list_sid.is_some();
         if !fresh {
             match twilio.list_trunk_credential_lists(self.creds, &trunk_sid, LIST_CAP).await {
-                Ok(attached) if attached.iter().any(|a| a.sid == list_sid) => {
+                Ok(attached) if attached.iter().any(|a| &a.sid == list_sid) => {
                     let message = "The credential list is attached to the trunk.";
                     self.note("attachCredentialList", list_sid, RepairResult::Skipped, message);
                     return;
@@ -416,9 +419,9 @@ impl<'a> Repair<'a> {
         let own = existing.iter().find(|u| u.friendly_name.as_deref() == Some(friendly_name.as_str()));
         let (result, resource) = match own {
             Some(url) => {
-                (twilio.update_origination_url(self.creds, &trunk_sid, &url.sid, target).await, url.sid.clone())
+                (twilio.update_origination_url(self.creds, &trunk_sid, &url.sid, target).await, url.sid.to_string())
             }
-            None => (twilio.create_origination_url(self.creds, &trunk_sid, target).await, trunk_sid.clone()),
+            None => (twilio.create_origination_url(self.creds, &trunk_sid, target).await, trunk_sid.to_string()),
         };
         match result {
             Ok(url) => {
@@ -450,7 +453,7 @@ impl<'a> Repair<'a> {
                 return;
             }
         };
-        let on_trunk: HashSet<String> = if self.trunk_is_new() || imported.is_empty() {
+        let on_trunk: HashSet<PhoneNumberSid> = if self.trunk_is_new() || imported.is_empty() {
             HashSet::new()
         } else {
             match twilio.list_trunk_phone_numbers(self.creds, &trunk_sid, LIST_CAP).await {
@@ -469,7 +472,7 @@ impl<'a> Repair<'a> {
             return;
         }
         let missing: Vec<PhoneNumberRecord> = missing.into_iter().cloned().collect();
-        let (creds, trunk_sid) = (self.creds, trunk_sid.as_str());
+        let (creds, trunk_sid) = (self.creds, &trunk_sid);
         let outcomes: Vec<RepairAction> = futures::stream::iter(missing)
             .map(|number| reattach_number(twilio, creds, trunk_sid, number))
             .buffered(NUMBER_CONCURRENCY)
@@ -553,10 +556,10 @@ impl<'a> Repair<'a> {
 async fn reattach_number(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
-    trunk_sid: &str,
+    trunk_sid: &TrunkSid,
     number: PhoneNumberRecord,
 ) -> RepairAction {
-    let sid = number.phone_number_sid.as_str();
+    let sid = &number.phone_number_sid;
     let current = match twilio.fetch_incoming_number(creds, sid).await {
         Ok(current) => current,
         Err(e) if e.is_not_found() => {
@@ -569,7 +572,7 @@ async fn reattach_number(
             return action("reattachNumber", sid, RepairResult::Failed, message);
         }
     };
-    if let Some(other) = current.trunk_sid.as_deref().filter(|t| !t.is_empty() && *t != trunk_sid) {
+    if let Some(other) = current.trunk_sid.as_ref().filter(|t| *t != trunk_sid) {
         let message = format!(
             "{} was moved to another trunk ({other}); it was left there. Remove it from the provider, or move it back in Twilio and repair again.",
             number.phone_number

@@ -5,103 +5,10 @@
 use crate::services::Services;
 use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::model::TwilioCredentials;
-use shared::store::{LeftoverResource, OrphanRecord};
+use shared::store::OrphanRecord;
 use shared::time::now_rfc3339;
-use shared::twilio::{TwilioClient, TwilioError};
+use shared::twilio::{TwilioClient, TwilioError, TwilioResource};
 use std::time::Duration;
-
-/// A Twilio resource created for a provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TwilioResource {
-    Trunk {
-        trunk_sid: String,
-    },
-    CredentialList {
-        list_sid: String,
-    },
-    /// One SIP credential in a credential list.
-    Credential {
-        list_sid: String,
-        credential_sid: String,
-    },
-    /// An imported number's place on the trunk (left when a forced delete could not give it back).
-    TrunkPhoneNumber {
-        trunk_sid: String,
-        number_sid: String,
-    },
-    /// The credential list's attachment to the trunk.
-    TrunkCredentialList {
-        trunk_sid: String,
-        list_sid: String,
-    },
-}
-
-impl TwilioResource {
-    pub fn to_leftover(&self) -> LeftoverResource {
-        let (kind, sid) = match self {
-            Self::Trunk { trunk_sid } => ("trunk", trunk_sid.clone()),
-            Self::CredentialList { list_sid } => ("credentialList", list_sid.clone()),
-            Self::TrunkCredentialList { trunk_sid, list_sid } => {
-                ("trunkCredentialList", format!("{trunk_sid}/{list_sid}"))
-            }
-            Self::Credential { list_sid, credential_sid } => ("credential", format!("{list_sid}/{credential_sid}")),
-            Self::TrunkPhoneNumber { trunk_sid, number_sid } => {
-                ("trunkPhoneNumber", format!("{trunk_sid}/{number_sid}"))
-            }
-        };
-        LeftoverResource { kind: kind.to_owned(), sid }
-    }
-
-    /// The resource a leftover record names, if it names one this service creates.
-    pub fn from_leftover(leftover: &LeftoverResource) -> Option<Self> {
-        match leftover.kind.as_str() {
-            "trunk" => Some(Self::Trunk { trunk_sid: leftover.sid.clone() }),
-            "credentialList" => Some(Self::CredentialList { list_sid: leftover.sid.clone() }),
-            "trunkCredentialList" => leftover.sid.split_once('/').map(|(trunk, list)| Self::TrunkCredentialList {
-                trunk_sid: trunk.to_owned(),
-                list_sid: list.to_owned(),
-            }),
-            "trunkPhoneNumber" => leftover.sid.split_once('/').map(|(trunk, number)| Self::TrunkPhoneNumber {
-                trunk_sid: trunk.to_owned(),
-                number_sid: number.to_owned(),
-            }),
-            "credential" => leftover.sid.split_once('/').map(|(list, credential)| Self::Credential {
-                list_sid: list.to_owned(),
-                credential_sid: credential.to_owned(),
-            }),
-            _ => None,
-        }
-    }
-
-    async fn remove(&self, twilio: &TwilioClient, creds: &TwilioCredentials) -> Result<(), TwilioError> {
-        let result = match self {
-            Self::Trunk { trunk_sid } => twilio.delete_trunk(creds, trunk_sid).await,
-            Self::CredentialList { list_sid } => twilio.delete_credential_list(creds, list_sid).await,
-            Self::TrunkCredentialList { trunk_sid, list_sid } => {
-                twilio.detach_credential_list(creds, trunk_sid, list_sid).await
-            }
-            Self::Credential { list_sid, credential_sid } => {
-                twilio.delete_credential(creds, list_sid, credential_sid).await
-            }
-            Self::TrunkPhoneNumber { trunk_sid, number_sid } => {
-                twilio.detach_phone_number(creds, trunk_sid, number_sid).await
-            }
-        };
-        match result {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
-        }
-    }
-
-    /// Removal order: attachments first, then trunks, then credential lists (with their credentials).
-    fn removal_rank(&self) -> u8 {
-        match self {
-            Self::TrunkCredentialList { .. } | Self::Credential { .. } | Self::TrunkPhoneNumber { .. } => 0,
-            Self::Trunk { .. } => 1,
-            Self::CredentialList { .. } => 2,
-        }
-    }
-}
 
 /// Attempts per resource, on top of the client's own retries of 429s and lost connections.
 const REMOVE_ATTEMPTS: u32 = 3;
@@ -122,7 +29,7 @@ pub async fn remove_resources(
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match resource.remove(twilio, creds).await {
+            match twilio.remove(creds, &resource).await {
                 Ok(()) => {
                     if let TwilioResource::Trunk { trunk_sid } = &resource {
                         deleted_trunks.push(trunk_sid.clone());
@@ -140,12 +47,7 @@ pub async fn remove_resources(
             }
         }
     }
-    left.retain(|(resource, _)| match resource {
-        TwilioResource::TrunkCredentialList { trunk_sid, .. } | TwilioResource::TrunkPhoneNumber { trunk_sid, .. } => {
-            !deleted_trunks.contains(trunk_sid)
-        }
-        _ => true,
-    });
+    left.retain(|(resource, _)| resource.attached_to().is_none_or(|trunk| !deleted_trunks.contains(trunk)));
     left
 }
 
@@ -159,7 +61,7 @@ pub async fn record_for_sweeper(
     resources: &[TwilioResource],
 ) -> Result<(), shared::store::StoreError> {
     let store = &services.store;
-    let mut leftovers: Vec<LeftoverResource> = resources.iter().map(TwilioResource::to_leftover).collect();
+    let mut leftovers = resources.to_vec();
     if let Some(earlier) = store.get_orphan_resources(&record.organization_id, record.id).await? {
         let new: Vec<_> = earlier.into_iter().filter(|r| !leftovers.contains(r)).collect();
         leftovers.extend(new);
@@ -196,7 +98,7 @@ pub async fn remove_or_record(
         tracing::info!(provider_id = %owner.provider_id, removed = created.len(), "created Twilio resources removed");
         return;
     }
-    let resources: Vec<_> = left.iter().map(|(resource, _)| resource.to_leftover()).collect();
+    let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
     let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
     tracing::error!(
         organization_id = %owner.organization_id,

@@ -45,7 +45,7 @@ impl SipCredentialReader {
 #[serde(rename_all = "camelCase")]
 pub struct SipCredential {
     pub provider_id: Uuid,
-    pub trunk_sid: String,
+    pub trunk_sid: shared::model::TrunkSid,
     pub termination_uri: String,
     pub username: String,
     #[serde(serialize_with = "expose_password")]
@@ -196,7 +196,7 @@ mod tests {
     fn the_answer_carries_the_password_but_its_debug_print_does_not() {
         let credential = SipCredential {
             provider_id: Uuid::nil(),
-            trunk_sid: "TK1".into(),
+            trunk_sid: shared::model::TrunkSid::parse(&format!("TK{}", "1".repeat(32))).unwrap(),
             termination_uri: "sip:x.pstn.twilio.com".into(),
             username: "u".into(),
             password: SipPassword::from_stored("Secret123Secret123Secret123Secre".into()),

@@ -1,7 +1,7 @@
 //! The orphan sweeper, run by the hourly job: retries the removal of Twilio resources that a
 //! failed rollback left behind (recorded as `ORPHAN#` items) until they are gone.
 
-use crate::rollback::{TwilioResource, remove_resources};
+use crate::rollback::remove_resources;
 use crate::services::Services;
 use serde::Serialize;
 use shared::crypto::{SecretKind, SecretOwner};
@@ -89,8 +89,8 @@ async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {
             return Outcome::Stuck;
         }
     };
-    let resources: Vec<TwilioResource> = orphan.resources.iter().filter_map(TwilioResource::from_leftover).collect();
-    let left = remove_resources(&services.twilio, &creds, &resources).await;
+    let resources = &orphan.resources;
+    let left = remove_resources(&services.twilio, &creds, resources).await;
     if left.is_empty() {
         if let Err(e) = services.store.delete_orphan(&org, provider_id).await {
             tracing::error!(%provider_id, error = %e, "leftover resources removed but their record stays");
@@ -102,7 +102,7 @@ async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {
     }
     let rejected = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string());
     let remaining = OrphanRecord {
-        resources: left.iter().map(|(resource, _)| resource.to_leftover()).collect(),
+        resources: left.iter().map(|(resource, _)| resource.clone()).collect(),
         stuck_reason: rejected
             .as_ref()
             .map(|e| format!("Twilio rejected the stored credentials ({e}); remove the resources by hand")),

@@ -15,7 +15,7 @@ use shared::ApiError;
 use shared::deadline::within;
 use shared::dto::{TwilioProviderResponse, UpdateTwilioProvider};
 use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::{CheckName, CheckStatus, transfer_mode};
+use shared::model::{CheckName, CheckStatus, TransferMode};
 use shared::store::ProviderRecord;
 
 /// Whether the last verification saw the trunk's TransferMode differ from the stored value.
@@ -47,12 +47,12 @@ async fn update(services: &Services, request: &Request) -> Result<Response<Body>
         let creds = stored_credentials(services, &record).await?;
         services
             .twilio
-            .update_trunk_transfer_mode(&creds, &record.trunk_sid, transfer_mode(wanted))
+            .update_trunk_transfer_mode(&creds, &record.trunk_sid, TransferMode::for_call_transfer(wanted))
             .await
             .map_err(|e| stored_credentials_error("changing the trunk's transfer mode", &record, e))?;
         changed_in_twilio = Some(creds);
     }
-    let previous_mode = transfer_mode(record.supports_call_transfer);
+    let previous_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
     let trunk_sid = record.trunk_sid.clone();
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;

@@ -10,7 +10,8 @@
 use crate::services::Services;
 use serde_json::{Value, json};
 use shared::model::{
-    CheckName, CheckStatus, SipUri, TwilioCredentials, VerificationCheck, VerificationStatus, overall_status,
+    CheckName, CheckStatus, PhoneNumberSid, SipUri, TransferMode, TwilioCredentials, VerificationCheck,
+    VerificationStatus, overall_status,
 };
 use shared::store::ProviderRecord;
 use shared::twilio::{Account, OriginationUrl, Trunk, TwilioError, TwilioErrorKind};
@@ -370,7 +371,7 @@ pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> Verifica
 }
 
 fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> VerificationCheck {
-    let expected_mode = shared::model::transfer_mode(record.supports_call_transfer);
+    let expected_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
     let details =
         json!({"trunkSid": record.trunk_sid, "domainName": record.domain_name, "expectedTransferMode": expected_mode});
     let trunk = match trunk {
@@ -389,7 +390,8 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
         Err(e) => return twilio_finding(CheckName::Trunk, &format!("the SIP trunk {}", record.trunk_sid), e, details),
     };
     let domain = trunk.domain_name.clone().unwrap_or_default();
-    let mode = trunk.transfer_mode.clone().unwrap_or_default();
+    // Absent reads as "" (never the expected mode), as Twilio shows an unset field.
+    let mode = trunk.transfer_mode.map(TransferMode::as_str).unwrap_or_default();
     let details = json!({"trunkSid": trunk.sid, "domainName": domain, "transferMode": mode, "expectedTransferMode": expected_mode});
     if !domain.eq_ignore_ascii_case(&record.domain_name) {
         return VerificationCheck::new(
@@ -402,7 +404,7 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
             details,
         );
     }
-    if mode != expected_mode {
+    if mode != expected_mode.as_str() {
         return VerificationCheck::new(
             CheckName::Trunk,
             CheckStatus::Warning,
@@ -534,7 +536,7 @@ fn phone_numbers_check(
             json!({"imported": 0}),
         );
     }
-    let on_trunk: HashSet<String> = match on_trunk {
+    let on_trunk: HashSet<PhoneNumberSid> = match on_trunk {
         Some(Ok(numbers)) => numbers.into_iter().map(|n| n.sid).collect(),
         Some(Err(e)) => {
             return twilio_finding(
@@ -586,11 +588,12 @@ fn phone_numbers_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::model::AccountSid;
 
     #[test]
     fn inactive_accounts_fail_and_trials_warn() {
         let account = |status: &str, kind: &str| Account {
-            sid: "AC1".into(),
+            sid: AccountSid::parse(&format!("AC{}", "1".repeat(32))).unwrap(),
             status: status.into(),
             account_type: kind.into(),
             friendly_name: None,

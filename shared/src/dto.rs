@@ -2,9 +2,9 @@
 
 use crate::error::ApiError;
 use crate::http::JsonFields;
-use crate::model::{AccountSid, AuthToken, Region, VerificationCheck, VerificationStatus};
+use crate::model::{AccountSid, AuthToken, PhoneNumberSid, Region, TrunkSid, VerificationCheck, VerificationStatus};
 use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
-use crate::twilio::{Capabilities, IncomingPhoneNumber};
+use crate::twilio::{Capabilities, IncomingPhoneNumber, TwilioResource};
 use lambda_http::Request;
 use serde::Serialize;
 use uuid::Uuid;
@@ -84,7 +84,8 @@ pub struct TwilioProviderResponse {
     pub last_verified_at: Option<String>,
     pub phone_number_count: u32,
     pub verification_details: Option<Vec<VerificationCheck>>,
-    pub trunk_sid: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^TK[a-f0-9]{32}$"))]
+    pub trunk_sid: TrunkSid,
     pub termination_uri: String,
     pub region: Region,
     pub supports_call_transfer: bool,
@@ -209,19 +210,12 @@ impl RotateAuthToken {
     }
 }
 
-/// Twilio phone number SIDs: `PN` followed by 32 lowercase hex digits.
-pub fn is_phone_number_sid(value: &str) -> bool {
-    value
-        .strip_prefix("PN")
-        .is_some_and(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-}
-
 pub const IMPORT_MAX_NUMBERS: usize = 100;
 
 /// `POST /api/v1/providers/twilio/{id}/import-numbers`, parsed.
 #[derive(Debug)]
 pub struct ImportNumbers {
-    pub phone_number_sids: Vec<String>,
+    pub phone_number_sids: Vec<PhoneNumberSid>,
 }
 
 impl ImportNumbers {
@@ -240,15 +234,10 @@ impl ImportNumbers {
                 }
                 for (index, value) in values.iter().enumerate() {
                     let entry = format!("{FIELD}[{index}]");
-                    match value.as_str() {
-                        Some(sid) if is_phone_number_sid(sid) => {
-                            if sids.iter().any(|seen| seen == sid) {
-                                fields.add_error(&entry, "is a duplicate");
-                            } else {
-                                sids.push(sid.to_owned());
-                            }
-                        }
-                        _ => fields.add_error(&entry, "must be 'PN' followed by 32 lowercase hexadecimal characters"),
+                    match value.as_str().map(PhoneNumberSid::parse) {
+                        Some(Ok(sid)) if sids.contains(&sid) => fields.add_error(&entry, "is a duplicate"),
+                        Some(Ok(sid)) => sids.push(sid),
+                        _ => fields.add_error(&entry, PhoneNumberSid::FORMAT),
                     }
                 }
             }
@@ -280,11 +269,13 @@ impl From<&Capabilities> for CapabilitiesView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AvailableNumber {
-    pub phone_number_sid: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^PN[a-f0-9]{32}$"))]
+    pub phone_number_sid: PhoneNumberSid,
     pub phone_number: String,
     pub friendly_name: Option<String>,
     pub capabilities: CapabilitiesView,
-    pub trunk_sid: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^TK[a-f0-9]{32}$"))]
+    pub trunk_sid: Option<TrunkSid>,
     /// Already imported into this provider.
     pub imported: bool,
     /// Routes voice somewhere importing would replace: a voice URL, an application, or
@@ -294,7 +285,7 @@ pub struct AvailableNumber {
 
 impl AvailableNumber {
     /// `own_trunk_sid`: the provider's trunk, which is not routing to replace.
-    pub fn new(number: &IncomingPhoneNumber, imported: bool, own_trunk_sid: &str) -> Self {
+    pub fn new(number: &IncomingPhoneNumber, imported: bool, own_trunk_sid: &TrunkSid) -> Self {
         let mut routing = number.voice_routing();
         routing.trunk_sid = routing.trunk_sid.filter(|trunk| trunk != own_trunk_sid);
         Self {
@@ -307,7 +298,7 @@ impl AvailableNumber {
                 mms: false,
                 fax: false,
             }),
-            trunk_sid: number.trunk_sid.clone().filter(|s| !s.is_empty()),
+            trunk_sid: number.trunk_sid.clone(),
             imported,
             voice_routing_configured: routing.routes_voice(),
         }
@@ -330,7 +321,8 @@ pub struct AvailableNumbers {
 pub struct PhoneNumberResponse {
     pub id: Uuid,
     pub provider_id: Uuid,
-    pub phone_number_sid: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^PN[a-f0-9]{32}$"))]
+    pub phone_number_sid: PhoneNumberSid,
     pub phone_number: String,
     pub friendly_name: Option<String>,
     pub imported_at: String,
@@ -369,7 +361,8 @@ pub struct PhoneNumberPage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImportError {
-    pub phone_number_sid: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^PN[a-f0-9]{32}$"))]
+    pub phone_number_sid: PhoneNumberSid,
     /// `not_found`, `already_imported`, `credentials_rejected`, `twilio_error`, `storage_error`,
     /// `not_attempted` (the request ran out of time before this number).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -432,7 +425,8 @@ pub struct ForcedDeletion {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RemovedNumber {
-    pub phone_number_sid: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^PN[a-f0-9]{32}$"))]
+    pub phone_number_sid: PhoneNumberSid,
     /// Whether the number's previous voice configuration was given back. False when the
     /// customer changed the number since import: it is then left as they set it.
     pub restored: bool,
@@ -480,8 +474,8 @@ pub struct RepairResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LeftBehind {
-    pub kind: String,
-    pub sid: String,
+    #[serde(flatten)]
+    pub resource: TwilioResource,
     pub error: String,
 }
 

@@ -33,31 +33,83 @@ fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A Twilio Account SID: `AC` followed by 32 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct AccountSid(String);
+/// Declares a Twilio SID type: the two-letter prefix then 32 lowercase hex digits, parsed
+/// where it enters (a request, a Twilio response, a stored item) so the rest can trust it.
+macro_rules! twilio_sid {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
 
-impl AccountSid {
-    pub const FORMAT: &'static str = "must be 'AC' followed by 32 lowercase hexadecimal characters";
+        impl $name {
+            pub const FORMAT: &'static str =
+                concat!("must be '", $prefix, "' followed by 32 lowercase hexadecimal characters");
 
-    pub fn parse(value: &str) -> Result<Self, &'static str> {
-        match value.strip_prefix("AC") {
-            Some(rest) if rest.len() == 32 && is_lower_hex(rest) => Ok(Self(value.to_owned())),
-            _ => Err(Self::FORMAT),
+            pub fn parse(value: &str) -> Result<Self, &'static str> {
+                match value.strip_prefix($prefix) {
+                    Some(rest) if rest.len() == 32 && is_lower_hex(rest) => Ok(Self(value.to_owned())),
+                    _ => Err(Self::FORMAT),
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl TryFrom<String> for $name {
+            type Error = &'static str;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(sid: $name) -> Self {
+                sid.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for AccountSid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+twilio_sid!(
+    /// A Twilio Account SID.
+    AccountSid,
+    "AC"
+);
+twilio_sid!(
+    /// An Elastic SIP trunk.
+    TrunkSid,
+    "TK"
+);
+twilio_sid!(
+    /// A SIP credential list.
+    CredentialListSid,
+    "CL"
+);
+twilio_sid!(
+    /// A SIP credential (username and password) in a credential list.
+    CredentialSid,
+    "CR"
+);
+twilio_sid!(
+    /// An incoming phone number of the account.
+    PhoneNumberSid,
+    "PN"
+);
+twilio_sid!(
+    /// A trunk's origination URL.
+    OriginationUrlSid,
+    "OU"
+);
 
 /// A Twilio Auth Token: 32 lowercase hex digits. Never printed, serialized or logged.
 #[derive(Clone)]
@@ -149,7 +201,8 @@ pub struct VoiceRouting {
     pub voice_application_sid: Option<String>,
     /// The customer's own SIP trunk the number was on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trunk_sid: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^TK[a-f0-9]{32}$"))]
+    pub trunk_sid: Option<TrunkSid>,
 }
 
 impl VoiceRouting {
@@ -328,9 +381,34 @@ impl fmt::Display for Region {
     }
 }
 
-/// Twilio's `TransferMode` for a trunk, derived from `supportsCallTransfer`.
-pub fn transfer_mode(supports_call_transfer: bool) -> &'static str {
-    if supports_call_transfer { "enable-all" } else { "disable-all" }
+/// A trunk's `TransferMode` (Twilio's `trunk_enum_transfer_setting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferMode {
+    DisableAll,
+    EnableAll,
+    SipOnly,
+}
+
+impl TransferMode {
+    /// The mode a provider's trunk has: `supportsCallTransfer` enables every transfer.
+    pub fn for_call_transfer(supports_call_transfer: bool) -> Self {
+        if supports_call_transfer { Self::EnableAll } else { Self::DisableAll }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DisableAll => "disable-all",
+            Self::EnableAll => "enable-all",
+            Self::SipOnly => "sip-only",
+        }
+    }
+}
+
+impl fmt::Display for TransferMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

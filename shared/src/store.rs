@@ -17,7 +17,11 @@
 //! Every key but the number claim and the API key starts with the organization.
 
 use crate::crypto::EncryptedSecret;
-use crate::model::{AccountSid, OrganizationId, Region, VerificationCheck, VerificationStatus, VoiceRouting};
+use crate::model::{
+    AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
+    VerificationStatus, VoiceRouting,
+};
+use crate::twilio::TwilioResource;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -73,11 +77,11 @@ pub struct ProviderRecord {
     pub auth_token: EncryptedSecret,
     pub region: Region,
     pub supports_call_transfer: bool,
-    pub trunk_sid: String,
+    pub trunk_sid: TrunkSid,
     /// `<label>.pstn.twilio.com`
     pub domain_name: String,
     pub termination_uri: String,
-    pub credential_list_sid: String,
+    pub credential_list_sid: CredentialListSid,
     pub verification_status: VerificationStatus,
     pub last_verified_at: Option<String>,
     pub verification_details: Option<Vec<VerificationCheck>>,
@@ -103,8 +107,8 @@ pub struct DeletionState {
 pub struct SipCredentialRecord {
     pub provider_id: Uuid,
     pub username: String,
-    pub credential_sid: String,
-    pub credential_list_sid: String,
+    pub credential_sid: CredentialSid,
+    pub credential_list_sid: CredentialListSid,
     pub password: EncryptedSecret,
 }
 
@@ -123,7 +127,7 @@ pub struct ScanPage {
 pub struct PhoneNumberRecord {
     pub id: Uuid,
     pub provider_id: Uuid,
-    pub phone_number_sid: String,
+    pub phone_number_sid: PhoneNumberSid,
     pub phone_number: String,
     pub friendly_name: Option<String>,
     /// The voice configuration before import, URLs masked (safe to show and store in plain).
@@ -150,7 +154,7 @@ impl PhoneNumberRecord {
             ("entity".to_owned(), s("phoneNumber")),
             ("id".to_owned(), s(self.id.to_string())),
             ("providerId".to_owned(), s(self.provider_id.to_string())),
-            ("phoneNumberSid".to_owned(), s(self.phone_number_sid.clone())),
+            ("phoneNumberSid".to_owned(), s(self.phone_number_sid.as_str())),
             ("phoneNumber".to_owned(), s(self.phone_number.clone())),
             ("importedAt".to_owned(), s(self.imported_at.clone())),
         ]);
@@ -173,7 +177,7 @@ impl PhoneNumberRecord {
         Ok(Self {
             id: uuid("id")?,
             provider_id: uuid("providerId")?,
-            phone_number_sid: f.string("phoneNumberSid")?,
+            phone_number_sid: f.parsed("phoneNumberSid", PhoneNumberSid::parse)?,
             phone_number: f.string("phoneNumber")?,
             friendly_name: f.opt_string("friendlyName")?,
             previous_routing: f.json("previousRouting")?.unwrap_or_default(),
@@ -188,16 +192,8 @@ impl PhoneNumberRecord {
 
 /// A number's claim: global, not per organization, so that one Twilio number is on at most
 /// one provider anywhere (two organizations may connect the same Twilio account).
-fn number_claim_key(phone_number_sid: &str) -> Item {
+fn number_claim_key(phone_number_sid: &PhoneNumberSid) -> Item {
     HashMap::from([(PK.to_owned(), s(format!("PNCLAIM#{phone_number_sid}"))), (SK.to_owned(), s("PNCLAIM"))])
-}
-
-/// A Twilio resource that could not be deleted during a rollback.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeftoverResource {
-    /// `trunk`, `credentialList`, …
-    pub kind: String,
-    pub sid: String,
 }
 
 /// What a failed rollback left in a customer's Twilio account, kept for later clean-up.
@@ -208,7 +204,7 @@ pub struct OrphanRecord {
     pub account_sid: AccountSid,
     /// Absent when the token could not be encrypted (KMS was the failure).
     pub auth_token: Option<EncryptedSecret>,
-    pub resources: Vec<LeftoverResource>,
+    pub resources: Vec<TwilioResource>,
     pub created_at: String,
     /// Set when Twilio rejects the stored credentials: the sweeper stops trying (and logged
     /// it once); an operator removes the resources by hand.
@@ -224,7 +220,8 @@ impl OrphanRecord {
             .map(|entry| {
                 let map = entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?;
                 let f = Fields(map);
-                Ok(LeftoverResource { kind: f.string("kind")?, sid: f.string("sid")? })
+                TwilioResource::parse(&f.string("kind")?, &f.string("sid")?)
+                    .ok_or_else(|| StoreError::Corrupt("resource names nothing this service creates".into()))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Self {
@@ -310,6 +307,10 @@ impl<'a> Fields<'a> {
     fn string(&self, name: &str) -> Result<String, StoreError> {
         self.get(name)?.as_s().cloned().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a string")))
     }
+    /// A string attribute parsed into its type (a SID, an id, …).
+    fn parsed<T, E>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, StoreError> {
+        parse(&self.string(name)?).map_err(|_| StoreError::Corrupt(format!("attribute {name} is malformed")))
+    }
     fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
         match self.0.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
@@ -376,10 +377,10 @@ impl ProviderRecord {
             ("authToken".to_owned(), secret_to_attr(&self.auth_token)),
             ("region".to_owned(), s(self.region.as_str())),
             ("supportsCallTransfer".to_owned(), AttributeValue::Bool(self.supports_call_transfer)),
-            ("trunkSid".to_owned(), s(self.trunk_sid.clone())),
+            ("trunkSid".to_owned(), s(self.trunk_sid.as_str())),
             ("domainName".to_owned(), s(self.domain_name.clone())),
             ("terminationUri".to_owned(), s(self.termination_uri.clone())),
-            ("credentialListSid".to_owned(), s(self.credential_list_sid.clone())),
+            ("credentialListSid".to_owned(), s(self.credential_list_sid.as_str())),
             (
                 "verificationStatus".to_owned(),
                 s(serde_json::to_value(self.verification_status).expect("enum").as_str().expect("string enum")),
@@ -420,10 +421,10 @@ impl ProviderRecord {
             auth_token: f.secret("authToken")?,
             region,
             supports_call_transfer: f.boolean("supportsCallTransfer")?,
-            trunk_sid: f.string("trunkSid")?,
+            trunk_sid: f.parsed("trunkSid", TrunkSid::parse)?,
             domain_name: f.string("domainName")?,
             termination_uri: f.string("terminationUri")?,
-            credential_list_sid: f.string("credentialListSid")?,
+            credential_list_sid: f.parsed("credentialListSid", CredentialListSid::parse)?,
             verification_status: parse_enum("verificationStatus", f.string("verificationStatus")?)?,
             last_verified_at: f.opt_string("lastVerifiedAt")?,
             verification_details: f.json("verificationDetails")?,
@@ -453,8 +454,8 @@ impl SipCredentialRecord {
             ("entity".to_owned(), s("sipCredential")),
             ("providerId".to_owned(), s(self.provider_id.to_string())),
             ("username".to_owned(), s(self.username.clone())),
-            ("credentialSid".to_owned(), s(self.credential_sid.clone())),
-            ("credentialListSid".to_owned(), s(self.credential_list_sid.clone())),
+            ("credentialSid".to_owned(), s(self.credential_sid.as_str())),
+            ("credentialListSid".to_owned(), s(self.credential_list_sid.as_str())),
             ("password".to_owned(), secret_to_attr(&self.password)),
         ])
     }
@@ -465,8 +466,8 @@ impl SipCredentialRecord {
             provider_id: Uuid::parse_str(&f.string("providerId")?)
                 .map_err(|_| StoreError::Corrupt("providerId".into()))?,
             username: f.string("username")?,
-            credential_sid: f.string("credentialSid")?,
-            credential_list_sid: f.string("credentialListSid")?,
+            credential_sid: f.parsed("credentialSid", CredentialSid::parse)?,
+            credential_list_sid: f.parsed("credentialListSid", CredentialListSid::parse)?,
             password: f.secret("password")?,
         })
     }
@@ -848,7 +849,7 @@ impl ProviderStore {
     }
 
     /// Whether a number is already imported into a provider, of any organization.
-    pub async fn number_claimed(&self, phone_number_sid: &str) -> Result<bool, StoreError> {
+    pub async fn number_claimed(&self, phone_number_sid: &PhoneNumberSid) -> Result<bool, StoreError> {
         Ok(self.get_item(number_claim_key(phone_number_sid)).await?.is_some())
     }
 
@@ -995,10 +996,7 @@ impl ProviderStore {
             .resources
             .iter()
             .map(|r| {
-                AttributeValue::M(HashMap::from([
-                    ("kind".to_owned(), s(r.kind.clone())),
-                    ("sid".to_owned(), s(r.sid.clone())),
-                ]))
+                AttributeValue::M(HashMap::from([("kind".to_owned(), s(r.kind())), ("sid".to_owned(), s(r.sid()))]))
             })
             .collect();
         item.insert("resources".to_owned(), AttributeValue::L(resources));
@@ -1088,7 +1086,7 @@ impl ProviderStore {
         &self,
         org: &OrganizationId,
         provider_id: Uuid,
-    ) -> Result<Option<Vec<LeftoverResource>>, StoreError> {
+    ) -> Result<Option<Vec<TwilioResource>>, StoreError> {
         let item = self.get_item(Self::key(org, format!("ORPHAN#{provider_id}"))).await?;
         item.as_ref().map(|item| OrphanRecord::from_item(item).map(|orphan| orphan.resources)).transpose()
     }

@@ -3,8 +3,15 @@
 //! responses, HTTP Basic auth with the Account SID and Auth Token, error bodies
 //! `{code, message, more_info, status}`.
 
+mod resource;
+
+pub use resource::TwilioResource;
+
 use crate::config::TwilioConfig;
-use crate::model::{SipPassword, TwilioCredentials, VoiceRouting};
+use crate::model::{
+    AccountSid, CredentialListSid, CredentialSid, OriginationUrlSid, PhoneNumberSid, SipPassword, TransferMode,
+    TrunkSid, TwilioCredentials, VoiceRouting,
+};
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -130,7 +137,7 @@ impl TwilioError {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Account {
-    pub sid: String,
+    pub sid: AccountSid,
     pub status: String,
     #[serde(rename = "type")]
     pub account_type: String,
@@ -140,25 +147,25 @@ pub struct Account {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Trunk {
-    pub sid: String,
+    pub sid: TrunkSid,
     #[serde(default)]
     pub domain_name: Option<String>,
     #[serde(default)]
     pub friendly_name: Option<String>,
     #[serde(default)]
-    pub transfer_mode: Option<String>,
+    pub transfer_mode: Option<TransferMode>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CredentialList {
-    pub sid: String,
+    pub sid: CredentialListSid,
     #[serde(default)]
     pub friendly_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Credential {
-    pub sid: String,
+    pub sid: CredentialSid,
     pub username: String,
 }
 
@@ -176,14 +183,15 @@ pub struct Capabilities {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IncomingPhoneNumber {
-    pub sid: String,
+    pub sid: PhoneNumberSid,
     pub phone_number: String,
     #[serde(default)]
     pub friendly_name: Option<String>,
     #[serde(default)]
     pub capabilities: Option<Capabilities>,
-    #[serde(default)]
-    pub trunk_sid: Option<String>,
+    /// Null, or (as some responses have it) empty, when the number is on no trunk.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub trunk_sid: Option<TrunkSid>,
     #[serde(default)]
     pub voice_url: Option<String>,
     #[serde(default)]
@@ -200,6 +208,14 @@ pub struct IncomingPhoneNumber {
     pub voice_application_sid: Option<String>,
 }
 
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<TrunkSid>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(sid) if sid.is_empty() => Ok(None),
+        Some(sid) => TrunkSid::parse(&sid).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 impl IncomingPhoneNumber {
     /// The number's whole voice configuration (empty values as unset).
     pub fn voice_routing(&self) -> VoiceRouting {
@@ -212,7 +228,7 @@ impl IncomingPhoneNumber {
             status_callback: set(&self.status_callback),
             status_callback_method: set(&self.status_callback_method),
             voice_application_sid: set(&self.voice_application_sid),
-            trunk_sid: set(&self.trunk_sid),
+            trunk_sid: self.trunk_sid.clone(),
         }
     }
 }
@@ -220,7 +236,7 @@ impl IncomingPhoneNumber {
 /// A phone number as attached to a trunk.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrunkPhoneNumber {
-    pub sid: String,
+    pub sid: PhoneNumberSid,
     #[serde(default)]
     pub phone_number: Option<String>,
 }
@@ -228,7 +244,7 @@ pub struct TrunkPhoneNumber {
 /// One of a trunk's origination URLs: where Twilio sends the trunk's inbound calls.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OriginationUrl {
-    pub sid: String,
+    pub sid: OriginationUrlSid,
     pub sip_url: String,
     #[serde(default)]
     pub enabled: bool,
@@ -251,7 +267,7 @@ impl OriginationTarget<'_> {
 /// A credential list as attached to a trunk.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrunkCredentialList {
-    pub sid: String,
+    pub sid: CredentialListSid,
 }
 
 /// How often and how long to retry. Only requests that are safe to repeat are retried: any
@@ -332,14 +348,15 @@ impl TwilioClient {
         creds: &TwilioCredentials,
         friendly_name: &str,
         domain_name: &str,
-        transfer_mode: &str,
+        transfer_mode: TransferMode,
     ) -> Result<Trunk, TwilioError> {
-        let form = [("FriendlyName", friendly_name), ("DomainName", domain_name), ("TransferMode", transfer_mode)];
+        let form =
+            [("FriendlyName", friendly_name), ("DomainName", domain_name), ("TransferMode", transfer_mode.as_str())];
         self.json(creds, Method::POST, self.trunking_url("Trunks"), &form).await
     }
 
     /// `GET /v1/Trunks/{Sid}`
-    pub async fn fetch_trunk(&self, creds: &TwilioCredentials, trunk_sid: &str) -> Result<Trunk, TwilioError> {
+    pub async fn fetch_trunk(&self, creds: &TwilioCredentials, trunk_sid: &TrunkSid) -> Result<Trunk, TwilioError> {
         self.json(creds, Method::GET, self.trunking_url(&format!("Trunks/{trunk_sid}")), &[]).await
     }
 
@@ -347,15 +364,15 @@ impl TwilioClient {
     pub async fn update_trunk_transfer_mode(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
-        transfer_mode: &str,
+        trunk_sid: &TrunkSid,
+        transfer_mode: TransferMode,
     ) -> Result<Trunk, TwilioError> {
-        let form = [("TransferMode", transfer_mode)];
+        let form = [("TransferMode", transfer_mode.as_str())];
         self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}")), &form).await
     }
 
     /// `DELETE /v1/Trunks/{Sid}`
-    pub async fn delete_trunk(&self, creds: &TwilioCredentials, trunk_sid: &str) -> Result<(), TwilioError> {
+    pub async fn delete_trunk(&self, creds: &TwilioCredentials, trunk_sid: &TrunkSid) -> Result<(), TwilioError> {
         self.no_content(creds, Method::DELETE, self.trunking_url(&format!("Trunks/{trunk_sid}"))).await
     }
 
@@ -371,7 +388,11 @@ impl TwilioClient {
 
     /// `DELETE /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{Sid}.json`; the list's
     /// credentials go with it.
-    pub async fn delete_credential_list(&self, creds: &TwilioCredentials, list_sid: &str) -> Result<(), TwilioError> {
+    pub async fn delete_credential_list(
+        &self,
+        creds: &TwilioCredentials,
+        list_sid: &CredentialListSid,
+    ) -> Result<(), TwilioError> {
         self.no_content(
             creds,
             Method::DELETE,
@@ -384,7 +405,7 @@ impl TwilioClient {
     pub async fn create_credential(
         &self,
         creds: &TwilioCredentials,
-        list_sid: &str,
+        list_sid: &CredentialListSid,
         username: &str,
         password: &SipPassword,
     ) -> Result<Credential, TwilioError> {
@@ -397,8 +418,8 @@ impl TwilioClient {
     pub async fn delete_credential(
         &self,
         creds: &TwilioCredentials,
-        list_sid: &str,
-        credential_sid: &str,
+        list_sid: &CredentialListSid,
+        credential_sid: &CredentialSid,
     ) -> Result<(), TwilioError> {
         let url =
             self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}/Credentials/{credential_sid}.json"));
@@ -409,7 +430,7 @@ impl TwilioClient {
     pub async fn create_origination_url(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
+        trunk_sid: &TrunkSid,
         target: OriginationTarget<'_>,
     ) -> Result<OriginationUrl, TwilioError> {
         let form = [
@@ -427,8 +448,8 @@ impl TwilioClient {
     pub async fn update_origination_url(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
-        sid: &str,
+        trunk_sid: &TrunkSid,
+        sid: &OriginationUrlSid,
         target: OriginationTarget<'_>,
     ) -> Result<OriginationUrl, TwilioError> {
         let form = [("SipUrl", target.sip_url), ("Enabled", "true")];
@@ -440,7 +461,7 @@ impl TwilioClient {
     pub async fn list_origination_urls(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
+        trunk_sid: &TrunkSid,
         max_items: usize,
     ) -> Result<Vec<OriginationUrl>, TwilioError> {
         let url = self.trunking_url(&format!("Trunks/{trunk_sid}/OriginationUrls?PageSize=100"));
@@ -451,10 +472,10 @@ impl TwilioClient {
     pub async fn attach_credential_list(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
-        list_sid: &str,
+        trunk_sid: &TrunkSid,
+        list_sid: &CredentialListSid,
     ) -> Result<TrunkCredentialList, TwilioError> {
-        let form = [("CredentialListSid", list_sid)];
+        let form = [("CredentialListSid", list_sid.as_str())];
         self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists")), &form).await
     }
 
@@ -462,8 +483,8 @@ impl TwilioClient {
     pub async fn detach_credential_list(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
-        list_sid: &str,
+        trunk_sid: &TrunkSid,
+        list_sid: &CredentialListSid,
     ) -> Result<(), TwilioError> {
         self.no_content(
             creds,
@@ -507,7 +528,7 @@ impl TwilioClient {
     pub async fn fetch_incoming_number(
         &self,
         creds: &TwilioCredentials,
-        sid: &str,
+        sid: &PhoneNumberSid,
     ) -> Result<IncomingPhoneNumber, TwilioError> {
         self.json(creds, Method::GET, self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json")), &[]).await
     }
@@ -518,11 +539,11 @@ impl TwilioClient {
     pub async fn move_number_to_trunk(
         &self,
         creds: &TwilioCredentials,
-        sid: &str,
-        trunk_sid: &str,
+        sid: &PhoneNumberSid,
+        trunk_sid: &TrunkSid,
     ) -> Result<IncomingPhoneNumber, TwilioError> {
         let url = self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json"));
-        self.json(creds, Method::POST, url, &[("TrunkSid", trunk_sid)]).await
+        self.json(creds, Method::POST, url, &[("TrunkSid", trunk_sid.as_str())]).await
     }
 
     /// The same with `VoiceApplicationSid`: the application routes the number's calls, and
@@ -530,7 +551,7 @@ impl TwilioClient {
     pub async fn set_voice_application(
         &self,
         creds: &TwilioCredentials,
-        sid: &str,
+        sid: &PhoneNumberSid,
         application_sid: &str,
     ) -> Result<IncomingPhoneNumber, TwilioError> {
         let url = self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json"));
@@ -541,10 +562,10 @@ impl TwilioClient {
     pub async fn attach_phone_number(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
-        number_sid: &str,
+        trunk_sid: &TrunkSid,
+        number_sid: &PhoneNumberSid,
     ) -> Result<(), TwilioError> {
-        let form = [("PhoneNumberSid", number_sid)];
+        let form = [("PhoneNumberSid", number_sid.as_str())];
         let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers"));
         self.json::<serde_json::Value>(creds, Method::POST, url, &form).await.map(drop)
     }
@@ -553,8 +574,8 @@ impl TwilioClient {
     pub async fn detach_phone_number(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
-        number_sid: &str,
+        trunk_sid: &TrunkSid,
+        number_sid: &PhoneNumberSid,
     ) -> Result<(), TwilioError> {
         self.no_content(
             creds,
@@ -568,7 +589,7 @@ impl TwilioClient {
     pub async fn fetch_credential_list(
         &self,
         creds: &TwilioCredentials,
-        list_sid: &str,
+        list_sid: &CredentialListSid,
     ) -> Result<CredentialList, TwilioError> {
         self.json(creds, Method::GET, self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}.json")), &[])
             .await
@@ -578,7 +599,7 @@ impl TwilioClient {
     pub async fn list_credentials(
         &self,
         creds: &TwilioCredentials,
-        list_sid: &str,
+        list_sid: &CredentialListSid,
         max_items: usize,
     ) -> Result<Vec<Credential>, TwilioError> {
         let url = self.account_url(creds, &format!("/SIP/CredentialLists/{list_sid}/Credentials.json?PageSize=100"));
@@ -589,7 +610,7 @@ impl TwilioClient {
     pub async fn list_trunk_credential_lists(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
+        trunk_sid: &TrunkSid,
         max_items: usize,
     ) -> Result<Vec<TrunkCredentialList>, TwilioError> {
         let url = self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists?PageSize=100"));
@@ -600,11 +621,32 @@ impl TwilioClient {
     pub async fn list_trunk_phone_numbers(
         &self,
         creds: &TwilioCredentials,
-        trunk_sid: &str,
+        trunk_sid: &TrunkSid,
         max_items: usize,
     ) -> Result<Vec<TrunkPhoneNumber>, TwilioError> {
         let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers?PageSize=100"));
         self.list_all(creds, url, "phone_numbers", max_items).await
+    }
+
+    /// Removes a resource the service created; already gone (404) counts as removed.
+    pub async fn remove(&self, creds: &TwilioCredentials, resource: &TwilioResource) -> Result<(), TwilioError> {
+        let result = match resource {
+            TwilioResource::Trunk { trunk_sid } => self.delete_trunk(creds, trunk_sid).await,
+            TwilioResource::CredentialList { list_sid } => self.delete_credential_list(creds, list_sid).await,
+            TwilioResource::TrunkCredentialList { trunk_sid, list_sid } => {
+                self.detach_credential_list(creds, trunk_sid, list_sid).await
+            }
+            TwilioResource::Credential { list_sid, credential_sid } => {
+                self.delete_credential(creds, list_sid, credential_sid).await
+            }
+            TwilioResource::TrunkPhoneNumber { trunk_sid, number_sid } => {
+                self.detach_phone_number(creds, trunk_sid, number_sid).await
+            }
+        };
+        match result {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
     }
 
     /// Follows Twilio's paging: `next_page_uri` (2010 API, a path) or `meta.next_page_url`

@@ -266,13 +266,13 @@ async fn a_deleted_credential_list_is_replaced_and_attached() {
     let body = repair(&env, &p.id).await;
     assert_eq!(actions_with(&body, "done"), ["recreateCredentialList", "attachCredentialList"], "{body}");
     let record = stored(&env, &p.id).await;
-    assert_ne!(record.credential_list_sid, p.list_sid);
-    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), std::slice::from_ref(&record.credential_list_sid));
+    assert_ne!(record.credential_list_sid.as_str(), p.list_sid);
+    assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), [record.credential_list_sid.to_string()]);
     let credential = sip_credential(&env, &p.id).await.unwrap();
     let twilio_password =
-        env.fake.sip_password(&record.credential_list_sid, credential["username"].as_str().unwrap()).unwrap();
+        env.fake.sip_password(record.credential_list_sid.as_str(), credential["username"].as_str().unwrap()).unwrap();
     assert_eq!(credential["password"], twilio_password.as_str());
-    let p = Provider { list_sid: record.credential_list_sid.clone(), ..p };
+    let p = Provider { list_sid: record.credential_list_sid.to_string(), ..p };
     assert_second_repair_is_a_no_op(&env, &p).await;
 }
 
@@ -337,13 +337,13 @@ async fn a_deleted_trunk_is_rebuilt_with_everything_on_it() {
     assert_ne!(after.trunk_sid, before.trunk_sid);
     assert_ne!(after.termination_uri, before.termination_uri);
     assert_eq!(after.version, before.version + 1 + 1, "verify, then one write for the repair");
-    let trunk = env.fake.state().trunks[&after.trunk_sid].clone();
+    let trunk = env.fake.state().trunks[after.trunk_sid.as_str()].clone();
     assert!(after.termination_uri.contains(trunk.domain_name.trim_end_matches(".pstn.twilio.com")));
-    assert_eq!(env.fake.lists_attached_to(&after.trunk_sid), std::slice::from_ref(&p.list_sid));
-    assert_eq!(env.fake.origination_urls_of(&after.trunk_sid).len(), 1);
+    assert_eq!(env.fake.lists_attached_to(after.trunk_sid.as_str()), std::slice::from_ref(&p.list_sid));
+    assert_eq!(env.fake.origination_urls_of(after.trunk_sid.as_str()).len(), 1);
     assert_eq!(env.fake.state().incoming_numbers[&number].trunk_sid.as_deref(), Some(after.trunk_sid.as_str()));
     assert_eq!(sip_credential(&env, &p.id).await.unwrap()["trunkSid"], after.trunk_sid.as_str());
-    let p = Provider { trunk_sid: after.trunk_sid.clone(), ..p };
+    let p = Provider { trunk_sid: after.trunk_sid.to_string(), ..p };
     assert_second_repair_is_a_no_op(&env, &p).await;
 }
 
@@ -357,7 +357,7 @@ async fn a_failed_save_undoes_the_rebuilt_trunk() {
     let (status, body) = repair_as(&env, ORG, &p.id).await;
     assert_eq!(status, 503, "{body}");
     assert!(env.fake.trunks_of(&p.account_sid).is_empty(), "the new trunk was removed again");
-    assert_eq!(stored(&env, &p.id).await.trunk_sid, p.trunk_sid, "the record is unchanged");
+    assert_eq!(stored(&env, &p.id).await.trunk_sid.as_str(), p.trunk_sid, "the record is unchanged");
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ async fn a_number_whose_attach_cannot_be_undone_is_recorded_for_the_sweeper() {
     assert_eq!((status, result["failedCount"].as_u64()), (200, Some(1)), "{result}");
     let org = OrganizationId::parse(ORG).unwrap();
     let recorded = env.services.store.get_orphan_resources(&org, id.parse().unwrap()).await.unwrap().unwrap();
-    assert!(recorded.iter().any(|r| r.kind == "trunkPhoneNumber" && r.sid.ends_with(&pn)), "{recorded:?}");
+    assert!(recorded.iter().any(|r| r.kind() == "trunkPhoneNumber" && r.sid().ends_with(&pn)), "{recorded:?}");
 
     // Once Twilio recovers, the sweeper takes it off the trunk.
     proxy.clear();

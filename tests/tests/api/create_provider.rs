@@ -108,7 +108,7 @@ async fn creates_trunk_credential_list_and_credential_and_stores_them_encrypted(
     let opened = env.services.envelope.open(&owner, SecretKind::AuthToken, &record.auth_token).await.unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), token);
     let sip = env.services.store.get_sip_credential(&org, provider_id).await.unwrap().expect("stored");
-    assert_eq!(sip.credential_sid, credentials[0].sid);
+    assert_eq!(sip.credential_sid.as_str(), credentials[0].sid);
     let opened = env.services.envelope.open(&owner, SecretKind::SipPassword, &sip.password).await.unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), password);
     let stranger = SecretOwner { organization_id: OrganizationId::parse("org-other").unwrap(), provider_id };

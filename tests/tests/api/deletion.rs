@@ -24,7 +24,7 @@ async fn seed_numbers(env: &TestEnv, sid: &str, id: &str, trunk_sid: &str, n: us
         let record = PhoneNumberRecord {
             id: uuid::Uuid::now_v7(),
             provider_id: id.parse().unwrap(),
-            phone_number_sid: pn.clone(),
+            phone_number_sid: shared::model::PhoneNumberSid::parse(&pn).unwrap(),
             phone_number: format!("+1555300{i:04}"),
             friendly_name: None,
             previous_routing: shared::model::VoiceRouting {
@@ -140,7 +140,7 @@ async fn a_forced_delete_records_what_it_leaves_for_the_sweeper() {
     assert_eq!(get(&env, id).await.0, 404);
     let org = OrganizationId::parse(ORG).unwrap();
     let recorded = env.services.store.get_orphan_resources(&org, id.parse().unwrap()).await.unwrap();
-    assert!(recorded.is_some_and(|r| r.iter().any(|r| r.kind == "trunk")), "recorded for the sweeper");
+    assert!(recorded.is_some_and(|r| r.iter().any(|r| r.kind() == "trunk")), "recorded for the sweeper");
 
     env.fake.clear_faults();
     let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
