@@ -6,13 +6,14 @@
 //! compares digests in constant time, so the time taken does not depend on how much of a
 //! guessed key is right.
 //!
-//! | item | pk | sk |
-//! |---|---|---|
-//! | lookup by key id | `APIKEY#{keyId}` | `APIKEY` |
-//! | the organization's keys, for listing | `ORG#{org}` | `APIKEY#{keyId}` |
+//! Each key is stored twice (see the table in [`crate::item`]): under its key id, to look it
+//! up, and under the organization, to list its keys.
 
+use crate::item::{
+    API_KEY_PREFIX, Fields, Item, Transaction, api_key_listed_key, api_key_lookup_key, org_partition, put_new, s,
+};
 use crate::model::OrganizationId;
-use crate::store::{StoreError, put_new};
+use crate::store::StoreError;
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
@@ -88,21 +89,9 @@ pub struct ApiKeyStore {
     table: String,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
 impl ApiKeyStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
-    }
-
-    fn lookup_key(key_id: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".to_owned(), s(format!("APIKEY#{key_id}"))), ("sk".to_owned(), s("APIKEY"))])
-    }
-
-    fn org_key(org: &str, key_id: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".to_owned(), s(format!("ORG#{org}"))), ("sk".to_owned(), s(format!("APIKEY#{key_id}")))])
     }
 
     /// Creates a key for the organization; the returned key is the only copy.
@@ -131,18 +120,16 @@ impl ApiKeyStore {
         if let Some(description) = description {
             fields.insert("description".to_owned(), s(description));
         }
-        let mut lookup = Self::lookup_key(&key_id);
+        let mut lookup = api_key_lookup_key(&key_id);
         lookup.extend(fields.clone());
         lookup.insert("keyHash".to_owned(), s(digest_hex(key.expose())));
-        let mut listed = Self::org_key(org.as_str(), &key_id);
+        let mut listed = api_key_listed_key(org, &key_id);
         listed.extend(fields);
-        let puts = [lookup, listed].into_iter().map(|item| put_new(&self.table, item));
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(puts.collect()))
-            .send()
-            .await
-            .map_err(StoreError::request)?;
+        Transaction::new()
+            .with(Copy::Lookup, put_new(&self.table, lookup))
+            .with(Copy::Listed, put_new(&self.table, listed))
+            .send(&self.client)
+            .await?;
         Ok((info, key))
     }
 
@@ -156,8 +143,8 @@ impl ApiKeyStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(format!("ORG#{org}")))
-                .expression_attribute_values(":prefix", s("APIKEY#"))
+                .expression_attribute_values(":pk", org_partition(org))
+                .expression_attribute_values(":prefix", s(API_KEY_PREFIX))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -178,7 +165,7 @@ impl ApiKeyStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::lookup_key(key_id)))
+            .set_key(Some(api_key_lookup_key(key_id)))
             .consistent_read(true)
             .send()
             .await
@@ -187,11 +174,8 @@ impl ApiKeyStore {
         else {
             return Ok(false);
         };
-        let org = item
-            .get("organizationId")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?;
-        let updates = [Self::lookup_key(key_id), Self::org_key(org, key_id)].into_iter().map(|key| {
+        let org = Fields(&item).parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?;
+        let revoke = |key: Item| {
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key))
@@ -201,13 +185,12 @@ impl ApiKeyStore {
                 .build()
                 .expect("table, key and expression set");
             TransactWriteItem::builder().update(update).build()
-        });
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(updates.collect()))
-            .send()
-            .await
-            .map_err(StoreError::request)?;
+        };
+        Transaction::new()
+            .with(Copy::Lookup, revoke(api_key_lookup_key(key_id)))
+            .with(Copy::Listed, revoke(api_key_listed_key(&org, key_id)))
+            .send(&self.client)
+            .await?;
         Ok(true)
     }
 
@@ -223,7 +206,7 @@ impl ApiKeyStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::lookup_key(key_id)))
+            .set_key(Some(api_key_lookup_key(key_id)))
             .send()
             .await
             .map_err(StoreError::request)?
@@ -238,19 +221,21 @@ impl ApiKeyStore {
     }
 }
 
-fn info_from_item(item: &HashMap<String, AttributeValue>) -> Result<ApiKeyInfo, StoreError> {
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .ok_or_else(|| StoreError::Corrupt(format!("api key attribute {name}")))
-    };
+/// The two copies of a key, as transaction items.
+#[derive(Clone, Copy, PartialEq)]
+enum Copy {
+    Lookup,
+    Listed,
+}
+
+fn info_from_item(item: &Item) -> Result<ApiKeyInfo, StoreError> {
+    let f = Fields(item);
     Ok(ApiKeyInfo {
-        key_id: text("keyId")?,
-        organization_id: text("organizationId")?,
-        prefix: text("prefix")?,
-        description: item.get("description").and_then(|v| v.as_s().ok()).cloned(),
-        created_at: text("createdAt")?,
+        key_id: f.string("keyId")?,
+        organization_id: f.string("organizationId")?,
+        prefix: f.string("prefix")?,
+        description: f.opt_string("description")?,
+        created_at: f.string("createdAt")?,
         revoked: item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }

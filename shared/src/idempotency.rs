@@ -1,16 +1,15 @@
 //! `Idempotency-Key` records: the first response to a keyed request, replayed for 24 hours to
 //! the same organization sending the same key with the same request.
 //!
-//! Item: pk `ORG#{org}`, sk `IDEMPOTENCY#{sha256(key)}`, with the request's digest, a state
+//! Item (keyed as the table in [`crate::item`] says), with the request's digest, a state
 //! (`inFlight` while the first request runs, `done` after), the stored response, and
 //! `expiresAt` (epoch seconds), the table's TTL attribute.
 
+use crate::item::{Fields, idempotency_record_key, n, s};
 use crate::model::OrganizationId;
 use crate::store::StoreError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// How long a key is remembered.
@@ -48,14 +47,6 @@ pub struct IdempotencyStore {
     table: String,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 /// Hex SHA-256 of the parts, each length-prefixed so that boundaries cannot shift.
 pub fn digest(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
@@ -71,13 +62,6 @@ impl IdempotencyStore {
         Self { client, table: table.into() }
     }
 
-    fn key(org: &OrganizationId, idempotency_key: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".to_owned(), s(format!("ORG#{org}"))),
-            ("sk".to_owned(), s(format!("IDEMPOTENCY#{}", digest(&[idempotency_key.as_bytes()])))),
-        ])
-    }
-
     /// Claims the key for a request with this digest, or says why not.
     pub async fn claim(
         &self,
@@ -86,7 +70,7 @@ impl IdempotencyStore {
         request_digest: &str,
     ) -> Result<Claim, StoreError> {
         let now = crate::time::unix_now();
-        let mut item = Self::key(org, idempotency_key);
+        let mut item = idempotency_record_key(org, idempotency_key);
         item.insert("entity".to_owned(), s("idempotencyKey"));
         item.insert("requestDigest".to_owned(), s(request_digest));
         item.insert("state".to_owned(), s("inFlight"));
@@ -125,30 +109,26 @@ impl IdempotencyStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(org, idempotency_key)))
+            .set_key(Some(idempotency_record_key(org, idempotency_key)))
             .consistent_read(true)
             .send()
             .await
             .map_err(StoreError::request)?
             .item
             .ok_or_else(|| StoreError::Corrupt("idempotency record vanished".into()))?;
-        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-        if text("requestDigest").as_deref() != Some(request_digest) {
+        let f = Fields(&item);
+        if f.string("requestDigest")? != request_digest {
             return Ok(Claim::Mismatch);
         }
-        if text("state").as_deref() != Some("done") {
+        if f.string("state")? != "done" {
             return Ok(Claim::InFlight);
         }
-        let status = item.get("responseStatus").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-        match (status, text("responseBody")) {
-            (Some(status), Some(body)) => Ok(Claim::Replay(StoredResponse {
-                status,
-                content_type: text("responseContentType").unwrap_or_else(|| "application/json".into()),
-                body,
-                location: text("responseLocation"),
-            })),
-            _ => Err(StoreError::Corrupt("idempotency record without a response".into())),
-        }
+        Ok(Claim::Replay(StoredResponse {
+            status: f.number("responseStatus")?,
+            content_type: f.opt_string("responseContentType")?.unwrap_or_else(|| "application/json".into()),
+            body: f.string("responseBody")?,
+            location: f.opt_string("responseLocation")?,
+        }))
     }
 
     /// Stores the response of the request that claimed the key.
@@ -160,7 +140,7 @@ impl IdempotencyStore {
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
         let now = crate::time::unix_now();
-        let mut item = Self::key(org, idempotency_key);
+        let mut item = idempotency_record_key(org, idempotency_key);
         item.insert("entity".to_owned(), s("idempotencyKey"));
         item.insert("requestDigest".to_owned(), s(request_digest));
         item.insert("state".to_owned(), s("done"));
@@ -186,7 +166,7 @@ impl IdempotencyStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(org, idempotency_key)))
+            .set_key(Some(idempotency_record_key(org, idempotency_key)))
             .send()
             .await
             .map_err(StoreError::request)?;

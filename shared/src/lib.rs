@@ -5,6 +5,7 @@
 //! - [`twilio`]: an HTTP client for the parts of Twilio's REST API the service uses.
 //! - [`crypto`]: KMS envelope encryption of secrets.
 //! - [`store`]: the DynamoDB table, every access scoped by organization.
+//! - [`item`]: how records map to its items: every key, attributes, named transactions.
 //! - [`error`]: the one error type, rendered as RFC 9457 problem+json.
 //! - [`metrics`]: CloudWatch Embedded Metric Format.
 //! - [`queue`]: SQS queues for work that outlives one invocation.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod https;
 pub mod idempotency;
+pub mod item;
 pub mod metrics;
 pub mod model;
 pub mod queue;

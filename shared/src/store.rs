@@ -1,22 +1,13 @@
-//! The DynamoDB table. One table, partitioned by organization: every key the handlers read
-//! and write starts with the organization, so no read or write can reach another
-//! organization's items (the two exceptions below are looked up by an id, never listed).
-//!
-//! | item | pk | sk |
-//! |---|---|---|
-//! | provider | `ORG#{org}` | `PROVIDER#{id}` (ids are UUIDv7, so newest sorts last) |
-//! | SIP credential | `ORG#{org}` | `SIPCRED#{providerId}` |
-//! | Account SID claim (one provider per Account SID) | `ORG#{org}` | `ACCOUNT#{accountSid}` |
-//! | Twilio resources a failed rollback left behind | `ORG#{org}` | `ORPHAN#{providerId}` |
-//! | imported phone number | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
-//! | phone number claim: global, one provider per Twilio number anywhere | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
-//! | API key, looked up by key id (`shared::api_keys`) | `APIKEY#{keyId}` | `APIKEY` |
-//! | API key, listed by organization | `ORG#{org}` | `APIKEY#{keyId}` |
-//! | idempotency record (`shared::idempotency`) | `ORG#{org}` | `IDEMPOTENCY#{sha256(key)}` |
-//!
-//! Every key but the number claim and the API key starts with the organization.
+//! The DynamoDB table, partitioned by organization: every key the handlers read and write
+//! starts with the organization, so no read or write can reach another organization's items.
+//! The keys and the item mapping are in [`crate::item`], with the table of every item.
 
 use crate::crypto::EncryptedSecret;
+use crate::item::{
+    Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value, n,
+    number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition, orphan_sort_key, provider_sort_key,
+    put_new, s, secret, sip_credential_sort_key,
+};
 use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
     VerificationStatus, VoiceRouting,
@@ -24,16 +15,9 @@ use crate::model::{
 use crate::twilio::TwilioResource;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-type Item = HashMap<String, AttributeValue>;
-
-pub const PK: &str = "pk";
-pub const SK: &str = "sk";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -139,18 +123,13 @@ pub struct PhoneNumberRecord {
 }
 
 impl PhoneNumberRecord {
-    pub fn sort_key_prefix(provider_id: Uuid) -> String {
-        format!("NUMBER#{provider_id}#")
-    }
-
-    pub fn sort_key(&self) -> String {
-        format!("{}{}", Self::sort_key_prefix(self.provider_id), self.id)
+    fn key(&self, org: &OrganizationId) -> Item {
+        org_key(org, number_sort_key(self.provider_id, self.id))
     }
 
     fn to_item(&self, org: &OrganizationId) -> Item {
-        let mut item = HashMap::from([
-            (PK.to_owned(), org_pk(org)),
-            (SK.to_owned(), s(self.sort_key())),
+        let mut item = self.key(org);
+        item.extend([
             ("entity".to_owned(), s("phoneNumber")),
             ("id".to_owned(), s(self.id.to_string())),
             ("providerId".to_owned(), s(self.provider_id.to_string())),
@@ -164,36 +143,24 @@ impl PhoneNumberRecord {
         let routing = serde_json::to_string(&self.previous_routing).expect("routing serializes");
         item.insert("previousRouting".to_owned(), s(routing));
         if let Some(sealed) = &self.previous_routing_sealed {
-            item.insert("previousRoutingSealed".to_owned(), secret_to_attr(sealed));
+            item.insert("previousRoutingSealed".to_owned(), secret(sealed));
         }
         item
     }
 
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let f = Fields(item);
-        let uuid = |name: &str| {
-            Uuid::parse_str(&f.string(name)?).map_err(|_| StoreError::Corrupt(format!("{name} is not a UUID")))
-        };
         Ok(Self {
-            id: uuid("id")?,
-            provider_id: uuid("providerId")?,
+            id: f.uuid("id")?,
+            provider_id: f.uuid("providerId")?,
             phone_number_sid: f.parsed("phoneNumberSid", PhoneNumberSid::parse)?,
             phone_number: f.string("phoneNumber")?,
             friendly_name: f.opt_string("friendlyName")?,
             previous_routing: f.json("previousRouting")?.unwrap_or_default(),
-            previous_routing_sealed: match item.get("previousRoutingSealed") {
-                Some(_) => Some(f.secret("previousRoutingSealed")?),
-                None => None,
-            },
+            previous_routing_sealed: f.opt_secret("previousRoutingSealed")?,
             imported_at: f.string("importedAt")?,
         })
     }
-}
-
-/// A number's claim: global, not per organization, so that one Twilio number is on at most
-/// one provider anywhere (two organizations may connect the same Twilio account).
-fn number_claim_key(phone_number_sid: &PhoneNumberSid) -> Item {
-    HashMap::from([(PK.to_owned(), s(format!("PNCLAIM#{phone_number_sid}"))), (SK.to_owned(), s("PNCLAIM"))])
 }
 
 /// What a failed rollback left in a customer's Twilio account, kept for later clean-up.
@@ -225,21 +192,24 @@ impl OrphanRecord {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Self {
-            organization_id: OrganizationId::parse(&f.string("organizationId")?)
-                .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?,
-            provider_id: Uuid::parse_str(&f.string("providerId")?)
-                .map_err(|_| StoreError::Corrupt("providerId".into()))?,
-            account_sid: AccountSid::parse(&f.string("accountSid")?)
-                .map_err(|_| StoreError::Corrupt("accountSid".into()))?,
-            auth_token: match item.get("authToken") {
-                Some(_) => Some(f.secret("authToken")?),
-                None => None,
-            },
+            organization_id: f.parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?,
+            provider_id: f.uuid("providerId")?,
+            account_sid: f.parsed("accountSid", AccountSid::parse)?,
+            auth_token: f.opt_secret("authToken")?,
             resources,
             created_at: f.string("createdAt")?,
             stuck_reason: f.opt_string("stuckReason")?,
         })
     }
+}
+
+/// The items of a number transaction.
+#[derive(Clone, Copy, PartialEq)]
+enum NumberPart {
+    Number,
+    Claim,
+    /// The provider's `phoneNumberCount` (and version).
+    ProviderCount,
 }
 
 #[derive(Clone, Debug)]
@@ -264,127 +234,28 @@ fn conflict_backoff(attempt: u32) -> Option<std::time::Duration> {
     (!past_deadline).then_some(delay)
 }
 
-/// A transaction item that puts a new item, failing if one with its key exists.
-pub(crate) fn put_new(table: &str, item: Item) -> TransactWriteItem {
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(pk)")
-        .build()
-        .expect("table and item set");
-    TransactWriteItem::builder().put(put).build()
-}
-
-fn org_pk(org: &OrganizationId) -> AttributeValue {
-    AttributeValue::S(format!("ORG#{org}"))
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn secret_to_attr(secret: &EncryptedSecret) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
-        ("v".to_owned(), n(secret.format_version)),
-        ("keyId".to_owned(), s(secret.key_id.clone())),
-        ("edk".to_owned(), AttributeValue::B(Blob::new(secret.encrypted_data_key.clone()))),
-        ("nonce".to_owned(), AttributeValue::B(Blob::new(secret.nonce.clone()))),
-        ("ct".to_owned(), AttributeValue::B(Blob::new(secret.ciphertext.clone()))),
-    ]))
-}
-
-/// Typed reads of an item's attributes, naming the attribute when it is missing or mistyped.
-struct Fields<'a>(&'a Item);
-
-impl<'a> Fields<'a> {
-    fn get(&self, name: &str) -> Result<&'a AttributeValue, StoreError> {
-        self.0.get(name).ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing")))
-    }
-    fn string(&self, name: &str) -> Result<String, StoreError> {
-        self.get(name)?.as_s().cloned().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a string")))
-    }
-    /// A string attribute parsed into its type (a SID, an id, …).
-    fn parsed<T, E>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, StoreError> {
-        parse(&self.string(name)?).map_err(|_| StoreError::Corrupt(format!("attribute {name} is malformed")))
-    }
-    fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
-        match self.0.get(name) {
-            None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(_) => self.string(name).map(Some),
-        }
-    }
-    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
-        self.get(name)?
-            .as_n()
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is not a number")))
-    }
-    fn boolean(&self, name: &str) -> Result<bool, StoreError> {
-        self.get(name)?
-            .as_bool()
-            .copied()
-            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a boolean")))
-    }
-    fn blob(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        self.get(name)?
-            .as_b()
-            .map(|b| b.as_ref().to_vec())
-            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not binary")))
-    }
-    fn secret(&self, name: &str) -> Result<EncryptedSecret, StoreError> {
-        let map = self.get(name)?.as_m().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a map")))?;
-        let inner = Fields(map);
-        Ok(EncryptedSecret {
-            format_version: inner.number("v")?,
-            key_id: inner.string("keyId")?,
-            encrypted_data_key: inner.blob("edk")?,
-            nonce: inner.blob("nonce")?,
-            ciphertext: inner.blob("ct")?,
-        })
-    }
-    fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        self.opt_string(name)?
-            .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}"))))
-            .transpose()
-    }
-}
-
-fn parse_enum<T: serde::de::DeserializeOwned>(name: &str, value: String) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(value))
-        .map_err(|_| StoreError::Corrupt(format!("attribute {name} has an unknown value")))
-}
-
 impl ProviderRecord {
-    pub fn sort_key(id: Uuid) -> String {
-        format!("PROVIDER#{id}")
+    fn key(&self) -> Item {
+        org_key(&self.organization_id, provider_sort_key(self.id))
     }
 
     fn to_item(&self) -> Item {
-        let mut item = HashMap::from([
-            (PK.to_owned(), org_pk(&self.organization_id)),
-            (SK.to_owned(), s(Self::sort_key(self.id))),
+        let mut item = self.key();
+        item.extend([
             ("entity".to_owned(), s("provider")),
             ("providerType".to_owned(), s("twilio")),
             ("organizationId".to_owned(), s(self.organization_id.as_str())),
             ("id".to_owned(), s(self.id.to_string())),
             ("name".to_owned(), s(self.name.clone())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
-            ("authToken".to_owned(), secret_to_attr(&self.auth_token)),
+            ("authToken".to_owned(), secret(&self.auth_token)),
             ("region".to_owned(), s(self.region.as_str())),
             ("supportsCallTransfer".to_owned(), AttributeValue::Bool(self.supports_call_transfer)),
             ("trunkSid".to_owned(), s(self.trunk_sid.as_str())),
             ("domainName".to_owned(), s(self.domain_name.clone())),
             ("terminationUri".to_owned(), s(self.termination_uri.clone())),
             ("credentialListSid".to_owned(), s(self.credential_list_sid.as_str())),
-            (
-                "verificationStatus".to_owned(),
-                s(serde_json::to_value(self.verification_status).expect("enum").as_str().expect("string enum")),
-            ),
+            ("verificationStatus".to_owned(), enum_value(&self.verification_status)),
             ("phoneNumberCount".to_owned(), n(self.phone_number_count)),
             ("createdAt".to_owned(), s(self.created_at.clone())),
             ("updatedAt".to_owned(), s(self.updated_at.clone())),
@@ -407,25 +278,19 @@ impl ProviderRecord {
 
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let f = Fields(item);
-        let organization_id = OrganizationId::parse(&f.string("organizationId")?)
-            .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?;
-        let id = Uuid::parse_str(&f.string("id")?).map_err(|_| StoreError::Corrupt("id is not a UUID".into()))?;
-        let account_sid =
-            AccountSid::parse(&f.string("accountSid")?).map_err(|_| StoreError::Corrupt("accountSid".into()))?;
-        let region = Region::parse(&f.string("region")?).ok_or_else(|| StoreError::Corrupt("region".into()))?;
         Ok(Self {
-            organization_id,
-            id,
+            organization_id: f.parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?,
+            id: f.uuid("id")?,
             name: f.string("name")?,
-            account_sid,
+            account_sid: f.parsed("accountSid", AccountSid::parse)?,
             auth_token: f.secret("authToken")?,
-            region,
+            region: f.parsed("region", |v| Region::parse(v).ok_or(()))?,
             supports_call_transfer: f.boolean("supportsCallTransfer")?,
             trunk_sid: f.parsed("trunkSid", TrunkSid::parse)?,
             domain_name: f.string("domainName")?,
             termination_uri: f.string("terminationUri")?,
             credential_list_sid: f.parsed("credentialListSid", CredentialListSid::parse)?,
-            verification_status: parse_enum("verificationStatus", f.string("verificationStatus")?)?,
+            verification_status: f.enum_value("verificationStatus")?,
             last_verified_at: f.opt_string("lastVerifiedAt")?,
             verification_details: f.json("verificationDetails")?,
             phone_number_count: f.number("phoneNumberCount")?,
@@ -443,28 +308,23 @@ impl ProviderRecord {
 }
 
 impl SipCredentialRecord {
-    pub fn sort_key(provider_id: Uuid) -> String {
-        format!("SIPCRED#{provider_id}")
-    }
-
     fn to_item(&self, org: &OrganizationId) -> Item {
-        HashMap::from([
-            (PK.to_owned(), org_pk(org)),
-            (SK.to_owned(), s(Self::sort_key(self.provider_id))),
+        let mut item = org_key(org, sip_credential_sort_key(self.provider_id));
+        item.extend([
             ("entity".to_owned(), s("sipCredential")),
             ("providerId".to_owned(), s(self.provider_id.to_string())),
             ("username".to_owned(), s(self.username.clone())),
             ("credentialSid".to_owned(), s(self.credential_sid.as_str())),
             ("credentialListSid".to_owned(), s(self.credential_list_sid.as_str())),
-            ("password".to_owned(), secret_to_attr(&self.password)),
-        ])
+            ("password".to_owned(), secret(&self.password)),
+        ]);
+        item
     }
 
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let f = Fields(item);
         Ok(Self {
-            provider_id: Uuid::parse_str(&f.string("providerId")?)
-                .map_err(|_| StoreError::Corrupt("providerId".into()))?,
+            provider_id: f.uuid("providerId")?,
             username: f.string("username")?,
             credential_sid: f.parsed("credentialSid", CredentialSid::parse)?,
             credential_list_sid: f.parsed("credentialListSid", CredentialListSid::parse)?,
@@ -493,10 +353,6 @@ fn decode_page_token(org: &OrganizationId, prefix: &str, token: &str) -> Result<
     let id = sort_key.strip_prefix(prefix).ok_or(StoreError::BadPageToken)?;
     Uuid::parse_str(id).map_err(|_| StoreError::BadPageToken)?;
     Ok(sort_key.to_owned())
-}
-
-fn account_claim_sort_key(account_sid: &AccountSid) -> String {
-    format!("ACCOUNT#{account_sid}")
 }
 
 /// Creates the table as `template.yaml` declares it: `pk` (hash) and `sk` (range) strings,
@@ -561,10 +417,6 @@ impl ProviderStore {
         &self.table
     }
 
-    fn key(org: &OrganizationId, sort_key: String) -> Item {
-        HashMap::from([(PK.to_owned(), org_pk(org)), (SK.to_owned(), s(sort_key))])
-    }
-
     async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
@@ -580,7 +432,7 @@ impl ProviderStore {
 
     /// Whether the organization already has a provider for this Account SID.
     pub async fn account_in_use(&self, org: &OrganizationId, account_sid: &AccountSid) -> Result<bool, StoreError> {
-        Ok(self.get_item(Self::key(org, account_claim_sort_key(account_sid))).await?.is_some())
+        Ok(self.get_item(org_key(org, account_claim_sort_key(account_sid))).await?.is_some())
     }
 
     /// Stores a new provider, its SIP credential and its Account SID claim in one transaction;
@@ -590,34 +442,30 @@ impl ProviderStore {
         provider: &ProviderRecord,
         credential: &SipCredentialRecord,
     ) -> Result<(), StoreError> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Part {
+            Provider,
+            SipCredential,
+            AccountClaim,
+        }
         let org = &provider.organization_id;
-        let mut claim = Self::key(org, account_claim_sort_key(&provider.account_sid));
+        let mut claim = org_key(org, account_claim_sort_key(&provider.account_sid));
         claim.insert("entity".to_owned(), s("accountClaim"));
         claim.insert("providerId".to_owned(), s(provider.id.to_string()));
-        let items = [provider.to_item(), credential.to_item(org), claim];
-        let puts = items.into_iter().map(|item| put_new(&self.table, item));
-        let result = self.client.transact_write_items().set_transact_items(Some(puts.collect())).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                // Reasons come in item order; the claim is the third.
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled.cancellation_reasons().get(2).and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    Err(StoreError::AccountTaken)
-                }
-                _ => Err(StoreError::request(e)),
-            },
+        let transaction = Transaction::new()
+            .with(Part::Provider, put_new(&self.table, provider.to_item()))
+            .with(Part::SipCredential, put_new(&self.table, credential.to_item(org)))
+            .with(Part::AccountClaim, put_new(&self.table, claim));
+        match transaction.send(&self.client).await {
+            Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::AccountClaim) => {
+                Err(StoreError::AccountTaken)
+            }
+            other => Ok(other?),
         }
     }
 
     pub async fn get_provider(&self, org: &OrganizationId, id: Uuid) -> Result<Option<ProviderRecord>, StoreError> {
-        self.get_item(Self::key(org, ProviderRecord::sort_key(id)))
-            .await?
-            .as_ref()
-            .map(ProviderRecord::from_item)
-            .transpose()
+        self.get_item(org_key(org, provider_sort_key(id))).await?.as_ref().map(ProviderRecord::from_item).transpose()
     }
 
     pub async fn get_sip_credential(
@@ -625,7 +473,7 @@ impl ProviderStore {
         org: &OrganizationId,
         provider_id: Uuid,
     ) -> Result<Option<SipCredentialRecord>, StoreError> {
-        self.get_item(Self::key(org, SipCredentialRecord::sort_key(provider_id)))
+        self.get_item(org_key(org, sip_credential_sort_key(provider_id)))
             .await?
             .as_ref()
             .map(SipCredentialRecord::from_item)
@@ -675,24 +523,19 @@ impl ProviderStore {
             .set_item(Some(credential.to_item(&record.organization_id)))
             .build()
             .expect("table and item set");
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(provider).build())
-            .transact_items(TransactWriteItem::builder().put(credential).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled.cancellation_reasons().first().and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    Err(StoreError::VersionConflict)
-                }
-                _ => Err(StoreError::request(e)),
-            },
+        #[derive(Clone, Copy, PartialEq)]
+        enum Part {
+            Provider,
+            SipCredential,
+        }
+        let transaction = Transaction::new()
+            .with(Part::Provider, TransactWriteItem::builder().put(provider).build())
+            .with(Part::SipCredential, TransactWriteItem::builder().put(credential).build());
+        match transaction.send(&self.client).await {
+            Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::Provider) => {
+                Err(StoreError::VersionConflict)
+            }
+            other => Ok(other?),
         }
     }
 
@@ -704,7 +547,7 @@ impl ProviderStore {
         limit: i32,
         page_token: Option<&str>,
     ) -> Result<(Vec<ProviderRecord>, Option<String>), StoreError> {
-        let (items, next) = self.query_page(org, "PROVIDER#", false, limit, page_token).await?;
+        let (items, next) = self.query_page(org, PROVIDER_PREFIX, false, limit, page_token).await?;
         Ok((items.iter().map(ProviderRecord::from_item).collect::<Result<_, _>>()?, next))
     }
 
@@ -716,8 +559,7 @@ impl ProviderStore {
         limit: i32,
         page_token: Option<&str>,
     ) -> Result<(Vec<PhoneNumberRecord>, Option<String>), StoreError> {
-        let prefix = PhoneNumberRecord::sort_key_prefix(provider_id);
-        let (items, next) = self.query_page(org, &prefix, true, limit, page_token).await?;
+        let (items, next) = self.query_page(org, &numbers_prefix(provider_id), true, limit, page_token).await?;
         Ok((items.iter().map(PhoneNumberRecord::from_item).collect::<Result<_, _>>()?, next))
     }
 
@@ -752,14 +594,14 @@ impl ProviderStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", org_pk(org))
+            .expression_attribute_values(":pk", org_partition(org))
             .expression_attribute_values(":prefix", s(prefix))
             .scan_index_forward(oldest_first)
             .consistent_read(true)
             .limit(limit);
         if let Some(token) = page_token {
             let after = decode_page_token(org, prefix, token)?;
-            query = query.set_exclusive_start_key(Some(Self::key(org, after)));
+            query = query.set_exclusive_start_key(Some(org_key(org, after)));
         }
         let output = query.send().await.map_err(StoreError::request)?;
         let items = output.items.unwrap_or_default();
@@ -794,10 +636,8 @@ impl ProviderStore {
     pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
         let org = &record.organization_id;
         let numbers = self.all_numbers(org, record.id).await?;
-        let number_keys: Vec<Item> = numbers
-            .iter()
-            .flat_map(|n| [Self::key(org, n.sort_key()), number_claim_key(&n.phone_number_sid)])
-            .collect();
+        let number_keys: Vec<Item> =
+            numbers.iter().flat_map(|n| [n.key(org), number_claim_key(&n.phone_number_sid)]).collect();
         for chunk in number_keys.chunks(25) {
             let requests = chunk
                 .iter()
@@ -826,25 +666,26 @@ impl ProviderStore {
                 return Err(StoreError::Request("DynamoDB left number records unprocessed".into()));
             }
         }
-        let keys = [
-            ProviderRecord::sort_key(record.id),
-            SipCredentialRecord::sort_key(record.id),
-            account_claim_sort_key(&record.account_sid),
-        ];
-        let deletes = keys.into_iter().map(|sort_key| {
+        let delete = |sort_key: String| {
             let delete = Delete::builder()
                 .table_name(&self.table)
-                .set_key(Some(Self::key(org, sort_key)))
+                .set_key(Some(org_key(org, sort_key)))
                 .build()
                 .expect("key set");
             TransactWriteItem::builder().delete(delete).build()
-        });
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(deletes.collect()))
-            .send()
-            .await
-            .map_err(StoreError::request)?;
+        };
+        #[derive(Clone, Copy, PartialEq)]
+        enum Part {
+            Provider,
+            SipCredential,
+            AccountClaim,
+        }
+        Transaction::new()
+            .with(Part::Provider, delete(provider_sort_key(record.id)))
+            .with(Part::SipCredential, delete(sip_credential_sort_key(record.id)))
+            .with(Part::AccountClaim, delete(account_claim_sort_key(&record.account_sid)))
+            .send(&self.client)
+            .await?;
         Ok(())
     }
 
@@ -859,8 +700,11 @@ impl ProviderStore {
         provider_id: Uuid,
         number_id: Uuid,
     ) -> Result<Option<PhoneNumberRecord>, StoreError> {
-        let sort_key = format!("{}{number_id}", PhoneNumberRecord::sort_key_prefix(provider_id));
-        self.get_item(Self::key(org, sort_key)).await?.as_ref().map(PhoneNumberRecord::from_item).transpose()
+        self.get_item(org_key(org, number_sort_key(provider_id, number_id)))
+            .await?
+            .as_ref()
+            .map(PhoneNumberRecord::from_item)
+            .transpose()
     }
 
     /// Stores an imported number with its organization-wide claim and increments the
@@ -870,12 +714,11 @@ impl ProviderStore {
         claim.insert("entity".to_owned(), s("numberClaim"));
         claim.insert("organizationId".to_owned(), s(org.as_str()));
         claim.insert("providerId".to_owned(), s(number.provider_id.to_string()));
-        let items = vec![
-            put_new(&self.table, number.to_item(org)),
-            put_new(&self.table, claim),
-            self.count_update(org, number.provider_id, 1, false),
-        ];
-        self.transact_number_change(items, StoreError::NumberTaken).await
+        let transaction = Transaction::new()
+            .with(NumberPart::Number, put_new(&self.table, number.to_item(org)))
+            .with(NumberPart::Claim, put_new(&self.table, claim))
+            .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, 1, false));
+        self.transact_number_change(transaction, StoreError::NumberTaken).await
     }
 
     /// Deletes an imported number and its claim and decrements the provider's count; refused
@@ -909,12 +752,11 @@ impl ProviderStore {
                 .expect("key set");
             TransactWriteItem::builder().delete(delete).build()
         };
-        let items = vec![
-            delete(Self::key(org, number.sort_key()), Some("attribute_exists(pk)")),
-            delete(number_claim_key(&number.phone_number_sid), None),
-            self.count_update(org, number.provider_id, -1, while_deleting),
-        ];
-        self.transact_number_change(items, StoreError::NumberGone).await
+        let transaction = Transaction::new()
+            .with(NumberPart::Number, delete(number.key(org), Some("attribute_exists(pk)")))
+            .with(NumberPart::Claim, delete(number_claim_key(&number.phone_number_sid), None))
+            .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, -1, while_deleting));
+        self.transact_number_change(transaction, StoreError::NumberGone).await
     }
 
     fn count_update(
@@ -931,7 +773,7 @@ impl ProviderStore {
         };
         let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(org, ProviderRecord::sort_key(provider_id))))
+            .set_key(Some(org_key(org, provider_sort_key(provider_id))))
             .update_expression("SET phoneNumberCount = phoneNumberCount + :delta, version = version + :one")
             .condition_expression(condition)
             .expression_attribute_values(":delta", n(delta))
@@ -941,53 +783,49 @@ impl ProviderStore {
         TransactWriteItem::builder().update(update).build()
     }
 
-    /// Runs a number transaction whose last item is the provider's count update: a failed
-    /// condition there is `ProviderGone`, elsewhere `on_item_conflict`. A transaction that
+    /// Runs a number transaction: a failed condition on the provider's count is
+    /// `ProviderGone`, on the number or its claim `on_item_conflict`. A transaction that
     /// DynamoDB cancelled because another one was writing the same item (the provider's count,
     /// under concurrent imports) is retried with jittered backoff within the deadline.
     async fn transact_number_change(
         &self,
-        items: Vec<TransactWriteItem>,
+        transaction: Transaction<NumberPart>,
         on_item_conflict: StoreError,
     ) -> Result<(), StoreError> {
-        let provider_index = items.len() - 1;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
-            let Err(e) = result else { return Ok(()) };
-            let cancelled = match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled,
-                _ => return Err(StoreError::request(e)),
+            let why = match transaction.send(&self.client).await {
+                Ok(()) => return Ok(()),
+                Err(TransactionFailure::Request(e)) => return Err(e),
+                Err(TransactionFailure::Cancelled(why)) => why,
             };
-            let code = |i: usize| cancelled.cancellation_reasons().get(i).and_then(|r| r.code());
-            if code(provider_index) == Some("ConditionalCheckFailed") {
+            if why.condition_failed(NumberPart::ProviderCount) {
                 return Err(StoreError::ProviderGone);
             }
-            if (0..provider_index).any(|i| code(i) == Some("ConditionalCheckFailed")) {
+            if why.condition_failed(NumberPart::Number) || why.condition_failed(NumberPart::Claim) {
                 return Err(on_item_conflict);
             }
-            let conflict = (0..=provider_index).any(|i| code(i) == Some("TransactionConflict"));
             match conflict_backoff(attempt) {
-                Some(delay) if conflict => {
+                Some(delay) if why.conflicted() => {
                     tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "transaction conflict; retrying");
                     tokio::time::sleep(delay).await;
                 }
-                _ => return Err(StoreError::request(e)),
+                _ => return Err(why.into()),
             }
         }
     }
 
     /// Records what a failed rollback left behind, for the clean-up job.
     pub async fn record_orphan(&self, orphan: &OrphanRecord) -> Result<(), StoreError> {
-        let mut item = Self::key(&orphan.organization_id, format!("ORPHAN#{}", orphan.provider_id));
+        let mut item = org_key(&orphan.organization_id, orphan_sort_key(orphan.provider_id));
         item.insert("entity".to_owned(), s("orphan"));
         item.insert("organizationId".to_owned(), s(orphan.organization_id.as_str()));
         item.insert("providerId".to_owned(), s(orphan.provider_id.to_string()));
         item.insert("accountSid".to_owned(), s(orphan.account_sid.as_str()));
         item.insert("createdAt".to_owned(), s(orphan.created_at.clone()));
         if let Some(token) = &orphan.auth_token {
-            item.insert("authToken".to_owned(), secret_to_attr(token));
+            item.insert("authToken".to_owned(), secret(token));
         }
         if let Some(reason) = &orphan.stuck_reason {
             item.insert("stuckReason".to_owned(), s(reason.clone()));
@@ -1033,7 +871,7 @@ impl ProviderStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(org, format!("ORPHAN#{provider_id}"))))
+            .set_key(Some(org_key(org, orphan_sort_key(provider_id))))
             .send()
             .await
             .map_err(StoreError::request)?;
@@ -1063,10 +901,7 @@ impl ProviderStore {
         let mut ids = Vec::new();
         for item in output.items() {
             let f = Fields(item);
-            let org = OrganizationId::parse(&f.string("organizationId")?)
-                .ok_or_else(|| StoreError::Corrupt("organizationId".into()))?;
-            let id = Uuid::parse_str(&f.string(id_attribute)?).map_err(|_| StoreError::Corrupt("id".into()))?;
-            ids.push((org, id));
+            ids.push((f.parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?, f.uuid(id_attribute)?));
         }
         Ok((ids, output.last_evaluated_key.map(ScanCursor)))
     }
@@ -1077,7 +912,7 @@ impl ProviderStore {
         org: &OrganizationId,
         provider_id: Uuid,
     ) -> Result<Option<OrphanRecord>, StoreError> {
-        let item = self.get_item(Self::key(org, format!("ORPHAN#{provider_id}"))).await?;
+        let item = self.get_item(org_key(org, orphan_sort_key(provider_id))).await?;
         item.as_ref().map(OrphanRecord::from_item).transpose()
     }
 
@@ -1087,7 +922,7 @@ impl ProviderStore {
         org: &OrganizationId,
         provider_id: Uuid,
     ) -> Result<Option<Vec<TwilioResource>>, StoreError> {
-        let item = self.get_item(Self::key(org, format!("ORPHAN#{provider_id}"))).await?;
+        let item = self.get_item(org_key(org, orphan_sort_key(provider_id))).await?;
         item.as_ref().map(|item| OrphanRecord::from_item(item).map(|orphan| orphan.resources)).transpose()
     }
 }
@@ -1099,7 +934,7 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_reject_other_organizations_and_tampering() {
         let org = OrganizationId::parse("org-a").unwrap();
-        let sort_key = ProviderRecord::sort_key(Uuid::now_v7());
+        let sort_key = provider_sort_key(Uuid::now_v7());
         let token = encode_page_token(&org, &sort_key);
         assert_eq!(decode_page_token(&org, "PROVIDER#", &token).unwrap(), sort_key);
         let other = OrganizationId::parse("org-b").unwrap();

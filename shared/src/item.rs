@@ -1,0 +1,327 @@
+//! How records map to items of the one DynamoDB table: every key, the attribute helpers, and
+//! transactions whose items are named. [`crate::store`], [`crate::api_keys`] and
+//! [`crate::idempotency`] read and write through this module only.
+//!
+//! | item | `entity` | pk | sk |
+//! |---|---|---|---|
+//! | provider | `provider` | `ORG#{org}` | `PROVIDER#{providerId}` (UUIDv7, so newest sorts last) |
+//! | SIP credential | `sipCredential` | `ORG#{org}` | `SIPCRED#{providerId}` |
+//! | Account SID claim: one provider per Account SID in an organization | `accountClaim` | `ORG#{org}` | `ACCOUNT#{accountSid}` |
+//! | Twilio resources a failed rollback or forced delete left behind | `orphan` | `ORG#{org}` | `ORPHAN#{providerId}` |
+//! | imported phone number | `phoneNumber` | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
+//! | phone number claim: one provider per Twilio number anywhere | `numberClaim` | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
+//! | API key, looked up by key id | `apiKey` | `APIKEY#{keyId}` | `APIKEY` |
+//! | API key, listed by organization | `apiKey` | `ORG#{org}` | `APIKEY#{keyId}` |
+//! | `Idempotency-Key` record (TTL attribute `expiresAt`) | `idempotencyKey` | `ORG#{org}` | `IDEMPOTENCY#{sha256(key)}` |
+//!
+//! Every key but the number claim and the API key lookup starts with the organization; those
+//! two are found by an id, never listed. Secrets are stored as a map `{v, keyId, edk, nonce,
+//! ct}` (see [`crate::crypto::EncryptedSecret`]).
+
+use crate::crypto::EncryptedSecret;
+use crate::model::{AccountSid, OrganizationId, PhoneNumberSid};
+use crate::store::StoreError;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+
+// Keys, as the table above lists them.
+
+pub fn org_key(org: &OrganizationId, sort_key: String) -> Item {
+    key(format!("ORG#{org}"), sort_key)
+}
+
+fn key(partition_key: String, sort_key: String) -> Item {
+    HashMap::from([(PK.to_owned(), s(partition_key)), (SK.to_owned(), s(sort_key))])
+}
+
+pub fn org_partition(org: &OrganizationId) -> AttributeValue {
+    s(format!("ORG#{org}"))
+}
+
+pub const PROVIDER_PREFIX: &str = "PROVIDER#";
+
+pub fn provider_sort_key(provider_id: Uuid) -> String {
+    format!("{PROVIDER_PREFIX}{provider_id}")
+}
+
+pub fn sip_credential_sort_key(provider_id: Uuid) -> String {
+    format!("SIPCRED#{provider_id}")
+}
+
+pub fn account_claim_sort_key(account_sid: &AccountSid) -> String {
+    format!("ACCOUNT#{account_sid}")
+}
+
+pub fn orphan_sort_key(provider_id: Uuid) -> String {
+    format!("ORPHAN#{provider_id}")
+}
+
+/// The sort keys of a provider's imported numbers start with this.
+pub fn numbers_prefix(provider_id: Uuid) -> String {
+    format!("NUMBER#{provider_id}#")
+}
+
+pub fn number_sort_key(provider_id: Uuid, number_id: Uuid) -> String {
+    format!("{}{number_id}", numbers_prefix(provider_id))
+}
+
+/// Global, not per organization, so that one Twilio number is on at most one provider
+/// anywhere (two organizations may connect the same Twilio account).
+pub fn number_claim_key(phone_number_sid: &PhoneNumberSid) -> Item {
+    key(format!("PNCLAIM#{phone_number_sid}"), "PNCLAIM".to_owned())
+}
+
+pub fn api_key_lookup_key(key_id: &str) -> Item {
+    key(format!("APIKEY#{key_id}"), "APIKEY".to_owned())
+}
+
+pub const API_KEY_PREFIX: &str = "APIKEY#";
+
+pub fn api_key_listed_key(org: &OrganizationId, key_id: &str) -> Item {
+    org_key(org, format!("{API_KEY_PREFIX}{key_id}"))
+}
+
+/// The key is hashed: it is the caller's, and may be anything up to 255 characters.
+pub fn idempotency_record_key(org: &OrganizationId, idempotency_key: &str) -> Item {
+    org_key(org, format!("IDEMPOTENCY#{}", crate::idempotency::digest(&[idempotency_key.as_bytes()])))
+}
+
+// Attributes.
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn secret(secret: &EncryptedSecret) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("v".to_owned(), n(secret.format_version)),
+        ("keyId".to_owned(), s(secret.key_id.clone())),
+        ("edk".to_owned(), AttributeValue::B(Blob::new(secret.encrypted_data_key.clone()))),
+        ("nonce".to_owned(), AttributeValue::B(Blob::new(secret.nonce.clone()))),
+        ("ct".to_owned(), AttributeValue::B(Blob::new(secret.ciphertext.clone()))),
+    ]))
+}
+
+/// A string enum as serde names its variants.
+pub fn enum_value<T: serde::Serialize>(value: &T) -> AttributeValue {
+    s(serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).expect("a unit enum variant"))
+}
+
+/// Typed reads of an item's attributes, naming the attribute when it is missing or mistyped.
+pub struct Fields<'a>(pub &'a Item);
+
+impl<'a> Fields<'a> {
+    pub fn get(&self, name: &str) -> Result<&'a AttributeValue, StoreError> {
+        self.0.get(name).ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing")))
+    }
+    pub fn string(&self, name: &str) -> Result<String, StoreError> {
+        self.get(name)?.as_s().cloned().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a string")))
+    }
+    /// A string attribute parsed into its type (a SID, an id, …).
+    pub fn parsed<T, E>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, StoreError> {
+        parse(&self.string(name)?).map_err(|_| StoreError::Corrupt(format!("attribute {name} is malformed")))
+    }
+    pub fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
+        self.parsed(name, Uuid::parse_str)
+    }
+    pub fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(_) => self.string(name).map(Some),
+        }
+    }
+    pub fn number<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        self.get(name)?
+            .as_n()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is not a number")))
+    }
+    pub fn boolean(&self, name: &str) -> Result<bool, StoreError> {
+        self.get(name)?
+            .as_bool()
+            .copied()
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a boolean")))
+    }
+    fn blob(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.get(name)?
+            .as_b()
+            .map(|b| b.as_ref().to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not binary")))
+    }
+    pub fn secret(&self, name: &str) -> Result<EncryptedSecret, StoreError> {
+        let map = self.get(name)?.as_m().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a map")))?;
+        let inner = Fields(map);
+        Ok(EncryptedSecret {
+            format_version: inner.number("v")?,
+            key_id: inner.string("keyId")?,
+            encrypted_data_key: inner.blob("edk")?,
+            nonce: inner.blob("nonce")?,
+            ciphertext: inner.blob("ct")?,
+        })
+    }
+    pub fn opt_secret(&self, name: &str) -> Result<Option<EncryptedSecret>, StoreError> {
+        self.0.get(name).map(|_| self.secret(name)).transpose()
+    }
+    /// A string enum as serde names its variants.
+    pub fn enum_value<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, StoreError> {
+        serde_json::from_value(serde_json::Value::String(self.string(name)?))
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} has an unknown value")))
+    }
+    /// A JSON document stored as a string.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        self.opt_string(name)?
+            .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}"))))
+            .transpose()
+    }
+}
+
+// Transactions.
+
+/// A transaction item that puts a new item, failing if one with its key exists.
+pub fn put_new(table: &str, item: Item) -> TransactWriteItem {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .expect("table and item set");
+    TransactWriteItem::builder().put(put).build()
+}
+
+/// A write transaction whose items are named, so that a cancellation is read by name: DynamoDB
+/// reports the reasons in item order, and an order is easy to change by mistake.
+#[derive(Clone)]
+pub struct Transaction<N> {
+    names: Vec<N>,
+    items: Vec<TransactWriteItem>,
+}
+
+impl<N: Copy + PartialEq> Transaction<N> {
+    pub fn new() -> Self {
+        Self { names: Vec::new(), items: Vec::new() }
+    }
+
+    pub fn with(mut self, name: N, item: TransactWriteItem) -> Self {
+        self.names.push(name);
+        self.items.push(item);
+        self
+    }
+
+    pub async fn send(&self, client: &aws_sdk_dynamodb::Client) -> Result<(), TransactionFailure<N>> {
+        let result = client.transact_write_items().set_transact_items(Some(self.items.clone())).send().await;
+        let Err(e) = result else { return Ok(()) };
+        match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let codes = cancelled.cancellation_reasons().iter().map(|reason| reason.code().map(str::to_owned));
+                let reasons = self.names.iter().copied().zip(codes).collect();
+                Err(TransactionFailure::Cancelled(Cancellation { reasons, error: DisplayErrorContext(&e).to_string() }))
+            }
+            _ => Err(TransactionFailure::Request(StoreError::request(e))),
+        }
+    }
+}
+
+impl<N: Copy + PartialEq> Default for Transaction<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub enum TransactionFailure<N> {
+    /// DynamoDB cancelled the transaction; nothing was written.
+    Cancelled(Cancellation<N>),
+    Request(StoreError),
+}
+
+/// Why DynamoDB cancelled a transaction, item by item.
+pub struct Cancellation<N> {
+    reasons: Vec<(N, Option<String>)>,
+    error: String,
+}
+
+impl<N: Copy + PartialEq> Cancellation<N> {
+    fn code_of(&self, name: N) -> Option<&str> {
+        self.reasons.iter().find(|(n, _)| *n == name).and_then(|(_, code)| code.as_deref())
+    }
+
+    /// The named item's condition did not hold.
+    pub fn condition_failed(&self, name: N) -> bool {
+        self.code_of(name) == Some("ConditionalCheckFailed")
+    }
+
+    /// Another transaction was writing one of the items: trying again may succeed.
+    pub fn conflicted(&self) -> bool {
+        self.reasons.iter().any(|(_, code)| code.as_deref() == Some("TransactionConflict"))
+    }
+}
+
+impl<N> From<Cancellation<N>> for StoreError {
+    fn from(cancellation: Cancellation<N>) -> Self {
+        StoreError::Request(cancellation.error)
+    }
+}
+
+impl<N> From<TransactionFailure<N>> for StoreError {
+    fn from(failure: TransactionFailure<N>) -> Self {
+        match failure {
+            TransactionFailure::Cancelled(cancellation) => cancellation.into(),
+            TransactionFailure::Request(error) => error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Part {
+        Record,
+        Claim,
+    }
+
+    #[test]
+    fn cancellations_are_read_by_item_name() {
+        let cancellation = Cancellation {
+            reasons: vec![
+                (Part::Record, Some("None".to_owned())),
+                (Part::Claim, Some("ConditionalCheckFailed".into())),
+            ],
+            error: "cancelled".into(),
+        };
+        assert!(cancellation.condition_failed(Part::Claim));
+        assert!(!cancellation.condition_failed(Part::Record));
+        assert!(!cancellation.conflicted());
+        assert!(matches!(StoreError::from(cancellation), StoreError::Request(message) if message == "cancelled"));
+    }
+
+    #[test]
+    fn keys_follow_the_table() {
+        let org = OrganizationId::parse("org-1").unwrap();
+        let id = Uuid::nil();
+        let text = |item: &Item, name: &str| item[name].as_s().unwrap().clone();
+        let provider = org_key(&org, provider_sort_key(id));
+        assert_eq!((text(&provider, PK), text(&provider, SK)), ("ORG#org-1".into(), format!("PROVIDER#{id}")));
+        assert!(number_sort_key(id, id).starts_with(&numbers_prefix(id)));
+        let sid = PhoneNumberSid::parse(&format!("PN{}", "a".repeat(32))).unwrap();
+        assert_eq!(text(&number_claim_key(&sid), PK), format!("PNCLAIM#{sid}"));
+        let idempotency = idempotency_record_key(&org, "k");
+        assert!(text(&idempotency, SK).starts_with("IDEMPOTENCY#") && !text(&idempotency, SK).ends_with("#k"));
+        assert_eq!(text(&api_key_listed_key(&org, "ab"), SK), "APIKEY#ab");
+        assert_eq!(text(&api_key_lookup_key("ab"), PK), "APIKEY#ab");
+    }
+}
