@@ -78,15 +78,17 @@ pub async fn seed_providers(setup: &Setup, services: &Services, n: usize) -> Dur
                 "create-twilio-provider.json",
                 &[(crate::DEMO_SID, &sid), (crate::DEMO_TOKEN, &token), (EVENT_ORG, &org)],
             );
-            let response =
-                functions::create_twilio_provider::handle(services, lambda_request(&create)).await.expect("create");
+            let response = functions::handlers::create_twilio_provider::handle(services, lambda_request(&create))
+                .await
+                .expect("create");
             let (status, body) = body_of(response);
             assert_eq!(status, 201, "seeding create: {body}");
             let id = body["id"].as_str().expect("id").to_owned();
             let pn = fake.add_incoming_number(&sid, &format!("+1555{:07}", i), Some("https://example.com/voice"));
             let import =
                 event("import-numbers.json", &[(EVENT_PROVIDER_ID, &id), (EVENT_NUMBER_SID, &pn), (EVENT_ORG, &org)]);
-            let response = functions::import_numbers::handle(services, lambda_request(&import)).await.expect("import");
+            let response =
+                functions::handlers::import_numbers::handle(services, lambda_request(&import)).await.expect("import");
             let (status, body) = body_of(response);
             assert!(status == 200 || status == 201, "seeding import: {status} {body}");
         })
@@ -254,8 +256,9 @@ pub async fn delete_at_size(setup: &Setup, services: &Services, n: usize, latenc
         "create-twilio-provider.json",
         &[(crate::DEMO_SID, &sid), (crate::DEMO_TOKEN, &token), (EVENT_ORG, org_name)],
     );
-    let (status, body) =
-        body_of(functions::create_twilio_provider::handle(services, lambda_request(&create)).await.expect("create"));
+    let (status, body) = body_of(
+        functions::handlers::create_twilio_provider::handle(services, lambda_request(&create)).await.expect("create"),
+    );
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().expect("id").to_owned();
     let trunk = body["trunkSid"].as_str().expect("trunk").to_owned();

@@ -1,34 +1,13 @@
-//! The Lambda handlers. Each binary in `src/bin` builds its dependencies once (Init phase)
-//! and runs one of these handlers; tests call the handlers directly.
+//! The Lambda functions. Each binary in `src/bin` builds its dependencies once (Init phase)
+//! and runs its handler in [`handlers`] (same name as the binary), which parses the event,
+//! calls a workflow in [`provider`] with typed inputs, and renders the answer. Tests call the
+//! handlers with the events users send, and the workflows directly.
 
-pub mod authorizer;
-pub mod available_numbers;
-pub mod continue_deletions;
-pub mod create_twilio_provider;
-pub mod delete_provider;
-pub mod get_provider;
-pub mod get_twilio_provider;
-pub mod idempotency;
-pub mod import_numbers;
-pub mod jobs;
-pub mod list_phone_numbers;
-pub mod list_providers;
+pub mod handlers;
 pub mod logging;
-pub mod numbers;
-pub mod providers;
-pub mod remove_phone_number;
-pub mod repair_provider;
-pub mod reverify_all;
-pub mod rollback;
-pub mod rotate_auth_token;
+pub mod provider;
 pub mod routes;
 pub mod services;
-pub mod sip_credential;
-pub mod sweep_orphans;
-pub mod twilio_errors;
-pub mod update_twilio_provider;
-pub mod verification;
-pub mod verify_provider;
 
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;

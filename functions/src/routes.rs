@@ -1,8 +1,8 @@
 //! The API's routes: one source for `local-api` and for the check that `template.yaml`
 //! declares exactly these (a test fails when they drift).
 
+use crate::handlers::*;
 use crate::services::Services;
-use crate::*;
 use lambda_http::{Body, Error, Request, Response};
 
 /// The HTTP functions, one per endpoint.
@@ -121,9 +121,9 @@ impl Endpoint {
             Self::GetProvider => get_provider::handle(&services.store, request).await,
             Self::ListProviders => list_providers::handle(&services.store, request).await,
             Self::UpdateTwilioProvider => update_twilio_provider::handle(services, request).await,
-            Self::RotateTwilioAuthToken => rotate_auth_token::handle(services, request).await,
+            Self::RotateTwilioAuthToken => rotate_twilio_auth_token::handle(services, request).await,
             Self::DeleteProvider => delete_provider::handle(services, request).await,
-            Self::ListAvailableNumbers => available_numbers::handle(services, request).await,
+            Self::ListAvailableNumbers => list_available_numbers::handle(services, request).await,
             Self::ImportNumbers => import_numbers::handle(services, request).await,
             Self::ListPhoneNumbers => list_phone_numbers::handle(&services.store, request).await,
             Self::RemovePhoneNumber => remove_phone_number::handle(services, request).await,

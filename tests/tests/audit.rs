@@ -101,14 +101,16 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
         responses.push_str(&String::from_utf8_lossy(response.body()));
     }
     // The call engine's read carries the password in its answer (only there), never in a log.
-    let reader = functions::sip_credential::SipCredentialReader {
+    let reader = functions::provider::sip_credential::SipCredentialReader {
         store: env.services.store.clone(),
         envelope: env.services.envelope.clone(),
     };
-    let read = functions::sip_credential::handle(&reader, json!({"organizationId": org, "providerId": id})).await;
+    let read =
+        functions::handlers::get_sip_credential::handle(&reader, json!({"organizationId": org, "providerId": id}))
+            .await;
     assert_eq!(read.unwrap().password.expose(), env.fake.credentials_of(&sid)[0].password);
     for job in [shared::queue::Job::Reverify, shared::queue::Job::SweepOrphans] {
-        let run = functions::jobs::run_in_process(&env.services, job, 4).await.unwrap();
+        let run = functions::provider::jobs::run_in_process(&env.services, job, 4).await.unwrap();
         responses.push_str(&serde_json::to_string(&run).unwrap());
     }
 

@@ -27,7 +27,8 @@ pub async fn run(services: Services, sqs: aws_sdk_sqs::Client, queue_url: String
                 json!({"Records": [{"messageId": message.message_id, "body": message.body, "eventSource": "aws:sqs"}]});
             let deadline = Some(Instant::now() + INVOCATION_TIME);
             let answer =
-                shared::deadline::within(deadline, functions::continue_deletions::process(&services, &event)).await;
+                shared::deadline::within(deadline, functions::handlers::continue_deletions::handle(&services, &event))
+                    .await;
             let failed = answer["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty());
             if !failed
                 && let Some(handle) = message.receipt_handle

@@ -248,7 +248,7 @@ fn query_parameter(query: Query) -> Parameter {
         .build()
 }
 
-/// The operations that take an `Idempotency-Key` (functions::idempotency).
+/// The operations that take an `Idempotency-Key` (functions::handlers::idempotency).
 const IDEMPOTENT: &[Endpoint] = &[Endpoint::CreateTwilioProvider, Endpoint::ImportNumbers];
 
 fn idempotency_key() -> Parameter {
@@ -744,7 +744,7 @@ mod tests {
             let request = lambda_http::Request::default().with_query_string_parameters(
                 std::collections::HashMap::from([("limit".to_owned(), value.to_owned())]),
             );
-            let parsed = functions::list_providers::parse_limit(&request).is_ok();
+            let parsed = functions::handlers::list_providers::parse_limit(&request).is_ok();
             let documented = value.parse::<i64>().is_ok_and(|n| (min..=max).contains(&n));
             assert_eq!(parsed, documented, "limit={value}");
         }

@@ -1,5 +1,5 @@
 //! The API Gateway Lambda authorizer: API key -> organization.
-use functions::authorizer;
+use functions::handlers::authorizer;
 use lambda_http::lambda_runtime::{self, Error, service_fn};
 use shared::api_keys::ApiKeyStore;
 

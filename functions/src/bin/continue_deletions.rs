@@ -1,5 +1,6 @@
 //! `continue-deletions`: consumes the deletion queue (SQS event source).
-use functions::{ANSWER_RESERVE, continue_deletions, services::Services};
+use functions::handlers::continue_deletions;
+use functions::{ANSWER_RESERVE, services::Services};
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -9,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let services = &services;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
         let deadline = shared::deadline::from_epoch_millis(event.context.deadline, ANSWER_RESERVE);
-        let answer = shared::deadline::within(deadline, continue_deletions::process(services, &event.payload)).await;
+        let answer = shared::deadline::within(deadline, continue_deletions::handle(services, &event.payload)).await;
         Ok::<_, Error>(answer)
     }))
     .await

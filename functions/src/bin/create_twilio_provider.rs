@@ -1,5 +1,6 @@
 //! `POST /api/v1/providers/twilio`
-use functions::{create_twilio_provider, services::Services};
+use functions::handlers::create_twilio_provider;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

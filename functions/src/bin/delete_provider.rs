@@ -1,5 +1,6 @@
 //! `DELETE /api/v1/providers/{id}`
-use functions::{delete_provider, services::Services};
+use functions::handlers::delete_provider;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

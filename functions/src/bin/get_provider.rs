@@ -1,5 +1,6 @@
 //! `GET /api/v1/providers/{id}`
-use functions::{get_provider, services::store_from_env};
+use functions::handlers::get_provider;
+use functions::services::store_from_env;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

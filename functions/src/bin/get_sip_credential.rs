@@ -1,5 +1,6 @@
 //! `get-sip-credential`: invoked directly by the call engine (Lambda Invoke), not routed.
-use functions::sip_credential::{self, SipCredentialReader};
+use functions::handlers::get_sip_credential;
+use functions::provider::sip_credential::SipCredentialReader;
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -7,7 +8,7 @@ async fn main() -> Result<(), Error> {
     functions::logging::init();
     let reader = SipCredentialReader::from_env().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        sip_credential::handle(&reader, event.payload)
+        get_sip_credential::handle(&reader, event.payload)
     }))
     .await
 }

@@ -1,5 +1,6 @@
 //! `POST /api/v1/providers/twilio/{id}/import-numbers`
-use functions::{import_numbers, services::Services};
+use functions::handlers::import_numbers;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

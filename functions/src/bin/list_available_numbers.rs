@@ -1,10 +1,11 @@
 //! `GET /api/v1/providers/twilio/{id}/available-numbers`
-use functions::{available_numbers, services::Services};
+use functions::handlers::list_available_numbers;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     functions::logging::init();
     let services = Services::from_env().await?;
-    run(service_fn(|request| available_numbers::handle(&services, request))).await
+    run(service_fn(|request| list_available_numbers::handle(&services, request))).await
 }

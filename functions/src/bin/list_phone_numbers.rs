@@ -1,5 +1,6 @@
 //! `GET /api/v1/providers/twilio/{id}/phone-numbers`
-use functions::{list_phone_numbers, services::store_from_env};
+use functions::handlers::list_phone_numbers;
+use functions::services::store_from_env;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

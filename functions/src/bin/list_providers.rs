@@ -1,5 +1,6 @@
 //! `GET /api/v1/providers`
-use functions::{list_providers, services::store_from_env};
+use functions::handlers::list_providers;
+use functions::services::store_from_env;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,6 +1,6 @@
 //! `plan-jobs`: started by EventBridge Scheduler with `{"job": "reverify"}` or
 //! `{"job": "sweep-orphans"}`; queues one work item per provider or leftover record.
-use functions::jobs;
+use functions::handlers::plan_jobs;
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 use shared::queue::Queue;
 use shared::store::ProviderStore;
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let queue = Queue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
     let (store, queue) = (&store, &queue);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        Ok::<_, Error>(jobs::plan_to_queue(store, queue, &event.payload).await?)
+        Ok::<_, Error>(plan_jobs::handle(store, queue, &event.payload).await?)
     }))
     .await
 }

@@ -1,5 +1,6 @@
 //! `DELETE /api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}`
-use functions::{remove_phone_number, services::Services};
+use functions::handlers::remove_phone_number;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,5 +1,6 @@
 //! `POST /api/v1/providers/{id}/repair`
-use functions::{repair_provider, services::Services};
+use functions::handlers::repair_provider;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

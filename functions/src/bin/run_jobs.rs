@@ -1,5 +1,6 @@
 //! `run-jobs`: consumes the jobs queue (SQS event source), one work item per message.
-use functions::{ANSWER_RESERVE, jobs, services::Services};
+use functions::handlers::run_jobs;
+use functions::{ANSWER_RESERVE, services::Services};
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -9,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let services = &services;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
         let deadline = shared::deadline::from_epoch_millis(event.context.deadline, ANSWER_RESERVE);
-        Ok::<_, Error>(shared::deadline::within(deadline, jobs::work_batch(services, &event.payload)).await)
+        Ok::<_, Error>(shared::deadline::within(deadline, run_jobs::handle(services, &event.payload)).await)
     }))
     .await
 }

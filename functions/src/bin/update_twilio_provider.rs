@@ -1,5 +1,6 @@
 //! `PUT /api/v1/providers/twilio/{id}`
-use functions::{services::Services, update_twilio_provider};
+use functions::handlers::update_twilio_provider;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,5 +1,6 @@
 //! `POST /api/v1/providers/{id}/verify`
-use functions::{services::Services, verify_provider};
+use functions::handlers::verify_provider;
+use functions::services::Services;
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

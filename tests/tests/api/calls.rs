@@ -3,8 +3,9 @@
 //! that would break either, injected directly in the fake Twilio.
 
 use crate::harness::{PLATFORM_SIP_URI, Req, TestEnv, create_provider, status_and_body, twilio_snapshot};
-use functions::sip_credential::{SipCredentialReader, handle as read_sip_credential};
-use functions::{delete_provider, import_numbers, repair_provider, verify_provider};
+use functions::handlers::get_sip_credential::handle as read_sip_credential;
+use functions::handlers::{delete_provider, import_numbers, repair_provider, verify_provider};
+use functions::provider::sip_credential::SipCredentialReader;
 use integration_tests::fake_twilio::{FaultAction, new_sid};
 use serde_json::{Value, json};
 use shared::model::OrganizationId;
@@ -139,7 +140,8 @@ async fn a_failed_origination_url_rolls_the_whole_create_back() {
     env.fake.inject("create_origination_url", FaultAction::Fail { status: 500, code: 20500 }, None);
     let body = json!({"accountSid": sid, "authToken": token, "name": "Main line"}).to_string();
     let req = Req::new("POST", "/api/v1/providers/twilio").org(ORG).body(&body).build();
-    let (status, body) = status_and_body(&functions::create_twilio_provider::handle(&env.services, req).await.unwrap());
+    let (status, body) =
+        status_and_body(&functions::handlers::create_twilio_provider::handle(&env.services, req).await.unwrap());
     assert_eq!(status, 502, "{body}");
     let left = {
         let state = env.fake.state();

@@ -2,7 +2,7 @@
 //! and a number whose attach cannot be undone.
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
-use functions::{import_numbers, update_twilio_provider, verify_provider};
+use functions::handlers::{import_numbers, update_twilio_provider, verify_provider};
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::json;
 use shared::model::OrganizationId;
@@ -61,7 +61,7 @@ async fn a_number_whose_attach_cannot_be_undone_is_recorded_for_the_sweeper() {
     // Once Twilio recovers, the sweeper takes it off the trunk.
     proxy.clear();
     env.fake.clear_faults();
-    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid, None);
 }

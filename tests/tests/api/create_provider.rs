@@ -1,7 +1,7 @@
 //! `POST /api/v1/providers/twilio` against moto and the fake Twilio.
 
 use crate::harness::{TestEnv, body_json, random_token, request, request_with_headers};
-use functions::create_twilio_provider::handle;
+use functions::handlers::create_twilio_provider::handle;
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::{Value, json};
 use shared::crypto::{SecretKind, SecretOwner};
@@ -354,10 +354,10 @@ async fn what_a_rollback_could_not_remove_is_recorded_and_swept_later() {
     assert!(text.contains("ORPHAN#") && !text.contains(&token), "recorded, with the token encrypted");
 
     // While Twilio still fails, the sweeper keeps the record; once it recovers, it clears it.
-    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!((swept.cleared, swept.remaining), (0, 1));
     env.fake.clear_faults();
-    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!((swept.cleared, swept.remaining), (1, 0));
     assert!(env.fake.trunks_of(&sid).is_empty());
     assert_eq!(env.item_count().await, 0);

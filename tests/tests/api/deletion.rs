@@ -3,7 +3,7 @@
 //! delete that records what it leaves for the orphan sweeper.
 
 use crate::harness::{Req, TestEnv, create_provider, random_token, status_and_body};
-use functions::{delete_provider, get_provider, rotate_auth_token};
+use functions::handlers::{delete_provider, get_provider, rotate_twilio_auth_token};
 use integration_tests::fake_twilio::FaultAction;
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
@@ -119,7 +119,7 @@ async fn a_delete_stuck_on_a_rotated_token_continues_after_rotation() {
     let body = json!({"authToken": new_token}).to_string();
     let req =
         Req::new("PATCH", "/api/v1/providers/twilio/{id}/auth-token").org(ORG).param("id", id).body(&body).build();
-    let (status, body) = status_and_body(&rotate_auth_token::handle(&env.services, req).await.unwrap());
+    let (status, body) = status_and_body(&rotate_twilio_auth_token::handle(&env.services, req).await.unwrap());
     assert_eq!(status, 200, "rotation is allowed while deleting: {body}");
     let (status, body) = delete(&env, id, None, None).await;
     assert_eq!(status, 204, "{body}");
@@ -143,7 +143,7 @@ async fn a_forced_delete_records_what_it_leaves_for_the_sweeper() {
     assert!(recorded.is_some_and(|r| r.iter().any(|r| r.kind() == "trunk")), "recorded for the sweeper");
 
     env.fake.clear_faults();
-    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert!(env.fake.trunks_of(&sid).is_empty() && env.fake.credential_lists_of(&sid).is_empty());
 }

@@ -21,7 +21,9 @@ async fn create_twilio_provider_event_creates_a_provider() {
         "Full",
     );
     let response =
-        functions::create_twilio_provider::handle(&env.services, event("create-twilio-provider.json")).await.unwrap();
+        functions::handlers::create_twilio_provider::handle(&env.services, event("create-twilio-provider.json"))
+            .await
+            .unwrap();
     let body = body_json(&response);
     assert_eq!(response.status(), 201, "{body}");
     assert_eq!(body["name"], "Demo trunk");
@@ -48,12 +50,14 @@ fn event_with(name: &str, swaps: &[(&str, &str)]) -> lambda_http::Request {
 
 #[tokio::test]
 async fn lifecycle_events_reach_their_handlers() {
-    use functions::*;
+    use functions::handlers::*;
     let env = TestEnv::new().await;
     let sid = "AC00000000000000000000000000000001";
     env.fake.add_account_with(sid, "0123456789abcdef0123456789abcdef", "active", "Full");
     let created =
-        functions::create_twilio_provider::handle(&env.services, event("create-twilio-provider.json")).await.unwrap();
+        functions::handlers::create_twilio_provider::handle(&env.services, event("create-twilio-provider.json"))
+            .await
+            .unwrap();
     let id = body_json(&created)["id"].as_str().unwrap().to_owned();
     let store = &env.services.store;
 
@@ -67,12 +71,12 @@ async fn lifecycle_events_reach_their_handlers() {
         update_twilio_provider::handle(&env.services, event_for("update-twilio-provider.json", &id)).await.unwrap();
     assert_eq!(body_json(&response)["region"], "ie1");
     let response =
-        rotate_auth_token::handle(&env.services, event_for("rotate-twilio-auth-token.json", &id)).await.unwrap();
+        rotate_twilio_auth_token::handle(&env.services, event_for("rotate-twilio-auth-token.json", &id)).await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.body());
 
     env.fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", sid, "+15005550006", None);
     let response =
-        available_numbers::handle(&env.services, event_for("list-available-numbers.json", &id)).await.unwrap();
+        list_available_numbers::handle(&env.services, event_for("list-available-numbers.json", &id)).await.unwrap();
     assert_eq!(body_json(&response)["items"].as_array().unwrap().len(), 1);
     let response = import_numbers::handle(&env.services, event_for("import-numbers.json", &id)).await.unwrap();
     assert_eq!(body_json(&response)["successCount"], 1, "{:?}", response.body());
@@ -90,10 +94,10 @@ async fn lifecycle_events_reach_their_handlers() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap().replace(EVENT_PROVIDER_ID, &id)).unwrap()
     };
-    assert_eq!(jobs::job_of(&read("plan-jobs.json")).unwrap(), shared::queue::Job::Reverify);
-    let worked = jobs::work_batch(&env.services, &read("run-jobs.json")).await;
+    assert_eq!(plan_jobs::job_of(&read("plan-jobs.json")).unwrap(), shared::queue::Job::Reverify);
+    let worked = run_jobs::handle(&env.services, &read("run-jobs.json")).await;
     assert_eq!(worked, serde_json::json!({"batchItemFailures": []}));
-    assert_eq!(reverify_all::run(&env.services).await.unwrap().verified, 1);
+    assert_eq!(functions::provider::reverify::run(&env.services).await.unwrap().verified, 1);
 
     let response = delete_provider::handle(&env.services, event_for("delete-provider.json", &id)).await.unwrap();
     assert_eq!(response.status(), 204);

@@ -6,7 +6,7 @@
 //! failure is the documented problem+json.
 
 use crate::harness::{Req, TestEnv, create_provider, random_token, status_and_body, table_snapshot, twilio_snapshot};
-use functions::{create_twilio_provider, delete_provider, import_numbers, rotate_auth_token};
+use functions::handlers::{create_twilio_provider, delete_provider, import_numbers, rotate_twilio_auth_token};
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::json;
 use std::time::Duration;
@@ -242,7 +242,7 @@ async fn rotate(env: &TestEnv, id: &str, token: &str) -> lambda_http::Response<l
     let body = json!({ "authToken": token }).to_string();
     let req =
         Req::new("PATCH", "/api/v1/providers/twilio/{id}/auth-token").org(ORG).param("id", id).body(&body).build();
-    rotate_auth_token::handle(&env.services, req).await.unwrap()
+    rotate_twilio_auth_token::handle(&env.services, req).await.unwrap()
 }
 
 #[tokio::test]

@@ -117,9 +117,11 @@ impl TestEnv {
             let event =
                 json!({"Records": [{"messageId": message.message_id, "body": message.body, "eventSource": "aws:sqs"}]});
             let deadline = Some(std::time::Instant::now() + budget);
-            let answer =
-                shared::deadline::within(deadline, functions::continue_deletions::process(&self.services, &event))
-                    .await;
+            let answer = shared::deadline::within(
+                deadline,
+                functions::handlers::continue_deletions::handle(&self.services, &event),
+            )
+            .await;
             assert_eq!(answer["batchItemFailures"], json!([]), "a delete step failed");
             self.sqs
                 .delete_message()
@@ -282,7 +284,7 @@ pub fn random_token() -> String {
 /// Creates a provider through the create handler and returns its JSON.
 pub async fn create_provider(env: &TestEnv, org: &str, account_sid: &str, auth_token: &str) -> Value {
     let body = json!({"accountSid": account_sid, "authToken": auth_token, "name": "Main line"}).to_string();
-    let response = functions::create_twilio_provider::handle(
+    let response = functions::handlers::create_twilio_provider::handle(
         &env.services,
         request("POST", "/api/v1/providers/twilio", Some(org), Some(&body)),
     )

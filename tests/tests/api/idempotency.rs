@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on create and import-numbers.
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
-use functions::{create_twilio_provider, import_numbers};
+use functions::handlers::{create_twilio_provider, import_numbers};
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -3,8 +3,9 @@
 //! never overwrites a newer one.
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
-use functions::jobs::{self, plan_to_queue, work_batch};
-use functions::update_twilio_provider;
+use functions::handlers::update_twilio_provider;
+use functions::handlers::{plan_jobs, run_jobs};
+use functions::provider::jobs;
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::{Value, json};
 use shared::model::OrganizationId;
@@ -42,7 +43,7 @@ async fn the_planner_queues_every_provider_and_the_worker_verifies_each() {
     }
     let url = new_queue(&env).await;
     let queue = Queue::new(env.sqs.clone(), &url);
-    let planned = plan_to_queue(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
     assert_eq!(planned, json!({"job": "reverify", "planned": 3}));
     let event = receive_all(&env, &url).await;
     let items: Vec<JobItem> = event["Records"]
@@ -55,12 +56,12 @@ async fn the_planner_queues_every_provider_and_the_worker_verifies_each() {
     assert!(items.iter().all(|i| i.job == Job::Reverify));
 
     let before = env.fake.request_log().len();
-    assert_eq!(work_batch(&env.services, &event).await, json!({"batchItemFailures": []}));
+    assert_eq!(run_jobs::handle(&env.services, &event).await, json!({"batchItemFailures": []}));
     assert!(env.fake.request_log().len() > before, "each provider was verified against Twilio");
     // A malformed item is dropped, not retried for ever.
     let junk = json!({"Records": [{"messageId": "m1", "body": "{\"job\":\"reverify\"}"}]});
-    assert_eq!(work_batch(&env.services, &junk).await, json!({"batchItemFailures": []}));
-    assert!(plan_to_queue(&env.services.store, &queue, &json!({"job": "nope"})).await.is_err());
+    assert_eq!(run_jobs::handle(&env.services, &junk).await, json!({"batchItemFailures": []}));
+    assert!(plan_jobs::handle(&env.services.store, &queue, &json!({"job": "nope"})).await.is_err());
 
     let run = jobs::run_in_process(&env.services, Job::Reverify, 4).await.unwrap();
     assert_eq!((run.planned, run.verification.unwrap().verified), (3, 3));
@@ -76,7 +77,7 @@ async fn a_result_computed_against_an_older_record_never_overwrites_a_newer_one(
     let id = create_provider(&env, org, &sid, &token).await["id"].as_str().unwrap().to_owned();
     env.fake.inject("fetch_trunk", FaultAction::Delay(Duration::from_millis(800)), Some(1));
     let organization = OrganizationId::parse(org).unwrap();
-    let job = functions::reverify_all::reverify_one(&env.services, &organization, id.parse().unwrap());
+    let job = functions::provider::reverify::reverify_one(&env.services, &organization, id.parse().unwrap());
     let update = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let body = json!({"name": "Renamed meanwhile"}).to_string();
@@ -85,7 +86,7 @@ async fn a_result_computed_against_an_older_record_never_overwrites_a_newer_one(
     };
     let (outcome, (status, _)) = tokio::join!(job, update);
     assert_eq!(status, 200);
-    assert_eq!(outcome.unwrap(), functions::reverify_all::Outcome::Stale);
+    assert_eq!(outcome.unwrap(), functions::provider::reverify::Outcome::Stale);
     let stored = env.services.store.get_provider(&organization, id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.name, "Renamed meanwhile", "the newer write stays");
 }

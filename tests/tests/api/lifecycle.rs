@@ -1,8 +1,9 @@
 //! Get, list, update, auth-token rotation and delete, against moto and the fake Twilio.
 
 use crate::harness::{Req, TestEnv, create_provider, random_token, status_and_body};
-use functions::{
-    delete_provider, get_provider, get_twilio_provider, list_providers, rotate_auth_token, update_twilio_provider,
+use functions::handlers::{
+    delete_provider, get_provider, get_twilio_provider, list_providers, rotate_twilio_auth_token,
+    update_twilio_provider,
 };
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::{Value, json};
@@ -226,7 +227,7 @@ fn patch_token(org: &str, id: &str, body: &str) -> lambda_http::Request {
 async fn rotating_the_auth_token_validates_it_first() {
     let (env, sid, old_token, provider) = setup().await;
     let id = id_of(&provider);
-    let rotate = |req| rotate_auth_token::handle(&env.services, req);
+    let rotate = |req| rotate_twilio_auth_token::handle(&env.services, req);
     let before = stored(&env, ORG, &id).await.unwrap();
 
     // Twilio rejects it: nothing changes, byte for byte.

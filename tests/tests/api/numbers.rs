@@ -2,8 +2,9 @@
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
 use aws_sdk_dynamodb::types::AttributeValue;
-use functions::{
-    available_numbers, delete_provider, get_twilio_provider, import_numbers, list_phone_numbers, remove_phone_number,
+use functions::handlers::{
+    delete_provider, get_twilio_provider, import_numbers, list_available_numbers, list_phone_numbers,
+    remove_phone_number,
 };
 use integration_tests::aws_proxy::Failure;
 use integration_tests::fake_twilio::{FaultAction, new_sid};
@@ -56,7 +57,7 @@ async fn available_numbers_follow_twilio_paging_and_mark_imported_and_routed_num
     assert_eq!(status, 200, "{result}");
 
     let req = Req::new("GET", "/api/v1/providers/twilio/{id}/available-numbers").org(ORG).param("id", &id).build();
-    let (status, body) = status_and_body(&available_numbers::handle(&env.services, req).await.unwrap());
+    let (status, body) = status_and_body(&list_available_numbers::handle(&env.services, req).await.unwrap());
     assert_eq!(status, 200, "{body}");
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 230, "all pages followed");
@@ -76,7 +77,7 @@ async fn available_numbers_follow_twilio_paging_and_mark_imported_and_routed_num
     // Revoked credentials: a 422 that says how to fix it.
     env.fake.set_auth_token(&sid, &new_sid("").to_lowercase());
     let req = Req::new("GET", "/api/v1/providers/twilio/{id}/available-numbers").org(ORG).param("id", &id).build();
-    let (status, body) = status_and_body(&available_numbers::handle(&env.services, req).await.unwrap());
+    let (status, body) = status_and_body(&list_available_numbers::handle(&env.services, req).await.unwrap());
     assert_eq!(status, 422, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("auth-token"), "{body}");
 }
@@ -198,7 +199,7 @@ async fn number_endpoints_hide_other_organizations() {
     assert_eq!(status, 404);
     let req =
         Req::new("GET", "/api/v1/providers/twilio/{id}/available-numbers").org(OTHER_ORG).param("id", &id).build();
-    assert_eq!(available_numbers::handle(&env.services, req).await.unwrap().status(), 404);
+    assert_eq!(list_available_numbers::handle(&env.services, req).await.unwrap().status(), 404);
     let req = Req::new("GET", "/api/v1/providers/twilio/{id}/phone-numbers").org(OTHER_ORG).param("id", &id).build();
     assert_eq!(list_phone_numbers::handle(&env.services.store, req).await.unwrap().status(), 404);
     let req = Req::new("DELETE", "/api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}")

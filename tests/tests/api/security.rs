@@ -28,7 +28,7 @@ async fn another_organization_gets_404_everywhere_and_changes_nothing() {
     let body = json!({ "phoneNumberSids": [imported] }).to_string();
     let req =
         Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
-    functions::import_numbers::handle(&env.services, req).await.unwrap();
+    functions::handlers::import_numbers::handle(&env.services, req).await.unwrap();
     let number_id = env
         .services
         .store

@@ -5,7 +5,9 @@
 //! check that no request broke Twilio's spec.
 
 use crate::harness::{Req, TestEnv, create_provider, random_token, status_and_body};
-use functions::{available_numbers, create_twilio_provider, import_numbers, list_phone_numbers, remove_phone_number};
+use functions::handlers::{
+    create_twilio_provider, import_numbers, list_available_numbers, list_phone_numbers, remove_phone_number,
+};
 use integration_tests::fake_twilio::{FaultAction, VoiceConfig, new_sid};
 use serde_json::{Value, json};
 
@@ -115,7 +117,7 @@ async fn a_number_on_the_customers_own_trunk_goes_back_to_it() {
     env.fake.state().incoming_numbers.get_mut(&pn).unwrap().trunk_sid = Some(theirs.clone());
 
     let req = Req::new("GET", "/api/v1/providers/twilio/{id}/available-numbers").org(ORG).param("id", &id).build();
-    let (_, available) = status_and_body(&available_numbers::handle(&env.services, req).await.unwrap());
+    let (_, available) = status_and_body(&list_available_numbers::handle(&env.services, req).await.unwrap());
     let item = available["items"].as_array().unwrap().iter().find(|n| n["phoneNumberSid"] == pn.as_str()).unwrap();
     assert_eq!((&item["voiceRoutingConfigured"], &item["trunkSid"]), (&json!(true), &json!(theirs)), "{item}");
 
@@ -311,10 +313,10 @@ async fn jobs_stop_asking_twilio_with_credentials_it_rejects() {
     let env = TestEnv::new().await;
     let (sid, _, id) = setup(&env).await;
     env.fake.set_auth_token(&sid, &random_token());
-    let first = functions::reverify_all::run(&env.services).await.unwrap();
+    let first = functions::provider::reverify::run(&env.services).await.unwrap();
     assert_eq!((first.failed, first.held), (1, 0), "{first:?}");
     let from = env.fake.request_log().len();
-    let second = functions::reverify_all::run(&env.services).await.unwrap();
+    let second = functions::provider::reverify::run(&env.services).await.unwrap();
     assert_eq!((second.failed, second.held), (1, 1), "{second:?}");
     assert_eq!(env.fake.request_log().len(), from, "no Twilio request for a rejected account");
     drop(id);
@@ -327,10 +329,10 @@ async fn jobs_stop_asking_twilio_with_credentials_it_rejects() {
     assert_eq!(status, 502);
     env.fake.clear_faults();
     env.fake.set_auth_token(&orphan_sid, &random_token());
-    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.stuck, 1, "{swept:?}");
     let from = env.fake.request_log().len();
-    let swept = functions::sweep_orphans::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.stuck, 1, "{swept:?}");
     assert_eq!(env.fake.request_log().len(), from, "a stuck leftover is not retried");
 }

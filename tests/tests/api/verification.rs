@@ -1,7 +1,8 @@
 //! Verification against the fake Twilio with drift injected, and the hourly job.
 
 use crate::harness::{Req, TestEnv, create_provider, random_token, status_and_body};
-use functions::{import_numbers, reverify_all, verify_provider};
+use functions::handlers::{import_numbers, verify_provider};
+use functions::provider::reverify;
 use serde_json::{Value, json};
 use shared::model::OrganizationId;
 
@@ -191,19 +192,10 @@ async fn the_hourly_job_verifies_every_organization_despite_one_failing_provider
         .await
         .unwrap();
 
-    let summary = reverify_all::run(&env.services).await.unwrap();
+    let summary = reverify::run(&env.services).await.unwrap();
     assert_eq!(
         summary,
-        reverify_all::Summary {
-            verified: 1,
-            warning: 1,
-            failed: 1,
-            errors: 1,
-            skipped: 0,
-            held: 0,
-            stale: 0,
-            changed: 1
-        },
+        reverify::Summary { verified: 1, warning: 1, failed: 1, errors: 1, skipped: 0, held: 0, stale: 0, changed: 1 },
         "{summary:?}"
     );
     let stored = |org: &str, id: &str| {

@@ -12,7 +12,7 @@
 //! runs a scheduled job's planner and worker in-process (the function configuration: table,
 //! KMS key, Twilio, `PLATFORM_SIP_URI`) and prints its summary as the last line.
 
-use functions::sip_credential::{self, SipCredentialReader};
+use functions::provider::sip_credential::{self, SipCredentialReader};
 use shared::api_keys::ApiKeyStore;
 use shared::model::OrganizationId;
 use shared::queue::Job;
@@ -84,7 +84,7 @@ async fn run_job(job: Job) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match functions::jobs::run_in_process(&services, job, 8).await {
+    match functions::provider::jobs::run_in_process(&services, job, 8).await {
         Ok(run) => {
             println!("{}", serde_json::to_string(&run).expect("the summary serializes"));
             ExitCode::SUCCESS

@@ -1,17 +1,10 @@
-//! `get-sip-credential`: what the platform's call engine needs to place outbound calls through
-//! a customer's trunk: the termination URI and the SIP user and password. Not behind API
-//! Gateway: the call engine invokes the function directly (Lambda Invoke, granted by IAM), and
-//! operators read the same through `admin sip-credential get`.
-//!
-//! Event `{"organizationId": "...", "providerId": "..."}`; answer
-//! `{"providerId", "trunkSid", "terminationUri", "username", "password"}`. Failures are Lambda
-//! function errors with a stable `errorType` (see [`SipCredentialError`]). Every read writes one
-//! audit line (organization, provider, outcome), never the password.
+//! What the platform's call engine needs to place outbound calls through a customer's trunk:
+//! the termination URI and the SIP user and password (`get-sip-credential`, and operators'
+//! `admin sip-credential get`). Failures carry a stable `errorType` ([`SipCredentialError`]).
 
-use crate::providers::owner_of;
+use crate::provider::record::owner_of;
 use lambda_http::lambda_runtime::Diagnostic;
 use serde::{Serialize, Serializer};
-use serde_json::Value;
 use shared::config::{ConfigError, StorageConfig};
 use shared::crypto::{CryptoError, Envelope, SecretKind};
 use shared::model::{OrganizationId, SipPassword};
@@ -89,55 +82,6 @@ impl From<SipCredentialError> for Diagnostic {
     }
 }
 
-/// The function's handler: parses the event, reads, and audits.
-pub async fn handle(reader: &SipCredentialReader, event: Value) -> Result<SipCredential, SipCredentialError> {
-    let (organization_id, provider_id) = parse_event(&event)?;
-    let outcome = read(reader, &organization_id, provider_id).await;
-    let result = match &outcome {
-        Ok(_) => "returned",
-        Err(e) => e.error_type(),
-    };
-    tracing::info!(
-        audit = "sip-credential-read",
-        organization_id = %organization_id,
-        provider_id = %provider_id,
-        outcome = result,
-        "SIP credential read"
-    );
-    outcome
-}
-
-fn parse_event(event: &Value) -> Result<(OrganizationId, Uuid), SipCredentialError> {
-    let field = |name: &str| event.get(name).and_then(Value::as_str);
-    let mut problems = Vec::new();
-    let organization_id = match field("organizationId").map(OrganizationId::parse) {
-        Some(Some(org)) => Some(org),
-        Some(None) => {
-            problems.push("organizationId must be 1 to 128 letters, digits, '-', '_', '.' or ':'");
-            None
-        }
-        None => {
-            problems.push("organizationId (a string) is required");
-            None
-        }
-    };
-    let provider_id = match field("providerId").map(Uuid::parse_str) {
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            problems.push("providerId must be a UUID");
-            None
-        }
-        None => {
-            problems.push("providerId (a string) is required");
-            None
-        }
-    };
-    match (organization_id, provider_id) {
-        (Some(org), Some(id)) => Ok((org, id)),
-        _ => Err(SipCredentialError::InvalidRequest(format!("invalid event: {}", problems.join("; ")))),
-    }
-}
-
 /// Two DynamoDB reads (the provider and its SIP credential, side by side) and one KMS call.
 pub async fn read(
     reader: &SipCredentialReader,
@@ -180,17 +124,6 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn events_name_every_bad_field() {
-        let Err(SipCredentialError::InvalidRequest(message)) = parse_event(&json!({"providerId": "nope"})) else {
-            panic!("accepted");
-        };
-        assert!(message.contains("organizationId") && message.contains("providerId"), "{message}");
-        let ok = parse_event(&json!({"organizationId": "org-1", "providerId": Uuid::nil().to_string()}));
-        assert!(ok.is_ok());
-    }
 
     #[test]
     fn the_answer_carries_the_password_but_its_debug_print_does_not() {

@@ -1,4 +1,4 @@
-//! `DELETE /api/v1/providers/{id}[?force=true]`: give the customer's Twilio account back
+//! Deleting a provider: give the customer's Twilio account back
 //! (imported numbers off the trunk with their previous voice configuration, then the
 //! credential list's attachment, the trunk and the credential list with its credentials; 404
 //! counts as done), then delete every record of the provider.
@@ -13,18 +13,13 @@
 //! token can be set with `PATCH …/auth-token` meanwhile). `force=true` removes the records
 //! anyway and records whatever Twilio still holds for the orphan sweeper.
 
-use crate::numbers::{KeyCache, Released, release_number};
-use crate::providers::{load_provider, save_with_retry, stored_credentials};
-use crate::rollback::{record_for_sweeper, remove_resources};
+use crate::provider::cleanup::{record_for_sweeper, remove_resources};
+use crate::provider::record::{load_provider, save_with_retry, stored_credentials};
+use crate::provider::release::{KeyCache, Released, release_number};
 use crate::services::Services;
-use crate::{answer_deadline, respond};
 use futures::StreamExt;
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
-use shared::dto::{DeletionInProgress, DeletionView, ForcedDeletion, LeftBehind};
-use shared::http::{json_response, organization_id, path_uuid, query_param};
+use shared::dto::LeftBehind;
 use shared::model::{OrganizationId, TwilioCredentials};
 use shared::queue::ContinueDeletion;
 use shared::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
@@ -38,36 +33,6 @@ const RELEASE_CONCURRENCY: usize = 8;
 const PAGE: i32 = 50;
 /// Time kept back to record progress, queue the continuation and answer.
 const CONTINUE_RESERVE: Duration = Duration::from_secs(3);
-
-pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), delete(services, &request)).await)
-}
-
-fn parse_force(request: &Request) -> Result<bool, ApiError> {
-    match query_param(request, "force") {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(_) => Err(ApiError::validation("force", "must be true or false")),
-    }
-}
-
-async fn delete(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
-    let force = parse_force(request)?;
-    // Boxed: a delete step is a large state machine.
-    Ok(match Box::pin(delete_step(services, &org, id, force)).await? {
-        Deletion::Deleted => Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static"),
-        Deletion::Forced(left_behind) => {
-            json_response(StatusCode::OK, &ForcedDeletion { id, deleted: true, left_behind })
-        }
-        Deletion::Continuing(record) => {
-            let state = record.deletion.as_ref().expect("a continuing delete is marked");
-            let body = DeletionInProgress { deletion: DeletionView::of(state, record.phone_number_count) };
-            json_response(StatusCode::ACCEPTED, &body)
-        }
-    })
-}
 
 /// Where one step of a delete got to.
 #[derive(Debug)]

@@ -1,4 +1,5 @@
-//! The scheduled jobs at any size. EventBridge Scheduler starts `plan-jobs` with
+//! The scheduled jobs at any size: the planner and the worker (handlers
+//! [`crate::handlers::plan_jobs`] and [`crate::handlers::run_jobs`]). EventBridge Scheduler starts `plan-jobs` with
 //! `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its own schedule); the planner
 //! pages through the table and queues one message per provider or leftover record, ten per
 //! SQS request. `run-jobs` consumes the jobs queue (batch size and maximum concurrency set in
@@ -6,12 +7,11 @@
 //! response, so one failed item is retried (then dead-lettered) alone. Nothing depends on one
 //! invocation finishing the whole table.
 
+use crate::provider::{reverify, sweep};
 use crate::services::Services;
-use crate::{reverify_all, sweep_orphans};
 use serde::Serialize;
-use serde_json::{Value, json};
 use shared::model::OrganizationId;
-use shared::queue::{Job, JobItem, Queue};
+use shared::queue::{Job, JobItem};
 use shared::store::ProviderStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +22,6 @@ pub enum PlanError {
     Queue(#[from] shared::queue::QueueError),
     #[error("the schedule's input names no known job: {0}")]
     UnknownJob(String),
-}
-
-/// The job a schedule's input (`{"job": "reverify"}`) names.
-pub fn job_of(input: &Value) -> Result<Job, PlanError> {
-    let name = input["job"].as_str().unwrap_or_default();
-    Job::parse(name).ok_or_else(|| PlanError::UnknownJob(input.to_string()))
 }
 
 /// Pages through the table and hands each page of work items to `page` (the jobs queue in
@@ -62,19 +56,11 @@ where
     Ok(planned)
 }
 
-/// The planner function: queues the job's items on the jobs queue.
-pub async fn plan_to_queue(store: &ProviderStore, queue: &Queue, input: &Value) -> Result<Value, PlanError> {
-    let job = job_of(input)?;
-    let planned =
-        plan(store, job, |items| async move { queue.send_all(&items).await.map_err(PlanError::from) }).await?;
-    Ok(json!({"job": job, "planned": planned}))
-}
-
 /// What one work item came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Worked {
-    Reverify(reverify_all::Outcome),
-    Sweep(sweep_orphans::Outcome),
+    Reverify(reverify::Outcome),
+    Sweep(sweep::Outcome),
 }
 
 /// Does one work item. `Err` is worth retrying (storage, KMS or queue unavailable).
@@ -82,47 +68,16 @@ pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String>
     let org = OrganizationId::parse(&item.organization_id).ok_or("the item names no valid organization")?;
     match item.job {
         // Boxed: verification is a large state machine.
-        Job::Reverify => Box::pin(reverify_all::reverify_one(services, &org, item.provider_id))
+        Job::Reverify => Box::pin(reverify::reverify_one(services, &org, item.provider_id))
             .await
             .map(Worked::Reverify)
             .map_err(|e| e.to_string()),
-        Job::SweepOrphans => Box::pin(sweep_orphans::sweep_one(services, &org, item.provider_id))
+        Job::SweepOrphans => Box::pin(sweep::sweep_one(services, &org, item.provider_id))
             .await
             .map(Worked::Sweep)
             .map_err(|e| e.to_string()),
     }
 }
-
-/// The worker function: an SQS event of work items (worked side by side; the batch size in
-/// the template bounds them); the answer lists those to retry.
-pub async fn work_batch(services: &Services, event: &Value) -> Value {
-    use futures::StreamExt;
-    let records = event["Records"].as_array().cloned().unwrap_or_default();
-    let failures: Vec<Value> = futures::stream::iter(records)
-        .map(|record| async move {
-            let message_id = record["messageId"].as_str().unwrap_or_default().to_owned();
-            let Some(item) = record["body"].as_str().and_then(|body| serde_json::from_str::<JobItem>(body).ok())
-            else {
-                tracing::error!(message_id, "jobs message is not a JobItem; dropped");
-                return None;
-            };
-            match work(services, &item).await {
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(job = ?item.job, organization_id = %item.organization_id, provider_id = %item.provider_id, error = %e, "job item failed; SQS delivers it again");
-                    Some(json!({"itemIdentifier": message_id}))
-                }
-            }
-        })
-        .buffer_unordered(BATCH_CONCURRENCY)
-        .filter_map(|failure| async move { failure })
-        .collect()
-        .await;
-    json!({"batchItemFailures": failures})
-}
-
-/// Items of one batch worked at once (the event source mapping's batch size).
-const BATCH_CONCURRENCY: usize = 10;
 
 /// A whole job run in-process (`admin run-job`): the same planner and worker code, the queue
 /// replaced by a list, items worked `concurrency` at a time.
@@ -132,9 +87,9 @@ pub struct InProcessRun {
     pub job: Job,
     pub planned: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification: Option<reverify_all::Summary>,
+    pub verification: Option<reverify::Summary>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub orphans: Option<sweep_orphans::SweepSummary>,
+    pub orphans: Option<sweep::SweepSummary>,
     /// Items that failed for a reason worth retrying.
     pub retry: usize,
 }
@@ -153,8 +108,8 @@ pub async fn run_in_process(services: &Services, job: Job, concurrency: usize) -
     let mut run = InProcessRun {
         job,
         planned,
-        verification: (job == Job::Reverify).then(reverify_all::Summary::default),
-        orphans: (job == Job::SweepOrphans).then(sweep_orphans::SweepSummary::default),
+        verification: (job == Job::Reverify).then(reverify::Summary::default),
+        orphans: (job == Job::SweepOrphans).then(sweep::SweepSummary::default),
         retry: 0,
     };
     for result in results {

@@ -1,22 +1,18 @@
-//! `PUT /api/v1/providers/twilio/{id}`: partial update of name, region, supportsCallTransfer.
+//! Updating a provider: name, region, supportsCallTransfer, only those given.
 //! A transfer change goes to Twilio first; if Twilio fails, nothing changes locally; if the
 //! save fails after Twilio changed, Twilio is put back (and if even that fails, the stored
 //! value stays the old one, which the next repair applies). `supportsCallTransfer` equal to
 //! the stored value is still sent to Twilio when the last verification saw the trunk differ.
 
-use crate::providers::{
+use crate::provider::record::{
     load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
 };
 use crate::services::Services;
-use crate::{answer_deadline, respond};
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
-use shared::dto::{TwilioProviderResponse, UpdateTwilioProvider};
-use shared::http::{json_response, organization_id, path_uuid};
-use shared::model::{CheckName, CheckStatus, TransferMode};
+use shared::dto::UpdateTwilioProvider;
+use shared::model::{CheckName, CheckStatus, OrganizationId, TransferMode};
 use shared::store::ProviderRecord;
+use uuid::Uuid;
 
 /// Whether the last verification saw the trunk's TransferMode differ from the stored value.
 fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
@@ -28,17 +24,16 @@ fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
     })
 }
 
-pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), update(services, &request)).await)
-}
-
-async fn update(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
-    let update = UpdateTwilioProvider::from_request(request)?;
-    let record = load_provider(&services.store, &org, id).await?;
+/// Applies the update and returns the provider as saved (unchanged when the update is empty).
+pub async fn update_provider(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    update: UpdateTwilioProvider,
+) -> Result<ProviderRecord, ApiError> {
+    let record = load_provider(&services.store, org, id).await?;
     if update.is_empty() {
-        return Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&record)));
+        return Ok(record);
     }
     refuse_if_deleting(&record)?;
     let mut changed_in_twilio = None;
@@ -83,5 +78,5 @@ async fn update(services: &Services, request: &Request) -> Result<Response<Body>
         (Err(e), None) => return Err(e),
     };
     tracing::info!(organization_id = %org, provider_id = %id, "twilio provider updated");
-    Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&saved)))
+    Ok(saved)
 }

@@ -1,8 +1,8 @@
 //! `GET /api/v1/providers/twilio/{id}/phone-numbers?limit=&nextToken=`: the provider's
 //! imported numbers, paginated like the providers list.
 
-use crate::list_providers::parse_limit;
-use crate::providers::load_provider;
+use crate::handlers::list_providers::parse_limit;
+use crate::provider::record::load_provider;
 use crate::respond;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};

@@ -1,12 +1,12 @@
 //! `continue-deletions`: the deletion queue's consumer. Each message names a provider whose
-//! delete ran out of time; this runs the next step of it (see [`crate::delete_provider`]),
+//! delete ran out of time; this runs the next step of it (see [`crate::provider::delete`]),
 //! which queues a further message if it runs out of time again. Answers SQS's partial batch
 //! response: a step that failed for a reason worth retrying (Twilio or AWS unavailable) is
 //! reported so SQS delivers it again later (and to the dead-letter queue after a few tries);
 //! one that needs a person (Twilio rejects the stored token: rotate it, then `DELETE` again)
 //! is logged and dropped.
 
-use crate::delete_provider::delete_step;
+use crate::provider::delete::delete_step;
 use crate::services::Services;
 use serde_json::{Value, json};
 use shared::ApiError;
@@ -14,7 +14,7 @@ use shared::model::OrganizationId;
 use shared::queue::ContinueDeletion;
 
 /// Processes an SQS event; the answer lists the messages to deliver again.
-pub async fn process(services: &Services, event: &Value) -> Value {
+pub async fn handle(services: &Services, event: &Value) -> Value {
     let mut failures = Vec::new();
     for record in event["Records"].as_array().map(Vec::as_slice).unwrap_or_default() {
         let message_id = record["messageId"].as_str().unwrap_or_default();

@@ -1,6 +1,6 @@
-//! `POST /api/v1/providers/twilio`: validate the credentials with Twilio, provision an Elastic
-//! SIP trunk with a credential list and a generated SIP credential in the customer's account,
-//! and store it all with the secrets envelope-encrypted.
+//! Creating a provider: validate the credentials with Twilio, provision an Elastic SIP trunk
+//! with a credential list and a generated SIP credential in the customer's account, and store
+//! it all with the secrets envelope-encrypted.
 //!
 //! Critical path: the organization's duplicate check (DynamoDB) -> (account || trunk ||
 //! credential list) -> (credential || attach || origination URL) -> store: two dependent
@@ -8,22 +8,17 @@
 //! The KMS data-key request runs beside the provisioning calls. Any failure after the first
 //! Twilio resource exists removes what was created, and nothing is stored.
 
-use crate::idempotency::idempotent;
-use crate::respond;
-use crate::rollback::remove_or_record;
+use crate::provider::cleanup::remove_or_record;
+use crate::provider::problems::{self, twilio_problem};
+use crate::provider::verify::{account_check, credentials_passed, origination_check, origination_friendly_name};
 use crate::services::Services;
-use crate::twilio_errors::{self, twilio_problem};
-use crate::verification::{account_check, credentials_passed, origination_check, origination_friendly_name};
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::json;
 use shared::ApiError;
 use shared::crypto::{CryptoError, DataKey, SecretKind, SecretOwner};
 use shared::deadline::within;
-use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
-use shared::http::{json_response_builder, organization_id};
+use shared::dto::CreateTwilioProvider;
 use shared::model::{
     CheckName, CheckStatus, OrganizationId, SipPassword, TransferMode, TwilioCredentials, VerificationCheck,
     overall_status,
@@ -41,25 +36,6 @@ use uuid::Uuid;
 const DOMAIN_NAME_ATTEMPTS: u32 = 3;
 /// Twilio limits friendly names to 64 characters.
 pub(crate) const FRIENDLY_NAME_MAX_CHARS: usize = 64;
-
-pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(idempotent(&services.idempotency, &request, || create(services, &request)).await)
-}
-
-async fn create(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let organization_id = organization_id(request)?;
-    let command = CreateTwilioProvider::from_request(request)?;
-    let deadlines = Deadlines {
-        work: shared::deadline::from_request(request, crate::ROLLBACK_RESERVE),
-        rollback: crate::answer_deadline(request),
-    };
-    let record = create_provider(services, organization_id, command, deadlines).await?;
-    let body = serde_json::to_string(&TwilioProviderResponse::from(&record)).expect("response DTOs serialize");
-    Ok(json_response_builder(StatusCode::CREATED)
-        .header("location", format!("/api/v1/providers/twilio/{}", record.id))
-        .body(Body::from(body))
-        .expect("headers are valid"))
-}
 
 /// Until when provisioning may run, and until when its rollback may.
 #[derive(Debug, Clone, Copy, Default)]
@@ -369,7 +345,7 @@ fn check_account(account: Account) -> Result<VerificationCheck, ApiError> {
 /// know) is a 422 saying what Twilio's 401 can mean.
 fn credential_error(e: TwilioError) -> ApiError {
     match e.kind() {
-        TwilioErrorKind::NotFound | TwilioErrorKind::Rejected => twilio_errors::rejected(
+        TwilioErrorKind::NotFound | TwilioErrorKind::Rejected => problems::rejected(
             "Check both in the Twilio Console (Account Info), and that the account is active, then try again.",
         ),
         _ => twilio_problem("reading the account", e),

@@ -1,5 +1,6 @@
 //! Taking an imported number back off a provider's trunk and giving the customer back the
-//! voice configuration it had, used by number removal, a failed import and provider deletion.
+//! voice configuration it had: number removal ([`remove_number`]), a failed import and
+//! provider deletion.
 //!
 //! The number is read first. Only if it is still on this provider's trunk, or on no trunk
 //! with the routing import left it with, is it changed: put back on the customer's previous
@@ -8,13 +9,18 @@
 //! it again. Only parameters that were set are sent. A number the customer changed since (moved
 //! to another trunk, new routing) is left as they set it.
 
-use crate::providers::owner_of;
+use crate::provider::record::{
+    load_provider, owner_of, refuse_if_deleting, stored_credentials, stored_credentials_error,
+};
 use crate::services::Services;
 use secrecy::ExposeSecret;
+use shared::ApiError;
 use shared::crypto::{CryptoError, DataKey, SecretKind};
-use shared::model::{PhoneNumberSid, TrunkSid, TwilioCredentials, VoiceRouting};
-use shared::store::{PhoneNumberRecord, ProviderRecord};
+use shared::dto::RemovedNumber;
+use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, VoiceRouting};
+use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError};
+use uuid::Uuid;
 
 /// What releasing a number did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +82,43 @@ impl KeyCache {
         let json = key.open(SecretKind::VoiceRouting, sealed)?;
         serde_json::from_str(json.expose_secret()).map_err(|_| CryptoError::Malformed("voice routing is not JSON"))
     }
+}
+
+/// Removes an imported number: given back (unless the customer changed it since: then left
+/// as they set it), then forgotten.
+pub async fn remove_number(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    number_id: Uuid,
+) -> Result<RemovedNumber, ApiError> {
+    let record = load_provider(&services.store, org, id).await?;
+    refuse_if_deleting(&record)?;
+    let number = services
+        .store
+        .get_number(org, id, number_id)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")))?;
+    let creds = stored_credentials(services, &record).await?;
+    let mut keys = KeyCache::default();
+    keys.load(services, &record, std::slice::from_ref(&number)).await.map_err(ApiError::unavailable)?;
+    let released = release_number(services, &creds, &record, &number, &keys).await.map_err(|e| match e {
+        ReleaseError::Twilio(step, e) => stored_credentials_error(step, &record, e),
+        ReleaseError::Secret(e) => ApiError::unavailable(e),
+    })?;
+    services.store.remove_number(org, &number).await.map_err(|e| match e {
+        // Removed by a concurrent request: the end state is the one asked for.
+        StoreError::NumberGone => ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")),
+        StoreError::ProviderGone => ApiError::Conflict(format!("Provider {id} is being deleted.")),
+        other => ApiError::unavailable(other),
+    })?;
+    let (restored, reason) = match released {
+        Released::Restored | Released::Gone => (true, None),
+        Released::LeftAsCustomerSet(reason) => (false, Some(reason)),
+    };
+    tracing::info!(organization_id = %org, provider_id = %id, phone_number_sid = %number.phone_number_sid, restored, reason = reason.as_deref().unwrap_or(""), "number removed");
+    Ok(RemovedNumber { phone_number_sid: number.phone_number_sid, restored, reason })
 }
 
 /// Takes the number off the provider's trunk and gives back its previous configuration,

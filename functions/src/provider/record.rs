@@ -1,5 +1,5 @@
-//! What several handlers do with a stored provider: load it within the organization, open its
-//! credentials, and save a change with optimistic concurrency.
+//! A stored provider, as every workflow handles it: loaded within the organization, its
+//! credentials opened, a change saved with optimistic concurrency.
 
 use crate::services::Services;
 use shared::ApiError;
@@ -19,17 +19,6 @@ pub fn not_found(id: Uuid) -> ApiError {
 /// The organization's provider; another organization's is a 404 exactly like a missing one.
 pub async fn load_provider(store: &ProviderStore, org: &OrganizationId, id: Uuid) -> Result<ProviderRecord, ApiError> {
     store.get_provider(org, id).await.map_err(ApiError::unavailable)?.ok_or_else(|| not_found(id))
-}
-
-/// The provider named by the request's `{id}`, within the organization of its authorizer
-/// context: 401 without one, 400 for a bad id, 404 when missing or another organization's.
-pub async fn requested_provider(
-    store: &ProviderStore,
-    request: &lambda_http::Request,
-) -> Result<ProviderRecord, ApiError> {
-    let org = shared::http::organization_id(request)?;
-    let id = shared::http::path_uuid(request, "id")?;
-    load_provider(store, &org, id).await
 }
 
 pub fn refuse_if_deleting(record: &ProviderRecord) -> Result<(), ApiError> {
@@ -69,12 +58,12 @@ pub async fn stored_credentials(services: &Services, record: &ProviderRecord) ->
 /// says how to set a rotated token.
 pub fn stored_credentials_error(operation: &str, record: &ProviderRecord, e: TwilioError) -> ApiError {
     if e.kind() == shared::twilio::TwilioErrorKind::Rejected {
-        return crate::twilio_errors::rejected(&format!(
+        return crate::provider::problems::rejected(&format!(
             "If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token.",
             record.id
         ));
     }
-    crate::twilio_errors::twilio_problem(operation, e)
+    crate::provider::problems::twilio_problem(operation, e)
 }
 
 /// Applies `change` to the provider and saves it with optimistic concurrency. On a conflict it

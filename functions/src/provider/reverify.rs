@@ -1,11 +1,11 @@
 //! Re-verification of every provider, the `reverify` job. Each provider is verified by
-//! [`reverify_one`] (from a jobs-queue message in Lambda, see [`crate::jobs`]); [`run`] does the
+//! [`reverify_one`] (from a jobs-queue message in Lambda, see [`crate::provider::jobs`]); [`run`] does the
 //! whole job in-process (`admin run-job reverify`, tests), with bounded concurrency. One
 //! provider's failure never stops the rest.
 
-use crate::providers::{load_provider, stored_credentials};
+use crate::provider::record::{load_provider, stored_credentials};
+use crate::provider::verify::verify;
 use crate::services::Services;
-use crate::verification::verify;
 use serde::Serialize;
 use shared::ApiError;
 use shared::model::{CheckName, CheckStatus, OrganizationId, VerificationStatus};
@@ -65,11 +65,11 @@ impl Summary {
     }
 }
 
-/// The whole job in-process (the planner's and worker's code, see [`crate::jobs`]): every
+/// The whole job in-process (the planner's and worker's code, see [`crate::provider::jobs`]): every
 /// provider of every organization. Items that failed for a reason worth retrying count as
 /// errors here.
-pub async fn run(services: &Services) -> Result<Summary, crate::jobs::PlanError> {
-    let run = crate::jobs::run_in_process(services, shared::queue::Job::Reverify, CONCURRENCY).await?;
+pub async fn run(services: &Services) -> Result<Summary, crate::provider::jobs::PlanError> {
+    let run = crate::provider::jobs::run_in_process(services, shared::queue::Job::Reverify, CONCURRENCY).await?;
     let mut summary = run.verification.unwrap_or_default();
     summary.errors += run.retry;
     tracing::info!(summary = ?summary, "re-verification finished");

@@ -1,11 +1,11 @@
-//! `GET /api/v1/providers/{id}`: any provider type, `providerType` as the discriminator.
+//! `GET /api/v1/providers/twilio/{id}`: one DynamoDB read, no KMS, no Twilio.
 
-use crate::providers::requested_provider;
+use crate::handlers::requested_provider;
 use crate::respond;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::dto::ProviderResponse;
+use shared::dto::TwilioProviderResponse;
 use shared::http::json_response;
 use shared::store::ProviderStore;
 
@@ -15,5 +15,5 @@ pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<
 
 async fn get(store: &ProviderStore, request: &Request) -> Result<Response<Body>, ApiError> {
     let record = requested_provider(store, request).await?;
-    Ok(json_response(StatusCode::OK, &ProviderResponse::from(&record)))
+    Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&record)))
 }

@@ -1,5 +1,4 @@
-//! `POST /api/v1/providers/{id}/repair`: verify, fix what is fixable, verify again and store
-//! the result. Fixable: a deleted trunk (a new one, with a new domain and termination URI), a
+//! Repairing a provider: verify, fix what is fixable, verify again and store the result. Fixable: a deleted trunk (a new one, with a new domain and termination URI), a
 //! deleted or detached credential list, a missing SIP credential (a new password), a missing,
 //! disabled or misdirected origination URL, a `TransferMode` that differs from the stored
 //! `supportsCallTransfer`, and imported numbers that are on no trunk. A number the customer
@@ -10,24 +9,17 @@
 //! written in one conditional write after their Twilio work succeeded, and removed again if
 //! that write fails, so a failure half-way leaves the provider no worse than before.
 
-use crate::create_twilio_provider::{
+use crate::provider::cleanup::remove_or_record;
+use crate::provider::create::{
     FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, truncate_chars,
 };
-use crate::providers::{
-    load_provider, owner_of, refuse_if_deleting, requested_provider, save_with_retry, stored_credentials,
-};
-use crate::rollback::remove_or_record;
+use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
+use crate::provider::verify::{Verification, origination_friendly_name, verify};
 use crate::services::Services;
-use crate::verification::{Verification, origination_friendly_name, verify};
-use crate::{answer_deadline, respond};
 use futures::StreamExt;
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::crypto::{DataKey, SecretKind};
-use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
-use shared::http::json_response;
 use shared::model::{
     CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TransferMode, TrunkSid, TwilioCredentials,
 };
@@ -43,22 +35,14 @@ const NUMBER_CONCURRENCY: usize = 5;
 /// Conditional writes of the repaired record before giving up with 409.
 const SAVE_ATTEMPTS: u32 = 5;
 
-pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    // Boxed: the repair's state machine is large, and a caller's stack (a 2 MiB worker
-    // thread in tests) should not have to hold it.
-    respond(within(answer_deadline(&request), Box::pin(run(services, &request))).await)
-}
-
-async fn run(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let record = requested_provider(&services.store, request).await?;
+/// Repairs the provider with its stored credentials (refused while a delete is in progress).
+pub async fn repair_provider(services: &Services, record: ProviderRecord) -> Result<RepairResponse, ApiError> {
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
-    let response = repair(services, record, &creds).await?;
-    Ok(json_response(StatusCode::OK, &response))
+    repair(services, record, &creds).await
 }
 
-/// The whole repair of one provider, given its decrypted credentials.
-pub async fn repair(
+async fn repair(
     services: &Services,
     record: ProviderRecord,
     creds: &TwilioCredentials,
@@ -66,7 +50,7 @@ pub async fn repair(
     let before = Box::pin(verify(services, &record, creds)).await;
     if let Some(reason) = unfixable(&before) {
         let actions = vec![action("repair", record.account_sid.as_str(), RepairResult::Failed, reason)];
-        let verification = store_verification(services, record, before).await?;
+        let verification = before.store(services, record).await?;
         return Ok(RepairResponse { actions, verification });
     }
     let mut run = Repair::new(services, creds, &record);
@@ -491,11 +475,11 @@ impl<'a> Repair<'a> {
         let after = Box::pin(verify(services, &repaired, self.creds)).await;
         let has_new_references = self.new.trunk.is_some() || self.new.sip_credential.is_some();
         if !has_new_references {
-            let verification = store_verification(services, repaired, after).await?;
+            let verification = after.store(services, repaired).await?;
             return Ok((self.actions, verification));
         }
         match self.save_new_references(&after).await {
-            Ok(()) => Ok((self.actions, to_response(after))),
+            Ok(()) => Ok((self.actions, after.into_response())),
             Err(error) => {
                 let owner = owner_of(self.record);
                 remove_or_record(services, self.creds, &owner, &self.created, self.data_key.as_ref()).await;
@@ -601,27 +585,5 @@ impl NewReferences {
         if let Some(list_sid) = &self.credential_list_sid {
             record.credential_list_sid = list_sid.clone();
         }
-    }
-}
-
-async fn store_verification(
-    services: &Services,
-    record: ProviderRecord,
-    verification: Verification,
-) -> Result<VerifyResponse, ApiError> {
-    save_with_retry(&services.store, record, |record| {
-        refuse_if_deleting(record)?;
-        verification.apply_to(record);
-        Ok(())
-    })
-    .await?;
-    Ok(to_response(verification))
-}
-
-fn to_response(verification: Verification) -> VerifyResponse {
-    VerifyResponse {
-        status: verification.status,
-        checks: verification.checks,
-        last_verified_at: verification.verified_at,
     }
 }

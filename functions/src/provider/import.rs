@@ -1,23 +1,21 @@
-//! `POST /api/v1/providers/twilio/{id}/import-numbers`: puts numbers from the customer's
-//! account on the provider's trunk, each independently, recording the routing each had.
+//! Numbers from the customer's account onto the provider's trunk: which can be imported, and
+//! the import itself, each number independently, recording the routing each had.
 
-use crate::idempotency::idempotent;
-use crate::numbers::release_with;
-use crate::providers::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
-use crate::rollback::record_for_sweeper;
+use crate::provider::cleanup::record_for_sweeper;
+use crate::provider::record::{
+    load_provider, owner_of, refuse_if_deleting, stored_credentials, stored_credentials_error,
+};
+use crate::provider::release::release_with;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
 use futures::StreamExt;
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
-use shared::dto::{ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
-use shared::http::{json_response, organization_id, path_uuid};
+use shared::dto::{AvailableNumber, AvailableNumbers, ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::model::{OrganizationId, PhoneNumberSid, TwilioCredentials, VoiceRouting};
 use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::TwilioResource;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -44,22 +42,40 @@ async fn undo_attach(
 /// Numbers imported at once; keeps the request rate toward Twilio modest.
 const IMPORT_CONCURRENCY: usize = 4;
 
-pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let work = idempotent(&services.idempotency, &request, || import(services, &request));
-    respond(within(answer_deadline(&request), work).await)
+/// The most numbers listed; `truncated` says when the account has more.
+pub const AVAILABLE_NUMBERS_CAP: usize = 1000;
+
+/// The account's incoming numbers, marked as imported or carrying routing import would replace.
+pub async fn available_numbers(services: &Services, record: &ProviderRecord) -> Result<AvailableNumbers, ApiError> {
+    let creds = stored_credentials(services, record).await?;
+    let (numbers, imported) = tokio::join!(
+        services.twilio.list_incoming_numbers(&creds, AVAILABLE_NUMBERS_CAP + 1),
+        services.store.all_numbers(&record.organization_id, record.id)
+    );
+    let mut numbers =
+        numbers.map_err(|e| stored_credentials_error("listing the account's phone numbers", record, e))?;
+    let imported: HashSet<PhoneNumberSid> =
+        imported.map_err(ApiError::unavailable)?.into_iter().map(|n| n.phone_number_sid).collect();
+    let truncated = numbers.len() > AVAILABLE_NUMBERS_CAP;
+    numbers.truncate(AVAILABLE_NUMBERS_CAP);
+    let items = numbers.iter().map(|n| AvailableNumber::new(n, imported.contains(&n.sid), &record.trunk_sid)).collect();
+    Ok(AvailableNumbers { items, truncated })
 }
 
-async fn import(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
-    let command = ImportNumbers::from_request(request)?;
-    let record = load_provider(&services.store, &org, id).await?;
+/// Imports the numbers onto the provider's trunk; each succeeds or fails on its own.
+pub async fn import_numbers(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    command: ImportNumbers,
+) -> Result<ImportResult, ApiError> {
+    let record = load_provider(&services.store, org, id).await?;
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
     // One data key for the request, fetched when the first number with URLs needs sealing.
     let data_key = tokio::sync::OnceCell::new();
     let outcomes: Vec<Result<PhoneNumberRecord, ImportError>> = futures::stream::iter(command.phone_number_sids)
-        .map(|sid| import_one(services, &org, &record, &creds, &data_key, sid))
+        .map(|sid| import_one(services, org, &record, &creds, &data_key, sid))
         .buffered(IMPORT_CONCURRENCY)
         .collect()
         .await;
@@ -73,7 +89,7 @@ async fn import(services: &Services, request: &Request) -> Result<Response<Body>
     result.success_count = result.imported.len();
     result.failed_count = result.errors.len();
     tracing::info!(organization_id = %org, provider_id = %id, imported = result.success_count, failed = result.failed_count, "numbers imported");
-    Ok(json_response(StatusCode::OK, &result))
+    Ok(result)
 }
 
 async fn import_one(

@@ -1,5 +1,5 @@
 //! Verification: the one routine that checks a provider against Twilio, used by the verify
-//! endpoint, by auth-token rotation and by the hourly job (create builds the same checks from
+//! endpoint, by repair, by auth-token rotation and by the hourly job (create builds the same checks from
 //! what it just provisioned). Each check says what to do when it does not pass.
 //!
 //! `credentials` runs first (nothing else can run without it); then `account`, and, for an
@@ -7,8 +7,11 @@
 //! concurrently.
 //! A check that could not run is reported as skipped, never dropped.
 
+use crate::provider::record::{refuse_if_deleting, save_with_retry, stored_credentials};
 use crate::services::Services;
 use serde_json::{Value, json};
+use shared::ApiError;
+use shared::dto::VerifyResponse;
 use shared::model::{
     CheckName, CheckStatus, PhoneNumberSid, SipUri, TransferMode, TwilioCredentials, VerificationCheck,
     VerificationStatus, overall_status,
@@ -51,6 +54,30 @@ impl Verification {
         record.last_verified_at = Some(self.verified_at.clone());
         record.verification_details = Some(self.checks.clone());
     }
+
+    /// Stores the result on the provider (refused once a delete has started).
+    pub async fn store(self, services: &Services, record: ProviderRecord) -> Result<VerifyResponse, ApiError> {
+        save_with_retry(&services.store, record, |record| {
+            refuse_if_deleting(record)?;
+            self.apply_to(record);
+            Ok(())
+        })
+        .await?;
+        Ok(self.into_response())
+    }
+
+    pub fn into_response(self) -> VerifyResponse {
+        VerifyResponse { status: self.status, checks: self.checks, last_verified_at: self.verified_at }
+    }
+}
+
+/// Runs every check now with the stored credentials and stores the result.
+pub async fn verify_provider(services: &Services, record: ProviderRecord) -> Result<VerifyResponse, ApiError> {
+    refuse_if_deleting(&record)?;
+    let creds = stored_credentials(services, &record).await?;
+    let verification = verify(services, &record, &creds).await;
+    tracing::info!(organization_id = %record.organization_id, provider_id = %record.id, status = ?verification.status, "provider verified");
+    verification.store(services, record).await
 }
 
 pub fn credentials_passed() -> VerificationCheck {
@@ -125,7 +152,7 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
             shared::metrics::count("CredentialsRejected", &[]);
             let message = format!(
                 "{} If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token; if the account was suspended or closed, reactivate it in the Twilio Console.",
-                crate::twilio_errors::REJECTED,
+                crate::provider::problems::REJECTED,
                 record.id
             );
             let details = json!({"code": e.code()});

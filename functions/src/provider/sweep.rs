@@ -1,7 +1,7 @@
 //! The orphan sweeper, run by the hourly job: retries the removal of Twilio resources that a
 //! failed rollback left behind (recorded as `ORPHAN#` items) until they are gone.
 
-use crate::rollback::remove_resources;
+use crate::provider::cleanup::remove_resources;
 use crate::services::Services;
 use serde::Serialize;
 use shared::crypto::{SecretKind, SecretOwner};
@@ -39,10 +39,10 @@ impl SweepSummary {
     }
 }
 
-/// The whole job in-process (the planner's and worker's code, see [`crate::jobs`]): every
+/// The whole job in-process (the planner's and worker's code, see [`crate::provider::jobs`]): every
 /// leftover-resource record, one at a time.
-pub async fn run(services: &Services) -> Result<SweepSummary, crate::jobs::PlanError> {
-    let run = crate::jobs::run_in_process(services, shared::queue::Job::SweepOrphans, 1).await?;
+pub async fn run(services: &Services) -> Result<SweepSummary, crate::provider::jobs::PlanError> {
+    let run = crate::provider::jobs::run_in_process(services, shared::queue::Job::SweepOrphans, 1).await?;
     let mut summary = run.orphans.unwrap_or_default();
     summary.remaining += run.retry;
     tracing::info!(

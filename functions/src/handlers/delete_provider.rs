@@ -1,0 +1,43 @@
+//! `DELETE /api/v1/providers/{id}[?force=true]`: 204 once deleted, 202 with the progress
+//! while the deletion queue continues it, 200 with what was left behind when forced (see
+//! [`crate::provider::delete`]).
+
+use crate::handlers::provider_path;
+use crate::provider::delete::{Deletion, delete_step};
+use crate::services::Services;
+use crate::{answer_deadline, respond};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::deadline::within;
+use shared::dto::{DeletionInProgress, DeletionView, ForcedDeletion};
+use shared::http::{json_response, query_param};
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(within(answer_deadline(&request), delete(services, &request)).await)
+}
+
+fn parse_force(request: &Request) -> Result<bool, ApiError> {
+    match query_param(request, "force") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::validation("force", "must be true or false")),
+    }
+}
+
+async fn delete(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (org, id) = provider_path(request)?;
+    let force = parse_force(request)?;
+    // Boxed: a delete step is a large state machine.
+    Ok(match Box::pin(delete_step(services, &org, id, force)).await? {
+        Deletion::Deleted => Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static"),
+        Deletion::Forced(left_behind) => {
+            json_response(StatusCode::OK, &ForcedDeletion { id, deleted: true, left_behind })
+        }
+        Deletion::Continuing(record) => {
+            let state = record.deletion.as_ref().expect("a continuing delete is marked");
+            let body = DeletionInProgress { deletion: DeletionView::of(state, record.phone_number_count) };
+            json_response(StatusCode::ACCEPTED, &body)
+        }
+    })
+}

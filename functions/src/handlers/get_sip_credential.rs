@@ -1,0 +1,76 @@
+//! `get-sip-credential`: not behind API Gateway: the call engine invokes the function directly
+//! (Lambda Invoke, granted by IAM). Event `{"organizationId": "...", "providerId": "..."}`;
+//! answer `{"providerId", "trunkSid", "terminationUri", "username", "password"}` (see
+//! [`crate::provider::sip_credential`]). Failures are Lambda function errors with a stable
+//! `errorType`. Every read writes one audit line (organization, provider, outcome), never the
+//! password.
+
+use crate::provider::sip_credential::{SipCredential, SipCredentialError, SipCredentialReader, read};
+use serde_json::Value;
+use shared::model::OrganizationId;
+use uuid::Uuid;
+
+/// Parses the event, reads, and audits.
+pub async fn handle(reader: &SipCredentialReader, event: Value) -> Result<SipCredential, SipCredentialError> {
+    let (organization_id, provider_id) = parse_event(&event)?;
+    let outcome = read(reader, &organization_id, provider_id).await;
+    let result = match &outcome {
+        Ok(_) => "returned",
+        Err(e) => e.error_type(),
+    };
+    tracing::info!(
+        audit = "sip-credential-read",
+        organization_id = %organization_id,
+        provider_id = %provider_id,
+        outcome = result,
+        "SIP credential read"
+    );
+    outcome
+}
+
+fn parse_event(event: &Value) -> Result<(OrganizationId, Uuid), SipCredentialError> {
+    let field = |name: &str| event.get(name).and_then(Value::as_str);
+    let mut problems = Vec::new();
+    let organization_id = match field("organizationId").map(OrganizationId::parse) {
+        Some(Some(org)) => Some(org),
+        Some(None) => {
+            problems.push("organizationId must be 1 to 128 letters, digits, '-', '_', '.' or ':'");
+            None
+        }
+        None => {
+            problems.push("organizationId (a string) is required");
+            None
+        }
+    };
+    let provider_id = match field("providerId").map(Uuid::parse_str) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            problems.push("providerId must be a UUID");
+            None
+        }
+        None => {
+            problems.push("providerId (a string) is required");
+            None
+        }
+    };
+    match (organization_id, provider_id) {
+        (Some(org), Some(id)) => Ok((org, id)),
+        _ => Err(SipCredentialError::InvalidRequest(format!("invalid event: {}", problems.join("; ")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_name_every_bad_field() {
+        let Err(SipCredentialError::InvalidRequest(message)) = parse_event(&json!({"providerId": "nope"})) else {
+            panic!("accepted");
+        };
+        assert!(message.contains("organizationId") && message.contains("providerId"), "{message}");
+        let ok = parse_event(&json!({"organizationId": "org-1", "providerId": Uuid::nil().to_string()}));
+        assert!(ok.is_ok());
+    }
+}

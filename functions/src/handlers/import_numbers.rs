@@ -1,0 +1,25 @@
+//! `POST /api/v1/providers/twilio/{id}/import-numbers`: puts numbers from the customer's
+//! account on the provider's trunk (see [`crate::provider::import`]); `Idempotency-Key` honoured.
+
+use crate::handlers::idempotency::idempotent;
+use crate::handlers::provider_path;
+use crate::provider::import::import_numbers;
+use crate::services::Services;
+use crate::{answer_deadline, respond};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::deadline::within;
+use shared::dto::ImportNumbers;
+use shared::http::json_response;
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    let work = idempotent(&services.idempotency, &request, || import(services, &request));
+    respond(within(answer_deadline(&request), work).await)
+}
+
+async fn import(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (org, id) = provider_path(request)?;
+    let command = ImportNumbers::from_request(request)?;
+    Ok(json_response(StatusCode::OK, &import_numbers(services, &org, id, command).await?))
+}

@@ -1,0 +1,21 @@
+//! `GET /api/v1/providers/twilio/{id}/available-numbers`: the incoming numbers of the
+//! customer's Twilio account, marked as imported or carrying voice routing import would replace.
+
+use crate::handlers::requested_provider;
+use crate::provider::import::available_numbers;
+use crate::services::Services;
+use crate::{answer_deadline, respond};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::deadline::within;
+use shared::http::json_response;
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(within(answer_deadline(&request), list(services, &request)).await)
+}
+
+async fn list(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let record = requested_provider(&services.store, request).await?;
+    Ok(json_response(StatusCode::OK, &available_numbers(services, &record).await?))
+}

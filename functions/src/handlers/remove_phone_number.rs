@@ -1,0 +1,24 @@
+//! `DELETE /api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}`: takes the number off
+//! the trunk and gives back the voice configuration it had before import (see
+//! [`crate::provider::release::remove_number`]). Answers 200 with `{phoneNumberSid, restored,
+//! reason}`. The number stays in the customer's account and can be imported again.
+
+use crate::handlers::provider_path;
+use crate::provider::release::remove_number;
+use crate::services::Services;
+use crate::{answer_deadline, respond};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::deadline::within;
+use shared::http::{json_response, path_uuid};
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    respond(within(answer_deadline(&request), remove(services, &request)).await)
+}
+
+async fn remove(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (org, id) = provider_path(request)?;
+    let number_id = path_uuid(request, "phoneNumberId")?;
+    Ok(json_response(StatusCode::OK, &remove_number(services, &org, id, number_id).await?))
+}

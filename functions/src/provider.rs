@@ -1,0 +1,28 @@
+//! The workflows behind the handlers, with typed inputs and no HTTP: what happens to a
+//! provider, its Twilio resources and its records.
+//!
+//! - [`create`], [`update`], [`rotate`], [`delete`]: the provider's lifecycle.
+//! - [`verify`], [`repair`]: checking a provider against Twilio, and putting it right.
+//! - [`import`], [`release`]: phone numbers onto the trunk, and given back.
+//! - [`cleanup`], [`sweep`]: removing Twilio resources the service created, and retrying what
+//!   could not be removed.
+//! - [`jobs`], [`reverify`]: the scheduled jobs, at any size.
+//! - [`sip_credential`]: the SIP credential the call engine reads.
+//! - [`record`]: a stored provider: load it, open its credentials, save a change.
+//! - [`problems`]: Twilio failures as API problems.
+
+pub mod cleanup;
+pub mod create;
+pub mod delete;
+pub mod import;
+pub mod jobs;
+pub mod problems;
+pub mod record;
+pub mod release;
+pub mod repair;
+pub mod reverify;
+pub mod rotate;
+pub mod sip_credential;
+pub mod sweep;
+pub mod update;
+pub mod verify;
