@@ -174,6 +174,28 @@ impl ApiError {
     }
 }
 
+/// Storage failures: a paging token the API did not issue is the caller's mistake; anything
+/// else the store reports unexpectedly means nothing was kept (handlers match the outcomes
+/// they expect, such as a version conflict, before this applies).
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::BadPageToken => {
+                Self::validation("nextToken", "is not a token this API returned for this listing")
+            }
+            other => Self::unavailable(other),
+        }
+    }
+}
+
+/// Key service failures; a secret that cannot be opened is matched where it is opened, to say
+/// which secret and how to replace it.
+impl From<crate::crypto::CryptoError> for ApiError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        Self::unavailable(e)
+    }
+}
+
 /// The chain of causes, for the log line of a server-side failure.
 fn error_chain(error: &dyn std::error::Error) -> Vec<String> {
     let mut chain = Vec::new();

@@ -5,7 +5,7 @@
 //! (`inFlight` while the first request runs, `done` after), the stored response, and
 //! `expiresAt` (epoch seconds), the table's TTL attribute.
 
-use crate::item::{Fields, idempotency_record_key, n, s};
+use crate::item::{Fields, idempotency_record_key, n, put, s};
 use crate::model::OrganizationId;
 use crate::store::StoreError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -151,14 +151,7 @@ impl IdempotencyStore {
         if let Some(location) = &response.location {
             item.insert("responseLocation".to_owned(), s(location.clone()));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::request)?;
-        Ok(())
+        put(&self.client, &self.table, item).await
     }
 
     /// Forgets the key (after a server-side failure, so that a retry runs again).

@@ -189,6 +189,14 @@ impl<'a> Fields<'a> {
     }
 }
 
+// Writes.
+
+/// Writes an item, replacing any with its key.
+pub async fn put(client: &aws_sdk_dynamodb::Client, table: &str, item: Item) -> Result<(), StoreError> {
+    client.put_item().table_name(table).set_item(Some(item)).send().await.map_err(StoreError::request)?;
+    Ok(())
+}
+
 // Transactions.
 
 /// A transaction item that puts a new item, failing if one with its key exists.

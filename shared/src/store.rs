@@ -5,7 +5,7 @@
 use crate::crypto::EncryptedSecret;
 use crate::item::{
     Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value, n,
-    number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition, orphan_sort_key, provider_sort_key,
+    number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition, orphan_sort_key, provider_sort_key, put,
     put_new, s, secret, sip_credential_sort_key,
 };
 use crate::model::{
@@ -838,14 +838,7 @@ impl ProviderStore {
             })
             .collect();
         item.insert("resources".to_owned(), AttributeValue::L(resources));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::request)?;
-        Ok(())
+        put(&self.client, &self.table, item).await
     }
 
     /// One page of every organization's leftover-resource records, for the clean-up job.

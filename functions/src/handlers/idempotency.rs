@@ -50,7 +50,7 @@ where
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
     let request_digest = digest(&[request.method().as_str().as_bytes(), request.uri().path().as_bytes(), body]);
-    match store.claim(&org, &key, &request_digest).await.map_err(ApiError::unavailable)? {
+    match store.claim(&org, &key, &request_digest).await? {
         Claim::Proceed => {}
         Claim::Replay(stored) => {
             shared::metrics::count("IdempotentReplays", &[]);

@@ -9,7 +9,7 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::{PhoneNumberPage, PhoneNumberResponse};
 use shared::http::{json_response, organization_id, path_uuid, query_param};
-use shared::store::{ProviderStore, StoreError};
+use shared::store::ProviderStore;
 
 pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
     respond(list(store, &request).await)
@@ -20,13 +20,7 @@ async fn list(store: &ProviderStore, request: &Request) -> Result<Response<Body>
     let id = path_uuid(request, "id")?;
     let limit = parse_limit(request)?;
     load_provider(store, &org, id).await?;
-    let (numbers, next_token) =
-        store.list_numbers(&org, id, limit, query_param(request, "nextToken")).await.map_err(|e| match e {
-            StoreError::BadPageToken => {
-                ApiError::validation("nextToken", "is not a token this API returned for this listing")
-            }
-            other => ApiError::unavailable(other),
-        })?;
+    let (numbers, next_token) = store.list_numbers(&org, id, limit, query_param(request, "nextToken")).await?;
     let page = PhoneNumberPage { items: numbers.iter().map(PhoneNumberResponse::from).collect(), next_token };
     Ok(json_response(StatusCode::OK, &page))
 }

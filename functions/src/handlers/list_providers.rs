@@ -6,7 +6,7 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::{ProviderPage, ProviderResponse};
 use shared::http::{json_response, organization_id, query_param};
-use shared::store::{ProviderStore, StoreError};
+use shared::store::ProviderStore;
 
 pub const DEFAULT_LIMIT: i32 = 20;
 pub const MAX_LIMIT: i32 = 100;
@@ -31,12 +31,7 @@ async fn list(store: &ProviderStore, request: &Request) -> Result<Response<Body>
     let org = organization_id(request)?;
     let limit = parse_limit(request)?;
     let token = query_param(request, "nextToken");
-    let (records, next_token) = store.list_providers(&org, limit, token).await.map_err(|e| match e {
-        StoreError::BadPageToken => {
-            ApiError::validation("nextToken", "is not a token this API returned for this organization")
-        }
-        other => ApiError::unavailable(other),
-    })?;
+    let (records, next_token) = store.list_providers(&org, limit, token).await?;
     let page = ProviderPage { items: records.iter().map(ProviderResponse::from).collect(), next_token };
     Ok(json_response(StatusCode::OK, &page))
 }

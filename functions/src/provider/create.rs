@@ -54,7 +54,7 @@ pub async fn create_provider(
 ) -> Result<ProviderRecord, ApiError> {
     let creds = TwilioCredentials { account_sid: command.account_sid.clone(), auth_token: command.auth_token.clone() };
     // The organization's own duplicate first: milliseconds, and no Twilio call for it.
-    if services.store.account_in_use(&organization_id, &creds.account_sid).await.map_err(ApiError::unavailable)? {
+    if services.store.account_in_use(&organization_id, &creds.account_sid).await? {
         return Err(account_taken(&creds));
     }
 
@@ -166,7 +166,7 @@ async fn provision(
     saga.step = "data-key";
     let data_key = match data_key.await {
         Ok(Ok(key)) => key,
-        Ok(Err(e)) => return Err((ApiError::unavailable(e), None)),
+        Ok(Err(e)) => return Err((e.into(), None)),
         Err(join_error) => return Err((ApiError::internal(join_error), None)),
     };
 
@@ -224,7 +224,7 @@ async fn provision(
     match saga.services.store.insert_provider(&record, &sip_credential).await {
         Ok(()) => Ok(record),
         Err(StoreError::AccountTaken) => Err((account_taken(creds), Some(data_key))),
-        Err(e) => Err((ApiError::unavailable(e), Some(data_key))),
+        Err(e) => Err((e.into(), Some(data_key))),
     }
 }
 

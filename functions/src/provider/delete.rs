@@ -88,7 +88,7 @@ pub async fn delete_step(
         );
     }
     if left.is_empty() {
-        services.store.delete_provider(&record).await.map_err(ApiError::unavailable)?;
+        services.store.delete_provider(&record).await?;
         tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
         return Ok(Deletion::Deleted);
     }
@@ -136,9 +136,8 @@ async fn release_numbers(
             return Ok(NumbersReleased::OutOfTime);
         }
         // The cursor moves past numbers that failed; released ones are gone from the table.
-        let (page, next) =
-            services.store.list_numbers(org, record.id, PAGE, token.as_deref()).await.map_err(ApiError::unavailable)?;
-        keys.load(services, record, &page).await.map_err(ApiError::unavailable)?;
+        let (page, next) = services.store.list_numbers(org, record.id, PAGE, token.as_deref()).await?;
+        keys.load(services, record, &page).await?;
         let keys = &keys;
         let outcomes: Vec<Option<(TwilioResource, String)>> = futures::stream::iter(page.iter().cloned())
             .map(|number| release_one(services, creds, record, number, keys))
@@ -202,8 +201,7 @@ fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
 
 /// Everything the provider holds in Twilio: its numbers' places on the trunk and its resources.
 async fn everything_of(services: &Services, record: &ProviderRecord) -> Result<Vec<TwilioResource>, ApiError> {
-    let numbers =
-        services.store.all_numbers(&record.organization_id, record.id).await.map_err(ApiError::unavailable)?;
+    let numbers = services.store.all_numbers(&record.organization_id, record.id).await?;
     let mut all: Vec<TwilioResource> = numbers
         .iter()
         .map(|n| TwilioResource::TrunkPhoneNumber {
@@ -228,9 +226,9 @@ async fn finish_forced(
     if !left.is_empty() {
         // Recorded before the records go: a forced delete never forgets what it leaves.
         let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
-        record_for_sweeper(services, &record, &resources).await.map_err(ApiError::unavailable)?;
+        record_for_sweeper(services, &record, &resources).await?;
     }
-    services.store.delete_provider(&record).await.map_err(ApiError::unavailable)?;
+    services.store.delete_provider(&record).await?;
     tracing::warn!(organization_id = %record.organization_id, provider_id = %record.id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
     Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
 }

@@ -54,8 +54,7 @@ pub async fn available_numbers(services: &Services, record: &ProviderRecord) -> 
     );
     let mut numbers =
         numbers.map_err(|e| stored_credentials_error("listing the account's phone numbers", record, e))?;
-    let imported: HashSet<PhoneNumberSid> =
-        imported.map_err(ApiError::unavailable)?.into_iter().map(|n| n.phone_number_sid).collect();
+    let imported: HashSet<PhoneNumberSid> = imported?.into_iter().map(|n| n.phone_number_sid).collect();
     let truncated = numbers.len() > AVAILABLE_NUMBERS_CAP;
     numbers.truncate(AVAILABLE_NUMBERS_CAP);
     let items = numbers.iter().map(|n| AvailableNumber::new(n, imported.contains(&n.sid), &record.trunk_sid)).collect();

@@ -18,7 +18,7 @@ pub fn not_found(id: Uuid) -> ApiError {
 
 /// The organization's provider; another organization's is a 404 exactly like a missing one.
 pub async fn load_provider(store: &ProviderStore, org: &OrganizationId, id: Uuid) -> Result<ProviderRecord, ApiError> {
-    store.get_provider(org, id).await.map_err(ApiError::unavailable)?.ok_or_else(|| not_found(id))
+    store.get_provider(org, id).await?.ok_or_else(|| not_found(id))
 }
 
 pub fn refuse_if_deleting(record: &ProviderRecord) -> Result<(), ApiError> {
@@ -39,7 +39,7 @@ pub fn owner_of(record: &ProviderRecord) -> SecretOwner {
 pub async fn stored_credentials(services: &Services, record: &ProviderRecord) -> Result<TwilioCredentials, ApiError> {
     let token = services.envelope.open(&owner_of(record), SecretKind::AuthToken, &record.auth_token).await.map_err(
         |e| match e {
-            CryptoError::Kms(_) => ApiError::unavailable(e),
+            CryptoError::Kms(_) => e.into(),
             CryptoError::WrongContext | CryptoError::Malformed(_) => {
                 tracing::error!(provider_id = %record.id, error = %e, "stored auth token cannot be decrypted");
                 ApiError::StoredSecretUnusable(format!(
@@ -91,7 +91,7 @@ pub async fn save_with_retry(
                     record.id
                 )));
             }
-            Err(e) => return Err(ApiError::unavailable(e)),
+            Err(e) => return Err(e.into()),
         }
     }
     unreachable!("the loop returns on its last attempt")

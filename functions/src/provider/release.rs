@@ -97,21 +97,20 @@ pub async fn remove_number(
     let number = services
         .store
         .get_number(org, id, number_id)
-        .await
-        .map_err(ApiError::unavailable)?
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")))?;
     let creds = stored_credentials(services, &record).await?;
     let mut keys = KeyCache::default();
-    keys.load(services, &record, std::slice::from_ref(&number)).await.map_err(ApiError::unavailable)?;
+    keys.load(services, &record, std::slice::from_ref(&number)).await?;
     let released = release_number(services, &creds, &record, &number, &keys).await.map_err(|e| match e {
         ReleaseError::Twilio(step, e) => stored_credentials_error(step, &record, e),
-        ReleaseError::Secret(e) => ApiError::unavailable(e),
+        ReleaseError::Secret(e) => e.into(),
     })?;
     services.store.remove_number(org, &number).await.map_err(|e| match e {
         // Removed by a concurrent request: the end state is the one asked for.
         StoreError::NumberGone => ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")),
         StoreError::ProviderGone => ApiError::Conflict(format!("Provider {id} is being deleted.")),
-        other => ApiError::unavailable(other),
+        other => other.into(),
     })?;
     let (restored, reason) = match released {
         Released::Restored | Released::Gone => (true, None),

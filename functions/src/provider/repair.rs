@@ -528,7 +528,7 @@ impl<'a> Repair<'a> {
                         self.record.id
                     )));
                 }
-                Err(e) => return Err(ApiError::unavailable(e)),
+                Err(e) => return Err(e.into()),
             }
         }
         unreachable!("the loop returns on its last attempt")

@@ -111,7 +111,7 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
             tracing::info!(organization_id = %org, provider_id = %id, "provider changed while it was verified; the newer record stays");
             return Ok(Outcome::Stale);
         }
-        Err(e) => return Err(ApiError::unavailable(e)),
+        Err(e) => return Err(e.into()),
     }
     let current = verification.status;
     if current != previous {

@@ -39,7 +39,7 @@ pub async fn rotate_auth_token(
         verify_with_account(services, &record, &creds, Ok(account)),
         services.envelope.generate_data_key(&owner)
     );
-    let data_key = data_key.map_err(ApiError::unavailable)?;
+    let data_key = data_key?;
     let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
     drop(data_key);
     let saved = save_with_retry(&services.store, record, |record| {
