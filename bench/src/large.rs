@@ -284,7 +284,7 @@ pub async fn delete_at_size(setup: &Setup, services: &Services, n: usize, latenc
                         ..Default::default()
                     },
                     previous_routing_sealed: None,
-                    imported_at: shared::time::now_rfc3339(),
+                    imported_at: shared::time::Timestamp::now(),
                 };
                 services.store.insert_number(org, &record).await.expect("seed a number");
             }

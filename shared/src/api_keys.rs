@@ -51,7 +51,7 @@ pub struct ApiKeyInfo {
     /// The readable start of the key (`tpk_<key id>`), to recognise it.
     pub prefix: String,
     pub description: Option<String>,
-    pub created_at: String,
+    pub created_at: crate::time::Timestamp,
     pub revoked: bool,
 }
 
@@ -106,7 +106,7 @@ impl ApiKeyStore {
             organization_id: org.as_str().to_owned(),
             prefix: format!("{KEY_PREFIX}{key_id}"),
             description: description.map(str::to_owned),
-            created_at: crate::time::now_rfc3339(),
+            created_at: crate::time::Timestamp::now(),
             revoked: false,
         };
         let mut fields = HashMap::from([
@@ -235,7 +235,7 @@ fn info_from_item(item: &Item) -> Result<ApiKeyInfo, StoreError> {
         organization_id: f.string("organizationId")?,
         prefix: f.string("prefix")?,
         description: f.opt_string("description")?,
-        created_at: f.string("createdAt")?,
+        created_at: f.timestamp("createdAt")?,
         revoked: item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }

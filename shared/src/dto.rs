@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::http::JsonFields;
 use crate::model::{AccountSid, AuthToken, PhoneNumberSid, Region, TrunkSid, VerificationCheck, VerificationStatus};
 use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
+use crate::time::Timestamp;
 use crate::twilio::{Capabilities, IncomingPhoneNumber, TwilioResource};
 use lambda_http::Request;
 use serde::Serialize;
@@ -81,7 +82,8 @@ pub struct TwilioProviderResponse {
     pub account_sid: AccountSid,
     pub id: Uuid,
     pub verification_status: VerificationStatus,
-    pub last_verified_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_verified_at: Option<Timestamp>,
     pub phone_number_count: u32,
     pub verification_details: Option<Vec<VerificationCheck>>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^TK[a-f0-9]{32}$"))]
@@ -101,7 +103,8 @@ pub struct DeletionView {
     /// Always `deleting`.
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^deleting$"))]
     pub status: &'static str,
-    pub started_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub started_at: Timestamp,
     /// Imported numbers not yet given back.
     pub remaining_numbers: u32,
     pub last_error: Option<String>,
@@ -325,7 +328,8 @@ pub struct PhoneNumberResponse {
     pub phone_number_sid: PhoneNumberSid,
     pub phone_number: String,
     pub friendly_name: Option<String>,
-    pub imported_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub imported_at: Timestamp,
     /// The voice URL the number had before import (user-info and query values masked).
     pub previous_voice_url: Option<String>,
     pub previous_voice_application_sid: Option<String>,
@@ -407,7 +411,8 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
 pub struct VerifyResponse {
     pub status: crate::model::VerificationStatus,
     pub checks: Vec<VerificationCheck>,
-    pub last_verified_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub last_verified_at: Timestamp,
 }
 
 /// The 200 body of a forced delete that could not clean up Twilio.

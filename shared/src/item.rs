@@ -21,6 +21,7 @@
 use crate::crypto::EncryptedSecret;
 use crate::model::{AccountSid, OrganizationId, PhoneNumberSid};
 use crate::store::StoreError;
+use crate::time::Timestamp;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -136,6 +137,12 @@ impl<'a> Fields<'a> {
     }
     pub fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
         self.parsed(name, Uuid::parse_str)
+    }
+    pub fn timestamp(&self, name: &str) -> Result<Timestamp, StoreError> {
+        self.parsed(name, Timestamp::parse)
+    }
+    pub fn opt_timestamp(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.0.get(name).map(|_| self.timestamp(name)).transpose()
     }
     pub fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
         match self.0.get(name) {

@@ -452,14 +452,15 @@ pub struct VerificationCheck {
     pub check_name: CheckName,
     pub message: String,
     pub status: CheckStatus,
-    pub timestamp: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub timestamp: crate::time::Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Value,
 }
 
 impl VerificationCheck {
     pub fn new(name: CheckName, status: CheckStatus, message: impl Into<String>, details: serde_json::Value) -> Self {
-        Self { check_name: name, message: message.into(), status, timestamp: crate::time::now_rfc3339(), details }
+        Self { check_name: name, message: message.into(), status, timestamp: crate::time::Timestamp::now(), details }
     }
 }
 

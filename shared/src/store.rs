@@ -12,6 +12,7 @@ use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
     VerificationStatus, VoiceRouting,
 };
+use crate::time::Timestamp;
 use crate::twilio::TwilioResource;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -67,11 +68,11 @@ pub struct ProviderRecord {
     pub termination_uri: String,
     pub credential_list_sid: CredentialListSid,
     pub verification_status: VerificationStatus,
-    pub last_verified_at: Option<String>,
+    pub last_verified_at: Option<Timestamp>,
     pub verification_details: Option<Vec<VerificationCheck>>,
     pub phone_number_count: u32,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     /// Optimistic-concurrency version, incremented by every update.
     pub version: u64,
     /// Set once a delete has started; a failed delete leaves it so a retry continues.
@@ -81,7 +82,7 @@ pub struct ProviderRecord {
 /// A delete in progress.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletionState {
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// What failed last time, if anything.
     pub last_error: Option<String>,
 }
@@ -119,7 +120,7 @@ pub struct PhoneNumberRecord {
     /// The exact voice configuration before import, envelope-encrypted (JSON of
     /// [`VoiceRouting`]); absent when it has no URL, as the masked one is then exact.
     pub previous_routing_sealed: Option<EncryptedSecret>,
-    pub imported_at: String,
+    pub imported_at: Timestamp,
 }
 
 impl PhoneNumberRecord {
@@ -158,7 +159,7 @@ impl PhoneNumberRecord {
             friendly_name: f.opt_string("friendlyName")?,
             previous_routing: f.json("previousRouting")?.unwrap_or_default(),
             previous_routing_sealed: f.opt_secret("previousRoutingSealed")?,
-            imported_at: f.string("importedAt")?,
+            imported_at: f.timestamp("importedAt")?,
         })
     }
 }
@@ -172,7 +173,7 @@ pub struct OrphanRecord {
     /// Absent when the token could not be encrypted (KMS was the failure).
     pub auth_token: Option<EncryptedSecret>,
     pub resources: Vec<TwilioResource>,
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// Set when Twilio rejects the stored credentials: the sweeper stops trying (and logged
     /// it once); an operator removes the resources by hand.
     pub stuck_reason: Option<String>,
@@ -197,7 +198,7 @@ impl OrphanRecord {
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
             auth_token: f.opt_secret("authToken")?,
             resources,
-            created_at: f.string("createdAt")?,
+            created_at: f.timestamp("createdAt")?,
             stuck_reason: f.opt_string("stuckReason")?,
         })
     }
@@ -291,14 +292,14 @@ impl ProviderRecord {
             termination_uri: f.string("terminationUri")?,
             credential_list_sid: f.parsed("credentialListSid", CredentialListSid::parse)?,
             verification_status: f.enum_value("verificationStatus")?,
-            last_verified_at: f.opt_string("lastVerifiedAt")?,
+            last_verified_at: f.opt_timestamp("lastVerifiedAt")?,
             verification_details: f.json("verificationDetails")?,
             phone_number_count: f.number("phoneNumberCount")?,
-            created_at: f.string("createdAt")?,
-            updated_at: f.string("updatedAt")?,
+            created_at: f.timestamp("createdAt")?,
+            updated_at: f.timestamp("updatedAt")?,
             version: f.number("version")?,
             deletion: f
-                .opt_string("deletionStartedAt")?
+                .opt_timestamp("deletionStartedAt")?
                 .map(|started_at| {
                     Ok::<_, StoreError>(DeletionState { started_at, last_error: f.opt_string("deletionError")? })
                 })

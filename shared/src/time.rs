@@ -1,6 +1,8 @@
-//! Timestamps as the API shows them: RFC 3339, UTC, whole seconds.
+//! Time as the API shows it and the table stores it: RFC 3339, UTC, whole seconds.
 
 use aws_sdk_dynamodb::primitives::{DateTime, DateTimeFormat};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch.
@@ -8,8 +10,62 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-/// The current time as `2023-11-07T05:31:56Z`.
-pub fn now_rfc3339() -> String {
-    let now = DateTime::from(SystemTime::now());
-    DateTime::from_secs(now.secs()).fmt(DateTimeFormat::DateTime).expect("a current timestamp is always representable")
+/// A point in time, `2023-11-07T05:31:56Z`: what records and responses carry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let now = DateTime::from(SystemTime::now());
+        let text = DateTime::from_secs(now.secs())
+            .fmt(DateTimeFormat::DateTime)
+            .expect("a current timestamp is always representable");
+        Self(text)
+    }
+
+    /// An RFC 3339 date-time, kept as written (stored items and checks are read back as they
+    /// were written).
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        DateTime::from_str(text, DateTimeFormat::DateTime).map(|_| Self(text.to_owned())).map_err(|_| Self::FORMAT)
+    }
+
+    pub const FORMAT: &'static str = "must be an RFC 3339 date-time";
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Timestamp {
+    type Error = &'static str;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(timestamp: Timestamp) -> Self {
+        timestamp.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_is_whole_seconds_utc_and_parses_back() {
+        let now = Timestamp::now();
+        assert!(now.as_str().ends_with('Z') && !now.as_str().contains('.'), "{now}");
+        assert_eq!(Timestamp::parse(now.as_str()), Ok(now));
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
 }

@@ -237,7 +237,7 @@ fn log_request(
     organization_id: Option<&str>,
 ) {
     let line = json!({
-        "time": shared::time::now_rfc3339(),
+        "time": shared::time::Timestamp::now().to_string(),
         "requestId": request_id,
         "method": method,
         "route": route,

@@ -6,7 +6,7 @@ use crate::services::Services;
 use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::model::TwilioCredentials;
 use shared::store::OrphanRecord;
-use shared::time::now_rfc3339;
+use shared::time::Timestamp;
 use shared::twilio::{TwilioClient, TwilioError, TwilioResource};
 use std::time::Duration;
 
@@ -72,7 +72,7 @@ pub async fn record_for_sweeper(
         account_sid: record.account_sid.clone(),
         auth_token: Some(record.auth_token.clone()),
         resources: leftovers,
-        created_at: now_rfc3339(),
+        created_at: Timestamp::now(),
         stuck_reason: None,
     };
     store.record_orphan(&orphan).await?;
@@ -120,7 +120,7 @@ pub async fn remove_or_record(
         account_sid: creds.account_sid.clone(),
         auth_token,
         resources,
-        created_at: now_rfc3339(),
+        created_at: Timestamp::now(),
         stuck_reason: None,
     };
     match services.store.record_orphan(&orphan).await {

@@ -24,7 +24,7 @@ use shared::model::{
     overall_status,
 };
 use shared::store::{ProviderRecord, SipCredentialRecord, StoreError};
-use shared::time::now_rfc3339;
+use shared::time::Timestamp;
 use shared::twilio::TwilioResource;
 use shared::twilio::{
     Account, CODE_DOMAIN_NAME_INVALID, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError,
@@ -170,7 +170,7 @@ async fn provision(
         Err(join_error) => return Err((ApiError::internal(join_error), None)),
     };
 
-    let now = now_rfc3339();
+    let now = Timestamp::now();
     let region = command.region.unwrap_or(saga.services.default_region);
     let checks = vec![
         credentials_passed(),

@@ -59,7 +59,7 @@ pub async fn delete_step(
         record = save_with_retry(&services.store, record, |record| {
             record
                 .deletion
-                .get_or_insert_with(|| DeletionState { started_at: shared::time::now_rfc3339(), last_error: None });
+                .get_or_insert_with(|| DeletionState { started_at: shared::time::Timestamp::now(), last_error: None });
             Ok(())
         })
         .await?;

@@ -145,7 +145,7 @@ async fn import_one(
         friendly_name: number.friendly_name.clone(),
         previous_routing: previous.masked(),
         previous_routing_sealed: sealed,
-        imported_at: shared::time::now_rfc3339(),
+        imported_at: shared::time::Timestamp::now(),
     };
     // The attach gets the time left less what undoing it may take; a number that cannot be
     // both attached and undone in time is not started.

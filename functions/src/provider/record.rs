@@ -77,7 +77,7 @@ pub async fn save_with_retry(
         let mut updated = record.clone();
         change(&mut updated)?;
         updated.version = record.version + 1;
-        updated.updated_at = shared::time::now_rfc3339();
+        updated.updated_at = shared::time::Timestamp::now();
         match store.replace_provider(&updated).await {
             Ok(()) => return Ok(updated),
             Err(StoreError::VersionConflict) if attempt < SAVE_ATTEMPTS => {

@@ -516,7 +516,7 @@ impl<'a> Repair<'a> {
             self.new.apply_to(&mut updated);
             after.apply_to(&mut updated);
             updated.version = current.version + 1;
-            updated.updated_at = shared::time::now_rfc3339();
+            updated.updated_at = shared::time::Timestamp::now();
             match store.replace_provider_and_credential(&updated, self.new.sip_credential.as_ref()).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::VersionConflict) if attempt < SAVE_ATTEMPTS => {

@@ -104,7 +104,7 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
     let mut updated = record.clone();
     verification.apply_to(&mut updated);
     updated.version = record.version + 1;
-    updated.updated_at = shared::time::now_rfc3339();
+    updated.updated_at = shared::time::Timestamp::now();
     match services.store.replace_provider(&updated).await {
         Ok(()) => {}
         Err(StoreError::VersionConflict) => {

@@ -37,7 +37,7 @@ const DETAILS_CAP: usize = 50;
 pub struct Verification {
     pub status: VerificationStatus,
     pub checks: Vec<VerificationCheck>,
-    pub verified_at: String,
+    pub verified_at: shared::time::Timestamp,
 }
 
 impl Verification {
@@ -45,7 +45,7 @@ impl Verification {
         let status = overall_status(&checks);
         let name = serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         shared::metrics::count("VerificationResults", &[("Status", &name)]);
-        Self { status, checks, verified_at: shared::time::now_rfc3339() }
+        Self { status, checks, verified_at: shared::time::Timestamp::now() }
     }
 
     /// Writes the result into a record's verification fields.

@@ -35,7 +35,7 @@ async fn seed_numbers(env: &TestEnv, sid: &str, id: &str, trunk_sid: &str, n: us
                 ..Default::default()
             },
             previous_routing_sealed: None,
-            imported_at: shared::time::now_rfc3339(),
+            imported_at: shared::time::Timestamp::now(),
         };
         env.services.store.insert_number(&org, &record).await.unwrap();
         sids.push(pn);
