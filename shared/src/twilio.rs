@@ -293,6 +293,10 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Twilio's REST API for one deployment: base URLs injected, timeouts and retries bounded.
+/// Every request also honours the current deadline, which it reads from the task-local that
+/// [`crate::deadline::within`] sets (the handlers set it from the Lambda invocation's), so
+/// no attempt or wait outlives the invocation.
 #[derive(Debug, Clone)]
 pub struct TwilioClient {
     http: reqwest::Client,
