@@ -1,6 +1,7 @@
 //! One handler per Lambda binary, named as the binary: it reads the event (organization from
 //! the authorizer context, path, query and body parsed into typed commands), runs a workflow
-//! of [`crate::provider`] and renders its outcome (problem+json for errors).
+//! of [`crate::provider`] and renders its outcome (problem+json for errors). [`idempotency`]
+//! is the `Idempotency-Key` wrapper the creating handlers share.
 
 pub mod authorizer;
 pub mod continue_deletions;
