@@ -126,8 +126,8 @@ impl ApiKeyStore {
         let mut listed = api_key_listed_key(org, &key_id);
         listed.extend(fields);
         Transaction::new()
-            .with(Copy::Lookup, put_new(&self.table, lookup))
-            .with(Copy::Listed, put_new(&self.table, listed))
+            .with(KeyCopy::Lookup, put_new(&self.table, lookup))
+            .with(KeyCopy::Listed, put_new(&self.table, listed))
             .send(&self.client)
             .await?;
         Ok((info, key))
@@ -174,7 +174,7 @@ impl ApiKeyStore {
         else {
             return Ok(false);
         };
-        let org = Fields(&item).parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?;
+        let org = Fields(&item).organization_id("organizationId")?;
         let revoke = |key: Item| {
             let update = Update::builder()
                 .table_name(&self.table)
@@ -187,8 +187,8 @@ impl ApiKeyStore {
             TransactWriteItem::builder().update(update).build()
         };
         Transaction::new()
-            .with(Copy::Lookup, revoke(api_key_lookup_key(key_id)))
-            .with(Copy::Listed, revoke(api_key_listed_key(&org, key_id)))
+            .with(KeyCopy::Lookup, revoke(api_key_lookup_key(key_id)))
+            .with(KeyCopy::Listed, revoke(api_key_listed_key(&org, key_id)))
             .send(&self.client)
             .await?;
         Ok(true)
@@ -223,7 +223,7 @@ impl ApiKeyStore {
 
 /// The two copies of a key, as transaction items.
 #[derive(Clone, Copy, PartialEq)]
-enum Copy {
+enum KeyCopy {
     Lookup,
     Listed,
 }

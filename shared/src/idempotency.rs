@@ -117,10 +117,10 @@ impl IdempotencyStore {
             .item
             .ok_or_else(|| StoreError::Corrupt("idempotency record vanished".into()))?;
         let f = Fields(&item);
-        if f.string("requestDigest")? != request_digest {
+        if f.opt_string("requestDigest")?.as_deref() != Some(request_digest) {
             return Ok(Claim::Mismatch);
         }
-        if f.string("state")? != "done" {
+        if f.opt_string("state")?.as_deref() != Some("done") {
             return Ok(Claim::InFlight);
         }
         Ok(Claim::Replay(StoredResponse {

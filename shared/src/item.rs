@@ -1,6 +1,6 @@
 //! How records map to items of the one DynamoDB table: every key, the attribute helpers, and
 //! transactions whose items are named. [`crate::store`], [`crate::api_keys`] and
-//! [`crate::idempotency`] read and write through this module only.
+//! [`crate::idempotency`] build their keys and items and read their attributes here only.
 //!
 //! | item | `entity` | pk | sk |
 //! |---|---|---|---|
@@ -142,7 +142,10 @@ impl<'a> Fields<'a> {
         self.parsed(name, Timestamp::parse)
     }
     pub fn opt_timestamp(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
-        self.0.get(name).map(|_| self.timestamp(name)).transpose()
+        self.opt_string(name)?.map(|_| self.timestamp(name)).transpose()
+    }
+    pub fn organization_id(&self, name: &str) -> Result<OrganizationId, StoreError> {
+        self.parsed(name, |value| OrganizationId::parse(value).ok_or(()))
     }
     pub fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
         match self.0.get(name) {

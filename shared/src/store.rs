@@ -1,5 +1,6 @@
 //! The DynamoDB table, partitioned by organization: every key the handlers read and write
-//! starts with the organization, so no read or write can reach another organization's items.
+//! starts with the organization, so no read or write can reach another organization's items;
+//! the one exception, a phone number's global claim, is looked up by its SID, never listed.
 //! The keys and the item mapping are in [`crate::item`], with the table of every item.
 
 use crate::crypto::EncryptedSecret;
@@ -188,12 +189,21 @@ impl OrphanRecord {
             .map(|entry| {
                 let map = entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?;
                 let f = Fields(map);
-                TwilioResource::parse(&f.string("kind")?, &f.string("sid")?)
-                    .ok_or_else(|| StoreError::Corrupt("resource names nothing this service creates".into()))
+                Ok((f.string("kind")?, f.string("sid")?))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?
+            .into_iter()
+            .filter_map(|(kind, sid)| {
+                let resource = TwilioResource::parse(&kind, &sid);
+                if resource.is_none() {
+                    // Not something this service creates: never removed, so never swept.
+                    tracing::warn!(kind, sid, "leftover record names an unknown resource; skipped");
+                }
+                resource
+            })
+            .collect();
         Ok(Self {
-            organization_id: f.parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?,
+            organization_id: f.organization_id("organizationId")?,
             provider_id: f.uuid("providerId")?,
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
             auth_token: f.opt_secret("authToken")?,
@@ -280,7 +290,7 @@ impl ProviderRecord {
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let f = Fields(item);
         Ok(Self {
-            organization_id: f.parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?,
+            organization_id: f.organization_id("organizationId")?,
             id: f.uuid("id")?,
             name: f.string("name")?,
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
@@ -895,7 +905,7 @@ impl ProviderStore {
         let mut ids = Vec::new();
         for item in output.items() {
             let f = Fields(item);
-            ids.push((f.parsed("organizationId", |v| OrganizationId::parse(v).ok_or(()))?, f.uuid(id_attribute)?));
+            ids.push((f.organization_id("organizationId")?, f.uuid(id_attribute)?));
         }
         Ok((ids, output.last_evaluated_key.map(ScanCursor)))
     }
@@ -937,5 +947,27 @@ mod tests {
         for bad in ["", "!!!", "cDEub3JnLWEubm90LWEtdXVpZA", &token[..token.len() - 2]] {
             assert!(matches!(decode_page_token(&org, "PROVIDER#", bad), Err(StoreError::BadPageToken)), "{bad}");
         }
+    }
+
+    #[test]
+    fn leftover_records_skip_resources_this_service_does_not_create() {
+        let org = OrganizationId::parse("org-a").unwrap();
+        let trunk_sid = TrunkSid::parse(&format!("TK{}", "1".repeat(32))).unwrap();
+        let entry = |kind: &str, sid: &str| {
+            AttributeValue::M(HashMap::from([("kind".to_owned(), s(kind)), ("sid".to_owned(), s(sid))]))
+        };
+        let mut item = org_key(&org, orphan_sort_key(Uuid::nil()));
+        item.extend([
+            ("organizationId".to_owned(), s("org-a")),
+            ("providerId".to_owned(), s(Uuid::nil().to_string())),
+            ("accountSid".to_owned(), s(format!("AC{}", "2".repeat(32)))),
+            ("createdAt".to_owned(), s("2026-01-01T00:00:00Z")),
+            (
+                "resources".to_owned(),
+                AttributeValue::L(vec![entry("trunk", trunk_sid.as_str()), entry("application", "AP1")]),
+            ),
+        ]);
+        let orphan = OrphanRecord::from_item(&item).unwrap();
+        assert_eq!(orphan.resources, [TwilioResource::Trunk { trunk_sid }]);
     }
 }

@@ -152,8 +152,9 @@ pub struct Trunk {
     pub domain_name: Option<String>,
     #[serde(default)]
     pub friendly_name: Option<String>,
+    /// As Twilio reports it: kept as text, so a mode Twilio adds later is shown, not an error.
     #[serde(default)]
-    pub transfer_mode: Option<TransferMode>,
+    pub transfer_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,7 +296,7 @@ impl Default for RetryPolicy {
 
 /// Twilio's REST API for one deployment: base URLs injected, timeouts and retries bounded.
 /// Every request also honours the current deadline, which it reads from the task-local that
-/// [`crate::deadline::within`] sets (the handlers set it from the Lambda invocation's), so
+/// [`crate::deadline::within`] sets (each function sets it from the Lambda invocation's), so
 /// no attempt or wait outlives the invocation.
 #[derive(Debug, Clone)]
 pub struct TwilioClient {

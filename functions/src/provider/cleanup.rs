@@ -1,6 +1,6 @@
-//! Removing Twilio resources the service created: the compensation of a failed create or
-//! repair, and the orphan sweeper's retries. A 404 from Twilio counts as removed; what cannot
-//! be removed is recorded for the sweeper.
+//! Removing Twilio resources the service created: the compensation of a failed create, repair
+//! or import, what a forced delete leaves, and the orphan sweeper's retries. A 404 from Twilio
+//! counts as removed; what cannot be removed is recorded for the sweeper.
 
 use crate::services::Services;
 use shared::crypto::{DataKey, SecretKind, SecretOwner};

@@ -1,17 +1,17 @@
-//! Deleting a provider: give the customer's Twilio account back
-//! (imported numbers off the trunk with their previous voice configuration, then the
-//! credential list's attachment, the trunk and the credential list with its credentials; 404
-//! counts as done), then delete every record of the provider.
+//! Deleting a provider: give the customer's Twilio account back (imported numbers off the
+//! trunk with their previous voice configuration, then the credential list's attachment, the
+//! trunk and the credential list with its credentials; 404 counts as done), then delete every
+//! record of the provider.
 //!
 //! At any size: numbers are released with bounded concurrency, and each number's records go
 //! (with the count) as soon as it is given back, so work done is never redone. When the
-//! invocation's time runs short, the delete answers `202` with its progress and a message on
-//! the deletion queue continues it (`continue-deletions`) until the provider is gone; `DELETE`
-//! again also continues, and `GET` shows the progress.
+//! invocation's time runs short, a step records its progress and queues a message on the
+//! deletion queue ([`Deletion::Continuing`]); `continue-deletions` runs the next step until the
+//! provider is gone. `DELETE` again also continues, and `GET` shows the progress.
 //!
-//! A Twilio failure leaves the provider marked as being deleted and answers 502 (a rotated
-//! token can be set with `PATCH …/auth-token` meanwhile). `force=true` removes the records
-//! anyway and records whatever Twilio still holds for the orphan sweeper.
+//! A Twilio failure leaves the provider marked as being deleted and fails the step (a rotated
+//! token can be set meanwhile). A forced delete removes the records anyway and records
+//! whatever Twilio still holds for the orphan sweeper ([`Deletion::Forced`]).
 
 use crate::provider::cleanup::{record_for_sweeper, remove_resources};
 use crate::provider::record::{load_provider, save_with_retry, stored_credentials};

@@ -1,6 +1,6 @@
 //! The scheduled jobs at any size: the planner and the worker (handlers
-//! [`crate::handlers::plan_jobs`] and [`crate::handlers::run_jobs`]). EventBridge Scheduler starts `plan-jobs` with
-//! `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its own schedule); the planner
+//! [`crate::handlers::plan_jobs`] and [`crate::handlers::run_jobs`]). EventBridge Scheduler
+//! starts `plan-jobs` with `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its own schedule); the planner
 //! pages through the table and queues one message per provider or leftover record, ten per
 //! SQS request. `run-jobs` consumes the jobs queue (batch size and maximum concurrency set in
 //! the template, so the rate toward Twilio stays bounded) and answers SQS's partial batch

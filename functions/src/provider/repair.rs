@@ -1,5 +1,6 @@
-//! Repairing a provider: verify, fix what is fixable, verify again and store the result. Fixable: a deleted trunk (a new one, with a new domain and termination URI), a
-//! deleted or detached credential list, a missing SIP credential (a new password), a missing,
+//! Repairing a provider: verify, fix what is fixable, verify again and store the result.
+//! Fixable: a deleted trunk (a new one, with a new domain and termination URI), a deleted or
+//! detached credential list, a missing SIP credential (a new password), a missing,
 //! disabled or misdirected origination URL, a `TransferMode` that differs from the stored
 //! `supportsCallTransfer`, and imported numbers that are on no trunk. A number the customer
 //! moved to another trunk is reported, never taken back.
@@ -147,7 +148,7 @@ impl<'a> Repair<'a> {
             Ok(trunk) => {
                 self.note("recreateTrunk", &old_sid, RepairResult::Skipped, "The SIP trunk exists.");
                 self.trunk_sid = Some(old_sid.clone());
-                if trunk.transfer_mode == Some(expected_mode) {
+                if trunk.transfer_mode.as_deref() == Some(expected_mode.as_str()) {
                     let message = format!("TransferMode is {expected_mode}, as supportsCallTransfer asks.");
                     self.note("setTransferMode", &old_sid, RepairResult::Skipped, message);
                     return;

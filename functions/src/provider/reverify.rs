@@ -1,6 +1,6 @@
 //! Re-verification of every provider, the `reverify` job. Each provider is verified by
-//! [`reverify_one`] (from a jobs-queue message in Lambda, see [`crate::provider::jobs`]); [`run`] does the
-//! whole job in-process (`admin run-job reverify`, tests), with bounded concurrency. One
+//! [`reverify_one`] (from a jobs-queue message in Lambda, see [`crate::provider::jobs`]);
+//! [`run`] does the whole job in-process (`admin run-job reverify`, tests), with bounded concurrency. One
 //! provider's failure never stops the rest.
 
 use crate::provider::record::{load_provider, stored_credentials};

@@ -1,6 +1,6 @@
 //! Verification: the one routine that checks a provider against Twilio, used by the verify
-//! endpoint, by repair, by auth-token rotation and by the hourly job (create builds the same checks from
-//! what it just provisioned). Each check says what to do when it does not pass.
+//! endpoint, by repair, by auth-token rotation and by the hourly job (create builds the same
+//! checks from what it just provisioned). Each check says what to do when it does not pass.
 //!
 //! `credentials` runs first (nothing else can run without it); then `account`, and, for an
 //! active account, `permissions`, `trunk`, `credentialList`, `origination` and `phoneNumbers`
@@ -76,8 +76,10 @@ pub async fn verify_provider(services: &Services, record: ProviderRecord) -> Res
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
     let verification = verify(services, &record, &creds).await;
-    tracing::info!(organization_id = %record.organization_id, provider_id = %record.id, status = ?verification.status, "provider verified");
-    verification.store(services, record).await
+    let (org, id) = (record.organization_id.clone(), record.id);
+    let response = verification.store(services, record).await?;
+    tracing::info!(organization_id = %org, provider_id = %id, status = ?response.status, "provider verified");
+    Ok(response)
 }
 
 pub fn credentials_passed() -> VerificationCheck {
@@ -417,8 +419,7 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
         Err(e) => return twilio_finding(CheckName::Trunk, &format!("the SIP trunk {}", record.trunk_sid), e, details),
     };
     let domain = trunk.domain_name.clone().unwrap_or_default();
-    // Absent reads as "" (never the expected mode), as Twilio shows an unset field.
-    let mode = trunk.transfer_mode.map(TransferMode::as_str).unwrap_or_default();
+    let mode = trunk.transfer_mode.clone().unwrap_or_default();
     let details = json!({"trunkSid": trunk.sid, "domainName": domain, "transferMode": mode, "expectedTransferMode": expected_mode});
     if !domain.eq_ignore_ascii_case(&record.domain_name) {
         return VerificationCheck::new(
