@@ -38,7 +38,7 @@ impl Services {
         let services =
             Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri);
         Ok(match deletion_queue {
-            Some(url) => services.with_deletions(Queue::new(aws_sdk_sqs::Client::new(&aws), url)),
+            Some(url) => services.with_deletions(Queue::built_at_first_send(&aws, url)),
             None => services,
         })
     }

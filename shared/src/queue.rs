@@ -6,6 +6,7 @@
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,8 +16,15 @@ pub struct QueueError(String);
 /// One queue, by URL. Cheap to clone (the SDK client is shared).
 #[derive(Clone, Debug)]
 pub struct Queue {
-    sqs: aws_sdk_sqs::Client,
+    sqs: Arc<Sqs>,
     url: String,
+}
+
+/// The SQS client, or what builds it at the first send.
+#[derive(Debug)]
+struct Sqs {
+    client: OnceLock<aws_sdk_sqs::Client>,
+    config: Option<aws_config::SdkConfig>,
 }
 
 /// SQS accepts at most ten messages per batch.
@@ -24,7 +32,21 @@ const BATCH: usize = 10;
 
 impl Queue {
     pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self { sqs, url: url.into() }
+        Self { sqs: Arc::new(Sqs { client: OnceLock::from(sqs), config: None }), url: url.into() }
+    }
+
+    /// A queue whose SQS client is built at the first send: for a function that seldom sends
+    /// (a delete that finishes in time never does), so that its cold start does not build it.
+    pub fn built_at_first_send(aws: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+        Self { sqs: Arc::new(Sqs { client: OnceLock::new(), config: Some(aws.clone()) }), url: url.into() }
+    }
+
+    fn client(&self) -> &aws_sdk_sqs::Client {
+        self.sqs.client.get_or_init(|| {
+            aws_sdk_sqs::Client::new(
+                self.sqs.config.as_ref().expect("a queue without a client keeps its configuration"),
+            )
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -55,7 +77,7 @@ impl Queue {
                     })
                     .collect();
                 let output = self
-                    .sqs
+                    .client()
                     .send_message_batch()
                     .queue_url(&self.url)
                     .set_entries(Some(entries))
@@ -119,5 +141,18 @@ mod tests {
         assert_eq!(Job::parse("other"), None);
         let item = JobItem { job: Job::Reverify, organization_id: "o".into(), provider_id: Uuid::nil() };
         assert!(serde_json::to_string(&item).unwrap().contains("\"job\":\"reverify\""));
+    }
+
+    #[test]
+    fn a_queue_built_at_first_send_has_no_client_until_then() {
+        let aws = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let queue = Queue::built_at_first_send(&aws, "https://sqs.us-east-1.amazonaws.com/1/q");
+        let copy = queue.clone();
+        assert!(queue.sqs.client.get().is_none());
+        copy.client();
+        assert!(queue.sqs.client.get().is_some(), "clones share the client");
     }
 }
