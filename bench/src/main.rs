@@ -638,11 +638,15 @@ transaction and the local work.
 - **Cold start missed: the worst function's init takes {} more than the hello-world's (budget
   1.0 ms).** What is left is in the init-steps table: every AWS SDK client parses its own copy of
   the endpoint partition table and compiles its region patterns when it is built (~0.1–0.2 ms each;
-  create-type functions build two), and the larger binary costs the dynamic loader ~80 more page
-  faults to apply its ~18,000 position-independent relocations. Not taken: endpoint resolvers of our
-  own (they would replace the SDK's endpoint rules: FIPS, dual-stack, other partitions), deferring
-  clients to the first request (the same work, moved into a user's request), and non-PIE binaries
-  (no relocations, but no ASLR for the image).
+  create-type functions build two; perf shows `DefaultResolver::new` forcing the crate's lazy
+  partition resolver inside `Client::new`), and the larger binary costs the dynamic loader ~80 more
+  page faults to apply its ~21,000 position-independent relocations (`_dl_relocate_object` is ~18%
+  of an init's samples). Taken: the region from the environment (the default chain built an IMDS
+  client), and the deletion queue's SQS client built at the first send (most deletes never send).
+  Not taken: endpoint resolvers of our own (they would replace the SDK's endpoint rules: FIPS,
+  dual-stack, other partitions), deferring the clients every request uses (the same work, moved
+  into a user's request), packed relative relocations (`-z pack-relative-relocs` needs glibc 2.36;
+  Lambda's al2023 image has 2.34), and non-PIE binaries (no relocations, but no ASLR for the image).
 ",
             ms(worst_extra)
         );
