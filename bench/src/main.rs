@@ -569,7 +569,7 @@ Each function runs with the environment template.yaml gives it.
 Where init time goes (`init-steps`: the steps a function's `main` runs, each timed in a fresh
 process; medians of {init_runs} runs). A function runs only the steps it needs: the readers build
 one DynamoDB client, create and the other Twilio callers add KMS and the Twilio client, the
-deleting functions and the planner add SQS.
+planner adds SQS (the deleting functions build it at their first send, which most never reach).
 
 | Step | Median |
 |---|---|
