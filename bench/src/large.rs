@@ -7,6 +7,7 @@ use crate::{Running, Setup, event};
 use functions::services::Services;
 use futures::StreamExt;
 use integration_tests::runtime_api::Outcome;
+use integration_tests::seed;
 use serde_json::{Value, json};
 use shared::model::OrganizationId;
 use std::collections::BTreeMap;
@@ -269,24 +270,7 @@ pub async fn delete_at_size(setup: &Setup, services: &Services, n: usize, latenc
             let (org, sid, trunk) = (&org, &sid, &trunk);
             async move {
                 let phone = format!("+1555400{i:04}");
-                let pn = setup.fake.add_incoming_number(sid, &phone, Some("https://example.com/voice"));
-                setup.fake.state().incoming_numbers.get_mut(&pn).expect("number").trunk_sid = Some(trunk.clone());
-                let record = shared::store::PhoneNumberRecord {
-                    id: uuid::Uuid::now_v7(),
-                    provider_id,
-                    phone_number_sid: shared::model::PhoneNumberSid::parse(&pn)
-                        .expect("the fake's SIDs are well formed"),
-                    phone_number: phone,
-                    friendly_name: None,
-                    previous_routing: shared::model::VoiceRouting {
-                        voice_url: Some("https://example.com/voice".into()),
-                        voice_method: Some("POST".into()),
-                        ..Default::default()
-                    },
-                    previous_routing_sealed: None,
-                    imported_at: shared::time::Timestamp::now(),
-                };
-                services.store.insert_number(org, &record).await.expect("seed a number");
+                seed::imported_number(&setup.fake, &services.store, org, provider_id, sid, trunk, &phone).await;
             }
         })
         .buffer_unordered(8)

@@ -282,6 +282,11 @@ impl FakeTwilio {
         sid
     }
 
+    /// A number as `GET …/IncomingPhoneNumbers/{Sid}.json` shows it.
+    pub fn incoming_number_json(&self, sid: &str) -> Value {
+        number_json(&self.state().incoming_numbers[sid])
+    }
+
     /// Injects a fault at a named step (see [`step_of`] for the names) for the next `times`
     /// calls, or for every call when `times` is None.
     pub fn inject(&self, step: &str, action: FaultAction, times: Option<u32>) {

@@ -4,4 +4,5 @@
 pub mod aws_proxy;
 pub mod fake_twilio;
 pub mod runtime_api;
+pub mod seed;
 pub mod twilio_spec;

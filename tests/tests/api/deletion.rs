@@ -5,10 +5,10 @@
 use crate::harness::{Req, TestEnv, create_provider, random_token, status_and_body};
 use functions::handlers::{delete_provider, get_provider, rotate_twilio_auth_token};
 use integration_tests::fake_twilio::FaultAction;
+use integration_tests::seed;
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
 use shared::model::OrganizationId;
-use shared::store::PhoneNumberRecord;
 use std::time::Duration;
 
 const ORG: &str = "org-delete";
@@ -19,25 +19,9 @@ async fn seed_numbers(env: &TestEnv, sid: &str, id: &str, trunk_sid: &str, n: us
     let org = OrganizationId::parse(ORG).unwrap();
     let mut sids = Vec::new();
     for i in 0..n {
-        let pn = env.fake.add_incoming_number(sid, &format!("+1555300{i:04}"), Some("https://example.com/voice"));
-        env.fake.state().incoming_numbers.get_mut(&pn).unwrap().trunk_sid = Some(trunk_sid.to_owned());
-        let record = PhoneNumberRecord {
-            id: uuid::Uuid::now_v7(),
-            provider_id: id.parse().unwrap(),
-            phone_number_sid: shared::model::PhoneNumberSid::parse(&pn).unwrap(),
-            phone_number: format!("+1555300{i:04}"),
-            friendly_name: None,
-            previous_routing: shared::model::VoiceRouting {
-                voice_url: Some("https://example.com/voice".into()),
-                voice_method: Some("POST".into()),
-                voice_fallback_method: Some("POST".into()),
-                status_callback_method: Some("POST".into()),
-                ..Default::default()
-            },
-            previous_routing_sealed: None,
-            imported_at: shared::time::Timestamp::now(),
-        };
-        env.services.store.insert_number(&org, &record).await.unwrap();
+        let phone = format!("+1555300{i:04}");
+        let provider_id = id.parse().unwrap();
+        let pn = seed::imported_number(&env.fake, &env.services.store, &org, provider_id, sid, trunk_sid, &phone).await;
         sids.push(pn);
     }
     sids
