@@ -926,8 +926,7 @@ impl ProviderStore {
         org: &OrganizationId,
         provider_id: Uuid,
     ) -> Result<Option<Vec<TwilioResource>>, StoreError> {
-        let item = self.get_item(org_key(org, orphan_sort_key(provider_id))).await?;
-        item.as_ref().map(|item| OrphanRecord::from_item(item).map(|orphan| orphan.resources)).transpose()
+        Ok(self.get_orphan(org, provider_id).await?.map(|orphan| orphan.resources))
     }
 }
 

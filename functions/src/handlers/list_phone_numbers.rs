@@ -2,13 +2,14 @@
 //! imported numbers, paginated like the providers list.
 
 use crate::handlers::list_providers::parse_limit;
+use crate::handlers::provider_path;
 use crate::provider::record::load_provider;
 use crate::respond;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::{PhoneNumberPage, PhoneNumberResponse};
-use shared::http::{json_response, organization_id, path_uuid, query_param};
+use shared::http::{json_response, query_param};
 use shared::store::ProviderStore;
 
 pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
@@ -16,8 +17,7 @@ pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<
 }
 
 async fn list(store: &ProviderStore, request: &Request) -> Result<Response<Body>, ApiError> {
-    let org = organization_id(request)?;
-    let id = path_uuid(request, "id")?;
+    let (org, id) = provider_path(request)?;
     let limit = parse_limit(request)?;
     load_provider(store, &org, id).await?;
     let (numbers, next_token) = store.list_numbers(&org, id, limit, query_param(request, "nextToken")).await?;
