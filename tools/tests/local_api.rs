@@ -46,7 +46,15 @@ async fn start() -> Env {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(api)).await.unwrap() });
     let kms_key_id = storage.kms_key_id.clone();
-    Env { base, keys, dynamo, table, kms_key_id, fake, http: reqwest::Client::new() }
+    Env {
+        base,
+        keys,
+        dynamo,
+        table,
+        kms_key_id,
+        fake,
+        http: shared::https::client_builder().build().expect("an HTTP client"),
+    }
 }
 
 async fn key_for(env: &Env, org: &str) -> String {

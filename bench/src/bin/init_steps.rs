@@ -15,7 +15,7 @@ async fn main() {
     functions::logging::init();
     step("log subscriber", &mut steps);
     let tls = shared::https::client_builder().build();
-    step("TLS configuration (compiled-in roots, aws-lc)", &mut steps);
+    step("TLS configuration (compiled-in roots, ring)", &mut steps);
     drop(tls);
     let aws = shared::https::function_sdk_config().await;
     step("AWS SDK configuration (region, environment credentials)", &mut steps);
