@@ -69,7 +69,7 @@ fn options() -> Options {
     let mut options = Options {
         binaries: PathBuf::from("target/release"),
         out: PathBuf::from("BENCHMARKS.md"),
-        starts: 15,
+        starts: 41,
         warm: 200,
         latency: Duration::from_millis(50),
         latency_runs: 15,
@@ -574,6 +574,24 @@ planner adds SQS (the deleting functions build it at their first send, which mos
 | Step | Median |
 |---|---|
 {init_rows}
+What the extra is made of, and what was cut. Each change was measured once against the build
+before it, exec → first poll, 200 interleaved starts per binary with a local script; this run
+does not re-measure them:
+- TLS on ring instead of aws-lc: 0.1–0.2 ms less per function (aws-lc's C library was ~0.9 MB and
+  ~5,000 start-up relocations of every binary).
+- `RUST_LOG` read without `EnvFilter` (no regex engine linked in) and TRACE compiled out of
+  release builds: a further 0.05–0.27 ms (~1,500 fewer relocations, ~0.5 MB).
+- Earlier: the region and credentials from the environment only (the default chains built an
+  IMDS client), and the deletion queue's SQS client built at its first send.
+
+What is left: each AWS SDK client parses its own copy of the endpoint partition table and
+compiles its region patterns inside `Client::new` (perf: about three quarters of the KMS
+client's step), and the dynamic loader applies 11,000–14,000 position-independent relocations,
+mostly the SDK's trait-object vtables (a non-PIE build of the same code starts ~0.25 ms sooner).
+Not taken: endpoint resolvers of our own (they would replace the SDK's endpoint rules: FIPS,
+dual-stack, other partitions), deferring clients every request uses (the same work, moved into
+a user's request), packed relative relocations (`-z pack-relative-relocs` needs glibc 2.36;
+Lambda's al2023 image has 2.34), and non-PIE binaries (no ASLR for the image).
 ## 2. Latency through the local Runtime API (zero injected latency), {warm} warm invocations
 
 | Function | First invocation | Warm p50 | Warm p99 | CPU per invocation | Peak RSS |
@@ -636,17 +654,7 @@ transaction and the local work.
             notes,
             "
 - **Cold start missed: the worst function's init takes {} more than the hello-world's (budget
-  1.0 ms).** What is left is in the init-steps table: every AWS SDK client parses its own copy of
-  the endpoint partition table and compiles its region patterns when it is built (~0.1–0.2 ms each;
-  create-type functions build two; perf shows `DefaultResolver::new` forcing the crate's lazy
-  partition resolver inside `Client::new`), and the larger binary costs the dynamic loader ~80 more
-  page faults to apply its ~21,000 position-independent relocations (`_dl_relocate_object` is ~18%
-  of an init's samples). Taken: the region from the environment (the default chain built an IMDS
-  client), and the deletion queue's SQS client built at the first send (most deletes never send).
-  Not taken: endpoint resolvers of our own (they would replace the SDK's endpoint rules: FIPS,
-  dual-stack, other partitions), deferring the clients every request uses (the same work, moved
-  into a user's request), packed relative relocations (`-z pack-relative-relocs` needs glibc 2.36;
-  Lambda's al2023 image has 2.34), and non-PIE binaries (no relocations, but no ASLR for the image).
+  1.0 ms).** What is left is described under the init-steps table of section 1.
 ",
             ms(worst_extra)
         );
