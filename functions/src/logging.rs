@@ -32,19 +32,25 @@ pub fn requested(lambda_level: Option<&str>, rust_log: Option<&str>) -> (Targets
     let mut default = None;
     for directive in rust_log.unwrap_or_default().split(',').map(str::trim).filter(|d| !d.is_empty()) {
         match directive.split_once('=') {
-            None => match LevelFilter::from_str(directive) {
-                Ok(level) => default = Some(level),
-                Err(_) => ignored.push(directive.to_owned()),
+            None => match level(directive) {
+                Some(level) => default = Some(level),
+                None => ignored.push(directive.to_owned()),
             },
-            Some((target, level)) => match (is_target(target), LevelFilter::from_str(level)) {
-                (true, Ok(level)) => targets = targets.with_target(target, level),
+            Some((target, level_name)) => match (is_target(target), level(level_name)) {
+                (true, Some(level)) => targets = targets.with_target(target, level),
                 _ => ignored.push(directive.to_owned()),
             },
         }
     }
-    let lambda_level = lambda_level.and_then(|v| LevelFilter::from_str(v.trim()).ok());
+    let lambda_level = lambda_level.and_then(|v| level(v.trim()));
     let default = lambda_level.or(default).unwrap_or(LevelFilter::INFO);
     (targets.with_default(default), ignored)
+}
+
+/// A level by name, as Lambda's `ApplicationLogLevel` names them: FATAL, which `tracing` lacks,
+/// is ERROR.
+fn level(name: &str) -> Option<LevelFilter> {
+    if name.eq_ignore_ascii_case("fatal") { Some(LevelFilter::ERROR) } else { LevelFilter::from_str(name).ok() }
 }
 
 /// A module path such as `shared` or `aws_smithy_runtime::client` (no spans, fields or regexes).
@@ -79,7 +85,7 @@ pub fn init() {
 mod tests {
     use super::*;
 
-    fn level(targets: &Targets, target: &str) -> Option<LevelFilter> {
+    fn enabled_level(targets: &Targets, target: &str) -> Option<LevelFilter> {
         [LevelFilter::TRACE, LevelFilter::DEBUG, LevelFilter::INFO, LevelFilter::WARN, LevelFilter::ERROR]
             .into_iter()
             .find(|level| level.into_level().is_some_and(|level| targets.would_enable(target, &level)))
@@ -89,23 +95,24 @@ mod tests {
     fn lambda_level_sets_the_default_and_rust_log_adds_targets() {
         let (targets, ignored) = requested(Some("DEBUG"), Some("warn,shared=trace,aws_smithy_runtime=error"));
         assert!(ignored.is_empty());
-        assert_eq!(level(&targets, "functions::handlers"), Some(LevelFilter::DEBUG));
-        assert_eq!(level(&targets, "shared::twilio"), Some(LevelFilter::TRACE));
-        assert_eq!(level(&targets, "aws_smithy_runtime::client"), Some(LevelFilter::ERROR));
+        assert_eq!(enabled_level(&targets, "functions::handlers"), Some(LevelFilter::DEBUG));
+        assert_eq!(enabled_level(&targets, "shared::twilio"), Some(LevelFilter::TRACE));
+        assert_eq!(enabled_level(&targets, "aws_smithy_runtime::client"), Some(LevelFilter::ERROR));
     }
 
     #[test]
     fn without_lambda_level_rust_log_then_info_set_the_default() {
-        assert_eq!(level(&requested(None, Some("warn")).0, "shared"), Some(LevelFilter::WARN));
-        assert_eq!(level(&requested(None, Some("shared=debug")).0, "functions"), Some(LevelFilter::INFO));
-        assert_eq!(level(&requested(None, None).0, "functions"), Some(LevelFilter::INFO));
-        assert_eq!(level(&requested(Some("not-a-level"), None).0, "functions"), Some(LevelFilter::INFO));
+        assert_eq!(enabled_level(&requested(None, Some("warn")).0, "shared"), Some(LevelFilter::WARN));
+        assert_eq!(enabled_level(&requested(None, Some("shared=debug")).0, "functions"), Some(LevelFilter::INFO));
+        assert_eq!(enabled_level(&requested(None, None).0, "functions"), Some(LevelFilter::INFO));
+        assert_eq!(enabled_level(&requested(Some("not-a-level"), None).0, "functions"), Some(LevelFilter::INFO));
+        assert_eq!(enabled_level(&requested(Some("FATAL"), Some("debug")).0, "functions"), Some(LevelFilter::ERROR));
     }
 
     #[test]
     fn directives_that_do_not_parse_are_reported_and_the_rest_apply() {
         let (targets, ignored) = requested(None, Some("debug,[span{id=1}]=trace,shared=loud,h.*=info, "));
         assert_eq!(ignored, ["[span{id=1}]=trace", "shared=loud", "h.*=info"]);
-        assert_eq!(level(&targets, "shared"), Some(LevelFilter::DEBUG));
+        assert_eq!(enabled_level(&targets, "shared"), Some(LevelFilter::DEBUG));
     }
 }
