@@ -609,6 +609,7 @@ Not taken: endpoint resolvers of our own (they would replace the SDK's endpoint 
 dual-stack, other partitions), deferring clients every request uses (the same work, moved into
 a user's request), packed relative relocations (`-z pack-relative-relocs` needs glibc 2.36;
 Lambda's al2023 image has 2.34), and non-PIE binaries (no ASLR for the image).
+
 ## 2. Latency through the local Runtime API (zero injected latency), {warm} warm invocations
 
 | Function | First invocation | Warm p50 | Warm p99 | CPU per invocation | Peak RSS |
