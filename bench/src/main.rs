@@ -69,7 +69,7 @@ fn options() -> Options {
     let mut options = Options {
         binaries: PathBuf::from("target/release"),
         out: PathBuf::from("BENCHMARKS.md"),
-        starts: 41,
+        starts: 101,
         warm: 200,
         latency: Duration::from_millis(50),
         latency_runs: 15,
@@ -598,16 +598,24 @@ does not re-measure them:
   ~5,000 start-up relocations of every binary).
 - `RUST_LOG` read without `EnvFilter` (no regex engine linked in) and TRACE compiled out of
   release builds: a further 0.05–0.27 ms (~1,500 fewer relocations, ~0.5 MB).
+- Each `main` boxes its handler's future, and the SDK configuration's loader future is boxed:
+  inline, `main`'s future was ~16 KB, copied on the stack before the first poll (~17 fewer page
+  faults, ~0.07 ms).
 - Earlier: the region and credentials from the environment only (the default chains built an
   IMDS client), and the deletion queue's SQS client built at its first send.
 
-What is left: each AWS SDK client parses its own copy of the endpoint partition table and
-compiles its region patterns inside `Client::new` (perf: about three quarters of the KMS
-client's step), and the dynamic loader applies 11,000–14,000 position-independent relocations,
-mostly the SDK's trait-object vtables (a non-PIE build of the same code starts ~0.25 ms sooner).
+What is left is mostly page faults, each a few microseconds here (perf, create against the
+hello-world, per start): ~237 against ~110. Of the ~127 more, ~50 are the copy-on-write pages
+of `.data.rel.ro` and the relocation table that the dynamic loader writes and reads to apply
+11,000–14,000 position-independent relocations, mostly the SDK's trait-object vtables (a non-PIE
+build of the same code starts ~0.25 ms sooner); ~30 are code pages; ~36 are heap. In CPU, each
+AWS SDK client parses its own copy of the endpoint partition table and compiles its region
+patterns inside `Client::new` (~0.06 ms of each client's step, measured against a trimmed
+`SMITHY_CLIENT_SDK_CUSTOM_PARTITION` file).
 Not taken: endpoint resolvers of our own (they would replace the SDK's endpoint rules: FIPS,
-dual-stack, other partitions), deferring clients every request uses (the same work, moved into
-a user's request), packed relative relocations (`-z pack-relative-relocs` needs glibc 2.36;
+dual-stack, other partitions), a trimmed partition file of our own (a copy of the SDK's table to
+keep in step with it), deferring clients every request uses (the same work, moved into a user's
+request), packed relative relocations (`-z pack-relative-relocs` needs glibc 2.36;
 Lambda's al2023 image has 2.34), and non-PIE binaries (no ASLR for the image).
 
 ## 2. Latency through the local Runtime API (zero injected latency), {warm} warm invocations

@@ -54,13 +54,15 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 /// role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); building the rest
 /// of the default chains (profiles, SSO, web identity with its STS client, an IMDS client for
 /// the region) cost ~0.35 ms of every cold start for providers a function never uses.
+///
+/// The loader's future is boxed: it is ~11 KB, and inline it would make every function's `main`
+/// future that large, copied on the stack at start-up (see `functions/src/lib.rs`).
 pub async fn function_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(aws_http_client())
         .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
-        .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
-        .load()
-        .await
+        .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    Box::pin(loader.load()).await
 }
 
 /// The AWS SDK's HTTP client, on the shared HTTPS stack.

@@ -9,5 +9,5 @@ async fn main() -> Result<(), Error> {
     let table = shared::config::table_name_from_env()?;
     let aws = shared::https::function_sdk_config().await;
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    lambda_runtime::run(service_fn(|event| authorizer::handle(&keys, event))).await
+    lambda_runtime::run(service_fn(|event| Box::pin(authorizer::handle(&keys, event)))).await
 }

@@ -8,10 +8,12 @@ async fn main() -> Result<(), Error> {
     functions::logging::init();
     let services = Services::from_env_for_deletion().await?;
     let services = &services;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        let deadline = shared::deadline::from_epoch_millis(event.context.deadline, ANSWER_RESERVE);
-        let answer = shared::deadline::within(deadline, continue_deletions::handle(services, &event.payload)).await;
-        Ok::<_, Error>(answer)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        Box::pin(async move {
+            let deadline = shared::deadline::from_epoch_millis(event.context.deadline, ANSWER_RESERVE);
+            let answer = shared::deadline::within(deadline, continue_deletions::handle(services, &event.payload)).await;
+            Ok::<_, Error>(answer)
+        })
     }))
     .await
 }

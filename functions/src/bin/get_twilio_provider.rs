@@ -7,5 +7,5 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     functions::logging::init();
     let store = store_from_env().await?;
-    run(service_fn(|request| get_twilio_provider::handle(&store, request))).await
+    run(service_fn(|request| Box::pin(get_twilio_provider::handle(&store, request)))).await
 }

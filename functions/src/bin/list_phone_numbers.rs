@@ -7,5 +7,5 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     functions::logging::init();
     let store = store_from_env().await?;
-    run(service_fn(|request| list_phone_numbers::handle(&store, request))).await
+    run(service_fn(|request| Box::pin(list_phone_numbers::handle(&store, request)))).await
 }

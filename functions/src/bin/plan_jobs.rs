@@ -14,8 +14,8 @@ async fn main() -> Result<(), Error> {
     let store = ProviderStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let queue = Queue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
     let (store, queue) = (&store, &queue);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        Ok::<_, Error>(plan_jobs::handle(store, queue, &event.payload).await?)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        Box::pin(async move { Ok::<_, Error>(plan_jobs::handle(store, queue, &event.payload).await?) })
     }))
     .await
 }

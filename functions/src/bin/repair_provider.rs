@@ -7,5 +7,5 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     functions::logging::init();
     let services = Services::from_env().await?;
-    run(service_fn(|request| repair_provider::handle(&services, request))).await
+    run(service_fn(|request| Box::pin(repair_provider::handle(&services, request)))).await
 }

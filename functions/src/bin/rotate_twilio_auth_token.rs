@@ -7,5 +7,5 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     functions::logging::init();
     let services = Services::from_env().await?;
-    run(service_fn(|request| rotate_twilio_auth_token::handle(&services, request))).await
+    run(service_fn(|request| Box::pin(rotate_twilio_auth_token::handle(&services, request)))).await
 }

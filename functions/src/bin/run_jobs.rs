@@ -8,9 +8,11 @@ async fn main() -> Result<(), Error> {
     functions::logging::init();
     let services = Services::from_env().await?;
     let services = &services;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        let deadline = shared::deadline::from_epoch_millis(event.context.deadline, ANSWER_RESERVE);
-        Ok::<_, Error>(shared::deadline::within(deadline, run_jobs::handle(services, &event.payload)).await)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        Box::pin(async move {
+            let deadline = shared::deadline::from_epoch_millis(event.context.deadline, ANSWER_RESERVE);
+            Ok::<_, Error>(shared::deadline::within(deadline, run_jobs::handle(services, &event.payload)).await)
+        })
     }))
     .await
 }
