@@ -71,6 +71,10 @@ pub enum TwilioError {
     /// after receiving it, so it may have been done.
     #[error("Twilio answered {status} to a change; it may or may not have been made")]
     Unanswered { status: u16 },
+    /// A change Twilio made (2xx) whose answer could not be read: what it made (its SID) is
+    /// not known, so the caller finds it as it would after no answer.
+    #[error("Twilio made the change, but its answer could not be read: {0}")]
+    UnreadableChange(String),
     #[error("unexpected response from Twilio: {0}")]
     Decode(String),
 }
@@ -103,14 +107,16 @@ impl TwilioError {
             | Self::Timeout(_)
             | Self::Connect(_)
             | Self::Interrupted(_)
-            | Self::Unanswered { .. } => true,
+            | Self::Unanswered { .. }
+            | Self::UnreadableChange(_) => true,
             Self::Decode(_) => false,
         }
     }
 
-    /// Twilio may or may not have done what was asked (no answer arrived).
+    /// Twilio may or may not have done what was asked, or did it without saying what it made
+    /// (no answer arrived, or one that could not be read).
     pub fn is_outcome_unknown(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::Interrupted(_) | Self::Unanswered { .. })
+        matches!(self, Self::Timeout(_) | Self::Interrupted(_) | Self::Unanswered { .. } | Self::UnreadableChange(_))
     }
 
     pub fn kind(&self) -> TwilioErrorKind {
@@ -699,11 +705,19 @@ impl TwilioClient {
         url: String,
         form: &[(&str, &str)],
     ) -> Result<T, TwilioError> {
+        let changes = !is_idempotent(&method);
         let response = self.send(creds, method, &url, form).await?;
-        let bytes = response.bytes().await.map_err(|e| self.transport_error(e))?;
-        // The error names the shape, never the body: an account body carries the auth token.
-        serde_json::from_slice(&bytes)
-            .map_err(|e| TwilioError::Decode(format!("{} at line {} column {}", classify(&e), e.line(), e.column())))
+        let read = match response.bytes().await {
+            // The error names the shape, never the body: an account body carries the auth token.
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                TwilioError::Decode(format!("{} at line {} column {}", classify(&e), e.line(), e.column()))
+            }),
+            Err(e) => Err(self.transport_error(e)),
+        };
+        match read {
+            Err(TwilioError::Decode(detail)) if changes => Err(TwilioError::UnreadableChange(detail)),
+            other => other,
+        }
     }
 
     async fn no_content(&self, creds: &TwilioCredentials, method: Method, url: String) -> Result<(), TwilioError> {
@@ -720,7 +734,7 @@ impl TwilioClient {
         url: &str,
         form: &[(&str, &str)],
     ) -> Result<reqwest::Response, TwilioError> {
-        let idempotent = method == Method::GET || method == Method::DELETE;
+        let idempotent = is_idempotent(&method);
         let started = Instant::now();
         let mut waited = Duration::ZERO;
         let mut attempt = 0;
@@ -807,6 +821,11 @@ impl TwilioClient {
             TwilioError::Interrupted(error_text(&e))
         }
     }
+}
+
+/// GET and DELETE: sending one again changes nothing more (a POST creates or changes).
+fn is_idempotent(method: &Method) -> bool {
+    method == Method::GET || method == Method::DELETE
 }
 
 /// What to do after a failed attempt.

@@ -119,6 +119,9 @@ pub enum FaultAction {
     /// Do the work, then answer with this status anyway. A 502 or 503 carries the body
     /// Twilio's edge writes (HTML, not Twilio's JSON); any other status Twilio's error JSON.
     CommitThenFail { status: u16 },
+    /// Do the work and answer with its status, but only the first half of its body: an answer
+    /// cut short on the way (by a proxy, say) that the caller cannot read.
+    CommitThenTruncate,
 }
 
 /// Twilio's limits: SIP trunks per account (one on a Trial account) and credential lists.
@@ -497,6 +500,13 @@ async fn dispatch(
             } else {
                 twilio_error(status, 20500, &format!("Injected failure after {step} was done"))
             }
+        }
+        Some(FaultAction::CommitThenTruncate) => {
+            let (mut parts, body) =
+                handle(&state, &method, &path, &segments, &headers, &body, uri.query()).into_parts();
+            let whole = axum::body::to_bytes(body, usize::MAX).await.expect("the fake's own body");
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, axum::body::Body::from(whole.slice(..whole.len() / 2)))
         }
         Some(FaultAction::DropConnection) => {
             let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());

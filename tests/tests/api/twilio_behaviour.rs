@@ -271,6 +271,34 @@ async fn a_5xx_after_twilio_made_the_change_is_undone() {
 }
 
 #[tokio::test]
+async fn a_change_twilio_made_but_whose_answer_cannot_be_read_is_undone() {
+    for step in [
+        "create_trunk",
+        "create_credential_list",
+        "create_credential",
+        "attach_credential_list",
+        "create_origination_url",
+    ] {
+        let env = TestEnv::new().await;
+        let (sid, token) = env.fake.add_account("active", "Full");
+        env.fake.inject(step, FaultAction::CommitThenTruncate, Some(1));
+        let (answer, problem) = create(&env, &sid, &token).await;
+        assert_eq!(answer, 502, "{step}: {problem}");
+        assert_nothing_left(&env, &sid).await;
+        assert!(env.fake.credentials_of(&sid).is_empty(), "{step}");
+    }
+    // A number attached, with an answer that cannot be read, is taken back off the trunk.
+    let env = TestEnv::new().await;
+    let (sid, _, id) = setup(&env).await;
+    let pn = env.fake.add_incoming_number(&sid, "+15550100008", Some("https://example.com/v"));
+    env.fake.inject("attach_phone_number", FaultAction::CommitThenTruncate, Some(1));
+    let result = import_as(&env, ORG, &id, &[&pn]).await;
+    assert_eq!(result["failedCount"], 1, "{result}");
+    assert_eq!(number(&env, &pn).trunk_sid, None, "undone");
+    assert!(listed(&env, &id).await.is_empty());
+}
+
+#[tokio::test]
 async fn redirects_from_twilio_are_never_followed() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
