@@ -259,7 +259,8 @@ enum UnknownOutcome {
     CredentialList { friendly_name: String },
 }
 
-/// How many trunks or credential lists to look through for one created by a timed-out request.
+/// How many trunks or credential lists to look through for one created by a request of unknown
+/// outcome.
 const LOOKUP_MAX_ITEMS: usize = 1000;
 
 impl Saga<'_> {
@@ -279,8 +280,8 @@ impl Saga<'_> {
     }
 }
 
-/// A create that timed out or broke off may still have happened: the trunk with this (unique)
-/// domain name, if it exists, so that a rollback removes it.
+/// A create of unknown outcome (it timed out, broke off, or was answered unreadably) may have
+/// happened: the trunk with this (unique) domain name, if it exists, so that a rollback removes it.
 pub(crate) async fn find_trunk_by_domain(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
@@ -292,7 +293,7 @@ pub(crate) async fn find_trunk_by_domain(
             .find(|t| t.domain_name.as_deref() == Some(domain_name))
             .map(|trunk| TwilioResource::Trunk { trunk_sid: trunk.sid }),
         Err(e) => {
-            tracing::error!(domain_name, error = %e, "could not check whether a timed-out trunk create happened");
+            tracing::error!(domain_name, error = %e, "could not check whether a trunk create of unknown outcome happened");
             None
         }
     }
@@ -310,7 +311,7 @@ pub(crate) async fn find_list_by_name(
             .find(|l| l.friendly_name.as_deref() == Some(friendly_name))
             .map(|list| TwilioResource::CredentialList { list_sid: list.sid }),
         Err(e) => {
-            tracing::error!(friendly_name, error = %e, "could not check whether a timed-out credential list create happened");
+            tracing::error!(friendly_name, error = %e, "could not check whether a credential list create of unknown outcome happened");
             None
         }
     }
