@@ -121,6 +121,10 @@ pub fn enum_value<T: serde::Serialize>(value: &T) -> AttributeValue {
     s(serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).expect("a unit enum variant"))
 }
 
+fn malformed(name: &str) -> StoreError {
+    StoreError::Corrupt(format!("attribute {name} is malformed"))
+}
+
 /// Typed reads of an item's attributes, naming the attribute when it is missing or mistyped.
 pub struct Fields<'a>(pub &'a Item);
 
@@ -133,7 +137,7 @@ impl<'a> Fields<'a> {
     }
     /// A string attribute parsed into its type (a SID, an id, …).
     pub fn parsed<T, E>(&self, name: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, StoreError> {
-        parse(&self.string(name)?).map_err(|_| StoreError::Corrupt(format!("attribute {name} is malformed")))
+        parse(&self.string(name)?).map_err(|_| malformed(name))
     }
     pub fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
         self.parsed(name, Uuid::parse_str)
@@ -142,7 +146,7 @@ impl<'a> Fields<'a> {
         self.parsed(name, Timestamp::parse)
     }
     pub fn opt_timestamp(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
-        self.opt_string(name)?.map(|_| self.timestamp(name)).transpose()
+        self.opt_string(name)?.map(|value| Timestamp::parse(&value).map_err(|_| malformed(name))).transpose()
     }
     pub fn organization_id(&self, name: &str) -> Result<OrganizationId, StoreError> {
         self.parsed(name, |value| OrganizationId::parse(value).ok_or(()))

@@ -184,24 +184,16 @@ impl OrphanRecord {
     fn from_item(item: &Item) -> Result<Self, StoreError> {
         let f = Fields(item);
         let list = f.get("resources")?.as_l().map_err(|_| StoreError::Corrupt("resources".into()))?;
-        let resources = list
-            .iter()
-            .map(|entry| {
-                let map = entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?;
-                let f = Fields(map);
-                Ok((f.string("kind")?, f.string("sid")?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?
-            .into_iter()
-            .filter_map(|(kind, sid)| {
-                let resource = TwilioResource::parse(&kind, &sid);
-                if resource.is_none() {
-                    // Not something this service creates: never removed, so never swept.
-                    tracing::warn!(kind, sid, "leftover record names an unknown resource; skipped");
-                }
-                resource
-            })
-            .collect();
+        let mut resources = Vec::with_capacity(list.len());
+        for entry in list {
+            let entry = Fields(entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?);
+            let (kind, sid) = (entry.string("kind")?, entry.string("sid")?);
+            match TwilioResource::parse(&kind, &sid) {
+                Some(resource) => resources.push(resource),
+                // Not something this service creates: never removed, so never swept.
+                None => tracing::warn!(kind, sid, "leftover record names an unknown resource; skipped"),
+            }
+        }
         Ok(Self {
             organization_id: f.organization_id("organizationId")?,
             provider_id: f.uuid("providerId")?,
