@@ -140,17 +140,19 @@ pub struct TwilioCredentials {
     pub auth_token: AuthToken,
 }
 
-/// A SIP URI the platform receives calls on (`sip:host[:port][;params]` or `sips:...`): the
-/// `SipUrl` of every trunk's origination URL.
+/// A SIP URI the platform receives calls on (`sip:host[:port][;params]`): the `SipUrl` of every
+/// trunk's origination URL. Twilio takes only the `sip:` scheme there; TLS is asked for with
+/// `;transport=tls`, never with `sips:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUri(String);
 
 impl SipUri {
-    pub const FORMAT: &'static str = "must be a sip: or sips: URI with a host, e.g. sip:sip.voice.example.com";
+    pub const FORMAT: &'static str =
+        "must be a sip: URI with a host (for TLS add ;transport=tls), e.g. sip:sip.voice.example.com";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
         let value = value.trim();
-        let rest = value.strip_prefix("sip:").or_else(|| value.strip_prefix("sips:")).ok_or(Self::FORMAT)?;
+        let rest = value.strip_prefix("sip:").ok_or(Self::FORMAT)?;
         // The host is what follows an optional user part, up to a port or parameters.
         let host_part = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
         let host = host_part.split([':', ';', '?']).next().unwrap_or_default();
@@ -553,10 +555,18 @@ mod tests {
 
     #[test]
     fn sip_uris_need_the_sip_scheme_and_a_host() {
-        for good in ["sip:sip.voice.example.com", "sips:ingress.example.com:5061;transport=tls", "sip:ai@10.0.0.1"] {
+        for good in ["sip:sip.voice.example.com", "sip:ingress.example.com:5061;transport=tls", "sip:ai@10.0.0.1"] {
             assert_eq!(SipUri::parse(good).unwrap().as_str(), good);
         }
-        for bad in ["", "sip:", "https://example.com", "sip:exa mple.com", "example.com", "sip:;transport=tls"] {
+        for bad in [
+            "",
+            "sip:",
+            "https://example.com",
+            "sip:exa mple.com",
+            "example.com",
+            "sip:;transport=tls",
+            "sips:ingress.example.com",
+        ] {
             assert!(SipUri::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(SipUri::parse("sip:Sip.Example.com").unwrap().matches("SIP:sip.example.com"));

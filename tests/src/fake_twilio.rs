@@ -602,8 +602,9 @@ fn origination_url_json(o: &OriginationUrl, base: &str) -> Value {
 fn apply_origination_form(o: &mut OriginationUrl, form: &HashMap<String, String>) -> Result<(), Response> {
     let invalid = |name: &str| twilio_error(400, 20001, &format!("Invalid parameter {name}"));
     if let Some(url) = form.get("SipUrl") {
-        if !(url.starts_with("sip:") || url.starts_with("sips:")) || url.len() > 255 {
-            return Err(twilio_error(400, 21219, "SipUrl must be a valid SIP URI (sip: or sips:)"));
+        // Twilio's spec: "This must be a `sip:` schema" (TLS is `;transport=tls`, not `sips:`).
+        if !url.starts_with("sip:") || url.len() > 255 {
+            return Err(twilio_error(400, 21219, "SipUrl must be a sip: URI"));
         }
         o.sip_url = url.clone();
     }
