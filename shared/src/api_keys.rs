@@ -195,11 +195,9 @@ impl ApiKeyStore {
     }
 
     /// The organization an `Authorization` header value authenticates, or None for a missing,
-    /// malformed, unknown or revoked key. Storage errors are errors (the caller denies).
+    /// malformed, unknown or revoked key. Storage errors are errors (no decision is made).
     pub async fn authorize(&self, authorization: Option<&str>) -> Result<Option<OrganizationId>, StoreError> {
-        let Some(key) = authorization.and_then(|value| value.strip_prefix("Bearer ")).map(str::trim) else {
-            return Ok(None);
-        };
+        let Some(key) = authorization.and_then(bearer_credentials) else { return Ok(None) };
         let Some(key_id) = key_id_of(key) else { return Ok(None) };
         let digest = digest_hex(key);
         let item = self
@@ -219,6 +217,12 @@ impl ApiKeyStore {
         }
         Ok(item.get("organizationId").and_then(|v| v.as_s().ok()).and_then(|org| OrganizationId::parse(org)))
     }
+}
+
+/// The credentials of a `Bearer` authorization (the scheme is case-insensitive, RFC 9110 11.1).
+fn bearer_credentials(authorization: &str) -> Option<&str> {
+    let (scheme, credentials) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
 /// The two copies of a key, as transaction items.
@@ -253,6 +257,16 @@ mod tests {
         let (other_id, other) = generate();
         assert_ne!(id, other_id);
         assert_ne!(key.expose(), other.expose());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer k", "bearer k", "BEARER  k ", " Bearer k"] {
+            assert_eq!(bearer_credentials(header), Some("k"), "{header:?}");
+        }
+        for header in ["Basic k", "Bearerk", "k", ""] {
+            assert_eq!(bearer_credentials(header), None, "{header:?}");
+        }
     }
 
     #[test]

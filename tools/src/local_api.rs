@@ -82,7 +82,14 @@ async fn serve(
         log_request(&request_id, method.as_str(), &route_key, 401, started, None);
         return gateway_answer(StatusCode::UNAUTHORIZED, &request_id);
     }
-    let decision = functions::handlers::authorizer::authorize(&api.keys, authorization.as_deref()).await;
+    let decision = match functions::handlers::authorizer::authorize(&api.keys, authorization.as_deref()).await {
+        Ok(decision) => decision,
+        // What API Gateway answers when the authorizer fails.
+        Err(_) => {
+            log_request(&request_id, method.as_str(), &route_key, 500, started, None);
+            return gateway_answer(StatusCode::INTERNAL_SERVER_ERROR, &request_id);
+        }
+    };
     if !decision.is_authorized {
         log_request(&request_id, method.as_str(), &route_key, 403, started, None);
         // API Gateway answers a denied simple-response authorizer with 403 {"message":"Forbidden"}.

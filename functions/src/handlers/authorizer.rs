@@ -1,13 +1,16 @@
 //! The API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses): looks the
 //! bearer API key up and answers `{isAuthorized, context: {organizationId}}`. Unknown,
-//! malformed, revoked and missing keys are denied; so is every request while the table cannot
-//! be read (fail closed).
+//! malformed, revoked and missing keys are denied. While the table cannot be read the
+//! authorizer fails instead: API Gateway then answers 500 and lets nothing through, as a
+//! denial would, but caches nothing, where a cached denial would lock a valid key out for the
+//! cache's lifetime after one throttled read.
 
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 use serde_json::json;
 use shared::api_keys::ApiKeyStore;
+use shared::store::StoreError;
 
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -21,17 +24,19 @@ pub async fn handle(
     event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>,
 ) -> Result<AuthorizerResponse, Error> {
     let header = event.payload.headers.get("authorization").and_then(|v| v.to_str().ok());
-    Ok(authorize(keys, header).await)
+    Ok(authorize(keys, header).await?)
 }
 
-/// The decision for an `Authorization` header value.
-pub async fn authorize(keys: &ApiKeyStore, authorization: Option<&str>) -> AuthorizerResponse {
+/// The decision for an `Authorization` header value; `Err` when the key could not be looked up.
+pub async fn authorize(keys: &ApiKeyStore, authorization: Option<&str>) -> Result<AuthorizerResponse, StoreError> {
     match keys.authorize(authorization).await {
-        Ok(Some(org)) => AuthorizerResponse { is_authorized: true, context: json!({"organizationId": org.as_str()}) },
-        Ok(None) => AuthorizerResponse { is_authorized: false, context: json!({}) },
+        Ok(Some(org)) => {
+            Ok(AuthorizerResponse { is_authorized: true, context: json!({"organizationId": org.as_str()}) })
+        }
+        Ok(None) => Ok(AuthorizerResponse { is_authorized: false, context: json!({}) }),
         Err(e) => {
-            tracing::error!(error = %e, "API key lookup failed; denying");
-            AuthorizerResponse { is_authorized: false, context: json!({}) }
+            tracing::error!(error = %e, "API key lookup failed; no decision");
+            Err(e)
         }
     }
 }
