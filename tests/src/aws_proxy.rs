@@ -24,6 +24,8 @@ struct Rules {
     failures: Vec<(String, Failure, Option<u32>)>,
     /// Requests seen, by X-Amz-Target.
     counts: std::collections::BTreeMap<String, usize>,
+    /// The IAM actions the requests seen needed.
+    actions: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone)]
@@ -58,6 +60,12 @@ impl AwsProxy {
         self.rules.lock().expect("lock").counts.clone()
     }
 
+    /// The IAM actions (`dynamodb:GetItem`, `kms:Decrypt`, …) the requests since the last
+    /// call needed, as AWS would authorize them; moto authorizes nothing.
+    pub fn take_actions(&self) -> std::collections::BTreeSet<String> {
+        std::mem::take(&mut self.rules.lock().expect("lock").actions)
+    }
+
     pub fn reset_counts(&self) {
         self.rules.lock().expect("lock").counts.clear();
     }
@@ -78,6 +86,38 @@ impl AwsProxy {
     }
 }
 
+/// The IAM actions AWS checks for a request: its operation's, except that a transaction is
+/// authorized item by item (a `Put` needs `dynamodb:PutItem`, and so on) and an SQS batch by
+/// its single action (`SendMessageBatch` needs `sqs:SendMessage`).
+fn iam_actions(target: &str, body: &[u8]) -> Vec<String> {
+    let Some((service, operation)) = target.split_once('.') else { return Vec::new() };
+    let prefix = match service {
+        "DynamoDB_20120810" => "dynamodb",
+        "TrentService" => "kms",
+        "AmazonSQS" => "sqs",
+        other => panic!("an AWS service the proxy does not know: {other}"),
+    };
+    match operation {
+        "TransactWriteItems" => {
+            let request: serde_json::Value = serde_json::from_slice(body).expect("a JSON transaction");
+            let items = request["TransactItems"].as_array().expect("TransactItems");
+            let item_action = |item: &serde_json::Value| {
+                let kind = item.as_object().and_then(|o| o.keys().next().cloned()).expect("an item kind");
+                match kind.as_str() {
+                    "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
+                    kind => format!("dynamodb:{kind}Item"),
+                }
+            };
+            items.iter().map(item_action).collect()
+        }
+        "TransactGetItems" => vec!["dynamodb:GetItem".to_owned()],
+        operation if prefix == "sqs" && operation.ends_with("Batch") => {
+            vec![format!("sqs:{}", operation.trim_end_matches("Batch"))]
+        }
+        operation => vec![format!("{prefix}:{operation}")],
+    }
+}
+
 async fn forward(
     State(state): State<Arc<ProxyState>>,
     method: Method,
@@ -89,6 +129,7 @@ async fn forward(
     let fail = {
         let mut rules = state.rules.lock().expect("lock");
         *rules.counts.entry(target.clone()).or_default() += 1;
+        rules.actions.extend(iam_actions(&target, &body));
         match rules.failures.iter().position(|(t, _, _)| *t == target) {
             Some(index) => {
                 let failure = rules.failures[index].1;

@@ -18,6 +18,8 @@ pub struct TestEnv {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The AWS configuration the service's clients use (through the proxy, when there is one).
+    pub service_aws: aws_config::SdkConfig,
     pub table: String,
     /// The deletion queue the service continues deletes through.
     pub deletion_queue: String,
@@ -89,7 +91,7 @@ impl TestEnv {
         let deletions = shared::queue::Queue::new(aws_sdk_sqs::Client::new(&service_aws), &deletion_queue);
         let services =
             Services::new(&service_aws, &storage, twilio, Region::Us1, platform_sip_uri()).with_deletions(deletions);
-        Self { fake, services, dynamo, kms, sqs, table, deletion_queue }
+        Self { fake, services, dynamo, kms, sqs, service_aws, table, deletion_queue }
     }
 
     /// Every item in the table, as JSON-ish debug text, for "no secret in the table" checks.

@@ -7,6 +7,7 @@ mod deletion;
 mod events;
 mod faults;
 mod harness;
+mod iam;
 mod idempotency;
 mod jobs;
 mod lifecycle;

@@ -216,3 +216,30 @@ fn hostile_requests_get_clean_client_errors() {
         }
     });
 }
+
+/// The authorizer against the table: a valid key (any case of the scheme) is allowed, unknown
+/// and revoked ones denied; a table that cannot be read is an error, not a denial API Gateway
+/// would cache.
+#[tokio::test]
+async fn the_authorizer_allows_valid_keys_and_caches_no_denial_when_the_table_fails() {
+    use functions::handlers::authorizer::authorize;
+    use shared::api_keys::ApiKeyStore;
+    let (env, proxy) = crate::harness::TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&env.service_aws), env.table.clone());
+    let org = shared::model::OrganizationId::parse(ORG).unwrap();
+    let (info, key) = keys.create(&org, None).await.unwrap();
+    for scheme in ["Bearer", "bearer"] {
+        let decision = authorize(&keys, Some(&format!("{scheme} {}", key.expose()))).await.unwrap();
+        assert!(decision.is_authorized, "{scheme}");
+        assert_eq!(decision.context["organizationId"], ORG);
+    }
+    let (head, last) = key.expose().split_at(key.expose().len() - 1);
+    let unknown = format!("Bearer {head}{}", if last == "A" { "B" } else { "A" });
+    assert!(!authorize(&keys, Some(&unknown)).await.unwrap().is_authorized);
+
+    proxy.fail("DynamoDB_20120810.GetItem", None);
+    assert!(authorize(&keys, Some(&format!("Bearer {}", key.expose()))).await.is_err(), "no decision to cache");
+    proxy.clear();
+    assert!(keys.revoke(&info.key_id).await.unwrap());
+    assert!(!authorize(&keys, Some(&format!("Bearer {}", key.expose()))).await.unwrap().is_authorized);
+}
