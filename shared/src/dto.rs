@@ -330,7 +330,8 @@ pub struct PhoneNumberResponse {
     pub friendly_name: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub imported_at: Timestamp,
-    /// The voice URL the number had before import (user-info and query values masked).
+    /// The voice URL the number had before import (user-info, query values and token-like path
+    /// segments masked).
     pub previous_voice_url: Option<String>,
     pub previous_voice_application_sid: Option<String>,
     /// The whole voice configuration before import (URLs masked); given back on removal.

@@ -213,7 +213,7 @@ impl VoiceRouting {
         self.voice_url.is_some() || self.voice_fallback_url.is_some() || self.status_callback.is_some()
     }
 
-    /// The same with user-info and query values of every URL replaced by `***`.
+    /// The same with what could be a credential in every URL replaced by `***` ([`mask_url`]).
     pub fn masked(&self) -> Self {
         let mask = |url: &Option<String>| url.as_deref().map(mask_url);
         Self {
@@ -243,22 +243,46 @@ impl fmt::Debug for VoiceRouting {
     }
 }
 
-/// A URL with its user name, password and query values replaced by `***`; anything that does
-/// not parse as a URL is masked whole.
+/// A URL with everything that could be a credential replaced by `***`, keeping enough of its
+/// shape to be recognised: the user name and password; every query value, and a query element
+/// with no `=` (`?sk_live_…`); and every path segment that is not a plain lower-case word
+/// (webhook services put their tokens in the path: `/hooks/catch/123/abc9x/`). Anything that
+/// does not parse as a URL, or has no host, is masked whole.
 pub fn mask_url(url: &str) -> String {
-    let Ok(mut parsed) = reqwest::Url::parse(url) else { return "***".to_owned() };
+    let masked = "***";
+    let Ok(mut parsed) = reqwest::Url::parse(url) else { return masked.to_owned() };
+    if parsed.cannot_be_a_base() || parsed.host().is_none() {
+        return masked.to_owned();
+    }
     if !parsed.username().is_empty() {
-        let _ = parsed.set_username("***");
+        let _ = parsed.set_username(masked);
     }
     if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("***"));
+        let _ = parsed.set_password(Some(masked));
     }
-    if parsed.query().is_some() {
-        let names: Vec<String> = parsed.query_pairs().map(|(name, _)| name.into_owned()).collect();
-        parsed.query_pairs_mut().clear().extend_pairs(names.iter().map(|n| (n.as_str(), "***")));
+    let path: Vec<&str> = parsed
+        .path_segments()
+        .map(|segments| segments.map(|s| if is_plain_word(s) { s } else { masked }).collect())
+        .unwrap_or_default();
+    parsed.set_path(&path.join("/"));
+    if let Some(query) = parsed.query() {
+        let elements: Vec<String> = query
+            .split('&')
+            .map(|element| match element.split_once('=') {
+                Some((name, _)) if is_plain_word(&name.to_ascii_lowercase()) => format!("{name}={masked}"),
+                _ => masked.to_owned(),
+            })
+            .collect();
+        parsed.set_query(Some(&elements.join("&")));
     }
     parsed.set_fragment(None);
     parsed.to_string()
+}
+
+/// A path segment or parameter name that is a word, not a token: lower-case letters and
+/// `-`, `_`, `.`, short.
+fn is_plain_word(segment: &str) -> bool {
+    segment.len() <= 24 && segment.bytes().all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A generated SIP password: 32 characters of `[A-Za-z0-9]` from a CSPRNG, with at least
@@ -546,8 +570,19 @@ mod tests {
             mask_url("https://user:pa55@hooks.example.com/voice?token=abc&x=1#f"),
             "https://***:***@hooks.example.com/voice?token=***&x=***"
         );
-        assert_eq!(mask_url("https://hooks.example.com/voice"), "https://hooks.example.com/voice");
-        assert_eq!(mask_url("not a url secret"), "***");
+        assert_eq!(
+            mask_url("https://hooks.example.com/twiml/incoming-call"),
+            "https://hooks.example.com/twiml/incoming-call"
+        );
+        // Tokens in the path, a bare query element, a name that is no word.
+        assert_eq!(
+            mask_url("https://hooks.zapier.com/hooks/catch/123456/abc9xyz/?sk_live_SECRET&CallSid=1&Zz9SECRET=2"),
+            "https://hooks.zapier.com/hooks/catch/***/***/?***&CallSid=***&***"
+        );
+        assert_eq!(mask_url("https://hook.eu1.make.com/qwertyuiopasdfghjklzxcvbnm"), "https://hook.eu1.make.com/***");
+        for whole in ["not a url secret", "urn:SECRET", "mailto:SECRET@example.com"] {
+            assert_eq!(mask_url(whole), "***", "{whole}");
+        }
         let routing = VoiceRouting { voice_url: Some("https://u:secretpw@h/x?k=secretq".into()), ..Default::default() };
         let debug = format!("{routing:?}");
         assert!(!debug.contains("secretpw") && !debug.contains("secretq"), "{debug}");

@@ -64,7 +64,16 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
 
     let env = TestEnv::new().await;
     let (sid, token) = env.fake.add_account("active", "Full");
-    let number = env.fake.add_incoming_number(&sid, "+15550006000", Some("https://example.com/v"));
+    // Credentials in every place a voice URL can carry them.
+    let url_secrets = [
+        "SECRETUSER_LONG_ENOUGH",
+        "SECRETPW_LONG_ENOUGH",
+        "SECRETPATH0_LONG_ENOUGH",
+        "SECRETBARE_LONG_ENOUGH",
+        "SECRETVALUE_LONG_ENOUGH",
+    ];
+    let voice_url = "https://SECRETUSER_LONG_ENOUGH:SECRETPW_LONG_ENOUGH@hooks.example.com/catch/SECRETPATH0_LONG_ENOUGH/?SECRETBARE_LONG_ENOUGH&token=SECRETVALUE_LONG_ENOUGH";
+    let number = env.fake.add_incoming_number(&sid, "+15550006000", Some(voice_url));
     let org = "org-audit";
     let mut responses = String::new();
     let body = json!({"accountSid": sid, "authToken": token, "name": "Audit"}).to_string();
@@ -136,6 +145,7 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
     for t in [&token, &new_token] {
         secrets.push(format!("{sid}:{t}").into_bytes());
     }
+    secrets.extend(url_secrets.iter().map(|s| s.as_bytes().to_vec()));
     let table = env.scan_table_text().await;
     let delete = Req::new("DELETE", "/api/v1/providers/{id}").org(org).param("id", &id).build();
     let deleted = Endpoint::DeleteProvider.call(&env.services, delete).await.unwrap();
