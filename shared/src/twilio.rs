@@ -151,6 +151,12 @@ pub struct Account {
     pub friendly_name: Option<String>,
 }
 
+/// A TwiML application of the account; only whether it exists is read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Application {
+    pub sid: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Trunk {
     pub sid: TrunkSid,
@@ -567,6 +573,16 @@ impl TwilioClient {
     ) -> Result<IncomingPhoneNumber, TwilioError> {
         let url = self.account_url(creds, &format!("/IncomingPhoneNumbers/{sid}.json"));
         self.json(creds, Method::POST, url, &[("VoiceApplicationSid", application_sid)]).await
+    }
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/Applications/{Sid}.json`
+    pub async fn fetch_application(
+        &self,
+        creds: &TwilioCredentials,
+        application_sid: &str,
+    ) -> Result<Application, TwilioError> {
+        let url = self.account_url(creds, &format!("/Applications/{application_sid}.json"));
+        self.json(creds, Method::GET, url, &[]).await
     }
 
     /// `POST /v1/Trunks/{TrunkSid}/PhoneNumbers`

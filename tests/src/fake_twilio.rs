@@ -176,6 +176,8 @@ pub struct FakeState {
     pub trunk_credential_lists: Vec<(String, String)>,
     pub incoming_numbers: BTreeMap<String, IncomingNumber>,
     pub origination_urls: BTreeMap<String, OriginationUrl>,
+    /// TwiML applications (SID -> account SID): what a number's `VoiceApplicationSid` may name.
+    pub applications: BTreeMap<String, String>,
     /// Domain names of deleted trunks: Twilio keeps them reserved.
     pub reserved_domains: Vec<String>,
     /// Requests that broke Twilio's OpenAPI spec (the fake answered them 400).
@@ -246,6 +248,27 @@ impl FakeTwilio {
     }
 
     /// Rotates an account's token (the old one stops working).
+    /// A TwiML application of the account (made in the console; the service never makes one).
+    pub fn add_application(&self, account_sid: &str) -> String {
+        let sid = new_sid("AP");
+        self.state().applications.insert(sid.clone(), account_sid.to_owned());
+        sid
+    }
+
+    /// A trunk of the customer's own (not made through the service).
+    pub fn add_trunk(&self, account_sid: &str) -> String {
+        let sid = new_sid("TK");
+        let trunk = Trunk {
+            sid: sid.clone(),
+            account_sid: account_sid.to_owned(),
+            friendly_name: "Customer trunk".into(),
+            domain_name: format!("{}.pstn.twilio.com", sid.to_lowercase()),
+            transfer_mode: "disable-all".into(),
+        };
+        self.state().trunks.insert(sid.clone(), trunk);
+        sid
+    }
+
     pub fn set_auth_token(&self, sid: &str, token: &str) {
         if let Some(account) = self.state().accounts.get_mut(sid) {
             account.auth_token = token.into();
@@ -368,6 +391,7 @@ pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
         ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers"]) => "list_incoming_numbers",
         ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => "fetch_incoming_number",
         ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => "update_incoming_number",
+        ("GET", ["2010-04-01", "Accounts", _, "Applications", _]) => "fetch_application",
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => "list_credential_lists",
         ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => "create_credential_list",
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => "fetch_credential_list",
@@ -1062,6 +1086,20 @@ fn handle(
             page_2010("credentials", path, items, query)
         }
 
+        // --- applications (made in the console; only read) ---
+        ("GET", ["2010-04-01", "Accounts", _, "Applications", sid]) => match st.applications.get(*sid) {
+            Some(account) if *account == me => json_response(
+                StatusCode::OK,
+                json!({
+                    "account_sid": account, "sid": sid, "friendly_name": "Customer application",
+                    "api_version": "2010-04-01", "voice_url": "https://example.com/twiml", "voice_method": "POST",
+                    "date_created": now(), "date_updated": now(),
+                    "uri": format!("/2010-04-01/Accounts/{account}/Applications/{sid}.json"),
+                }),
+            ),
+            _ => not_found(path),
+        },
+
         // --- incoming phone numbers ---
         ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers"]) => {
             let items = st.incoming_numbers.values().filter(|n| n.account_sid == me).map(number_json).collect();
@@ -1074,9 +1112,22 @@ fn handle(
             }
         }
         ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", sid]) => {
-            let Some(number) = st.incoming_numbers.get_mut(*sid).filter(|n| n.account_sid == me) else {
+            if st.incoming_numbers.get(*sid).is_none_or(|n| n.account_sid != me) {
                 return not_found(path);
-            };
+            }
+            // What the number is pointed at must exist in the account: a deleted trunk or
+            // application is refused, the number left as it was.
+            if let Some(trunk) = form.get("TrunkSid").filter(|t| !t.is_empty())
+                && st.trunks.get(trunk).is_none_or(|t| t.account_sid != me)
+            {
+                return twilio_error(400, 20001, "Invalid parameter TrunkSid: no such trunk in this account");
+            }
+            if let Some(app) = form.get("VoiceApplicationSid").filter(|a| !a.is_empty())
+                && st.applications.get(app).is_none_or(|account| *account != me)
+            {
+                return twilio_error(400, 21218, "Invalid ApplicationSid");
+            }
+            let number = st.incoming_numbers.get_mut(*sid).expect("checked above");
             let empty_to_none = |v: &String| (!v.is_empty()).then(|| v.clone());
             if let Some(url) = form.get("VoiceUrl") {
                 number.voice_url = empty_to_none(url);

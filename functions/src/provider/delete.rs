@@ -172,8 +172,8 @@ async fn release_one(
     }
     match release_number(services, creds, record, &number, keys).await {
         Ok(released) => {
-            if let Released::LeftAsCustomerSet(reason) = &released {
-                tracing::info!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, reason, "number left as the customer set it");
+            if let Released::NotRestored(reason) = &released {
+                tracing::info!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, reason, "number not given back as it was");
             }
             match services.store.forget_released_number(&record.organization_id, &number).await {
                 Ok(()) => None,

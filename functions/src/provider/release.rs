@@ -7,7 +7,9 @@
 //! trunk, or on its previous application (each one update, so the number is never without
 //! routing), or detached so its voice URL (which Twilio kept while it was on the trunk) routes
 //! it again. Only parameters that were set are sent. A number the customer changed since (moved
-//! to another trunk, new routing) is left as they set it.
+//! to another trunk, new routing) is left as they set it. A previous trunk or application the
+//! customer has deleted since cannot be given back: the number is detached, and the answer
+//! says so.
 
 use crate::provider::record::{
     load_provider, owner_of, refuse_if_deleting, stored_credentials, stored_credentials_error,
@@ -29,8 +31,9 @@ pub enum Released {
     Restored,
     /// The number left the account (or the provider's trunk) already: nothing to give back.
     Gone,
-    /// The customer changed it after import; left as they set it.
-    LeftAsCustomerSet(String),
+    /// Not given back as it was, and why: the customer changed it after import (left as they
+    /// set it), or its previous trunk or application no longer exists (detached).
+    NotRestored(String),
 }
 
 /// Why a number could not be released.
@@ -114,7 +117,7 @@ pub async fn remove_number(
     })?;
     let (restored, reason) = match released {
         Released::Restored | Released::Gone => (true, None),
-        Released::LeftAsCustomerSet(reason) => (false, Some(reason)),
+        Released::NotRestored(reason) => (false, Some(reason)),
     };
     tracing::info!(organization_id = %org, provider_id = %id, phone_number_sid = %number.phone_number_sid, restored, reason = reason.as_deref().unwrap_or(""), "number removed");
     Ok(RemovedNumber { phone_number_sid: number.phone_number_sid, restored, reason })
@@ -169,35 +172,116 @@ async fn give_back(
             Some(other) => format!("The number was moved to another trunk ({other}) after import; it was left there."),
             None => "The number's voice routing was changed after import; it was left as set.".to_owned(),
         };
-        return Ok(Released::LeftAsCustomerSet(reason));
+        return Ok(Released::NotRestored(reason));
     }
     let sid = &current.sid;
-    let change = if let Some(previous_trunk) = &previous.trunk_sid {
-        twilio
-            .move_number_to_trunk(creds, sid, previous_trunk)
-            .await
-            .map(drop)
-            .map_err(|e| ("putting the number back on its trunk", e))
-    } else if let Some(application) = previous.voice_application_sid.as_deref() {
-        twilio
-            .set_voice_application(creds, sid, application)
-            .await
-            .map(drop)
-            .map_err(|e| ("giving the number its voice application back", e))
-    } else if on_our_trunk {
-        match twilio.detach_phone_number(creds, trunk_sid, sid).await {
-            Err(e) if !e.is_not_found() => Err(("detaching the number from the trunk", e)),
-            _ => Ok(()),
-        }
-    } else {
-        Ok(())
+    let target = match (&previous.trunk_sid, previous.voice_application_sid.as_deref()) {
+        (Some(trunk), _) => Some(Target::Trunk(trunk)),
+        (None, Some(application)) => Some(Target::Application(application)),
+        (None, None) => None,
     };
-    match change {
-        Err((_, e)) if e.is_not_found() => Ok(Released::Gone),
-        Err((step, e)) => Err(ReleaseError::Twilio(step, e)),
-        Ok(()) if on_our_trunk && !untouched_fields => Ok(Released::LeftAsCustomerSet(
+    match target {
+        Some(target) => {
+            if let Err(e) = target.put_back(twilio, creds, sid).await {
+                return refused_put_back(twilio, creds, trunk_sid, sid, target, e).await;
+            }
+        }
+        None if on_our_trunk => detach(twilio, creds, trunk_sid, sid).await?,
+        None => {}
+    }
+    if on_our_trunk && !untouched_fields {
+        return Ok(Released::NotRestored(
             "The number's voice URL was changed while it was on the trunk; it was taken off the trunk and its voice settings left as set.".to_owned(),
-        )),
-        Ok(()) => Ok(Released::Restored),
+        ));
+    }
+    Ok(Released::Restored)
+}
+
+/// What routed the number before import, and is put back in one update.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Trunk(&'a TrunkSid),
+    Application(&'a str),
+}
+
+impl Target<'_> {
+    async fn put_back(
+        self,
+        twilio: &TwilioClient,
+        creds: &TwilioCredentials,
+        sid: &PhoneNumberSid,
+    ) -> Result<(), TwilioError> {
+        match self {
+            Self::Trunk(trunk) => twilio.move_number_to_trunk(creds, sid, trunk).await.map(drop),
+            Self::Application(application) => twilio.set_voice_application(creds, sid, application).await.map(drop),
+        }
+    }
+
+    /// Whether it is still in the account.
+    async fn exists(self, twilio: &TwilioClient, creds: &TwilioCredentials) -> Result<bool, TwilioError> {
+        let found = match self {
+            Self::Trunk(trunk) => twilio.fetch_trunk(creds, trunk).await.map(drop),
+            Self::Application(application) => twilio.fetch_application(creds, application).await.map(drop),
+        };
+        match found {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn step(self) -> &'static str {
+        match self {
+            Self::Trunk(_) => "putting the number back on its trunk",
+            Self::Application(_) => "giving the number its voice application back",
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::Trunk(trunk) => format!("on its previous trunk ({trunk})"),
+            Self::Application(application) => format!("on its voice application ({application})"),
+        }
+    }
+}
+
+/// Twilio refused to put the number back. If what it was on is gone (the customer deleted the
+/// trunk or application since import), the number is taken off this trunk instead, so the
+/// platform stops answering it; a 404 with the target still there was the number's own.
+async fn refused_put_back(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    trunk_sid: &TrunkSid,
+    sid: &PhoneNumberSid,
+    target: Target<'_>,
+    refusal: TwilioError,
+) -> Result<Released, ReleaseError> {
+    let refused = refusal.status().is_some_and(|s| (400..500).contains(&s) && !matches!(s, 401 | 403 | 429));
+    if !refused {
+        return Err(ReleaseError::Twilio(target.step(), refusal));
+    }
+    match target.exists(twilio, creds).await {
+        Ok(true) if refusal.is_not_found() => Ok(Released::Gone),
+        Ok(true) => Err(ReleaseError::Twilio(target.step(), refusal)),
+        Err(e) => Err(ReleaseError::Twilio("checking the number's previous routing", e)),
+        Ok(false) => {
+            detach(twilio, creds, trunk_sid, sid).await?;
+            Ok(Released::NotRestored(format!(
+                "Twilio refused to put the number back {}: it is no longer in the account. The number was taken off the trunk; its voice URL routes it, if it has one.",
+                target.describe()
+            )))
+        }
+    }
+}
+
+async fn detach(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    trunk_sid: &TrunkSid,
+    sid: &PhoneNumberSid,
+) -> Result<(), ReleaseError> {
+    match twilio.detach_phone_number(creds, trunk_sid, sid).await {
+        Err(e) if !e.is_not_found() => Err(ReleaseError::Twilio("detaching the number from the trunk", e)),
+        _ => Ok(()),
     }
 }

@@ -296,7 +296,7 @@ async fn numbers_on_no_trunk_go_back_and_numbers_on_another_trunk_stay() {
     let loose = env.fake.add_incoming_number(&p.account_sid, "+15550000001", None);
     let moved = env.fake.add_incoming_number(&p.account_sid, "+15550000002", None);
     import(&env, &p.id, &[&loose, &moved]).await;
-    let customer_trunk = new_sid("TK");
+    let customer_trunk = env.fake.add_trunk(&p.account_sid);
     {
         let mut state = env.fake.state();
         state.incoming_numbers.get_mut(&loose).unwrap().trunk_sid = None;

@@ -96,7 +96,7 @@ async fn an_application_comes_back_in_one_update() {
     let env = TestEnv::new().await;
     let (sid, _, id) = setup(&env).await;
     let pn = env.fake.add_incoming_number(&sid, "+15550100002", None);
-    let app = new_sid("AP");
+    let app = env.fake.add_application(&sid);
     env.fake.state().incoming_numbers.get_mut(&pn).unwrap().voice_application_sid = Some(app.clone());
     import_as(&env, ORG, &id, &[&pn]).await;
     assert_eq!(number(&env, &pn).voice_application_sid, None, "Twilio drops the application on a trunk");
@@ -113,7 +113,7 @@ async fn a_number_on_the_customers_own_trunk_goes_back_to_it() {
     let env = TestEnv::new().await;
     let (sid, _, id) = setup(&env).await;
     let pn = env.fake.add_incoming_number(&sid, "+15550100003", None);
-    let theirs = new_sid("TK");
+    let theirs = env.fake.add_trunk(&sid);
     env.fake.state().incoming_numbers.get_mut(&pn).unwrap().trunk_sid = Some(theirs.clone());
 
     let req = Req::new("GET", "/api/v1/providers/twilio/{id}/available-numbers").org(ORG).param("id", &id).build();
@@ -129,6 +129,45 @@ async fn a_number_on_the_customers_own_trunk_goes_back_to_it() {
     assert!(!steps_since(&env, from).iter().any(|s| s == "detach_phone_number"), "moved back in one update");
 }
 
+/// The customer deleted the trunk or application a number had before import: Twilio refuses to
+/// put it back there, so removal and delete take the number off the trunk and say so.
+#[tokio::test]
+async fn a_previous_trunk_or_application_deleted_since_import_is_not_given_back() {
+    let env = TestEnv::new().await;
+    let (sid, _, id) = setup(&env).await;
+    let (their_trunk, their_app) = (env.fake.add_trunk(&sid), env.fake.add_application(&sid));
+    let on_trunk = env.fake.add_incoming_number(&sid, "+15550100011", Some("https://example.com/old"));
+    let on_app = env.fake.add_incoming_number(&sid, "+15550100012", None);
+    let via_delete = env.fake.add_incoming_number(&sid, "+15550100013", None);
+    {
+        let mut state = env.fake.state();
+        state.incoming_numbers.get_mut(&on_trunk).unwrap().trunk_sid = Some(their_trunk.clone());
+        state.incoming_numbers.get_mut(&via_delete).unwrap().trunk_sid = Some(their_trunk.clone());
+        state.incoming_numbers.get_mut(&on_app).unwrap().voice_application_sid = Some(their_app.clone());
+    }
+    import_as(&env, ORG, &id, &[&on_trunk, &on_app, &via_delete]).await;
+    {
+        let mut state = env.fake.state();
+        state.trunks.remove(&their_trunk);
+        state.applications.remove(&their_app);
+    }
+    for (pn, gone) in [(&on_trunk, &their_trunk), (&on_app, &their_app)] {
+        let removed = remove(&env, &id, pn).await;
+        assert_eq!(removed["restored"], false, "{removed}");
+        let reason = removed["reason"].as_str().unwrap();
+        assert!(reason.contains(gone.as_str()) && reason.contains("no longer in the account"), "{reason}");
+        let after = number(&env, pn);
+        assert_eq!((after.trunk_sid, after.voice_application_sid), (None, None), "off the platform's trunk");
+    }
+    assert_eq!(number(&env, &on_trunk).voice_url.as_deref(), Some("https://example.com/old"), "its URL routes it");
+
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).build();
+    let (status, body) =
+        status_and_body(&functions::handlers::delete_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 204, "the delete is not stuck on it: {body}");
+    assert_eq!(number(&env, &via_delete).trunk_sid, None);
+}
+
 #[tokio::test]
 async fn a_number_changed_after_import_is_left_as_the_customer_set_it() {
     let env = TestEnv::new().await;
@@ -136,8 +175,8 @@ async fn a_number_changed_after_import_is_left_as_the_customer_set_it() {
     let moved = env.fake.add_incoming_number(&sid, "+15550100004", Some("https://example.com/old"));
     let rerouted = env.fake.add_incoming_number(&sid, "+15550100005", Some("https://example.com/old"));
     import_as(&env, ORG, &id, &[&moved, &rerouted]).await;
-    let elsewhere = new_sid("TK");
-    let app = new_sid("AP");
+    let elsewhere = env.fake.add_trunk(&sid);
+    let app = env.fake.add_application(&sid);
     {
         let mut state = env.fake.state();
         state.incoming_numbers.get_mut(&moved).unwrap().trunk_sid = Some(elsewhere.clone());
