@@ -319,6 +319,12 @@ impl FakeTwilio {
         self.state().faults.push(Fault { step: step.into(), action, remaining: times });
     }
 
+    /// Injected faults not yet taken by a request: a test waits for 0 to know a request has
+    /// reached the fake (and is being delayed).
+    pub fn faults_pending(&self) -> usize {
+        self.state().faults.len()
+    }
+
     pub fn clear_faults(&self) {
         self.state().faults.clear();
     }

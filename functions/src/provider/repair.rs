@@ -10,11 +10,12 @@
 //! written in one conditional write after their Twilio work succeeded, and removed again if
 //! that write fails, so a failure half-way leaves the provider no worse than before.
 
-use crate::provider::cleanup::remove_or_record;
+use crate::provider::cleanup::{record_for_sweeper, remove_or_record};
 use crate::provider::create::{
     FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, truncate_chars,
 };
 use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
+use crate::provider::release::{KeyCache, ReleaseError, release_number};
 use crate::provider::verify::{Verification, origination_friendly_name, verify};
 use crate::services::Services;
 use futures::StreamExt;
@@ -25,8 +26,8 @@ use shared::model::{
     CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TransferMode, TrunkSid, TwilioCredentials,
 };
 use shared::store::{PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError};
+use shared::twilio::OriginationTarget;
 use shared::twilio::TwilioResource;
-use shared::twilio::{OriginationTarget, TwilioClient};
 use std::collections::HashSet;
 
 /// How many items a repair reads from one Twilio list at most.
@@ -457,9 +458,9 @@ impl<'a> Repair<'a> {
             return;
         }
         let missing: Vec<PhoneNumberRecord> = missing.into_iter().cloned().collect();
-        let (creds, trunk_sid) = (self.creds, &trunk_sid);
+        let (services, provider, creds, trunk_sid) = (self.services, self.record, self.creds, &trunk_sid);
         let outcomes: Vec<RepairAction> = futures::stream::iter(missing)
-            .map(|number| reattach_number(twilio, creds, trunk_sid, number))
+            .map(|number| reattach_number(services, provider, creds, trunk_sid, number))
             .buffered(NUMBER_CONCURRENCY)
             .collect()
             .await;
@@ -536,14 +537,17 @@ impl<'a> Repair<'a> {
     }
 }
 
-/// Puts an imported number back on the trunk if it is on no trunk; a number on another trunk
-/// is the customer's choice and stays there.
+/// Puts an imported number back on the trunk if it is on no trunk and has no voice application:
+/// a number on another trunk or given an application is the customer's choice and stays so
+/// (attaching would take the application away).
 async fn reattach_number(
-    twilio: &TwilioClient,
+    services: &Services,
+    provider: &ProviderRecord,
     creds: &TwilioCredentials,
     trunk_sid: &TrunkSid,
     number: PhoneNumberRecord,
 ) -> RepairAction {
+    let twilio = &services.twilio;
     let sid = &number.phone_number_sid;
     let current = match twilio.fetch_incoming_number(creds, sid).await {
         Ok(current) => current,
@@ -564,16 +568,51 @@ async fn reattach_number(
         );
         return action("reattachNumber", sid, RepairResult::Skipped, message);
     }
-    match twilio.attach_phone_number(creds, trunk_sid, sid).await {
-        Ok(()) => {
-            let message = format!("Put {} back on the trunk {trunk_sid}.", number.phone_number);
-            action("reattachNumber", sid, RepairResult::Done, message)
-        }
-        Err(e) => {
-            let message = format!("Could not put {} back on the trunk: {e}.", number.phone_number);
-            action("reattachNumber", sid, RepairResult::Failed, message)
-        }
+    if let Some(application) = current.voice_routing().voice_application_sid {
+        let message = format!(
+            "{} was given a voice application ({application}) after import; it was left so. Remove it from the provider, or take the application off in Twilio and repair again.",
+            number.phone_number
+        );
+        return action("reattachNumber", sid, RepairResult::Skipped, message);
     }
+    if let Err(e) = twilio.attach_phone_number(creds, trunk_sid, sid).await {
+        let message = format!("Could not put {} back on the trunk: {e}.", number.phone_number);
+        return action("reattachNumber", sid, RepairResult::Failed, message);
+    }
+    // A removal or delete running meanwhile may have given the number back and forgotten it
+    // after it was read: then it is given back again, or it would stay on the trunk unrecorded.
+    let store = &services.store;
+    if let Ok(None) = store.get_number(&provider.organization_id, provider.id, number.id).await {
+        let mut keys = KeyCache::default();
+        let given_back = match keys.load(services, provider, std::slice::from_ref(&number)).await {
+            Ok(()) => release_number(services, creds, provider, &number, &keys).await.map(drop),
+            Err(e) => Err(ReleaseError::Secret(e)),
+        };
+        return match given_back {
+            Ok(()) => {
+                let message = format!(
+                    "{} was removed from the provider meanwhile; it was left off the trunk.",
+                    number.phone_number
+                );
+                action("reattachNumber", sid, RepairResult::Skipped, message)
+            }
+            Err(e) => {
+                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "a number removed during repair is on the trunk");
+                let leftover =
+                    TwilioResource::TrunkPhoneNumber { trunk_sid: trunk_sid.clone(), number_sid: sid.clone() };
+                if let Err(e) = record_for_sweeper(services, provider, &[leftover]).await {
+                    tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record it for the orphan sweeper");
+                }
+                let message = format!(
+                    "{} was removed from the provider meanwhile, and could not be taken off the trunk again: {e}.",
+                    number.phone_number
+                );
+                action("reattachNumber", sid, RepairResult::Failed, message)
+            }
+        };
+    }
+    let message = format!("Put {} back on the trunk {trunk_sid}.", number.phone_number);
+    action("reattachNumber", sid, RepairResult::Done, message)
 }
 
 impl NewReferences {

@@ -597,7 +597,7 @@ fn phone_numbers_check(
         CheckName::PhoneNumbers,
         CheckStatus::Warning,
         format!(
-            "{} of {} imported numbers are no longer on the trunk and will not reach the platform. Run repair to put back those on no trunk.",
+            "{} of {} imported numbers are no longer on the trunk and will not reach the platform. Run repair to put back those on no trunk (a number given a voice application since is left so).",
             detached.len(),
             imported.len()
         ),

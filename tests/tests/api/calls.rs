@@ -312,6 +312,61 @@ async fn numbers_on_no_trunk_go_back_and_numbers_on_another_trunk_stay() {
     assert_eq!(state.incoming_numbers[&moved].trunk_sid.as_deref(), Some(customer_trunk.as_str()), "never taken");
 }
 
+/// Setting a voice application takes a number off its trunk (Twilio's spec): that is the
+/// customer routing it elsewhere, and attaching it again would take the application away.
+#[tokio::test]
+async fn a_number_given_a_voice_application_is_not_put_back() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let number = env.fake.add_incoming_number(&p.account_sid, "+15550000011", None);
+    import(&env, &p.id, &[&number]).await;
+    let app = env.fake.add_application(&p.account_sid);
+    {
+        let mut state = env.fake.state();
+        let n = state.incoming_numbers.get_mut(&number).unwrap();
+        (n.trunk_sid, n.voice_application_sid) = (None, Some(app.clone()));
+    }
+    let body = repair(&env, &p.id).await;
+    let skipped = body["actions"].as_array().unwrap().iter().find(|a| a["resource"] == number.as_str()).unwrap();
+    assert_eq!(skipped["result"], "skipped", "{skipped}");
+    assert!(skipped["message"].as_str().unwrap().contains("voice application"), "{skipped}");
+    let n = env.fake.state().incoming_numbers[&number].clone();
+    assert_eq!((n.trunk_sid, n.voice_application_sid), (None, Some(app)), "left as the customer set it");
+}
+
+/// A removal that gives a number back between repair reading it and attaching it: the repair
+/// undoes its attach, so the number is never on the trunk without a record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_removed_while_repair_puts_it_back_stays_off_the_trunk() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let number = env.fake.add_incoming_number(&p.account_sid, "+15550000012", None);
+    import(&env, &p.id, &[&number]).await;
+    env.fake.state().incoming_numbers.get_mut(&number).unwrap().trunk_sid = None;
+    // Repair's read of the number is answered late: the removal runs in between.
+    env.fake.inject("fetch_incoming_number", FaultAction::Delay(std::time::Duration::from_millis(500)), Some(1));
+    let repairing = {
+        let env_services = env.services.clone();
+        let id = p.id.clone();
+        tokio::spawn(async move {
+            let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
+            status_and_body(&repair_provider::handle(&env_services, req).await.unwrap())
+        })
+    };
+    while env.fake.faults_pending() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let org = OrganizationId::parse(ORG).unwrap();
+    let record = env.services.store.all_numbers(&org, p.id.parse().unwrap()).await.unwrap().remove(0);
+    let removed = functions::provider::release::remove_number(&env.services, &org, p.id.parse().unwrap(), record.id)
+        .await
+        .unwrap();
+    assert!(removed.restored, "{removed:?}");
+    let (status, body) = repairing.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(env.fake.state().incoming_numbers[&number].trunk_sid, None, "not on the trunk without a record: {body}");
+}
+
 #[tokio::test]
 async fn a_deleted_trunk_is_rebuilt_with_everything_on_it() {
     let env = TestEnv::new().await;
