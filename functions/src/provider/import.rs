@@ -100,17 +100,6 @@ async fn import_one(
     sid: PhoneNumberSid,
 ) -> Result<PhoneNumberRecord, ImportError> {
     let fail = |code, message: String| ImportError { phone_number_sid: sid.clone(), code, message };
-    match services.store.number_claimed(&sid).await {
-        // Claims are global; which organization holds the number is not said.
-        Ok(true) => {
-            return Err(fail("already_imported", "The number is already imported into a provider.".into()));
-        }
-        Ok(false) => {}
-        Err(e) => {
-            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not read the number's claim");
-            return Err(fail("storage_error", "Could not check the number; retry.".into()));
-        }
-    }
     let number = services.twilio.fetch_incoming_number(creds, &sid).await.map_err(|e| {
         if e.is_not_found() {
             fail("not_found", "The Twilio account has no such incoming phone number.".into())
@@ -120,6 +109,18 @@ async fn import_one(
             fail("twilio_error", format!("Could not read the number: {e}"))
         }
     })?;
+    // Claims are global, so they are read only for a number the account has: another
+    // organization learns nothing of numbers that are not its own. Which one holds it is not said.
+    match services.store.number_claimed(&sid).await {
+        Ok(true) => {
+            return Err(fail("already_imported", "The number is already imported into a provider.".into()));
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not read the number's claim");
+            return Err(fail("storage_error", "Could not check the number; retry.".into()));
+        }
+    }
     if number.trunk_sid.as_ref() == Some(&provider.trunk_sid) {
         return Err(fail("already_imported", "The number is already on this provider's trunk.".into()));
     }

@@ -208,6 +208,12 @@ async fn one_twilio_number_is_on_one_provider_anywhere() {
     let trunks = env.fake.trunks_of(&sid);
     let first_trunk = trunks.iter().find(|t| number(&env, &pn).trunk_sid.as_deref() == Some(t.sid.as_str()));
     assert!(first_trunk.is_some(), "the number stays on the first provider's trunk");
+
+    // An organization with another Twilio account learns nothing of the number: not its own.
+    let (other_sid, other_token) = env.fake.add_account("active", "Full");
+    let third = create_provider(&env, "org-third", &other_sid, &other_token).await["id"].as_str().unwrap().to_owned();
+    let result = import_as(&env, "org-third", &third, &[&pn]).await;
+    assert_eq!(result["errors"][0]["code"], "not_found", "{result}");
 }
 
 async fn create(env: &TestEnv, sid: &str, token: &str) -> (u16, Value) {
