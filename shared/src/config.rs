@@ -89,15 +89,43 @@ fn required(name: &'static str) -> Result<String, ConfigError> {
     }
 }
 
+/// A base URL for Twilio's APIs. It may carry no credentials (user-info): every request URL
+/// is built on it and logged at DEBUG, so the value is never repeated in an error either.
 fn base_url(name: &'static str, default: &str) -> Result<String, ConfigError> {
     let value = match env::var(name) {
         Ok(value) if !value.trim().is_empty() => value.trim().to_owned(),
         _ => default.to_owned(),
     };
-    let parsed = reqwest::Url::parse(&value)
-        .map_err(|e| ConfigError::Invalid { name, reason: format!("{value:?} is not a URL ({e})") })?;
+    base_url_of(&value).map_err(|reason| ConfigError::Invalid { name, reason: reason.into() })
+}
+
+fn base_url_of(value: &str) -> Result<String, &'static str> {
+    let parsed = reqwest::Url::parse(value).map_err(|_| "it is not a URL")?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ConfigError::Invalid { name, reason: format!("{value:?} is not an http(s) URL") });
+        return Err("it is not an http(s) URL");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("it carries credentials (user-info), which would be logged with every request URL");
     }
     Ok(value.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_http_with_no_credentials_and_errors_never_repeat_them() {
+        assert_eq!(base_url_of("https://api.twilio.com/").unwrap(), "https://api.twilio.com");
+        assert_eq!(base_url_of("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        for bad in [
+            "https://u:hunter2secret@api.twilio.com",
+            "https://hunter2secret@api.twilio.com",
+            "ftp://x",
+            "nope hunter2secret",
+        ] {
+            let reason = base_url_of(bad).unwrap_err();
+            assert!(!reason.contains("hunter2secret"), "{reason}");
+        }
+    }
 }
