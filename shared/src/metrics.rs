@@ -29,6 +29,24 @@ fn function_name() -> &'static str {
     NAME.get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into()))
 }
 
+/// The `level` a metric line carries. With JSON logs, Lambda drops lines below the function's
+/// application log level and reads a line with no level as INFO: at WARN or above every
+/// metric (and the alarms on them) would vanish, so metric lines then carry that level.
+fn level_for(application_log_level: Option<&str>) -> &'static str {
+    match application_log_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("WARN") => "WARN",
+        Some("ERROR") => "ERROR",
+        Some("FATAL") => "FATAL",
+        _ => "INFO",
+    }
+}
+
+/// The level of this function's metric lines, from the log level Lambda gives it.
+fn level() -> &'static str {
+    static LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    LEVEL.get_or_init(|| level_for(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref()))
+}
+
 /// The EMF document for one data point: `Function` plus `dimensions` (name and value pairs, at
 /// most two more).
 pub fn document(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)]) -> Value {
@@ -52,6 +70,7 @@ pub fn document(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)])
             }],
         }),
     );
+    root.insert("level".into(), Value::String(level().into()));
     for (dimension, value) in dimensions {
         root.insert((*dimension).into(), Value::String((*value).into()));
     }
@@ -83,5 +102,19 @@ mod tests {
         assert_eq!(directive["Metrics"][0], json!({"Name": "TwilioRequests", "Unit": "Count"}));
         assert_eq!((&doc["Operation"], &doc["TwilioRequests"]), (&json!("CreateTrunk"), &json!(1.0)));
         assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+        assert_eq!(doc["level"], "INFO");
+    }
+
+    #[test]
+    fn metric_lines_pass_the_functions_log_level_filter() {
+        for (configured, level) in [
+            (None, "INFO"),
+            (Some("DEBUG"), "INFO"),
+            (Some("INFO"), "INFO"),
+            (Some("warn"), "WARN"),
+            (Some("FATAL"), "FATAL"),
+        ] {
+            assert_eq!(level_for(configured), level, "{configured:?}");
+        }
     }
 }
