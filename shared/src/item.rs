@@ -7,7 +7,7 @@
 //! | provider | `provider` | `ORG#{org}` | `PROVIDER#{providerId}` (UUIDv7, so newest sorts last) |
 //! | SIP credential | `sipCredential` | `ORG#{org}` | `SIPCRED#{providerId}` |
 //! | Account SID claim: one provider per Account SID in an organization | `accountClaim` | `ORG#{org}` | `ACCOUNT#{accountSid}` |
-//! | Twilio resources a failed rollback or forced delete left behind | `orphan` | `ORG#{org}` | `ORPHAN#{providerId}` |
+//! | A Twilio resource a failed rollback, undo or forced delete left behind (one item each) | `orphan` | `ORG#{org}` | `ORPHAN#{providerId}#{kind}#{sid}` |
 //! | imported phone number | `phoneNumber` | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
 //! | phone number claim: one provider per Twilio number anywhere | `numberClaim` | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
 //! | API key, looked up by key id | `apiKey` | `APIKEY#{keyId}` | `APIKEY` |
@@ -62,8 +62,13 @@ pub fn account_claim_sort_key(account_sid: &AccountSid) -> String {
     format!("ACCOUNT#{account_sid}")
 }
 
-pub fn orphan_sort_key(provider_id: Uuid) -> String {
-    format!("ORPHAN#{provider_id}")
+/// The sort keys of a provider's leftover Twilio resources start with this.
+pub fn leftovers_prefix(provider_id: Uuid) -> String {
+    format!("ORPHAN#{provider_id}#")
+}
+
+pub fn leftover_sort_key(provider_id: Uuid, resource: &crate::twilio::TwilioResource) -> String {
+    format!("{}{}#{}", leftovers_prefix(provider_id), resource.kind(), resource.sid())
 }
 
 /// The sort keys of a provider's imported numbers start with this.

@@ -5,9 +5,9 @@
 
 use crate::crypto::EncryptedSecret;
 use crate::item::{
-    Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value, n,
-    number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition, orphan_sort_key, provider_sort_key, put,
-    put_new, s, secret, sip_credential_sort_key,
+    Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value,
+    leftover_sort_key, leftovers_prefix, n, number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition,
+    provider_sort_key, put_new, s, secret, sip_credential_sort_key,
 };
 use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
@@ -165,44 +165,83 @@ impl PhoneNumberRecord {
     }
 }
 
-/// What a failed rollback left in a customer's Twilio account, kept for later clean-up.
+/// One Twilio resource that a failed rollback, an undo or a forced delete left in a customer's
+/// account, kept until the orphan sweeper removes it: one item each, so recording one never
+/// overwrites another and a provider's leftovers stay bounded by DynamoDB's item size one by one.
 #[derive(Debug, Clone)]
-pub struct OrphanRecord {
+pub struct Leftover {
     pub organization_id: OrganizationId,
     pub provider_id: Uuid,
     pub account_sid: AccountSid,
-    /// Absent when the token could not be encrypted (KMS was the failure).
+    /// The provider's token when it was left; absent when it could not be encrypted (KMS was
+    /// the failure). The sweeper prefers the live provider's current one.
     pub auth_token: Option<EncryptedSecret>,
-    pub resources: Vec<TwilioResource>,
+    pub resource: TwilioResource,
+    /// For a number left on the trunk: the routing it had before import (masked; the exact
+    /// one sealed), so that the sweeper gives it back as a removal would.
+    pub previous_routing: Option<VoiceRouting>,
+    pub previous_routing_sealed: Option<EncryptedSecret>,
     pub created_at: Timestamp,
-    /// Set when Twilio rejects the stored credentials: the sweeper stops trying (and logged
-    /// it once); an operator removes the resources by hand.
-    pub stuck_reason: Option<String>,
+    /// Twilio rejected this token: the sweeper stops trying it (logged once) until the provider
+    /// has another one; an operator removes the resource by hand otherwise.
+    pub stuck: Option<(String, EncryptedSecret)>,
 }
 
-impl OrphanRecord {
-    fn from_item(item: &Item) -> Result<Self, StoreError> {
-        let f = Fields(item);
-        let list = f.get("resources")?.as_l().map_err(|_| StoreError::Corrupt("resources".into()))?;
-        let mut resources = Vec::with_capacity(list.len());
-        for entry in list {
-            let entry = Fields(entry.as_m().map_err(|_| StoreError::Corrupt("resource".into()))?);
-            let (kind, sid) = (entry.string("kind")?, entry.string("sid")?);
-            match TwilioResource::parse(&kind, &sid) {
-                Some(resource) => resources.push(resource),
-                // Not something this service creates: never removed, so never swept.
-                None => tracing::warn!(kind, sid, "leftover record names an unknown resource; skipped"),
-            }
+impl Leftover {
+    fn key(&self) -> Item {
+        org_key(&self.organization_id, leftover_sort_key(self.provider_id, &self.resource))
+    }
+
+    fn to_item(&self) -> Item {
+        let mut item = self.key();
+        item.extend([
+            ("entity".to_owned(), s("orphan")),
+            ("organizationId".to_owned(), s(self.organization_id.as_str())),
+            ("providerId".to_owned(), s(self.provider_id.to_string())),
+            ("accountSid".to_owned(), s(self.account_sid.as_str())),
+            ("kind".to_owned(), s(self.resource.kind())),
+            ("sid".to_owned(), s(self.resource.sid())),
+            ("createdAt".to_owned(), s(self.created_at.clone())),
+        ]);
+        if let Some(token) = &self.auth_token {
+            item.insert("authToken".to_owned(), secret(token));
         }
-        Ok(Self {
+        if let Some(routing) = &self.previous_routing {
+            item.insert("previousRouting".to_owned(), s(serde_json::to_string(routing).expect("routing serializes")));
+        }
+        if let Some(sealed) = &self.previous_routing_sealed {
+            item.insert("previousRoutingSealed".to_owned(), secret(sealed));
+        }
+        if let Some((reason, token)) = &self.stuck {
+            item.insert("stuckReason".to_owned(), s(reason.clone()));
+            item.insert("stuckToken".to_owned(), secret(token));
+        }
+        item
+    }
+
+    /// `Ok(None)`: a resource this service does not create (never removed, so never swept).
+    fn from_item(item: &Item) -> Result<Option<Self>, StoreError> {
+        let f = Fields(item);
+        let (kind, sid) = (f.string("kind")?, f.string("sid")?);
+        let Some(resource) = TwilioResource::parse(&kind, &sid) else {
+            tracing::warn!(kind, sid, "leftover record names an unknown resource; skipped");
+            return Ok(None);
+        };
+        let stuck = match (f.opt_string("stuckReason")?, f.opt_secret("stuckToken")?) {
+            (Some(reason), Some(token)) => Some((reason, token)),
+            _ => None,
+        };
+        Ok(Some(Self {
             organization_id: f.organization_id("organizationId")?,
             provider_id: f.uuid("providerId")?,
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
             auth_token: f.opt_secret("authToken")?,
-            resources,
+            resource,
+            previous_routing: f.json("previousRouting")?,
+            previous_routing_sealed: f.opt_secret("previousRoutingSealed")?,
             created_at: f.timestamp("createdAt")?,
-            stuck_reason: f.opt_string("stuckReason")?,
-        })
+            stuck,
+        }))
     }
 }
 
@@ -641,34 +680,15 @@ impl ProviderStore {
         let numbers = self.all_numbers(org, record.id).await?;
         let number_keys: Vec<Item> =
             numbers.iter().flat_map(|n| [n.key(org), number_claim_key(&n.phone_number_sid)]).collect();
-        for chunk in number_keys.chunks(25) {
-            let requests = chunk
-                .iter()
-                .map(|key| {
-                    let delete = aws_sdk_dynamodb::types::DeleteRequest::builder()
-                        .set_key(Some(key.clone()))
-                        .build()
-                        .expect("key set");
-                    aws_sdk_dynamodb::types::WriteRequest::builder().delete_request(delete).build()
-                })
-                .collect();
-            let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
-            // BatchWriteItem may hand back unprocessed items under load; resend them.
-            for _ in 0..5 {
-                let Some(items) = pending.take().filter(|items| !items.is_empty()) else { break };
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(StoreError::request)?;
-                pending = output.unprocessed_items;
-            }
-            if pending.is_some_and(|items| !items.is_empty()) {
-                return Err(StoreError::Request("DynamoDB left number records unprocessed".into()));
-            }
-        }
+        let deletes = number_keys
+            .into_iter()
+            .map(|key| {
+                let delete =
+                    aws_sdk_dynamodb::types::DeleteRequest::builder().set_key(Some(key)).build().expect("key set");
+                aws_sdk_dynamodb::types::WriteRequest::builder().delete_request(delete).build()
+            })
+            .collect();
+        self.batch_write(deletes).await?;
         let delete = |sort_key: String| {
             let delete = Delete::builder()
                 .table_name(&self.table)
@@ -819,59 +839,72 @@ impl ProviderStore {
         }
     }
 
-    /// Records what a failed rollback left behind, for the clean-up job.
-    pub async fn record_orphan(&self, orphan: &OrphanRecord) -> Result<(), StoreError> {
-        let mut item = org_key(&orphan.organization_id, orphan_sort_key(orphan.provider_id));
-        item.insert("entity".to_owned(), s("orphan"));
-        item.insert("organizationId".to_owned(), s(orphan.organization_id.as_str()));
-        item.insert("providerId".to_owned(), s(orphan.provider_id.to_string()));
-        item.insert("accountSid".to_owned(), s(orphan.account_sid.as_str()));
-        item.insert("createdAt".to_owned(), s(orphan.created_at.clone()));
-        if let Some(token) = &orphan.auth_token {
-            item.insert("authToken".to_owned(), secret(token));
-        }
-        if let Some(reason) = &orphan.stuck_reason {
-            item.insert("stuckReason".to_owned(), s(reason.clone()));
-        }
-        let resources = orphan
-            .resources
+    /// Records resources left in a customer's account, for the clean-up job: one item each (a
+    /// resource recorded again replaces its own item only), in batches.
+    pub async fn record_leftovers(&self, leftovers: &[Leftover]) -> Result<(), StoreError> {
+        let puts: Vec<_> = leftovers
             .iter()
-            .map(|r| {
-                AttributeValue::M(HashMap::from([("kind".to_owned(), s(r.kind())), ("sid".to_owned(), s(r.sid()))]))
+            .map(|leftover| {
+                let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                    .set_item(Some(leftover.to_item()))
+                    .build()
+                    .expect("item set");
+                aws_sdk_dynamodb::types::WriteRequest::builder().put_request(put).build()
             })
             .collect();
-        item.insert("resources".to_owned(), AttributeValue::L(resources));
-        put(&self.client, &self.table, item).await
+        self.batch_write(puts).await
     }
 
-    /// One page of every organization's leftover-resource records, for the clean-up job.
-    pub async fn scan_orphans(
-        &self,
-        start: Option<ScanCursor>,
-    ) -> Result<(Vec<Result<OrphanRecord, StoreError>>, Option<ScanCursor>), StoreError> {
-        let output = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("entity = :orphan")
-            .expression_attribute_values(":orphan", s("orphan"))
-            .set_exclusive_start_key(start.map(|cursor| cursor.0))
-            .send()
-            .await
-            .map_err(StoreError::request)?;
-        Ok((output.items().iter().map(OrphanRecord::from_item).collect(), output.last_evaluated_key.map(ScanCursor)))
+    /// Writes in batches of 25, resending what DynamoDB hands back unprocessed under load.
+    async fn batch_write(&self, requests: Vec<aws_sdk_dynamodb::types::WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = Some(HashMap::from([(self.table.clone(), chunk.to_vec())]));
+            for _ in 0..5 {
+                let Some(items) = pending.take().filter(|items| !items.is_empty()) else { break };
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(StoreError::request)?;
+                pending = output.unprocessed_items;
+            }
+            if pending.is_some_and(|items| !items.is_empty()) {
+                return Err(StoreError::Request("DynamoDB left items of a batch unprocessed".into()));
+            }
+        }
+        Ok(())
     }
 
-    /// Removes a leftover-resource record (everything in it is gone).
-    pub async fn delete_orphan(&self, org: &OrganizationId, provider_id: Uuid) -> Result<(), StoreError> {
+    /// Forgets a leftover the sweeper removed (or found gone).
+    pub async fn forget_leftover(&self, leftover: &Leftover) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(org_key(org, orphan_sort_key(provider_id))))
+            .set_key(Some(leftover.key()))
             .send()
             .await
             .map_err(StoreError::request)?;
         Ok(())
+    }
+
+    /// Marks a leftover as stuck on a token Twilio rejects (only if it is still recorded).
+    pub async fn mark_leftover_stuck(&self, leftover: &Leftover) -> Result<(), StoreError> {
+        let Some((reason, token)) = &leftover.stuck else { return Ok(()) };
+        debug_assert!(!reason.is_empty() && !token.ciphertext.is_empty());
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(leftover.to_item()))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            other => other.map(drop).map_err(StoreError::request),
+        }
     }
 
     /// One page of the (organization, provider id) pairs of every item of `entity`
@@ -902,23 +935,42 @@ impl ProviderStore {
         Ok((ids, output.last_evaluated_key.map(ScanCursor)))
     }
 
-    /// The leftover-resource record of a provider, if any.
-    pub async fn get_orphan(
+    /// A provider's leftovers (every page). An unreadable one is an error for that one only.
+    pub async fn leftovers_of(
         &self,
         org: &OrganizationId,
         provider_id: Uuid,
-    ) -> Result<Option<OrphanRecord>, StoreError> {
-        let item = self.get_item(org_key(org, orphan_sort_key(provider_id))).await?;
-        item.as_ref().map(OrphanRecord::from_item).transpose()
+    ) -> Result<Vec<Result<Leftover, StoreError>>, StoreError> {
+        let mut leftovers = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", org_partition(org))
+                .expression_attribute_values(":prefix", s(leftovers_prefix(provider_id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::request)?;
+            leftovers.extend(output.items().iter().filter_map(|item| Leftover::from_item(item).transpose()));
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(leftovers),
+            }
+        }
     }
 
-    /// The resources recorded as left behind for a provider, if any.
-    pub async fn get_orphan_resources(
+    /// The resources recorded as left behind for a provider (readable ones).
+    pub async fn leftover_resources(
         &self,
         org: &OrganizationId,
         provider_id: Uuid,
-    ) -> Result<Option<Vec<TwilioResource>>, StoreError> {
-        Ok(self.get_orphan(org, provider_id).await?.map(|orphan| orphan.resources))
+    ) -> Result<Vec<TwilioResource>, StoreError> {
+        Ok(self.leftovers_of(org, provider_id).await?.into_iter().flatten().map(|l| l.resource).collect())
     }
 }
 
@@ -944,21 +996,22 @@ mod tests {
     fn leftover_records_skip_resources_this_service_does_not_create() {
         let org = OrganizationId::parse("org-a").unwrap();
         let trunk_sid = TrunkSid::parse(&format!("TK{}", "1".repeat(32))).unwrap();
-        let entry = |kind: &str, sid: &str| {
-            AttributeValue::M(HashMap::from([("kind".to_owned(), s(kind)), ("sid".to_owned(), s(sid))]))
+        let leftover = Leftover {
+            organization_id: org,
+            provider_id: Uuid::nil(),
+            account_sid: AccountSid::parse(&format!("AC{}", "2".repeat(32))).unwrap(),
+            auth_token: None,
+            resource: TwilioResource::Trunk { trunk_sid: trunk_sid.clone() },
+            previous_routing: None,
+            previous_routing_sealed: None,
+            created_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            stuck: None,
         };
-        let mut item = org_key(&org, orphan_sort_key(Uuid::nil()));
-        item.extend([
-            ("organizationId".to_owned(), s("org-a")),
-            ("providerId".to_owned(), s(Uuid::nil().to_string())),
-            ("accountSid".to_owned(), s(format!("AC{}", "2".repeat(32)))),
-            ("createdAt".to_owned(), s("2026-01-01T00:00:00Z")),
-            (
-                "resources".to_owned(),
-                AttributeValue::L(vec![entry("trunk", trunk_sid.as_str()), entry("application", "AP1")]),
-            ),
-        ]);
-        let orphan = OrphanRecord::from_item(&item).unwrap();
-        assert_eq!(orphan.resources, [TwilioResource::Trunk { trunk_sid }]);
+        let item = leftover.to_item();
+        let read = Leftover::from_item(&item).unwrap().unwrap();
+        assert_eq!(read.resource, TwilioResource::Trunk { trunk_sid });
+        let mut other = item.clone();
+        other.insert("kind".to_owned(), s("application"));
+        assert!(Leftover::from_item(&other).unwrap().is_none());
     }
 }

@@ -5,7 +5,7 @@
 use crate::services::Services;
 use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::model::TwilioCredentials;
-use shared::store::OrphanRecord;
+use shared::store::{Leftover, PhoneNumberRecord};
 use shared::time::Timestamp;
 use shared::twilio::{TwilioClient, TwilioError, TwilioResource};
 use std::time::Duration;
@@ -52,30 +52,39 @@ pub async fn remove_resources(
 }
 
 /// Records Twilio resources of an existing provider that could not be removed (a number whose
-/// attach could not be undone, what a forced delete left) for the orphan sweeper, beside any
-/// already recorded. The provider's stored token goes with them: same owner, so the sweeper
-/// can open it.
+/// attach could not be undone, what a forced delete left) for the orphan sweeper, one item
+/// each. The provider's stored token goes with them (same owner, so the sweeper can open it),
+/// and a number's routing before import (from its record among `numbers`), so the sweeper
+/// gives it back rather than leave the number with none.
 pub async fn record_for_sweeper(
     services: &Services,
     record: &shared::store::ProviderRecord,
     resources: &[TwilioResource],
+    numbers: &[PhoneNumberRecord],
 ) -> Result<(), shared::store::StoreError> {
-    let store = &services.store;
-    let mut leftovers = resources.to_vec();
-    if let Some(earlier) = store.get_orphan_resources(&record.organization_id, record.id).await? {
-        let new: Vec<_> = earlier.into_iter().filter(|r| !leftovers.contains(r)).collect();
-        leftovers.extend(new);
-    }
-    let orphan = OrphanRecord {
-        organization_id: record.organization_id.clone(),
-        provider_id: record.id,
-        account_sid: record.account_sid.clone(),
-        auth_token: Some(record.auth_token.clone()),
-        resources: leftovers,
-        created_at: Timestamp::now(),
-        stuck_reason: None,
-    };
-    store.record_orphan(&orphan).await?;
+    let leftovers: Vec<Leftover> = resources
+        .iter()
+        .map(|resource| {
+            let number = match resource {
+                TwilioResource::TrunkPhoneNumber { number_sid, .. } => {
+                    numbers.iter().find(|n| n.phone_number_sid == *number_sid)
+                }
+                _ => None,
+            };
+            Leftover {
+                organization_id: record.organization_id.clone(),
+                provider_id: record.id,
+                account_sid: record.account_sid.clone(),
+                auth_token: Some(record.auth_token.clone()),
+                resource: resource.clone(),
+                previous_routing: number.map(|n| n.previous_routing.clone()),
+                previous_routing_sealed: number.and_then(|n| n.previous_routing_sealed.clone()),
+                created_at: Timestamp::now(),
+                stuck: None,
+            }
+        })
+        .collect();
+    services.store.record_leftovers(&leftovers).await?;
     shared::metrics::emit("OrphansRecorded", resources.len() as f64, shared::metrics::Unit::Count, &[]);
     Ok(())
 }
@@ -114,19 +123,22 @@ pub async fn remove_or_record(
     };
     let auth_token =
         data_key.or(fresh_key.as_ref()).map(|key| key.seal(SecretKind::AuthToken, creds.auth_token.expose()));
-    let orphan = OrphanRecord {
-        organization_id: owner.organization_id.clone(),
-        provider_id: owner.provider_id,
-        account_sid: creds.account_sid.clone(),
-        auth_token,
-        resources,
-        created_at: Timestamp::now(),
-        stuck_reason: None,
-    };
-    match services.store.record_orphan(&orphan).await {
-        Ok(()) => {
-            shared::metrics::emit("OrphansRecorded", orphan.resources.len() as f64, shared::metrics::Unit::Count, &[])
-        }
+    let leftovers: Vec<Leftover> = resources
+        .into_iter()
+        .map(|resource| Leftover {
+            organization_id: owner.organization_id.clone(),
+            provider_id: owner.provider_id,
+            account_sid: creds.account_sid.clone(),
+            auth_token: auth_token.clone(),
+            resource,
+            previous_routing: None,
+            previous_routing_sealed: None,
+            created_at: Timestamp::now(),
+            stuck: None,
+        })
+        .collect();
+    match services.store.record_leftovers(&leftovers).await {
+        Ok(()) => shared::metrics::emit("OrphansRecorded", leftovers.len() as f64, shared::metrics::Unit::Count, &[]),
         Err(e) => {
             tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources")
         }

@@ -79,7 +79,9 @@ pub async fn delete_step(
         NumbersReleased::Done(failed) => left.extend(failed),
         NumbersReleased::OutOfTime => return continue_later(services, record).await,
     }
-    if left.is_empty() {
+    // The trunk's resources are removed only once every number is off it.
+    let numbers_left = !left.is_empty();
+    if !numbers_left {
         left.extend(
             remove_resources(&services.twilio, &creds, &resources_of(&record))
                 .await
@@ -93,11 +95,12 @@ pub async fn delete_step(
         return Ok(Deletion::Deleted);
     }
     if force {
-        // What the numbers could not give back stays for the sweeper with the trunk resources.
-        let mut all = left;
-        all.extend(resources_of(&record).into_iter().map(|r| (r, "not removed: numbers were left".to_owned())));
-        all.dedup_by(|a, b| a.0 == b.0);
-        return finish_forced(services, record, all, "a forced delete could not remove it").await;
+        if numbers_left {
+            // Not tried: the numbers that could not be given back hold the trunk. They stay
+            // for the sweeper with the numbers.
+            left.extend(resources_of(&record).into_iter().map(|r| (r, "not removed: numbers were left".to_owned())));
+        }
+        return finish_forced(services, record, left, "a forced delete could not remove it").await;
     }
     let summary: Vec<String> =
         left.iter().map(|(resource, e)| format!("{} {}: {e}", resource.kind(), resource.sid())).collect();
@@ -226,7 +229,8 @@ async fn finish_forced(
     if !left.is_empty() {
         // Recorded before the records go: a forced delete never forgets what it leaves.
         let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
-        record_for_sweeper(services, &record, &resources).await?;
+        let numbers = services.store.all_numbers(&record.organization_id, record.id).await?;
+        record_for_sweeper(services, &record, &resources, &numbers).await?;
     }
     services.store.delete_provider(&record).await?;
     tracing::warn!(organization_id = %record.organization_id, provider_id = %record.id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");

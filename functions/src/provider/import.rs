@@ -28,13 +28,14 @@ async fn undo_attach(
     services: &Services,
     creds: &TwilioCredentials,
     provider: &ProviderRecord,
-    sid: &PhoneNumberSid,
+    number: &PhoneNumberRecord,
     previous: &VoiceRouting,
 ) {
+    let sid = &number.phone_number_sid;
     let Err(e) = release_with(&services.twilio, creds, &provider.trunk_sid, sid, previous).await else { return };
     tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach; recorded for the orphan sweeper");
     let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: provider.trunk_sid.clone(), number_sid: sid.clone() };
-    if let Err(e) = record_for_sweeper(services, provider, &[leftover]).await {
+    if let Err(e) = record_for_sweeper(services, provider, &[leftover], std::slice::from_ref(number)).await {
         tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an attach that could not be undone");
     }
 }
@@ -158,13 +159,13 @@ async fn import_one(
     if let Err(e) = attached {
         if e.is_outcome_unknown() {
             // The attach may have happened: undo it so Twilio matches the table.
-            undo_attach(services, creds, provider, &sid, &previous).await;
+            undo_attach(services, creds, provider, &record, &previous).await;
         }
         return Err(fail("twilio_error", format!("Could not put the number on the trunk: {e}")));
     }
     if let Err(store_error) = services.store.insert_number(org, &record).await {
         // Not stored: take it back off the trunk so Twilio matches the table.
-        undo_attach(services, creds, provider, &sid, &previous).await;
+        undo_attach(services, creds, provider, &record, &previous).await;
         return Err(match store_error {
             StoreError::NumberTaken => {
                 fail("already_imported", "The number was imported into a provider meanwhile.".into())

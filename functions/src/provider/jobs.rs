@@ -1,7 +1,7 @@
 //! The scheduled jobs at any size: the planner and the worker (handlers
 //! [`crate::handlers::plan_jobs`] and [`crate::handlers::run_jobs`]). EventBridge Scheduler
 //! starts `plan-jobs` with `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its own schedule); the planner
-//! pages through the table and queues one message per provider or leftover record, ten per
+//! pages through the table and queues one message per provider (or provider with leftovers), ten per
 //! SQS request. `run-jobs` consumes the jobs queue (batch size and maximum concurrency set in
 //! the template, so the rate toward Twilio stays bounded) and answers SQS's partial batch
 //! response, so one failed item is retried (then dead-lettered) alone. Nothing depends on one
@@ -37,13 +37,16 @@ where
     };
     let mut planned = 0;
     let mut cursor = None;
+    // A provider's leftovers are one item each: its sweep is planned once.
+    let mut seen = std::collections::HashSet::new();
     loop {
         let (ids, next) = store.scan_ids(entity, cursor.take()).await?;
-        planned += ids.len();
         let items = ids
             .into_iter()
+            .filter(|(_, provider_id)| seen.insert(*provider_id))
             .map(|(org, provider_id)| JobItem { job, organization_id: org.to_string(), provider_id })
             .collect::<Vec<_>>();
+        planned += items.len();
         if !items.is_empty() {
             page(items).await?;
         }

@@ -17,7 +17,7 @@ use crate::provider::record::{
 use crate::services::Services;
 use secrecy::ExposeSecret;
 use shared::ApiError;
-use shared::crypto::{CryptoError, DataKey, SecretKind};
+use shared::crypto::{CryptoError, DataKey, EncryptedSecret, SecretKind, SecretOwner};
 use shared::dto::RemovedNumber;
 use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, VoiceRouting};
 use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
@@ -67,9 +67,21 @@ impl KeyCache {
         provider: &ProviderRecord,
         numbers: &[PhoneNumberRecord],
     ) -> Result<(), CryptoError> {
-        for sealed in numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref()) {
+        // Collected first: a lazy iterator held across the awaits would make the future not Send.
+        let sealed: Vec<&EncryptedSecret> = numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref()).collect();
+        self.load_sealed(services, &owner_of(provider), sealed).await
+    }
+
+    /// Likewise for sealed routings of `owner`, however they are kept.
+    pub async fn load_sealed<'a>(
+        &mut self,
+        services: &Services,
+        owner: &SecretOwner,
+        sealed: impl IntoIterator<Item = &'a EncryptedSecret>,
+    ) -> Result<(), CryptoError> {
+        for sealed in sealed {
             if !self.0.iter().any(|key| key.opens(sealed)) {
-                self.0.push(services.envelope.unwrap_key(&owner_of(provider), sealed).await?);
+                self.0.push(services.envelope.unwrap_key(owner, sealed).await?);
             }
         }
         Ok(())
@@ -77,9 +89,18 @@ impl KeyCache {
 
     /// The exact configuration a number had before import (its key loaded first).
     pub fn previous_routing(&self, number: &PhoneNumberRecord) -> Result<VoiceRouting, CryptoError> {
-        let Some(sealed) = &number.previous_routing_sealed else {
+        self.routing(&number.previous_routing, number.previous_routing_sealed.as_ref())
+    }
+
+    /// The exact routing, from its stored (masked) and sealed forms.
+    pub fn routing(
+        &self,
+        stored: &VoiceRouting,
+        sealed: Option<&EncryptedSecret>,
+    ) -> Result<VoiceRouting, CryptoError> {
+        let Some(sealed) = sealed else {
             // Nothing secret in it: the stored one is exact.
-            return Ok(number.previous_routing.clone());
+            return Ok(stored.clone());
         };
         let key = self.0.iter().find(|key| key.opens(sealed)).ok_or(CryptoError::Malformed("data key not loaded"))?;
         let json = key.open(SecretKind::VoiceRouting, sealed)?;

@@ -600,7 +600,8 @@ async fn reattach_number(
                 tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "a number removed during repair is on the trunk");
                 let leftover =
                     TwilioResource::TrunkPhoneNumber { trunk_sid: trunk_sid.clone(), number_sid: sid.clone() };
-                if let Err(e) = record_for_sweeper(services, provider, &[leftover]).await {
+                if let Err(e) = record_for_sweeper(services, provider, &[leftover], std::slice::from_ref(&number)).await
+                {
                     tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record it for the orphan sweeper");
                 }
                 let message = format!(

@@ -2,13 +2,14 @@
 //! failed rollback left behind (recorded as `ORPHAN#` items) until they are gone.
 
 use crate::provider::cleanup::remove_resources;
+use crate::provider::release::{KeyCache, ReleaseError, Released, release_with};
 use crate::services::Services;
 use serde::Serialize;
 use shared::crypto::{SecretKind, SecretOwner};
 use shared::model::OrganizationId;
 use shared::model::{AuthToken, TwilioCredentials};
-use shared::store::{OrphanRecord, StoreError};
-use shared::twilio::TwilioErrorKind;
+use shared::store::{Leftover, StoreError};
+use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
 use uuid::Uuid;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -54,68 +55,155 @@ pub async fn run(services: &Services) -> Result<SweepSummary, crate::provider::j
     Ok(summary)
 }
 
-/// Sweeps one provider's leftover record (gone already: cleared). `Err`: the record could not
-/// be read; worth retrying.
+/// Sweeps one provider's leftovers (none left: cleared). `Err`: they could not be read;
+/// worth retrying.
 pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: Uuid) -> Result<Outcome, StoreError> {
-    match services.store.get_orphan(org, provider_id).await {
-        Ok(Some(orphan)) => Ok(sweep(services, orphan).await),
-        Ok(None) => Ok(Outcome::Cleared),
-        Err(StoreError::Corrupt(e)) => {
-            tracing::error!(organization_id = %org, %provider_id, error = %e, "unreadable leftover-resource record");
-            Ok(Outcome::Stuck)
+    let store = &services.store;
+    let mut leftovers = Vec::new();
+    let mut unreadable = 0;
+    for leftover in store.leftovers_of(org, provider_id).await? {
+        match leftover {
+            Ok(leftover) => leftovers.push(leftover),
+            Err(e) => {
+                tracing::error!(organization_id = %org, %provider_id, error = %e, "unreadable leftover-resource record");
+                unreadable += 1;
+            }
         }
-        Err(e) => Err(e),
     }
-}
-
-async fn sweep(services: &Services, orphan: OrphanRecord) -> Outcome {
-    let (org, provider_id) = (orphan.organization_id.clone(), orphan.provider_id);
-    if orphan.stuck_reason.is_some() {
-        // Logged when it got stuck; retrying would only ask Twilio again every hour.
-        return Outcome::Stuck;
+    if leftovers.is_empty() {
+        return Ok(if unreadable > 0 { Outcome::Stuck } else { Outcome::Cleared });
     }
-    let Some(token) = &orphan.auth_token else {
-        tracing::error!(organization_id = %org, %provider_id, resources = ?orphan.resources, "leftover Twilio resources without stored credentials; remove them by hand");
-        return Outcome::Stuck;
+    // The live provider's current token when there is one (a rotation since is used), else the
+    // one recorded with the leftovers.
+    let provider = store.get_provider(org, provider_id).await?;
+    let token = match &provider {
+        Some(provider) => Some(provider.auth_token.clone()),
+        None => leftovers.iter().find_map(|l| l.auth_token.clone()),
     };
+    let Some(token) = token else {
+        let resources: Vec<_> = leftovers.iter().map(|l| &l.resource).collect();
+        tracing::error!(organization_id = %org, %provider_id, resources = ?resources, "leftover Twilio resources without stored credentials; remove them by hand");
+        return Ok(Outcome::Stuck);
+    };
+    // Stuck on this very token: logged when it got stuck; asking again would only be refused.
+    let (stuck, leftovers): (Vec<Leftover>, Vec<Leftover>) =
+        leftovers.into_iter().partition(|l| l.stuck.as_ref().is_some_and(|(_, rejected)| *rejected == token));
+    if leftovers.is_empty() {
+        return Ok(Outcome::Stuck);
+    }
     let owner = SecretOwner { organization_id: org.clone(), provider_id };
-    let creds = match services.envelope.open(&owner, SecretKind::AuthToken, token).await {
+    let account_sid = leftovers[0].account_sid.clone();
+    let creds = match services.envelope.open(&owner, SecretKind::AuthToken, &token).await {
         Ok(secret) => match AuthToken::parse(secrecy::ExposeSecret::expose_secret(&secret)) {
-            Ok(auth_token) => TwilioCredentials { account_sid: orphan.account_sid.clone(), auth_token },
-            Err(_) => return Outcome::Stuck,
+            Ok(auth_token) => TwilioCredentials { account_sid, auth_token },
+            Err(_) => return Ok(Outcome::Stuck),
         },
         Err(e) => {
             tracing::error!(organization_id = %org, %provider_id, error = %e, "cannot open the credentials of leftover Twilio resources");
-            return Outcome::Stuck;
+            return Ok(Outcome::Stuck);
         }
     };
-    let resources = &orphan.resources;
-    let left = remove_resources(&services.twilio, &creds, resources).await;
+    let (numbers, others): (Vec<Leftover>, Vec<Leftover>) =
+        leftovers.into_iter().partition(|l| l.previous_routing.is_some());
+    let mut left: Vec<(Leftover, TwilioError)> = Vec::new();
+    let mut cleared = Vec::new();
+    for number in numbers {
+        match give_back(services, &owner, &creds, &number).await {
+            Ok(()) => cleared.push(number),
+            Err(e) => left.push((number, e)),
+        }
+    }
+    let resources: Vec<TwilioResource> = others.iter().map(|l| l.resource.clone()).collect();
+    let still_there = remove_resources(&services.twilio, &creds, &resources).await;
+    for leftover in others {
+        match still_there.iter().find(|(resource, _)| *resource == leftover.resource) {
+            Some((_, e)) => left.push((leftover, clone_error(e))),
+            None => cleared.push(leftover),
+        }
+    }
+    let mut forgotten = 0;
+    for leftover in &cleared {
+        match store.forget_leftover(leftover).await {
+            Ok(()) => forgotten += 1,
+            Err(e) => tracing::error!(%provider_id, error = %e, "a leftover resource was removed but its record stays"),
+        }
+    }
+    if forgotten > 0 {
+        tracing::info!(organization_id = %org, %provider_id, removed = forgotten, "leftover Twilio resources removed");
+        shared::metrics::emit("OrphansRemoved", forgotten as f64, shared::metrics::Unit::Count, &[]);
+    }
     if left.is_empty() {
-        if let Err(e) = services.store.delete_orphan(&org, provider_id).await {
-            tracing::error!(%provider_id, error = %e, "leftover resources removed but their record stays");
-            return Outcome::Remaining;
-        }
-        tracing::info!(organization_id = %org, %provider_id, removed = resources.len(), "leftover Twilio resources removed");
-        shared::metrics::emit("OrphansRemoved", resources.len() as f64, shared::metrics::Unit::Count, &[]);
-        return Outcome::Cleared;
+        let done = forgotten == cleared.len() && stuck.is_empty() && unreadable == 0;
+        return Ok(if done {
+            Outcome::Cleared
+        } else if stuck.is_empty() {
+            Outcome::Remaining
+        } else {
+            Outcome::Stuck
+        });
     }
-    let rejected = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string());
-    let remaining = OrphanRecord {
-        resources: left.iter().map(|(resource, _)| resource.clone()).collect(),
-        stuck_reason: rejected
-            .as_ref()
-            .map(|e| format!("Twilio rejected the stored credentials ({e}); remove the resources by hand")),
-        ..orphan
-    };
     let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
-    if rejected.is_some() {
-        tracing::error!(organization_id = %org, %provider_id, account_sid = %remaining.account_sid, resources = ?remaining.resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the stored credentials; remove them by hand");
-    } else {
-        tracing::warn!(organization_id = %org, %provider_id, resources = ?remaining.resources, errors = ?errors, "leftover Twilio resources still there");
+    let resources: Vec<&TwilioResource> = left.iter().map(|(l, _)| &l.resource).collect();
+    let Some(rejected) = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string())
+    else {
+        tracing::warn!(organization_id = %org, %provider_id, resources = ?resources, errors = ?errors, "leftover Twilio resources still there");
+        return Ok(Outcome::Remaining);
+    };
+    tracing::error!(organization_id = %org, %provider_id, account_sid = %creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; rotate the provider's auth token, or remove them by hand");
+    let reason =
+        format!("Twilio rejected the credentials ({rejected}); rotate the auth token or remove the resource by hand");
+    for (mut leftover, _) in left {
+        leftover.stuck = Some((reason.clone(), token.clone()));
+        if let Err(e) = store.mark_leftover_stuck(&leftover).await {
+            tracing::error!(%provider_id, error = %e, "could not mark a leftover resource stuck");
+        }
     }
-    if let Err(e) = services.store.record_orphan(&remaining).await {
-        tracing::error!(%provider_id, error = %e, "could not update a leftover-resource record");
+    Ok(Outcome::Stuck)
+}
+
+/// A number left on the trunk goes back to the routing it had before import, as a removal
+/// gives it back (one the customer changed since is left as they set it). A number imported
+/// again meanwhile is no longer a leftover: it is not touched.
+async fn give_back(
+    services: &Services,
+    owner: &SecretOwner,
+    creds: &TwilioCredentials,
+    leftover: &Leftover,
+) -> Result<(), TwilioError> {
+    let TwilioResource::TrunkPhoneNumber { trunk_sid, number_sid } = &leftover.resource else {
+        unreachable!("only numbers carry a previous routing")
+    };
+    let unavailable = |what: String| TwilioError::Connect(what);
+    match services.store.number_claimed(number_sid).await {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(e) => return Err(unavailable(format!("could not read the number's claim: {e}"))),
     }
-    if rejected.is_some() { Outcome::Stuck } else { Outcome::Remaining }
+    let stored = leftover.previous_routing.clone().unwrap_or_default();
+    let mut keys = KeyCache::default();
+    let previous = match keys.load_sealed(services, owner, leftover.previous_routing_sealed.iter()).await {
+        Ok(()) => keys.routing(&stored, leftover.previous_routing_sealed.as_ref()),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| unavailable(format!("could not open the number's previous routing: {e}")))?;
+    match release_with(&services.twilio, creds, trunk_sid, number_sid, &previous).await {
+        Ok(released) => {
+            if let Released::NotRestored(reason) = released {
+                tracing::info!(phone_number_sid = %number_sid, reason, "leftover number not given back as it was");
+            }
+            Ok(())
+        }
+        Err(ReleaseError::Twilio(_, e)) => Err(e),
+        Err(ReleaseError::Secret(e)) => Err(unavailable(format!("could not open the number's previous routing: {e}"))),
+    }
+}
+
+/// `TwilioError` holds no clonable cause; its text and kind are what is kept.
+fn clone_error(e: &TwilioError) -> TwilioError {
+    match e {
+        TwilioError::Api { status, code, message } => {
+            TwilioError::Api { status: *status, code: *code, message: message.clone() }
+        }
+        other => TwilioError::Decode(other.to_string()),
+    }
 }

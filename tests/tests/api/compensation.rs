@@ -41,26 +41,89 @@ async fn the_same_transfer_value_is_applied_again_when_verification_saw_the_trun
     assert_eq!(env.fake.state().trunks[trunk].transfer_mode, "disable-all");
 }
 
+/// Numbers whose attach can be neither stored nor undone are recorded for the sweeper with the
+/// routing they had: once Twilio recovers, each goes back to the customer's own trunk, its
+/// application, or (with neither) off the trunk. One imported again meanwhile is left alone.
 #[tokio::test]
-async fn a_number_whose_attach_cannot_be_undone_is_recorded_for_the_sweeper() {
+async fn a_number_whose_attach_cannot_be_undone_is_given_back_by_the_sweeper() {
     let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
     let (sid, token) = env.fake.add_account("active", "Full");
     let id = create_provider(&env, ORG, &sid, &token).await["id"].as_str().unwrap().to_owned();
-    let pn = env.fake.add_incoming_number(&sid, "+15550400001", None);
+    let (their_trunk, their_app) = (env.fake.add_trunk(&sid), env.fake.add_application(&sid));
+    let plain = env.fake.add_incoming_number(&sid, "+15550400001", None);
+    let on_trunk = env.fake.add_incoming_number(&sid, "+15550400002", Some("https://example.com/v?token=x"));
+    let on_app = env.fake.add_incoming_number(&sid, "+15550400003", None);
+    let again = env.fake.add_incoming_number(&sid, "+15550400004", None);
+    {
+        let mut state = env.fake.state();
+        state.incoming_numbers.get_mut(&on_trunk).unwrap().trunk_sid = Some(their_trunk.clone());
+        state.incoming_numbers.get_mut(&on_app).unwrap().voice_application_sid = Some(their_app.clone());
+    }
+    proxy.fail("DynamoDB_20120810.TransactWriteItems", None);
+    for step in ["detach_phone_number", "update_incoming_number"] {
+        env.fake.inject(step, FaultAction::Fail { status: 500, code: 20500 }, None);
+    }
+    let body = json!({"phoneNumberSids": [plain, on_trunk, on_app, again]}).to_string();
+    let req =
+        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
+    let (status, result) = status_and_body(&import_numbers::handle(&env.services, req).await.unwrap());
+    assert_eq!((status, result["failedCount"].as_u64()), (200, Some(4)), "{result}");
+    let org = OrganizationId::parse(ORG).unwrap();
+    let recorded = env.services.store.leftover_resources(&org, id.parse().unwrap()).await.unwrap();
+    assert_eq!(recorded.len(), 4, "every number recorded, none overwriting another: {recorded:?}");
+    assert!(recorded.iter().all(|r| r.kind() == "trunkPhoneNumber"), "{recorded:?}");
+
+    // Twilio recovers; the customer takes one number off the trunk and imports it again.
+    proxy.clear();
+    env.fake.clear_faults();
+    env.fake.state().incoming_numbers.get_mut(&again).unwrap().trunk_sid = None;
+    let body = json!({"phoneNumberSids": [again]}).to_string();
+    let req =
+        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
+    let (_, result) = status_and_body(&import_numbers::handle(&env.services, req).await.unwrap());
+    assert_eq!(result["successCount"], 1, "{result}");
+
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    assert_eq!(swept.cleared, 1, "{swept:?}");
+    let (numbers, our_trunk) = {
+        let state = env.fake.state();
+        (state.incoming_numbers.clone(), state.trunks.values().find(|t| t.sid != their_trunk).unwrap().sid.clone())
+    };
+    let routing = |pn: &str| (numbers[pn].trunk_sid.clone(), numbers[pn].voice_application_sid.clone());
+    assert_eq!(routing(&plain), (None, None));
+    assert_eq!(routing(&on_trunk), (Some(their_trunk.clone()), None), "back on the customer's trunk");
+    assert_eq!(routing(&on_app), (None, Some(their_app.clone())), "its application back");
+    assert_eq!(routing(&again), (Some(our_trunk), None), "imported again: left on the trunk");
+    assert!(env.services.store.leftover_resources(&org, id.parse().unwrap()).await.unwrap().is_empty());
+}
+
+/// A leftover of a live provider stuck because the customer rotated the token in Twilio is
+/// swept with the provider's new token once it is rotated here too.
+#[tokio::test]
+async fn a_leftover_stuck_on_a_rotated_token_is_swept_after_rotation() {
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let id = create_provider(&env, ORG, &sid, &token).await["id"].as_str().unwrap().to_owned();
+    let pn = env.fake.add_incoming_number(&sid, "+15550400011", None);
     proxy.fail("DynamoDB_20120810.TransactWriteItems", None);
     env.fake.inject("detach_phone_number", FaultAction::Fail { status: 500, code: 20500 }, None);
     let body = json!({"phoneNumberSids": [pn]}).to_string();
     let req =
         Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
-    let (status, result) = status_and_body(&import_numbers::handle(&env.services, req).await.unwrap());
-    assert_eq!((status, result["failedCount"].as_u64()), (200, Some(1)), "{result}");
-    let org = OrganizationId::parse(ORG).unwrap();
-    let recorded = env.services.store.get_orphan_resources(&org, id.parse().unwrap()).await.unwrap().unwrap();
-    assert!(recorded.iter().any(|r| r.kind() == "trunkPhoneNumber" && r.sid().ends_with(&pn)), "{recorded:?}");
-
-    // Once Twilio recovers, the sweeper takes it off the trunk.
+    let (_, result) = status_and_body(&import_numbers::handle(&env.services, req).await.unwrap());
+    assert_eq!(result["failedCount"], 1, "{result}");
     proxy.clear();
     env.fake.clear_faults();
+
+    let new_token = crate::harness::random_token();
+    env.fake.set_auth_token(&sid, &new_token);
+    assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1);
+    let body = json!({"authToken": new_token}).to_string();
+    let req =
+        Req::new("PATCH", "/api/v1/providers/twilio/{id}/auth-token").org(ORG).param("id", &id).body(&body).build();
+    let (status, body) =
+        status_and_body(&functions::handlers::rotate_twilio_auth_token::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{body}");
     let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid, None);

@@ -123,8 +123,8 @@ async fn a_forced_delete_records_what_it_leaves_for_the_sweeper() {
     assert!(body["leftBehind"].as_array().unwrap().iter().any(|l| l["kind"] == "trunk"), "{body}");
     assert_eq!(get(&env, id).await.0, 404);
     let org = OrganizationId::parse(ORG).unwrap();
-    let recorded = env.services.store.get_orphan_resources(&org, id.parse().unwrap()).await.unwrap();
-    assert!(recorded.is_some_and(|r| r.iter().any(|r| r.kind() == "trunk")), "recorded for the sweeper");
+    let recorded = env.services.store.leftover_resources(&org, id.parse().unwrap()).await.unwrap();
+    assert!(recorded.iter().any(|r| r.kind() == "trunk"), "recorded for the sweeper: {recorded:?}");
 
     env.fake.clear_faults();
     let swept = functions::provider::sweep::run(&env.services).await.unwrap();

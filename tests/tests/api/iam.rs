@@ -206,7 +206,7 @@ async fn exercise_every_function() {
         assert_eq!(answer, json!({"batchItemFailures": []}), "{job}");
         seen.by("run-jobs");
     }
-    assert!(env.services.store.get_orphan_resources(&org, id.parse().unwrap()).await.unwrap().is_none());
+    assert!(env.services.store.leftover_resources(&org, id.parse().unwrap()).await.unwrap().is_empty());
 
     // Delete: one that outlasts its invocation (continued through the deletion queue), and a
     // forced one that records what it leaves.
