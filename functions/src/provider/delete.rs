@@ -14,7 +14,7 @@
 //! whatever Twilio still holds for the orphan sweeper ([`Deletion::Forced`]).
 
 use crate::provider::cleanup::{record_for_sweeper, remove_resources};
-use crate::provider::record::{load_provider, save_with_retry, stored_credentials};
+use crate::provider::record::{Change, load_provider, save_with_retry, stored_credentials};
 use crate::provider::release::{KeyCache, Released, release_number};
 use crate::services::Services;
 use futures::StreamExt;
@@ -60,7 +60,7 @@ pub async fn delete_step(
             record
                 .deletion
                 .get_or_insert_with(|| DeletionState { started_at: shared::time::Timestamp::now(), last_error: None });
-            Ok(())
+            Ok(Change::Save)
         })
         .await?;
     }
@@ -257,7 +257,7 @@ async fn record_error(services: &Services, record: ProviderRecord, summary: &str
         if let Some(deletion) = record.deletion.as_mut() {
             deletion.last_error = Some(reason.clone());
         }
-        Ok(())
+        Ok(Change::Save)
     })
     .await;
     if let Err(e) = saved {

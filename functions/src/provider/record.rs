@@ -66,16 +66,28 @@ pub fn stored_credentials_error(operation: &str, record: &ProviderRecord, e: Twi
     crate::provider::problems::twilio_problem(operation, e)
 }
 
+/// What a change does with the record it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Save it as changed.
+    Save,
+    /// Leave the stored record as it is (what the change was computed against is gone).
+    Keep,
+}
+
 /// Applies `change` to the provider and saves it with optimistic concurrency. On a conflict it
-/// re-reads and re-applies, a bounded number of times, then answers 409.
+/// re-reads and re-applies, a bounded number of times, then answers 409. A change that answers
+/// [`Change::Keep`] writes nothing; the record as read is returned.
 pub async fn save_with_retry(
     store: &ProviderStore,
     mut record: ProviderRecord,
-    mut change: impl FnMut(&mut ProviderRecord) -> Result<(), ApiError>,
+    mut change: impl FnMut(&mut ProviderRecord) -> Result<Change, ApiError>,
 ) -> Result<ProviderRecord, ApiError> {
     for attempt in 1..=SAVE_ATTEMPTS {
         let mut updated = record.clone();
-        change(&mut updated)?;
+        if change(&mut updated)? == Change::Keep {
+            return Ok(record);
+        }
         updated.version = record.version + 1;
         updated.updated_at = shared::time::Timestamp::now();
         match store.replace_provider(&updated).await {

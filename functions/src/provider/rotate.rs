@@ -3,7 +3,7 @@
 //! changes nothing. Allowed while the provider is being deleted (the next delete step uses it).
 
 use crate::provider::problems;
-use crate::provider::record::{load_provider, owner_of, save_with_retry};
+use crate::provider::record::{Change, load_provider, owner_of, save_with_retry};
 use crate::provider::verify::verify_with_account;
 use crate::services::Services;
 use shared::ApiError;
@@ -45,7 +45,7 @@ pub async fn rotate_auth_token(
     let saved = save_with_retry(&services.store, record, |record| {
         record.auth_token = sealed.clone();
         verification.apply_to(record);
-        Ok(())
+        Ok(Change::Save)
     })
     .await?;
     tracing::info!(organization_id = %org, provider_id = %id, "twilio auth token rotated");

@@ -5,7 +5,7 @@
 //! the stored value is still sent to Twilio when the last verification saw the trunk differ.
 
 use crate::provider::record::{
-    load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
+    Change, load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
 };
 use crate::services::Services;
 use shared::ApiError;
@@ -63,7 +63,7 @@ pub async fn update_provider(
         if let Some(supports) = update.supports_call_transfer {
             record.supports_call_transfer = supports;
         }
-        Ok(())
+        Ok(Change::Save)
     })
     .await;
     let saved = match (saved, changed_in_twilio) {

@@ -7,7 +7,7 @@
 //! concurrently.
 //! A check that could not run is reported as skipped, never dropped.
 
-use crate::provider::record::{refuse_if_deleting, save_with_retry, stored_credentials};
+use crate::provider::record::{Change, refuse_if_deleting, save_with_retry, stored_credentials};
 use crate::services::Services;
 use serde_json::{Value, json};
 use shared::ApiError;
@@ -55,15 +55,31 @@ impl Verification {
         record.verification_details = Some(self.checks.clone());
     }
 
-    /// Stores the result on the provider (refused once a delete has started).
+    /// Stores the result on the provider (refused once a delete has started). A result computed
+    /// against a record whose credentials, references or expectations changed meanwhile (a
+    /// rotation, a repair, an update) never overwrites the newer record: the answer is then what
+    /// that record holds.
     pub async fn store(self, services: &Services, record: ProviderRecord) -> Result<VerifyResponse, ApiError> {
-        save_with_retry(&services.store, record, |record| {
-            refuse_if_deleting(record)?;
-            self.apply_to(record);
-            Ok(())
+        let verified = record.clone();
+        let saved = save_with_retry(&services.store, record, |current| {
+            refuse_if_deleting(current)?;
+            if !same_inputs(&verified, current) {
+                return Ok(Change::Keep);
+            }
+            self.apply_to(current);
+            Ok(Change::Save)
         })
         .await?;
-        Ok(self.into_response())
+        if same_inputs(&verified, &saved) {
+            return Ok(self.into_response());
+        }
+        tracing::info!(provider_id = %saved.id, "provider changed while it was verified; the newer record's result stays");
+        Ok(match (saved.verification_details, saved.last_verified_at) {
+            (Some(checks), Some(last_verified_at)) => {
+                VerifyResponse { status: saved.verification_status, checks, last_verified_at }
+            }
+            _ => self.into_response(),
+        })
     }
 
     pub fn into_response(self) -> VerifyResponse {
@@ -80,6 +96,17 @@ pub async fn verify_provider(services: &Services, record: ProviderRecord) -> Res
     let response = verification.store(services, record).await?;
     tracing::info!(organization_id = %org, provider_id = %id, status = ?response.status, "provider verified");
     Ok(response)
+}
+
+/// Whether two versions of a record would be verified the same way: same credentials, same
+/// Twilio resources, same expectations.
+fn same_inputs(a: &ProviderRecord, b: &ProviderRecord) -> bool {
+    a.account_sid == b.account_sid
+        && a.auth_token == b.auth_token
+        && a.trunk_sid == b.trunk_sid
+        && a.credential_list_sid == b.credential_list_sid
+        && a.domain_name == b.domain_name
+        && a.supports_call_transfer == b.supports_call_transfer
 }
 
 pub fn credentials_passed() -> VerificationCheck {

@@ -241,3 +241,43 @@ async fn a_healthy_provider_with_numbers_costs_five_twilio_requests() {
     let steps: Vec<String> = env.fake.request_log()[before..].iter().map(|r| r.step.clone()).collect();
     assert!(steps.iter().any(|s| s == "fetch_account"), "{steps:?}");
 }
+
+/// The customer rotates the token in Twilio and here while a verification with the old one is
+/// under way: the rotation's passing result stays, not the stale "credentials rejected" (which
+/// would also make the hourly job hold the provider).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verification_with_a_token_rotated_meanwhile_never_overwrites_the_rotation() {
+    use integration_tests::fake_twilio::FaultAction;
+    let env = TestEnv::new().await;
+    let p = setup(&env, ORG, "Full").await;
+    let new_token = random_token();
+    env.fake.set_auth_token(&p.sid, &new_token);
+    // The verification's first read is answered late (Twilio refuses the old token at once).
+    env.fake.inject("fetch_trunk", FaultAction::Delay(std::time::Duration::from_millis(500)), Some(1));
+    let verifying = {
+        let (services, id) = (env.services.clone(), p.id.clone());
+        tokio::spawn(async move {
+            let req = Req::new("POST", "/api/v1/providers/{id}/verify").org(ORG).param("id", &id).build();
+            status_and_body(&verify_provider::handle(&services, req).await.unwrap())
+        })
+    };
+    while env.fake.faults_pending() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let body = json!({"authToken": new_token}).to_string();
+    let req =
+        Req::new("PATCH", "/api/v1/providers/twilio/{id}/auth-token").org(ORG).param("id", &p.id).body(&body).build();
+    let (status, rotated) =
+        status_and_body(&functions::handlers::rotate_twilio_auth_token::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{rotated}");
+    let (status, verified) = verifying.await.unwrap();
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(check(&verified, "credentials")["status"], "passed", "the newer result is answered: {verified}");
+    let org = OrganizationId::parse(ORG).unwrap();
+    let stored = env.services.store.get_provider(&org, p.id.parse().unwrap()).await.unwrap().unwrap();
+    use shared::model::{CheckName, CheckStatus};
+    let credentials = stored.verification_details.unwrap().into_iter().find(|c| c.check_name == CheckName::Credentials);
+    assert_eq!(credentials.map(|c| c.status), Some(CheckStatus::Passed), "the rotation's result stays");
+    let run = reverify::run(&env.services).await.unwrap();
+    assert_eq!(run.held, 0, "the hourly job does not hold the provider: {run:?}");
+}
