@@ -229,6 +229,22 @@ pub fn put_new(table: &str, item: Item) -> TransactWriteItem {
     TransactWriteItem::builder().put(put).build()
 }
 
+/// Transactions cancelled by a conflict are tried this many times in all.
+const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// The wait before retrying a conflicted transaction: full jitter over 10 ms doubling to
+/// 320 ms; None when the attempts are used up or the wait would pass the deadline.
+fn conflict_backoff(attempt: u32) -> Option<std::time::Duration> {
+    use rand::Rng;
+    if attempt >= CONFLICT_ATTEMPTS {
+        return None;
+    }
+    let cap_ms = 10u64 << attempt.min(5);
+    let delay = std::time::Duration::from_millis(rand::rng().random_range(1..=cap_ms));
+    let past_deadline = crate::deadline::remaining().is_some_and(|left| delay >= left);
+    (!past_deadline).then_some(delay)
+}
+
 /// A write transaction whose items are named, so that a cancellation is read by name: DynamoDB
 /// reports the reasons in item order, and an order is easy to change by mistake.
 #[derive(Clone)]
@@ -248,7 +264,27 @@ impl<N: Copy + PartialEq> Transaction<N> {
         self
     }
 
+    /// Sends the transaction. One that DynamoDB cancelled only because another transaction was
+    /// writing one of its items (nothing was written) is sent again, with jittered backoff
+    /// within the deadline: a conflict is never reported as a failure while a retry may pass.
     pub async fn send(&self, client: &aws_sdk_dynamodb::Client) -> Result<(), TransactionFailure<N>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.send_once(client).await {
+                Err(TransactionFailure::Cancelled(why)) if why.only_conflicted() => match conflict_backoff(attempt) {
+                    Some(delay) => {
+                        tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "transaction conflict; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(TransactionFailure::Cancelled(why)),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, client: &aws_sdk_dynamodb::Client) -> Result<(), TransactionFailure<N>> {
         let result = client.transact_write_items().set_transact_items(Some(self.items.clone())).send().await;
         let Err(e) = result else { return Ok(()) };
         match e.as_service_error() {
@@ -290,9 +326,11 @@ impl<N: Copy + PartialEq> Cancellation<N> {
         self.code_of(name) == Some("ConditionalCheckFailed")
     }
 
-    /// Another transaction was writing one of the items: trying again may succeed.
-    pub fn conflicted(&self) -> bool {
-        self.reasons.iter().any(|(_, code)| code.as_deref() == Some("TransactionConflict"))
+    /// Another transaction was writing one of the items, and no condition failed: trying
+    /// again may succeed.
+    fn only_conflicted(&self) -> bool {
+        let has = |wanted: &str| self.reasons.iter().any(|(_, code)| code.as_deref() == Some(wanted));
+        has("TransactionConflict") && !has("ConditionalCheckFailed")
     }
 }
 
@@ -332,8 +370,17 @@ mod tests {
         };
         assert!(cancellation.condition_failed(Part::Claim));
         assert!(!cancellation.condition_failed(Part::Record));
-        assert!(!cancellation.conflicted());
+        assert!(!cancellation.only_conflicted());
         assert!(matches!(StoreError::from(cancellation), StoreError::Request(message) if message == "cancelled"));
+        let conflict = |claim: &str| Cancellation {
+            reasons: vec![
+                (Part::Record, Some("TransactionConflict".to_owned())),
+                (Part::Claim, Some(claim.to_owned())),
+            ],
+            error: "cancelled".into(),
+        };
+        assert!(conflict("None").only_conflicted(), "retried: nothing else went wrong");
+        assert!(!conflict("ConditionalCheckFailed").only_conflicted(), "a failed condition is an answer");
     }
 
     #[test]

@@ -260,22 +260,6 @@ pub struct ProviderStore {
     table: String,
 }
 
-/// Transactions cancelled by a conflict are tried this many times in all.
-const CONFLICT_ATTEMPTS: u32 = 10;
-
-/// The wait before retrying a conflicted transaction: full jitter over 10 ms doubling to
-/// 320 ms; None when the attempts are used up or the wait would pass the deadline.
-fn conflict_backoff(attempt: u32) -> Option<std::time::Duration> {
-    use rand::Rng;
-    if attempt >= CONFLICT_ATTEMPTS {
-        return None;
-    }
-    let cap_ms = 10u64 << attempt.min(5);
-    let delay = std::time::Duration::from_millis(rand::rng().random_range(1..=cap_ms));
-    let past_deadline = crate::deadline::remaining().is_some_and(|left| delay >= left);
-    (!past_deadline).then_some(delay)
-}
-
 impl ProviderRecord {
     fn key(&self) -> Item {
         org_key(&self.organization_id, provider_sort_key(self.id))
@@ -815,28 +799,18 @@ impl ProviderStore {
         transaction: Transaction<NumberPart>,
         on_item_conflict: StoreError,
     ) -> Result<(), StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let why = match transaction.send(&self.client).await {
-                Ok(()) => return Ok(()),
-                Err(TransactionFailure::Request(e)) => return Err(e),
-                Err(TransactionFailure::Cancelled(why)) => why,
-            };
-            if why.condition_failed(NumberPart::ProviderCount) {
-                return Err(StoreError::ProviderGone);
-            }
-            if why.condition_failed(NumberPart::Number) || why.condition_failed(NumberPart::Claim) {
-                return Err(on_item_conflict);
-            }
-            match conflict_backoff(attempt) {
-                Some(delay) if why.conflicted() => {
-                    tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "transaction conflict; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                _ => return Err(why.into()),
-            }
+        let why = match transaction.send(&self.client).await {
+            Ok(()) => return Ok(()),
+            Err(TransactionFailure::Request(e)) => return Err(e),
+            Err(TransactionFailure::Cancelled(why)) => why,
+        };
+        if why.condition_failed(NumberPart::ProviderCount) {
+            return Err(StoreError::ProviderGone);
         }
+        if why.condition_failed(NumberPart::Number) || why.condition_failed(NumberPart::Claim) {
+            return Err(on_item_conflict);
+        }
+        Err(why.into())
     }
 
     /// Records resources left in a customer's account, for the clean-up job: one item each (a

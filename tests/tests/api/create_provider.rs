@@ -304,6 +304,21 @@ async fn two_concurrent_creates_for_one_account_sid_yield_one_provider() {
     assert_eq!(env.fake.credentials_of(&sid).len(), 1);
 }
 
+/// Real DynamoDB cancels one of two overlapping transactions on the Account SID claim with
+/// `TransactionConflict` (moto runs them one at a time): that is retried (the loser of a race
+/// then finds the claim taken: 409), so a create that merely met another transaction is
+/// stored, never answered 503.
+#[tokio::test]
+async fn a_create_whose_transaction_meets_another_is_retried() {
+    use integration_tests::aws_proxy::Failure;
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    proxy.fail_with("DynamoDB_20120810.TransactWriteItems", Failure::TransactionConflict, Some(2));
+    let (status, body, _) = create(&env, ORG, &create_body(&sid, &token)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(proxy.counts()["DynamoDB_20120810.TransactWriteItems"], 3, "two conflicts, then stored");
+}
+
 #[tokio::test]
 async fn organizations_are_isolated() {
     let env = TestEnv::new().await;
