@@ -3,8 +3,10 @@
 //! without touching Twilio; the same key with a different request is a 422; while the first
 //! request still runs, a 409. Without the header nothing changes.
 //!
-//! Responses below 500 are kept. After a 5xx the key is forgotten, so a retry runs again
-//! (a failed request has rolled back everything it did).
+//! What the request came to is kept: a success, or a 404 or 422 (the provider does not exist,
+//! Twilio or the account refuses it). A request the service could not take as it was sent (400,
+//! 413, 415), one that met another at the same time (409) and a failure (5xx, everything rolled
+//! back) keep nothing: the key is forgotten, so the corrected or repeated request runs.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -69,9 +71,9 @@ where
         }
     }
     let response = handler().await.unwrap_or_else(ApiError::into_response);
-    if response.status().is_server_error() {
+    if !kept(response.status()) {
         if let Err(e) = store.release(&org, &key).await {
-            tracing::error!(error = %e, "could not release an idempotency key after a failure");
+            tracing::error!(error = %e, "could not release an idempotency key");
         }
     } else {
         let stored = StoredResponse {
@@ -86,6 +88,12 @@ where
         }
     }
     Ok(response)
+}
+
+/// Whether a response is what the request came to (replayed for its key), rather than a request
+/// not taken or not finished.
+fn kept(status: StatusCode) -> bool {
+    status.is_success() || matches!(status, StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY)
 }
 
 fn header(response: &Response<Body>, name: &str) -> Option<String> {

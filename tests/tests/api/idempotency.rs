@@ -71,6 +71,19 @@ async fn a_request_in_flight_is_409_and_a_failed_one_can_be_retried() {
     assert!(!retry.headers().contains_key("idempotent-replayed"));
 }
 
+/// A request with a mistake in it did nothing: corrected, it runs under the same key.
+#[tokio::test]
+async fn a_rejected_request_keeps_nothing_under_its_key() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let typo = json!({"accountSid": sid, "authToken": token, "name": ""});
+    assert_eq!(create(&env, ORG, Some("key-typo"), &typo).await.status(), 400);
+    let fixed = json!({"accountSid": sid, "authToken": token, "name": "Fixed"});
+    let created = create(&env, ORG, Some("key-typo"), &fixed).await;
+    assert_eq!(created.status(), 201, "{:?}", created.body());
+    assert!(!created.headers().contains_key("idempotent-replayed"));
+}
+
 #[tokio::test]
 async fn invalid_keys_are_400() {
     let env = TestEnv::new().await;
