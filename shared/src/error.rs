@@ -92,6 +92,21 @@ impl ApiError {
         Self::Validation(BTreeMap::from([(field.to_owned(), vec![message.into()])]))
     }
 
+    /// Both results, or every field error of both: a request names all its mistakes at once
+    /// (a bad path id and a bad body field, say). Any other error is answered as it comes.
+    pub fn both<A, B>(a: Result<A, ApiError>, b: Result<B, ApiError>) -> Result<(A, B), ApiError> {
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            (Err(Self::Validation(mut first)), Err(Self::Validation(second))) => {
+                for (field, messages) in second {
+                    first.entry(field).or_default().extend(messages);
+                }
+                Err(Self::Validation(first))
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Validation(_) => StatusCode::BAD_REQUEST,

@@ -26,8 +26,7 @@ fn parse_force(request: &Request) -> Result<bool, ApiError> {
 }
 
 async fn delete(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (org, id) = provider_path(request)?;
-    let force = parse_force(request)?;
+    let ((org, id), force) = ApiError::both(provider_path(request), parse_force(request))?;
     // Boxed: a delete step is a large state machine.
     Ok(match Box::pin(delete_step(services, &org, id, force)).await? {
         Deletion::Deleted => Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static"),

@@ -19,7 +19,6 @@ pub async fn handle(services: &Services, request: Request) -> Result<Response<Bo
 }
 
 async fn import(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (org, id) = provider_path(request)?;
-    let command = ImportNumbers::from_request(request)?;
+    let ((org, id), command) = ApiError::both(provider_path(request), ImportNumbers::from_request(request))?;
     Ok(json_response(StatusCode::OK, &import_numbers(services, &org, id, command).await?))
 }

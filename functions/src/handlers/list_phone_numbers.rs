@@ -17,8 +17,7 @@ pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<
 }
 
 async fn list(store: &ProviderStore, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (org, id) = provider_path(request)?;
-    let limit = parse_limit(request)?;
+    let ((org, id), limit) = ApiError::both(provider_path(request), parse_limit(request))?;
     load_provider(store, &org, id).await?;
     let (numbers, next_token) = store.list_numbers(&org, id, limit, query_param(request, "nextToken")).await?;
     let page = PhoneNumberPage { items: numbers.iter().map(PhoneNumberResponse::from).collect(), next_token };

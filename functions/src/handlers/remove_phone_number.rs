@@ -18,7 +18,6 @@ pub async fn handle(services: &Services, request: Request) -> Result<Response<Bo
 }
 
 async fn remove(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (org, id) = provider_path(request)?;
-    let number_id = path_uuid(request, "phoneNumberId")?;
+    let ((org, id), number_id) = ApiError::both(provider_path(request), path_uuid(request, "phoneNumberId"))?;
     Ok(json_response(StatusCode::OK, &remove_number(services, &org, id, number_id).await?))
 }

@@ -17,8 +17,7 @@ pub async fn handle(services: &Services, request: Request) -> Result<Response<Bo
 }
 
 async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (org, id) = provider_path(request)?;
-    let command = RotateAuthToken::from_request(request)?;
+    let ((org, id), command) = ApiError::both(provider_path(request), RotateAuthToken::from_request(request))?;
     let saved = rotate_auth_token(services, &org, id, command).await?;
     Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&saved)))
 }

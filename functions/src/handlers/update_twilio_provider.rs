@@ -17,8 +17,7 @@ pub async fn handle(services: &Services, request: Request) -> Result<Response<Bo
 }
 
 async fn update(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (org, id) = provider_path(request)?;
-    let update = UpdateTwilioProvider::from_request(request)?;
+    let ((org, id), update) = ApiError::both(provider_path(request), UpdateTwilioProvider::from_request(request))?;
     let saved = update_provider(services, &org, id, update).await?;
     Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&saved)))
 }

@@ -243,3 +243,32 @@ async fn the_authorizer_allows_valid_keys_and_caches_no_denial_when_the_table_fa
     assert!(keys.revoke(&info.key_id).await.unwrap());
     assert!(!authorize(&keys, Some(&format!("Bearer {}", key.expose()))).await.unwrap().is_authorized);
 }
+
+/// A request names all its mistakes at once: a bad path id does not hide a bad body field or
+/// query parameter.
+#[tokio::test]
+async fn path_body_and_query_mistakes_are_named_together() {
+    use functions::handlers::{delete_provider, list_phone_numbers, remove_phone_number, update_twilio_provider};
+    let env = TestEnv::new().await;
+    let fields = |body: &Value| {
+        let mut names: Vec<String> = body["errors"].as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    };
+    let req = Req::new("PUT", "/api/v1/providers/twilio/{id}").org(ORG).param("id", "xyz").body(r#"{"name": ""}"#);
+    let (status, body) = status_and_body(&update_twilio_provider::handle(&env.services, req.build()).await.unwrap());
+    assert_eq!((status, fields(&body)), (400, vec!["id".to_owned(), "name".to_owned()]), "{body}");
+    let req = Req::new("DELETE", "/api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}")
+        .org(ORG)
+        .param("id", "xyz")
+        .param("phoneNumberId", "abc");
+    let (status, body) = status_and_body(&remove_phone_number::handle(&env.services, req.build()).await.unwrap());
+    assert_eq!((status, fields(&body)), (400, vec!["id".to_owned(), "phoneNumberId".to_owned()]), "{body}");
+    let req =
+        Req::new("GET", "/api/v1/providers/twilio/{id}/phone-numbers").org(ORG).param("id", "xyz").query("limit", "0");
+    let (status, body) = status_and_body(&list_phone_numbers::handle(&env.services.store, req.build()).await.unwrap());
+    assert_eq!((status, fields(&body)), (400, vec!["id".to_owned(), "limit".to_owned()]), "{body}");
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", "xyz").query("force", "yes");
+    let (status, body) = status_and_body(&delete_provider::handle(&env.services, req.build()).await.unwrap());
+    assert_eq!((status, fields(&body)), (400, vec!["force".to_owned(), "id".to_owned()]), "{body}");
+}
