@@ -9,7 +9,7 @@
 //! | Account SID claim: one provider per Account SID in an organization | `accountClaim` | `ORG#{org}` | `ACCOUNT#{accountSid}` |
 //! | A Twilio resource a failed rollback, undo or forced delete left behind (one item each) | `orphan` | `ORG#{org}` | `ORPHAN#{providerId}#{kind}#{sid}` |
 //! | imported phone number | `phoneNumber` | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
-//! | phone number claim: one provider per Twilio number anywhere | `numberClaim` | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
+//! | phone number claim: one provider per Twilio number anywhere (while an import runs, a reservation with `pendingUntil`) | `numberClaim` | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
 //! | API key, looked up by key id | `apiKey` | `APIKEY#{keyId}` | `APIKEY` |
 //! | API key, listed by organization | `apiKey` | `ORG#{org}` | `APIKEY#{keyId}` |
 //! | `Idempotency-Key` record (TTL attribute `expiresAt`) | `idempotencyKey` | `ORG#{org}` | `IDEMPOTENCY#{sha256(key)}` |
@@ -168,6 +168,12 @@ impl<'a> Fields<'a> {
             .ok()
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is not a number")))
+    }
+    pub fn opt_number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(_) => self.number(name).map(Some),
+        }
     }
     pub fn boolean(&self, name: &str) -> Result<bool, StoreError> {
         self.get(name)?

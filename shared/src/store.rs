@@ -254,6 +254,14 @@ enum NumberPart {
     ProviderCount,
 }
 
+/// How long a number's reservation holds an import's place: well past the longest import
+/// invocation (29 s), short enough that an import that died midway frees the number soon.
+pub const RESERVATION: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn epoch_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
 #[derive(Clone, Debug)]
 pub struct ProviderStore {
     client: aws_sdk_dynamodb::Client,
@@ -696,9 +704,72 @@ impl ProviderStore {
         Ok(())
     }
 
-    /// Whether a number is already imported into a provider, of any organization.
+    /// Whether a number is imported into a provider, of any organization, or an import of it is
+    /// under way (a reservation that has not lapsed).
     pub async fn number_claimed(&self, phone_number_sid: &PhoneNumberSid) -> Result<bool, StoreError> {
-        Ok(self.get_item(number_claim_key(phone_number_sid)).await?.is_some())
+        let Some(claim) = self.get_item(number_claim_key(phone_number_sid)).await? else { return Ok(false) };
+        let lapsed = Fields(&claim).opt_number::<u64>("pendingUntil")?.is_some_and(|until| until < epoch_seconds());
+        Ok(!lapsed)
+    }
+
+    /// Reserves a number for an import before anything is done in Twilio, so that of two
+    /// imports of one number (two organizations may connect one Twilio account) the loser never
+    /// touches it. The reservation lapses after [`RESERVATION`] (an import that died midway
+    /// does not hold the number for ever); [`Self::insert_number`] turns it into the claim.
+    /// `NumberTaken` when it is imported or reserved already.
+    pub async fn reserve_number(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+        phone_number_sid: &PhoneNumberSid,
+    ) -> Result<(), StoreError> {
+        let now = epoch_seconds();
+        let mut claim = number_claim_key(phone_number_sid);
+        claim.extend([
+            ("entity".to_owned(), s("numberClaim")),
+            ("organizationId".to_owned(), s(org.as_str())),
+            ("providerId".to_owned(), s(provider_id.to_string())),
+            ("pendingUntil".to_owned(), n(now + RESERVATION.as_secs())),
+            // Lapsed reservations are removed by the table's TTL, in time.
+            ("expiresAt".to_owned(), n(now + RESERVATION.as_secs())),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(claim))
+            .condition_expression("attribute_not_exists(pk) OR pendingUntil < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::NumberTaken)
+            }
+            other => other.map(drop).map_err(StoreError::request),
+        }
+    }
+
+    /// Gives up a reservation this provider holds (the import did not happen).
+    pub async fn release_reservation(
+        &self,
+        provider_id: Uuid,
+        phone_number_sid: &PhoneNumberSid,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(number_claim_key(phone_number_sid)))
+            .condition_expression("providerId = :provider AND attribute_exists(pendingUntil)")
+            .expression_attribute_values(":provider", s(provider_id.to_string()))
+            .send()
+            .await;
+        match result {
+            // Lapsed and taken by another import, or already turned into the claim: not ours.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            other => other.map(drop).map_err(StoreError::request),
+        }
     }
 
     pub async fn get_number(
@@ -714,16 +785,24 @@ impl ProviderStore {
             .transpose()
     }
 
-    /// Stores an imported number with its organization-wide claim and increments the
-    /// provider's `phoneNumberCount` (and version), all in one transaction.
+    /// Stores an imported number, turns the provider's reservation of it into its claim, and
+    /// increments the provider's `phoneNumberCount` (and version), all in one transaction.
+    /// `NumberTaken` when the reservation is no longer this provider's.
     pub async fn insert_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
         let mut claim = number_claim_key(&number.phone_number_sid);
         claim.insert("entity".to_owned(), s("numberClaim"));
         claim.insert("organizationId".to_owned(), s(org.as_str()));
         claim.insert("providerId".to_owned(), s(number.provider_id.to_string()));
+        let claim = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(claim))
+            .condition_expression("providerId = :provider AND attribute_exists(pendingUntil)")
+            .expression_attribute_values(":provider", s(number.provider_id.to_string()))
+            .build()
+            .expect("table and item set");
         let transaction = Transaction::new()
             .with(NumberPart::Number, put_new(&self.table, number.to_item(org)))
-            .with(NumberPart::Claim, put_new(&self.table, claim))
+            .with(NumberPart::Claim, TransactWriteItem::builder().put(claim).build())
             .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, 1, false));
         self.transact_number_change(transaction, StoreError::NumberTaken).await
     }

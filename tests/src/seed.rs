@@ -33,6 +33,7 @@ pub async fn imported_number(
         previous_routing_sealed: None,
         imported_at: shared::time::Timestamp::now(),
     };
+    store.reserve_number(org, provider_id, &record.phone_number_sid).await.expect("reserve a seeded number");
     store.insert_number(org, &record).await.expect("seed a number");
     sid
 }

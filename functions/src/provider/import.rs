@@ -14,7 +14,7 @@ use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers, ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::model::{OrganizationId, PhoneNumberSid, TwilioCredentials, VoiceRouting};
 use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
-use shared::twilio::TwilioResource;
+use shared::twilio::{IncomingPhoneNumber, TwilioResource};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -110,21 +110,42 @@ async fn import_one(
             fail("twilio_error", format!("Could not read the number: {e}"))
         }
     })?;
-    // Claims are global, so they are read only for a number the account has: another
-    // organization learns nothing of numbers that are not its own. Which one holds it is not said.
-    match services.store.number_claimed(&sid).await {
-        Ok(true) => {
-            return Err(fail("already_imported", "The number is already imported into a provider.".into()));
-        }
-        Ok(false) => {}
-        Err(e) => {
-            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not read the number's claim");
-            return Err(fail("storage_error", "Could not check the number; retry.".into()));
-        }
-    }
     if number.trunk_sid.as_ref() == Some(&provider.trunk_sid) {
         return Err(fail("already_imported", "The number is already on this provider's trunk.".into()));
     }
+    // Claims are global, so they are touched only for a number the account has: another
+    // organization learns nothing of numbers that are not its own (nor which one holds it).
+    // The number is reserved before Twilio is touched: of two imports of it, the loser never
+    // changes it in Twilio.
+    match services.store.reserve_number(org, provider.id, &sid).await {
+        Ok(()) => {}
+        Err(StoreError::NumberTaken) => {
+            return Err(fail("already_imported", "The number is already imported into a provider.".into()));
+        }
+        Err(e) => {
+            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not reserve the number");
+            return Err(fail("storage_error", "Could not check the number; retry.".into()));
+        }
+    }
+    let imported = attach_and_store(services, org, provider, creds, data_key, &number).await;
+    if imported.is_err()
+        && let Err(e) = services.store.release_reservation(provider.id, &sid).await
+    {
+        tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not give up a number's reservation; it lapses by itself");
+    }
+    imported.map_err(|(code, message)| fail(code, message))
+}
+
+/// Puts a reserved number on the trunk and stores it; on any failure Twilio is left as it was.
+async fn attach_and_store(
+    services: &Services,
+    org: &OrganizationId,
+    provider: &ProviderRecord,
+    creds: &TwilioCredentials,
+    data_key: &tokio::sync::OnceCell<DataKey>,
+    number: &IncomingPhoneNumber,
+) -> Result<PhoneNumberRecord, (&'static str, String)> {
+    let sid = &number.sid;
     let previous = number.voice_routing();
     let sealed = if previous.has_urls() {
         let key = data_key
@@ -132,7 +153,7 @@ async fn import_one(
             .await
             .map_err(|e| {
                 tracing::error!(provider_id = %provider.id, error = %e, "no data key to seal a number's voice URLs");
-                fail("storage_error", "Could not encrypt the number's voice configuration; retry.".into())
+                ("storage_error", "Could not encrypt the number's voice configuration; retry.".to_owned())
             })?;
         let json = serde_json::to_string(&previous).expect("routing serializes");
         Some(key.seal(SecretKind::VoiceRouting, &json))
@@ -153,27 +174,27 @@ async fn import_one(
     // both attached and undone in time is not started.
     let attach_deadline = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(UNDO_RESERVE));
     if shared::deadline::remaining().is_some_and(|left| left < UNDO_RESERVE * 2) {
-        return Err(fail("not_attempted", "Not attempted: the request ran out of time. Import it again.".into()));
+        return Err(("not_attempted", "Not attempted: the request ran out of time. Import it again.".to_owned()));
     }
-    let attached = within(attach_deadline, services.twilio.attach_phone_number(creds, &provider.trunk_sid, &sid)).await;
+    let attached = within(attach_deadline, services.twilio.attach_phone_number(creds, &provider.trunk_sid, sid)).await;
     if let Err(e) = attached {
         if e.is_outcome_unknown() {
             // The attach may have happened: undo it so Twilio matches the table.
             undo_attach(services, creds, provider, &record, &previous).await;
         }
-        return Err(fail("twilio_error", format!("Could not put the number on the trunk: {e}")));
+        return Err(("twilio_error", format!("Could not put the number on the trunk: {e}")));
     }
     if let Err(store_error) = services.store.insert_number(org, &record).await {
         // Not stored: take it back off the trunk so Twilio matches the table.
         undo_attach(services, creds, provider, &record, &previous).await;
         return Err(match store_error {
             StoreError::NumberTaken => {
-                fail("already_imported", "The number was imported into a provider meanwhile.".into())
+                ("already_imported", "The number was imported into a provider meanwhile.".to_owned())
             }
-            StoreError::ProviderGone => fail("storage_error", "The provider is being deleted.".into()),
+            StoreError::ProviderGone => ("storage_error", "The provider is being deleted.".to_owned()),
             other => {
                 tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %other, "could not store the number");
-                fail("storage_error", "Could not store the number; it was taken off the trunk again. Retry.".into())
+                ("storage_error", "Could not store the number; it was taken off the trunk again. Retry.".to_owned())
             }
         });
     }

@@ -391,3 +391,52 @@ async fn jobs_stop_asking_twilio_with_credentials_it_rejects() {
     assert_eq!(swept.stuck, 1, "{swept:?}");
     assert_eq!(env.fake.request_log().len(), from, "a stuck leftover is not retried");
 }
+
+/// Two organizations connected to one Twilio account import the same number at once: the
+/// number is reserved before Twilio is touched, so the loser never changes it and the winner's
+/// import stands (it once undid the winner's attach on its way out).
+#[tokio::test(flavor = "multi_thread")]
+async fn of_two_imports_of_one_number_at_once_the_loser_never_touches_it() {
+    let env = TestEnv::new().await;
+    let (sid, token, first) = setup(&env).await;
+    let second = create_provider(&env, "org-other", &sid, &token).await["id"].as_str().unwrap().to_owned();
+    let pn = env.fake.add_incoming_number(&sid, "+15550100021", None);
+    env.fake.inject("attach_phone_number", FaultAction::Delay(std::time::Duration::from_millis(300)), Some(1));
+    let numbers = [pn.as_str()];
+    let (a, b) = tokio::join!(import_as(&env, ORG, &first, &numbers), import_as(&env, "org-other", &second, &numbers));
+    let outcomes = [a["successCount"].as_u64().unwrap(), b["successCount"].as_u64().unwrap()];
+    assert_eq!(outcomes.iter().sum::<u64>(), 1, "one wins: {a} / {b}");
+    let loser = if outcomes[0] == 1 { &b } else { &a };
+    assert_eq!(loser["errors"][0]["code"], "already_imported", "{loser}");
+    let attaches = env.fake.request_log().iter().filter(|r| r.step == "attach_phone_number").count();
+    assert_eq!(attaches, 1, "the loser never attached it");
+    let winner_trunk = env.fake.state().incoming_numbers[&pn].trunk_sid.clone();
+    let (winner_org, winner_id) = if outcomes[0] == 1 { (ORG, &first) } else { ("org-other", &second) };
+    let org = shared::model::OrganizationId::parse(winner_org).unwrap();
+    let winner = env.services.store.get_provider(&org, winner_id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(winner_trunk.as_deref(), Some(winner.trunk_sid.as_str()), "on the winner's trunk");
+}
+
+/// A reservation whose import died midway lapses: the number can be imported again.
+#[tokio::test]
+async fn a_lapsed_reservation_frees_the_number() {
+    let env = TestEnv::new().await;
+    let (sid, _, id) = setup(&env).await;
+    let pn = env.fake.add_incoming_number(&sid, "+15550100022", None);
+    let sid_of = shared::model::PhoneNumberSid::parse(&pn).unwrap();
+    let org = shared::model::OrganizationId::parse("org-gone").unwrap();
+    env.services.store.reserve_number(&org, uuid::Uuid::now_v7(), &sid_of).await.unwrap();
+    assert_eq!(import_as(&env, ORG, &id, &[&pn]).await["errors"][0]["code"], "already_imported");
+    // The reservation's time passes.
+    env.dynamo
+        .update_item()
+        .table_name(&env.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("PNCLAIM#{pn}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("PNCLAIM".into()))
+        .update_expression("SET pendingUntil = :past")
+        .expression_attribute_values(":past", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(import_as(&env, ORG, &id, &[&pn]).await["successCount"], 1);
+}
