@@ -9,6 +9,7 @@
 //! | Account SID claim: one provider per Account SID in an organization | `accountClaim` | `ORG#{org}` | `ACCOUNT#{accountSid}` |
 //! | A Twilio resource a failed rollback, undo or forced delete left behind (one item each) | `orphan` | `ORG#{org}` | `ORPHAN#{providerId}#{kind}#{sid}` |
 //! | imported phone number | `phoneNumber` | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
+//! | a running repair's lease (TTL attribute `expiresAt`) | `repairLease` | `ORG#{org}` | `REPAIRING#{providerId}` |
 //! | phone number claim: one provider per Twilio number anywhere (while an import runs, a reservation with `pendingUntil`) | `numberClaim` | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
 //! | API key, looked up by key id | `apiKey` | `APIKEY#{keyId}` | `APIKEY` |
 //! | API key, listed by organization | `apiKey` | `ORG#{org}` | `APIKEY#{keyId}` |
@@ -60,6 +61,11 @@ pub fn sip_credential_sort_key(provider_id: Uuid) -> String {
 
 pub fn account_claim_sort_key(account_sid: &AccountSid) -> String {
     format!("ACCOUNT#{account_sid}")
+}
+
+/// One repair of a provider at a time holds this.
+pub fn repair_lease_sort_key(provider_id: Uuid) -> String {
+    format!("REPAIRING#{provider_id}")
 }
 
 /// The sort keys of a provider's leftover Twilio resources start with this.

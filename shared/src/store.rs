@@ -7,7 +7,7 @@ use crate::crypto::EncryptedSecret;
 use crate::item::{
     Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value,
     leftover_sort_key, leftovers_prefix, n, number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition,
-    provider_sort_key, put_new, s, secret, sip_credential_sort_key,
+    provider_sort_key, put_new, repair_lease_sort_key, s, secret, sip_credential_sort_key,
 };
 use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
@@ -257,6 +257,10 @@ enum NumberPart {
 /// How long a number's reservation holds an import's place: well past the longest import
 /// invocation (29 s), short enough that an import that died midway frees the number soon.
 pub const RESERVATION: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long a repair holds its provider: past the repair function's timeout (29 s), so that a
+/// repair that died midway frees the provider soon.
+pub const REPAIR_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn epoch_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
@@ -748,6 +752,44 @@ impl ProviderStore {
             }
             other => other.map(drop).map_err(StoreError::request),
         }
+    }
+
+    /// Takes the provider's repair lease for [`REPAIR_LEASE`]: false while another repair holds
+    /// one that has not lapsed.
+    pub async fn take_repair_lease(&self, org: &OrganizationId, provider_id: Uuid) -> Result<bool, StoreError> {
+        let now = epoch_seconds();
+        let until = now + REPAIR_LEASE.as_secs();
+        let mut lease = org_key(org, repair_lease_sort_key(provider_id));
+        lease.extend([
+            ("entity".to_owned(), s("repairLease")),
+            ("leaseUntil".to_owned(), n(until)),
+            ("expiresAt".to_owned(), n(until)),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(lease))
+            .condition_expression("attribute_not_exists(pk) OR leaseUntil < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::request(e)),
+        }
+    }
+
+    pub async fn release_repair_lease(&self, org: &OrganizationId, provider_id: Uuid) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(org_key(org, repair_lease_sort_key(provider_id))))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        Ok(())
     }
 
     /// Gives up a reservation this provider holds (the import did not happen).

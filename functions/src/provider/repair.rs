@@ -38,10 +38,23 @@ const NUMBER_CONCURRENCY: usize = 5;
 const SAVE_ATTEMPTS: u32 = 5;
 
 /// Repairs the provider with its stored credentials (refused while a delete is in progress).
+/// One repair of a provider at a time: two (a client retrying after API Gateway's timeout while
+/// the first still runs, say) would each rebuild what is missing, and the loser's rollback
+/// would take numbers off the winner's new trunk. The other answers 409.
 pub async fn repair_provider(services: &Services, record: ProviderRecord) -> Result<RepairResponse, ApiError> {
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
-    repair(services, record, &creds).await
+    let (org, id) = (record.organization_id.clone(), record.id);
+    if !services.store.take_repair_lease(&org, id).await? {
+        return Err(ApiError::Conflict(format!(
+            "A repair of provider {id} is already running; retry when it has finished."
+        )));
+    }
+    let repaired = repair(services, record, &creds).await;
+    if let Err(e) = services.store.release_repair_lease(&org, id).await {
+        tracing::warn!(provider_id = %id, error = %e, "could not give up the repair lease; it lapses by itself");
+    }
+    repaired
 }
 
 async fn repair(

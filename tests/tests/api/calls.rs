@@ -456,3 +456,27 @@ async fn repair_follows_tenancy_and_deletion_rules() {
     let (status, body) = repair_as(&env, ORG, &p.id).await;
     assert_eq!(status, 409, "{body}");
 }
+
+/// One repair of a provider at a time (a client retrying after API Gateway's timeout while the
+/// first still runs): the second answers 409 and changes nothing; once the first is done, a
+/// repair runs again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_repair_while_one_runs_is_409() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    env.fake.inject("fetch_trunk", FaultAction::Delay(std::time::Duration::from_millis(400)), Some(1));
+    let first = {
+        let (services, id) = (env.services.clone(), p.id.clone());
+        tokio::spawn(async move {
+            let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
+            status_and_body(&repair_provider::handle(&services, req).await.unwrap())
+        })
+    };
+    while env.fake.faults_pending() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (status, body) = repair_as(&env, ORG, &p.id).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!(repair_as(&env, ORG, &p.id).await.0, 200, "the lease was given up");
+}
