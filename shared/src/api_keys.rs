@@ -10,7 +10,7 @@
 //! up, and under the organization, to list its keys.
 
 use crate::item::{
-    API_KEY_PREFIX, Fields, Item, Transaction, api_key_listed_key, api_key_lookup_key, org_partition, put_new, s,
+    API_KEY_PREFIX, Fields, Item, Transaction, api_key_listed_key, api_key_lookup_key, put_new, query_prefix, s,
 };
 use crate::model::OrganizationId;
 use crate::store::StoreError;
@@ -135,28 +135,7 @@ impl ApiKeyStore {
 
     /// The organization's keys, oldest first.
     pub async fn list(&self, org: &OrganizationId) -> Result<Vec<ApiKeyInfo>, StoreError> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", org_partition(org))
-                .expression_attribute_values(":prefix", s(API_KEY_PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::request)?;
-            for item in output.items() {
-                keys.push(info_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(keys),
-            }
-        }
+        query_prefix(&self.client, &self.table, org, API_KEY_PREFIX).await?.iter().map(info_from_item).collect()
     }
 
     /// Revokes a key by id. Returns false when there is no such key.

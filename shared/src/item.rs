@@ -223,6 +223,36 @@ impl<'a> Fields<'a> {
 // Writes.
 
 /// Writes an item, replacing any with its key.
+/// Every item of an organization whose sort key starts with `prefix`, all pages, in key order
+/// (strongly consistent).
+pub async fn query_prefix(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    org: &OrganizationId,
+    prefix: &str,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let output = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", org_partition(org))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        start = output.last_evaluated_key;
+        items.extend(output.items.unwrap_or_default());
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 pub async fn put(client: &aws_sdk_dynamodb::Client, table: &str, item: Item) -> Result<(), StoreError> {
     client.put_item().table_name(table).set_item(Some(item)).send().await.map_err(StoreError::request)?;
     Ok(())

@@ -7,7 +7,7 @@ use crate::crypto::EncryptedSecret;
 use crate::item::{
     Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value,
     leftover_sort_key, leftovers_prefix, n, number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition,
-    provider_sort_key, put_new, repair_lease_sort_key, s, secret, sip_credential_sort_key,
+    provider_sort_key, put_new, query_prefix, repair_lease_sort_key, s, secret, sip_credential_sort_key,
 };
 use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
@@ -1036,27 +1036,8 @@ impl ProviderStore {
         org: &OrganizationId,
         provider_id: Uuid,
     ) -> Result<Vec<Result<Leftover, StoreError>>, StoreError> {
-        let mut leftovers = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", org_partition(org))
-                .expression_attribute_values(":prefix", s(leftovers_prefix(provider_id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::request)?;
-            leftovers.extend(output.items().iter().filter_map(|item| Leftover::from_item(item).transpose()));
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(leftovers),
-            }
-        }
+        let items = query_prefix(&self.client, &self.table, org, &leftovers_prefix(provider_id)).await?;
+        Ok(items.iter().filter_map(|item| Leftover::from_item(item).transpose()).collect())
     }
 
     /// The resources recorded as left behind for a provider (readable ones).

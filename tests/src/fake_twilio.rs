@@ -319,10 +319,12 @@ impl FakeTwilio {
         self.state().faults.push(Fault { step: step.into(), action, remaining: times });
     }
 
-    /// Injected faults not yet taken by a request: a test waits for 0 to know a request has
-    /// reached the fake (and is being delayed).
-    pub fn faults_pending(&self) -> usize {
-        self.state().faults.len()
+    /// Waits until every injected fault has been taken by a request: then a request the test
+    /// delays has reached the fake, and the test can act while it waits for its answer.
+    pub async fn until_faults_taken(&self) {
+        while !self.state().faults.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub fn clear_faults(&self) {

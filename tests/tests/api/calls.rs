@@ -353,9 +353,7 @@ async fn a_number_removed_while_repair_puts_it_back_stays_off_the_trunk() {
             status_and_body(&repair_provider::handle(&env_services, req).await.unwrap())
         })
     };
-    while env.fake.faults_pending() > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    env.fake.until_faults_taken().await;
     let org = OrganizationId::parse(ORG).unwrap();
     let record = env.services.store.all_numbers(&org, p.id.parse().unwrap()).await.unwrap().remove(0);
     let removed = functions::provider::release::remove_number(&env.services, &org, p.id.parse().unwrap(), record.id)
@@ -472,9 +470,7 @@ async fn a_second_repair_while_one_runs_is_409() {
             status_and_body(&repair_provider::handle(&services, req).await.unwrap())
         })
     };
-    while env.fake.faults_pending() > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    env.fake.until_faults_taken().await;
     let (status, body) = repair_as(&env, ORG, &p.id).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(first.await.unwrap().0, 200);

@@ -261,9 +261,7 @@ async fn a_verification_with_a_token_rotated_meanwhile_never_overwrites_the_rota
             status_and_body(&verify_provider::handle(&services, req).await.unwrap())
         })
     };
-    while env.fake.faults_pending() > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    env.fake.until_faults_taken().await;
     let body = json!({"authToken": new_token}).to_string();
     let req =
         Req::new("PATCH", "/api/v1/providers/twilio/{id}/auth-token").org(ORG).param("id", &p.id).body(&body).build();
