@@ -15,7 +15,7 @@ use crate::provider::create::{
     FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, truncate_chars,
 };
 use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
-use crate::provider::release::{KeyCache, ReleaseError, release_number};
+use crate::provider::release::{KeyCache, ReleaseError, release_with};
 use crate::provider::verify::{Verification, origination_friendly_name, verify};
 use crate::services::Services;
 use futures::StreamExt;
@@ -596,9 +596,14 @@ async fn reattach_number(
     // after it was read: then it is given back again, or it would stay on the trunk unrecorded.
     let store = &services.store;
     if let Ok(None) = store.get_number(&provider.organization_id, provider.id, number.id).await {
+        // Given back from the trunk it was just put on (a rebuilt one is not yet the record's).
         let mut keys = KeyCache::default();
-        let given_back = match keys.load(services, provider, std::slice::from_ref(&number)).await {
-            Ok(()) => release_number(services, creds, provider, &number, &keys).await.map(drop),
+        let previous = match keys.load(services, provider, std::slice::from_ref(&number)).await {
+            Ok(()) => keys.previous_routing(&number),
+            Err(e) => Err(e),
+        };
+        let given_back = match previous {
+            Ok(previous) => release_with(twilio, creds, trunk_sid, sid, &previous).await.map(drop),
             Err(e) => Err(ReleaseError::Secret(e)),
         };
         return match given_back {

@@ -335,14 +335,29 @@ async fn a_number_given_a_voice_application_is_not_put_back() {
 }
 
 /// A removal that gives a number back between repair reading it and attaching it: the repair
-/// undoes its attach, so the number is never on the trunk without a record.
+/// undoes its attach, so the number is never on a trunk without a record; also when the trunk
+/// it attached to is one repair has just rebuilt.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_number_removed_while_repair_puts_it_back_stays_off_the_trunk() {
+    for rebuilt in [false, true] {
+        number_removed_during_repair(rebuilt).await;
+    }
+}
+
+async fn number_removed_during_repair(rebuilt: bool) {
     let env = TestEnv::new().await;
     let p = setup(&env).await;
     let number = env.fake.add_incoming_number(&p.account_sid, "+15550000012", None);
     import(&env, &p.id, &[&number]).await;
-    env.fake.state().incoming_numbers.get_mut(&number).unwrap().trunk_sid = None;
+    {
+        let mut state = env.fake.state();
+        state.incoming_numbers.get_mut(&number).unwrap().trunk_sid = None;
+        if rebuilt {
+            state.trunks.remove(&p.trunk_sid);
+            state.trunk_credential_lists.clear();
+            state.origination_urls.clear();
+        }
+    }
     // Repair's read of the number is answered late: the removal runs in between.
     env.fake.inject("fetch_incoming_number", FaultAction::Delay(std::time::Duration::from_millis(500)), Some(1));
     let repairing = {
@@ -362,7 +377,7 @@ async fn a_number_removed_while_repair_puts_it_back_stays_off_the_trunk() {
     assert!(removed.restored, "{removed:?}");
     let (status, body) = repairing.await.unwrap();
     assert_eq!(status, 200, "{body}");
-    assert_eq!(env.fake.state().incoming_numbers[&number].trunk_sid, None, "not on the trunk without a record: {body}");
+    assert_eq!(env.fake.state().incoming_numbers[&number].trunk_sid, None, "not on a trunk without a record: {body}");
 }
 
 #[tokio::test]
