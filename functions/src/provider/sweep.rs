@@ -74,11 +74,15 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
         return Ok(if unreadable > 0 { Outcome::Stuck } else { Outcome::Cleared });
     }
     // The live provider's current token when there is one (a rotation since is used), else the
-    // one recorded with the leftovers.
+    // newest one recorded with the leftovers.
     let provider = store.get_provider(org, provider_id).await?;
     let token = match &provider {
         Some(provider) => Some(provider.auth_token.clone()),
-        None => leftovers.iter().find_map(|l| l.auth_token.clone()),
+        None => leftovers
+            .iter()
+            .filter(|l| l.auth_token.is_some())
+            .max_by(|a, b| a.created_at.cmp(&b.created_at))
+            .and_then(|l| l.auth_token.clone()),
     };
     let Some(token) = token else {
         let resources: Vec<_> = leftovers.iter().map(|l| &l.resource).collect();
@@ -113,12 +117,16 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
             Err(e) => left.push((number, e)),
         }
     }
-    let resources: Vec<TwilioResource> = others.iter().map(|l| l.resource.clone()).collect();
-    let still_there = remove_resources(&services.twilio, &creds, &resources).await;
-    for leftover in others {
-        match still_there.iter().find(|(resource, _)| *resource == leftover.resource) {
-            Some((_, e)) => left.push((leftover, clone_error(e))),
-            None => cleared.push(leftover),
+    // While a number could not be given back, the trunk it is on stays: deleting the trunk would
+    // take the number off with no routing. The rest waits for the next pass.
+    if left.is_empty() {
+        let resources: Vec<TwilioResource> = others.iter().map(|l| l.resource.clone()).collect();
+        let still_there = remove_resources(&services.twilio, &creds, &resources).await;
+        for leftover in others {
+            match still_there.iter().find(|(resource, _)| *resource == leftover.resource) {
+                Some((_, e)) => left.push((leftover, clone_error(e))),
+                None => cleared.push(leftover),
+            }
         }
     }
     let mut forgotten = 0;
