@@ -63,6 +63,11 @@ pub fn account_claim_sort_key(account_sid: &AccountSid) -> String {
     format!("ACCOUNT#{account_sid}")
 }
 
+/// The single leftover record per provider of the earlier format, migrated by the sweeper.
+pub fn legacy_leftovers_sort_key(provider_id: Uuid) -> String {
+    format!("ORPHAN#{provider_id}")
+}
+
 /// One repair of a provider at a time holds this.
 pub fn repair_lease_sort_key(provider_id: Uuid) -> String {
     format!("REPAIRING#{provider_id}")

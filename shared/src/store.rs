@@ -6,8 +6,9 @@
 use crate::crypto::EncryptedSecret;
 use crate::item::{
     Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value,
-    leftover_sort_key, leftovers_prefix, n, number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition,
-    provider_sort_key, put_new, query_prefix, repair_lease_sort_key, s, secret, sip_credential_sort_key,
+    leftover_sort_key, leftovers_prefix, legacy_leftovers_sort_key, n, number_claim_key, number_sort_key,
+    numbers_prefix, org_key, org_partition, provider_sort_key, put_new, query_prefix, repair_lease_sort_key, s, secret,
+    sip_credential_sort_key,
 };
 use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
@@ -1028,6 +1029,46 @@ impl ProviderStore {
             ids.push((f.organization_id("organizationId")?, f.uuid(id_attribute)?));
         }
         Ok((ids, output.last_evaluated_key.map(ScanCursor)))
+    }
+
+    /// Rewrites a provider's leftover record of the earlier format (one `ORPHAN#{providerId}`
+    /// item listing every resource) as one item per resource, then deletes it. Returns how
+    /// many resources it held (0: there was none).
+    pub async fn migrate_legacy_leftovers(&self, org: &OrganizationId, provider_id: Uuid) -> Result<usize, StoreError> {
+        let key = org_key(org, legacy_leftovers_sort_key(provider_id));
+        let Some(item) = self.get_item(key.clone()).await? else { return Ok(0) };
+        let f = Fields(&item);
+        let list =
+            f.get("resources")?.as_l().map_err(|_| StoreError::Corrupt("attribute resources is not a list".into()))?;
+        let (account_sid, auth_token, created_at) =
+            (f.parsed("accountSid", AccountSid::parse)?, f.opt_secret("authToken")?, f.timestamp("createdAt")?);
+        let mut leftovers = Vec::with_capacity(list.len());
+        for entry in list {
+            let entry = Fields(entry.as_m().map_err(|_| StoreError::Corrupt("a resource is not a map".into()))?);
+            let (kind, sid) = (entry.string("kind")?, entry.string("sid")?);
+            // Not something this service creates: never removed, so never swept.
+            let Some(resource) = TwilioResource::parse(&kind, &sid) else { continue };
+            leftovers.push(Leftover {
+                organization_id: org.clone(),
+                provider_id,
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.clone(),
+                resource,
+                previous_routing: None,
+                previous_routing_sealed: None,
+                created_at: created_at.clone(),
+                stuck: None,
+            });
+        }
+        self.record_leftovers(&leftovers).await?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        Ok(leftovers.len())
     }
 
     /// A provider's leftovers (every page). An unreadable one is an error for that one only.

@@ -59,6 +59,10 @@ pub async fn run(services: &Services) -> Result<SweepSummary, crate::provider::j
 /// worth retrying.
 pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: Uuid) -> Result<Outcome, StoreError> {
     let store = &services.store;
+    let migrated = store.migrate_legacy_leftovers(org, provider_id).await?;
+    if migrated > 0 {
+        tracing::info!(organization_id = %org, %provider_id, resources = migrated, "leftover record of the earlier format rewritten, one item per resource");
+    }
     let mut leftovers = Vec::new();
     let mut unreadable = 0;
     for leftover in store.leftovers_of(org, provider_id).await? {

@@ -167,3 +167,40 @@ async fn the_sweeper_gives_numbers_back_before_it_deletes_their_trunk() {
     );
     assert!(!state.trunks.contains_key(&trunk), "then the trunk went");
 }
+
+/// A leftover record of the earlier format (one item listing every resource) is rewritten one
+/// item per resource by the sweeper, and swept.
+#[tokio::test]
+async fn a_leftover_record_of_the_earlier_format_is_migrated_and_swept() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::collections::HashMap;
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let trunk = env.fake.add_trunk(&sid);
+    let (org, provider_id) = (OrganizationId::parse(ORG).unwrap(), uuid::Uuid::now_v7());
+    let owner = shared::crypto::SecretOwner { organization_id: org.clone(), provider_id };
+    let key = env.services.envelope.generate_data_key(&owner).await.unwrap();
+    let sealed = key.seal(shared::crypto::SecretKind::AuthToken, &token);
+    let resource = AttributeValue::M(HashMap::from([
+        ("kind".to_owned(), AttributeValue::S("trunk".into())),
+        ("sid".to_owned(), AttributeValue::S(trunk.clone())),
+    ]));
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let item = HashMap::from([
+        ("pk".to_owned(), s(&format!("ORG#{ORG}"))),
+        ("sk".to_owned(), s(&format!("ORPHAN#{provider_id}"))),
+        ("entity".to_owned(), s("orphan")),
+        ("organizationId".to_owned(), s(ORG)),
+        ("providerId".to_owned(), s(&provider_id.to_string())),
+        ("accountSid".to_owned(), s(&sid)),
+        ("createdAt".to_owned(), s("2026-11-01T00:00:00Z")),
+        ("authToken".to_owned(), shared::item::secret(&sealed)),
+        ("resources".to_owned(), AttributeValue::L(vec![resource])),
+    ]);
+    env.dynamo.put_item().table_name(&env.table).set_item(Some(item)).send().await.unwrap();
+
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    assert_eq!(swept.cleared, 1, "{swept:?}");
+    assert!(!env.fake.state().trunks.contains_key(&trunk), "the trunk was removed");
+    assert_eq!(env.item_count().await, 0, "the record of the earlier format is gone");
+}
