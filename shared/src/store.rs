@@ -255,6 +255,16 @@ enum NumberPart {
     ProviderCount,
 }
 
+/// Where a number stands among imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberClaim {
+    Free,
+    /// An import of it is under way.
+    Reserved,
+    /// Imported into a provider.
+    Claimed,
+}
+
 /// How long a number's reservation holds an import's place: well past the longest import
 /// invocation (29 s), short enough that an import that died midway frees the number soon.
 pub const RESERVATION: std::time::Duration = std::time::Duration::from_secs(120);
@@ -709,12 +719,17 @@ impl ProviderStore {
         Ok(())
     }
 
-    /// Whether a number is imported into a provider, of any organization, or an import of it is
-    /// under way (a reservation that has not lapsed).
-    pub async fn number_claimed(&self, phone_number_sid: &PhoneNumberSid) -> Result<bool, StoreError> {
-        let Some(claim) = self.get_item(number_claim_key(phone_number_sid)).await? else { return Ok(false) };
-        let lapsed = Fields(&claim).opt_number::<u64>("pendingUntil")?.is_some_and(|until| until < epoch_seconds());
-        Ok(!lapsed)
+    /// Whether a number is imported into a provider (of any organization), or an import of it
+    /// is under way (a reservation that has not lapsed).
+    pub async fn number_claim(&self, phone_number_sid: &PhoneNumberSid) -> Result<NumberClaim, StoreError> {
+        let Some(claim) = self.get_item(number_claim_key(phone_number_sid)).await? else {
+            return Ok(NumberClaim::Free);
+        };
+        Ok(match Fields(&claim).opt_number::<u64>("pendingUntil")? {
+            None => NumberClaim::Claimed,
+            Some(until) if until >= epoch_seconds() => NumberClaim::Reserved,
+            Some(_) => NumberClaim::Free,
+        })
     }
 
     /// Reserves a number for an import before anything is done in Twilio, so that of two
@@ -1060,7 +1075,21 @@ impl ProviderStore {
                 stuck: None,
             });
         }
-        self.record_leftovers(&leftovers).await?;
+        // Each written only where no record of its own exists (a newer one keeps its routing).
+        for leftover in &leftovers {
+            let written = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(leftover.to_item()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match written {
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                other => other.map(drop).map_err(StoreError::request)?,
+            }
+        }
         self.client
             .delete_item()
             .table_name(&self.table)

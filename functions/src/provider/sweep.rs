@@ -8,7 +8,7 @@ use serde::Serialize;
 use shared::crypto::{SecretKind, SecretOwner};
 use shared::model::OrganizationId;
 use shared::model::{AuthToken, TwilioCredentials};
-use shared::store::{Leftover, StoreError};
+use shared::store::{Leftover, NumberClaim, StoreError};
 use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
 use uuid::Uuid;
 
@@ -59,12 +59,19 @@ pub async fn run(services: &Services) -> Result<SweepSummary, crate::provider::j
 /// worth retrying.
 pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: Uuid) -> Result<Outcome, StoreError> {
     let store = &services.store;
-    let migrated = store.migrate_legacy_leftovers(org, provider_id).await?;
-    if migrated > 0 {
-        tracing::info!(organization_id = %org, %provider_id, resources = migrated, "leftover record of the earlier format rewritten, one item per resource");
+    let mut unreadable = 0;
+    match store.migrate_legacy_leftovers(org, provider_id).await {
+        Ok(0) => {}
+        Ok(migrated) => {
+            tracing::info!(organization_id = %org, %provider_id, resources = migrated, "leftover record of the earlier format rewritten, one item per resource");
+        }
+        Err(StoreError::Corrupt(e)) => {
+            tracing::error!(organization_id = %org, %provider_id, error = %e, "unreadable leftover record of the earlier format; remove its resources by hand");
+            unreadable += 1;
+        }
+        Err(e) => return Err(e),
     }
     let mut leftovers = Vec::new();
-    let mut unreadable = 0;
     for leftover in store.leftovers_of(org, provider_id).await? {
         match leftover {
             Ok(leftover) => leftovers.push(leftover),
@@ -112,18 +119,25 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
         }
     };
     let (numbers, others): (Vec<Leftover>, Vec<Leftover>) =
-        leftovers.into_iter().partition(|l| l.previous_routing.is_some());
+        leftovers.into_iter().partition(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
     let mut left: Vec<(Leftover, TwilioError)> = Vec::new();
     let mut cleared = Vec::new();
+    let mut waiting = 0;
     for number in numbers {
         match give_back(services, &owner, &creds, &number).await {
-            Ok(()) => cleared.push(number),
+            Ok(GivenBack::Done) => cleared.push(number),
+            Ok(GivenBack::ImportUnderWay) => waiting += 1,
             Err(e) => left.push((number, e)),
         }
     }
-    // While a number could not be given back, the trunk it is on stays: deleting the trunk would
-    // take the number off with no routing. The rest waits for the next pass.
-    if left.is_empty() {
+    // While any number may still be on a trunk (not given back, stuck, being imported, or
+    // unreadable), the trunk resources stay: deleting a trunk would take its numbers off with
+    // no routing. They wait for the next pass.
+    let numbers_held = !left.is_empty()
+        || waiting > 0
+        || unreadable > 0
+        || stuck.iter().any(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
+    if !numbers_held {
         let resources: Vec<TwilioResource> = others.iter().map(|l| l.resource.clone()).collect();
         let still_there = remove_resources(&services.twilio, &creds, &resources).await;
         for leftover in others {
@@ -145,10 +159,10 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
         shared::metrics::emit("OrphansRemoved", forgotten as f64, shared::metrics::Unit::Count, &[]);
     }
     if left.is_empty() {
-        let done = forgotten == cleared.len() && stuck.is_empty() && unreadable == 0;
+        let done = forgotten == cleared.len() && stuck.is_empty() && unreadable == 0 && !numbers_held;
         return Ok(if done {
             Outcome::Cleared
-        } else if stuck.is_empty() {
+        } else if stuck.is_empty() && unreadable == 0 {
             Outcome::Remaining
         } else {
             Outcome::Stuck
@@ -173,22 +187,32 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
     Ok(Outcome::Stuck)
 }
 
+/// What became of a leftover number.
+enum GivenBack {
+    /// Given back, or imported again meanwhile (no longer a leftover): forgotten.
+    Done,
+    /// An import of it is under way: looked at again next pass.
+    ImportUnderWay,
+}
+
 /// A number left on the trunk goes back to the routing it had before import, as a removal
-/// gives it back (one the customer changed since is left as they set it). A number imported
-/// again meanwhile is no longer a leftover: it is not touched.
+/// gives it back (one the customer changed since is left as they set it; one recorded without
+/// its routing, by the earlier format, is detached). A number imported again meanwhile is no
+/// longer a leftover: it is not touched.
 async fn give_back(
     services: &Services,
     owner: &SecretOwner,
     creds: &TwilioCredentials,
     leftover: &Leftover,
-) -> Result<(), TwilioError> {
+) -> Result<GivenBack, TwilioError> {
     let TwilioResource::TrunkPhoneNumber { trunk_sid, number_sid } = &leftover.resource else {
-        unreachable!("only numbers carry a previous routing")
+        unreachable!("only numbers are given back")
     };
     let unavailable = |what: String| TwilioError::Connect(what);
-    match services.store.number_claimed(number_sid).await {
-        Ok(true) => return Ok(()),
-        Ok(false) => {}
+    match services.store.number_claim(number_sid).await {
+        Ok(NumberClaim::Claimed) => return Ok(GivenBack::Done),
+        Ok(NumberClaim::Reserved) => return Ok(GivenBack::ImportUnderWay),
+        Ok(NumberClaim::Free) => {}
         Err(e) => return Err(unavailable(format!("could not read the number's claim: {e}"))),
     }
     let stored = leftover.previous_routing.clone().unwrap_or_default();
@@ -203,7 +227,7 @@ async fn give_back(
             if let Released::NotRestored(reason) = released {
                 tracing::info!(phone_number_sid = %number_sid, reason, "leftover number not given back as it was");
             }
-            Ok(())
+            Ok(GivenBack::Done)
         }
         Err(ReleaseError::Twilio(_, e)) => Err(e),
         Err(ReleaseError::Secret(e)) => Err(unavailable(format!("could not open the number's previous routing: {e}"))),

@@ -177,14 +177,28 @@ async fn a_leftover_record_of_the_earlier_format_is_migrated_and_swept() {
     let env = TestEnv::new().await;
     let (sid, token) = env.fake.add_account("active", "Full");
     let trunk = env.fake.add_trunk(&sid);
+    // A number the record lists that was imported again since (by another provider, on its trunk).
+    let again = env.fake.add_incoming_number(&sid, "+15550400041", None);
+    let other = create_provider(&env, "org-again", &sid, &token).await;
+    let body = json!({"phoneNumberSids": [again]}).to_string();
+    let req = Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers")
+        .org("org-again")
+        .param("id", other["id"].as_str().unwrap())
+        .body(&body)
+        .build();
+    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
     let (org, provider_id) = (OrganizationId::parse(ORG).unwrap(), uuid::Uuid::now_v7());
     let owner = shared::crypto::SecretOwner { organization_id: org.clone(), provider_id };
     let key = env.services.envelope.generate_data_key(&owner).await.unwrap();
     let sealed = key.seal(shared::crypto::SecretKind::AuthToken, &token);
-    let resource = AttributeValue::M(HashMap::from([
-        ("kind".to_owned(), AttributeValue::S("trunk".into())),
-        ("sid".to_owned(), AttributeValue::S(trunk.clone())),
-    ]));
+    let entry = |kind: &str, sid: &str| {
+        AttributeValue::M(HashMap::from([
+            ("kind".to_owned(), AttributeValue::S(kind.into())),
+            ("sid".to_owned(), AttributeValue::S(sid.into())),
+        ]))
+    };
+    let other_trunk = other["trunkSid"].as_str().unwrap().to_owned();
+    let resources = vec![entry("trunk", &trunk), entry("trunkPhoneNumber", &format!("{other_trunk}/{again}"))];
     let s = |v: &str| AttributeValue::S(v.to_owned());
     let item = HashMap::from([
         ("pk".to_owned(), s(&format!("ORG#{ORG}"))),
@@ -195,12 +209,70 @@ async fn a_leftover_record_of_the_earlier_format_is_migrated_and_swept() {
         ("accountSid".to_owned(), s(&sid)),
         ("createdAt".to_owned(), s("2026-11-01T00:00:00Z")),
         ("authToken".to_owned(), shared::item::secret(&sealed)),
-        ("resources".to_owned(), AttributeValue::L(vec![resource])),
+        ("resources".to_owned(), AttributeValue::L(resources)),
     ]);
     env.dynamo.put_item().table_name(&env.table).set_item(Some(item)).send().await.unwrap();
 
     let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert!(!env.fake.state().trunks.contains_key(&trunk), "the trunk was removed");
-    assert_eq!(env.item_count().await, 0, "the record of the earlier format is gone");
+    assert_eq!(
+        env.fake.state().incoming_numbers[&again].trunk_sid.as_deref(),
+        Some(other_trunk.as_str()),
+        "imported again: left on its trunk"
+    );
+    let left = env.services.store.leftover_resources(&org, provider_id).await.unwrap();
+    assert!(left.is_empty(), "the record of the earlier format is gone: {left:?}");
+}
+
+/// A number stuck on a token Twilio rejected keeps holding its trunk on later passes (the
+/// trunk is not deleted under it), and a number whose import is under way (reserved) is
+/// looked at again later, its trunk kept meanwhile.
+#[tokio::test]
+async fn numbers_stuck_or_being_imported_keep_their_trunk() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let app = env.fake.add_application(&sid);
+    let pn = env.fake.add_incoming_number(&sid, "+15550400031", None);
+    env.fake.state().incoming_numbers.get_mut(&pn).unwrap().voice_application_sid = Some(app.clone());
+    let body = json!({"phoneNumberSids": [pn]}).to_string();
+    let req =
+        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
+    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    env.fake.inject("update_incoming_number", FaultAction::Fail { status: 400, code: 20001 }, None);
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).query("force", "true").build();
+    assert_eq!(functions::handlers::delete_provider::handle(&env.services, req).await.unwrap().status(), 200);
+
+    // Twilio rejects the number's give-back once as if the token were refused: stuck on it.
+    env.fake.clear_faults();
+    env.fake.inject("update_incoming_number", FaultAction::Fail { status: 401, code: 20003 }, Some(1));
+    assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1);
+    assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1, "not retried on that token");
+    assert!(env.fake.state().trunks.contains_key(&trunk), "the stuck number still holds its trunk");
+    assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid.as_deref(), Some(trunk.as_str()));
+
+    // Another provider's import of a leftover number is under way: it waits, and so does its trunk.
+    let (sid2, token2) = env.fake.add_account("active", "Full");
+    let p2 = create_provider(&env, ORG, &sid2, &token2).await;
+    let (id2, trunk2) = (p2["id"].as_str().unwrap().to_owned(), p2["trunkSid"].as_str().unwrap().to_owned());
+    let pn2 = env.fake.add_incoming_number(&sid2, "+15550400032", None);
+    let body = json!({"phoneNumberSids": [pn2]}).to_string();
+    let req =
+        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id2).body(&body).build();
+    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    env.fake.inject("detach_phone_number", FaultAction::Fail { status: 500, code: 20500 }, None);
+    env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id2).query("force", "true").build();
+    assert_eq!(functions::handlers::delete_provider::handle(&env.services, req).await.unwrap().status(), 200);
+    env.fake.clear_faults();
+    let sid_of = shared::model::PhoneNumberSid::parse(&pn2).unwrap();
+    let org = OrganizationId::parse("org-other").unwrap();
+    env.services.store.reserve_number(&org, uuid::Uuid::now_v7(), &sid_of).await.unwrap();
+    functions::provider::sweep::run(&env.services).await.unwrap();
+    assert!(env.fake.state().trunks.contains_key(&trunk2), "the trunk waits while the number is being imported");
+    let ours = OrganizationId::parse(ORG).unwrap();
+    let leftovers = env.services.store.leftover_resources(&ours, id2.parse().unwrap()).await.unwrap();
+    assert!(leftovers.iter().any(|r| r.kind() == "trunkPhoneNumber"), "the number is still a leftover: {leftovers:?}");
 }
