@@ -11,6 +11,7 @@
 //! customer has deleted since cannot be given back: the number is detached, and the answer
 //! says so.
 
+use crate::provider::cleanup::record_for_sweeper;
 use crate::provider::record::{
     load_provider, owner_of, refuse_if_deleting, stored_credentials, stored_credentials_error,
 };
@@ -21,7 +22,7 @@ use shared::crypto::{CryptoError, DataKey, EncryptedSecret, SecretKind, SecretOw
 use shared::dto::RemovedNumber;
 use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, VoiceRouting};
 use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
-use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError};
+use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError, TwilioResource};
 use uuid::Uuid;
 
 /// What releasing a number did.
@@ -136,12 +137,37 @@ pub async fn remove_number(
         StoreError::ProviderGone => ApiError::Conflict(format!("Provider {id} is being deleted.")),
         other => other.into(),
     })?;
+    put_back_off_again(services, &creds, &record, &number, &keys).await;
     let (restored, reason) = match released {
         Released::Restored | Released::Gone => (true, None),
         Released::NotRestored(reason) => (false, Some(reason)),
     };
     tracing::info!(organization_id = %org, provider_id = %id, phone_number_sid = %number.phone_number_sid, restored, reason = reason.as_deref().unwrap_or(""), "number removed");
     Ok(RemovedNumber { phone_number_sid: number.phone_number_sid, restored, reason })
+}
+
+/// A repair running meanwhile may have put the number back on the trunk after it was read here
+/// and before its record went (repair looks for the record after attaching; this is the other
+/// side): then it is given back again, or recorded for the sweeper, never left on the trunk
+/// without a record.
+async fn put_back_off_again(
+    services: &Services,
+    creds: &TwilioCredentials,
+    record: &ProviderRecord,
+    number: &PhoneNumberRecord,
+    keys: &KeyCache,
+) {
+    let sid = &number.phone_number_sid;
+    match services.twilio.fetch_incoming_number(creds, sid).await {
+        Ok(current) if current.trunk_sid.as_ref() == Some(&record.trunk_sid) => {}
+        _ => return,
+    }
+    let Err(e) = release_number(services, creds, record, number, keys).await else { return };
+    tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "a removed number was put back on the trunk meanwhile and could not be taken off; recorded for the orphan sweeper");
+    let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: record.trunk_sid.clone(), number_sid: sid.clone() };
+    if let Err(e) = record_for_sweeper(services, record, &[leftover], std::slice::from_ref(number)).await {
+        tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "could not record it for the orphan sweeper");
+    }
 }
 
 /// Takes the number off the provider's trunk and gives back its previous configuration,

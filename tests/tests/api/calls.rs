@@ -491,3 +491,31 @@ async fn a_second_repair_while_one_runs_is_409() {
     assert_eq!(first.await.unwrap().0, 200);
     assert_eq!(repair_as(&env, ORG, &p.id).await.0, 200, "the lease was given up");
 }
+
+/// The other side of a removal racing a repair: the number is put back on the trunk after the
+/// removal read it (off the trunk) and before its record went. The removal looks again once the
+/// record is gone and takes it off, so it never stays on the trunk without a record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_put_back_while_it_is_removed_is_taken_off_again() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let number = env.fake.add_incoming_number(&p.account_sid, "+15550000013", None);
+    import(&env, &p.id, &[&number]).await;
+    env.fake.state().incoming_numbers.get_mut(&number).unwrap().trunk_sid = None;
+    // The removal's read of the number is answered late; meanwhile (as a repair would) the
+    // number goes back on the trunk.
+    env.fake.inject("fetch_incoming_number", FaultAction::Delay(std::time::Duration::from_millis(300)), Some(1));
+    let org = OrganizationId::parse(ORG).unwrap();
+    let record = env.services.store.all_numbers(&org, p.id.parse().unwrap()).await.unwrap().remove(0);
+    let removing = {
+        let (services, org, id) = (env.services.clone(), org.clone(), p.id.parse().unwrap());
+        tokio::spawn(async move { functions::provider::release::remove_number(&services, &org, id, record.id).await })
+    };
+    env.fake.until_faults_taken().await;
+    // The fake answers from the state it read as it took the fault; well after that:
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    env.fake.state().incoming_numbers.get_mut(&number).unwrap().trunk_sid = Some(p.trunk_sid.clone());
+    removing.await.unwrap().unwrap();
+    assert_eq!(env.fake.state().incoming_numbers[&number].trunk_sid, None, "taken off again");
+    assert!(env.services.store.all_numbers(&org, p.id.parse().unwrap()).await.unwrap().is_empty());
+}
