@@ -225,6 +225,9 @@ impl Leftover {
         let f = Fields(item);
         let (kind, sid) = (f.string("kind")?, f.string("sid")?);
         let Some(resource) = TwilioResource::parse(&kind, &sid) else {
+            if TwilioResource::KINDS.contains(&kind.as_str()) {
+                return Err(StoreError::Corrupt(format!("leftover {kind} has a malformed sid")));
+            }
             tracing::warn!(kind, sid, "leftover record names an unknown resource; skipped");
             return Ok(None);
         };
@@ -261,8 +264,10 @@ pub enum NumberClaim {
     Free,
     /// An import of it is under way.
     Reserved,
-    /// Imported into a provider.
-    Claimed,
+    /// Imported into this provider.
+    Claimed {
+        provider_id: Uuid,
+    },
 }
 
 /// How long a number's reservation holds an import's place: well past the longest import
@@ -725,8 +730,9 @@ impl ProviderStore {
         let Some(claim) = self.get_item(number_claim_key(phone_number_sid)).await? else {
             return Ok(NumberClaim::Free);
         };
-        Ok(match Fields(&claim).opt_number::<u64>("pendingUntil")? {
-            None => NumberClaim::Claimed,
+        let f = Fields(&claim);
+        Ok(match f.opt_number::<u64>("pendingUntil")? {
+            None => NumberClaim::Claimed { provider_id: f.uuid("providerId")? },
             Some(until) if until >= epoch_seconds() => NumberClaim::Reserved,
             Some(_) => NumberClaim::Free,
         })
@@ -1061,8 +1067,13 @@ impl ProviderStore {
         for entry in list {
             let entry = Fields(entry.as_m().map_err(|_| StoreError::Corrupt("a resource is not a map".into()))?);
             let (kind, sid) = (entry.string("kind")?, entry.string("sid")?);
-            // Not something this service creates: never removed, so never swept.
-            let Some(resource) = TwilioResource::parse(&kind, &sid) else { continue };
+            let Some(resource) = TwilioResource::parse(&kind, &sid) else {
+                if TwilioResource::KINDS.contains(&kind.as_str()) {
+                    return Err(StoreError::Corrupt(format!("leftover {kind} has a malformed sid")));
+                }
+                // Not something this service creates: never removed, so never swept.
+                continue;
+            };
             leftovers.push(Leftover {
                 organization_id: org.clone(),
                 provider_id,

@@ -87,6 +87,8 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
     // The live provider's current token when there is one (a rotation since is used), else the
     // newest one recorded with the leftovers.
     let provider = store.get_provider(org, provider_id).await?;
+    // A provider still being deleted holds its numbers' claims: those are its own, not imports again.
+    let deleting = provider.as_ref().is_some_and(|p| p.deletion.is_some());
     let token = match &provider {
         Some(provider) => Some(provider.auth_token.clone()),
         None => leftovers
@@ -124,9 +126,9 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
     let mut cleared = Vec::new();
     let mut waiting = 0;
     for number in numbers {
-        match give_back(services, &owner, &creds, &number).await {
+        match give_back(services, &owner, &creds, &number, deleting).await {
             Ok(GivenBack::Done) => cleared.push(number),
-            Ok(GivenBack::ImportUnderWay) => waiting += 1,
+            Ok(GivenBack::Held) => waiting += 1,
             Err(e) => left.push((number, e)),
         }
     }
@@ -173,7 +175,8 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
     let Some(rejected) = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string())
     else {
         tracing::warn!(organization_id = %org, %provider_id, resources = ?resources, errors = ?errors, "leftover Twilio resources still there");
-        return Ok(Outcome::Remaining);
+        let needs_operator = !stuck.is_empty() || unreadable > 0;
+        return Ok(if needs_operator { Outcome::Stuck } else { Outcome::Remaining });
     };
     tracing::error!(organization_id = %org, %provider_id, account_sid = %creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; rotate the provider's auth token, or remove them by hand");
     let reason =
@@ -191,8 +194,9 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
 enum GivenBack {
     /// Given back, or imported again meanwhile (no longer a leftover): forgotten.
     Done,
-    /// An import of it is under way: looked at again next pass.
-    ImportUnderWay,
+    /// An import of it is under way, or its own provider's delete still holds it: looked at
+    /// again next pass.
+    Held,
 }
 
 /// A number left on the trunk goes back to the routing it had before import, as a removal
@@ -204,17 +208,47 @@ async fn give_back(
     owner: &SecretOwner,
     creds: &TwilioCredentials,
     leftover: &Leftover,
+    deleting: bool,
+) -> Result<GivenBack, TwilioError> {
+    let TwilioResource::TrunkPhoneNumber { number_sid, .. } = &leftover.resource else {
+        unreachable!("only numbers are given back")
+    };
+    let unavailable = |what: String| TwilioError::Connect(what);
+    let store = &services.store;
+    // Reserved while it is given back, as an import reserves it: an import of it that starts
+    // meanwhile waits, so giving it back never undoes that import.
+    match store.reserve_number(&owner.organization_id, owner.provider_id, number_sid).await {
+        Ok(()) => {}
+        Err(StoreError::NumberTaken) => {
+            return match store.number_claim(number_sid).await {
+                Ok(NumberClaim::Claimed { provider_id }) if provider_id == owner.provider_id && deleting => {
+                    Ok(GivenBack::Held)
+                }
+                Ok(NumberClaim::Claimed { .. }) => Ok(GivenBack::Done),
+                // Being imported, or freed just now: looked at again next pass.
+                Ok(NumberClaim::Reserved | NumberClaim::Free) => Ok(GivenBack::Held),
+                Err(e) => Err(unavailable(format!("could not read the number's claim: {e}"))),
+            };
+        }
+        Err(e) => return Err(unavailable(format!("could not reserve the number: {e}"))),
+    }
+    let given_back = give_back_reserved(services, owner, creds, leftover).await;
+    if let Err(e) = store.release_reservation(owner.provider_id, number_sid).await {
+        tracing::warn!(phone_number_sid = %number_sid, error = %e, "could not give up a number's reservation; it lapses by itself");
+    }
+    given_back
+}
+
+async fn give_back_reserved(
+    services: &Services,
+    owner: &SecretOwner,
+    creds: &TwilioCredentials,
+    leftover: &Leftover,
 ) -> Result<GivenBack, TwilioError> {
     let TwilioResource::TrunkPhoneNumber { trunk_sid, number_sid } = &leftover.resource else {
         unreachable!("only numbers are given back")
     };
     let unavailable = |what: String| TwilioError::Connect(what);
-    match services.store.number_claim(number_sid).await {
-        Ok(NumberClaim::Claimed) => return Ok(GivenBack::Done),
-        Ok(NumberClaim::Reserved) => return Ok(GivenBack::ImportUnderWay),
-        Ok(NumberClaim::Free) => {}
-        Err(e) => return Err(unavailable(format!("could not read the number's claim: {e}"))),
-    }
     let stored = leftover.previous_routing.clone().unwrap_or_default();
     let mut keys = KeyCache::default();
     let previous = match keys.load_sealed(services, owner, leftover.previous_routing_sealed.iter()).await {

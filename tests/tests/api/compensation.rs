@@ -270,9 +270,45 @@ async fn numbers_stuck_or_being_imported_keep_their_trunk() {
     let sid_of = shared::model::PhoneNumberSid::parse(&pn2).unwrap();
     let org = OrganizationId::parse("org-other").unwrap();
     env.services.store.reserve_number(&org, uuid::Uuid::now_v7(), &sid_of).await.unwrap();
-    functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    assert_eq!((swept.remaining, swept.stuck), (1, 1), "waiting, not failed: {swept:?}");
     assert!(env.fake.state().trunks.contains_key(&trunk2), "the trunk waits while the number is being imported");
     let ours = OrganizationId::parse(ORG).unwrap();
     let leftovers = env.services.store.leftover_resources(&ours, id2.parse().unwrap()).await.unwrap();
     assert!(leftovers.iter().any(|r| r.kind() == "trunkPhoneNumber"), "the number is still a leftover: {leftovers:?}");
+}
+
+/// A leftover number whose own provider is still being deleted (its claim still held by that
+/// provider) is not taken for "imported again": it stays a leftover and its trunk stays.
+#[tokio::test]
+async fn a_number_still_claimed_by_its_deleting_provider_stays_a_leftover() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let pn = env.fake.add_incoming_number(&sid, "+15550400051", None);
+    let body = json!({"phoneNumberSids": [pn]}).to_string();
+    let req =
+        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
+    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    // A delete that stops midway: the provider is marked deleting, the number still recorded.
+    env.fake.inject("detach_phone_number", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).build();
+    assert_eq!(functions::handlers::delete_provider::handle(&env.services, req).await.unwrap().status(), 502);
+    let org = OrganizationId::parse(ORG).unwrap();
+    let record = env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
+    let numbers = env.services.store.all_numbers(&org, record.id).await.unwrap();
+    let number_sid = numbers[0].phone_number_sid.clone();
+    let leftovers = [
+        shared::twilio::TwilioResource::TrunkPhoneNumber { trunk_sid: record.trunk_sid.clone(), number_sid },
+        shared::twilio::TwilioResource::Trunk { trunk_sid: record.trunk_sid.clone() },
+    ];
+    functions::provider::cleanup::record_for_sweeper(&env.services, &record, &leftovers, &numbers).await.unwrap();
+    env.fake.clear_faults();
+
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    assert_eq!(swept.remaining, 1, "{swept:?}");
+    assert!(env.fake.state().trunks.contains_key(&trunk), "the trunk stays under the number");
+    assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid.as_deref(), Some(trunk.as_str()));
+    assert_eq!(env.services.store.leftover_resources(&org, record.id).await.unwrap().len(), 2, "still leftovers");
 }
