@@ -186,11 +186,33 @@ pub struct Leftover {
     /// Twilio rejected this token: the sweeper stops trying it (logged once) until the provider
     /// has another one; an operator removes the resource by hand otherwise.
     pub stuck: Option<(String, EncryptedSecret)>,
+    /// Which recording of the resource this is (set when it is written): the sweeper forgets
+    /// or marks only the one it read, never one recorded again since.
+    pub record_id: Option<Uuid>,
 }
 
 impl Leftover {
     fn key(&self) -> Item {
         org_key(&self.organization_id, leftover_sort_key(self.provider_id, &self.resource))
+    }
+
+    /// The condition that the stored item is this recording (an item written before recordings
+    /// had ids has none).
+    fn same_recording(&self) -> &'static str {
+        if self.record_id.is_some() {
+            "recordId = :id"
+        } else {
+            "attribute_exists(pk) AND attribute_not_exists(recordId)"
+        }
+    }
+
+    fn record_id_value(&self) -> Option<HashMap<String, AttributeValue>> {
+        self.record_id.map(|id| HashMap::from([(":id".to_owned(), s(id.to_string()))]))
+    }
+
+    /// The item of a new recording of it.
+    fn recorded(&self) -> Item {
+        Self { record_id: Some(Uuid::now_v7()), ..self.clone() }.to_item()
     }
 
     fn to_item(&self) -> Item {
@@ -204,6 +226,9 @@ impl Leftover {
             ("sid".to_owned(), s(self.resource.sid())),
             ("createdAt".to_owned(), s(self.created_at.clone())),
         ]);
+        if let Some(id) = self.record_id {
+            item.insert("recordId".to_owned(), s(id.to_string()));
+        }
         if let Some(token) = &self.auth_token {
             item.insert("authToken".to_owned(), secret(token));
         }
@@ -245,6 +270,7 @@ impl Leftover {
             previous_routing_sealed: f.opt_secret("previousRoutingSealed")?,
             created_at: f.timestamp("createdAt")?,
             stuck,
+            record_id: f.opt_string("recordId")?.and_then(|id| Uuid::parse_str(&id).ok()),
         }))
     }
 }
@@ -963,7 +989,7 @@ impl ProviderStore {
             .iter()
             .map(|leftover| {
                 let put = aws_sdk_dynamodb::types::PutRequest::builder()
-                    .set_item(Some(leftover.to_item()))
+                    .set_item(Some(leftover.recorded()))
                     .build()
                     .expect("item set");
                 aws_sdk_dynamodb::types::WriteRequest::builder().put_request(put).build()
@@ -994,19 +1020,25 @@ impl ProviderStore {
         Ok(())
     }
 
-    /// Forgets a leftover the sweeper removed (or found gone).
+    /// Forgets a leftover the sweeper removed (or found gone): the recording it read only, not
+    /// one of the same resource recorded again since.
     pub async fn forget_leftover(&self, leftover: &Leftover) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(leftover.key()))
+            .condition_expression(leftover.same_recording())
+            .set_expression_attribute_values(leftover.record_id_value())
             .send()
-            .await
-            .map_err(StoreError::request)?;
-        Ok(())
+            .await;
+        match result {
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            other => other.map(drop).map_err(StoreError::request),
+        }
     }
 
-    /// Marks a leftover as stuck on a token Twilio rejects (only if it is still recorded).
+    /// Marks a leftover as stuck on a token Twilio rejects (the recording it read only).
     pub async fn mark_leftover_stuck(&self, leftover: &Leftover) -> Result<(), StoreError> {
         let Some((reason, token)) = &leftover.stuck else { return Ok(()) };
         debug_assert!(!reason.is_empty() && !token.ciphertext.is_empty());
@@ -1015,7 +1047,8 @@ impl ProviderStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(leftover.to_item()))
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(leftover.same_recording())
+            .set_expression_attribute_values(leftover.record_id_value())
             .send()
             .await;
         match result {
@@ -1084,6 +1117,7 @@ impl ProviderStore {
                 previous_routing_sealed: None,
                 created_at: created_at.clone(),
                 stuck: None,
+                record_id: None,
             });
         }
         // Each written only where no record of its own exists (a newer one keeps its routing).
@@ -1092,7 +1126,7 @@ impl ProviderStore {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(leftover.to_item()))
+                .set_item(Some(leftover.recorded()))
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await;
@@ -1163,6 +1197,7 @@ mod tests {
             previous_routing_sealed: None,
             created_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
             stuck: None,
+            record_id: None,
         };
         let item = leftover.to_item();
         let read = Leftover::from_item(&item).unwrap().unwrap();

@@ -81,6 +81,7 @@ pub async fn record_for_sweeper(
                 previous_routing_sealed: number.and_then(|n| n.previous_routing_sealed.clone()),
                 created_at: Timestamp::now(),
                 stuck: None,
+                record_id: None,
             }
         })
         .collect();
@@ -135,6 +136,7 @@ pub async fn remove_or_record(
             previous_routing_sealed: None,
             created_at: Timestamp::now(),
             stuck: None,
+            record_id: None,
         })
         .collect();
     match services.store.record_leftovers(&leftovers).await {

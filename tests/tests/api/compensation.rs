@@ -312,3 +312,29 @@ async fn a_number_still_claimed_by_its_deleting_provider_stays_a_leftover() {
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid.as_deref(), Some(trunk.as_str()));
     assert_eq!(env.services.store.leftover_resources(&org, record.id).await.unwrap().len(), 2, "still leftovers");
 }
+
+/// The sweeper forgets (or marks stuck) only the recording of a leftover it read: the same
+/// resource recorded again since (a new failed undo, say) stays for the next pass.
+#[tokio::test]
+async fn a_leftover_recorded_again_is_not_forgotten_with_the_old_one() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let id = create_provider(&env, ORG, &sid, &token).await["id"].as_str().unwrap().to_owned();
+    let org = OrganizationId::parse(ORG).unwrap();
+    let record = env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
+    let trunk = shared::twilio::TwilioResource::Trunk { trunk_sid: record.trunk_sid.clone() };
+    let record_it =
+        || functions::provider::cleanup::record_for_sweeper(&env.services, &record, std::slice::from_ref(&trunk), &[]);
+    record_it().await.unwrap();
+    let read = env.services.store.leftovers_of(&org, record.id).await.unwrap().remove(0).unwrap();
+    record_it().await.unwrap();
+    env.services.store.forget_leftover(&read).await.unwrap();
+    let mut stuck = read.clone();
+    stuck.stuck = Some(("rejected".into(), record.auth_token.clone()));
+    env.services.store.mark_leftover_stuck(&stuck).await.unwrap();
+    let now = env.services.store.leftovers_of(&org, record.id).await.unwrap().remove(0).unwrap();
+    assert_ne!(now.record_id, read.record_id, "the newer recording stays");
+    assert!(now.stuck.is_none(), "and is not marked with the old one's state");
+    env.services.store.forget_leftover(&now).await.unwrap();
+    assert!(env.services.store.leftover_resources(&org, record.id).await.unwrap().is_empty());
+}
