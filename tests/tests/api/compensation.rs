@@ -129,6 +129,29 @@ async fn a_leftover_stuck_on_a_rotated_token_is_swept_after_rotation() {
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid, None);
 }
 
+/// A provider force-deleted while the number it imported (which had the customer's
+/// application) could not be given back: the number and the trunk are left for the sweeper.
+/// Returns the trunk, the application and the number.
+async fn force_deleted_with_a_number_left(env: &TestEnv, phone: &str) -> (String, String, String) {
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let app = env.fake.add_application(&sid);
+    let pn = env.fake.add_incoming_number(&sid, phone, None);
+    env.fake.state().incoming_numbers.get_mut(&pn).unwrap().voice_application_sid = Some(app.clone());
+    let body = json!({"phoneNumberSids": [pn]}).to_string();
+    let req =
+        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
+    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    env.fake.inject("update_incoming_number", FaultAction::Fail { status: 400, code: 20001 }, None);
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).query("force", "true").build();
+    let (status, body) =
+        status_and_body(&functions::handlers::delete_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    env.fake.clear_faults();
+    (trunk, app, pn)
+}
+
 /// A forced delete leaves a number (it had the customer's application) with the trunk: while
 /// the number cannot be given back, the sweeper leaves the trunk alone (deleting it would take
 /// the number off with no routing); once it can, the number gets its application back and the
@@ -136,22 +159,9 @@ async fn a_leftover_stuck_on_a_rotated_token_is_swept_after_rotation() {
 #[tokio::test]
 async fn the_sweeper_gives_numbers_back_before_it_deletes_their_trunk() {
     let env = TestEnv::new().await;
-    let (sid, token) = env.fake.add_account("active", "Full");
-    let provider = create_provider(&env, ORG, &sid, &token).await;
-    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
-    let app = env.fake.add_application(&sid);
-    let pn = env.fake.add_incoming_number(&sid, "+15550400021", None);
-    env.fake.state().incoming_numbers.get_mut(&pn).unwrap().voice_application_sid = Some(app.clone());
-    let body = json!({"phoneNumberSids": [pn]}).to_string();
-    let req =
-        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
-    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
-
+    let (trunk, app, pn) = force_deleted_with_a_number_left(&env, "+15550400021").await;
+    // The number still cannot be given back.
     env.fake.inject("update_incoming_number", FaultAction::Fail { status: 400, code: 20001 }, None);
-    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).query("force", "true").build();
-    let (status, body) =
-        status_and_body(&functions::handlers::delete_provider::handle(&env.services, req).await.unwrap());
-    assert_eq!(status, 200, "{body}");
     let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.remaining, 1, "{swept:?}");
     assert!(env.fake.state().trunks.contains_key(&trunk), "the trunk waits for its number");
@@ -231,22 +241,9 @@ async fn a_leftover_record_of_the_earlier_format_is_migrated_and_swept() {
 #[tokio::test]
 async fn numbers_stuck_or_being_imported_keep_their_trunk() {
     let env = TestEnv::new().await;
-    let (sid, token) = env.fake.add_account("active", "Full");
-    let provider = create_provider(&env, ORG, &sid, &token).await;
-    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
-    let app = env.fake.add_application(&sid);
-    let pn = env.fake.add_incoming_number(&sid, "+15550400031", None);
-    env.fake.state().incoming_numbers.get_mut(&pn).unwrap().voice_application_sid = Some(app.clone());
-    let body = json!({"phoneNumberSids": [pn]}).to_string();
-    let req =
-        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
-    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
-    env.fake.inject("update_incoming_number", FaultAction::Fail { status: 400, code: 20001 }, None);
-    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).query("force", "true").build();
-    assert_eq!(functions::handlers::delete_provider::handle(&env.services, req).await.unwrap().status(), 200);
+    let (trunk, _, pn) = force_deleted_with_a_number_left(&env, "+15550400031").await;
 
     // Twilio rejects the number's give-back once as if the token were refused: stuck on it.
-    env.fake.clear_faults();
     env.fake.inject("update_incoming_number", FaultAction::Fail { status: 401, code: 20003 }, Some(1));
     assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1);
     assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1, "not retried on that token");
