@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 use crate::twilio::TwilioResource;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use std::collections::HashMap;
@@ -294,6 +294,20 @@ pub enum NumberClaim {
     Claimed {
         provider_id: Uuid,
     },
+}
+
+/// Whether a conditional write's condition held: `Ok(false)` when DynamoDB refused it with
+/// `ConditionalCheckFailedException` (nothing written), any other failure an error.
+fn condition_held<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(StoreError::request(e)),
+    }
 }
 
 /// How long a number's reservation holds an import's place: well past the longest import
@@ -794,12 +808,7 @@ impl ProviderStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::NumberTaken)
-            }
-            other => other.map(drop).map_err(StoreError::request),
-        }
+        if condition_held(result)? { Ok(()) } else { Err(StoreError::NumberTaken) }
     }
 
     /// Takes the provider's repair lease for [`REPAIR_LEASE`]: false while another repair holds
@@ -822,11 +831,7 @@ impl ProviderStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::request(e)),
-        }
+        condition_held(result)
     }
 
     pub async fn release_repair_lease(&self, org: &OrganizationId, provider_id: Uuid) -> Result<(), StoreError> {
@@ -855,11 +860,8 @@ impl ProviderStore {
             .expression_attribute_values(":provider", s(provider_id.to_string()))
             .send()
             .await;
-        match result {
-            // Lapsed and taken by another import, or already turned into the claim: not ours.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            other => other.map(drop).map_err(StoreError::request),
-        }
+        // Refused: lapsed and taken by another import, or already turned into the claim; not ours.
+        condition_held(result).map(drop)
     }
 
     pub async fn get_number(
@@ -1032,10 +1034,7 @@ impl ProviderStore {
             .set_expression_attribute_values(leftover.record_id_value())
             .send()
             .await;
-        match result {
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            other => other.map(drop).map_err(StoreError::request),
-        }
+        condition_held(result).map(drop)
     }
 
     /// Marks a leftover as stuck on a token Twilio rejects (the recording it read only).
@@ -1051,10 +1050,7 @@ impl ProviderStore {
             .set_expression_attribute_values(leftover.record_id_value())
             .send()
             .await;
-        match result {
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            other => other.map(drop).map_err(StoreError::request),
-        }
+        condition_held(result).map(drop)
     }
 
     /// One page of the (organization, provider id) pairs of every item of `entity`
@@ -1130,10 +1126,7 @@ impl ProviderStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await;
-            match written {
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                other => other.map(drop).map_err(StoreError::request)?,
-            }
+            condition_held(written)?;
         }
         self.client
             .delete_item()
