@@ -14,9 +14,15 @@
 //! | API key, looked up by key id | `apiKey` | `APIKEY#{keyId}` | `APIKEY` |
 //! | API key, listed by organization | `apiKey` | `ORG#{org}` | `APIKEY#{keyId}` |
 //! | `Idempotency-Key` record (TTL attribute `expiresAt`) | `idempotencyKey` | `ORG#{org}` | `IDEMPOTENCY#{sha256(key)}` |
+//! | how far the jobs index's backfill has come (`cursor`, then `indexedAt`) | `jobsIndexBackfill` | `JOBSINDEX` | `BACKFILL` |
 //!
-//! Every key but the number claim and the API key lookup starts with the organization; those
-//! two are found by an id, never listed. Secrets are stored as a map `{v, keyId, edk, nonce,
+//! Every key but the number claim, the API key lookup and the backfill's progress starts with
+//! the organization; those are found by an id, never listed.
+//!
+//! The scheduled jobs read the sparse global secondary index [`JOBS_INDEX`]: provider and
+//! leftover items carry [`JOB_PROVIDER_ID`] (their provider's id) and nothing else does, so the
+//! planners read those items only, never the numbers, claims and idempotency records beside
+//! them. Secrets are stored as a map `{v, keyId, edk, nonce,
 //! ct}` (see [`crate::crypto::EncryptedSecret`]).
 
 use crate::crypto::EncryptedSecret;
@@ -34,6 +40,11 @@ pub type Item = HashMap<String, AttributeValue>;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
+
+/// The sparse index of what the scheduled jobs visit (as template.yaml names it).
+pub const JOBS_INDEX: &str = "ScheduledJobs";
+/// The index's key: on provider and leftover items only, their provider's id.
+pub const JOB_PROVIDER_ID: &str = "jobProviderId";
 
 // Keys, as the table above lists them.
 
@@ -105,6 +116,11 @@ pub const API_KEY_PREFIX: &str = "APIKEY#";
 
 pub fn api_key_listed_key(org: &OrganizationId, key_id: &str) -> Item {
     org_key(org, format!("{API_KEY_PREFIX}{key_id}"))
+}
+
+/// Items written before the jobs index existed are given its key once, by the planner.
+pub fn jobs_index_backfill_key() -> Item {
+    key("JOBSINDEX".to_owned(), "BACKFILL".to_owned())
 }
 
 /// The key is hashed: it is the caller's, and may be anything up to 255 characters.

@@ -5,10 +5,10 @@
 
 use crate::crypto::EncryptedSecret;
 use crate::item::{
-    Fields, Item, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure, account_claim_sort_key, enum_value,
-    leftover_sort_key, leftovers_prefix, legacy_leftovers_sort_key, n, number_claim_key, number_sort_key,
-    numbers_prefix, org_key, org_partition, provider_sort_key, put_new, query_prefix, repair_lease_sort_key, s, secret,
-    sip_credential_sort_key,
+    Fields, Item, JOB_PROVIDER_ID, JOBS_INDEX, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure,
+    account_claim_sort_key, enum_value, jobs_index_backfill_key, leftover_sort_key, leftovers_prefix,
+    legacy_leftovers_sort_key, n, number_claim_key, number_sort_key, numbers_prefix, org_key, org_partition,
+    provider_sort_key, put_new, query_prefix, repair_lease_sort_key, s, secret, sip_credential_sort_key,
 };
 use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
@@ -102,6 +102,17 @@ pub struct SipCredentialRecord {
 /// Where the next page of a table scan starts.
 #[derive(Debug, Clone)]
 pub struct ScanCursor(Item);
+
+/// Where the jobs index's backfill stands (see [`ProviderStore::backfill_jobs_index`]).
+#[derive(Debug)]
+pub enum Backfill {
+    Done,
+    /// Not done: the next page starts here (`None`: at the start of the table).
+    From(Option<ScanCursor>),
+}
+
+/// Items given the jobs index's key at once during its backfill.
+const BACKFILL_CONCURRENCY: usize = 16;
 
 #[derive(Debug)]
 pub struct ScanPage {
@@ -221,6 +232,7 @@ impl Leftover {
             ("entity".to_owned(), s("orphan")),
             ("organizationId".to_owned(), s(self.organization_id.as_str())),
             ("providerId".to_owned(), s(self.provider_id.to_string())),
+            (JOB_PROVIDER_ID.to_owned(), s(self.provider_id.to_string())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
             ("kind".to_owned(), s(self.resource.kind())),
             ("sid".to_owned(), s(self.resource.sid())),
@@ -340,6 +352,7 @@ impl ProviderRecord {
             ("providerType".to_owned(), s("twilio")),
             ("organizationId".to_owned(), s(self.organization_id.as_str())),
             ("id".to_owned(), s(self.id.to_string())),
+            (JOB_PROVIDER_ID.to_owned(), s(self.id.to_string())),
             ("name".to_owned(), s(self.name.clone())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
             ("authToken".to_owned(), secret(&self.auth_token)),
@@ -453,8 +466,8 @@ fn decode_page_token(org: &OrganizationId, prefix: &str, token: &str) -> Result<
 /// on-demand billing, TTL on `expiresAt`, point-in-time recovery, deletion protection.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
-        ScalarAttributeType,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        PointInTimeRecoverySpecification, ScalarAttributeType,
     };
     let attribute = |n: &str| {
         AttributeDefinition::builder()
@@ -471,8 +484,17 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute(PK))
         .attribute_definitions(attribute(SK))
+        .attribute_definitions(attribute(JOB_PROVIDER_ID))
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(JOBS_INDEX)
+                .key_schema(key(JOB_PROVIDER_ID, KeyType::Hash))
+                .projection(jobs_index_projection())
+                .build()
+                .expect("name, key and projection set"),
+        )
         .deletion_protection_enabled(true)
         .send()
         .await
@@ -500,6 +522,56 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         .await
         .map_err(StoreError::request)?;
     Ok(())
+}
+
+/// What the jobs index holds beside its key: what the planner reads.
+fn jobs_index_projection() -> aws_sdk_dynamodb::types::Projection {
+    aws_sdk_dynamodb::types::Projection::builder()
+        .projection_type(aws_sdk_dynamodb::types::ProjectionType::Include)
+        .non_key_attributes("entity")
+        .non_key_attributes("organizationId")
+        .build()
+}
+
+/// Adds the jobs index to a table created before it (`local-api --bootstrap` on an existing
+/// table; a deployed stack gets it from template.yaml). Returns whether it had to.
+pub async fn add_jobs_index(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<bool, StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType,
+        ScalarAttributeType,
+    };
+    let table = client.describe_table().table_name(name).send().await.map_err(StoreError::request)?;
+    let indexes = table.table.and_then(|t| t.global_secondary_indexes).unwrap_or_default();
+    if indexes.iter().any(|index| index.index_name() == Some(JOBS_INDEX)) {
+        return Ok(false);
+    }
+    let create = CreateGlobalSecondaryIndexAction::builder()
+        .index_name(JOBS_INDEX)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(JOB_PROVIDER_ID)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("name and type set"),
+        )
+        .projection(jobs_index_projection())
+        .build()
+        .expect("name, key and projection set");
+    client
+        .update_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(JOB_PROVIDER_ID)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type set"),
+        )
+        .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+        .send()
+        .await
+        .map_err(StoreError::request)?;
+    Ok(true)
 }
 
 impl ProviderStore {
@@ -1054,21 +1126,22 @@ impl ProviderStore {
     }
 
     /// One page of the (organization, provider id) pairs of every item of `entity`
-    /// (`provider` or `orphan`), for the job planner: only the two attributes are read.
+    /// (`provider` or `orphan`), for the job planner. It reads the jobs index, which holds
+    /// provider and leftover items only, with just the attributes read here.
     pub async fn scan_ids(
         &self,
         entity: &str,
         start: Option<ScanCursor>,
     ) -> Result<(Vec<(OrganizationId, Uuid)>, Option<ScanCursor>), StoreError> {
-        let id_attribute = if entity == "provider" { "id" } else { "providerId" };
         let output = self
             .client
             .scan()
             .table_name(&self.table)
+            .index_name(JOBS_INDEX)
             .filter_expression("entity = :entity")
             .expression_attribute_values(":entity", s(entity))
-            .projection_expression("organizationId, #id")
-            .expression_attribute_names("#id", id_attribute)
+            .projection_expression("organizationId, #provider")
+            .expression_attribute_names("#provider", JOB_PROVIDER_ID)
             .set_exclusive_start_key(start.map(|cursor| cursor.0))
             .send()
             .await
@@ -1076,9 +1149,86 @@ impl ProviderStore {
         let mut ids = Vec::new();
         for item in output.items() {
             let f = Fields(item);
-            ids.push((f.organization_id("organizationId")?, f.uuid(id_attribute)?));
+            ids.push((f.organization_id("organizationId")?, f.uuid(JOB_PROVIDER_ID)?));
         }
         Ok((ids, output.last_evaluated_key.map(ScanCursor)))
+    }
+
+    /// Where the jobs index's backfill stands: done, or where its next page starts.
+    pub async fn jobs_index_backfill(&self) -> Result<Backfill, StoreError> {
+        let Some(item) = self.get_item(jobs_index_backfill_key()).await? else { return Ok(Backfill::From(None)) };
+        if item.contains_key("indexedAt") {
+            return Ok(Backfill::Done);
+        }
+        Ok(Backfill::From(item.get("cursor").and_then(|c| c.as_m().ok()).cloned().map(ScanCursor)))
+    }
+
+    /// One page of the backfill: gives the provider and leftover items written before the jobs
+    /// index (they lack its key) their key, then records where the next page starts, or that
+    /// the backfill is done. Returns each item's (entity, organization, provider id), for the
+    /// planner to plan what the index could not yet show it, and where the next page starts.
+    pub async fn backfill_jobs_index(
+        &self,
+        start: Option<ScanCursor>,
+    ) -> Result<(Vec<(String, OrganizationId, Uuid)>, Option<ScanCursor>), StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("entity IN (:provider, :orphan) AND attribute_not_exists(#provider)")
+            .expression_attribute_values(":provider", s("provider"))
+            .expression_attribute_values(":orphan", s("orphan"))
+            .expression_attribute_names("#provider", JOB_PROVIDER_ID)
+            .set_exclusive_start_key(start.map(|cursor| cursor.0))
+            .send()
+            .await
+            .map_err(StoreError::request)?;
+        let mut found = Vec::new();
+        for item in output.items() {
+            let f = Fields(item);
+            let entity = f.string("entity")?;
+            let provider_id = f.uuid(if entity == "provider" { "id" } else { "providerId" })?;
+            let key = Item::from([(PK.to_owned(), f.get(PK)?.clone()), (SK.to_owned(), f.get(SK)?.clone())]);
+            found.push((entity, f.organization_id("organizationId")?, provider_id, key));
+        }
+        // An item deleted since the scan read it is not written again (the condition).
+        futures::stream::iter(&found)
+            .map(|(_, _, provider_id, key)| async move {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key.clone()))
+                    .update_expression("SET #provider = :provider")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#provider", JOB_PROVIDER_ID)
+                    .expression_attribute_values(":provider", s(provider_id.to_string()))
+                    .send()
+                    .await;
+                condition_held(result)
+            })
+            .buffer_unordered(BACKFILL_CONCURRENCY)
+            .try_collect::<Vec<bool>>()
+            .await?;
+        let next = output.last_evaluated_key.map(ScanCursor);
+        let mut progress = jobs_index_backfill_key();
+        progress.insert("entity".to_owned(), s("jobsIndexBackfill"));
+        match &next {
+            Some(cursor) => progress.insert("cursor".to_owned(), AttributeValue::M(cursor.0.clone())),
+            None => progress.insert("indexedAt".to_owned(), s(Timestamp::now().as_str())),
+        };
+        // A planner running beside this one may have finished the backfill: that stays.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(progress))
+            .condition_expression("attribute_not_exists(indexedAt)")
+            .send()
+            .await;
+        condition_held(result)?;
+        Ok((found.into_iter().map(|(entity, org, provider_id, _)| (entity, org, provider_id)).collect(), next))
     }
 
     /// Rewrites a provider's leftover record of the earlier format (one `ORPHAN#{providerId}`

@@ -88,7 +88,8 @@ impl AwsProxy {
 
 /// The IAM actions AWS checks for a request: its operation's, except that a transaction is
 /// authorized item by item (a `Put` needs `dynamodb:PutItem`, and so on) and an SQS batch by
-/// its single action (`SendMessageBatch` needs `sqs:SendMessage`).
+/// its single action (`SendMessageBatch` needs `sqs:SendMessage`). A Query or Scan of an index
+/// is authorized on the index's own ARN: it is named `dynamodb:Scan on index NAME`.
 fn iam_actions(target: &str, body: &[u8]) -> Vec<String> {
     let Some((service, operation)) = target.split_once('.') else { return Vec::new() };
     let prefix = match service {
@@ -113,6 +114,13 @@ fn iam_actions(target: &str, body: &[u8]) -> Vec<String> {
         "TransactGetItems" => vec!["dynamodb:GetItem".to_owned()],
         operation if prefix == "sqs" && operation.ends_with("Batch") => {
             vec![format!("sqs:{}", operation.trim_end_matches("Batch"))]
+        }
+        "Query" | "Scan" => {
+            let request: serde_json::Value = serde_json::from_slice(body).expect("a JSON request");
+            match request["IndexName"].as_str() {
+                Some(index) => vec![format!("dynamodb:{operation} on index {index}")],
+                None => vec![format!("dynamodb:{operation}")],
+            }
         }
         operation => vec![format!("{prefix}:{operation}")],
     }

@@ -1,6 +1,7 @@
 //! Creates the table, the KMS key and the deletion queue on the configured endpoints when they
-//! are missing, with the same definitions as `template.yaml` (key schema, on-demand billing,
-//! point-in-time recovery, key rotation, an alias when `KMS_KEY_ID` names one).
+//! are missing, with the same definitions as `template.yaml` (key schema, jobs index, on-demand
+//! billing, point-in-time recovery, key rotation, an alias when `KMS_KEY_ID` names one); a table
+//! created before the jobs index gets it.
 
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_kms::operation::describe_key::DescribeKeyError;
@@ -11,7 +12,12 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 pub async fn bootstrap(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> Result<(), Error> {
     let dynamo = aws_sdk_dynamodb::Client::new(aws);
     match dynamo.describe_table().table_name(&storage.table_name).send().await {
-        Ok(_) => tracing::info!(table = %storage.table_name, "table exists"),
+        Ok(_) => {
+            tracing::info!(table = %storage.table_name, "table exists");
+            if shared::store::add_jobs_index(&dynamo, &storage.table_name).await? {
+                tracing::info!(table = %storage.table_name, "jobs index added");
+            }
+        }
         Err(e) if matches!(e.as_service_error(), Some(DescribeTableError::ResourceNotFoundException(_))) => {
             shared::store::create_table(&dynamo, &storage.table_name).await?;
             tracing::info!(table = %storage.table_name, "table created");

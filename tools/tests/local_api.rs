@@ -230,3 +230,30 @@ async fn admin_prints_the_sip_credential_twilio_holds() {
     assert!(missing.stdout.is_empty());
     assert!(env.fake.spec_violations().is_empty(), "{:#?}", env.fake.spec_violations());
 }
+
+/// A table created before the jobs index (key schema only) gets the index from bootstrap.
+#[tokio::test]
+async fn bootstrap_adds_the_jobs_index_to_a_table_created_before_it() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
+    let aws = shared::https::aws_sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let table = format!("local-{}", uuid::Uuid::new_v4().simple());
+    let mut create = dynamo.create_table().table_name(&table).billing_mode(BillingMode::PayPerRequest);
+    for (name, key_type) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
+        let attribute = AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S);
+        create = create
+            .attribute_definitions(attribute.build().unwrap())
+            .key_schema(KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().unwrap());
+    }
+    create.send().await.unwrap();
+    let storage = StorageConfig {
+        table_name: table.clone(),
+        kms_key_id: format!("alias/local-{}", uuid::Uuid::new_v4().simple()),
+    };
+    tools::bootstrap::bootstrap(&aws, &storage).await.unwrap();
+    let described = dynamo.describe_table().table_name(&table).send().await.unwrap().table.unwrap();
+    let indexes: Vec<&str> = described.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    assert_eq!(indexes, [shared::item::JOBS_INDEX]);
+    assert!(!shared::store::add_jobs_index(&dynamo, &table).await.unwrap(), "added once");
+}

@@ -1,18 +1,20 @@
 //! The scheduled jobs at any size: the planner and the worker (handlers
 //! [`crate::handlers::plan_jobs`] and [`crate::handlers::run_jobs`]). EventBridge Scheduler
-//! starts `plan-jobs` with `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its own schedule); the planner
-//! pages through the table and queues one message per provider (or provider with leftovers), ten per
-//! SQS request. `run-jobs` consumes the jobs queue (batch size and maximum concurrency set in
-//! the template, so the rate toward Twilio stays bounded) and answers SQS's partial batch
-//! response, so one failed item is retried (then dead-lettered) alone. Nothing depends on one
-//! invocation finishing the whole table.
+//! starts `plan-jobs` with `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its
+//! own schedule); the planner pages through the jobs index (provider and leftover items only)
+//! and queues one message per provider (or provider with leftovers), ten per SQS request.
+//! `run-jobs` consumes the jobs queue (batch size and maximum concurrency set in the template,
+//! so the rate toward Twilio stays bounded) and answers SQS's partial batch response, so one
+//! failed item is retried (then dead-lettered) alone. Nothing depends on one invocation
+//! finishing the whole table.
 
 use crate::provider::{reverify, sweep};
 use crate::services::Services;
 use serde::Serialize;
 use shared::model::OrganizationId;
 use shared::queue::{Job, JobItem};
-use shared::store::ProviderStore;
+use shared::store::{Backfill, ProviderStore};
+use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -24,8 +26,13 @@ pub enum PlanError {
     UnknownJob(String),
 }
 
-/// Pages through the table and hands each page of work items to `page` (the jobs queue in
-/// Lambda, an in-process list for `admin run-job`). Returns how many items were planned.
+/// Pages through the jobs index and hands each page of work items to `page` (the jobs queue
+/// in Lambda, an in-process list for `admin run-job`). Returns how many items were planned.
+///
+/// Until the index's backfill is done, the items written before the index are found by a scan
+/// of the table first, a page at a time: each page's items get the index's key and are planned
+/// at once (the index may not show them yet), and where the scan stands is recorded, so a
+/// planner stopped midway goes on from there the next time.
 pub async fn plan<F, Fut>(store: &ProviderStore, job: Job, mut page: F) -> Result<usize, PlanError>
 where
     F: FnMut(Vec<JobItem>) -> Fut,
@@ -36,20 +43,33 @@ where
         Job::SweepOrphans => "orphan",
     };
     let mut planned = 0;
-    let mut cursor = None;
-    // A provider's leftovers are one item each: its sweep is planned once.
+    // A provider's leftovers are one item each, and the backfill and the index may both show
+    // an item: each provider is planned once.
     let mut seen = std::collections::HashSet::new();
-    loop {
-        let (ids, next) = store.scan_ids(entity, cursor.take()).await?;
+    let mut queue = async |ids: Vec<(OrganizationId, Uuid)>| {
         let items = ids
             .into_iter()
             .filter(|(_, provider_id)| seen.insert(*provider_id))
             .map(|(org, provider_id)| JobItem { job, organization_id: org.to_string(), provider_id })
             .collect::<Vec<_>>();
         planned += items.len();
-        if !items.is_empty() {
-            page(items).await?;
+        if items.is_empty() { Ok(()) } else { page(items).await }
+    };
+    if let Backfill::From(mut cursor) = store.jobs_index_backfill().await? {
+        loop {
+            let (found, next) = store.backfill_jobs_index(cursor.take()).await?;
+            queue(found.into_iter().filter(|(e, _, _)| e == entity).map(|(_, org, id)| (org, id)).collect()).await?;
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
+        tracing::info!("jobs index backfilled");
+    }
+    let mut cursor = None;
+    loop {
+        let (ids, next) = store.scan_ids(entity, cursor.take()).await?;
+        queue(ids).await?;
         match next {
             Some(next) => cursor = Some(next),
             None => break,

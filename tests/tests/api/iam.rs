@@ -34,7 +34,9 @@ impl Seen<'_> {
     }
 }
 
-/// Each function's binary and the IAM actions its policies allow, from template.yaml.
+/// Each function's binary and the IAM actions its policies allow, from template.yaml. An
+/// action allowed on an index's ARN (`${ProvidersTable.Arn}/index/NAME`) is named as the proxy
+/// names it: `dynamodb:Scan on index NAME`.
 fn template_policies() -> BTreeMap<String, BTreeSet<String>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
     let text = std::fs::read_to_string(&path).expect("read template.yaml");
@@ -51,10 +53,28 @@ fn template_policies() -> BTreeMap<String, BTreeSet<String>> {
                 .flat_map(|policy| policy["Statement"].as_vec().cloned().unwrap_or_default());
             let actions = statements
                 .filter(|s| s["Effect"].as_str() == Some("Allow"))
-                .flat_map(|s| match &s["Action"] {
-                    Yaml::String(action) => vec![action.clone()],
-                    Yaml::Array(actions) => actions.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
-                    other => panic!("{binary}: an Action that is neither a string nor a list: {other:?}"),
+                .flat_map(|s| {
+                    let actions: Vec<String> = match &s["Action"] {
+                        Yaml::String(action) => vec![action.clone()],
+                        Yaml::Array(actions) => actions.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                        other => panic!("{binary}: an Action that is neither a string nor a list: {other:?}"),
+                    };
+                    // `!Sub "…"` and `!GetAtt …` are read as their strings.
+                    let text = |r: &Yaml| r.as_str().map_or_else(|| format!("{r:?}"), str::to_owned);
+                    let resources: Vec<String> = match &s["Resource"] {
+                        Yaml::Array(resources) => resources.iter().map(text).collect(),
+                        resource => vec![text(resource)],
+                    };
+                    let on = |action: &String| -> Vec<String> {
+                        resources
+                            .iter()
+                            .map(|resource| match resource.split_once("/index/") {
+                                Some((_, index)) => format!("{action} on index {index}"),
+                                None => action.clone(),
+                            })
+                            .collect()
+                    };
+                    actions.iter().flat_map(on).collect::<Vec<_>>()
                 })
                 .collect();
             (binary, actions)

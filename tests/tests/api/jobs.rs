@@ -90,3 +90,119 @@ async fn a_result_computed_against_an_older_record_never_overwrites_a_newer_one(
     let stored = env.services.store.get_provider(&organization, id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.name, "Renamed meanwhile", "the newer write stays");
 }
+
+/// Once the jobs index is backfilled, the planner reads the index only: provider and leftover
+/// items, never a provider's numbers, their claims or idempotency records.
+#[tokio::test]
+async fn the_planner_reads_only_the_jobs_index_once_it_is_backfilled() {
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let org = "org-jobs-index";
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let id: uuid::Uuid = create_provider(&env, org, &sid, &token).await["id"].as_str().unwrap().parse().unwrap();
+    let organization = OrganizationId::parse(org).unwrap();
+    let trunk = env.services.store.get_provider(&organization, id).await.unwrap().unwrap().trunk_sid;
+    for i in 0..3 {
+        let phone = format!("+1555072{i:04}");
+        integration_tests::seed::imported_number(
+            &env.fake,
+            &env.services.store,
+            &organization,
+            id,
+            &sid,
+            trunk.as_str(),
+            &phone,
+        )
+        .await;
+    }
+    let url = new_queue(&env).await;
+    let queue = Queue::new(aws_sdk_sqs::Client::new(&env.service_aws), &url);
+    // The first run backfills (nothing here lacks the index's key) and records that it is done.
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    assert_eq!(planned["planned"], 1);
+    proxy.take_actions();
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    assert_eq!(planned["planned"], 1);
+    let actions: Vec<String> = proxy.take_actions().into_iter().collect();
+    assert_eq!(actions, ["dynamodb:GetItem", "dynamodb:Scan on index ScheduledJobs", "sqs:SendMessage"]);
+}
+
+/// Providers and leftovers written before the jobs index existed lack its key: the planner's
+/// one-time backfill gives it to them and plans them, going on from where a planner stopped
+/// midway, and each provider is planned once although the index shows those already done.
+#[tokio::test]
+async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it_stopped() {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let mut providers = Vec::new();
+    for org in ["org-jobs-old-a", "org-jobs-old-a", "org-jobs-old-b", "org-jobs-old-c"] {
+        let (sid, token) = env.fake.add_account("active", "Full");
+        let id: uuid::Uuid = create_provider(&env, org, &sid, &token).await["id"].as_str().unwrap().parse().unwrap();
+        providers.push((OrganizationId::parse(org).unwrap(), id));
+    }
+    let (org, id) = &providers[0];
+    let record = env.services.store.get_provider(org, *id).await.unwrap().unwrap();
+    let trunk = shared::twilio::TwilioResource::Trunk { trunk_sid: record.trunk_sid.clone() };
+    functions::provider::cleanup::record_for_sweeper(&env.services, &record, &[trunk], &[]).await.unwrap();
+
+    // As written before the index: no item has its key.
+    let scan = env.dynamo.scan().table_name(&env.table).send().await.unwrap();
+    let mut keyed = 0;
+    for item in scan.items() {
+        if item.contains_key(shared::item::JOB_PROVIDER_ID) {
+            keyed += 1;
+            let key = [("pk", &item["pk"]), ("sk", &item["sk"])].map(|(k, v)| (k.to_owned(), v.clone()));
+            let update = env.dynamo.update_item().table_name(&env.table).set_key(Some(key.into_iter().collect()));
+            update.update_expression("REMOVE jobProviderId").send().await.unwrap();
+        }
+    }
+    assert_eq!(keyed, 5, "four providers and one leftover carry the index's key");
+    // More than a page of a table scan (1 MB) of other items.
+    for batch in 0..45 {
+        let puts = (0..25).map(|i| {
+            let item = [
+                ("pk", AttributeValue::S(format!("FILLER#{batch}-{i}"))),
+                ("sk", AttributeValue::S("FILLER".into())),
+                ("entity", AttributeValue::S("filler".into())),
+                ("padding", AttributeValue::S("x".repeat(1000))),
+            ]
+            .map(|(k, v)| (k.to_owned(), v));
+            let put = PutRequest::builder().set_item(Some(item.into_iter().collect())).build().unwrap();
+            WriteRequest::builder().put_request(put).build()
+        });
+        env.dynamo.batch_write_item().request_items(&env.table, puts.collect()).send().await.unwrap();
+    }
+
+    // A planner that stopped after the backfill's first page.
+    let (_, next) = env.services.store.backfill_jobs_index(None).await.unwrap();
+    assert!(next.is_some(), "the table scan has more than one page");
+    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::store::Backfill::From(Some(_))));
+
+    let url = new_queue(&env).await;
+    let queue = Queue::new(env.sqs.clone(), &url);
+    proxy.reset_counts();
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    assert_eq!(planned["planned"], 4, "{planned}");
+    // The table's second (last) page, then the index: the first page is not read again.
+    assert_eq!(proxy.counts()["DynamoDB_20120810.Scan"], 2, "{:?}", proxy.counts());
+    let event = receive_all(&env, &url).await;
+    let mut queued: Vec<(String, uuid::Uuid)> = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str::<JobItem>(r["body"].as_str().unwrap()).unwrap())
+        .map(|item| (item.organization_id, item.provider_id))
+        .collect();
+    queued.sort();
+    let mut expected: Vec<(String, uuid::Uuid)> = providers.iter().map(|(o, id)| (o.to_string(), *id)).collect();
+    expected.sort();
+    assert_eq!(queued, expected);
+    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::store::Backfill::Done));
+
+    // From now on the index has every one of them.
+    let scan = env.dynamo.scan().table_name(&env.table).index_name(shared::item::JOBS_INDEX).send().await.unwrap();
+    assert_eq!(scan.items().len(), 5);
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "sweep-orphans"})).await.unwrap();
+    assert_eq!(planned["planned"], 1, "{planned}");
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    assert_eq!(planned["planned"], 4, "{planned}");
+}
