@@ -29,6 +29,8 @@ struct Sqs {
 
 /// SQS accepts at most ten messages per batch.
 const BATCH: usize = 10;
+/// Batches in flight at once in [`Queue::send_all`].
+const SENDS_AT_ONCE: usize = 8;
 
 impl Queue {
     pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
@@ -57,41 +59,44 @@ impl Queue {
         self.send_all(std::slice::from_ref(message)).await
     }
 
-    /// Sends every message, ten per request.
+    /// Sends every message, ten per request, a few requests at once (a planner queueing tens
+    /// of thousands of items would otherwise spend most of its time waiting on each answer).
     pub async fn send_all<T: Serialize>(&self, messages: &[T]) -> Result<(), QueueError> {
-        for chunk in messages.chunks(BATCH) {
-            let mut pending: Vec<(String, String)> = chunk
+        use futures::{StreamExt, TryStreamExt};
+        // The futures are made up front: a stream that maps borrowed chunks to futures makes
+        // the whole future not provably `Send` (a higher-ranked lifetime), which axum requires.
+        let sends: Vec<_> = messages.chunks(BATCH).map(|chunk| self.send_batch(chunk)).collect();
+        futures::stream::iter(sends).buffer_unordered(SENDS_AT_ONCE).try_collect().await
+    }
+
+    async fn send_batch<T: Serialize>(&self, chunk: &[T]) -> Result<(), QueueError> {
+        let mut pending: Vec<(String, String)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i.to_string(), serde_json::to_string(m).expect("messages serialize")))
+            .collect();
+        for attempt in 1..=2 {
+            let entries = pending
                 .iter()
-                .enumerate()
-                .map(|(i, m)| (i.to_string(), serde_json::to_string(m).expect("messages serialize")))
+                .map(|(id, body)| {
+                    SendMessageBatchRequestEntry::builder().id(id).message_body(body).build().expect("id and body set")
+                })
                 .collect();
-            for attempt in 1..=2 {
-                let entries = pending
-                    .iter()
-                    .map(|(id, body)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(id)
-                            .message_body(body)
-                            .build()
-                            .expect("id and body set")
-                    })
-                    .collect();
-                let output = self
-                    .client()
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| QueueError(DisplayErrorContext(&e).to_string()))?;
-                let failed: Vec<String> = output.failed().iter().map(|f| f.id().to_owned()).collect();
-                pending.retain(|(id, _)| failed.contains(id));
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt == 2 {
-                    return Err(QueueError(format!("SQS refused {} of the messages", pending.len())));
-                }
+            let output = self
+                .client()
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| QueueError(DisplayErrorContext(&e).to_string()))?;
+            let failed: Vec<String> = output.failed().iter().map(|f| f.id().to_owned()).collect();
+            pending.retain(|(id, _)| failed.contains(id));
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if attempt == 2 {
+                return Err(QueueError(format!("SQS refused {} of the messages", pending.len())));
             }
         }
         Ok(())

@@ -206,3 +206,29 @@ async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it
     let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
     assert_eq!(planned["planned"], 4, "{planned}");
 }
+
+/// Every message of a large send arrives once, whatever order its batches go in.
+#[tokio::test]
+async fn a_queue_send_of_many_batches_delivers_every_message_once() {
+    let env = TestEnv::new().await;
+    let url = new_queue(&env).await;
+    let items: Vec<JobItem> = (0..95)
+        .map(|_| JobItem {
+            job: Job::Reverify,
+            organization_id: "org-jobs-many".into(),
+            provider_id: uuid::Uuid::now_v7(),
+        })
+        .collect();
+    Queue::new(env.sqs.clone(), &url).send_all(&items).await.unwrap();
+    let event = receive_all(&env, &url).await;
+    let mut received: Vec<uuid::Uuid> = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str::<JobItem>(r["body"].as_str().unwrap()).unwrap().provider_id)
+        .collect();
+    received.sort();
+    let mut sent: Vec<uuid::Uuid> = items.iter().map(|i| i.provider_id).collect();
+    sent.sort();
+    assert_eq!(received, sent);
+}
