@@ -21,6 +21,7 @@ use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
 use shared::crypto::{DataKey, SecretKind};
+use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
 use shared::model::{
     CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TransferMode, TrunkSid, TwilioCredentials,
@@ -29,11 +30,16 @@ use shared::store::{PhoneNumberRecord, ProviderRecord, SipCredentialRecord, Stor
 use shared::twilio::OriginationTarget;
 use shared::twilio::TwilioResource;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 /// How many items a repair reads from one Twilio list at most.
 const LIST_CAP: usize = 10_000;
 /// Numbers put back on the trunk at the same time.
 const NUMBER_CONCURRENCY: usize = 5;
+/// Time a repair keeps back from putting numbers back, for its last verification and the save.
+const FINISH_RESERVE: Duration = Duration::from_secs(5);
+/// A number is not started with less time than this left before that.
+const NUMBER_MIN_TIME: Duration = Duration::from_secs(1);
 /// Conditional writes of the repaired record before giving up with 409.
 const SAVE_ATTEMPTS: u32 = 5;
 
@@ -471,13 +477,26 @@ impl<'a> Repair<'a> {
             return;
         }
         let missing: Vec<PhoneNumberRecord> = missing.into_iter().cloned().collect();
+        let total = missing.len();
+        // Numbers are started only while one can finish with time left to verify and save: a
+        // repair stopped by its deadline would leave a rebuilt trunk out of the record.
+        let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(FINISH_RESERVE));
+        let in_time = move || until.is_none_or(|until| Instant::now() + NUMBER_MIN_TIME <= until);
         let (services, provider, creds, trunk_sid) = (self.services, self.record, self.creds, &trunk_sid);
         let outcomes: Vec<RepairAction> = futures::stream::iter(missing)
-            .map(|number| reattach_number(services, provider, creds, trunk_sid, number))
+            .take_while(|_| std::future::ready(in_time()))
+            .map(|number| within(until, reattach_number(services, provider, creds, trunk_sid, number)))
             .buffered(NUMBER_CONCURRENCY)
             .collect()
             .await;
+        let not_started = total - outcomes.len();
         self.actions.extend(outcomes);
+        if not_started > 0 {
+            let message = format!(
+                "{not_started} of {total} numbers on no trunk were not put back: the repair ran out of time. Repeat the repair to put back the rest."
+            );
+            self.note("reattachNumbers", trunk_sid, RepairResult::Failed, message);
+        }
     }
 
     /// Verifies the provider as repaired and stores the result with the new references (one
