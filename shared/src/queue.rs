@@ -109,6 +109,9 @@ impl Queue {
 pub struct ContinueDeletion {
     pub organization_id: String,
     pub provider_id: Uuid,
+    /// The delete was forced (`?force=true`): so is each step that continues it.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// The scheduled jobs, one message per provider (the jobs queue's message).

@@ -87,6 +87,9 @@ pub struct DeletionState {
     pub started_at: Timestamp,
     /// What failed last time, if anything.
     pub last_error: Option<String>,
+    /// Where the next step starts among the numbers (a page token) when a step ran out of
+    /// time: the numbers before it were tried, and those still recorded failed. None: at the start.
+    pub numbers_from: Option<String>,
 }
 
 /// The generated SIP credential of a provider.
@@ -376,6 +379,9 @@ impl ProviderRecord {
         }
         if let Some(deletion) = &self.deletion {
             item.insert("deletionStartedAt".to_owned(), s(deletion.started_at.clone()));
+            if let Some(from) = &deletion.numbers_from {
+                item.insert("deletionNumbersFrom".to_owned(), s(from.clone()));
+            }
             if let Some(error) = &deletion.last_error {
                 item.insert("deletionError".to_owned(), s(error.clone()));
             }
@@ -407,7 +413,11 @@ impl ProviderRecord {
             deletion: f
                 .opt_timestamp("deletionStartedAt")?
                 .map(|started_at| {
-                    Ok::<_, StoreError>(DeletionState { started_at, last_error: f.opt_string("deletionError")? })
+                    Ok::<_, StoreError>(DeletionState {
+                        started_at,
+                        last_error: f.opt_string("deletionError")?,
+                        numbers_from: f.opt_string("deletionNumbersFrom")?,
+                    })
                 })
                 .transpose()?,
         })
@@ -715,6 +725,11 @@ impl ProviderStore {
     ) -> Result<(Vec<ProviderRecord>, Option<String>), StoreError> {
         let (items, next) = self.query_page(org, PROVIDER_PREFIX, false, limit, page_token).await?;
         Ok((items.iter().map(ProviderRecord::from_item).collect::<Result<_, _>>()?, next))
+    }
+
+    /// The page token of a provider's numbers that starts after `number`.
+    pub fn numbers_after(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> String {
+        encode_page_token(org, &number_sort_key(number.provider_id, number.id))
     }
 
     /// A provider's imported numbers, oldest first, `limit` at a time.

@@ -24,7 +24,7 @@ pub async fn handle(services: &Services, event: &Value) -> Value {
             tracing::error!(message_id, "deletion message is not a ContinueDeletion; dropped");
             continue;
         };
-        match Box::pin(delete_step(services, &org, message.provider_id, false)).await {
+        match Box::pin(delete_step(services, &org, message.provider_id, message.force)).await {
             Ok(_) | Err(ApiError::NotFound(_)) => {}
             Err(e) if e.status().is_server_error() => {
                 tracing::warn!(organization_id = %org, provider_id = %message.provider_id, error = %e, "delete step failed; SQS delivers it again");

@@ -5,17 +5,19 @@
 //!
 //! At any size: numbers are released with bounded concurrency, and each number's records go
 //! (with the count) as soon as it is given back, so work done is never redone. When the
-//! invocation's time runs short, a step records its progress and queues a message on the
-//! deletion queue ([`Deletion::Continuing`]); `continue-deletions` runs the next step until the
-//! provider is gone. `DELETE` again also continues, and `GET` shows the progress.
+//! invocation's time runs short, a step records where the next one starts (past the numbers
+//! that failed) and queues a message on the deletion queue ([`Deletion::Continuing`], forced
+//! if the delete is); `continue-deletions` runs the next step until the provider is gone.
+//! `DELETE` again also continues, and `GET` shows the progress.
 //!
-//! A Twilio failure leaves the provider marked as being deleted and fails the step (a rotated
-//! token can be set meanwhile). A forced delete removes the records anyway and records
-//! whatever Twilio still holds for the orphan sweeper ([`Deletion::Forced`]).
+//! A Twilio failure leaves the provider marked as being deleted and fails the step, recording
+//! why (a rotated token can be set meanwhile); Twilio rejecting the stored credentials stops a
+//! step at once. A forced delete removes the records anyway and records whatever Twilio still
+//! holds for the orphan sweeper ([`Deletion::Forced`]).
 
 use crate::provider::cleanup::{record_for_sweeper, remove_resources};
 use crate::provider::record::{Change, load_provider, save_with_retry, stored_credentials};
-use crate::provider::release::{KeyCache, Released, release_number};
+use crate::provider::release::{KeyCache, ReleaseError, Released, release_number};
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
@@ -57,9 +59,11 @@ pub async fn delete_step(
     let mut record = load_provider(&services.store, org, id).await?;
     if record.deletion.is_none() {
         record = save_with_retry(&services.store, record, |record| {
-            record
-                .deletion
-                .get_or_insert_with(|| DeletionState { started_at: shared::time::Timestamp::now(), last_error: None });
+            record.deletion.get_or_insert_with(|| DeletionState {
+                started_at: shared::time::Timestamp::now(),
+                last_error: None,
+                numbers_from: None,
+            });
             Ok(Change::Save)
         })
         .await?;
@@ -68,19 +72,39 @@ pub async fn delete_step(
         Ok(creds) => creds,
         Err(e) if force => {
             let reason = e.to_string();
-            let left = everything_of(services, &record).await?.into_iter().map(|r| (r, reason.clone())).collect();
-            return finish_forced(services, record, left, "the stored credentials cannot be used").await;
+            return finish_forced(services, record, Vec::new(), &reason, "the stored credentials cannot be used").await;
         }
         Err(e) => return Err(e),
     };
 
     let mut left = Vec::new();
+    let started_past_numbers = record.deletion.as_ref().is_some_and(|d| d.numbers_from.is_some());
     match release_numbers(services, &creds, &record).await? {
         NumbersReleased::Done(failed) => left.extend(failed),
-        NumbersReleased::OutOfTime => return continue_later(services, record).await,
+        NumbersReleased::OutOfTime(from, failed) => {
+            // What failed so far is shown while the delete goes on (GET's `lastError`).
+            let failed = (!failed.is_empty()).then(|| summary_of(&failed, 0));
+            return continue_later(services, record, from, failed, force).await;
+        }
+        // Nothing else can work until the token is rotated: the step stops at the first refusal.
+        NumbersReleased::Rejected(reason) if force => {
+            return finish_forced(services, record, Vec::new(), &reason, "Twilio rejects the stored credentials").await;
+        }
+        NumbersReleased::Rejected(_) => {
+            let what_to_do = "The provider is marked as being deleted: rotate its auth token (PATCH /api/v1/providers/twilio/{id}/auth-token) to the one Twilio accepts, then DELETE again, or add ?force=true to remove it anyway.";
+            record_error(
+                services,
+                record,
+                "Twilio rejected the stored credentials; rotate the auth token, then DELETE again.",
+            )
+            .await;
+            return Err(crate::provider::problems::rejected(what_to_do));
+        }
     }
-    // The trunk's resources are removed only once every number is off it.
-    let numbers_left = !left.is_empty();
+    // The trunk's resources are removed only once every number is off it. A step that started
+    // past numbers an earlier step tried reads whether any of them are still recorded.
+    let numbers_left = !left.is_empty()
+        || (started_past_numbers && !services.store.list_numbers(org, id, 1, None).await?.0.is_empty());
     if !numbers_left {
         left.extend(
             remove_resources(&services.twilio, &creds, &resources_of(&record))
@@ -89,22 +113,22 @@ pub async fn delete_step(
                 .map(|(resource, e)| (resource, e.to_string())),
         );
     }
-    if left.is_empty() {
+    if left.is_empty() && !numbers_left {
         services.store.delete_provider(&record).await?;
         tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
         return Ok(Deletion::Deleted);
     }
     if force {
-        if numbers_left {
-            // Not tried: the numbers that could not be given back hold the trunk. They stay
-            // for the sweeper with the numbers.
-            left.extend(resources_of(&record).into_iter().map(|r| (r, "not removed: numbers were left".to_owned())));
-        }
-        return finish_forced(services, record, left, "a forced delete could not remove it").await;
+        return finish_forced(services, record, left, "not given back", "a forced delete could not remove it").await;
     }
-    let summary: Vec<String> =
-        left.iter().map(|(resource, e)| format!("{} {}: {e}", resource.kind(), resource.sid())).collect();
-    let summary = summary.join("; ");
+    // Read again: the count went down with each number given back. Numbers that failed in
+    // an earlier step are counted; what they failed on is the error that step recorded.
+    let record = load_provider(&services.store, org, id).await?;
+    let mut summary = summary_of(&left, record.phone_number_count);
+    let earlier = record.deletion.as_ref().and_then(|d| d.last_error.as_deref()).filter(|_| left.is_empty());
+    if let Some(earlier) = earlier {
+        summary = format!("{earlier}; {summary}");
+    }
     record_error(services, record, &summary).await;
     Err(ApiError::TwilioFailed {
         detail: format!(
@@ -114,17 +138,49 @@ pub async fn delete_step(
     })
 }
 
+/// Failures listed in an error: enough to act on, small enough for a record and an answer.
+const SUMMARY_FAILURES: usize = 10;
+
+/// What could not be given back: the first failures of this step, and how many numbers are
+/// still recorded (those an earlier step could not give back among them).
+fn summary_of(left: &[(TwilioResource, String)], numbers_recorded: u32) -> String {
+    let mut parts: Vec<String> = left
+        .iter()
+        .take(SUMMARY_FAILURES)
+        .map(|(resource, e)| format!("{} {}: {e}", resource.kind(), resource.sid()))
+        .collect();
+    if left.len() > SUMMARY_FAILURES {
+        parts.push(format!("and {} more", left.len() - SUMMARY_FAILURES));
+    }
+    if numbers_recorded > 0 {
+        parts.push(format!("{numbers_recorded} numbers are not yet given back"));
+    }
+    parts.join("; ")
+}
+
 enum NumbersReleased {
-    /// Every number was tried; these could not be given back.
+    /// Every number from where the delete stood was tried; these could not be given back.
     Done(Vec<(TwilioResource, String)>),
-    OutOfTime,
+    /// Out of time: the next step starts at this page token (None: at the first number);
+    /// these could not be given back meanwhile.
+    OutOfTime(Option<String>, Vec<(TwilioResource, String)>),
+    /// Twilio rejected the stored credentials (why).
+    Rejected(String),
 }
 
 fn out_of_time() -> bool {
     shared::deadline::remaining().is_some_and(|left| left < CONTINUE_RESERVE)
 }
 
-/// Gives every imported number back, page by page, forgetting each as soon as it is back.
+/// A number that could not be given back.
+struct NotReleased {
+    resource: TwilioResource,
+    error: String,
+    rejected: bool,
+}
+
+/// Gives every imported number back, page by page, from where an earlier step stopped,
+/// forgetting each as soon as it is back.
 async fn release_numbers(
     services: &Services,
     creds: &TwilioCredentials,
@@ -133,23 +189,41 @@ async fn release_numbers(
     let org = &record.organization_id;
     let mut failed = Vec::new();
     let mut keys = KeyCache::default();
-    let mut token: Option<String> = None;
+    let mut token = record.deletion.as_ref().and_then(|d| d.numbers_from.clone());
     loop {
         if out_of_time() {
-            return Ok(NumbersReleased::OutOfTime);
+            return Ok(NumbersReleased::OutOfTime(token, failed));
         }
         // The cursor moves past numbers that failed; released ones are gone from the table.
         let (page, next) = services.store.list_numbers(org, record.id, PAGE, token.as_deref()).await?;
         keys.load(services, record, &page).await?;
         let keys = &keys;
-        let outcomes: Vec<Option<(TwilioResource, String)>> = futures::stream::iter(page.iter().cloned())
-            .map(|number| release_one(services, creds, record, number, keys))
+        let outcomes: Vec<(usize, Option<Tried>)> = futures::stream::iter(page.iter().cloned().enumerate())
+            .map(|(i, number)| async move { (i, release_one(services, creds, record, number, keys).await) })
             .buffer_unordered(RELEASE_CONCURRENCY)
             .collect()
             .await;
-        failed.extend(outcomes.into_iter().flatten());
+        // Numbers are started in order until time runs out: those not started are the last.
+        let last_started = outcomes.iter().filter(|(_, o)| o.is_some()).map(|(i, _)| *i).max();
+        let outcomes: Vec<NotReleased> = outcomes
+            .into_iter()
+            .filter_map(|(_, o)| match o? {
+                Tried::GivenBack => None,
+                Tried::Failed(n) => Some(n),
+            })
+            .collect();
+        if let Some(rejected) = outcomes.iter().find(|n| n.rejected) {
+            return Ok(NumbersReleased::Rejected(rejected.error.clone()));
+        }
+        failed.extend(outcomes.into_iter().map(|n| (n.resource, n.error)));
         if out_of_time() {
-            return Ok(NumbersReleased::OutOfTime);
+            // The next step starts after the last number tried here (those that failed stay
+            // behind it), so a page that outlasts a step is never tried from its start again.
+            let from = match last_started {
+                Some(i) => Some(services.store.numbers_after(org, &page[i])),
+                None => token,
+            };
+            return Ok(NumbersReleased::OutOfTime(from, failed));
         }
         match next {
             Some(next) => token = Some(next),
@@ -158,18 +232,21 @@ async fn release_numbers(
     }
 }
 
-/// One number: given back and forgotten, or what is left of it. Not started once out of time.
+/// What became of a number a step started.
+enum Tried {
+    GivenBack,
+    Failed(NotReleased),
+}
+
+/// One number: given back and forgotten, or what is left of it. Not started (None) once out
+/// of time.
 async fn release_one(
     services: &Services,
     creds: &TwilioCredentials,
     record: &ProviderRecord,
     number: PhoneNumberRecord,
     keys: &KeyCache,
-) -> Option<(TwilioResource, String)> {
-    let left = || TwilioResource::TrunkPhoneNumber {
-        trunk_sid: record.trunk_sid.clone(),
-        number_sid: number.phone_number_sid.clone(),
-    };
+) -> Option<Tried> {
     if out_of_time() {
         return None;
     }
@@ -178,15 +255,19 @@ async fn release_one(
             if let Released::NotRestored(reason) = &released {
                 tracing::info!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, reason, "number not given back as it was");
             }
-            match services.store.forget_released_number(&record.organization_id, &number).await {
-                Ok(()) => None,
-                Err(e) => {
-                    tracing::error!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
-                    None
-                }
+            if let Err(e) = services.store.forget_released_number(&record.organization_id, &number).await {
+                tracing::error!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
             }
+            Some(Tried::GivenBack)
         }
-        Err(e) => Some((left(), e.to_string())),
+        Err(e) => Some(Tried::Failed(NotReleased {
+            resource: TwilioResource::TrunkPhoneNumber {
+                trunk_sid: record.trunk_sid.clone(),
+                number_sid: number.phone_number_sid.clone(),
+            },
+            rejected: matches!(&e, ReleaseError::Twilio(_, e) if e.is_authentication_failure()),
+            error: e.to_string(),
+        })),
     }
 }
 
@@ -202,34 +283,45 @@ fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
     ]
 }
 
-/// Everything the provider holds in Twilio: its numbers' places on the trunk and its resources.
-async fn everything_of(services: &Services, record: &ProviderRecord) -> Result<Vec<TwilioResource>, ApiError> {
+/// A forced delete's end: what is left is recorded for the orphan sweeper (with the stored,
+/// envelope-encrypted token: same owner, so the sweeper can open it), then the records go.
+/// `left` is what this step could not remove; every number still recorded (an earlier step
+/// may have failed on it) and, while any is, the trunk's resources are left too, for
+/// `reason` unless `left` says otherwise.
+async fn finish_forced(
+    services: &Services,
+    record: ProviderRecord,
+    mut left: Vec<(TwilioResource, String)>,
+    reason: &str,
+    why: &str,
+) -> Result<Deletion, ApiError> {
     let numbers = services.store.all_numbers(&record.organization_id, record.id).await?;
-    let mut all: Vec<TwilioResource> = numbers
+    let mut also_left: Vec<TwilioResource> = numbers
         .iter()
         .map(|n| TwilioResource::TrunkPhoneNumber {
             trunk_sid: record.trunk_sid.clone(),
             number_sid: n.phone_number_sid.clone(),
         })
         .collect();
-    all.extend(resources_of(record));
-    Ok(all)
-}
-
-/// A forced delete's end: what is left is recorded for the orphan sweeper (with the stored,
-/// envelope-encrypted token: same owner, so the sweeper can open it), then the records go.
-async fn finish_forced(
-    services: &Services,
-    record: ProviderRecord,
-    left: Vec<(TwilioResource, String)>,
-    why: &str,
-) -> Result<Deletion, ApiError> {
+    if !numbers.is_empty() {
+        // Not tried: the numbers left hold the trunk. They stay for the sweeper with them.
+        also_left.extend(resources_of(&record));
+    }
+    for resource in also_left {
+        if !left.iter().any(|(listed, _)| *listed == resource) {
+            let why_left = if resource.kind() == "trunkPhoneNumber" || numbers.is_empty() {
+                reason.to_owned()
+            } else {
+                "not removed: numbers were left".to_owned()
+            };
+            left.push((resource, why_left));
+        }
+    }
     let left_behind: Vec<LeftBehind> =
         left.iter().map(|(resource, error)| LeftBehind { resource: resource.clone(), error: error.clone() }).collect();
     if !left.is_empty() {
         // Recorded before the records go: a forced delete never forgets what it leaves.
         let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
-        let numbers = services.store.all_numbers(&record.organization_id, record.id).await?;
         record_for_sweeper(services, &record, &resources, &numbers).await?;
     }
     services.store.delete_provider(&record).await?;
@@ -237,25 +329,46 @@ async fn finish_forced(
     Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
 }
 
-/// Out of time: records the progress and queues the rest.
-async fn continue_later(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
-    let record = load_provider(&services.store, &record.organization_id, record.id).await?;
+/// Out of time: records where the next step starts and queues it.
+async fn continue_later(
+    services: &Services,
+    record: ProviderRecord,
+    numbers_from: Option<String>,
+    failed: Option<String>,
+    force: bool,
+) -> Result<Deletion, ApiError> {
     let queue = services.deletions.as_ref().ok_or_else(|| {
         ApiError::internal("a delete ran out of time and no deletion queue is configured (DELETION_QUEUE_URL)")
     })?;
-    let message = ContinueDeletion { organization_id: record.organization_id.to_string(), provider_id: record.id };
+    let record = load_provider(&services.store, &record.organization_id, record.id).await?;
+    let record = save_with_retry(&services.store, record, move |record| {
+        let Some(deletion) = record.deletion.as_mut() else { return Ok(Change::Keep) };
+        if deletion.numbers_from == numbers_from && failed.is_none() {
+            return Ok(Change::Keep);
+        }
+        deletion.numbers_from = numbers_from.clone();
+        if let Some(failed) = &failed {
+            deletion.last_error = Some(failed.clone());
+        }
+        Ok(Change::Save)
+    })
+    .await?;
+    let message =
+        ContinueDeletion { organization_id: record.organization_id.to_string(), provider_id: record.id, force };
     queue.send(&message).await.map_err(ApiError::unavailable)?;
     tracing::info!(organization_id = %record.organization_id, provider_id = %record.id, remaining_numbers = record.phone_number_count, "delete continues from the deletion queue");
     Ok(Deletion::Continuing(Box::new(record)))
 }
 
-/// Best effort: the marker exists already; this only records why the delete stopped.
+/// Best effort: the marker exists already; this only records why the delete stopped, and that
+/// the next step starts at the first number again (to retry those that failed).
 async fn record_error(services: &Services, record: ProviderRecord, summary: &str) {
     let id = record.id;
     let reason = summary.to_owned();
     let saved = save_with_retry(&services.store, record, move |record| {
         if let Some(deletion) = record.deletion.as_mut() {
             deletion.last_error = Some(reason.clone());
+            deletion.numbers_from = None;
         }
         Ok(Change::Save)
     })

@@ -97,8 +97,10 @@ async fn a_delete_stuck_on_a_rotated_token_continues_after_rotation() {
     let new_token = random_token();
     env.fake.set_auth_token(&sid, &new_token);
     let (status, body) = delete(&env, id, None, None).await;
-    assert!(status == 422 || status == 502, "{body}");
-    assert_eq!(get(&env, id).await.1["deletion"]["status"], "deleting");
+    assert_eq!(status, 422, "{body}");
+    let shown = get(&env, id).await.1;
+    assert_eq!(shown["deletion"]["status"], "deleting");
+    assert!(shown["deletion"]["lastError"].as_str().unwrap().contains("rotate the auth token"), "{shown}");
 
     let body = json!({"authToken": new_token}).to_string();
     let req =
@@ -130,4 +132,80 @@ async fn a_forced_delete_records_what_it_leaves_for_the_sweeper() {
     let swept = functions::provider::sweep::run(&env.services).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert!(env.fake.trunks_of(&sid).is_empty() && env.fake.credential_lists_of(&sid).is_empty());
+}
+
+/// A forced delete that outlasts its invocation stays forced in the steps that continue it:
+/// when Twilio then rejects the stored token, the provider is still removed, and every number
+/// still on the trunk is recorded for the sweeper with the trunk's resources.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_delete_continued_from_the_queue_stays_forced() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap(), provider["trunkSid"].as_str().unwrap());
+    seed_numbers(&env, &sid, id, trunk, 300).await;
+    env.fake.set_latency(Duration::from_millis(15));
+    let (status, body) = delete(&env, id, Some(("force", "true")), Some(Duration::from_secs(4))).await;
+    assert_eq!(status, 202, "{body}");
+    let remaining = body["deletion"]["remainingNumbers"].as_u64().unwrap();
+    assert!(remaining > 0, "{body}");
+
+    // The customer changes the token in Twilio before the queue continues the delete.
+    env.fake.set_auth_token(&sid, &random_token());
+    env.fake.set_latency(Duration::ZERO);
+    env.drain_deletions(Duration::from_secs(6)).await;
+    assert_eq!(get(&env, id).await.0, 404, "removed, as forced");
+    let org = OrganizationId::parse(ORG).unwrap();
+    let recorded = env.services.store.leftover_resources(&org, id.parse().unwrap()).await.unwrap();
+    let numbers = recorded.iter().filter(|r| r.kind() == "trunkPhoneNumber").count();
+    assert_eq!(numbers as u64, remaining, "every number still on the trunk is recorded");
+    assert!(recorded.iter().any(|r| r.kind() == "trunk"), "{recorded:?}");
+}
+
+/// Numbers that fail are passed over by the steps that continue a delete, so it reaches the
+/// end of the numbers, records why it stopped (a bounded summary) and stops queueing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_whose_numbers_fail_ends_with_the_reason_instead_of_going_round() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap(), provider["trunkSid"].as_str().unwrap());
+    seed_numbers(&env, &sid, id, trunk, 200).await;
+    for step in ["fetch_incoming_number", "update_incoming_number", "detach_phone_number"] {
+        env.fake.inject(step, FaultAction::Fail { status: 500, code: 20500 }, None);
+    }
+    env.fake.set_latency(Duration::from_millis(20));
+    let (status, body) = delete(&env, id, None, Some(Duration::from_secs(4))).await;
+    assert_eq!(status, 202, "{body}");
+
+    // The queue's steps, as continue-deletions runs them, until one fails for SQS to retry.
+    let mut steps = 0;
+    loop {
+        let received =
+            env.sqs.receive_message().queue_url(&env.deletion_queue).max_number_of_messages(1).send().await.unwrap();
+        let message = received.messages.unwrap_or_default().into_iter().next().expect("a step is queued");
+        env.sqs
+            .delete_message()
+            .queue_url(&env.deletion_queue)
+            .receipt_handle(message.receipt_handle.unwrap())
+            .send()
+            .await
+            .unwrap();
+        steps += 1;
+        assert!(steps <= 10, "the delete goes round its failing numbers");
+        let event = json!({"Records": [{"messageId": message.message_id, "body": message.body}]});
+        let deadline = Some(std::time::Instant::now() + Duration::from_secs(4));
+        let answer =
+            shared::deadline::within(deadline, functions::handlers::continue_deletions::handle(&env.services, &event))
+                .await;
+        if answer["batchItemFailures"] != json!([]) {
+            break;
+        }
+    }
+    let (_, shown) = get(&env, id).await;
+    let last_error = shown["deletion"]["lastError"].as_str().unwrap_or_else(|| panic!("{shown}"));
+    assert!(last_error.contains("500"), "says what Twilio answered: {last_error}");
+    assert!(last_error.contains("200 numbers are not yet given back"), "{last_error}");
+    assert!(last_error.len() < 4000, "bounded: {} bytes", last_error.len());
+    assert_eq!(env.fake.state().trunks.len(), 1, "the trunk stays while numbers are on it");
 }
