@@ -38,6 +38,8 @@ const LIST_CAP: usize = 10_000;
 const NUMBER_CONCURRENCY: usize = 5;
 /// Time a repair keeps back from putting numbers back, for its last verification and the save.
 const FINISH_RESERVE: Duration = Duration::from_secs(5);
+/// Time the last verification leaves for the save.
+const SAVE_RESERVE: Duration = Duration::from_millis(1500);
 /// A number is not started with less time than this left before that.
 const NUMBER_MIN_TIME: Duration = Duration::from_secs(1);
 /// Conditional writes of the repaired record before giving up with 409.
@@ -506,7 +508,9 @@ impl<'a> Repair<'a> {
         let services = self.services;
         let mut repaired = self.record.clone();
         self.new.apply_to(&mut repaired);
-        let after = Box::pin(verify(services, &repaired, self.creds)).await;
+        // Twilio's reads end in time for the save.
+        let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(SAVE_RESERVE));
+        let after = within(until, Box::pin(verify(services, &repaired, self.creds))).await;
         let has_new_references = self.new.trunk.is_some() || self.new.sip_credential.is_some();
         if !has_new_references {
             let verification = after.store(services, repaired).await?;
