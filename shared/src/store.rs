@@ -116,6 +116,10 @@ pub enum Backfill {
 
 /// Items given the jobs index's key at once during its backfill.
 const BACKFILL_CONCURRENCY: usize = 16;
+/// The backfill runs again this long after it was last done: code from before the index (a
+/// deploy's overlap, a rollback) rewrites provider items without the index's key, and each
+/// is found again within a day instead of never.
+pub const BACKFILL_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug)]
 pub struct ScanPage {
@@ -1169,11 +1173,14 @@ impl ProviderStore {
         Ok((ids, output.last_evaluated_key.map(ScanCursor)))
     }
 
-    /// Where the jobs index's backfill stands: done, or where its next page starts.
+    /// Where the jobs index's backfill stands: done within the last [`BACKFILL_AGAIN_AFTER`],
+    /// or where its next page starts.
     pub async fn jobs_index_backfill(&self) -> Result<Backfill, StoreError> {
         let Some(item) = self.get_item(jobs_index_backfill_key()).await? else { return Ok(Backfill::From(None)) };
-        if item.contains_key("indexedAt") {
-            return Ok(Backfill::Done);
+        let f = Fields(&item);
+        if let Some(done) = f.opt_timestamp("indexedAt")? {
+            let age = crate::time::unix_now() as i64 - done.unix_seconds();
+            return Ok(if age < BACKFILL_AGAIN_AFTER.as_secs() as i64 { Backfill::Done } else { Backfill::From(None) });
         }
         Ok(Backfill::From(item.get("cursor").and_then(|c| c.as_m().ok()).cloned().map(ScanCursor)))
     }
@@ -1233,16 +1240,9 @@ impl ProviderStore {
             Some(cursor) => progress.insert("cursor".to_owned(), AttributeValue::M(cursor.0.clone())),
             None => progress.insert("indexedAt".to_owned(), s(Timestamp::now().as_str())),
         };
-        // A planner running beside this one may have finished the backfill: that stays.
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(progress))
-            .condition_expression("attribute_not_exists(indexedAt)")
-            .send()
-            .await;
-        condition_held(result)?;
+        // Two planners at once (the two schedules fire together) may set the cursor back a
+        // page or mark done what the other goes on with: either way a page is read again.
+        crate::item::put(&self.client, &self.table, progress).await?;
         Ok((found.into_iter().map(|(entity, org, provider_id, _)| (entity, org, provider_id)).collect(), next))
     }
 

@@ -35,6 +35,11 @@ impl Timestamp {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Seconds since the Unix epoch.
+    pub fn unix_seconds(&self) -> i64 {
+        DateTime::from_str(&self.0, DateTimeFormat::DateTime).expect("parsed when made").secs()
+    }
 }
 
 impl TryFrom<String> for Timestamp {

@@ -29,10 +29,11 @@ pub enum PlanError {
 /// Pages through the jobs index and hands each page of work items to `page` (the jobs queue
 /// in Lambda, an in-process list for `admin run-job`). Returns how many items were planned.
 ///
-/// Until the index's backfill is done, the items written before the index are found by a scan
-/// of the table first, a page at a time: each page's items get the index's key and are planned
-/// at once (the index may not show them yet), and where the scan stands is recorded, so a
-/// planner stopped midway goes on from there the next time.
+/// Until the index's backfill is done, and again each day after, the items without the index's
+/// key (written before the index, or since by code from before it) are found by a scan of the
+/// table first, a page at a time: each page's items get the key and are planned at once (the
+/// index may not show them yet), and where the scan stands is recorded, so a planner stopped
+/// midway goes on from there the next time.
 pub async fn plan<F, Fut>(store: &ProviderStore, job: Job, mut page: F) -> Result<usize, PlanError>
 where
     F: FnMut(Vec<JobItem>) -> Fut,

@@ -205,6 +205,25 @@ async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it
     assert_eq!(planned["planned"], 1, "{planned}");
     let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
     assert_eq!(planned["planned"], 4, "{planned}");
+
+    // Code from before the index (a rollback) rewrites a provider without its key: the index
+    // loses it until the backfill runs again, a day after it last finished.
+    let key = shared::item::org_key(org, shared::item::provider_sort_key(*id));
+    let update = env.dynamo.update_item().table_name(&env.table).set_key(Some(key));
+    update.update_expression("REMOVE jobProviderId").send().await.unwrap();
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    assert_eq!(planned["planned"], 3, "{planned}");
+    let key = shared::item::jobs_index_backfill_key();
+    let a_day_ago = std::time::SystemTime::now() - shared::store::BACKFILL_AGAIN_AFTER;
+    let a_day_ago = aws_sdk_dynamodb::primitives::DateTime::from(a_day_ago)
+        .fmt(aws_sdk_dynamodb::primitives::DateTimeFormat::DateTime)
+        .unwrap();
+    let update = env.dynamo.update_item().table_name(&env.table).set_key(Some(key));
+    let update = update.update_expression("SET indexedAt = :at");
+    update.expression_attribute_values(":at", AttributeValue::S(a_day_ago)).send().await.unwrap();
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    assert_eq!(planned["planned"], 4, "{planned}");
+    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::store::Backfill::Done));
 }
 
 /// Every message of a large send arrives once, whatever order its batches go in.
