@@ -46,6 +46,10 @@ pub enum StoreError {
     /// A paging token that this store did not issue for this organization.
     #[error("the paging token is not valid")]
     BadPageToken,
+    /// The jobs index is still being built (just added to a table with items): it cannot be
+    /// read until DynamoDB has backfilled it.
+    #[error("the jobs index is still being built")]
+    IndexNotReady,
 }
 
 impl StoreError {
@@ -105,6 +109,14 @@ pub struct SipCredentialRecord {
 /// Where the next page of a table scan starts.
 #[derive(Debug, Clone)]
 pub struct ScanCursor(Item);
+
+/// What the planner pages through (see [`ProviderStore::scan_ids`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobsSource {
+    Index,
+    /// The whole table: only while the index is not ready.
+    Table,
+}
 
 /// Where the jobs index's backfill stands (see [`ProviderStore::backfill_jobs_index`]).
 #[derive(Debug)]
@@ -1146,29 +1158,42 @@ impl ProviderStore {
 
     /// One page of the (organization, provider id) pairs of every item of `entity`
     /// (`provider` or `orphan`), for the job planner. It reads the jobs index, which holds
-    /// provider and leftover items only, with just the attributes read here.
+    /// provider and leftover items only, with just the attributes read here; or the whole table
+    /// while the index is not ready ([`StoreError::IndexNotReady`]).
     pub async fn scan_ids(
         &self,
         entity: &str,
+        source: JobsSource,
         start: Option<ScanCursor>,
     ) -> Result<(Vec<(OrganizationId, Uuid)>, Option<ScanCursor>), StoreError> {
+        let id_attribute = match source {
+            JobsSource::Index => JOB_PROVIDER_ID,
+            JobsSource::Table if entity == "provider" => "id",
+            JobsSource::Table => "providerId",
+        };
         let output = self
             .client
             .scan()
             .table_name(&self.table)
-            .index_name(JOBS_INDEX)
+            .set_index_name((source == JobsSource::Index).then(|| JOBS_INDEX.to_owned()))
             .filter_expression("entity = :entity")
             .expression_attribute_values(":entity", s(entity))
             .projection_expression("organizationId, #provider")
-            .expression_attribute_names("#provider", JOB_PROVIDER_ID)
+            .expression_attribute_names("#provider", id_attribute)
             .set_exclusive_start_key(start.map(|cursor| cursor.0))
             .send()
             .await
-            .map_err(StoreError::request)?;
+            .map_err(|e| {
+                // DynamoDB's answer while it backfills a new index ("Cannot read from
+                // backfilling global secondary index").
+                let backfilling = e.code() == Some("ValidationException")
+                    && e.message().is_some_and(|m| m.contains("backfilling global secondary index"));
+                if backfilling { StoreError::IndexNotReady } else { StoreError::request(e) }
+            })?;
         let mut ids = Vec::new();
         for item in output.items() {
             let f = Fields(item);
-            ids.push((f.organization_id("organizationId")?, f.uuid(JOB_PROVIDER_ID)?));
+            ids.push((f.organization_id("organizationId")?, f.uuid(id_attribute)?));
         }
         Ok((ids, output.last_evaluated_key.map(ScanCursor)))
     }

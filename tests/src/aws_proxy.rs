@@ -16,6 +16,9 @@ pub enum Failure {
     /// What DynamoDB answers a transaction that met another one on the same item: a 400
     /// `TransactionCanceledException` whose reasons say `TransactionConflict`.
     TransactionConflict,
+    /// What DynamoDB answers a read of an index it is still building after UpdateTable (or a
+    /// stack update) added it: a 400 `ValidationException`.
+    IndexBackfilling,
 }
 
 #[derive(Default)]
@@ -76,7 +79,8 @@ impl AwsProxy {
     }
 
     /// Fails the operation (an `X-Amz-Target` such as `DynamoDB_20120810.TransactWriteItems`
-    /// or `TrentService.GenerateDataKey`) with a 500, `times` times or always.
+    /// or `TrentService.GenerateDataKey`, or an action as [`AwsProxy::take_actions`] names it)
+    /// with a 500, `times` times or always.
     pub fn fail(&self, target: &str, times: Option<u32>) {
         self.fail_with(target, Failure::ServerError, times);
     }
@@ -137,8 +141,12 @@ async fn forward(
     let fail = {
         let mut rules = state.rules.lock().expect("lock");
         *rules.counts.entry(target.clone()).or_default() += 1;
-        rules.actions.extend(iam_actions(&target, &body));
-        match rules.failures.iter().position(|(t, _, _)| *t == target) {
+        let actions = iam_actions(&target, &body);
+        // A rule names an operation (`DynamoDB_20120810.Scan`) or an action as the proxy names
+        // it (`dynamodb:Scan on index NAME`).
+        let position = rules.failures.iter().position(|(t, _, _)| *t == target || actions.contains(t));
+        rules.actions.extend(actions);
+        match position {
             Some(index) => {
                 let failure = rules.failures[index].1;
                 match &mut rules.failures[index].2 {
@@ -176,6 +184,14 @@ async fn forward(
                 "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
                 "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
                 "CancellationReasons": reasons,
+            })
+            .to_string();
+            return (StatusCode::BAD_REQUEST, json, body).into_response();
+        }
+        Some(Failure::IndexBackfilling) => {
+            let body = serde_json::json!({
+                "__type": "com.amazon.coral.validate#ValidationException",
+                "message": "Cannot read from backfilling global secondary index: ScheduledJobs",
             })
             .to_string();
             return (StatusCode::BAD_REQUEST, json, body).into_response();

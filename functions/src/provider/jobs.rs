@@ -13,7 +13,7 @@ use crate::services::Services;
 use serde::Serialize;
 use shared::model::OrganizationId;
 use shared::queue::{Job, JobItem};
-use shared::store::{Backfill, ProviderStore};
+use shared::store::{Backfill, JobsSource, ProviderStore, StoreError};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +67,19 @@ where
         }
         tracing::info!("jobs index backfilled");
     }
-    let mut cursor = None;
+    let (mut source, mut cursor) = (JobsSource::Index, None);
     loop {
-        let (ids, next) = store.scan_ids(entity, cursor.take()).await?;
+        let (ids, next) = match store.scan_ids(entity, source, cursor.take()).await {
+            Ok(page) => page,
+            // Just added to a table with items, DynamoDB is still building it: the table is
+            // read instead, from its start (what was queued already is not queued again).
+            Err(StoreError::IndexNotReady) if source == JobsSource::Index => {
+                tracing::warn!("the jobs index is still being built; this run reads the table");
+                source = JobsSource::Table;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         queue(ids).await?;
         match next {
             Some(next) => cursor = Some(next),

@@ -126,6 +126,25 @@ async fn the_planner_reads_only_the_jobs_index_once_it_is_backfilled() {
     assert_eq!(actions, ["dynamodb:GetItem", "dynamodb:Scan on index ScheduledJobs", "sqs:SendMessage"]);
 }
 
+/// Just after an upgrade DynamoDB is still building the index and refuses to read it: the
+/// planner reads the table instead, and plans every provider once.
+#[tokio::test]
+async fn while_the_jobs_index_is_being_built_the_planner_reads_the_table() {
+    use integration_tests::aws_proxy::Failure;
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    for org in ["org-jobs-building-a", "org-jobs-building-b"] {
+        let (sid, token) = env.fake.add_account("active", "Full");
+        create_provider(&env, org, &sid, &token).await;
+    }
+    proxy.fail_with("dynamodb:Scan on index ScheduledJobs", Failure::IndexBackfilling, None);
+    let url = new_queue(&env).await;
+    let queue = Queue::new(env.sqs.clone(), &url);
+    let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
+    assert_eq!(planned["planned"], 2, "{planned}");
+    assert_eq!(receive_all(&env, &url).await["Records"].as_array().unwrap().len(), 2);
+    proxy.clear();
+}
+
 /// Providers and leftovers written before the jobs index existed lack its key: the planner's
 /// one-time backfill gives it to them and plans them, going on from where a planner stopped
 /// midway, and each provider is planned once although the index shows those already done.
