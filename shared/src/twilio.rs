@@ -651,7 +651,8 @@ impl TwilioClient {
         trunk_sid: &TrunkSid,
         max_items: usize,
     ) -> Result<Vec<TrunkPhoneNumber>, TwilioError> {
-        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers?PageSize=100"));
+        // Twilio's largest page: a trunk with 10,000 numbers is read in 10 requests.
+        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers?PageSize=1000"));
         self.list_all(creds, url, "phone_numbers", max_items).await
     }
 

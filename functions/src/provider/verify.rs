@@ -296,6 +296,11 @@ async fn run_checks(
 
     let twilio = &services.twilio;
     let trunk_exists = trunk.is_ok();
+    // Why the checks on the trunk are skipped when it was not read: only a 404 means deleted.
+    let trunk_gone = match &trunk {
+        Err(e) if e.is_not_found() => "the SIP trunk was deleted",
+        _ => "the SIP trunk could not be read",
+    };
     let store = &services.store;
     let (attached, credentials, origination, (imported, numbers), sip) = tokio::join!(
         async {
@@ -357,7 +362,6 @@ async fn run_checks(
             json!({"denied": denied}),
         )
     };
-    let trunk_gone = "the SIP trunk was deleted";
     Verification::new(vec![
         credentials_passed(),
         account_check,

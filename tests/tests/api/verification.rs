@@ -279,3 +279,20 @@ async fn a_verification_with_a_token_rotated_meanwhile_never_overwrites_the_rota
     let run = reverify::run(&env.services).await.unwrap();
     assert_eq!(run.held, 0, "the hourly job does not hold the provider: {run:?}");
 }
+
+/// A trunk Twilio fails to answer for is not reported as deleted: the checks on it say it
+/// could not be read.
+#[tokio::test]
+async fn a_trunk_that_could_not_be_read_is_not_reported_deleted() {
+    use integration_tests::fake_twilio::FaultAction;
+    let env = TestEnv::new().await;
+    let p = setup(&env, ORG, "Full").await;
+    env.fake.inject("fetch_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let (_, body) = verify(&env, ORG, &p.id).await;
+    let text = body.to_string();
+    assert!(!text.contains("deleted"), "{body}");
+    let skipped: Vec<&Value> =
+        body["checks"].as_array().unwrap().iter().filter(|c| c["details"]["skipped"] == true).collect();
+    assert_eq!(skipped.len(), 3, "{body}");
+    assert!(skipped.iter().all(|c| c["message"].as_str().unwrap().contains("could not be read")), "{body}");
+}
