@@ -296,3 +296,28 @@ async fn a_trunk_that_could_not_be_read_is_not_reported_deleted() {
     assert_eq!(skipped.len(), 3, "{body}");
     assert!(skipped.iter().all(|c| c["message"].as_str().unwrap().contains("could not be read")), "{body}");
 }
+
+/// A verification the invocation's deadline cut short is not stored (what Twilio was not
+/// asked says nothing about the provider): 503, and the stored result stays.
+#[tokio::test]
+async fn a_verification_cut_short_by_the_deadline_is_not_stored() {
+    use integration_tests::fake_twilio::FaultAction;
+    use lambda_http::RequestExt;
+    let env = TestEnv::new().await;
+    let p = setup(&env, ORG, "Full").await;
+    let org = OrganizationId::parse(ORG).unwrap();
+    let before = env.services.store.get_provider(&org, p.id.parse().unwrap()).await.unwrap().unwrap();
+    env.fake.inject("fetch_trunk", FaultAction::Delay(std::time::Duration::from_secs(3)), None);
+    let mut context = lambda_http::Context::default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    context.deadline = (now + std::time::Duration::from_millis(2500)).as_millis() as u64;
+    let req = Req::new("POST", "/api/v1/providers/{id}/verify").org(ORG).param("id", &p.id).build();
+    let (status, body) =
+        status_and_body(&verify_provider::handle(&env.services, req.with_lambda_context(context)).await.unwrap());
+    assert_eq!(status, 503, "{body}");
+    let after = env.services.store.get_provider(&org, p.id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        (after.verification_status, after.last_verified_at, after.version),
+        (before.verification_status, before.last_verified_at, before.version)
+    );
+}
