@@ -4,6 +4,7 @@
 use crate::provider::cleanup::remove_resources;
 use crate::provider::release::{KeyCache, ReleaseError, Released, release_with};
 use crate::services::Services;
+use futures::StreamExt;
 use serde::Serialize;
 use shared::crypto::{SecretKind, SecretOwner};
 use shared::model::OrganizationId;
@@ -11,6 +12,12 @@ use shared::model::{AuthToken, TwilioCredentials};
 use shared::store::{Leftover, NumberClaim, StoreError};
 use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
 use uuid::Uuid;
+
+/// Leftover numbers of one provider given back at the same time.
+const NUMBER_CONCURRENCY: usize = 8;
+/// A number is not started with less time than this left: it waits for the next pass, and the
+/// rest of the sweep (the trunk's resources, the records) still fits.
+const NUMBER_RESERVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -124,13 +131,66 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
         leftovers.into_iter().partition(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
     let mut left: Vec<(Leftover, TwilioError)> = Vec::new();
     let mut cleared = Vec::new();
+    // Every number's previous routing opens with the keys loaded here, one KMS call per key.
+    let mut keys = KeyCache::default();
+    if let Err(e) =
+        keys.load_sealed(services, &owner, numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref())).await
+    {
+        tracing::warn!(organization_id = %org, %provider_id, error = %e, "cannot open the leftover numbers' previous routing; next pass");
+        return Ok(Outcome::Remaining);
+    }
+    // Numbers go back a few at a time, each forgotten as soon as it is back, and none is
+    // started once time runs short or Twilio has rejected the token: what is not done waits
+    // for the next pass, which starts with the rest.
+    let rejected = std::sync::atomic::AtomicBool::new(false);
+    let (keys, creds_ref, owner_ref, rejected_ref) = (&keys, &creds, &owner, &rejected);
+    let tried: Vec<(Leftover, Option<Result<GivenBack, TwilioError>>)> = futures::stream::iter(numbers)
+        .map(|number| async move {
+            let out_of_time = shared::deadline::remaining().is_some_and(|left| left < NUMBER_RESERVE);
+            if out_of_time || rejected_ref.load(std::sync::atomic::Ordering::Relaxed) {
+                return (number, None);
+            }
+            let result = give_back(services, owner_ref, creds_ref, keys, &number, deleting).await;
+            match &result {
+                Ok(GivenBack::Done) => {
+                    if let Err(e) = services.store.forget_leftover(&number).await {
+                        tracing::error!(%provider_id, error = %e, "a leftover number was given back but its record stays");
+                    }
+                }
+                Err(e) if e.kind() == TwilioErrorKind::Rejected => {
+                    rejected_ref.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            (number, Some(result))
+        })
+        .buffer_unordered(NUMBER_CONCURRENCY)
+        .collect()
+        .await;
     let mut waiting = 0;
-    for number in numbers {
-        match give_back(services, &owner, &creds, &number, deleting).await {
-            Ok(GivenBack::Done) => cleared.push(number),
-            Ok(GivenBack::Held) => waiting += 1,
-            Err(e) => left.push((number, e)),
+    let mut numbers_back = 0;
+    let mut not_started = Vec::new();
+    for (number, result) in tried {
+        match result {
+            Some(Ok(GivenBack::Done)) => numbers_back += 1,
+            Some(Ok(GivenBack::Held)) => waiting += 1,
+            Some(Err(e)) => left.push((number, e)),
+            None => not_started.push(number),
         }
+    }
+    if rejected.into_inner() {
+        // Not started because the token is rejected: stuck on it as those tried are.
+        let refused = TwilioError::Api {
+            status: 401,
+            code: Some(20003),
+            message: "not tried: Twilio rejected the credentials".into(),
+        };
+        left.extend(not_started.drain(..).map(|number| (number, clone_error(&refused))));
+    }
+    waiting += not_started.len();
+    if numbers_back > 0 {
+        tracing::info!(organization_id = %org, %provider_id, given_back = numbers_back, "leftover numbers given back");
+        shared::metrics::emit("OrphansRemoved", numbers_back as f64, shared::metrics::Unit::Count, &[]);
     }
     // While any number may still be on a trunk (not given back, stuck, being imported, or
     // unreadable), the trunk resources stay: deleting a trunk would take its numbers off with
@@ -207,6 +267,7 @@ async fn give_back(
     services: &Services,
     owner: &SecretOwner,
     creds: &TwilioCredentials,
+    keys: &KeyCache,
     leftover: &Leftover,
     deleting: bool,
 ) -> Result<GivenBack, TwilioError> {
@@ -232,7 +293,7 @@ async fn give_back(
         }
         Err(e) => return Err(unavailable(format!("could not reserve the number: {e}"))),
     }
-    let given_back = give_back_reserved(services, owner, creds, leftover).await;
+    let given_back = give_back_reserved(services, creds, keys, leftover).await;
     if let Err(e) = store.release_reservation(owner.provider_id, number_sid).await {
         tracing::warn!(phone_number_sid = %number_sid, error = %e, "could not give up a number's reservation; it lapses by itself");
     }
@@ -241,8 +302,8 @@ async fn give_back(
 
 async fn give_back_reserved(
     services: &Services,
-    owner: &SecretOwner,
     creds: &TwilioCredentials,
+    keys: &KeyCache,
     leftover: &Leftover,
 ) -> Result<GivenBack, TwilioError> {
     let TwilioResource::TrunkPhoneNumber { trunk_sid, number_sid } = &leftover.resource else {
@@ -250,12 +311,9 @@ async fn give_back_reserved(
     };
     let unavailable = |what: String| TwilioError::Connect(what);
     let stored = leftover.previous_routing.clone().unwrap_or_default();
-    let mut keys = KeyCache::default();
-    let previous = match keys.load_sealed(services, owner, leftover.previous_routing_sealed.iter()).await {
-        Ok(()) => keys.routing(&stored, leftover.previous_routing_sealed.as_ref()),
-        Err(e) => Err(e),
-    }
-    .map_err(|e| unavailable(format!("could not open the number's previous routing: {e}")))?;
+    let previous = keys
+        .routing(&stored, leftover.previous_routing_sealed.as_ref())
+        .map_err(|e| unavailable(format!("could not open the number's previous routing: {e}")))?;
     match release_with(&services.twilio, creds, trunk_sid, number_sid, &previous).await {
         Ok(released) => {
             if let Released::NotRestored(reason) = released {

@@ -335,3 +335,65 @@ async fn a_leftover_recorded_again_is_not_forgotten_with_the_old_one() {
     env.services.store.forget_leftover(&now).await.unwrap();
     assert!(env.services.store.leftover_resources(&org, record.id).await.unwrap().is_empty());
 }
+
+/// A forced delete leaves hundreds of numbers: the sweeper gives them back a few at a time,
+/// forgets each as soon as it is back, and stops starting them when its time runs short, so a
+/// pass that cannot finish still makes progress the next pass keeps; the trunk waits for the
+/// last number.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweeper_gives_back_many_numbers_across_passes() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let org = OrganizationId::parse(ORG).unwrap();
+    let provider_id: uuid::Uuid = id.parse().unwrap();
+    for i in 0..300 {
+        let phone = format!("+1555090{i:04}");
+        integration_tests::seed::imported_number(
+            &env.fake,
+            &env.services.store,
+            &org,
+            provider_id,
+            &sid,
+            &trunk,
+            &phone,
+        )
+        .await;
+    }
+    for step in ["update_incoming_number", "detach_phone_number"] {
+        env.fake.inject(step, FaultAction::Fail { status: 400, code: 20001 }, None);
+    }
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).query("force", "true").build();
+    let (status, body) =
+        status_and_body(&functions::handlers::delete_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    env.fake.clear_faults();
+    let left_numbers = |recorded: &[shared::twilio::TwilioResource]| {
+        recorded.iter().filter(|r| r.kind() == "trunkPhoneNumber").count()
+    };
+    assert_eq!(left_numbers(&env.services.store.leftover_resources(&org, provider_id).await.unwrap()), 300);
+
+    // A pass with less time than the numbers take.
+    env.fake.set_latency(std::time::Duration::from_millis(40));
+    let started = std::time::Instant::now();
+    let deadline = Some(started + std::time::Duration::from_secs(7));
+    let outcome =
+        shared::deadline::within(deadline, functions::provider::sweep::sweep_one(&env.services, &org, provider_id))
+            .await
+            .unwrap();
+    assert_eq!(outcome, functions::provider::sweep::Outcome::Remaining);
+    // Lambda ends the invocation at its deadline: the pass must be over by then.
+    assert!(started.elapsed() < std::time::Duration::from_secs(7), "the pass took {:?}", started.elapsed());
+    let after_one = left_numbers(&env.services.store.leftover_resources(&org, provider_id).await.unwrap());
+    assert!(after_one > 0 && after_one < 300, "{after_one} numbers left after a short pass");
+    assert!(env.fake.state().trunks.contains_key(&trunk), "the trunk waits for its numbers");
+
+    env.fake.set_latency(std::time::Duration::ZERO);
+    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    assert_eq!(swept.cleared, 1, "{swept:?}");
+    assert!(env.services.store.leftover_resources(&org, provider_id).await.unwrap().is_empty());
+    assert!(!env.fake.state().trunks.contains_key(&trunk));
+    let state = env.fake.state();
+    assert!(state.incoming_numbers.values().filter(|n| n.account_sid == sid).all(|n| n.trunk_sid.is_none()));
+}
