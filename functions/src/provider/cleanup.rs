@@ -36,7 +36,13 @@ pub async fn remove_resources(
                     }
                     break;
                 }
-                Err(e) if e.is_transient() && attempt < REMOVE_ATTEMPTS => {
+                // Not past the deadline: a retry there is refused at once, and the waits would
+                // eat the time kept back to record what is left.
+                Err(e)
+                    if e.is_transient()
+                        && attempt < REMOVE_ATTEMPTS
+                        && shared::deadline::remaining().is_none_or(|left| left > REMOVE_RETRY_DELAY * attempt) =>
+                {
                     tracing::warn!(resource = ?resource, attempt, error = %e, "removing a Twilio resource failed; retrying");
                     tokio::time::sleep(REMOVE_RETRY_DELAY * attempt).await;
                 }

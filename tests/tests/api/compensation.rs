@@ -397,3 +397,31 @@ async fn the_sweeper_gives_back_many_numbers_across_passes() {
     let state = env.fake.state();
     assert!(state.incoming_numbers.values().filter(|n| n.account_sid == sid).all(|n| n.trunk_sid.is_none()));
 }
+
+/// Past the invocation's deadline, removal does not wait to retry what Twilio cannot be asked
+/// any more: what is left comes back at once, for the caller to record in the time it kept.
+#[tokio::test]
+async fn removal_past_the_deadline_does_not_wait_to_retry() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let org = OrganizationId::parse(ORG).unwrap();
+    let id: uuid::Uuid = provider["id"].as_str().unwrap().parse().unwrap();
+    let record = env.services.store.get_provider(&org, id).await.unwrap().unwrap();
+    let creds = shared::model::TwilioCredentials {
+        account_sid: record.account_sid.clone(),
+        auth_token: shared::model::AuthToken::parse(&token).unwrap(),
+    };
+    let resources = [
+        shared::twilio::TwilioResource::Trunk { trunk_sid: record.trunk_sid.clone() },
+        shared::twilio::TwilioResource::CredentialList { list_sid: record.credential_list_sid.clone() },
+    ];
+    let started = std::time::Instant::now();
+    let left = shared::deadline::within(
+        Some(started),
+        functions::provider::cleanup::remove_resources(&env.services.twilio, &creds, &resources),
+    )
+    .await;
+    assert_eq!(left.len(), 2);
+    assert!(started.elapsed() < std::time::Duration::from_millis(200), "waited {:?}", started.elapsed());
+}
