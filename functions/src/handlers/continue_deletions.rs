@@ -1,10 +1,10 @@
 //! `continue-deletions`: the deletion queue's consumer. Each message names a provider whose
 //! delete ran out of time; this runs the next step of it (see [`crate::provider::delete`]),
 //! which queues a further message if it runs out of time again. Answers SQS's partial batch
-//! response: a step that failed for a reason worth retrying (Twilio or AWS unavailable) is
-//! reported so SQS delivers it again later (and to the dead-letter queue after a few tries);
-//! one that needs a person (Twilio rejects the stored token: rotate it, then `DELETE` again)
-//! is logged and dropped.
+//! response: a step that failed for a reason worth retrying (AWS unavailable) is reported so
+//! SQS delivers it again later (and to the dead-letter queue after a few tries); one that
+//! tried every number and still has some Twilio would not take back, or that needs a person
+//! (Twilio rejects the stored token: rotate it), is logged and dropped: `DELETE` again retries.
 
 use crate::provider::delete::delete_step;
 use crate::services::Services;
@@ -26,6 +26,12 @@ pub async fn handle(services: &Services, event: &Value) -> Value {
         };
         match Box::pin(delete_step(services, &org, message.provider_id, message.force)).await {
             Ok(_) | Err(ApiError::NotFound(_)) => {}
+            // Every number was tried and some (or a trunk resource) could not be given back: a
+            // delivery again would start the whole pass over, and go round as long as Twilio
+            // keeps failing them. The provider shows why (`lastError`); DELETE again retries.
+            Err(e @ ApiError::TwilioFailed { .. }) => {
+                tracing::error!(organization_id = %org, provider_id = %message.provider_id, error = %e, "delete stopped with Twilio resources it could not give back (see the provider's deletion.lastError); DELETE again to retry");
+            }
             Err(e) if e.status().is_server_error() => {
                 tracing::warn!(organization_id = %org, provider_id = %message.provider_id, error = %e, "delete step failed; SQS delivers it again");
                 failures.push(json!({"itemIdentifier": message_id}));

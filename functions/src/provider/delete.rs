@@ -70,9 +70,12 @@ pub async fn delete_step(
     }
     let creds = match stored_credentials(services, &record).await {
         Ok(creds) => creds,
-        Err(e) if force => {
+        // The key service failing for a moment is retried; a token that cannot be opened at all
+        // leaves everything, the trunk's resources too, for the sweeper.
+        Err(e) if force && !matches!(e, ApiError::Unavailable(_)) => {
             let reason = e.to_string();
-            return finish_forced(services, record, Vec::new(), &reason, "the stored credentials cannot be used").await;
+            let left = resources_of(&record).into_iter().map(|r| (r, reason.clone())).collect();
+            return finish_forced(services, record, left, &reason, "the stored credentials cannot be used").await;
         }
         Err(e) => return Err(e),
     };
@@ -88,7 +91,8 @@ pub async fn delete_step(
         }
         // Nothing else can work until the token is rotated: the step stops at the first refusal.
         NumbersReleased::Rejected(reason) if force => {
-            return finish_forced(services, record, Vec::new(), &reason, "Twilio rejects the stored credentials").await;
+            let left = resources_of(&record).into_iter().map(|r| (r, reason.clone())).collect();
+            return finish_forced(services, record, left, &reason, "Twilio rejects the stored credentials").await;
         }
         NumbersReleased::Rejected(_) => {
             let what_to_do = "The provider is marked as being deleted: rotate its auth token (PATCH /api/v1/providers/twilio/{id}/auth-token) to the one Twilio accepts, then DELETE again, or add ?force=true to remove it anyway.";
@@ -190,6 +194,9 @@ async fn release_numbers(
     let mut failed = Vec::new();
     let mut keys = KeyCache::default();
     let mut token = record.deletion.as_ref().and_then(|d| d.numbers_from.clone());
+    // Once Twilio rejects the token, no further number is started with it.
+    let rejected = std::sync::atomic::AtomicBool::new(false);
+    let rejected = &rejected;
     loop {
         if out_of_time() {
             return Ok(NumbersReleased::OutOfTime(token, failed));
@@ -199,7 +206,7 @@ async fn release_numbers(
         keys.load(services, record, &page).await?;
         let keys = &keys;
         let outcomes: Vec<(usize, Option<Tried>)> = futures::stream::iter(page.iter().cloned().enumerate())
-            .map(|(i, number)| async move { (i, release_one(services, creds, record, number, keys).await) })
+            .map(|(i, number)| async move { (i, release_one(services, creds, record, number, keys, rejected).await) })
             .buffer_unordered(RELEASE_CONCURRENCY)
             .collect()
             .await;
@@ -246,8 +253,9 @@ async fn release_one(
     record: &ProviderRecord,
     number: PhoneNumberRecord,
     keys: &KeyCache,
+    rejected: &std::sync::atomic::AtomicBool,
 ) -> Option<Tried> {
-    if out_of_time() {
+    if out_of_time() || rejected.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
     match release_number(services, creds, record, &number, keys).await {
@@ -260,14 +268,20 @@ async fn release_one(
             }
             Some(Tried::GivenBack)
         }
-        Err(e) => Some(Tried::Failed(NotReleased {
-            resource: TwilioResource::TrunkPhoneNumber {
-                trunk_sid: record.trunk_sid.clone(),
-                number_sid: number.phone_number_sid.clone(),
-            },
-            rejected: matches!(&e, ReleaseError::Twilio(_, e) if e.is_authentication_failure()),
-            error: e.to_string(),
-        })),
+        Err(e) => {
+            let is_rejection = matches!(&e, ReleaseError::Twilio(_, e) if e.is_authentication_failure());
+            if is_rejection {
+                rejected.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Some(Tried::Failed(NotReleased {
+                resource: TwilioResource::TrunkPhoneNumber {
+                    trunk_sid: record.trunk_sid.clone(),
+                    number_sid: number.phone_number_sid.clone(),
+                },
+                rejected: is_rejection,
+                error: e.to_string(),
+            }))
+        }
     }
 }
 

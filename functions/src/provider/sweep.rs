@@ -131,13 +131,13 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
         leftovers.into_iter().partition(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
     let mut left: Vec<(Leftover, TwilioError)> = Vec::new();
     let mut cleared = Vec::new();
-    // Every number's previous routing opens with the keys loaded here, one KMS call per key.
+    // Every number's previous routing opens with the keys loaded here, one KMS call per key;
+    // a number whose key could not be loaded fails alone (its routing cannot be opened).
     let mut keys = KeyCache::default();
-    if let Err(e) =
-        keys.load_sealed(services, &owner, numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref())).await
-    {
-        tracing::warn!(organization_id = %org, %provider_id, error = %e, "cannot open the leftover numbers' previous routing; next pass");
-        return Ok(Outcome::Remaining);
+    for sealed in numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref()) {
+        if let Err(e) = keys.load_sealed(services, &owner, [sealed]).await {
+            tracing::warn!(organization_id = %org, %provider_id, error = %e, "cannot open a leftover number's previous routing");
+        }
     }
     // Numbers go back a few at a time, each forgotten as soon as it is back, and none is
     // started once time runs short or Twilio has rejected the token: what is not done waits
