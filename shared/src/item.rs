@@ -295,9 +295,10 @@ pub fn put_new(table: &str, item: Item) -> TransactWriteItem {
 /// Transactions cancelled by a conflict are tried this many times in all.
 const CONFLICT_ATTEMPTS: u32 = 10;
 
-/// The wait before retrying a conflicted transaction: full jitter over 10 ms doubling to
-/// 320 ms; None when the attempts are used up or the wait would pass the deadline.
-fn conflict_backoff(attempt: u32) -> Option<std::time::Duration> {
+/// The wait before retrying a conflicted transaction, or the items a batch write left
+/// unprocessed (DynamoDB throttled them): full jitter over 10 ms doubling to 320 ms; None when
+/// the attempts are used up or the wait would pass the deadline.
+pub(crate) fn conflict_backoff(attempt: u32) -> Option<std::time::Duration> {
     use rand::Rng;
     if attempt >= CONFLICT_ATTEMPTS {
         return None;

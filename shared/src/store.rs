@@ -1106,9 +1106,9 @@ impl ProviderStore {
     /// Writes in batches of 25, resending what DynamoDB hands back unprocessed under load.
     async fn batch_write(&self, requests: Vec<aws_sdk_dynamodb::types::WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(25) {
-            let mut pending = Some(HashMap::from([(self.table.clone(), chunk.to_vec())]));
-            for _ in 0..5 {
-                let Some(items) = pending.take().filter(|items| !items.is_empty()) else { break };
+            let mut items = HashMap::from([(self.table.clone(), chunk.to_vec())]);
+            let mut attempt = 0;
+            loop {
                 let output = self
                     .client
                     .batch_write_item()
@@ -1116,10 +1116,19 @@ impl ProviderStore {
                     .send()
                     .await
                     .map_err(StoreError::request)?;
-                pending = output.unprocessed_items;
-            }
-            if pending.is_some_and(|items| !items.is_empty()) {
-                return Err(StoreError::Request("DynamoDB left items of a batch unprocessed".into()));
+                match output.unprocessed_items.filter(|left| left.values().any(|l| !l.is_empty())) {
+                    None => break,
+                    // Throttled (a provider's items share one partition): retried after a wait,
+                    // as DynamoDB advises; at once they would be throttled again.
+                    Some(left) => match crate::item::conflict_backoff(attempt) {
+                        Some(wait) => {
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                            items = left;
+                        }
+                        None => return Err(StoreError::Request("DynamoDB left items of a batch unprocessed".into())),
+                    },
+                }
             }
         }
         Ok(())

@@ -19,6 +19,9 @@ pub enum Failure {
     /// What DynamoDB answers a read of an index it is still building after UpdateTable (or a
     /// stack update) added it: a 400 `ValidationException`.
     IndexBackfilling,
+    /// What DynamoDB answers a `BatchWriteItem` it throttled: a 200 that hands every item back
+    /// as `UnprocessedItems`.
+    Unprocessed,
 }
 
 #[derive(Default)]
@@ -187,6 +190,11 @@ async fn forward(
             })
             .to_string();
             return (StatusCode::BAD_REQUEST, json, body).into_response();
+        }
+        Some(Failure::Unprocessed) => {
+            let request: serde_json::Value = serde_json::from_slice(&body).expect("a JSON batch");
+            let body = serde_json::json!({"UnprocessedItems": request["RequestItems"]}).to_string();
+            return (StatusCode::OK, json, body).into_response();
         }
         Some(Failure::IndexBackfilling) => {
             let body = serde_json::json!({

@@ -174,6 +174,26 @@ async fn a_dynamodb_failure_at_the_end_of_a_delete_is_resumable() {
     assert_fully_deleted(&env, &sid, &number, "delete after a DynamoDB failure").await;
 }
 
+/// DynamoDB throttles a batch write (a provider's items share one partition) and hands the
+/// items back unprocessed, several times in a row: they are written after waits, and the
+/// forced delete that writes them finishes.
+#[tokio::test]
+async fn batch_writes_dynamodb_throttles_are_retried_after_waits() {
+    use integration_tests::aws_proxy::Failure;
+    let (env, proxy) = TestEnv::with_aws_proxy(CLIENT_TIMEOUT).await;
+    let (_, id, _) = provider_with_number(&env).await;
+    env.fake.inject("update_incoming_number", FaultAction::Fail { status: 400, code: 20001 }, None);
+    env.fake.inject("detach_phone_number", FaultAction::Fail { status: 400, code: 20001 }, None);
+    proxy.fail_with("DynamoDB_20120810.BatchWriteItem", Failure::Unprocessed, Some(6));
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).query("force", "true").build();
+    let (status, body) = status_and_body(&delete_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    let org = shared::model::OrganizationId::parse(ORG).unwrap();
+    let recorded = env.services.store.leftover_resources(&org, id.parse().unwrap()).await.unwrap();
+    assert!(recorded.iter().any(|r| r.kind() == "trunkPhoneNumber"), "{recorded:?}");
+    assert!(env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn each_imported_number_is_all_or_nothing_under_every_fault() {
     let steps = ["fetch_incoming_number", "attach_phone_number"];
