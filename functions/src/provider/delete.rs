@@ -95,14 +95,16 @@ pub async fn delete_step(
             return finish_forced(services, record, left, &reason, "Twilio rejects the stored credentials").await;
         }
         NumbersReleased::Rejected(_) => {
-            let what_to_do = "The provider is marked as being deleted: rotate its auth token (PATCH /api/v1/providers/twilio/{id}/auth-token) to the one Twilio accepts, then DELETE again, or add ?force=true to remove it anyway.";
+            let what_to_do = format!(
+                "The provider is marked as being deleted: set the token Twilio accepts with PATCH /api/v1/providers/twilio/{id}/auth-token, then DELETE again, or add ?force=true to remove it anyway."
+            );
             record_error(
                 services,
                 record,
                 "Twilio rejected the stored credentials; rotate the auth token, then DELETE again.",
             )
             .await;
-            return Err(crate::provider::problems::rejected(what_to_do));
+            return Err(crate::provider::problems::rejected(&what_to_do));
         }
     }
     // The trunk's resources are removed only once every number is off it. A step that started
@@ -133,6 +135,11 @@ pub async fn delete_step(
     if let Some(earlier) = earlier {
         summary = format!("{earlier}; {summary}");
     }
+    // Bounded, whatever an earlier step recorded: it is stored and answered.
+    if let Some((cut, _)) = summary.char_indices().nth(SUMMARY_CHARS) {
+        summary.truncate(cut);
+        summary.push('…');
+    }
     record_error(services, record, &summary).await;
     Err(ApiError::TwilioFailed {
         detail: format!(
@@ -144,6 +151,8 @@ pub async fn delete_step(
 
 /// Failures listed in an error: enough to act on, small enough for a record and an answer.
 const SUMMARY_FAILURES: usize = 10;
+/// The longest error a delete records and answers.
+const SUMMARY_CHARS: usize = 2000;
 
 /// What could not be given back: the first failures of this step, and how many numbers are
 /// still recorded (those an earlier step could not give back among them).

@@ -103,6 +103,7 @@ async fn a_delete_stuck_on_a_rotated_token_continues_after_rotation() {
     env.fake.set_auth_token(&sid, &new_token);
     let (status, body) = delete(&env, id, None, None).await;
     assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains(&format!("/api/v1/providers/twilio/{id}/auth-token")), "{body}");
     let shown = get(&env, id).await.1;
     assert_eq!(shown["deletion"]["status"], "deleting");
     assert!(shown["deletion"]["lastError"].as_str().unwrap().contains("rotate the auth token"), "{shown}");
