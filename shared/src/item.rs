@@ -298,7 +298,7 @@ const CONFLICT_ATTEMPTS: u32 = 10;
 /// The wait before retrying a conflicted transaction, or the items a batch write left
 /// unprocessed (DynamoDB throttled them): full jitter over 10 ms doubling to 320 ms; None when
 /// the attempts are used up or the wait would pass the deadline.
-pub(crate) fn conflict_backoff(attempt: u32) -> Option<std::time::Duration> {
+pub(crate) fn retry_backoff(attempt: u32) -> Option<std::time::Duration> {
     use rand::Rng;
     if attempt >= CONFLICT_ATTEMPTS {
         return None;
@@ -336,7 +336,7 @@ impl<N: Copy + PartialEq> Transaction<N> {
         loop {
             attempt += 1;
             match self.send_once(client).await {
-                Err(TransactionFailure::Cancelled(why)) if why.only_conflicted() => match conflict_backoff(attempt) {
+                Err(TransactionFailure::Cancelled(why)) if why.only_conflicted() => match retry_backoff(attempt) {
                     Some(delay) => {
                         tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "transaction conflict; retrying");
                         tokio::time::sleep(delay).await;

@@ -491,32 +491,20 @@ fn decode_page_token(org: &OrganizationId, prefix: &str, token: &str) -> Result<
 /// Creates the table as `template.yaml` declares it: `pk` (hash) and `sk` (range) strings,
 /// on-demand billing, TTL on `expiresAt`, point-in-time recovery, deletion protection.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), StoreError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        PointInTimeRecoverySpecification, ScalarAttributeType,
-    };
-    let attribute = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("name and type set")
-    };
-    let key =
-        |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().expect("name and type set");
+    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex, KeyType, PointInTimeRecoverySpecification};
     client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(PK))
-        .attribute_definitions(attribute(SK))
-        .attribute_definitions(attribute(JOB_PROVIDER_ID))
-        .key_schema(key(PK, KeyType::Hash))
-        .key_schema(key(SK, KeyType::Range))
+        .attribute_definitions(string_attribute(PK))
+        .attribute_definitions(string_attribute(SK))
+        .attribute_definitions(string_attribute(JOB_PROVIDER_ID))
+        .key_schema(key_element(PK, KeyType::Hash))
+        .key_schema(key_element(SK, KeyType::Range))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(JOBS_INDEX)
-                .key_schema(key(JOB_PROVIDER_ID, KeyType::Hash))
+                .key_schema(key_element(JOB_PROVIDER_ID, KeyType::Hash))
                 .projection(jobs_index_projection())
                 .build()
                 .expect("name, key and projection set"),
@@ -550,6 +538,27 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
     Ok(())
 }
 
+fn string_attribute(name: &str) -> aws_sdk_dynamodb::types::AttributeDefinition {
+    aws_sdk_dynamodb::types::AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+        .build()
+        .expect("name and type set")
+}
+
+fn key_element(name: &str, key_type: aws_sdk_dynamodb::types::KeyType) -> aws_sdk_dynamodb::types::KeySchemaElement {
+    aws_sdk_dynamodb::types::KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("name and type set")
+}
+
+/// The attribute holding the provider's id on a provider (`id`) or leftover (`providerId`) item.
+fn provider_id_attribute(entity: &str) -> &'static str {
+    if entity == "provider" { "id" } else { "providerId" }
+}
+
 /// What the jobs index holds beside its key: what the planner reads.
 fn jobs_index_projection() -> aws_sdk_dynamodb::types::Projection {
     aws_sdk_dynamodb::types::Projection::builder()
@@ -562,10 +571,7 @@ fn jobs_index_projection() -> aws_sdk_dynamodb::types::Projection {
 /// Adds the jobs index to a table created before it (`local-api --bootstrap` on an existing
 /// table; a deployed stack gets it from template.yaml). Returns whether it had to.
 pub async fn add_jobs_index(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<bool, StoreError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType,
-        ScalarAttributeType,
-    };
+    use aws_sdk_dynamodb::types::{CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, KeyType};
     let table = client.describe_table().table_name(name).send().await.map_err(StoreError::request)?;
     let indexes = table.table.and_then(|t| t.global_secondary_indexes).unwrap_or_default();
     if indexes.iter().any(|index| index.index_name() == Some(JOBS_INDEX)) {
@@ -573,26 +579,14 @@ pub async fn add_jobs_index(client: &aws_sdk_dynamodb::Client, name: &str) -> Re
     }
     let create = CreateGlobalSecondaryIndexAction::builder()
         .index_name(JOBS_INDEX)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(JOB_PROVIDER_ID)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("name and type set"),
-        )
+        .key_schema(key_element(JOB_PROVIDER_ID, KeyType::Hash))
         .projection(jobs_index_projection())
         .build()
         .expect("name, key and projection set");
     client
         .update_table()
         .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(JOB_PROVIDER_ID)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("name and type set"),
-        )
+        .attribute_definitions(string_attribute(JOB_PROVIDER_ID))
         .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
         .send()
         .await
@@ -1120,7 +1114,7 @@ impl ProviderStore {
                     None => break,
                     // Throttled (a provider's items share one partition): retried after a wait,
                     // as DynamoDB advises; at once they would be throttled again.
-                    Some(left) => match crate::item::conflict_backoff(attempt) {
+                    Some(left) => match crate::item::retry_backoff(attempt) {
                         Some(wait) => {
                             tokio::time::sleep(wait).await;
                             attempt += 1;
@@ -1177,8 +1171,7 @@ impl ProviderStore {
     ) -> Result<(Vec<(OrganizationId, Uuid)>, Option<ScanCursor>), StoreError> {
         let id_attribute = match source {
             JobsSource::Index => JOB_PROVIDER_ID,
-            JobsSource::Table if entity == "provider" => "id",
-            JobsSource::Table => "providerId",
+            JobsSource::Table => provider_id_attribute(entity),
         };
         let output = self
             .client
@@ -1244,7 +1237,7 @@ impl ProviderStore {
         for item in output.items() {
             let f = Fields(item);
             let entity = f.string("entity")?;
-            let provider_id = f.uuid(if entity == "provider" { "id" } else { "providerId" })?;
+            let provider_id = f.uuid(provider_id_attribute(&entity))?;
             let key = Item::from([(PK.to_owned(), f.get(PK)?.clone()), (SK.to_owned(), f.get(SK)?.clone())]);
             found.push((entity, f.organization_id("organizationId")?, provider_id, key));
         }

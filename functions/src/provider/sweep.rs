@@ -180,12 +180,12 @@ pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: U
     }
     if rejected.into_inner() {
         // Not started because the token is rejected: stuck on it as those tried are.
-        let refused = TwilioError::Api {
+        let refused = || TwilioError::Api {
             status: 401,
             code: Some(20003),
             message: "not tried: Twilio rejected the credentials".into(),
         };
-        left.extend(not_started.drain(..).map(|number| (number, clone_error(&refused))));
+        left.extend(not_started.drain(..).map(|number| (number, refused())));
     }
     waiting += not_started.len();
     if numbers_back > 0 {

@@ -89,7 +89,7 @@ impl Verification {
 
 /// Whether the invocation's deadline passed while it verified: what Twilio was then not asked,
 /// or not heard from, says nothing about the provider, so such a result is not stored.
-pub fn cut_short() -> Result<(), ApiError> {
+pub fn finished_in_time() -> Result<(), ApiError> {
     match shared::deadline::remaining() {
         Some(left) if left.is_zero() => Err(ApiError::unavailable("the verification did not finish in time")),
         _ => Ok(()),
@@ -101,7 +101,7 @@ pub async fn verify_provider(services: &Services, record: ProviderRecord) -> Res
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
     let verification = verify(services, &record, &creds).await;
-    cut_short()?;
+    finished_in_time()?;
     let (org, id) = (record.organization_id.clone(), record.id);
     let response = verification.store(services, record).await?;
     tracing::info!(organization_id = %org, provider_id = %id, status = ?response.status, "provider verified");
