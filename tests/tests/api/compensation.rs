@@ -129,20 +129,30 @@ async fn a_leftover_stuck_on_a_rotated_token_is_swept_after_rotation() {
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid, None);
 }
 
+/// A new account's provider: its Account SID, id and trunk.
+async fn new_provider(env: &TestEnv) -> (String, String, String) {
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let provider = create_provider(env, ORG, &sid, &token).await;
+    (sid, provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned())
+}
+
+/// Imports one number into `org`'s provider `id`, which must succeed.
+async fn import_one(env: &TestEnv, org: &str, id: &str, number: &str) {
+    let body = json!({"phoneNumberSids": [number]}).to_string();
+    let req =
+        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(org).param("id", id).body(&body).build();
+    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+}
+
 /// A provider force-deleted while the number it imported (which had the customer's
 /// application) could not be given back: the number and the trunk are left for the sweeper.
 /// Returns the trunk, the application and the number.
 async fn force_deleted_with_a_number_left(env: &TestEnv, phone: &str) -> (String, String, String) {
-    let (sid, token) = env.fake.add_account("active", "Full");
-    let provider = create_provider(env, ORG, &sid, &token).await;
-    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let (sid, id, trunk) = new_provider(env).await;
     let app = env.fake.add_application(&sid);
     let pn = env.fake.add_incoming_number(&sid, phone, None);
     env.fake.state().incoming_numbers.get_mut(&pn).unwrap().voice_application_sid = Some(app.clone());
-    let body = json!({"phoneNumberSids": [pn]}).to_string();
-    let req =
-        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
-    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    import_one(env, ORG, &id, &pn).await;
     env.fake.inject("update_incoming_number", FaultAction::Fail { status: 400, code: 20001 }, None);
     let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).query("force", "true").build();
     let (status, body) =
@@ -190,13 +200,7 @@ async fn a_leftover_record_of_the_earlier_format_is_migrated_and_swept() {
     // A number the record lists that was imported again since (by another provider, on its trunk).
     let again = env.fake.add_incoming_number(&sid, "+15550400041", None);
     let other = create_provider(&env, "org-again", &sid, &token).await;
-    let body = json!({"phoneNumberSids": [again]}).to_string();
-    let req = Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers")
-        .org("org-again")
-        .param("id", other["id"].as_str().unwrap())
-        .body(&body)
-        .build();
-    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    import_one(&env, "org-again", other["id"].as_str().unwrap(), &again).await;
     let (org, provider_id) = (OrganizationId::parse(ORG).unwrap(), uuid::Uuid::now_v7());
     let owner = shared::crypto::SecretOwner { organization_id: org.clone(), provider_id };
     let key = env.services.envelope.generate_data_key(&owner).await.unwrap();
@@ -251,14 +255,9 @@ async fn numbers_stuck_or_being_imported_keep_their_trunk() {
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid.as_deref(), Some(trunk.as_str()));
 
     // Another provider's import of a leftover number is under way: it waits, and so does its trunk.
-    let (sid2, token2) = env.fake.add_account("active", "Full");
-    let p2 = create_provider(&env, ORG, &sid2, &token2).await;
-    let (id2, trunk2) = (p2["id"].as_str().unwrap().to_owned(), p2["trunkSid"].as_str().unwrap().to_owned());
+    let (sid2, id2, trunk2) = new_provider(&env).await;
     let pn2 = env.fake.add_incoming_number(&sid2, "+15550400032", None);
-    let body = json!({"phoneNumberSids": [pn2]}).to_string();
-    let req =
-        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id2).body(&body).build();
-    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    import_one(&env, ORG, &id2, &pn2).await;
     env.fake.inject("detach_phone_number", FaultAction::Fail { status: 500, code: 20500 }, None);
     env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
     let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id2).query("force", "true").build();
@@ -280,14 +279,9 @@ async fn numbers_stuck_or_being_imported_keep_their_trunk() {
 #[tokio::test]
 async fn a_number_still_claimed_by_its_deleting_provider_stays_a_leftover() {
     let env = TestEnv::new().await;
-    let (sid, token) = env.fake.add_account("active", "Full");
-    let provider = create_provider(&env, ORG, &sid, &token).await;
-    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let (sid, id, trunk) = new_provider(&env).await;
     let pn = env.fake.add_incoming_number(&sid, "+15550400051", None);
-    let body = json!({"phoneNumberSids": [pn]}).to_string();
-    let req =
-        Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body).build();
-    assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
+    import_one(&env, ORG, &id, &pn).await;
     // A delete that stops midway: the provider is marked deleting, the number still recorded.
     env.fake.inject("detach_phone_number", FaultAction::Fail { status: 500, code: 20500 }, None);
     let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).build();
@@ -343,9 +337,7 @@ async fn a_leftover_recorded_again_is_not_forgotten_with_the_old_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sweeper_gives_back_many_numbers_across_passes() {
     let env = TestEnv::new().await;
-    let (sid, token) = env.fake.add_account("active", "Full");
-    let provider = create_provider(&env, ORG, &sid, &token).await;
-    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let (sid, id, trunk) = new_provider(&env).await;
     let org = OrganizationId::parse(ORG).unwrap();
     let provider_id: uuid::Uuid = id.parse().unwrap();
     for i in 0..300 {
