@@ -574,6 +574,22 @@ mod tests {
         assert!(!body.contains("SECRETSECRET") && !body.contains("mars"), "{body}");
     }
 
+    /// A misspelt field is named, not dropped: `supportCallTransfer` would otherwise create a
+    /// trunk without transfer. Long or odd names are shown shortened and printable.
+    #[test]
+    fn unknown_fields_are_named() {
+        let body = format!(
+            r#"{{"accountSid":"AC{}","authToken":"{}","name":"Main","supportCallTransfer":true,"{}":1,"a\u0007b":2}}"#,
+            "0".repeat(32),
+            "f".repeat(32),
+            "x".repeat(100)
+        );
+        let ApiError::Validation(errors) = parse(&body).unwrap_err() else { panic!() };
+        let shortened = format!("{}…", "x".repeat(64));
+        assert_eq!(errors.keys().collect::<Vec<_>>(), ["a\u{fffd}b", "supportCallTransfer", shortened.as_str()]);
+        assert!(errors["supportCallTransfer"][0].contains("not a field"), "{errors:?}");
+    }
+
     #[test]
     fn missing_fields_are_required() {
         let ApiError::Validation(errors) = parse("{}").unwrap_err() else { panic!() };

@@ -92,8 +92,9 @@ impl ApiError {
         Self::Validation(BTreeMap::from([(field.to_owned(), vec![message.into()])]))
     }
 
-    /// Both results, or every field error of both: a request names all its mistakes at once
-    /// (a bad path id and a bad body field, say). Any other error is answered as it comes.
+    /// Both results, or every mistake of both: a request names all its mistakes at once (a bad
+    /// path id and a bad body field, say; or a bad path id and a body that is not JSON, under
+    /// `body`). Any other error is answered as it comes.
     pub fn both<A, B>(a: Result<A, ApiError>, b: Result<B, ApiError>) -> Result<(A, B), ApiError> {
         match (a, b) {
             (Ok(a), Ok(b)) => Ok((a, b)),
@@ -103,8 +104,19 @@ impl ApiError {
                 }
                 Err(Self::Validation(first))
             }
+            (Err(Self::Validation(mut fields)), Err(body)) | (Err(body), Err(Self::Validation(mut fields)))
+                if body.is_about_the_body() =>
+            {
+                fields.entry("body".to_owned()).or_default().push(body.to_string());
+                Err(Self::Validation(fields))
+            }
             (Err(e), _) | (_, Err(e)) => Err(e),
         }
+    }
+
+    /// A body that could not be read as a request at all (not JSON, too large, another type).
+    fn is_about_the_body(&self) -> bool {
+        matches!(self, Self::BadRequest(_) | Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType)
     }
 
     pub fn status(&self) -> StatusCode {

@@ -40,6 +40,9 @@ pub fn json_response_builder(status: StatusCode) -> lambda_http::http::response:
 /// reported at once, with messages that never echo the submitted value (it may be a secret).
 pub struct JsonFields {
     fields: Map<String, Value>,
+    /// The fields the parser asked for; any other field of the body is reported by `finish`
+    /// (a misspelt `supportCallTransfer` must not quietly create a trunk without transfer).
+    read: Vec<&'static str>,
     errors: FieldErrors,
 }
 
@@ -70,21 +73,27 @@ impl JsonFields {
             return Err(ApiError::BadRequest("The request body is empty; a JSON object is required.".into()));
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(fields)) => Ok(Self { fields, errors: FieldErrors::new() }),
+            Ok(Value::Object(fields)) => Ok(Self { fields, read: Vec::new(), errors: FieldErrors::new() }),
             Ok(_) => Err(ApiError::BadRequest("The request body must be a JSON object.".into())),
             // serde_json's syntax errors give a position, never the content.
             Err(e) => Err(ApiError::BadRequest(format!("The request body is not valid JSON: {e}."))),
         }
     }
 
+    /// A field of the request's schema, as the body has it.
+    fn get(&mut self, field: &'static str) -> Option<&Value> {
+        self.read.push(field);
+        self.fields.get(field)
+    }
+
     /// Whether the body has this field at all (even as null).
-    pub fn contains(&self, field: &str) -> bool {
-        self.fields.contains_key(field)
+    pub fn contains(&mut self, field: &'static str) -> bool {
+        self.get(field).is_some()
     }
 
     /// A field's raw JSON value (absent or null is None), for shapes other than strings and booleans.
-    pub fn raw(&self, field: &str) -> Option<&Value> {
-        self.fields.get(field).filter(|v| !v.is_null())
+    pub fn raw(&mut self, field: &'static str) -> Option<&Value> {
+        self.get(field).filter(|v| !v.is_null())
     }
 
     pub fn add_error(&mut self, field: &str, message: impl Into<String>) {
@@ -92,8 +101,8 @@ impl JsonFields {
     }
 
     /// A required string field, parsed; records an error and yields None when absent or bad.
-    pub fn required<T>(&mut self, field: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
-        match self.fields.get(field) {
+    pub fn required<T>(&mut self, field: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        match self.get(field) {
             None | Some(Value::Null) => {
                 self.add_error(field, "is required");
                 None
@@ -103,8 +112,8 @@ impl JsonFields {
     }
 
     /// An optional string field (absent or null is None), parsed.
-    pub fn optional<T>(&mut self, field: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
-        match self.fields.get(field) {
+    pub fn optional<T>(&mut self, field: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        match self.get(field) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => match parse(s) {
                 Ok(value) => Some(value),
@@ -121,8 +130,8 @@ impl JsonFields {
     }
 
     /// An optional boolean field (absent or null is None).
-    pub fn optional_bool(&mut self, field: &str) -> Option<bool> {
-        match self.fields.get(field) {
+    pub fn optional_bool(&mut self, field: &'static str) -> Option<bool> {
+        match self.get(field) {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
             Some(_) => {
@@ -132,10 +141,27 @@ impl JsonFields {
         }
     }
 
-    /// Ok when no field failed; otherwise a 400 naming every failing field.
-    pub fn finish(self) -> Result<(), ApiError> {
+    /// Ok when no field failed and the body has no field the request does not define;
+    /// otherwise a 400 naming every failing and every unknown field.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        let unknown: Vec<String> =
+            self.fields.keys().filter(|key| !self.read.contains(&key.as_str())).map(|key| shown_name(key)).collect();
+        for field in unknown {
+            self.add_error(&field, "is not a field of this request; check its spelling");
+        }
         if self.errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.errors)) }
     }
+}
+
+/// An unknown field's name as an error names it: at most 64 characters, control characters
+/// replaced (the name is the caller's text, and it is echoed).
+fn shown_name(key: &str) -> String {
+    const MAX: usize = 64;
+    let mut shown: String = key.chars().take(MAX).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+    if key.chars().count() > MAX {
+        shown.push('…');
+    }
+    shown
 }
 
 fn body_bytes(request: &Request) -> &[u8] {

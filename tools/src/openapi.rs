@@ -23,7 +23,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, KnownFormat, Ref, RefOr, Required, ResponseBuilder, SchemaFormat};
 
@@ -399,6 +399,12 @@ fn refine_request_schemas(components: &mut utoipa::openapi::Components) {
         Some(RefOr::T(Schema::Array(array))) => array.unique_items = true,
         _ => panic!("ImportNumbersRequest.phoneNumberSids is not an array schema"),
     }
+    // The parsers refuse fields they do not define (400 naming each).
+    for name in
+        ["CreateTwilioProviderRequest", "UpdateTwilioProviderRequest", "RotateAuthTokenRequest", "ImportNumbersRequest"]
+    {
+        object(components, name).additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    }
     let update = object(components, "UpdateTwilioProviderRequest");
     for (field, description) in [
         ("accountSid", "Not allowed (400): the account changes by creating a new provider."),
@@ -639,6 +645,12 @@ mod tests {
                 };
                 assert!(errors.contains_key(name.as_str()), "{schema}.{name} is documented but not read: {errors:?}");
             }
+            // And a field the schema does not define is refused, as `additionalProperties: false` says.
+            assert_eq!(doc["components"]["schemas"][schema]["additionalProperties"], json!(false), "{schema}");
+            let body = json!({ "notAField": true }).to_string();
+            let error = parse(JsonFields::from_slice(body.as_bytes()).unwrap()).expect("an unknown field is an error");
+            let shared::ApiError::Validation(errors) = error else { panic!("{schema}: not a validation error") };
+            assert!(errors.contains_key("notAField"), "{schema}: an unknown field is not named: {errors:?}");
         }
     }
 

@@ -258,6 +258,11 @@ async fn path_body_and_query_mistakes_are_named_together() {
     let req = Req::new("PUT", "/api/v1/providers/twilio/{id}").org(ORG).param("id", "xyz").body(r#"{"name": ""}"#);
     let (status, body) = status_and_body(&update_twilio_provider::handle(&env.services, req.build()).await.unwrap());
     assert_eq!((status, fields(&body)), (400, vec!["id".to_owned(), "name".to_owned()]), "{body}");
+    // A body that is not JSON at all is named too, under `body`.
+    let req = Req::new("PUT", "/api/v1/providers/twilio/{id}").org(ORG).param("id", "xyz").body("{name");
+    let (status, body) = status_and_body(&update_twilio_provider::handle(&env.services, req.build()).await.unwrap());
+    assert_eq!((status, fields(&body)), (400, vec!["body".to_owned(), "id".to_owned()]), "{body}");
+    assert!(body["errors"]["body"][0].as_str().unwrap().contains("not valid JSON"), "{body}");
     let req = Req::new("DELETE", "/api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}")
         .org(ORG)
         .param("id", "xyz")
