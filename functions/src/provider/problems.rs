@@ -8,6 +8,9 @@ use shared::twilio::{CODE_CREDENTIAL_LIST_LIMIT, CODE_TRUNK_LIMIT, TwilioError, 
 pub const REJECTED: &str =
     "Twilio rejected the Account SID and Auth Token: the token may be wrong, or the account suspended or closed.";
 
+/// What Twilio's 403/20403 means besides a missing permission (Twilio's own reading of it).
+pub const DENIED_OR_SUSPENDED: &str = "Twilio also answers this for a suspended or closed account: if the account is, reactivate it in the Twilio Console.";
+
 /// 422 for credentials Twilio rejects, with what to do.
 pub fn rejected(what_to_do: &str) -> ApiError {
     ApiError::Unprocessable { title: "Twilio rejected the credentials", detail: format!("{REJECTED} {what_to_do}") }
@@ -24,7 +27,7 @@ pub fn twilio_problem(operation: &str, e: TwilioError) -> ApiError {
         TwilioErrorKind::Denied => ApiError::Unprocessable {
             title: "Twilio denied the request",
             detail: format!(
-                "Twilio denied these credentials permission for {operation} ({e}). Use credentials that may manage Elastic SIP Trunking, credential lists and phone numbers."
+                "Twilio denied these credentials permission for {operation} ({e}). Use credentials that may manage Elastic SIP Trunking, credential lists and phone numbers. {DENIED_OR_SUSPENDED}"
             ),
         },
         TwilioErrorKind::LimitReached => {

@@ -210,7 +210,8 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
                     CheckName::Permissions,
                     CheckStatus::Failed,
                     format!(
-                        "Twilio denied these credentials permission for reading the account ({e}). Use credentials that may read the account and manage Elastic SIP Trunking."
+                        "Twilio denied these credentials permission for reading the account ({e}). Use credentials that may read the account and manage Elastic SIP Trunking. {}",
+                        crate::provider::problems::DENIED_OR_SUSPENDED
                     ),
                     json!({"denied": ["reading the account"]}),
                 ),
@@ -236,7 +237,14 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
 pub async fn verify(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> Verification {
     if account_type_known(record) {
         let trunk = services.twilio.fetch_trunk(creds, &record.trunk_sid).await;
-        run_checks(services, record, creds, None, trunk).await
+        // Only an answer about the trunk itself (found, or 404) shows that Twilio accepted the
+        // credentials. A 403 may be a suspended or closed account (Twilio's 20403), and a
+        // transient failure shows nothing: then the account is read for what it is.
+        let account = match &trunk {
+            Err(e) if !e.is_not_found() => Some(services.twilio.fetch_account(creds).await),
+            _ => None,
+        };
+        run_checks(services, record, creds, account, trunk).await
     } else {
         let (account, trunk) =
             tokio::join!(services.twilio.fetch_account(creds), services.twilio.fetch_trunk(creds, &record.trunk_sid));
@@ -256,9 +264,9 @@ pub async fn verify_with_account(
 }
 
 /// Whether the last check saw a paid (Full) account: then the account needs no read of its
-/// own. Twilio refuses a suspended or closed account's credentials (401), so any successful
-/// read proves it active; only a Trial account's upgrade would go unnoticed, so a Trial (or
-/// unknown) account is read every time.
+/// own while the trunk can be read. Twilio refuses a suspended or closed account's credentials
+/// (401 or 403), so an answer about the trunk proves it active; only a Trial account's upgrade
+/// would go unnoticed, so a Trial (or unknown) account is read every time.
 fn account_type_known(record: &ProviderRecord) -> bool {
     record.verification_details.iter().flatten().any(|check| {
         check.check_name == CheckName::Account && check.status == CheckStatus::Passed && check.details["type"] == "Full"
@@ -366,8 +374,9 @@ async fn run_checks(
             CheckName::Permissions,
             CheckStatus::Failed,
             format!(
-                "Twilio denied these credentials permission for {}. Use credentials that may manage Elastic SIP Trunking, credential lists and phone numbers.",
-                denied.join(", ")
+                "Twilio denied these credentials permission for {}. Use credentials that may manage Elastic SIP Trunking, credential lists and phone numbers. {}",
+                denied.join(", "),
+                crate::provider::problems::DENIED_OR_SUSPENDED
             ),
             json!({"denied": denied}),
         )

@@ -297,6 +297,30 @@ async fn a_trunk_that_could_not_be_read_is_not_reported_deleted() {
     assert!(skipped.iter().all(|c| c["message"].as_str().unwrap().contains("could not be read")), "{body}");
 }
 
+/// A paid account's trunk read answered 403 (Twilio's answer for a suspended or closed
+/// account as well as for a missing permission) proves nothing about the account: it is read,
+/// and the answer, not a derived "active", is reported.
+#[tokio::test]
+async fn a_denied_trunk_read_does_not_pass_the_account_check_unread() {
+    use integration_tests::fake_twilio::FaultAction;
+    let env = TestEnv::new().await;
+    let p = setup(&env, ORG, "Full").await;
+    let (_, body) = verify(&env, ORG, &p.id).await;
+    assert_eq!(body["status"], "verified", "{body}");
+    let denied = FaultAction::Fail { status: 403, code: 20403 };
+    env.fake.inject("fetch_trunk", denied.clone(), None);
+    env.fake.inject("fetch_account", denied, None);
+    let before = env.fake.request_log().len();
+    let (_, body) = verify(&env, ORG, &p.id).await;
+    let steps: Vec<String> = env.fake.request_log()[before..].iter().map(|r| r.step.clone()).collect();
+    assert!(steps.iter().any(|s| s == "fetch_account"), "the account is read: {steps:?}");
+    assert_ne!(check(&body, "account")["status"], "passed", "{body}");
+    assert!(!body.to_string().contains("account is active"), "{body}");
+    let permissions = check(&body, "permissions");
+    assert_eq!(permissions["status"], "failed", "{body}");
+    assert!(permissions["message"].as_str().unwrap().contains("suspended or closed"), "{body}");
+}
+
 /// A verification the invocation's deadline cut short is not stored (what Twilio was not
 /// asked says nothing about the provider): 503, and the stored result stays.
 #[tokio::test]
