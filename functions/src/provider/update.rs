@@ -24,6 +24,10 @@ fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
     })
 }
 
+/// How many times an update decides again about Twilio when other requests keep changing the
+/// provider between its decision and its save.
+const DECISIONS: u32 = 3;
+
 /// Applies the update and returns the provider as saved (unchanged when the update is empty).
 pub async fn update_provider(
     services: &Services,
@@ -31,9 +35,27 @@ pub async fn update_provider(
     id: Uuid,
     update: UpdateTwilioProvider,
 ) -> Result<ProviderRecord, ApiError> {
+    for _ in 0..DECISIONS {
+        if let Some(saved) = update_once(services, org, id, &update).await? {
+            return Ok(saved);
+        }
+    }
+    Err(ApiError::Conflict(format!("Provider {id} was changed by other requests at the same time; retry.")))
+}
+
+/// One decision and its save; `None` when the update sets `supportsCallTransfer` and another
+/// request saved the provider in between. Then the order of the two requests' calls to Twilio
+/// is unknown (the other may have set the trunk after this one did), so the decision is made
+/// again from the newer record rather than saving a value the trunk may not have.
+async fn update_once(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    update: &UpdateTwilioProvider,
+) -> Result<Option<ProviderRecord>, ApiError> {
     let record = load_provider(&services.store, org, id).await?;
     if update.is_empty() {
-        return Ok(record);
+        return Ok(Some(record));
     }
     refuse_if_deleting(&record)?;
     let mut changed_in_twilio = None;
@@ -49,8 +71,14 @@ pub async fn update_provider(
     }
     let previous_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
     let trunk_sid = record.trunk_sid.clone();
+    let decided_on = record.version;
+    let mut decide_again = false;
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
+        if update.supports_call_transfer.is_some() && record.version != decided_on {
+            decide_again = true;
+            return Ok(Change::Keep);
+        }
         if let Some(name) = &update.name {
             record.name = name.clone();
         }
@@ -67,6 +95,7 @@ pub async fn update_provider(
     })
     .await;
     let saved = match (saved, changed_in_twilio) {
+        (Ok(_), _) if decide_again => return Ok(None),
         (Ok(saved), _) => saved,
         (Err(e), Some(creds)) => {
             // Not saved: Twilio goes back to what the stored record says.
@@ -78,5 +107,5 @@ pub async fn update_provider(
         (Err(e), None) => return Err(e),
     };
     tracing::info!(organization_id = %org, provider_id = %id, "twilio provider updated");
-    Ok(saved)
+    Ok(Some(saved))
 }
