@@ -199,6 +199,15 @@ pub async fn release_with(
     give_back(twilio, creds, trunk_sid, &current, previous).await
 }
 
+/// Whether a number's voice fields (URLs, methods, status callback) are as import left them:
+/// import changes only the trunk (Twilio drops an application then), so any other difference
+/// from the routing before import is the customer's own change.
+pub fn voice_fields_as_imported(now: &VoiceRouting, previous: &VoiceRouting) -> bool {
+    let fields =
+        |routing: &VoiceRouting| VoiceRouting { voice_application_sid: None, trunk_sid: None, ..routing.clone() };
+    fields(now) == fields(previous)
+}
+
 /// The decision and the one Twilio change, given the number as it is now.
 async fn give_back(
     twilio: &TwilioClient,
@@ -209,10 +218,7 @@ async fn give_back(
 ) -> Result<Released, ReleaseError> {
     let now = current.voice_routing();
     let on_our_trunk = now.trunk_sid.as_ref() == Some(trunk_sid);
-    // What import leaves: the voice fields untouched, no application.
-    let as_import_left = VoiceRouting { voice_application_sid: None, trunk_sid: None, ..previous.clone() };
-    let untouched_fields =
-        VoiceRouting { voice_application_sid: None, trunk_sid: None, ..now.clone() } == as_import_left;
+    let untouched_fields = voice_fields_as_imported(&now, previous);
     let as_import_left_it = now.trunk_sid.is_none() && now.voice_application_sid.is_none() && untouched_fields;
     if !on_our_trunk && !as_import_left_it {
         let reason = match &now.trunk_sid {

@@ -15,7 +15,7 @@ use crate::provider::create::{
     FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, truncate_chars,
 };
 use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
-use crate::provider::release::{KeyCache, ReleaseError, release_with};
+use crate::provider::release::{KeyCache, release_with, voice_fields_as_imported};
 use crate::provider::verify::{Verification, origination_friendly_name, verify};
 use crate::services::Services;
 use futures::StreamExt;
@@ -480,6 +480,17 @@ impl<'a> Repair<'a> {
         }
         let missing: Vec<PhoneNumberRecord> = missing.into_iter().cloned().collect();
         let total = missing.len();
+        // The routing each number had before import, to tell a number the customer re-routed
+        // from one that merely fell off the trunk (one KMS call per data key).
+        let mut keys = KeyCache::default();
+        if let Err(e) = keys.load(self.services, self.record, &missing).await {
+            let message = format!(
+                "Could not open the routing the numbers had before import ({e}), so none was put back: a number the customer re-routed must not be taken over. Repeat the repair."
+            );
+            self.note("reattachNumbers", &trunk_sid, RepairResult::Failed, message);
+            return;
+        }
+        let keys = &keys;
         // Numbers are started only while one can finish with time left to verify and save: a
         // repair stopped by its deadline would leave a rebuilt trunk out of the record.
         let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(FINISH_RESERVE));
@@ -487,7 +498,7 @@ impl<'a> Repair<'a> {
         let (services, provider, creds, trunk_sid) = (self.services, self.record, self.creds, &trunk_sid);
         let outcomes: Vec<RepairAction> = futures::stream::iter(missing)
             .take_while(|_| std::future::ready(in_time()))
-            .map(|number| within(until, reattach_number(services, provider, creds, trunk_sid, number)))
+            .map(|number| within(until, reattach_number(services, provider, creds, keys, trunk_sid, number)))
             .buffered(NUMBER_CONCURRENCY)
             .collect()
             .await;
@@ -573,13 +584,15 @@ impl<'a> Repair<'a> {
     }
 }
 
-/// Puts an imported number back on the trunk if it is on no trunk and has no voice application:
-/// a number on another trunk or given an application is the customer's choice and stays so
-/// (attaching would take the application away).
+/// Puts an imported number back on the trunk if it is on no trunk, has no voice application and
+/// its voice fields are as import left them: a number moved to another trunk, given an
+/// application or pointed at another voice URL is the customer's choice and stays so
+/// (attaching would take its calls away).
 async fn reattach_number(
     services: &Services,
     provider: &ProviderRecord,
     creds: &TwilioCredentials,
+    keys: &KeyCache,
     trunk_sid: &TrunkSid,
     number: PhoneNumberRecord,
 ) -> RepairAction {
@@ -611,6 +624,20 @@ async fn reattach_number(
         );
         return action("reattachNumber", sid, RepairResult::Skipped, message);
     }
+    let previous = match keys.previous_routing(&number) {
+        Ok(previous) => previous,
+        Err(e) => {
+            let message = format!("Could not open the routing {} had before import: {e}.", number.phone_number);
+            return action("reattachNumber", sid, RepairResult::Failed, message);
+        }
+    };
+    if !voice_fields_as_imported(&current.voice_routing(), &previous) {
+        let message = format!(
+            "{}'s voice URL was changed after it left the trunk; it was left as set. Remove it from the provider, or set its voice URL back in Twilio and repair again.",
+            number.phone_number
+        );
+        return action("reattachNumber", sid, RepairResult::Skipped, message);
+    }
     if let Err(e) = twilio.attach_phone_number(creds, trunk_sid, sid).await {
         let message = format!("Could not put {} back on the trunk: {e}.", number.phone_number);
         return action("reattachNumber", sid, RepairResult::Failed, message);
@@ -620,15 +647,7 @@ async fn reattach_number(
     let store = &services.store;
     if let Ok(None) = store.get_number(&provider.organization_id, provider.id, number.id).await {
         // Given back from the trunk it was just put on (a rebuilt one is not yet the record's).
-        let mut keys = KeyCache::default();
-        let previous = match keys.load(services, provider, std::slice::from_ref(&number)).await {
-            Ok(()) => keys.previous_routing(&number),
-            Err(e) => Err(e),
-        };
-        let given_back = match previous {
-            Ok(previous) => release_with(twilio, creds, trunk_sid, sid, &previous).await.map(drop),
-            Err(e) => Err(ReleaseError::Secret(e)),
-        };
+        let given_back = release_with(twilio, creds, trunk_sid, sid, &previous).await.map(drop);
         return match given_back {
             Ok(()) => {
                 let message = format!(

@@ -334,6 +334,34 @@ async fn a_number_given_a_voice_application_is_not_put_back() {
     assert_eq!((n.trunk_sid, n.voice_application_sid), (None, Some(app)), "left as the customer set it");
 }
 
+/// A number the customer took off the trunk and pointed at their own voice URL is theirs
+/// again: repair leaves it, while a number that only fell off (same voice URL as at import,
+/// as when the trunk itself was deleted) goes back.
+#[tokio::test]
+async fn a_number_re_routed_to_another_voice_url_is_not_put_back() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let re_routed = env.fake.add_incoming_number(&p.account_sid, "+15550000021", Some("https://ivr.example.com/old"));
+    let fell_off = env.fake.add_incoming_number(&p.account_sid, "+15550000022", Some("https://ivr.example.com/old"));
+    import(&env, &p.id, &[&re_routed, &fell_off]).await;
+    {
+        let mut state = env.fake.state();
+        let n = state.incoming_numbers.get_mut(&re_routed).unwrap();
+        (n.trunk_sid, n.voice_url) = (None, Some("https://ivr.example.com/new".into()));
+        state.incoming_numbers.get_mut(&fell_off).unwrap().trunk_sid = None;
+    }
+    let body = repair(&env, &p.id).await;
+    let result_of = |sid: &str| body["actions"].as_array().unwrap().iter().find(|a| a["resource"] == sid).cloned();
+    let skipped = result_of(&re_routed).unwrap();
+    assert_eq!(skipped["result"], "skipped", "{body}");
+    assert!(skipped["message"].as_str().unwrap().contains("voice URL was changed"), "{skipped}");
+    assert_eq!(result_of(&fell_off).unwrap()["result"], "done", "{body}");
+    let state = env.fake.state();
+    let n = &state.incoming_numbers[&re_routed];
+    assert_eq!((n.trunk_sid.as_deref(), n.voice_url.as_deref()), (None, Some("https://ivr.example.com/new")));
+    assert_eq!(state.incoming_numbers[&fell_off].trunk_sid.as_deref(), Some(p.trunk_sid.as_str()));
+}
+
 /// A removal that gives a number back between repair reading it and attaching it: the repair
 /// undoes its attach, so the number is never on a trunk without a record; also when the trunk
 /// it attached to is one repair has just rebuilt.
