@@ -59,7 +59,8 @@ impl TwilioConfig {
 pub fn platform_sip_uri_from_env() -> Result<SipUri, ConfigError> {
     let name = "PLATFORM_SIP_URI";
     let value = required(name)?;
-    SipUri::parse(&value).map_err(|reason| ConfigError::Invalid { name, reason: format!("{value:?} {reason}") })
+    // The value is not echoed: a SIP URI may carry a user and password.
+    SipUri::parse(&value).map_err(|reason| ConfigError::Invalid { name, reason: reason.into() })
 }
 
 /// An SQS queue URL from `name`, when set (functions that need it require it at init).

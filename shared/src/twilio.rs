@@ -833,9 +833,9 @@ impl TwilioClient {
         } else if e.is_decode() {
             TwilioError::Decode("the response body could not be read".into())
         } else if e.is_connect() {
-            TwilioError::Connect(error_text(&e))
+            TwilioError::Connect(error_text(e))
         } else {
-            TwilioError::Interrupted(error_text(&e))
+            TwilioError::Interrupted(error_text(e))
         }
     }
 }
@@ -911,10 +911,12 @@ fn path_and_query(link: &str) -> Option<String> {
     })
 }
 
-/// A transport error with its causes (hyper's reason is in the source chain), without the URL.
-fn error_text(e: &reqwest::Error) -> String {
+/// A transport error with its causes (hyper's reason is in the source chain), without the URL
+/// (reqwest's text ends with it: the Account SID, resource SIDs and page tokens).
+fn error_text(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
@@ -970,6 +972,24 @@ mod tests {
         for attempt in 1..20 {
             assert!(client.backoff(attempt) <= client.retry.max_delay);
         }
+    }
+
+    /// A transport error says what failed, never the URL (Account SID, resource SIDs, page
+    /// tokens): it reaches responses, stored errors and logs.
+    #[tokio::test]
+    async fn transport_errors_carry_no_url() {
+        let config =
+            TwilioConfig { api_base_url: "http://127.0.0.1:9".into(), trunking_base_url: "http://127.0.0.1:9".into() };
+        let client = TwilioClient::new(&config);
+        let sid = format!("AC{}", "d".repeat(32));
+        let creds = crate::model::TwilioCredentials {
+            account_sid: crate::model::AccountSid::parse(&sid).unwrap(),
+            auth_token: crate::model::AuthToken::parse(&"e".repeat(32)).unwrap(),
+        };
+        let error = client.fetch_account(&creds).await.expect_err("nothing listens on port 9");
+        let text = format!("{error} {error:?}");
+        assert!(matches!(error, TwilioError::Connect(_)), "{text}");
+        assert!(!text.contains(&sid) && !text.contains("127.0.0.1"), "{text}");
     }
 
     #[test]
