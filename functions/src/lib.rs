@@ -9,6 +9,7 @@
 //! that touches is a page fault in the cold start.
 
 pub mod handlers;
+pub mod http_runtime;
 pub mod logging;
 pub mod provider;
 pub mod routes;

@@ -1,7 +1,8 @@
 //! `GET /api/v1/providers/twilio/{id}/phone-numbers`
 use functions::handlers::list_phone_numbers;
+use functions::http_runtime::run;
 use functions::services::store_from_env;
-use lambda_http::{Error, run, service_fn};
+use lambda_http::{Error, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

@@ -1,7 +1,8 @@
 //! `POST /api/v1/providers/{id}/verify`
 use functions::handlers::verify_provider;
+use functions::http_runtime::run;
 use functions::services::Services;
-use lambda_http::{Error, run, service_fn};
+use lambda_http::{Error, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
