@@ -647,9 +647,10 @@ fn apply_origination_form(o: &mut OriginationUrl, form: &HashMap<String, String>
             _ => return Err(invalid("Enabled")),
         };
     }
-    for (name, field) in [("Priority", &mut o.priority), ("Weight", &mut o.weight)] {
+    // The spec's ranges: Priority 0 to 65535, Weight 1 to 65535.
+    for (name, field, least) in [("Priority", &mut o.priority, 0), ("Weight", &mut o.weight, 1)] {
         if let Some(value) = form.get(name) {
-            *field = value.parse().ok().filter(|v| *v <= 65535).ok_or_else(|| invalid(name))?;
+            *field = value.parse().ok().filter(|v| (least..=65535).contains(v)).ok_or_else(|| invalid(name))?;
         }
     }
     if let Some(name) = form.get("FriendlyName") {
