@@ -4,7 +4,7 @@
 
 use crate::provider::problems;
 use crate::provider::record::{Change, load_provider, owner_of, save_with_retry};
-use crate::provider::verify::verify_with_account;
+use crate::provider::verify::{same_references, verify_with_account};
 use crate::services::Services;
 use shared::ApiError;
 use shared::crypto::SecretKind;
@@ -42,9 +42,14 @@ pub async fn rotate_auth_token(
     let data_key = data_key?;
     let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
     drop(data_key);
+    let verified = record.clone();
     let saved = save_with_retry(&services.store, record, |record| {
         record.auth_token = sealed.clone();
-        verification.apply_to(record);
+        // A repair or update that changed what was verified meanwhile stored its own, newer
+        // result; the next verification runs with the new token.
+        if same_references(&verified, record) {
+            verification.apply_to(record);
+        }
         Ok(Change::Save)
     })
     .await?;

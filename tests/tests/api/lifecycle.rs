@@ -239,6 +239,42 @@ async fn concurrent_transfer_updates_leave_the_trunk_as_stored() {
     assert_eq!(mode, expected, "stored supportsCallTransfer {} but the trunk is {mode}", record.supports_call_transfer);
 }
 
+/// A rotation whose verification was under way while a repair rebuilt the trunk sets the token
+/// but keeps the repair's newer result: its own verified a trunk that is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_never_overwrites_what_a_repair_verified_meanwhile() {
+    let (env, _, token, provider) = setup().await;
+    let id = id_of(&provider);
+    let old_trunk = provider["trunkSid"].as_str().unwrap().to_owned();
+    // The rotation's verification has read the trunk; its read of the origination URLs is
+    // answered late.
+    env.fake.inject("list_origination_urls", FaultAction::Delay(std::time::Duration::from_millis(800)), Some(1));
+    let rotating = {
+        let (services, id, body) = (env.services.clone(), id.clone(), json!({ "authToken": token }).to_string());
+        tokio::spawn(async move { rotate_twilio_auth_token::handle(&services, patch_token(ORG, &id, &body)).await })
+    };
+    env.fake.until_faults_taken().await;
+    env.fake.state().trunks.remove(&old_trunk);
+    let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
+    let (status, repaired) =
+        status_and_body(&functions::handlers::repair_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{repaired}");
+    let new_trunk = stored(&env, ORG, &id).await.unwrap().trunk_sid.to_string();
+    assert_ne!(new_trunk, old_trunk);
+
+    let (status, body) = status_and_body(&rotating.await.unwrap().unwrap());
+    assert_eq!(status, 200, "{body}");
+    let record = stored(&env, ORG, &id).await.unwrap();
+    let trunk_check = record
+        .verification_details
+        .unwrap()
+        .into_iter()
+        .find(|c| c.check_name == shared::model::CheckName::Trunk)
+        .unwrap();
+    assert_eq!(trunk_check.details["trunkSid"], new_trunk.as_str(), "the repair's result stays: {trunk_check:?}");
+    assert_eq!(record.verification_status, shared::model::VerificationStatus::Verified);
+}
+
 #[tokio::test]
 async fn concurrent_updates_never_lose_a_write() {
     let (env, _, _, provider) = setup().await;
