@@ -10,14 +10,19 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
 use shared::http::{json_response_builder, organization_id};
+use shared::model::OrganizationId;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(idempotent(&services.idempotency, &request, || create(services, &request)).await)
+    let parse =
+        |request: &Request| ApiError::both(organization_id(request), CreateTwilioProvider::from_request(request));
+    respond(idempotent(&services.idempotency, &request, parse, |parsed| create(services, &request, parsed)).await)
 }
 
-async fn create(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let organization_id = organization_id(request)?;
-    let command = CreateTwilioProvider::from_request(request)?;
+async fn create(
+    services: &Services,
+    request: &Request,
+    (organization_id, command): (OrganizationId, CreateTwilioProvider),
+) -> Result<Response<Body>, ApiError> {
     let deadlines = Deadlines {
         work: shared::deadline::from_request(request, ROLLBACK_RESERVE),
         rollback: answer_deadline(request),

@@ -4,9 +4,10 @@
 //! request still runs, a 409. Without the header nothing changes.
 //!
 //! What the request came to is kept: a success, or a 404 or 422 (the provider does not exist,
-//! Twilio or the account refuses it). A request the service could not take as it was sent (400,
-//! 413, 415), one that met another at the same time (409) and a failure (5xx, everything rolled
-//! back) keep nothing: the key is forgotten, so the corrected or repeated request runs.
+//! Twilio or the account refuses it). A request the service cannot take as it was sent (400,
+//! 413, 415) is parsed before its key is claimed and so claims nothing; one that met another at
+//! the same time (409) and a failure (5xx, everything rolled back) keep nothing: the key is
+//! forgotten, so the corrected or repeated request runs.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -35,17 +36,22 @@ fn parse_key(request: &Request) -> Result<Option<String>, ApiError> {
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// Runs `handler` under the request's idempotency key, if it has one.
-pub async fn idempotent<F, Fut>(
+/// Parses the request, then runs `handler` on it under the request's idempotency key, if it
+/// has one. A bad key and a bad request are named together, and a request that does not parse
+/// never claims its key.
+pub async fn idempotent<T, P, F, Fut>(
     store: &IdempotencyStore,
     request: &Request,
+    parse: P,
     handler: F,
 ) -> Result<Response<Body>, ApiError>
 where
-    F: FnOnce() -> Fut,
+    P: FnOnce(&Request) -> Result<T, ApiError>,
+    F: FnOnce(T) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
-    let Some(key) = parse_key(request)? else { return handler().await };
+    let (key, parsed) = ApiError::both(parse_key(request), parse(request))?;
+    let Some(key) = key else { return handler(parsed).await };
     let org = organization_id(request)?;
     let body = body_bytes(request);
     if body.len() > MAX_BODY_BYTES {
@@ -70,7 +76,7 @@ where
             ));
         }
     }
-    let response = handler().await.unwrap_or_else(ApiError::into_response);
+    let response = handler(parsed).await.unwrap_or_else(ApiError::into_response);
     if !kept(response.status()) {
         if let Err(e) = store.release(&org, &key).await {
             tracing::error!(error = %e, "could not release an idempotency key");

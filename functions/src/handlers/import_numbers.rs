@@ -14,11 +14,9 @@ use shared::dto::ImportNumbers;
 use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let work = idempotent(&services.idempotency, &request, || import(services, &request));
+    let parse = |request: &Request| ApiError::both(provider_path(request), ImportNumbers::from_request(request));
+    let work = idempotent(&services.idempotency, &request, parse, |((org, id), command)| async move {
+        Ok(json_response(StatusCode::OK, &import_numbers(services, &org, id, command).await?))
+    });
     respond(within(answer_deadline(&request), work).await)
-}
-
-async fn import(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
-    let ((org, id), command) = ApiError::both(provider_path(request), ImportNumbers::from_request(request))?;
-    Ok(json_response(StatusCode::OK, &import_numbers(services, &org, id, command).await?))
 }

@@ -39,8 +39,12 @@ async fn the_same_key_and_body_replay_the_first_response_without_touching_twilio
     assert_eq!(env.fake.trunks_of(&sid).len(), 1);
 
     // A different body under the same key is refused; another organization has its own keys.
-    let (status, problem) = status_and_body(&create(&env, ORG, Some("key-1"), &json!({"name": "other"})).await);
+    let different = json!({"accountSid": sid, "authToken": token, "name": "Other"});
+    let (status, problem) = status_and_body(&create(&env, ORG, Some("key-1"), &different).await);
     assert_eq!(status, 422, "{problem}");
+    // A request with mistakes is answered for them, under any key.
+    let (status, problem) = status_and_body(&create(&env, ORG, Some("key-1"), &json!({"name": "other"})).await);
+    assert_eq!(status, 400, "{problem}");
     let (other_sid, other_token) = env.fake.add_account("active", "Full");
     let other = json!({"accountSid": other_sid, "authToken": other_token, "name": "Theirs"});
     assert_eq!(create(&env, "org-other", Some("key-1"), &other).await.status(), 201);
@@ -94,7 +98,8 @@ async fn invalid_keys_are_400() {
         let req = crate::harness::request_with_headers("POST", PATH, Some(ORG), Some(&body.to_string()), headers);
         let (status, problem) = status_and_body(&create_twilio_provider::handle(&env.services, req).await.unwrap());
         assert_eq!(status, 400, "{key:?}: {problem}");
-        assert!(problem["errors"]["Idempotency-Key"].is_array());
+        let named: Vec<&str> = problem["errors"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(named, ["Idempotency-Key", "accountSid", "authToken"], "the body's mistakes too: {problem}");
     }
 }
 
