@@ -737,6 +737,22 @@ impl ProviderStore {
         Ok((items.iter().map(ProviderRecord::from_item).collect::<Result<_, _>>()?, next))
     }
 
+    /// Checks a `nextToken` of the providers listing without reading the table, so that a
+    /// handler names it together with the request's other mistakes.
+    pub fn check_providers_page_token(&self, org: &OrganizationId, token: &str) -> Result<(), StoreError> {
+        decode_page_token(org, PROVIDER_PREFIX, token).map(drop)
+    }
+
+    /// Likewise for a `nextToken` of a provider's numbers.
+    pub fn check_numbers_page_token(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        decode_page_token(org, &numbers_prefix(provider_id), token).map(drop)
+    }
+
     /// The page token of a provider's numbers that starts after `number`.
     pub fn numbers_after(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> String {
         encode_page_token(org, &number_sort_key(number.provider_id, number.id))

@@ -17,9 +17,15 @@ pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<
 }
 
 async fn list(store: &ProviderStore, request: &Request) -> Result<Response<Body>, ApiError> {
-    let ((org, id), limit) = ApiError::both(provider_path(request), parse_limit(request))?;
+    let (path, token) = (provider_path(request), query_param(request, "nextToken"));
+    // The token names the provider, so it is checked once the path is known to be good.
+    let token_check = match (&path, token) {
+        (Ok((org, id)), Some(token)) => store.check_numbers_page_token(org, *id, token).map_err(Into::into),
+        _ => Ok(()),
+    };
+    let (((org, id), limit), ()) = ApiError::both(ApiError::both(path, parse_limit(request)), token_check)?;
     load_provider(store, &org, id).await?;
-    let (numbers, next_token) = store.list_numbers(&org, id, limit, query_param(request, "nextToken")).await?;
+    let (numbers, next_token) = store.list_numbers(&org, id, limit, token).await?;
     let page = PhoneNumberPage { items: numbers.iter().map(PhoneNumberResponse::from).collect(), next_token };
     Ok(json_response(StatusCode::OK, &page))
 }

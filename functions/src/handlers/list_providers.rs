@@ -29,8 +29,9 @@ pub fn parse_limit(request: &Request) -> Result<i32, ApiError> {
 
 async fn list(store: &ProviderStore, request: &Request) -> Result<Response<Body>, ApiError> {
     let org = organization_id(request)?;
-    let limit = parse_limit(request)?;
     let token = query_param(request, "nextToken");
+    let token_check = token.map_or(Ok(()), |token| store.check_providers_page_token(&org, token).map_err(Into::into));
+    let (limit, ()) = ApiError::both(parse_limit(request), token_check)?;
     let (records, next_token) = store.list_providers(&org, limit, token).await?;
     let page = ProviderPage { items: records.iter().map(ProviderResponse::from).collect(), next_token };
     Ok(json_response(StatusCode::OK, &page))

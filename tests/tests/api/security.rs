@@ -273,6 +273,18 @@ async fn path_body_and_query_mistakes_are_named_together() {
         Req::new("GET", "/api/v1/providers/twilio/{id}/phone-numbers").org(ORG).param("id", "xyz").query("limit", "0");
     let (status, body) = status_and_body(&list_phone_numbers::handle(&env.services.store, req.build()).await.unwrap());
     assert_eq!((status, fields(&body)), (400, vec!["id".to_owned(), "limit".to_owned()]), "{body}");
+    // A bad page token is named with the limit, before anything is read.
+    let req = Req::new("GET", "/api/v1/providers").org(ORG).query("limit", "0").query("nextToken", "garbage");
+    let (status, body) =
+        status_and_body(&functions::handlers::list_providers::handle(&env.services.store, req.build()).await.unwrap());
+    assert_eq!((status, fields(&body)), (400, vec!["limit".to_owned(), "nextToken".to_owned()]), "{body}");
+    let req = Req::new("GET", "/api/v1/providers/twilio/{id}/phone-numbers")
+        .org(ORG)
+        .param("id", &uuid::Uuid::now_v7().to_string())
+        .query("limit", "0")
+        .query("nextToken", "garbage");
+    let (status, body) = status_and_body(&list_phone_numbers::handle(&env.services.store, req.build()).await.unwrap());
+    assert_eq!((status, fields(&body)), (400, vec!["limit".to_owned(), "nextToken".to_owned()]), "{body}");
     let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", "xyz").query("force", "yes");
     let (status, body) = status_and_body(&delete_provider::handle(&env.services, req.build()).await.unwrap());
     assert_eq!((status, fields(&body)), (400, vec!["force".to_owned(), "id".to_owned()]), "{body}");
