@@ -642,11 +642,23 @@ impl ProviderStore {
             .with(Part::Provider, put_new(&self.table, provider.to_item()))
             .with(Part::SipCredential, put_new(&self.table, credential.to_item(org)))
             .with(Part::AccountClaim, put_new(&self.table, claim));
-        match transaction.send(&self.client).await {
-            Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::AccountClaim) => {
+        let failure = match transaction.send(&self.client).await {
+            Ok(()) => return Ok(()),
+            Err(failure) => failure,
+        };
+        // An error does not always mean nothing was written: an answer lost after the commit,
+        // and the SDK's retry then cancelled by its own items (the claim "taken"). The provider
+        // item, under this request's own new id, says which; a caller told "not stored" would
+        // roll back the Twilio resources a stored record names.
+        if let Ok(Some(_)) = self.get_provider(org, provider.id).await {
+            tracing::info!(provider_id = %provider.id, "a provider transaction that answered an error was stored");
+            return Ok(());
+        }
+        match failure {
+            TransactionFailure::Cancelled(why) if why.condition_failed(Part::AccountClaim) => {
                 Err(StoreError::AccountTaken)
             }
-            other => Ok(other?),
+            other => Err(other.into()),
         }
     }
 
@@ -1009,7 +1021,17 @@ impl ProviderStore {
             .with(NumberPart::Number, put_new(&self.table, number.to_item(org)))
             .with(NumberPart::Claim, TransactWriteItem::builder().put(claim).build())
             .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, 1, false));
-        self.transact_number_change(transaction, StoreError::NumberTaken).await
+        let failure = match self.transact_number_change(transaction, StoreError::NumberTaken).await {
+            Ok(()) => return Ok(()),
+            Err(failure) => failure,
+        };
+        // As for a provider: the number's record, under this import's own new id, says whether
+        // a transaction that answered an error was stored (its retry meets its own claim).
+        if let Ok(Some(_)) = self.get_number(org, number.provider_id, number.id).await {
+            tracing::info!(phone_number_sid = %number.phone_number_sid, "a number transaction that answered an error was stored");
+            return Ok(());
+        }
+        Err(failure)
     }
 
     /// Deletes an imported number and its claim and decrements the provider's count; refused

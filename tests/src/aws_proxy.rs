@@ -22,6 +22,9 @@ pub enum Failure {
     /// What DynamoDB answers a `BatchWriteItem` it throttled: a 200 that hands every item back
     /// as `UnprocessedItems`.
     Unprocessed,
+    /// The request reaches moto and is done, but the answer is a 500: a write whose outcome the
+    /// caller cannot know (an answer lost on the way, a timeout after the commit).
+    CommitThenFail,
 }
 
 #[derive(Default)]
@@ -204,7 +207,7 @@ async fn forward(
             .to_string();
             return (StatusCode::BAD_REQUEST, json, body).into_response();
         }
-        None => {}
+        Some(Failure::CommitThenFail) | None => {}
     }
     let url = format!("{}{}", state.upstream, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     let mut request = state.client.request(method, url).body(body);
@@ -213,7 +216,12 @@ async fn forward(
             request = request.header(name, value);
         }
     }
-    match request.send().await {
+    let answered = request.send().await;
+    if fail == Some(Failure::CommitThenFail) {
+        let body = serde_json::json!({"__type": "InternalServerError", "message": "injected failure after the commit"});
+        return (StatusCode::INTERNAL_SERVER_ERROR, json, body.to_string()).into_response();
+    }
+    match answered {
         Ok(upstream) => {
             let status = upstream.status();
             let headers = upstream.headers().clone();

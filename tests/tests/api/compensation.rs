@@ -144,6 +144,23 @@ async fn import_one(env: &TestEnv, org: &str, id: &str, number: &str) {
     assert_eq!(status_and_body(&import_numbers::handle(&env.services, req).await.unwrap()).1["successCount"], 1);
 }
 
+/// A number's transaction that DynamoDB committed but answered an error (the retry then meets
+/// its own claim) is an import: the number stays on the trunk with its record and the count.
+#[tokio::test]
+async fn a_number_whose_stored_transaction_answered_an_error_is_imported() {
+    use integration_tests::aws_proxy::Failure;
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let (sid, id, trunk) = new_provider(&env).await;
+    let pn = env.fake.add_incoming_number(&sid, "+15550400021", None);
+    proxy.fail_with("DynamoDB_20120810.TransactWriteItems", Failure::CommitThenFail, Some(1));
+    import_one(&env, ORG, &id, &pn).await;
+    assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid.as_deref(), Some(trunk.as_str()));
+    let org = OrganizationId::parse(ORG).unwrap();
+    let provider = env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(provider.phone_number_count, 1);
+    assert_eq!(env.services.store.all_numbers(&org, provider.id).await.unwrap().len(), 1);
+}
+
 /// A provider force-deleted while the number it imported (which had the customer's
 /// application) could not be given back: the number and the trunk are left for the sweeper.
 /// Returns the trunk, the application and the number.

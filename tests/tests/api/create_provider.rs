@@ -319,6 +319,24 @@ async fn a_create_whose_transaction_meets_another_is_retried() {
     assert_eq!(proxy.counts()["DynamoDB_20120810.TransactWriteItems"], 3, "two conflicts, then stored");
 }
 
+/// A transaction that DynamoDB committed but whose answer was lost (the SDK's retry then meets
+/// its own items) is a stored provider: 201, and nothing in Twilio rolled back under it.
+#[tokio::test]
+async fn a_create_whose_stored_transaction_answered_an_error_is_created() {
+    use integration_tests::aws_proxy::Failure;
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    proxy.fail_with("DynamoDB_20120810.TransactWriteItems", Failure::CommitThenFail, Some(1));
+    let (status, body, _) = create(&env, ORG, &create_body(&sid, &token)).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().parse().unwrap();
+    let stored = env.services.store.get_provider(&OrganizationId::parse(ORG).unwrap(), id).await.unwrap();
+    assert_eq!(stored.map(|p| p.trunk_sid.to_string()), body["trunkSid"].as_str().map(str::to_owned));
+    assert_eq!(env.fake.trunks_of(&sid).len(), 1, "the trunk the record names is there");
+    assert_eq!(env.fake.credential_lists_of(&sid).len(), 1);
+    assert_eq!(env.fake.origination_urls_of(body["trunkSid"].as_str().unwrap()).len(), 1);
+}
+
 #[tokio::test]
 async fn organizations_are_isolated() {
     let env = TestEnv::new().await;
