@@ -20,7 +20,7 @@ use crate::provider::verify::{Verification, origination_friendly_name, verify};
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
-use shared::crypto::{DataKey, SecretKind};
+use shared::crypto::{CryptoError, DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
 use shared::model::{
@@ -481,14 +481,21 @@ impl<'a> Repair<'a> {
         let missing: Vec<PhoneNumberRecord> = missing.into_iter().cloned().collect();
         let total = missing.len();
         // The routing each number had before import, to tell a number the customer re-routed
-        // from one that merely fell off the trunk (one KMS call per data key).
+        // from one that merely fell off the trunk (one KMS call per data key). A key that cannot
+        // be opened fails only its own numbers (they are not put back unchecked); KMS itself
+        // failing stops the loading, as every further call would fail too.
         let mut keys = KeyCache::default();
-        if let Err(e) = keys.load(self.services, self.record, &missing).await {
-            let message = format!(
-                "Could not open the routing the numbers had before import ({e}), so none was put back: a number the customer re-routed must not be taken over. Repeat the repair."
-            );
-            self.note("reattachNumbers", &trunk_sid, RepairResult::Failed, message);
-            return;
+        for number in &missing {
+            match keys.load(self.services, self.record, std::slice::from_ref(number)).await {
+                Ok(()) => {}
+                Err(e @ CryptoError::Kms(_)) => {
+                    tracing::warn!(provider_id = %self.record.id, error = %e, "KMS failed opening numbers' routing before import");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(provider_id = %self.record.id, phone_number_sid = %number.phone_number_sid, error = %e, "cannot open a number's routing before import");
+                }
+            }
         }
         let keys = &keys;
         // Numbers are started only while one can finish with time left to verify and save: a

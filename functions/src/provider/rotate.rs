@@ -14,6 +14,10 @@ use shared::store::ProviderRecord;
 use shared::twilio::TwilioErrorKind;
 use uuid::Uuid;
 
+/// How many verifications a rotation runs at most when repairs or updates keep changing what it
+/// verified.
+const VERIFICATIONS: u32 = 3;
+
 /// Sets the provider's new auth token, once Twilio accepts it; returns the provider as saved.
 pub async fn rotate_auth_token(
     services: &Services,
@@ -36,23 +40,37 @@ pub async fn rotate_auth_token(
     // The checks and the new data key do not depend on each other.
     let owner = owner_of(&record);
     let (verification, data_key) = tokio::join!(
-        verify_with_account(services, &record, &creds, Ok(account)),
+        verify_with_account(services, &record, &creds, Ok(account.clone())),
         services.envelope.generate_data_key(&owner)
     );
     let data_key = data_key?;
     let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
     drop(data_key);
-    let verified = record.clone();
-    let saved = save_with_retry(&services.store, record, |record| {
-        record.auth_token = sealed.clone();
-        // A repair or update that changed what was verified meanwhile stored its own, newer
-        // result; the next verification runs with the new token.
-        if same_references(&verified, record) {
-            verification.apply_to(record);
+    let (mut verified, mut verification) = (record.clone(), verification);
+    let mut attempts = 1;
+    let saved = loop {
+        let mut verify_again = false;
+        let saved = save_with_retry(&services.store, verified.clone(), |record| {
+            record.auth_token = sealed.clone();
+            // A repair or update that changed what was verified meanwhile makes this result
+            // stale: it is run again on the newer record, or, after that too has changed
+            // repeatedly, left to the next verification (the token is saved either way).
+            if same_references(&verified, record) {
+                verification.apply_to(record);
+            } else if attempts < VERIFICATIONS {
+                verify_again = true;
+                return Ok(Change::Keep);
+            }
+            Ok(Change::Save)
+        })
+        .await?;
+        if !verify_again {
+            break saved;
         }
-        Ok(Change::Save)
-    })
-    .await?;
+        attempts += 1;
+        verification = verify_with_account(services, &saved, &creds, Ok(account.clone())).await;
+        verified = saved;
+    };
     tracing::info!(organization_id = %org, provider_id = %id, "twilio auth token rotated");
     Ok(saved)
 }

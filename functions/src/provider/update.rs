@@ -24,8 +24,8 @@ fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
     })
 }
 
-/// How many times an update decides again about Twilio when other requests keep changing the
-/// provider between its decision and its save.
+/// How many times an update decides again about Twilio when other updates keep setting the
+/// trunk's TransferMode between its decision and its save.
 const DECISIONS: u32 = 3;
 
 /// Applies the update and returns the provider as saved (unchanged when the update is empty).
@@ -35,27 +35,49 @@ pub async fn update_provider(
     id: Uuid,
     update: UpdateTwilioProvider,
 ) -> Result<ProviderRecord, ApiError> {
+    let mut set_in_twilio = false;
     for _ in 0..DECISIONS {
-        if let Some(saved) = update_once(services, org, id, &update).await? {
-            return Ok(saved);
+        match update_once(services, org, id, &update).await? {
+            Attempt::Saved(saved) => return Ok(*saved),
+            Attempt::DecideAgain { set_in_twilio: set } => set_in_twilio = set,
         }
     }
-    Err(ApiError::Conflict(format!("Provider {id} was changed by other requests at the same time; retry.")))
+    if set_in_twilio {
+        // Given up after setting the trunk: it goes back to what is stored.
+        let record = load_provider(&services.store, org, id).await?;
+        let creds = stored_credentials(services, &record).await?;
+        let stored_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
+        if let Err(e) = services.twilio.update_trunk_transfer_mode(&creds, &record.trunk_sid, stored_mode).await {
+            tracing::error!(provider_id = %id, error = %e, "could not set the trunk's transfer mode back to the stored value; the next repair does");
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "Provider {id}'s supportsCallTransfer was changed by other requests at the same time; retry."
+    )))
 }
 
-/// One decision and its save; `None` when the update sets `supportsCallTransfer` and another
-/// request saved the provider in between. Then the order of the two requests' calls to Twilio
-/// is unknown (the other may have set the trunk after this one did), so the decision is made
-/// again from the newer record rather than saving a value the trunk may not have.
+enum Attempt {
+    Saved(Box<ProviderRecord>),
+    /// Another update set the trunk's TransferMode (or changed the stored value or the trunk)
+    /// between this decision and its save.
+    DecideAgain {
+        set_in_twilio: bool,
+    },
+}
+
+/// One decision and its save. When the update sets `supportsCallTransfer` and another update set
+/// the trunk's TransferMode in between, the order of the two calls to Twilio is unknown (the
+/// other may have come after this one), so the decision is made again from the newer record
+/// rather than saving a value the trunk may not have.
 async fn update_once(
     services: &Services,
     org: &OrganizationId,
     id: Uuid,
     update: &UpdateTwilioProvider,
-) -> Result<Option<ProviderRecord>, ApiError> {
+) -> Result<Attempt, ApiError> {
     let record = load_provider(&services.store, org, id).await?;
     if update.is_empty() {
-        return Ok(Some(record));
+        return Ok(Attempt::Saved(Box::new(record)));
     }
     refuse_if_deleting(&record)?;
     let mut changed_in_twilio = None;
@@ -70,12 +92,13 @@ async fn update_once(
         changed_in_twilio = Some(creds);
     }
     let previous_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
-    let trunk_sid = record.trunk_sid.clone();
-    let decided_on = record.version;
+    let decided_on = (record.transfer_mode_writes, record.supports_call_transfer, record.trunk_sid.clone());
+    let set_in_twilio = changed_in_twilio.is_some();
     let mut decide_again = false;
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
-        if update.supports_call_transfer.is_some() && record.version != decided_on {
+        let now = (record.transfer_mode_writes, record.supports_call_transfer, record.trunk_sid.clone());
+        if update.supports_call_transfer.is_some() && now != decided_on {
             decide_again = true;
             return Ok(Change::Keep);
         }
@@ -91,15 +114,19 @@ async fn update_once(
         if let Some(supports) = update.supports_call_transfer {
             record.supports_call_transfer = supports;
         }
+        if set_in_twilio {
+            record.transfer_mode_writes += 1;
+        }
         Ok(Change::Save)
     })
     .await;
     let saved = match (saved, changed_in_twilio) {
-        (Ok(_), _) if decide_again => return Ok(None),
+        (Ok(_), _) if decide_again => return Ok(Attempt::DecideAgain { set_in_twilio }),
         (Ok(saved), _) => saved,
         (Err(e), Some(creds)) => {
             // Not saved: Twilio goes back to what the stored record says.
-            if let Err(undo) = services.twilio.update_trunk_transfer_mode(&creds, &trunk_sid, previous_mode).await {
+            let trunk_sid = &decided_on.2;
+            if let Err(undo) = services.twilio.update_trunk_transfer_mode(&creds, trunk_sid, previous_mode).await {
                 tracing::error!(provider_id = %id, error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
             }
             return Err(e);
@@ -107,5 +134,5 @@ async fn update_once(
         (Err(e), None) => return Err(e),
     };
     tracing::info!(organization_id = %org, provider_id = %id, "twilio provider updated");
-    Ok(Some(saved))
+    Ok(Attempt::Saved(Box::new(saved)))
 }

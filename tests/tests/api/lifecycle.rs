@@ -239,6 +239,36 @@ async fn concurrent_transfer_updates_leave_the_trunk_as_stored() {
     assert_eq!(mode, expected, "stored supportsCallTransfer {} but the trunk is {mode}", record.supports_call_transfer);
 }
 
+/// What other requests save meanwhile without touching the trunk's TransferMode (an import
+/// here) does not make a transfer update decide again: one call to Twilio, and saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_during_a_transfer_update_does_not_make_it_decide_again() {
+    let (env, sid, _, provider) = setup().await;
+    let id = id_of(&provider);
+    let number = env.fake.add_incoming_number(&sid, "+15550600001", None);
+    env.fake.inject("update_trunk", FaultAction::Delay(std::time::Duration::from_millis(800)), Some(1));
+    let updating = {
+        let (services, id) = (env.services.clone(), id.clone());
+        tokio::spawn(async move {
+            update_twilio_provider::handle(&services, put(ORG, &id, r#"{"supportsCallTransfer":true}"#)).await
+        })
+    };
+    env.fake.until_faults_taken().await;
+    let body = json!({"phoneNumberSids": [number]}).to_string();
+    let req = Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body);
+    let (status, imported) =
+        status_and_body(&functions::handlers::import_numbers::handle(&env.services, req.build()).await.unwrap());
+    assert_eq!((status, imported["successCount"].as_u64()), (200, Some(1)), "{imported}");
+    let (status, body) = status_and_body(&updating.await.unwrap().unwrap());
+    assert_eq!(status, 200, "{body}");
+    let record = stored(&env, ORG, &id).await.unwrap();
+    assert!(record.supports_call_transfer);
+    assert_eq!(record.phone_number_count, 1);
+    assert_eq!(env.fake.trunks_of(&sid)[0].transfer_mode, "enable-all");
+    let sets = env.fake.request_log().iter().filter(|r| r.step == "update_trunk").count();
+    assert_eq!(sets, 1, "decided once");
+}
+
 /// A rotation whose verification was under way while a repair rebuilt the trunk sets the token
 /// but keeps the repair's newer result: its own verified a trunk that is gone.
 #[tokio::test(flavor = "multi_thread")]
