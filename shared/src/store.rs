@@ -81,10 +81,6 @@ pub struct ProviderRecord {
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version, incremented by every update.
     pub version: u64,
-    /// How many saved updates have set the trunk's TransferMode in Twilio. An update that set it
-    /// and finds this changed at its save cannot know whose Twilio call came last, so it decides
-    /// again; imports, verifications and renames (which also bump `version`) leave it alone.
-    pub transfer_mode_writes: u64,
     /// Set once a delete has started; a failed delete leaves it so a retry continues.
     pub deletion: Option<DeletionState>,
 }
@@ -390,7 +386,6 @@ impl ProviderRecord {
             ("createdAt".to_owned(), s(self.created_at.clone())),
             ("updatedAt".to_owned(), s(self.updated_at.clone())),
             ("version".to_owned(), n(self.version)),
-            ("transferModeWrites".to_owned(), n(self.transfer_mode_writes)),
         ]);
         if let Some(at) = &self.last_verified_at {
             item.insert("lastVerifiedAt".to_owned(), s(at.clone()));
@@ -431,8 +426,6 @@ impl ProviderRecord {
             created_at: f.timestamp("createdAt")?,
             updated_at: f.timestamp("updatedAt")?,
             version: f.number("version")?,
-            // Absent on records written before it was kept.
-            transfer_mode_writes: f.opt_number("transferModeWrites")?.unwrap_or(0),
             deletion: f
                 .opt_timestamp("deletionStartedAt")?
                 .map(|started_at| {

@@ -211,7 +211,6 @@ async fn provision(
         created_at: now.clone(),
         updated_at: now,
         version: 1,
-        transfer_mode_writes: 0,
         deletion: None,
     };
     let sip_credential = SipCredentialRecord {

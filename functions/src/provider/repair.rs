@@ -55,7 +55,7 @@ pub async fn repair_provider(services: &Services, record: ProviderRecord) -> Res
     let (org, id) = (record.organization_id.clone(), record.id);
     if !services.store.take_repair_lease(&org, id).await? {
         return Err(ApiError::Conflict(format!(
-            "A repair of provider {id} is already running; retry when it has finished."
+            "A repair or a transfer change of provider {id} is under way; retry when it has finished."
         )));
     }
     let repaired = repair(services, record, &creds).await;

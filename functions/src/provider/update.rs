@@ -10,7 +10,7 @@ use crate::provider::record::{
 use crate::services::Services;
 use shared::ApiError;
 use shared::dto::UpdateTwilioProvider;
-use shared::model::{CheckName, CheckStatus, OrganizationId, TransferMode};
+use shared::model::{CheckName, CheckStatus, OrganizationId, TransferMode, TwilioCredentials};
 use shared::store::ProviderRecord;
 use uuid::Uuid;
 
@@ -24,8 +24,8 @@ fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
     })
 }
 
-/// How many times an update decides again about Twilio when other updates keep setting the
-/// trunk's TransferMode between its decision and its save.
+/// How many times an update decides again about Twilio when other requests keep changing the
+/// stored transfer setting or the trunk between its decision and its save.
 const DECISIONS: u32 = 3;
 
 /// Applies the update and returns the provider as saved (unchanged when the update is empty).
@@ -58,17 +58,17 @@ pub async fn update_provider(
 
 enum Attempt {
     Saved(Box<ProviderRecord>),
-    /// Another update set the trunk's TransferMode (or changed the stored value or the trunk)
-    /// between this decision and its save.
+    /// Another request changed the stored transfer setting or the trunk between this decision
+    /// and its save.
     DecideAgain {
         set_in_twilio: bool,
     },
 }
 
-/// One decision and its save. When the update sets `supportsCallTransfer` and another update set
-/// the trunk's TransferMode in between, the order of the two calls to Twilio is unknown (the
-/// other may have come after this one), so the decision is made again from the newer record
-/// rather than saving a value the trunk may not have.
+/// One decision and its save. Whatever sets the trunk's TransferMode (an update that calls
+/// Twilio, a repair) holds the provider's repair lease, so no two of them overlap; an update
+/// that needs no call to Twilio and finds the stored value or the trunk changed at its save
+/// decides again from the newer record rather than saving a value the trunk may not have.
 async fn update_once(
     services: &Services,
     org: &OrganizationId,
@@ -80,24 +80,51 @@ async fn update_once(
         return Ok(Attempt::Saved(Box::new(record)));
     }
     refuse_if_deleting(&record)?;
-    let mut changed_in_twilio = None;
     let needs_twilio = |wanted: &bool| *wanted != record.supports_call_transfer || transfer_mode_drifted(&record);
-    if let Some(wanted) = update.supports_call_transfer.filter(needs_twilio) {
+    let Some(wanted) = update.supports_call_transfer.filter(needs_twilio) else {
+        return decide_and_save(services, org, id, update, record, None).await;
+    };
+    // A repair sets the trunk's TransferMode from the record it read, and two changes could
+    // reach Twilio in one order and the table in the other: the change holds the repair lease
+    // while it sets the trunk and saves.
+    if !services.store.take_repair_lease(org, id).await? {
+        return Err(ApiError::Conflict(format!(
+            "A repair or another transfer change of provider {id} is under way; retry when it has finished."
+        )));
+    }
+    let outcome = async {
         let creds = stored_credentials(services, &record).await?;
         services
             .twilio
             .update_trunk_transfer_mode(&creds, &record.trunk_sid, TransferMode::for_call_transfer(wanted))
             .await
             .map_err(|e| stored_credentials_error("changing the trunk's transfer mode", &record, e))?;
-        changed_in_twilio = Some(creds);
+        decide_and_save(services, org, id, update, record, Some(creds)).await
     }
+    .await;
+    if let Err(e) = services.store.release_repair_lease(org, id).await {
+        tracing::warn!(provider_id = %id, error = %e, "could not give up the repair lease; it lapses by itself");
+    }
+    outcome
+}
+
+/// Saves the update unless the stored transfer setting or the trunk changed since the decision;
+/// `changed_in_twilio` holds the credentials when this update has set the trunk.
+async fn decide_and_save(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    update: &UpdateTwilioProvider,
+    record: ProviderRecord,
+    changed_in_twilio: Option<TwilioCredentials>,
+) -> Result<Attempt, ApiError> {
     let previous_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
-    let decided_on = (record.transfer_mode_writes, record.supports_call_transfer, record.trunk_sid.clone());
+    let decided_on = (record.supports_call_transfer, record.trunk_sid.clone());
     let set_in_twilio = changed_in_twilio.is_some();
     let mut decide_again = false;
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
-        let now = (record.transfer_mode_writes, record.supports_call_transfer, record.trunk_sid.clone());
+        let now = (record.supports_call_transfer, record.trunk_sid.clone());
         if update.supports_call_transfer.is_some() && now != decided_on {
             decide_again = true;
             return Ok(Change::Keep);
@@ -114,9 +141,6 @@ async fn update_once(
         if let Some(supports) = update.supports_call_transfer {
             record.supports_call_transfer = supports;
         }
-        if set_in_twilio {
-            record.transfer_mode_writes += 1;
-        }
         Ok(Change::Save)
     })
     .await;
@@ -125,7 +149,7 @@ async fn update_once(
         (Ok(saved), _) => saved,
         (Err(e), Some(creds)) => {
             // Not saved: Twilio goes back to what the stored record says.
-            let trunk_sid = &decided_on.2;
+            let trunk_sid = &decided_on.1;
             if let Err(undo) = services.twilio.update_trunk_transfer_mode(&creds, trunk_sid, previous_mode).await {
                 tracing::error!(provider_id = %id, error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
             }

@@ -197,22 +197,21 @@ async fn a_twilio_failure_leaves_the_record_unchanged() {
     assert_eq!(env.fake.trunks_of(&sid)[0].transfer_mode, "disable-all");
 }
 
-/// Two updates of `supportsCallTransfer` that both change the trunk: A sets Twilio, B sets it
-/// back and saves first; A's save then finds a newer record. Had A saved its value on top, the
-/// trunk would disagree with it; A decides again instead, so the stored value and the trunk's
-/// TransferMode agree, whichever wins.
+/// Two updates of `supportsCallTransfer` that both set the trunk, and a repair (which sets it
+/// from the record it read): while one sets the trunk and saves, the others are refused (409),
+/// so the trunk's TransferMode and the stored value agree; retried afterwards, they run.
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_transfer_updates_leave_the_trunk_as_stored() {
+async fn transfer_changes_and_repairs_never_overlap() {
     let (env, sid, _, provider) = setup().await;
     let id = id_of(&provider);
     // A verification that saw the trunk drift: an update then sets the trunk even when the
-    // value it asks for is the stored one (so both requests call Twilio).
+    // value it asks for is the stored one (so both updates call Twilio).
     env.fake.state().trunks.values_mut().for_each(|t| t.transfer_mode = "enable-all".into());
     let req = Req::new("POST", "/api/v1/providers/{id}/verify").org(ORG).param("id", &id).build();
     functions::handlers::verify_provider::handle(&env.services, req).await.unwrap();
     env.fake.state().trunks.values_mut().for_each(|t| t.transfer_mode = "disable-all".into());
 
-    // A's change reaches Twilio, then A waits before going on.
+    // A's change reaches Twilio, then A waits before saving.
     env.fake.inject("update_trunk", FaultAction::Delay(std::time::Duration::from_millis(800)), Some(1));
     let first = {
         let (services, id) = (env.services.clone(), id.clone());
@@ -220,23 +219,37 @@ async fn concurrent_transfer_updates_leave_the_trunk_as_stored() {
             update_twilio_provider::handle(&services, put(ORG, &id, r#"{"supportsCallTransfer":true}"#)).await
         })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while env.fake.trunks_of(&sid)[0].transfer_mode != "enable-all" {
-        assert!(std::time::Instant::now() < deadline, "A never changed the trunk");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    // B sets the trunk back and saves while A waits.
+    env.fake.until_faults_taken().await;
     let second = update_twilio_provider::handle(&env.services, put(ORG, &id, r#"{"supportsCallTransfer":false}"#))
         .await
         .unwrap();
-    assert_eq!(status_and_body(&second).0, 200);
+    let (status, body) = status_and_body(&second);
+    assert_problem(status, &body, 409);
+    let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
+    let (status, body) =
+        status_and_body(&functions::handlers::repair_provider::handle(&env.services, req).await.unwrap());
+    assert_problem(status, &body, 409);
     let (status, body) = status_and_body(&first.await.unwrap().unwrap());
     assert_eq!(status, 200, "{body}");
-
+    let agree = |env: &TestEnv, record: &shared::store::ProviderRecord| {
+        let mode = env.fake.trunks_of(&sid)[0].transfer_mode.clone();
+        let expected = if record.supports_call_transfer { "enable-all" } else { "disable-all" };
+        assert_eq!(mode, expected, "stored {} but the trunk is {mode}", record.supports_call_transfer);
+    };
     let record = stored(&env, ORG, &id).await.unwrap();
-    let mode = env.fake.trunks_of(&sid)[0].transfer_mode.clone();
-    let expected = if record.supports_call_transfer { "enable-all" } else { "disable-all" };
-    assert_eq!(mode, expected, "stored supportsCallTransfer {} but the trunk is {mode}", record.supports_call_transfer);
+    assert!(record.supports_call_transfer);
+    agree(&env, &record);
+
+    // Retried once A is done, B runs.
+    let (status, body) = status_and_body(
+        &update_twilio_provider::handle(&env.services, put(ORG, &id, r#"{"supportsCallTransfer":false}"#))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let record = stored(&env, ORG, &id).await.unwrap();
+    assert!(!record.supports_call_transfer);
+    agree(&env, &record);
 }
 
 /// What other requests save meanwhile without touching the trunk's TransferMode (an import
