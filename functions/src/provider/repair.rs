@@ -48,17 +48,25 @@ const SAVE_ATTEMPTS: u32 = 5;
 /// Repairs the provider with its stored credentials (refused while a delete is in progress).
 /// One repair of a provider at a time: two (a client retrying after API Gateway's timeout while
 /// the first still runs, say) would each rebuild what is missing, and the loser's rollback
-/// would take numbers off the winner's new trunk. The other answers 409.
+/// would take numbers off the winner's new trunk. The other answers 409, as does a repair while
+/// a `supportsCallTransfer` change (which holds the same lease) runs.
 pub async fn repair_provider(services: &Services, record: ProviderRecord) -> Result<RepairResponse, ApiError> {
     refuse_if_deleting(&record)?;
-    let creds = stored_credentials(services, &record).await?;
     let (org, id) = (record.organization_id.clone(), record.id);
     if !services.store.take_repair_lease(&org, id).await? {
         return Err(ApiError::Conflict(format!(
             "A repair or a transfer change of provider {id} is under way; retry when it has finished."
         )));
     }
-    let repaired = repair(services, record, &creds).await;
+    // Read again under the lease: a transfer change (which holds the lease too) may have set
+    // the trunk and the stored value since the caller read it.
+    let repaired = async {
+        let record = load_provider(&services.store, &org, id).await?;
+        refuse_if_deleting(&record)?;
+        let creds = stored_credentials(services, &record).await?;
+        repair(services, record, &creds).await
+    }
+    .await;
     if let Err(e) = services.store.release_repair_lease(&org, id).await {
         tracing::warn!(provider_id = %id, error = %e, "could not give up the repair lease; it lapses by itself");
     }

@@ -24,10 +24,6 @@ fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
     })
 }
 
-/// How many times an update decides again about Twilio when other requests keep changing the
-/// stored transfer setting or the trunk between its decision and its save.
-const DECISIONS: u32 = 3;
-
 /// Applies the update and returns the provider as saved (unchanged when the update is empty).
 pub async fn update_provider(
     services: &Services,
@@ -35,100 +31,65 @@ pub async fn update_provider(
     id: Uuid,
     update: UpdateTwilioProvider,
 ) -> Result<ProviderRecord, ApiError> {
-    let mut set_in_twilio = false;
-    for _ in 0..DECISIONS {
-        match update_once(services, org, id, &update).await? {
-            Attempt::Saved(saved) => return Ok(*saved),
-            Attempt::DecideAgain { set_in_twilio: set } => set_in_twilio = set,
-        }
-    }
-    if set_in_twilio {
-        // Given up after setting the trunk: it goes back to what is stored.
+    if update.supports_call_transfer.is_none() {
         let record = load_provider(&services.store, org, id).await?;
-        let creds = stored_credentials(services, &record).await?;
-        let stored_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
-        if let Err(e) = services.twilio.update_trunk_transfer_mode(&creds, &record.trunk_sid, stored_mode).await {
-            tracing::error!(provider_id = %id, error = %e, "could not set the trunk's transfer mode back to the stored value; the next repair does");
-        }
+        return save(services, id, &update, record, None).await;
     }
-    Err(ApiError::Conflict(format!(
-        "Provider {id}'s supportsCallTransfer was changed by other requests at the same time; retry."
-    )))
-}
-
-enum Attempt {
-    Saved(Box<ProviderRecord>),
-    /// Another request changed the stored transfer setting or the trunk between this decision
-    /// and its save.
-    DecideAgain {
-        set_in_twilio: bool,
-    },
-}
-
-/// One decision and its save. Whatever sets the trunk's TransferMode (an update that calls
-/// Twilio, a repair) holds the provider's repair lease, so no two of them overlap; an update
-/// that needs no call to Twilio and finds the stored value or the trunk changed at its save
-/// decides again from the newer record rather than saving a value the trunk may not have.
-async fn update_once(
-    services: &Services,
-    org: &OrganizationId,
-    id: Uuid,
-    update: &UpdateTwilioProvider,
-) -> Result<Attempt, ApiError> {
-    let record = load_provider(&services.store, org, id).await?;
-    if update.is_empty() {
-        return Ok(Attempt::Saved(Box::new(record)));
-    }
-    refuse_if_deleting(&record)?;
-    let needs_twilio = |wanted: &bool| *wanted != record.supports_call_transfer || transfer_mode_drifted(&record);
-    let Some(wanted) = update.supports_call_transfer.filter(needs_twilio) else {
-        return decide_and_save(services, org, id, update, record, None).await;
-    };
-    // A repair sets the trunk's TransferMode from the record it read, and two changes could
-    // reach Twilio in one order and the table in the other: the change holds the repair lease
-    // while it sets the trunk and saves.
+    // Whatever sets the trunk's TransferMode or the stored value holds the provider's repair
+    // lease: a repair (which sets TransferMode from the record it read) and another transfer
+    // change never run at once with this one, so Twilio and the table cannot end up set in
+    // opposite orders. Imports, renames and verifications saved meanwhile are re-applied.
     if !services.store.take_repair_lease(org, id).await? {
         return Err(ApiError::Conflict(format!(
             "A repair or another transfer change of provider {id} is under way; retry when it has finished."
         )));
     }
-    let outcome = async {
-        let creds = stored_credentials(services, &record).await?;
-        services
-            .twilio
-            .update_trunk_transfer_mode(&creds, &record.trunk_sid, TransferMode::for_call_transfer(wanted))
-            .await
-            .map_err(|e| stored_credentials_error("changing the trunk's transfer mode", &record, e))?;
-        decide_and_save(services, org, id, update, record, Some(creds)).await
-    }
-    .await;
+    let outcome = change_transfer(services, org, id, &update).await;
     if let Err(e) = services.store.release_repair_lease(org, id).await {
         tracing::warn!(provider_id = %id, error = %e, "could not give up the repair lease; it lapses by itself");
     }
     outcome
 }
 
-/// Saves the update unless the stored transfer setting or the trunk changed since the decision;
-/// `changed_in_twilio` holds the credentials when this update has set the trunk.
-async fn decide_and_save(
+/// Under the lease: the record as it is now, Twilio if it needs the change, then the save.
+async fn change_transfer(
     services: &Services,
     org: &OrganizationId,
     id: Uuid,
     update: &UpdateTwilioProvider,
+) -> Result<ProviderRecord, ApiError> {
+    let record = load_provider(&services.store, org, id).await?;
+    refuse_if_deleting(&record)?;
+    let needs_twilio = |wanted: &bool| *wanted != record.supports_call_transfer || transfer_mode_drifted(&record);
+    let Some(wanted) = update.supports_call_transfer.filter(needs_twilio) else {
+        return save(services, id, update, record, None).await;
+    };
+    let creds = stored_credentials(services, &record).await?;
+    services
+        .twilio
+        .update_trunk_transfer_mode(&creds, &record.trunk_sid, TransferMode::for_call_transfer(wanted))
+        .await
+        .map_err(|e| stored_credentials_error("changing the trunk's transfer mode", &record, e))?;
+    save(services, id, update, record, Some(creds)).await
+}
+
+/// Saves the update; `changed_in_twilio` holds the credentials when the trunk was set, which is
+/// put back if the save fails.
+async fn save(
+    services: &Services,
+    id: Uuid,
+    update: &UpdateTwilioProvider,
     record: ProviderRecord,
     changed_in_twilio: Option<TwilioCredentials>,
-) -> Result<Attempt, ApiError> {
+) -> Result<ProviderRecord, ApiError> {
+    if update.is_empty() {
+        return Ok(record);
+    }
+    let org = record.organization_id.clone();
     let previous_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
-    let decided_on = (record.supports_call_transfer, record.trunk_sid.clone());
-    let set_in_twilio = changed_in_twilio.is_some();
-    let mut decide_again = false;
+    let trunk_sid = record.trunk_sid.clone();
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
-        let now = (record.supports_call_transfer, record.trunk_sid.clone());
-        if update.supports_call_transfer.is_some() && now != decided_on {
-            decide_again = true;
-            return Ok(Change::Keep);
-        }
         if let Some(name) = &update.name {
             record.name = name.clone();
         }
@@ -145,12 +106,10 @@ async fn decide_and_save(
     })
     .await;
     let saved = match (saved, changed_in_twilio) {
-        (Ok(_), _) if decide_again => return Ok(Attempt::DecideAgain { set_in_twilio }),
         (Ok(saved), _) => saved,
         (Err(e), Some(creds)) => {
             // Not saved: Twilio goes back to what the stored record says.
-            let trunk_sid = &decided_on.1;
-            if let Err(undo) = services.twilio.update_trunk_transfer_mode(&creds, trunk_sid, previous_mode).await {
+            if let Err(undo) = services.twilio.update_trunk_transfer_mode(&creds, &trunk_sid, previous_mode).await {
                 tracing::error!(provider_id = %id, error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
             }
             return Err(e);
@@ -158,5 +117,5 @@ async fn decide_and_save(
         (Err(e), None) => return Err(e),
     };
     tracing::info!(organization_id = %org, provider_id = %id, "twilio provider updated");
-    Ok(Attempt::Saved(Box::new(saved)))
+    Ok(saved)
 }
