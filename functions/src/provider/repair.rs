@@ -568,6 +568,9 @@ impl<'a> Repair<'a> {
         let store = &self.services.store;
         let mut current = self.record.clone();
         for attempt in 1..=SAVE_ATTEMPTS {
+            if attempt > 1 && self.kept_already(&current).await {
+                return Ok(());
+            }
             let moved = current.trunk_sid != self.record.trunk_sid
                 || current.credential_list_sid != self.record.credential_list_sid;
             if moved || current.deletion.is_some() {
@@ -592,10 +595,30 @@ impl<'a> Repair<'a> {
                         self.record.id
                     )));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return match load_provider(store, &self.record.organization_id, self.record.id).await {
+                        Ok(now) if self.kept_already(&now).await => Ok(()),
+                        _ => Err(e.into()),
+                    };
+                }
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Whether this repair's own write is already stored, though its answer was lost after it
+    /// committed (the SDK's retry then meets the new version): the record holds the new
+    /// references, or, when only the SIP credential is new, the stored credential is the new
+    /// one. What it names must then not be rolled back.
+    async fn kept_already(&self, current: &ProviderRecord) -> bool {
+        let mut ours = self.record.clone();
+        self.new.apply_to(&mut ours);
+        if ours.trunk_sid != self.record.trunk_sid || ours.credential_list_sid != self.record.credential_list_sid {
+            return current.trunk_sid == ours.trunk_sid && current.credential_list_sid == ours.credential_list_sid;
+        }
+        let Some(new) = &self.new.sip_credential else { return false };
+        let stored = self.services.store.get_sip_credential(&self.record.organization_id, self.record.id).await;
+        matches!(stored, Ok(Some(stored)) if stored.credential_sid == new.credential_sid)
     }
 }
 

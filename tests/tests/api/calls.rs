@@ -334,6 +334,36 @@ async fn a_number_given_a_voice_application_is_not_put_back() {
     assert_eq!((n.trunk_sid, n.voice_application_sid), (None, Some(app)), "left as the customer set it");
 }
 
+/// A repair that rebuilt a deleted trunk and saved it, but whose save's answer was lost (the
+/// SDK's retry then meets the new version), keeps the trunk the record now names: 200, not a
+/// 409 that would delete it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuilt_trunk_whose_save_answered_an_error_is_kept() {
+    use integration_tests::aws_proxy::Failure;
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let p = setup(&env).await;
+    env.fake.state().trunks.remove(&p.trunk_sid);
+    // The repair's first read waits, so that the failure below meets its save and not its
+    // lease (both are PutItems).
+    env.fake.inject("fetch_trunk", FaultAction::Delay(std::time::Duration::from_millis(500)), Some(1));
+    let repairing = {
+        let (services, id) = (env.services.clone(), p.id.clone());
+        tokio::spawn(async move {
+            let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
+            status_and_body(&repair_provider::handle(&services, req).await.unwrap())
+        })
+    };
+    env.fake.until_faults_taken().await;
+    proxy.fail_with("DynamoDB_20120810.PutItem", Failure::CommitThenFail, Some(1));
+    let (status, body) = repairing.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let record = stored(&env, &p.id).await;
+    assert_ne!(record.trunk_sid.to_string(), p.trunk_sid);
+    let trunks = env.fake.trunks_of(&p.account_sid);
+    assert_eq!(trunks.len(), 1);
+    assert_eq!(trunks[0].sid, record.trunk_sid.to_string(), "the trunk the record names is there");
+}
+
 /// A number the customer took off the trunk and pointed at their own voice URL is theirs
 /// again: repair leaves it, while a number that only fell off (same voice URL as at import,
 /// as when the trunk itself was deleted) goes back.
