@@ -28,12 +28,13 @@ pub fn escape_raw_query(mut event: LambdaEvent<LambdaRequest>) -> LambdaEvent<La
         && let Some(query) = request.raw_query_string.as_mut()
         && !query.bytes().all(allowed_in_query)
     {
+        use std::fmt::Write;
         let mut escaped = String::with_capacity(query.len() + 8);
         for b in query.bytes() {
             if allowed_in_query(b) {
                 escaped.push(char::from(b));
             } else {
-                escaped.push_str(&format!("%{b:02X}"));
+                let _ = write!(escaped, "%{b:02X}");
             }
         }
         *query = escaped;

@@ -603,6 +603,18 @@ impl ProviderStore {
         &self.table
     }
 
+    /// Whether a write that answered an error stored its new item after all: an answer lost
+    /// after the commit, the SDK's retry then cancelled by the write's own items (a claim
+    /// "taken", say). The item, under the request's own new id, says which; a caller told "not
+    /// stored" would roll back the Twilio resources a stored record names.
+    async fn written_after_all(&self, key: Item) -> bool {
+        let written = matches!(self.get_item(key).await, Ok(Some(_)));
+        if written {
+            tracing::info!("a write that answered an error was stored");
+        }
+        written
+    }
+
     async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
@@ -646,12 +658,7 @@ impl ProviderStore {
             Ok(()) => return Ok(()),
             Err(failure) => failure,
         };
-        // An error does not always mean nothing was written: an answer lost after the commit,
-        // and the SDK's retry then cancelled by its own items (the claim "taken"). The provider
-        // item, under this request's own new id, says which; a caller told "not stored" would
-        // roll back the Twilio resources a stored record names.
-        if let Ok(Some(_)) = self.get_provider(org, provider.id).await {
-            tracing::info!(provider_id = %provider.id, "a provider transaction that answered an error was stored");
+        if self.written_after_all(provider.key()).await {
             return Ok(());
         }
         match failure {
@@ -1025,10 +1032,7 @@ impl ProviderStore {
             Ok(()) => return Ok(()),
             Err(failure) => failure,
         };
-        // As for a provider: the number's record, under this import's own new id, says whether
-        // a transaction that answered an error was stored (its retry meets its own claim).
-        if let Ok(Some(_)) = self.get_number(org, number.provider_id, number.id).await {
-            tracing::info!(phone_number_sid = %number.phone_number_sid, "a number transaction that answered an error was stored");
+        if self.written_after_all(org_key(org, number_sort_key(number.provider_id, number.id))).await {
             return Ok(());
         }
         Err(failure)
