@@ -38,8 +38,18 @@ async fn verify(env: &TestEnv, id: &str) -> Value {
 }
 
 async fn repair_as(env: &TestEnv, org: &str, id: &str) -> (u16, Value) {
+    repair_as_with(&env.services, org, id).await
+}
+
+async fn repair_as_with(services: &functions::services::Services, org: &str, id: &str) -> (u16, Value) {
     let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(org).param("id", id).build();
-    status_and_body(&repair_provider::handle(&env.services, req).await.unwrap())
+    status_and_body(&repair_provider::handle(services, req).await.unwrap())
+}
+
+/// A repair running in the background, for what happens while it runs.
+fn spawn_repair(env: &TestEnv, id: &str) -> tokio::task::JoinHandle<(u16, Value)> {
+    let (services, id) = (env.services.clone(), id.to_owned());
+    tokio::spawn(async move { repair_as_with(&services, ORG, &id).await })
 }
 
 async fn repair(env: &TestEnv, id: &str) -> Value {
@@ -346,13 +356,7 @@ async fn a_rebuilt_trunk_whose_save_answered_an_error_is_kept() {
     // The repair's first read waits, so that the failure below meets its save and not its
     // lease (both are PutItems).
     env.fake.inject("fetch_trunk", FaultAction::Delay(std::time::Duration::from_millis(500)), Some(1));
-    let repairing = {
-        let (services, id) = (env.services.clone(), p.id.clone());
-        tokio::spawn(async move {
-            let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
-            status_and_body(&repair_provider::handle(&services, req).await.unwrap())
-        })
-    };
+    let repairing = spawn_repair(&env, &p.id);
     env.fake.until_faults_taken().await;
     proxy.fail_with("DynamoDB_20120810.PutItem", Failure::CommitThenFail, Some(1));
     let (status, body) = repairing.await.unwrap();
@@ -536,13 +540,7 @@ async fn a_second_repair_while_one_runs_is_409() {
     let env = TestEnv::new().await;
     let p = setup(&env).await;
     env.fake.inject("fetch_trunk", FaultAction::Delay(std::time::Duration::from_millis(400)), Some(1));
-    let first = {
-        let (services, id) = (env.services.clone(), p.id.clone());
-        tokio::spawn(async move {
-            let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
-            status_and_body(&repair_provider::handle(&services, req).await.unwrap())
-        })
-    };
+    let first = spawn_repair(&env, &p.id);
     env.fake.until_faults_taken().await;
     let (status, body) = repair_as(&env, ORG, &p.id).await;
     assert_eq!(status, 409, "{body}");

@@ -136,6 +136,16 @@ fn put(org: &str, id: &str, body: &str) -> lambda_http::Request {
     Req::new("PUT", TWILIO_PATH).org(org).param("id", id).body(body).build()
 }
 
+/// An update running in the background, for what happens while it runs.
+fn spawn_update(
+    env: &TestEnv,
+    id: &str,
+    body: &str,
+) -> tokio::task::JoinHandle<Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error>> {
+    let (services, id, body) = (env.services.clone(), id.to_owned(), body.to_owned());
+    tokio::spawn(async move { update_twilio_provider::handle(&services, put(ORG, &id, &body)).await })
+}
+
 #[tokio::test]
 async fn update_changes_only_given_fields_and_transfer_mode_goes_to_twilio_first() {
     let (env, sid, _, provider) = setup().await;
@@ -213,12 +223,7 @@ async fn transfer_changes_and_repairs_never_overlap() {
 
     // A's change reaches Twilio, then A waits before saving.
     env.fake.inject("update_trunk", FaultAction::Delay(std::time::Duration::from_millis(800)), Some(1));
-    let first = {
-        let (services, id) = (env.services.clone(), id.clone());
-        tokio::spawn(async move {
-            update_twilio_provider::handle(&services, put(ORG, &id, r#"{"supportsCallTransfer":true}"#)).await
-        })
-    };
+    let first = spawn_update(&env, &id, r#"{"supportsCallTransfer":true}"#);
     env.fake.until_faults_taken().await;
     let second = update_twilio_provider::handle(&env.services, put(ORG, &id, r#"{"supportsCallTransfer":false}"#))
         .await
@@ -270,20 +275,15 @@ async fn a_repair_keeps_a_transfer_change_saved_before_it_took_the_lease() {
     assert_eq!(env.fake.trunks_of(&sid)[0].transfer_mode, "enable-all", "the repair kept the saved change");
 }
 
-/// What other requests save meanwhile without touching the trunk's TransferMode (an import
-/// here) does not make a transfer update decide again: one call to Twilio, and saved.
+/// What other requests save while a transfer change holds the lease (an import here) is
+/// re-applied under it: one call to Twilio, and both saved.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_import_during_a_transfer_update_does_not_make_it_decide_again() {
+async fn an_import_during_a_transfer_change_is_re_applied_not_redone() {
     let (env, sid, _, provider) = setup().await;
     let id = id_of(&provider);
     let number = env.fake.add_incoming_number(&sid, "+15550600001", None);
     env.fake.inject("update_trunk", FaultAction::Delay(std::time::Duration::from_millis(800)), Some(1));
-    let updating = {
-        let (services, id) = (env.services.clone(), id.clone());
-        tokio::spawn(async move {
-            update_twilio_provider::handle(&services, put(ORG, &id, r#"{"supportsCallTransfer":true}"#)).await
-        })
-    };
+    let updating = spawn_update(&env, &id, r#"{"supportsCallTransfer":true}"#);
     env.fake.until_faults_taken().await;
     let body = json!({"phoneNumberSids": [number]}).to_string();
     let req = Req::new("POST", "/api/v1/providers/twilio/{id}/import-numbers").org(ORG).param("id", &id).body(&body);
