@@ -97,8 +97,14 @@ fn function_command(setup: &Setup, binary: &str, address: &str) -> tokio::proces
 }
 
 async fn run_once(setup: &Setup, binary: &str, event: Value) -> Outcome {
+    run_with(setup, binary, event, &[]).await
+}
+
+/// Like [`run_once`], with more environment variables.
+async fn run_with(setup: &Setup, binary: &str, event: Value, env: &[(&str, &str)]) -> Outcome {
     let runtime = RuntimeApi::start().await;
     let mut child = function_command(setup, binary, &runtime.address)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -195,6 +201,18 @@ async fn every_function_binary_boots_and_answers_its_event() {
     assert_eq!(http_status(&gone), 404, "continue-deletions finished the delete: {gone}");
     let violations = setup.fake.spec_violations();
     assert!(violations.is_empty(), "requests broke Twilio's spec: {violations:#?}");
+}
+
+/// `sam local` gives a template variable that resolves to no value as an empty string (the
+/// stack's `AwsEndpointUrl` left empty): an empty endpoint setting counts as unset, where the
+/// SDK took it as the endpoint and panicked on every call.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_endpoint_setting_counts_as_unset() {
+    let (setup, _) = Setup::new().await;
+    let empty = [("AWS_ENDPOINT_URL_DYNAMODB", ""), ("AWS_ENDPOINT_URL_KMS", "")];
+    let outcome = run_with(&setup, "get-provider", event("get-provider.json", &[]), &empty).await;
+    let Outcome::Response(response) = outcome else { panic!("get-provider failed: {outcome:?}") };
+    assert_eq!(http_status(&response), 404, "read the table at AWS_ENDPOINT_URL: {response}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

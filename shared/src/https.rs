@@ -25,6 +25,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -46,7 +47,9 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 /// The AWS SDK configuration the tools and tests load: the standard provider chains (region,
 /// credentials, `AWS_ENDPOINT_URL*`), with [`aws_http_client`] as the HTTP client.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await
+    empty_settings_unset(
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await,
+    )
 }
 
 /// The AWS SDK configuration a function loads: as [`aws_sdk_config`], with the region and the
@@ -62,7 +65,26 @@ pub async fn function_sdk_config() -> aws_config::SdkConfig {
         .http_client(aws_http_client())
         .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
         .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
-    Box::pin(loader.load()).await
+    empty_settings_unset(Box::pin(loader.load()).await)
+}
+
+/// The configuration with every per-service setting from the environment that is set but
+/// empty counted as unset. `sam local` gives a template variable that resolves to no value
+/// (`AWS_ENDPOINT_URL` when the stack's `AwsEndpointUrl` is empty) as an empty string, and the
+/// SDK's clients take an empty `AWS_ENDPOINT_URL` as their endpoint and panic on every call.
+fn empty_settings_unset(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    config.to_builder().service_config(NonEmptySettings(config)).build()
+}
+
+/// The environment's per-service settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, …)
+/// as the loaded configuration reads them, less the empty ones.
+#[derive(Debug)]
+struct NonEmptySettings(aws_config::SdkConfig);
+
+impl LoadServiceConfig for NonEmptySettings {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        self.0.service_config()?.load_config(key).filter(|value| !value.is_empty())
+    }
 }
 
 /// The AWS SDK's HTTP client, on the shared HTTPS stack.
