@@ -34,10 +34,6 @@ if [ ! -x .venv/bin/st ] || ! cmp -s tests/requirements.txt .venv/installed-requ
 fi
 cargo build --locked --quiet -p tools -p integration-tests --bin local-api --bin admin --bin fake-twilio
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 pids=()
 cleanup() {
   if [ ${#pids[@]} -gt 0 ]; then
@@ -54,34 +50,14 @@ fail() {
   exit 1
 }
 
-# The fake Twilio: its demo account and as many more as the creates may need, one per create
-# (tests/schemathesis_hooks.py).
-twilio="127.0.0.1:$(free_port)"
+# The fake Twilio with its demo account and as many more as the creates may need, one per
+# create (tests/schemathesis_hooks.py), each with enough numbers that every import can take
+# ones not imported before; local-api on a table and key of this run's own.
 export FAKE_TWILIO_EXTRA_ACCOUNTS=${FAKE_TWILIO_EXTRA_ACCOUNTS:-3000}
-# Enough numbers per account that every import can take ones not imported before.
 export FAKE_TWILIO_NUMBERS_PER_ACCOUNT=${FAKE_TWILIO_NUMBERS_PER_ACCOUNT:-60}
-target/debug/fake-twilio --listen "$twilio" >target/schemathesis-fake-twilio.log 2>&1 &
-pids+=("$!")
-
-# local-api on a table and key of this run's own, so nothing else in the moto server is touched.
-run_id="schemathesis-$$-$(date +%s)"
-export TABLE_NAME="$run_id" KMS_KEY_ID="alias/$run_id"
-export PLATFORM_SIP_URI=sip:sip.voice.example.com
-export TWILIO_API_BASE_URL="http://$twilio" TWILIO_TRUNKING_BASE_URL="http://$twilio"
-api="127.0.0.1:$(free_port)"
-target/debug/local-api --bootstrap --listen "$api" >target/schemathesis-local-api.log 2>&1 &
-api_pid=$!
-pids+=("$api_pid")
-ready=
-for _ in $(seq 1 300); do
-  if python3 -c "import urllib.request; urllib.request.urlopen('http://$api/openapi.json')" 2>/dev/null; then
-    ready=1
-    break
-  fi
-  kill -0 "$api_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$ready" ] || fail "local-api did not start; see target/schemathesis-local-api.log"
+source scripts/lib/local-stack.sh
+local_stack_start schemathesis 2>"$LOG" || fail "$(cat "$LOG")"
+api=$LOCAL_API
 
 # Two organizations with an API key each: requests go as org-a, and the object-level
 # authorization check replays what org-a created as org-b (tests/schemathesis.toml).
