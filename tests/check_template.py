@@ -47,7 +47,12 @@ functions = by_type("AWS::Lambda::Function")
 check("declares functions", len(functions) >= 14, f"{len(functions)} functions")
 for name, fn in functions.items():
     props = fn["Properties"]
-    check(f"{name} is arm64", props.get("Architectures") == ["arm64"], str(props.get("Architectures")))
+    check(f"{name} runs on the Architecture parameter (arm64 unless overridden)",
+          props.get("Architectures") in (["arm64"], [{"Ref": "Architecture"}]), str(props.get("Architectures")))
+    endpoint = props.get("Environment", {}).get("Variables", {}).get("AWS_ENDPOINT_URL")
+    check(f"{name} gets AWS_ENDPOINT_URL only when AwsEndpointUrl is given (sam local)",
+          endpoint in (None, {"Fn::If": ["HasAwsEndpointUrl", {"Ref": "AwsEndpointUrl"}, {"Ref": "AWS::NoValue"}]}),
+          str(endpoint))
     check(f"{name} runs on provided.al2023", props.get("Runtime") == "provided.al2023", str(props.get("Runtime")))
     role = props["Role"]["Fn::GetAtt"][0]
     policies = resources[role]["Properties"].get("Policies", [])
@@ -113,6 +118,12 @@ params = cfn.get("Parameters", {})
 for p in ["AuthorizerCacheTtlSeconds", "TwilioApiBaseUrl", "TwilioTrunkingBaseUrl", "PlatformSipUri", "CallEngineRoleArn"]:
     check(f"parameter {p}", p in params)
 check("PlatformSipUri has no default (deploy must ask)", "Default" not in params.get("PlatformSipUri", {}))
+check("Architecture deploys arm64 unless overridden", params.get("Architecture", {}).get("Default") == "arm64",
+      str(params.get("Architecture")))
+check("AwsEndpointUrl is empty unless given (nothing but the AWS endpoints when deployed)",
+      params.get("AwsEndpointUrl", {}).get("Default") == ""
+      and cfn.get("Conditions", {}).get("HasAwsEndpointUrl") == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AwsEndpointUrl"}, ""]}]},
+      str(params.get("AwsEndpointUrl")))
 platform_uri_missing = [name for name, fn in functions.items()
                         if "PLATFORM_SIP_URI" not in fn["Properties"].get("Environment", {}).get("Variables", {})
                         and any(b in name for b in ["Create", "Verify", "Repair", "Reverify", "Rotate"])]

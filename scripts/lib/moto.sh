@@ -1,6 +1,7 @@
 # Helpers to install and run moto server (DynamoDB, KMS and SQS) on loopback, through
 # tests/moto_server.py, which serves DynamoDB requests one at a time (atomic, as in DynamoDB).
-# Source this file; moto_start sets MOTO_URL and stops moto when the calling shell exits.
+# Source this file; moto_start sets MOTO_URL and stops moto when the calling shell exits. It
+# listens on MOTO_HOST (default 127.0.0.1) and MOTO_PORT (default: a free port).
 
 moto_install() {
   # Reinstall when the pinned requirements changed since the last install.
@@ -12,13 +13,13 @@ moto_install() {
 }
 
 moto_start() {
-  local port
-  port=${MOTO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  local host=${MOTO_HOST:-127.0.0.1} port
+  port=${MOTO_PORT:-$(python3 -c "import socket; s=socket.socket(); s.bind(('$host', 0)); print(s.getsockname()[1])")}
   mkdir -p target
-  .venv/bin/python tests/moto_server.py 127.0.0.1 "$port" >target/moto.log 2>&1 &
+  .venv/bin/python tests/moto_server.py "$host" "$port" >target/moto.log 2>&1 &
   MOTO_PID=$!
   trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
-  MOTO_URL="http://127.0.0.1:$port"
+  MOTO_URL="http://$host:$port"
   for _ in $(seq 1 100); do
     if python3 -c "import urllib.request; urllib.request.urlopen('$MOTO_URL/moto-api/')" 2>/dev/null; then
       return 0

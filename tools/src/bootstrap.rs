@@ -1,4 +1,4 @@
-//! Creates the table, the KMS key and the deletion queue on the configured endpoints when they
+//! Creates the table, the KMS key and the queues on the configured endpoints when they
 //! are missing, with the same definitions as `template.yaml` (key schema, jobs index, on-demand
 //! billing, point-in-time recovery, key rotation, an alias when `KMS_KEY_ID` names one); a table
 //! created before the jobs index gets it.
@@ -53,15 +53,23 @@ pub async fn bootstrap(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> 
 
 /// The deletion queue (`{table}-deletions`), created when missing; returns its URL.
 pub async fn deletion_queue(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> Result<String, Error> {
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let name = format!("{}-deletions", storage.table_name);
-    let created = sqs
+    // The template's visibility timeouts: six times the consuming function's timeout.
+    queue(aws, &format!("{}-deletions", storage.table_name), 1800).await
+}
+
+/// The scheduled jobs' queue (`{table}-jobs`), created when missing; returns its URL.
+pub async fn jobs_queue(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> Result<String, Error> {
+    queue(aws, &format!("{}-jobs", storage.table_name), 720).await
+}
+
+async fn queue(aws: &aws_config::SdkConfig, name: &str, visibility_seconds: u32) -> Result<String, Error> {
+    let created = aws_sdk_sqs::Client::new(aws)
         .create_queue()
-        .queue_name(&name)
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1800")
+        .queue_name(name)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, visibility_seconds.to_string())
         .send()
         .await?;
     let url = created.queue_url.ok_or("SQS returned no queue URL")?;
-    tracing::info!(queue = %url, "deletion queue ready");
+    tracing::info!(queue = %url, "queue ready");
     Ok(url)
 }

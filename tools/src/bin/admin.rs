@@ -6,11 +6,14 @@
 //!   admin api-key revoke KEY_ID
 //!   admin sip-credential get --organization-id ORG --provider-id ID
 //!   admin run-job reverify|sweep-orphans
+//!   admin bootstrap
 //!
 //! `api-key create` prints the new key once, as the last line of its output; `sip-credential
 //! get` prints what the call engine gets from `get-sip-credential` as one JSON line; `run-job`
 //! runs a scheduled job's planner and worker in-process (the function configuration: table,
-//! KMS key, Twilio, `PLATFORM_SIP_URI`) and prints its summary as the last line.
+//! KMS key, Twilio, `PLATFORM_SIP_URI`) and prints its summary as the last line; `bootstrap` creates
+//! the table, the KMS key (alias) and the deletion and jobs queues where missing (a local stack
+//! for `sam local`, say) and prints `DELETION_QUEUE_URL=…` and `JOBS_QUEUE_URL=…`.
 
 use functions::provider::sip_credential::{self, SipCredentialReader};
 use shared::api_keys::ApiKeyStore;
@@ -24,7 +27,8 @@ const USAGE: &str = "usage:
   admin api-key list --organization-id ORG
   admin api-key revoke KEY_ID
   admin sip-credential get --organization-id ORG --provider-id ID
-  admin run-job reverify|sweep-orphans";
+  admin run-job reverify|sweep-orphans
+  admin bootstrap";
 
 enum Command {
     Create { org: OrganizationId, description: Option<String> },
@@ -32,9 +36,16 @@ enum Command {
     Revoke { key_id: String },
     SipCredential { org: OrganizationId, provider_id: Uuid },
     RunJob { job: Job },
+    Bootstrap,
 }
 
 fn parse(args: &[String]) -> Result<Command, String> {
+    if let [only] = args {
+        return match only.as_str() {
+            "bootstrap" => Ok(Command::Bootstrap),
+            other => Err(format!("unknown command {other:?}")),
+        };
+    }
     let [group, action, rest @ ..] = args else { return Err("missing command".into()) };
     let mut org = None;
     let mut description = None;
@@ -96,6 +107,35 @@ async fn run_job(job: Job) -> ExitCode {
     }
 }
 
+/// `bootstrap`: the storage and queues the functions expect, created where missing.
+async fn bootstrap() -> ExitCode {
+    let storage = match shared::config::StorageConfig::from_env() {
+        Ok(storage) => storage,
+        Err(e) => {
+            eprintln!("admin: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let aws = shared::https::aws_sdk_config().await;
+    let created = async {
+        tools::bootstrap::bootstrap(&aws, &storage).await?;
+        let deletions = tools::bootstrap::deletion_queue(&aws, &storage).await?;
+        let jobs = tools::bootstrap::jobs_queue(&aws, &storage).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((deletions, jobs))
+    };
+    match created.await {
+        Ok((deletions, jobs)) => {
+            println!("DELETION_QUEUE_URL={deletions}");
+            println!("JOBS_QUEUE_URL={jobs}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("admin: bootstrap failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// `sip-credential get`: the same read (and audit line) as the `get-sip-credential` function.
 async fn sip_credential_get(org: &OrganizationId, provider_id: Uuid) -> ExitCode {
     let reader = match SipCredentialReader::from_env().await {
@@ -141,6 +181,9 @@ async fn main() -> ExitCode {
     if let Command::RunJob { job } = command {
         return run_job(job).await;
     }
+    if let Command::Bootstrap = command {
+        return bootstrap().await;
+    }
     let table = match shared::config::table_name_from_env() {
         Ok(table) => table,
         Err(e) => {
@@ -169,7 +212,7 @@ async fn main() -> ExitCode {
                 );
             }
         }),
-        Command::SipCredential { .. } | Command::RunJob { .. } => unreachable!("handled above"),
+        Command::SipCredential { .. } | Command::RunJob { .. } | Command::Bootstrap => unreachable!("handled above"),
         Command::Revoke { key_id } => match keys.revoke(&key_id).await {
             Ok(true) => {
                 println!("Revoked API key {key_id}.");
