@@ -811,7 +811,7 @@ impl TwilioClient {
                 Retry::After(delay) => delay,
             };
             let past_deadline = crate::deadline::remaining().is_some_and(|left| delay >= left);
-            if attempt >= self.retry.max_attempts || waited + delay > self.retry.budget || past_deadline {
+            if attempt >= self.retry.max_attempts || waited.saturating_add(delay) > self.retry.budget || past_deadline {
                 record_request(&method, url, outcome_of(&error), started);
                 return Err(error);
             }
@@ -934,9 +934,24 @@ fn classify(e: &serde_json::Error) -> &'static str {
     }
 }
 
+/// The longest wait a `Retry-After` can ask for here; longer ones are taken as this. It is
+/// past every retry budget and deadline (so not waited for), and it is what a caller is told
+/// to wait at most, not a value of Twilio's that could be absurd (`u64::MAX` seconds).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 fn retry_after_header(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    retry_after(response.headers().get("retry-after")?.to_str().ok()?, std::time::SystemTime::now())
+}
+
+/// A `Retry-After` value (seconds, or an HTTP date) as a wait from `now`, at most
+/// [`MAX_RETRY_AFTER`]; a date already past is no wait.
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[derive(Deserialize)]
@@ -972,6 +987,21 @@ mod tests {
         for attempt in 1..20 {
             assert!(client.backoff(attempt) <= client.retry.max_delay);
         }
+    }
+
+    /// Any `Retry-After`, in seconds up to `u64::MAX` or as a date however far ahead, is a
+    /// wait of at most [`MAX_RETRY_AFTER`]; a date past is no wait; anything else is none.
+    #[test]
+    fn retry_after_is_clamped_whatever_twilio_sends() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&u64::MAX.to_string(), now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(MAX_RETRY_AFTER));
+        let soon = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(retry_after(&soon, now), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-1", now), None);
     }
 
     /// A transport error says what failed, never the URL (Account SID, resource SIDs, page

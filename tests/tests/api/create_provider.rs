@@ -244,6 +244,20 @@ async fn persistent_rate_limiting_is_503_with_retry_after_and_a_single_429_is_re
     assert_eq!(status, 201, "{body}");
 }
 
+/// A `Retry-After` of any size is clamped: a 429 asking for `u64::MAX` seconds after one that
+/// was waited for neither overflows the wait nor is waited for; the caller is told 300 s.
+#[tokio::test]
+async fn a_huge_retry_after_is_clamped_and_not_waited_for() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    env.fake.inject("create_trunk", FaultAction::RateLimit { retry_after: Some(1) }, Some(1));
+    env.fake.inject("create_trunk", FaultAction::RateLimit { retry_after: Some(u64::MAX) }, Some(1));
+    let (status, problem, response) = create(&env, ORG, &create_body(&sid, &token)).await;
+    assert_problem(status, &problem, 503);
+    assert_eq!(response.headers()["retry-after"], "300");
+    assert_nothing_left(&env, &sid).await;
+}
+
 #[tokio::test]
 async fn kms_and_dynamodb_failures_roll_back_twilio() {
     // KMS: the configured key does not exist.
