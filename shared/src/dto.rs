@@ -231,9 +231,12 @@ impl ImportNumbers {
         let mut sids = Vec::new();
         match fields.raw(FIELD).cloned() {
             None => fields.add_error(FIELD, "is required"),
-            Some(serde_json::Value::Array(values)) => {
+            Some(serde_json::Value::Array(mut values)) => {
+                // Held to its limit before its entries are looked at: 130,000 entries are one
+                // error, not 130,000.
                 if values.is_empty() || values.len() > IMPORT_MAX_NUMBERS {
                     fields.add_error(FIELD, format!("must hold 1 to {IMPORT_MAX_NUMBERS} phone number SIDs"));
+                    values.clear();
                 }
                 for (index, value) in values.iter().enumerate() {
                     let entry = format!("{FIELD}[{index}]");
@@ -423,7 +426,22 @@ pub struct VerifyResponse {
 pub struct ForcedDeletion {
     pub id: Uuid,
     pub deleted: bool,
+    /// What Twilio still holds, the first [`LEFT_BEHIND_SAMPLE`] of it (the sweeper has all).
     pub left_behind: Vec<LeftBehind>,
+    /// How many resources Twilio still holds, all told.
+    pub left_behind_count: usize,
+}
+
+/// The most left-behind resources a forced delete's answer lists: thousands of numbers would
+/// make it larger than Lambda can return (6 MB).
+pub const LEFT_BEHIND_SAMPLE: usize = 100;
+
+impl ForcedDeletion {
+    pub fn new(id: Uuid, mut left_behind: Vec<LeftBehind>) -> Self {
+        let left_behind_count = left_behind.len();
+        left_behind.truncate(LEFT_BEHIND_SAMPLE);
+        Self { id, deleted: true, left_behind, left_behind_count }
+    }
 }
 
 /// The 200 body of `DELETE …/phone-numbers/{phoneNumberId}`.
@@ -645,6 +663,22 @@ mod tests {
             parse(&serde_json::json!({"phoneNumberSids": [good]}).to_string()).unwrap().phone_number_sids.len(),
             1
         );
+    }
+
+    /// A forced delete's answer lists a bounded sample of what Twilio still holds, with the
+    /// count: ten thousand numbers left behind is still a small answer.
+    #[test]
+    fn a_forced_deletion_lists_a_sample_and_the_count() {
+        let trunk_sid = crate::model::TrunkSid::parse(&format!("TK{}", "a".repeat(32))).unwrap();
+        let left: Vec<LeftBehind> = (0..10_000)
+            .map(|_| LeftBehind {
+                resource: TwilioResource::Trunk { trunk_sid: trunk_sid.clone() },
+                error: "x".repeat(200),
+            })
+            .collect();
+        let answer = ForcedDeletion::new(Uuid::nil(), left);
+        assert_eq!((answer.left_behind.len(), answer.left_behind_count), (LEFT_BEHIND_SAMPLE, 10_000));
+        assert!(serde_json::to_string(&answer).unwrap().len() < 64 * 1024);
     }
 
     #[test]

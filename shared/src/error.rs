@@ -73,11 +73,19 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Every failing field with its messages (validation failures only).
+    /// Every failing field with its messages (validation failures only), the first
+    /// [`MAX_NAMED_FIELDS`] in field order.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, Vec<String>>>))]
     pub errors: Option<FieldErrors>,
+    /// How many more fields failed than `errors` lists.
+    #[serde(rename = "errorsOmitted", skip_serializing_if = "Option::is_none")]
+    pub errors_omitted: Option<usize>,
 }
+
+/// The most failing fields one 400 names: a body of thousands of mistakes (a 256 KiB object of
+/// unknown fields, say) still gets an answer of a few KB, which says how many it left out.
+pub const MAX_NAMED_FIELDS: usize = 50;
 
 impl ApiError {
     pub fn internal(cause: impl Into<Cause>) -> Self {
@@ -160,11 +168,18 @@ impl ApiError {
 
     pub fn to_problem(&self) -> Problem {
         let (slug, title) = self.slug_and_title();
+        let omitted = match self {
+            Self::Validation(errors) => errors.len().saturating_sub(MAX_NAMED_FIELDS),
+            _ => 0,
+        };
         let detail = match self {
             Self::Internal(_) => "An unexpected error occurred. It has been logged; please retry later.".to_owned(),
             Self::Validation(errors) => {
-                let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
-                format!("Invalid fields: {}.", fields.join(", "))
+                let fields: Vec<&str> = errors.keys().take(MAX_NAMED_FIELDS).map(String::as_str).collect();
+                match omitted {
+                    0 => format!("Invalid fields: {}.", fields.join(", ")),
+                    more => format!("Invalid fields: {}, and {more} more.", fields.join(", ")),
+                }
             }
             other => other.to_string(),
         };
@@ -174,9 +189,12 @@ impl ApiError {
             status: self.status().as_u16(),
             detail,
             errors: match self {
-                Self::Validation(errors) => Some(errors.clone()),
+                Self::Validation(errors) => {
+                    Some(errors.iter().take(MAX_NAMED_FIELDS).map(|(k, v)| (k.clone(), v.clone())).collect())
+                }
                 _ => None,
             },
+            errors_omitted: (omitted > 0).then_some(omitted),
         }
     }
 
@@ -245,6 +263,17 @@ mod tests {
         let body = String::from_utf8(response.body().to_vec()).unwrap();
         assert!(!body.contains("xyz"), "{body}");
         assert_eq!(response.headers()["content-type"], "application/problem+json");
+    }
+
+    #[test]
+    fn thousands_of_failing_fields_are_capped_and_counted() {
+        let errors: FieldErrors =
+            (0..10_000).map(|i| (format!("field{i:05}"), vec!["is not a field".into()])).collect();
+        let problem = ApiError::Validation(errors).to_problem();
+        assert_eq!(problem.errors.as_ref().map(|e| e.len()), Some(MAX_NAMED_FIELDS));
+        assert_eq!(problem.errors_omitted, Some(10_000 - MAX_NAMED_FIELDS));
+        assert!(problem.detail.ends_with(&format!("field00049, and {} more.", 10_000 - MAX_NAMED_FIELDS)));
+        assert!(serde_json::to_string(&problem).unwrap().len() < 8 * 1024);
     }
 
     #[test]

@@ -30,9 +30,7 @@ async fn delete(services: &Services, request: &Request) -> Result<Response<Body>
     // Boxed: a delete step is a large state machine.
     Ok(match Box::pin(delete_step(services, &org, id, force)).await? {
         Deletion::Deleted => Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static"),
-        Deletion::Forced(left_behind) => {
-            json_response(StatusCode::OK, &ForcedDeletion { id, deleted: true, left_behind })
-        }
+        Deletion::Forced(left_behind) => json_response(StatusCode::OK, &ForcedDeletion::new(id, left_behind)),
         Deletion::Continuing(record) => {
             let state = record.deletion.as_ref().expect("a continuing delete is marked");
             let body = DeletionInProgress { deletion: DeletionView::of(state, record.phone_number_count) };

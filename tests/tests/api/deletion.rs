@@ -212,6 +212,7 @@ async fn a_forced_delete_with_an_unusable_token_records_the_trunk_for_the_sweepe
     assert_eq!(status, 200, "{body}");
     let kinds: Vec<&str> = body["leftBehind"].as_array().unwrap().iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"trunk") && kinds.contains(&"credentialList"), "{body}");
+    assert_eq!(body["leftBehindCount"], kinds.len(), "{body}");
     let recorded = env.services.store.leftover_resources(&org, ids[0]).await.unwrap();
     assert!(recorded.iter().any(|r| r.kind() == "trunk"), "recorded for the sweeper: {recorded:?}");
     assert!(env.fake.state().trunks.contains_key(record.trunk_sid.as_str()));

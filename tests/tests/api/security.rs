@@ -99,6 +99,41 @@ async fn bodies_over_256_kib_are_413_before_parsing() {
     }
 }
 
+/// A body just under 256 KiB of one array of 130,000 entries, or of thousands of unknown fields,
+/// is a 400 of at most 64 KB that says how many failing fields it left out: an array is held
+/// to its limit before its entries are looked at, and the fields named are capped.
+#[tokio::test]
+async fn a_body_of_thousands_of_mistakes_gets_a_small_answer() {
+    let env = TestEnv::new().await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let entries = format!("{{\"phoneNumberSids\":[{}0]}}", "0,".repeat(129_999));
+    let mut unknown = String::from("{");
+    for i in 0.. {
+        if unknown.len() > 250 * 1024 {
+            break;
+        }
+        unknown.push_str(&format!("\"f{i}\":0,"));
+    }
+    unknown.push_str("\"name\":7}");
+    for (endpoint, path, body) in [
+        (Endpoint::ImportNumbers, "/api/v1/providers/twilio/{id}/import-numbers", &entries),
+        (Endpoint::CreateTwilioProvider, "/api/v1/providers/twilio", &unknown),
+    ] {
+        assert!(body.len() < 256 * 1024, "{endpoint:?}: {} bytes", body.len());
+        let req = Req::new("POST", path).org(ORG).param("id", &id).body(body).build();
+        let response = endpoint.call(&env.services, req).await.unwrap();
+        let (status, problem) = status_and_body(&response);
+        assert_eq!(status, 400, "{endpoint:?}");
+        let size = problem.to_string().len();
+        assert!(size <= 64 * 1024, "{endpoint:?}: a problem of {size} bytes");
+        let named = problem["errors"].as_object().unwrap();
+        match endpoint {
+            Endpoint::ImportNumbers => assert_eq!(named.keys().collect::<Vec<_>>(), ["phoneNumberSids"], "{problem}"),
+            _ => assert!(problem["errorsOmitted"].as_u64().unwrap() > 10_000, "{problem}"),
+        }
+    }
+}
+
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
