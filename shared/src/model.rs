@@ -147,19 +147,21 @@ pub struct TwilioCredentials {
 pub struct SipUri(String);
 
 impl SipUri {
-    pub const FORMAT: &'static str =
-        "must be a sip: URI with a host (for TLS add ;transport=tls), e.g. sip:sip.voice.example.com";
+    pub const FORMAT: &'static str = "must be a sip: URI with a host and no password (for TLS add ;transport=tls), \
+         e.g. sip:sip.voice.example.com";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
         let value = value.trim();
         let rest = value.strip_prefix("sip:").ok_or(Self::FORMAT)?;
         // The host is what follows an optional user part, up to a port or parameters.
-        let host_part = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let (user, host_part) = rest.rsplit_once('@').map_or(("", rest), |(user, host)| (user, host));
         let host = host_part.split([':', ';', '?']).next().unwrap_or_default();
         let host_ok = !host.is_empty()
             && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']'));
-        let ok =
-            host_ok && value.len() <= 255 && !value.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+        let ok = host_ok
+            && !user.contains(':')
+            && value.len() <= 255
+            && !value.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
         if ok { Ok(Self(value.to_owned())) } else { Err(Self::FORMAT) }
     }
 
@@ -243,46 +245,30 @@ impl fmt::Debug for VoiceRouting {
     }
 }
 
-/// A URL with everything that could be a credential replaced by `***`, keeping enough of its
-/// shape to be recognised: the user name and password; every query value, and a query element
-/// with no `=` (`?sk_live_…`); and every path segment that is not a plain lower-case word
-/// (webhook services put their tokens in the path: `/hooks/catch/123/abc9x/`). Anything that
-/// does not parse as a URL, or has no host, is masked whole.
+/// A URL as it may be shown: its scheme, host and port, and the shape of the rest, with every
+/// path segment and the query as `***` (`https://hooks.example.com/***/***?***`). A token can
+/// hide in any of them (webhook services put theirs in the path, `/hooks/catch/123/abc9x/`,
+/// or in a parameter of any name), so none is kept; the user name and password go, and so does
+/// the fragment. Anything that does not parse as a URL, or has no host, is masked whole.
 pub fn mask_url(url: &str) -> String {
     let masked = "***";
-    let Ok(mut parsed) = reqwest::Url::parse(url) else { return masked.to_owned() };
-    if parsed.cannot_be_a_base() || parsed.host().is_none() {
-        return masked.to_owned();
+    let Ok(parsed) = reqwest::Url::parse(url) else { return masked.to_owned() };
+    let Some(host) = parsed.host_str().filter(|_| !parsed.cannot_be_a_base()) else { return masked.to_owned() };
+    let mut shown = format!("{}://{host}", parsed.scheme());
+    if let Some(port) = parsed.port() {
+        shown.push_str(&format!(":{port}"));
     }
-    if !parsed.username().is_empty() {
-        let _ = parsed.set_username(masked);
+    for segment in parsed.path_segments().into_iter().flatten() {
+        shown.push('/');
+        if !segment.is_empty() {
+            shown.push_str(masked);
+        }
     }
-    if parsed.password().is_some() {
-        let _ = parsed.set_password(Some(masked));
+    if parsed.query().is_some() {
+        shown.push('?');
+        shown.push_str(masked);
     }
-    let path: Vec<&str> = parsed
-        .path_segments()
-        .map(|segments| segments.map(|s| if is_plain_word(s) { s } else { masked }).collect())
-        .unwrap_or_default();
-    parsed.set_path(&path.join("/"));
-    if let Some(query) = parsed.query() {
-        let elements: Vec<String> = query
-            .split('&')
-            .map(|element| match element.split_once('=') {
-                Some((name, _)) if is_plain_word(&name.to_ascii_lowercase()) => format!("{name}={masked}"),
-                _ => masked.to_owned(),
-            })
-            .collect();
-        parsed.set_query(Some(&elements.join("&")));
-    }
-    parsed.set_fragment(None);
-    parsed.to_string()
-}
-
-/// A path segment or parameter name that is a word, not a token: lower-case letters and
-/// `-`, `_`, `.`, short.
-fn is_plain_word(segment: &str) -> bool {
-    segment.len() <= 24 && segment.bytes().all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'))
+    shown
 }
 
 /// A generated SIP password: 32 characters of `[A-Za-z0-9]` from a CSPRNG, with at least
@@ -567,18 +553,16 @@ mod tests {
     #[test]
     fn urls_are_masked_but_keep_their_shape() {
         assert_eq!(
-            mask_url("https://user:pa55@hooks.example.com/voice?token=abc&x=1#f"),
-            "https://***:***@hooks.example.com/voice?token=***&x=***"
+            mask_url("https://user:pa55@hooks.example.com:8443/voice?token=abc&x=1#f"),
+            "https://hooks.example.com:8443/***?***"
         );
-        assert_eq!(
-            mask_url("https://hooks.example.com/twiml/incoming-call"),
-            "https://hooks.example.com/twiml/incoming-call"
-        );
-        // Tokens in the path, a bare query element, a name that is no word.
+        // A path of plain words is masked too: any word can be a token.
+        assert_eq!(mask_url("https://hooks.example.com/twiml/letmein"), "https://hooks.example.com/***/***");
         assert_eq!(
             mask_url("https://hooks.zapier.com/hooks/catch/123456/abc9xyz/?sk_live_SECRET&CallSid=1&Zz9SECRET=2"),
-            "https://hooks.zapier.com/hooks/catch/***/***/?***&CallSid=***&***"
+            "https://hooks.zapier.com/***/***/***/***/?***"
         );
+        assert_eq!(mask_url("https://example.com"), "https://example.com/");
         assert_eq!(mask_url("https://hook.eu1.make.com/qwertyuiopasdfghjklzxcvbnm"), "https://hook.eu1.make.com/***");
         for whole in ["not a url secret", "urn:SECRET", "mailto:SECRET@example.com"] {
             assert_eq!(mask_url(whole), "***", "{whole}");
@@ -601,6 +585,10 @@ mod tests {
             "example.com",
             "sip:;transport=tls",
             "sips:ingress.example.com",
+            // A password in the user part: the URI is sent to Twilio and shown as the trunk's
+            // origination URL, so it can carry no secret.
+            "sip:ai:s3cret@ingress.example.com",
+            "sip:ai:@ingress.example.com",
         ] {
             assert!(SipUri::parse(bad).is_err(), "{bad:?} accepted");
         }

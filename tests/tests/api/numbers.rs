@@ -127,7 +127,7 @@ async fn import_reports_each_number_and_keeps_the_count_exact() {
     {
         assert_eq!(number(&env, &routed).trunk_sid.as_deref(), Some(trunk.as_str()));
         let record = listed(&env, &id).await.into_iter().find(|n| n["phoneNumberSid"] == routed.as_str()).unwrap();
-        assert_eq!(record["previousVoiceUrl"], "https://example.com/old");
+        assert_eq!(record["previousVoiceUrl"], "https://example.com/***");
         let number_id = record["id"].as_str().unwrap();
         let req = Req::new("DELETE", "/api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}")
             .org(ORG)

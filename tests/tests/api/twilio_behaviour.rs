@@ -79,9 +79,9 @@ async fn the_whole_voice_configuration_round_trips_encrypted_and_masked() {
         assert!(!table.contains(secret), "{secret} stored in plain text");
     }
     let routing = &listed(&env, &id).await[0]["previousRouting"];
-    assert_eq!(routing["voiceUrl"], "https://***:***@hooks.example.com/voice?token=***", "{routing}");
+    assert_eq!(routing["voiceUrl"], "https://hooks.example.com/***?***", "{routing}");
     assert_eq!(routing["voiceMethod"], "GET");
-    assert_eq!(routing["statusCallback"], "https://status.example.com/cb");
+    assert_eq!(routing["statusCallback"], "https://status.example.com/***");
 
     let removed = remove(&env, &id, &pn).await;
     assert_eq!(removed["restored"], true, "{removed}");
