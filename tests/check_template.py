@@ -2,6 +2,7 @@
 then the transformed CloudFormation is held to the project's rules. Prints one line per
 check and a closing 'N passed, N failed' line; exits non-zero when any check fails."""
 
+import json
 import os
 import subprocess
 import sys
@@ -143,6 +144,27 @@ if sip_reader:
     check("get-sip-credential may only GetItem and Decrypt", actions == ["dynamodb:GetItem", "kms:Decrypt"], str(actions))
 check("get-sip-credential exists", len(sip_reader) == 1)
 check("output ApiUrl", "ApiUrl" in cfn.get("Outputs", {}))
+stages = by_type("AWS::ApiGatewayV2::Stage")
+stage = next(iter(stages.values()), {}).get("Properties", {})
+throttling = stage.get("DefaultRouteSettings", {})
+check("the API stage throttles every route by parameters",
+      throttling.get("ThrottlingRateLimit") == {"Ref": "ApiThrottlingRateLimit"}
+      and throttling.get("ThrottlingBurstLimit") == {"Ref": "ApiThrottlingBurstLimit"}, str(throttling))
+access = stage.get("AccessLogSettings", {})
+try:
+    access_format = json.loads(access.get("Format", ""))
+except ValueError:
+    access_format = {}
+check("the API writes JSON access logs naming the request, the organization, the API key id and the status",
+      {"requestId", "organizationId", "apiKeyId", "status"} <= set(access_format)
+      and access.get("DestinationArn") == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}, str(access))
+check("access logs keep the retention parameter",
+      resources.get("ApiAccessLogs", {}).get("Properties", {}).get("RetentionInDays") == {"Ref": "LogRetentionInDays"})
+check("get-sip-credential has reserved concurrency (a parameter)",
+      any(fn["Properties"].get("ReservedConcurrentExecutions") == {"Ref": "SipCredentialReservedConcurrency"}
+          for name, fn in functions.items() if name.startswith("GetSipCredential")))
+check("the authorizer's cache is at most 300 s", params.get("AuthorizerCacheTtlSeconds", {}).get("MaxValue") == 300,
+      str(params.get("AuthorizerCacheTtlSeconds")))
 queues = by_type("AWS::SQS::Queue")
 work_queues = {k: v for k, v in queues.items() if "RedrivePolicy" in v["Properties"]}
 check("there are work queues", len(work_queues) >= 1, str(list(queues)))

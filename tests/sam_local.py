@@ -145,7 +145,8 @@ def phase_invoke():
 
     allowed = invoke("authorizer", event("authorizer.json", [(EVENT_API_KEY, API_KEY)]))
     check("sam local invoke authorizer: a key is authorized for its organization",
-          allowed == {"isAuthorized": True, "context": {"organizationId": "org-demo"}}, json.dumps(allowed)[:400])
+          allowed == {"isAuthorized": True, "context": {"organizationId": "org-demo", "apiKeyId": API_KEY.split("_")[1]}},
+          json.dumps(allowed)[:400])
     denied = invoke("authorizer", event("authorizer.json"))
     check("sam local invoke authorizer: an unknown key is denied", denied.get("isAuthorized") is False,
           json.dumps(denied)[:400])

@@ -190,7 +190,11 @@ async fn every_function_binary_boots_and_answers_its_event() {
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let (_, api_key) = keys.create(&OrganizationId::parse("org-demo").unwrap(), None).await.unwrap();
     let allowed = invoke(&setup, "authorizer", event("authorizer.json", &[(EVENT_API_KEY, api_key.expose())])).await;
-    assert_eq!(allowed, serde_json::json!({"isAuthorized": true, "context": {"organizationId": "org-demo"}}));
+    let key_id = api_key.expose().split('_').nth(1).unwrap();
+    assert_eq!(
+        allowed,
+        serde_json::json!({"isAuthorized": true, "context": {"organizationId": "org-demo", "apiKeyId": key_id}})
+    );
     let denied = invoke(&setup, "authorizer", event("authorizer.json", &[])).await;
     assert_eq!(denied["isAuthorized"], false);
 

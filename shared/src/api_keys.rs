@@ -89,6 +89,14 @@ pub struct ApiKeyStore {
     table: String,
 }
 
+/// What an accepted key authenticates: its organization, and the key's id (not secret: the
+/// part of the key that names it), for the request's logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedKey {
+    pub organization_id: OrganizationId,
+    pub key_id: String,
+}
+
 impl ApiKeyStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
@@ -173,9 +181,10 @@ impl ApiKeyStore {
         Ok(true)
     }
 
-    /// The organization an `Authorization` header value authenticates, or None for a missing,
-    /// malformed, unknown or revoked key. Storage errors are errors (no decision is made).
-    pub async fn authorize(&self, authorization: Option<&str>) -> Result<Option<OrganizationId>, StoreError> {
+    /// The organization an `Authorization` header value authenticates, with the key's id, or
+    /// None for a missing, malformed, unknown or revoked key. Storage errors are errors (no
+    /// decision is made). The read is consistent: a key revoked a moment ago is denied.
+    pub async fn authorize(&self, authorization: Option<&str>) -> Result<Option<AuthorizedKey>, StoreError> {
         let Some(key) = authorization.and_then(bearer_credentials) else { return Ok(None) };
         let Some(key_id) = key_id_of(key) else { return Ok(None) };
         let digest = digest_hex(key);
@@ -184,6 +193,7 @@ impl ApiKeyStore {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(api_key_lookup_key(key_id)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(StoreError::request)?
@@ -194,7 +204,9 @@ impl ApiKeyStore {
         if !constant_time_eq(stored.as_bytes(), digest.as_bytes()) || revoked {
             return Ok(None);
         }
-        Ok(item.get("organizationId").and_then(|v| v.as_s().ok()).and_then(|org| OrganizationId::parse(org)))
+        let organization_id =
+            item.get("organizationId").and_then(|v| v.as_s().ok()).and_then(|org| OrganizationId::parse(org));
+        Ok(organization_id.map(|organization_id| AuthorizedKey { organization_id, key_id: key_id.to_owned() }))
     }
 }
 

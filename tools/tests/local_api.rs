@@ -80,7 +80,8 @@ async fn api_keys_authorize_until_revoked_and_are_stored_only_as_digests() {
     let env = start().await;
     let org = OrganizationId::parse("org-keys").unwrap();
     let (info, key) = env.keys.create(&org, Some("ci")).await.unwrap();
-    assert_eq!(env.keys.authorize(Some(&format!("Bearer {}", key.expose()))).await.unwrap(), Some(org.clone()));
+    let authorized = env.keys.authorize(Some(&format!("Bearer {}", key.expose()))).await.unwrap().unwrap();
+    assert_eq!((authorized.organization_id, authorized.key_id), (org.clone(), info.key_id.clone()));
     assert!(key.expose().starts_with(&info.prefix));
 
     let listed = env.keys.list(&org).await.unwrap();

@@ -1,5 +1,6 @@
 //! The API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses): looks the
-//! bearer API key up and answers `{isAuthorized, context: {organizationId}}`. Unknown,
+//! bearer API key up and answers `{isAuthorized, context: {organizationId, apiKeyId}}` (the
+//! key's id, for the access logs; never the key). Unknown,
 //! malformed, revoked and missing keys are denied. While the table cannot be read the
 //! authorizer fails instead: API Gateway then answers 500 and lets nothing through, as a
 //! denial would, but caches nothing, where a cached denial would lock a valid key out for the
@@ -30,9 +31,10 @@ pub async fn handle(
 /// The decision for an `Authorization` header value; `Err` when the key could not be looked up.
 pub async fn authorize(keys: &ApiKeyStore, authorization: Option<&str>) -> Result<AuthorizerResponse, StoreError> {
     match keys.authorize(authorization).await {
-        Ok(Some(org)) => {
-            Ok(AuthorizerResponse { is_authorized: true, context: json!({"organizationId": org.as_str()}) })
-        }
+        Ok(Some(key)) => Ok(AuthorizerResponse {
+            is_authorized: true,
+            context: json!({"organizationId": key.organization_id.as_str(), "apiKeyId": key.key_id}),
+        }),
         Ok(None) => Ok(AuthorizerResponse { is_authorized: false, context: json!({}) }),
         Err(e) => {
             tracing::error!(error = %e, "API key lookup failed; no decision");

@@ -267,6 +267,7 @@ async fn the_authorizer_allows_valid_keys_and_caches_no_denial_when_the_table_fa
         let decision = authorize(&keys, Some(&format!("{scheme} {}", key.expose()))).await.unwrap();
         assert!(decision.is_authorized, "{scheme}");
         assert_eq!(decision.context["organizationId"], ORG);
+        assert_eq!(decision.context["apiKeyId"], info.key_id.as_str(), "the key's id for the access logs");
     }
     let (head, last) = key.expose().split_at(key.expose().len() - 1);
     let unknown = format!("Bearer {head}{}", if last == "A" { "B" } else { "A" });
