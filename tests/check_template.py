@@ -163,6 +163,15 @@ check("access logs keep the retention parameter",
 check("get-sip-credential has reserved concurrency (a parameter)",
       any(fn["Properties"].get("ReservedConcurrentExecutions") == {"Ref": "SipCredentialReservedConcurrency"}
           for name, fn in functions.items() if name.startswith("GetSipCredential")))
+trails = by_type("AWS::CloudTrail::Trail")
+trail = next(iter(trails.values()), {})
+selectors = trail.get("Properties", {}).get("EventSelectors", [])
+check("an optional trail records get-sip-credential's invocations (Lambda data events)",
+      trail.get("Condition") == "HasSipCredentialTrail"
+      and any(r.get("Type") == "AWS::Lambda::Function"
+              and r.get("Values") == [{"Fn::GetAtt": ["GetSipCredentialFunction", "Arn"]}]
+              for sel in selectors for r in sel.get("DataResources", []))
+      and params.get("SipCredentialTrail", {}).get("Default") == "false", str(trail))
 check("the authorizer's cache is at most 300 s", params.get("AuthorizerCacheTtlSeconds", {}).get("MaxValue") == 300,
       str(params.get("AuthorizerCacheTtlSeconds")))
 queues = by_type("AWS::SQS::Queue")

@@ -270,6 +270,20 @@ async fn run_logged(setup: &Setup, binary: &str, event: Value, log_env: (&str, &
     (outcome, text)
 }
 
+/// Every read of a SIP password is audited whatever the function's log level: at FATAL, where
+/// Lambda and the subscriber drop every ordinary line, the audit line is still written.
+#[tokio::test(flavor = "multi_thread")]
+async fn sip_credential_reads_are_audited_at_every_log_level() {
+    let (setup, _) = Setup::new().await;
+    let unknown = "01936f5e-0000-7000-8000-000000000000";
+    let read = event("get-sip-credential.json", &[(EVENT_PROVIDER_ID, unknown)]);
+    let (_, logs) = run_logged(&setup, "get-sip-credential", read, ("AWS_LAMBDA_LOG_LEVEL", "FATAL")).await;
+    let line = logs.lines().find(|l| l.contains(r#""audit":"sip-credential-read""#)).expect("an audit line");
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!((&line["level"], &line["providerId"]), (&"FATAL".into(), &unknown.into()), "{line}");
+    assert_eq!((&line["organizationId"], &line["outcome"]), (&"org-demo".into(), &"ProviderNotFound".into()));
+}
+
 /// The forms a secret could be written in: as is, and in base64 (standard and URL-safe).
 fn leaked_forms(secret: &str) -> Vec<String> {
     use base64::Engine;

@@ -78,6 +78,25 @@ pub fn document(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)])
     Value::Object(root)
 }
 
+/// One audit line: `audit` naming the action, the fields, and the level metric lines carry,
+/// so that no `ApplicationLogLevel` filters it out (a trail with holes is no trail).
+pub fn audit_document(action: &str, fields: &[(&str, &str)]) -> Value {
+    let mut root = Map::new();
+    root.insert("timestamp".into(), Value::String(crate::time::Timestamp::now().to_string()));
+    root.insert("level".into(), Value::String(level().into()));
+    root.insert("audit".into(), Value::String(action.into()));
+    root.insert("function".into(), Value::String(function_name().into()));
+    for (name, value) in fields {
+        root.insert((*name).into(), Value::String((*value).into()));
+    }
+    Value::Object(root)
+}
+
+/// Writes one audit line (see [`audit_document`]) to stdout, beside the metric lines.
+pub fn audit(action: &str, fields: &[(&str, &str)]) {
+    println!("{}", audit_document(action, fields));
+}
+
 /// Writes one data point. Stdout is where Lambda's EMF extraction reads it (beside the log
 /// lines, which are also JSON in Lambda).
 pub fn emit(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)]) {

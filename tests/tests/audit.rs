@@ -114,9 +114,14 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
         store: env.services.store.clone(),
         envelope: env.services.envelope.clone(),
     };
-    let read =
-        functions::handlers::get_sip_credential::handle(&reader, json!({"organizationId": org, "providerId": id}))
-            .await;
+    let read = functions::handlers::get_sip_credential::handle(
+        &reader,
+        lambda_http::lambda_runtime::LambdaEvent::new(
+            json!({"organizationId": org, "providerId": id}),
+            lambda_http::lambda_runtime::Context::default(),
+        ),
+    )
+    .await;
     assert_eq!(read.unwrap().password.expose(), env.fake.credentials_of(&sid)[0].password);
     for job in [shared::queue::Job::Reverify, shared::queue::Job::SweepOrphans] {
         let run = functions::provider::jobs::run_in_process(&env.services, job, 4).await.unwrap();

@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     functions::logging::init();
     let reader = SipCredentialReader::from_env().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        Box::pin(get_sip_credential::handle(&reader, event.payload))
+        Box::pin(get_sip_credential::handle(&reader, event))
     }))
     .await
 }

@@ -6,24 +6,31 @@
 //! password.
 
 use crate::provider::sip_credential::{SipCredential, SipCredentialError, SipCredentialReader, read};
+use lambda_http::lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::model::OrganizationId;
 use uuid::Uuid;
 
-/// Parses the event, reads, and audits.
-pub async fn handle(reader: &SipCredentialReader, event: Value) -> Result<SipCredential, SipCredentialError> {
-    let (organization_id, provider_id) = parse_event(&event)?;
+/// Parses the event, reads, and audits: one audit line per read that names a provider, at a
+/// level no log-level setting drops (`shared::metrics::audit`).
+pub async fn handle(
+    reader: &SipCredentialReader,
+    event: LambdaEvent<Value>,
+) -> Result<SipCredential, SipCredentialError> {
+    let (organization_id, provider_id) = parse_event(&event.payload)?;
     let outcome = read(reader, &organization_id, provider_id).await;
     let result = match &outcome {
         Ok(_) => "returned",
         Err(e) => e.error_type(),
     };
-    tracing::info!(
-        audit = "sip-credential-read",
-        organization_id = %organization_id,
-        provider_id = %provider_id,
-        outcome = result,
-        "SIP credential read"
+    shared::metrics::audit(
+        "sip-credential-read",
+        &[
+            ("requestId", &event.context.request_id),
+            ("organizationId", organization_id.as_str()),
+            ("providerId", &provider_id.to_string()),
+            ("outcome", result),
+        ],
     );
     outcome
 }

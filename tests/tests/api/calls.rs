@@ -7,6 +7,7 @@ use functions::handlers::get_sip_credential::handle as read_sip_credential;
 use functions::handlers::{delete_provider, import_numbers, repair_provider, verify_provider};
 use functions::provider::sip_credential::SipCredentialReader;
 use integration_tests::fake_twilio::{FaultAction, new_sid};
+use lambda_http::lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::model::OrganizationId;
 
@@ -106,7 +107,7 @@ async fn stored(env: &TestEnv, id: &str) -> shared::store::ProviderRecord {
 /// What the call engine gets for the provider.
 async fn sip_credential(env: &TestEnv, id: &str) -> Result<Value, String> {
     let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
-    read_sip_credential(&reader, json!({"organizationId": ORG, "providerId": id}))
+    read_sip_credential(&reader, invocation(json!({"organizationId": ORG, "providerId": id})))
         .await
         .map(|credential| serde_json::to_value(credential).unwrap())
         .map_err(|e| e.error_type().to_owned())
@@ -221,9 +222,10 @@ async fn the_call_engine_gets_exactly_the_password_twilio_holds() {
 
     // Tenancy and absence look the same; a bad event is named, never a panic.
     let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
-    let other = read_sip_credential(&reader, json!({"organizationId": "org-other", "providerId": p.id})).await;
+    let other =
+        read_sip_credential(&reader, invocation(json!({"organizationId": "org-other", "providerId": p.id}))).await;
     assert_eq!(other.unwrap_err().error_type(), "ProviderNotFound");
-    let bad = read_sip_credential(&reader, json!({"providerId": 7})).await.unwrap_err();
+    let bad = read_sip_credential(&reader, invocation(json!({"providerId": 7}))).await.unwrap_err();
     assert_eq!(bad.error_type(), "InvalidRequest");
     assert!(bad.to_string().contains("organizationId"), "{bad}");
 
@@ -638,4 +640,9 @@ async fn a_repair_that_runs_out_of_time_saves_the_rebuilt_trunk_and_says_what_is
     let body = repair(&env, &p.id).await;
     assert_eq!(body["verification"]["status"], "verified", "{body}");
     assert_eq!(on_trunk(&env), numbers.len());
+}
+
+/// The call engine's invocation of get-sip-credential with this payload.
+fn invocation(payload: serde_json::Value) -> LambdaEvent<serde_json::Value> {
+    LambdaEvent::new(payload, Context::default())
 }

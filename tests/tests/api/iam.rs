@@ -195,7 +195,15 @@ async fn exercise_every_function() {
     seen.by("repair-provider");
 
     let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
-    Box::pin(get_sip_credential::handle(&reader, json!({"organizationId": ORG, "providerId": id}))).await.unwrap();
+    Box::pin(get_sip_credential::handle(
+        &reader,
+        lambda_http::lambda_runtime::LambdaEvent::new(
+            json!({"organizationId": ORG, "providerId": id}),
+            lambda_http::lambda_runtime::Context::default(),
+        ),
+    ))
+    .await
+    .unwrap();
     seen.by("get-sip-credential");
 
     // The scheduled jobs: planned onto a queue, then worked (the sweep clears the leftover
