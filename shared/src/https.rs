@@ -47,9 +47,10 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 /// The AWS SDK configuration the tools and tests load: the standard provider chains (region,
 /// credentials, `AWS_ENDPOINT_URL*`), with [`aws_http_client`] as the HTTP client.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    empty_settings_unset(
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(aws_http_client()).load().await,
-    )
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_http_client())
+        .timeout_config(aws_timeouts());
+    empty_settings_unset(loader.load().await)
 }
 
 /// The AWS SDK configuration a function loads: as [`aws_sdk_config`], with the region and the
@@ -63,9 +64,22 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 pub async fn function_sdk_config() -> aws_config::SdkConfig {
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(aws_http_client())
+        .timeout_config(aws_timeouts())
         .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
         .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
     empty_settings_unset(Box::pin(loader.load()).await)
+}
+
+/// Every AWS call's limits: a connection in 3 s, each read and each attempt in 10 s (DynamoDB,
+/// KMS and SQS answer in milliseconds; a stalled connection or a throttled call that hangs is
+/// then retried or failed by the SDK, inside a function's 29 s, instead of holding it to
+/// Lambda's timeout, which ends it before it can record what it leaves behind).
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .build()
 }
 
 /// The configuration with every per-service setting from the environment that is set but
@@ -179,6 +193,18 @@ mod tests {
     fn post(url: &str) -> HttpRequest {
         let request = http::Request::post(url).body(SdkBody::from("{}")).expect("request");
         HttpRequest::try_from(request).expect("request")
+    }
+
+    /// Both loaders give every AWS client connect, read and attempt timeouts (the SDK sets
+    /// none of the last two by itself: a stalled call would wait for Lambda's timeout).
+    #[tokio::test]
+    async fn every_aws_client_has_connect_read_and_attempt_timeouts() {
+        for config in [aws_sdk_config().await, function_sdk_config().await] {
+            let timeouts = config.timeout_config().expect("a timeout configuration");
+            assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(3)));
+            assert_eq!(timeouts.read_timeout(), Some(Duration::from_secs(10)));
+            assert_eq!(timeouts.operation_attempt_timeout(), Some(Duration::from_secs(10)));
+        }
     }
 
     #[tokio::test]
