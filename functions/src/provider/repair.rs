@@ -16,7 +16,7 @@ use crate::provider::create::{
 };
 use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
 use crate::provider::release::{KeyCache, release_with, voice_fields_as_imported};
-use crate::provider::verify::{Verification, origination_friendly_name, verify};
+use crate::provider::verify::{Verification, origination_friendly_name, verify, verify_as_saved};
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
@@ -536,7 +536,8 @@ impl<'a> Repair<'a> {
         self.new.apply_to(&mut repaired);
         // Twilio's reads end in time for the save.
         let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(SAVE_RESERVE));
-        let after = within(until, Box::pin(verify(services, &repaired, self.creds))).await;
+        let new_credential = self.new.sip_credential.as_ref();
+        let after = within(until, Box::pin(verify_as_saved(services, &repaired, self.creds, new_credential))).await;
         let has_new_references = self.new.trunk.is_some() || self.new.sip_credential.is_some();
         if !has_new_references {
             let verification = after.store(services, repaired).await?;

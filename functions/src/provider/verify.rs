@@ -16,7 +16,7 @@ use shared::model::{
     CheckName, CheckStatus, PhoneNumberSid, SipUri, TransferMode, TwilioCredentials, VerificationCheck,
     VerificationStatus, overall_status,
 };
-use shared::store::ProviderRecord;
+use shared::store::{ProviderRecord, SipCredentialRecord};
 use shared::twilio::{Account, OriginationUrl, Trunk, TwilioError, TwilioErrorKind};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -240,6 +240,17 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
 
 /// Runs every check for the provider with the given credentials.
 pub async fn verify(services: &Services, record: &ProviderRecord, creds: &TwilioCredentials) -> Verification {
+    verify_as_saved(services, record, creds, None).await
+}
+
+/// As [`verify`], for a record about to be saved with `new_credential` as its SIP credential
+/// (a repair made it): the checks look for that credential, not the stored one it replaces.
+pub async fn verify_as_saved(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+    new_credential: Option<&SipCredentialRecord>,
+) -> Verification {
     if account_type_known(record) {
         let trunk = services.twilio.fetch_trunk(creds, &record.trunk_sid).await;
         // Only an answer about the trunk itself (found, or 404) shows that Twilio accepted the
@@ -249,11 +260,11 @@ pub async fn verify(services: &Services, record: &ProviderRecord, creds: &Twilio
             Err(e) if !e.is_not_found() => Some(services.twilio.fetch_account(creds).await),
             _ => None,
         };
-        run_checks(services, record, creds, account, trunk).await
+        run_checks(services, record, creds, account, trunk, new_credential).await
     } else {
         let (account, trunk) =
             tokio::join!(services.twilio.fetch_account(creds), services.twilio.fetch_trunk(creds, &record.trunk_sid));
-        run_checks(services, record, creds, Some(account), trunk).await
+        run_checks(services, record, creds, Some(account), trunk, new_credential).await
     }
 }
 
@@ -265,7 +276,7 @@ pub async fn verify_with_account(
     account: Result<Account, TwilioError>,
 ) -> Verification {
     let trunk = services.twilio.fetch_trunk(creds, &record.trunk_sid).await;
-    run_checks(services, record, creds, Some(account), trunk).await
+    run_checks(services, record, creds, Some(account), trunk, None).await
 }
 
 /// Whether the last check saw a paid (Full) account: then the account needs no read of its
@@ -287,6 +298,7 @@ async fn run_checks(
     creds: &TwilioCredentials,
     account: Option<Result<Account, TwilioError>>,
     trunk: Result<Trunk, TwilioError>,
+    new_credential: Option<&SipCredentialRecord>,
 ) -> Verification {
     // A rejection (401) from any first read makes every other check meaningless.
     let rejection = match (&account, &trunk) {
@@ -350,7 +362,12 @@ async fn run_checks(
             };
             (imported, on_trunk)
         },
-        store.get_sip_credential(&record.organization_id, record.id),
+        async {
+            match new_credential {
+                Some(credential) => Ok(Some(credential.clone())),
+                None => store.get_sip_credential(&record.organization_id, record.id).await,
+            }
+        },
     );
 
     // `permissions`: derived from what the reads above already proved, no probes of its own.

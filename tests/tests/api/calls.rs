@@ -258,6 +258,9 @@ async fn a_deleted_sip_credential_gets_a_new_password_the_call_engine_sees() {
     assert_eq!(check(&verify(&env, &p.id).await, "credentialList")["status"], "failed");
     let body = repair(&env, &p.id).await;
     assert_eq!(actions_with(&body, "done"), ["recreateSipCredential"], "{body}");
+    // The verification it answers and stores is of the provider as repaired, new credential included.
+    assert_eq!(body["verification"]["status"], "verified", "{body}");
+    assert_eq!(stored(&env, &p.id).await.verification_status, shared::model::VerificationStatus::Verified);
     let new = sip_credential(&env, &p.id).await.unwrap();
     assert_ne!(new["password"], old["password"]);
     assert_eq!(new["username"], old["username"]);
@@ -279,6 +282,7 @@ async fn a_deleted_credential_list_is_replaced_and_attached() {
     }
     let body = repair(&env, &p.id).await;
     assert_eq!(actions_with(&body, "done"), ["recreateCredentialList", "attachCredentialList"], "{body}");
+    assert_eq!(body["verification"]["status"], "verified", "{body}");
     let record = stored(&env, &p.id).await;
     assert_ne!(record.credential_list_sid.as_str(), p.list_sid);
     assert_eq!(env.fake.lists_attached_to(&p.trunk_sid), [record.credential_list_sid.to_string()]);
