@@ -27,10 +27,18 @@ pub enum Failure {
     CommitThenFail,
 }
 
+/// Fail requests to `target` (whose body holds `needle`, when given) `remaining` times
+/// (None: always).
+struct Rule {
+    target: String,
+    needle: Option<String>,
+    failure: Failure,
+    remaining: Option<u32>,
+}
+
 #[derive(Default)]
 struct Rules {
-    /// (X-Amz-Target, how, remaining failures; None = always)
-    failures: Vec<(String, Failure, Option<u32>)>,
+    failures: Vec<Rule>,
     /// Requests seen, by X-Amz-Target.
     counts: std::collections::BTreeMap<String, usize>,
     /// The IAM actions the requests seen needed.
@@ -92,7 +100,15 @@ impl AwsProxy {
     }
 
     pub fn fail_with(&self, target: &str, failure: Failure, times: Option<u32>) {
-        self.rules.lock().expect("lock").failures.push((target.to_owned(), failure, times));
+        let rule = Rule { target: target.to_owned(), needle: None, failure, remaining: times };
+        self.rules.lock().expect("lock").failures.push(rule);
+    }
+
+    /// As [`AwsProxy::fail_with`], only requests whose body holds `needle` (one `PutItem` among
+    /// others, say).
+    pub fn fail_when(&self, target: &str, needle: &str, failure: Failure, times: Option<u32>) {
+        let rule = Rule { target: target.to_owned(), needle: Some(needle.to_owned()), failure, remaining: times };
+        self.rules.lock().expect("lock").failures.push(rule);
     }
 }
 
@@ -150,12 +166,15 @@ async fn forward(
         let actions = iam_actions(&target, &body);
         // A rule names an operation (`DynamoDB_20120810.Scan`) or an action as the proxy names
         // it (`dynamodb:Scan on index NAME`).
-        let position = rules.failures.iter().position(|(t, _, _)| *t == target || actions.contains(t));
+        let holds = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+        let position = rules.failures.iter().position(|rule| {
+            (rule.target == target || actions.contains(&rule.target)) && rule.needle.as_deref().is_none_or(holds)
+        });
         rules.actions.extend(actions);
         match position {
             Some(index) => {
-                let failure = rules.failures[index].1;
-                match &mut rules.failures[index].2 {
+                let failure = rules.failures[index].failure;
+                match &mut rules.failures[index].remaining {
                     Some(1) => {
                         rules.failures.remove(index);
                     }

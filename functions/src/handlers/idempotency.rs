@@ -14,7 +14,9 @@ use lambda_http::{Body, Request, Response};
 use shared::ApiError;
 use shared::http::{MAX_BODY_BYTES, organization_id};
 use shared::idempotency::{Claim, IdempotencyStore, StoredResponse, digest};
+use shared::model::OrganizationId;
 use std::future::Future;
+use std::time::Duration;
 
 pub const HEADER: &str = "idempotency-key";
 
@@ -88,12 +90,41 @@ where
             body: String::from_utf8_lossy(response.body()).into_owned(),
             location: header(&response, "location"),
         };
-        if let Err(e) = store.complete(&org, &key, &request_digest, &stored).await {
-            // The work is done; a retry with the key will see it in flight until the lock lapses.
-            tracing::error!(error = %e, "could not store the response for an idempotency key");
-        }
+        store_response(store, &org, &key, &request_digest, &stored).await;
     }
     Ok(response)
+}
+
+/// How often storing a response is tried (each try is the SDK's own three attempts), and the
+/// wait before the next.
+const STORE_TRIES: u32 = 3;
+const STORE_RETRY_WAIT: Duration = Duration::from_millis(200);
+
+/// Stores the response for the key, trying again while the deadline allows: unstored, the key
+/// reads as in flight until its lock lapses (a retry then gets 409), and after that the
+/// request runs again (a create then meets its own provider: 409, not its 201).
+async fn store_response(
+    store: &IdempotencyStore,
+    org: &OrganizationId,
+    key: &str,
+    request_digest: &str,
+    stored: &StoredResponse,
+) {
+    for attempt in 1..=STORE_TRIES {
+        match store.complete(org, key, request_digest, stored).await {
+            Ok(()) => return,
+            Err(e) => {
+                let wait = STORE_RETRY_WAIT * attempt;
+                let in_time = shared::deadline::remaining().is_none_or(|left| left > wait);
+                if attempt == STORE_TRIES || !in_time {
+                    tracing::error!(error = %e, attempt, "could not store the response for an idempotency key");
+                    return;
+                }
+                tracing::warn!(error = %e, attempt, "storing the response for an idempotency key failed; trying again");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 /// Whether a response is what the request came to (replayed for its key), rather than a request

@@ -2,6 +2,7 @@
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
 use functions::handlers::{create_twilio_provider, import_numbers};
+use integration_tests::aws_proxy::Failure;
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -48,6 +49,26 @@ async fn the_same_key_and_body_replay_the_first_response_without_touching_twilio
     let (other_sid, other_token) = env.fake.add_account("active", "Full");
     let other = json!({"accountSid": other_sid, "authToken": other_token, "name": "Theirs"});
     assert_eq!(create(&env, "org-other", Some("key-1"), &other).await.status(), 201);
+}
+
+/// Storing the response is tried again when it fails (here four times in a row, more than the
+/// SDK's own three attempts): the same request again replays the 201, where it answered 409
+/// (still in flight) and, once the lock lapsed, 409 again (the account is taken by itself).
+#[tokio::test]
+async fn a_response_whose_storing_failed_is_stored_on_a_later_try_and_replayed() {
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let body = json!({"accountSid": sid, "authToken": token, "name": "Stored late"});
+    let completed = r#""state":{"S":"done"}"#;
+    proxy.fail_when("DynamoDB_20120810.PutItem", completed, Failure::ServerError, Some(4));
+    let first = create(&env, ORG, Some("key-late"), &body).await;
+    assert_eq!(first.status(), 201);
+    let second = create(&env, ORG, Some("key-late"), &body).await;
+    assert_eq!(
+        (second.status(), second.headers().get("idempotent-replayed")),
+        (first.status(), Some(&"true".parse().unwrap()))
+    );
+    assert_eq!(second.body(), first.body());
 }
 
 #[tokio::test]
