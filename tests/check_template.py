@@ -163,6 +163,20 @@ check("access logs keep the retention parameter",
 check("get-sip-credential has reserved concurrency (a parameter)",
       any(fn["Properties"].get("ReservedConcurrentExecutions") == {"Ref": "SipCredentialReservedConcurrency"}
           for name, fn in functions.items() if name.startswith("GetSipCredential")))
+queue_policies = by_type("AWS::SQS::QueuePolicy")
+def senders(queue):
+    """The roles a queue's policy lets send (everyone else is denied sqs:SendMessage)."""
+    for policy in queue_policies.values():
+        if policy["Properties"]["Queues"] == [{"Ref": queue}]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "sqs:SendMessage"):
+                    allowed = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+                    return sorted(a["Fn::GetAtt"][0] for a in allowed)
+    return None
+role_of = lambda prefix: next(fn["Properties"]["Role"]["Fn::GetAtt"][0] for n, fn in functions.items() if n.startswith(prefix))
+check("only delete-provider and continue-deletions may send to the deletion queue",
+      senders("DeletionQueue") == sorted([role_of("DeleteProvider"), role_of("ContinueDeletions")]), str(senders("DeletionQueue")))
+check("only plan-jobs may send to the jobs queue", senders("JobsQueue") == [role_of("PlanJobs")], str(senders("JobsQueue")))
 trails = by_type("AWS::CloudTrail::Trail")
 trail = next(iter(trails.values()), {})
 selectors = trail.get("Properties", {}).get("EventSelectors", [])

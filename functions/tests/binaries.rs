@@ -198,7 +198,19 @@ async fn every_function_binary_boots_and_answers_its_event() {
     let denied = invoke(&setup, "authorizer", event("authorizer.json", &[])).await;
     assert_eq!(denied["isAuthorized"], false);
 
-    // The deletion queue's consumer: a message for the provider deletes it.
+    // The deletion queue's consumer: a message for a provider being deleted (a DELETE that ran
+    // out of time marked it) finishes the delete.
+    let store = shared::store::ProviderStore::new(dynamo.clone(), table.clone());
+    let org = OrganizationId::parse("org-demo").unwrap();
+    let mut deleting = store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
+    deleting.deletion = Some(shared::store::DeletionState {
+        started_at: shared::time::Timestamp::now(),
+        last_error: None,
+        numbers_from: None,
+        forced: false,
+    });
+    deleting.version += 1;
+    store.replace_provider(&deleting).await.unwrap();
     let continued = invoke(&setup, "continue-deletions", event("continue-deletions.json", &with_id)).await;
     assert_eq!(continued, serde_json::json!({"batchItemFailures": []}), "{continued}");
     let gone = invoke(&setup, "get-provider", event("get-provider.json", &with_id)).await;

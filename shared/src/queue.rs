@@ -109,9 +109,7 @@ impl Queue {
 pub struct ContinueDeletion {
     pub organization_id: String,
     pub provider_id: Uuid,
-    /// The delete was forced (`?force=true`): so is each step that continues it.
-    #[serde(default)]
-    pub force: bool,
+    // Whether the delete is forced is the record's to say (`deletionForced`), not a message's.
 }
 
 /// The scheduled jobs, one message per provider (the jobs queue's message).

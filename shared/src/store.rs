@@ -94,6 +94,9 @@ pub struct DeletionState {
     /// Where the next step starts among the numbers (a page token) when a step ran out of
     /// time: the numbers before it were tried, and those still recorded failed. None: at the start.
     pub numbers_from: Option<String>,
+    /// A `?force=true` delete: every step of it is forced, whoever runs it (the deletion
+    /// queue's messages say nothing about it).
+    pub forced: bool,
 }
 
 /// The generated SIP credential of a provider.
@@ -401,6 +404,9 @@ impl ProviderRecord {
             if let Some(error) = &deletion.last_error {
                 item.insert("deletionError".to_owned(), s(error.clone()));
             }
+            if deletion.forced {
+                item.insert("deletionForced".to_owned(), AttributeValue::Bool(true));
+            }
         }
         item
     }
@@ -433,6 +439,7 @@ impl ProviderRecord {
                         started_at,
                         last_error: f.opt_string("deletionError")?,
                         numbers_from: f.opt_string("deletionNumbersFrom")?,
+                        forced: item.get("deletionForced").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
                     })
                 })
                 .transpose()?,
@@ -858,7 +865,8 @@ impl ProviderStore {
     }
 
     /// Deletes every record of a provider: its numbers (and their claims) in batches, then the
-    /// provider, its SIP credential and its Account SID claim in one transaction.
+    /// provider, its SIP credential and its Account SID claim in one transaction, conditional
+    /// on the provider's version being the one read (`VersionConflict` otherwise).
     pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
         let org = &record.organization_id;
         let numbers = self.all_numbers(org, record.id).await?;
@@ -873,13 +881,9 @@ impl ProviderStore {
             })
             .collect();
         self.batch_write(deletes).await?;
-        let delete = |sort_key: String| {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(org_key(org, sort_key)))
-                .build()
-                .expect("key set");
-            TransactWriteItem::builder().delete(delete).build()
+        let delete = |sort_key: String| Delete::builder().table_name(&self.table).set_key(Some(org_key(org, sort_key)));
+        let item = |delete: aws_sdk_dynamodb::types::builders::DeleteBuilder| {
+            TransactWriteItem::builder().delete(delete.build().expect("key set")).build()
         };
         #[derive(Clone, Copy, PartialEq)]
         enum Part {
@@ -887,13 +891,20 @@ impl ProviderStore {
             SipCredential,
             AccountClaim,
         }
-        Transaction::new()
-            .with(Part::Provider, delete(provider_sort_key(record.id)))
-            .with(Part::SipCredential, delete(sip_credential_sort_key(record.id)))
-            .with(Part::AccountClaim, delete(account_claim_sort_key(&record.account_sid)))
-            .send(&self.client)
-            .await?;
-        Ok(())
+        // Only the record as it was read: a token rotated meanwhile is not deleted unseen.
+        let provider = delete(provider_sort_key(record.id))
+            .condition_expression("version = :read")
+            .expression_attribute_values(":read", n(record.version));
+        let transaction = Transaction::new()
+            .with(Part::Provider, item(provider))
+            .with(Part::SipCredential, item(delete(sip_credential_sort_key(record.id))))
+            .with(Part::AccountClaim, item(delete(account_claim_sort_key(&record.account_sid))));
+        match transaction.send(&self.client).await {
+            Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::Provider) => {
+                Err(StoreError::VersionConflict)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Whether a number is imported into a provider (of any organization), or an import of it

@@ -6,7 +6,7 @@
 //! tried every number and still has some Twilio would not take back, or that needs a person
 //! (Twilio rejects the stored token: rotate it), is logged and dropped: `DELETE` again retries.
 
-use crate::provider::delete::delete_step;
+use crate::provider::delete::continue_deletion;
 use crate::services::Services;
 use serde_json::{Value, json};
 use shared::ApiError;
@@ -24,8 +24,11 @@ pub async fn handle(services: &Services, event: &Value) -> Value {
             tracing::error!(message_id, "deletion message is not a ContinueDeletion; dropped");
             continue;
         };
-        match Box::pin(delete_step(services, &org, message.provider_id, message.force)).await {
-            Ok(_) | Err(ApiError::NotFound(_)) => {}
+        match Box::pin(continue_deletion(services, &org, message.provider_id)).await {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(ApiError::NotFound(_)) => {
+                tracing::warn!(organization_id = %org, provider_id = %message.provider_id, "deletion message for a provider that is not being deleted; dropped");
+            }
             // Every number was tried and some (or a trunk resource) could not be given back: a
             // delivery again would start the whole pass over, and go round as long as Twilio
             // keeps failing them. The provider shows why (`lastError`); DELETE again retries.

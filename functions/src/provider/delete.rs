@@ -6,9 +6,11 @@
 //! At any size: numbers are released with bounded concurrency, and each number's records go
 //! (with the count) as soon as it is given back, so work done is never redone. When the
 //! invocation's time runs short, a step records where the next one starts (past the numbers
-//! that failed) and queues a message on the deletion queue ([`Deletion::Continuing`], forced
-//! if the delete is); `continue-deletions` runs the next step until the provider is gone.
-//! `DELETE` again also continues, and `GET` shows the progress.
+//! that failed) and queues a message on the deletion queue ([`Deletion::Continuing`]);
+//! `continue-deletions` runs the next step until the provider is gone, but only of a delete the
+//! table marks as in progress, and forced only if the record says so (a message that names a
+//! provider starts nothing and forces nothing). `DELETE` again also continues (and
+//! `?force=true` then forces the rest), and `GET` shows the progress.
 //!
 //! A Twilio failure leaves the provider marked as being deleted and fails the step, recording
 //! why (a rotated token can be set meanwhile); Twilio rejecting the stored credentials stops a
@@ -48,8 +50,9 @@ pub enum Deletion {
     Continuing(Box<ProviderRecord>),
 }
 
-/// As much of a delete as the current deadline allows (see the module doc). Idempotent: the
-/// next step continues where this one stopped.
+/// `DELETE`: marks the provider as being deleted (forced, when asked; a forced delete stays
+/// forced), then runs as much of it as the current deadline allows (see the module doc).
+/// Idempotent: the next step continues where this one stopped.
 pub async fn delete_step(
     services: &Services,
     org: &OrganizationId,
@@ -57,17 +60,42 @@ pub async fn delete_step(
     force: bool,
 ) -> Result<Deletion, ApiError> {
     let mut record = load_provider(&services.store, org, id).await?;
-    if record.deletion.is_none() {
-        record = save_with_retry(&services.store, record, |record| {
-            record.deletion.get_or_insert_with(|| DeletionState {
+    let marked = record.deletion.as_ref().is_some_and(|deletion| deletion.forced || !force);
+    if !marked {
+        record = save_with_retry(&services.store, record, move |record| {
+            let deletion = record.deletion.get_or_insert_with(|| DeletionState {
                 started_at: shared::time::Timestamp::now(),
                 last_error: None,
                 numbers_from: None,
+                forced: false,
             });
+            deletion.forced |= force;
             Ok(Change::Save)
         })
         .await?;
     }
+    run_step(services, record).await
+}
+
+/// The deletion queue's message: the next step of a delete the table marks as in progress,
+/// forced if it says so. None: the provider is not being deleted (a message that is stale,
+/// or not the service's own), and nothing is done.
+pub async fn continue_deletion(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+) -> Result<Option<Deletion>, ApiError> {
+    let record = load_provider(&services.store, org, id).await?;
+    if record.deletion.is_none() {
+        return Ok(None);
+    }
+    run_step(services, record).await.map(Some)
+}
+
+/// One step of a delete the record is marked for.
+async fn run_step(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
+    let (org, id) = (&record.organization_id.clone(), record.id);
+    let force = record.deletion.as_ref().is_some_and(|deletion| deletion.forced);
     let creds = match stored_credentials(services, &record).await {
         Ok(creds) => creds,
         // The key service failing for a moment is retried; a token that cannot be opened at all
@@ -87,7 +115,7 @@ pub async fn delete_step(
         NumbersReleased::OutOfTime(from, failed) => {
             // What failed so far is shown while the delete goes on (GET's `lastError`).
             let failed = (!failed.is_empty()).then(|| summary_of(&failed, 0));
-            return continue_later(services, record, from, failed, force).await;
+            return continue_later(services, record, from, failed).await;
         }
         // Nothing else can work until the token is rotated: the step stops at the first refusal.
         NumbersReleased::Rejected(reason) if force => {
@@ -120,7 +148,7 @@ pub async fn delete_step(
         );
     }
     if left.is_empty() && !numbers_left {
-        services.store.delete_provider(&record).await?;
+        delete_records(services, org, id, |_| async { Ok(()) }).await?;
         tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
         return Ok(Deletion::Deleted);
     }
@@ -306,18 +334,68 @@ fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
     ]
 }
 
-/// A forced delete's end: what is left is recorded for the orphan sweeper (with the stored,
-/// envelope-encrypted token: same owner, so the sweeper can open it), then the records go.
+/// Tries to delete the provider's records as last read, `before` (what must be stored first)
+/// done on that same record: a change meanwhile (a rotated token) makes it read and try again.
+async fn delete_records<F, Fut>(services: &Services, org: &OrganizationId, id: Uuid, before: F) -> Result<(), ApiError>
+where
+    F: Fn(ProviderRecord) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
+{
+    const TRIES: u32 = 3;
+    for attempt in 1..=TRIES {
+        let record = load_provider(&services.store, org, id).await?;
+        before(record.clone()).await?;
+        match services.store.delete_provider(&record).await {
+            Ok(()) => return Ok(()),
+            Err(shared::store::StoreError::VersionConflict) if attempt < TRIES => continue,
+            Err(shared::store::StoreError::VersionConflict) => {
+                return Err(ApiError::Conflict(format!(
+                    "Provider {id} kept changing while it was being deleted; DELETE again."
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns on its last try")
+}
+
+/// A forced delete's end: what is left is recorded for the orphan sweeper (with the token the
+/// record holds then, envelope-encrypted: a rotation during the delete counts, and the same
+/// owner, so the sweeper can open it), then the records go, as they were when recorded.
 /// `left` is what this step could not remove; every number still recorded (an earlier step
 /// may have failed on it) and, while any is, the trunk's resources are left too, for
 /// `reason` unless `left` says otherwise.
 async fn finish_forced(
     services: &Services,
     record: ProviderRecord,
-    mut left: Vec<(TwilioResource, String)>,
+    left: Vec<(TwilioResource, String)>,
     reason: &str,
     why: &str,
 ) -> Result<Deletion, ApiError> {
+    let (org, id) = (record.organization_id.clone(), record.id);
+    let left_behind = std::sync::Mutex::new(Vec::new());
+    delete_records(services, &org, id, |current| {
+        let (left, left_behind) = (left.clone(), &left_behind);
+        async move {
+            let recorded = record_left(services, &current, left, reason).await?;
+            *left_behind.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = recorded;
+            Ok(())
+        }
+    })
+    .await?;
+    let left_behind = left_behind.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tracing::warn!(organization_id = %org, provider_id = %id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
+    Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
+}
+
+/// Records for the sweeper what a forced delete leaves: `left`, and every number still
+/// recorded with, while any is, the trunk's resources. Returns what was recorded.
+async fn record_left(
+    services: &Services,
+    record: &ProviderRecord,
+    mut left: Vec<(TwilioResource, String)>,
+    reason: &str,
+) -> Result<Vec<LeftBehind>, ApiError> {
     let numbers = services.store.all_numbers(&record.organization_id, record.id).await?;
     let mut also_left: Vec<TwilioResource> = numbers
         .iter()
@@ -328,7 +406,7 @@ async fn finish_forced(
         .collect();
     if !numbers.is_empty() {
         // Not tried: the numbers left hold the trunk. They stay for the sweeper with them.
-        also_left.extend(resources_of(&record));
+        also_left.extend(resources_of(record));
     }
     for resource in also_left {
         if !left.iter().any(|(listed, _)| *listed == resource) {
@@ -345,11 +423,9 @@ async fn finish_forced(
     if !left.is_empty() {
         // Recorded before the records go: a forced delete never forgets what it leaves.
         let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
-        record_for_sweeper(services, &record, &resources, &numbers).await?;
+        record_for_sweeper(services, record, &resources, &numbers).await?;
     }
-    services.store.delete_provider(&record).await?;
-    tracing::warn!(organization_id = %record.organization_id, provider_id = %record.id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
-    Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
+    Ok(left_behind)
 }
 
 /// Out of time: records where the next step starts and queues it.
@@ -358,7 +434,6 @@ async fn continue_later(
     record: ProviderRecord,
     numbers_from: Option<String>,
     failed: Option<String>,
-    force: bool,
 ) -> Result<Deletion, ApiError> {
     let queue = services.deletions.as_ref().ok_or_else(|| {
         ApiError::internal("a delete ran out of time and no deletion queue is configured (DELETION_QUEUE_URL)")
@@ -376,8 +451,7 @@ async fn continue_later(
         Ok(Change::Save)
     })
     .await?;
-    let message =
-        ContinueDeletion { organization_id: record.organization_id.to_string(), provider_id: record.id, force };
+    let message = ContinueDeletion { organization_id: record.organization_id.to_string(), provider_id: record.id };
     queue.send(&message).await.map_err(ApiError::unavailable)?;
     tracing::info!(organization_id = %record.organization_id, provider_id = %record.id, remaining_numbers = record.phone_number_count, "delete continues from the deletion queue");
     Ok(Deletion::Continuing(Box::new(record)))

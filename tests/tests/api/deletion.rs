@@ -217,3 +217,50 @@ async fn a_forced_delete_with_an_unusable_token_records_the_trunk_for_the_sweepe
     assert!(recorded.iter().any(|r| r.kind() == "trunk"), "recorded for the sweeper: {recorded:?}");
     assert!(env.fake.state().trunks.contains_key(record.trunk_sid.as_str()));
 }
+
+/// The deletion queue's consumer as SQS invokes it, with one message.
+async fn consume(env: &TestEnv, message: Value) -> Value {
+    let event = json!({"Records": [{"messageId": "m-1", "body": message.to_string(), "eventSource": "aws:sqs"}]});
+    functions::handlers::continue_deletions::handle(&env.services, &event).await
+}
+
+/// A message on the deletion queue starts nothing and forces nothing: for a provider the table
+/// does not mark as being deleted it is dropped, and a delete in progress is forced only when
+/// its record says so, whatever a message claims.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_queue_continues_only_deletes_in_progress_and_forces_only_what_the_record_forces() {
+    let env = TestEnv::new().await;
+    let (sid, id, _) = provider_with_numbers(&env, 1).await;
+    let message = json!({"organizationId": ORG, "providerId": id, "force": true});
+    let calls = env.fake.request_log().len();
+    assert_eq!(consume(&env, message.clone()).await, json!({"batchItemFailures": []}));
+    assert_eq!(get(&env, &id).await.0, 200, "a provider not being deleted stays");
+    assert_eq!(env.fake.request_log().len(), calls, "Twilio was not touched");
+
+    // A plain delete that could not give a number back is in progress, unforced.
+    env.fake.inject("detach_phone_number", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let (status, body) = delete(&env, &id, None, None).await;
+    assert_eq!(status, 502, "{body}");
+    consume(&env, message).await;
+    let (status, body) = get(&env, &id).await;
+    assert_eq!((status, &body["deletion"]["status"]), (200, &json!("deleting")), "not forced by a message: {body}");
+    assert!(!env.fake.trunks_of(&sid).is_empty());
+}
+
+/// The records go only as they were read: a provider changed meanwhile (a rotated token, say)
+/// is not deleted unseen, and the forced or plain delete reads it again.
+#[tokio::test]
+async fn a_provider_changed_since_it_was_read_is_not_deleted() {
+    let env = TestEnv::new().await;
+    let (_, id, _) = provider_with_numbers(&env, 0).await;
+    let org = OrganizationId::parse(ORG).unwrap();
+    let read = env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
+    let mut changed = read.clone();
+    changed.name = "Changed meanwhile".into();
+    changed.version += 1;
+    env.services.store.replace_provider(&changed).await.unwrap();
+    let stale = env.services.store.delete_provider(&read).await;
+    assert!(matches!(stale, Err(shared::store::StoreError::VersionConflict)), "{stale:?}");
+    assert_eq!(get(&env, &id).await.0, 200);
+    assert_eq!(delete(&env, &id, None, None).await.0, 204);
+}
