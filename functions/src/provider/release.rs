@@ -50,7 +50,13 @@ impl std::fmt::Display for ReleaseError {
         match self {
             Self::Twilio(step, e) => write!(f, "failed {step}: {e}"),
             // The cause (KMS text, which can name keys and accounts) goes to the log, not here.
-            Self::Secret(_) => write!(f, "could not read the recorded voice configuration (key service unavailable)"),
+            Self::Secret(CryptoError::Kms(_)) => {
+                write!(f, "could not read the recorded voice configuration (key service unavailable)")
+            }
+            Self::Secret(_) => write!(
+                f,
+                "its recorded voice configuration cannot be opened (damaged, or another record's), so what to give back is not known"
+            ),
         }
     }
 }
@@ -73,7 +79,9 @@ impl KeyCache {
         self.load_sealed(services, &owner_of(provider), sealed).await
     }
 
-    /// Likewise for sealed routings of `owner`, however they are kept.
+    /// Likewise for sealed routings of `owner`, however they are kept. Only the key service
+    /// failing is an error; a routing whose key cannot be opened at all (damaged, or another
+    /// record's) fails its own number when it is opened ([`Self::routing`]), not the others.
     pub async fn load_sealed<'a>(
         &mut self,
         services: &Services,
@@ -82,7 +90,11 @@ impl KeyCache {
     ) -> Result<(), CryptoError> {
         for sealed in sealed {
             if !self.0.iter().any(|key| key.opens(sealed)) {
-                self.0.push(services.envelope.unwrap_key(owner, sealed).await?);
+                match services.envelope.unwrap_key(owner, sealed).await {
+                    Ok(key) => self.0.push(key),
+                    Err(e @ CryptoError::Kms(_)) => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, "a recorded voice configuration cannot be opened"),
+                }
             }
         }
         Ok(())
@@ -103,7 +115,7 @@ impl KeyCache {
             // Nothing secret in it: the stored one is exact.
             return Ok(stored.clone());
         };
-        let key = self.0.iter().find(|key| key.opens(sealed)).ok_or(CryptoError::Malformed("data key not loaded"))?;
+        let key = self.0.iter().find(|key| key.opens(sealed)).ok_or(CryptoError::WrongContext)?;
         let json = key.open(SecretKind::VoiceRouting, sealed)?;
         serde_json::from_str(json.expose_secret()).map_err(|_| CryptoError::Malformed("voice routing is not JSON"))
     }
@@ -129,7 +141,11 @@ pub async fn remove_number(
     keys.load(services, &record, std::slice::from_ref(&number)).await?;
     let released = release_number(services, &creds, &record, &number, &keys).await.map_err(|e| match e {
         ReleaseError::Twilio(step, e) => stored_credentials_error(step, &record, e),
-        ReleaseError::Secret(e) => e.into(),
+        ReleaseError::Secret(CryptoError::Kms(e)) => ApiError::unavailable(e),
+        secret @ ReleaseError::Secret(_) => ApiError::StoredSecretUnusable(format!(
+            "Number {} was not changed: {secret}. Set its voice routing in the Twilio Console (that takes it off the trunk), then remove it again.",
+            number.phone_number_sid
+        )),
     })?;
     services.store.remove_number(org, &number).await.map_err(|e| match e {
         // Removed by a concurrent request: the end state is the one asked for.
@@ -179,8 +195,36 @@ pub async fn release_number(
     number: &PhoneNumberRecord,
     keys: &KeyCache,
 ) -> Result<Released, ReleaseError> {
-    let previous = keys.previous_routing(number).map_err(ReleaseError::Secret)?;
+    let previous = match keys.previous_routing(number) {
+        Ok(previous) => previous,
+        Err(e @ CryptoError::Kms(_)) => return Err(ReleaseError::Secret(e)),
+        Err(e) => {
+            return without_routing(&services.twilio, creds, &provider.trunk_sid, &number.phone_number_sid, e).await;
+        }
+    };
     release_with(&services.twilio, creds, &provider.trunk_sid, &number.phone_number_sid, &previous).await
+}
+
+/// A number whose routing before import cannot be opened is not changed: on the trunk it
+/// fails on its own (the customer can set its routing in the Console, which takes it off the
+/// trunk); off it, it is as the customer set it.
+async fn without_routing(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    trunk_sid: &TrunkSid,
+    phone_number_sid: &PhoneNumberSid,
+    unopened: CryptoError,
+) -> Result<Released, ReleaseError> {
+    match twilio.fetch_incoming_number(creds, phone_number_sid).await {
+        Err(e) if e.is_not_found() => Ok(Released::Gone),
+        Err(e) => Err(ReleaseError::Twilio("reading the number", e)),
+        Ok(current) if current.voice_routing().trunk_sid.as_ref() == Some(trunk_sid) => {
+            Err(ReleaseError::Secret(unopened))
+        }
+        Ok(_) => Ok(Released::NotRestored(
+            "The number is off the trunk, and its voice configuration from before import could not be read; it was left as set.".to_owned(),
+        )),
+    }
 }
 
 /// [`release_number`] given the previous configuration in plain (as an import still has it).

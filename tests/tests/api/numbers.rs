@@ -293,3 +293,72 @@ async fn concurrent_imports_into_one_provider_stay_in_step() {
     }
     assert_in_step(&env, &sid, &id, 60).await;
 }
+
+/// A number whose recorded routing cannot be opened (here another provider's, copied onto its
+/// record) fails on its own: its removal is a 422 naming it that changes nothing, and a
+/// delete gives the provider's other numbers back, names it in `lastError`, and (forced)
+/// leaves it for the sweeper and finishes. Never a 503 to retry for ever.
+#[tokio::test]
+async fn a_number_whose_routing_cannot_be_opened_fails_only_itself() {
+    let (env, sid, id) = setup().await;
+    let (other_sid, other_token) = env.fake.add_account("active", "Full");
+    let other = create_provider(&env, ORG, &other_sid, &other_token).await["id"].as_str().unwrap().to_owned();
+    let bad = env.fake.add_incoming_number(&sid, "+15550009001", Some("https://example.com/a?token=x"));
+    let good = env.fake.add_incoming_number(&sid, "+15550009002", Some("https://example.com/b?token=y"));
+    let theirs = env.fake.add_incoming_number(&other_sid, "+15550009003", Some("https://example.com/c?token=z"));
+    assert_eq!(import(&env, ORG, &id, &[&bad, &good]).await.1["successCount"], 2);
+    assert_eq!(import(&env, ORG, &other, &[&theirs]).await.1["successCount"], 1);
+    // The other provider's sealed routing, copied onto this provider's record of `bad`.
+    let items = env.dynamo.scan().table_name(&env.table).send().await.unwrap().items.unwrap_or_default();
+    let number_item = |pn: &str| {
+        items
+            .iter()
+            .find(|i| {
+                i.get("phoneNumberSid") == Some(&AttributeValue::S(pn.to_owned()))
+                    && i.get("entity") == Some(&AttributeValue::S("phoneNumber".into()))
+            })
+            .unwrap()
+            .clone()
+    };
+    let (bad_item, theirs_item) = (number_item(&bad), number_item(&theirs));
+    env.dynamo
+        .update_item()
+        .table_name(&env.table)
+        .key("pk", bad_item["pk"].clone())
+        .key("sk", bad_item["sk"].clone())
+        .update_expression("SET previousRoutingSealed = :sealed")
+        .expression_attribute_values(":sealed", theirs_item["previousRoutingSealed"].clone())
+        .send()
+        .await
+        .unwrap();
+
+    let record = listed(&env, &id).await.into_iter().find(|n| n["phoneNumberSid"] == bad.as_str()).unwrap();
+    let req = Req::new("DELETE", "/api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}")
+        .org(ORG)
+        .param("id", &id)
+        .param("phoneNumberId", record["id"].as_str().unwrap())
+        .build();
+    let (status, problem) = status_and_body(&remove_phone_number::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains(bad.as_str()), "{problem}");
+    assert_eq!(listed(&env, &id).await.len(), 2, "nothing was forgotten");
+
+    let delete = |force: bool| {
+        let mut req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id);
+        if force {
+            req = req.query("force", "true");
+        }
+        delete_provider::handle(&env.services, req.build())
+    };
+    let (status, problem) = status_and_body(&delete(false).await.unwrap());
+    assert_eq!(status, 502, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains(bad.as_str()), "{problem}");
+    let left: Vec<Value> = listed(&env, &id).await;
+    assert_eq!(left.len(), 1, "the other number was given back: {left:?}");
+    assert_eq!(env.fake.state().incoming_numbers[&good].trunk_sid, None);
+
+    let (status, body) = status_and_body(&delete(true).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    let kinds: Vec<&str> = body["leftBehind"].as_array().unwrap().iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"trunkPhoneNumber"), "{body}");
+}
