@@ -312,7 +312,7 @@ impl Default for RetryPolicy {
 /// no attempt or wait outlives the invocation.
 #[derive(Debug, Clone)]
 pub struct TwilioClient {
-    http: reqwest::Client,
+    http: Pool,
     api_base_url: String,
     trunking_base_url: String,
     request_timeout: Duration,
@@ -328,22 +328,20 @@ impl TwilioClient {
     }
 
     pub fn with_limits(config: &TwilioConfig, request_timeout: Duration, retry: RetryPolicy) -> Self {
-        let http = crate::https::client_builder()
-            .connect_timeout(Self::CONNECT_TIMEOUT.min(request_timeout))
-            .timeout(request_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("twilio-provider-service/", env!("CARGO_PKG_VERSION")))
-            // Credentials go to the configured hosts only: a 3xx is an error, never followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("the HTTP client configuration is static and valid");
         Self {
-            http,
+            http: Pool::new(request_timeout, Pool::STALE_AFTER),
             api_base_url: config.api_base_url.clone(),
             trunking_base_url: config.trunking_base_url.clone(),
             request_timeout,
             retry,
         }
+    }
+
+    /// The same client, whose pooled connections are not reused after `idle` without a request
+    /// (see [`Pool`]); tests shorten it.
+    pub fn with_stale_connections_after(mut self, idle: Duration) -> Self {
+        self.http = Pool::new(self.request_timeout, idle);
+        self
     }
 
     fn account_url(&self, creds: &TwilioCredentials, rest: &str) -> String {
@@ -763,6 +761,7 @@ impl TwilioClient {
             }
             let mut request = self
                 .http
+                .client()
                 .request(method.clone(), url)
                 .basic_auth(creds.account_sid.as_str(), Some(creds.auth_token.expose()));
             if let Some(left) = left.filter(|left| *left < self.request_timeout) {
@@ -837,6 +836,55 @@ impl TwilioClient {
         } else {
             TwilioError::Interrupted(error_text(e))
         }
+    }
+}
+
+/// The HTTP client and its connection pool, started afresh when no request was sent for
+/// `stale_after` by the wall clock. Lambda freezes a function between invocations, and a
+/// server closes a connection that idles long enough; the close arrives while the process is
+/// frozen, so on thaw the pool still offers the connection, and a POST written to it fails
+/// after it may have been sent: an "outcome unknown" and a needless rollback. The wall clock
+/// is read because it keeps counting across a freeze, which the pool's own idle timer (60 s,
+/// on the monotonic clock) need not. Twilio does not document how long it keeps an idle
+/// connection; 15 s keeps the pool within one burst of requests, and costs a TLS handshake
+/// after a pause.
+#[derive(Debug, Clone)]
+struct Pool {
+    current: std::sync::Arc<std::sync::Mutex<(reqwest::Client, std::time::SystemTime)>>,
+    request_timeout: Duration,
+    stale_after: Duration,
+}
+
+impl Pool {
+    const STALE_AFTER: Duration = Duration::from_secs(15);
+
+    fn new(request_timeout: Duration, stale_after: Duration) -> Self {
+        let current = (Self::build(request_timeout), std::time::SystemTime::now());
+        Self { current: std::sync::Arc::new(std::sync::Mutex::new(current)), request_timeout, stale_after }
+    }
+
+    fn build(request_timeout: Duration) -> reqwest::Client {
+        crate::https::client_builder()
+            .connect_timeout(TwilioClient::CONNECT_TIMEOUT.min(request_timeout))
+            .timeout(request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("twilio-provider-service/", env!("CARGO_PKG_VERSION")))
+            // Credentials go to the configured hosts only: a 3xx is an error, never followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client configuration is static and valid")
+    }
+
+    /// The client to send with now: a fresh one (no pooled connections) after a pause.
+    fn client(&self) -> reqwest::Client {
+        let mut current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = std::time::SystemTime::now();
+        // A clock set back counts as a pause too.
+        if now.duration_since(current.1).map_or(true, |idle| idle > self.stale_after) {
+            current.0 = Self::build(self.request_timeout);
+        }
+        current.1 = now;
+        current.0.clone()
     }
 }
 
@@ -1020,6 +1068,57 @@ mod tests {
         let text = format!("{error} {error:?}");
         assert!(matches!(error, TwilioError::Connect(_)), "{text}");
         assert!(!text.contains(&sid) && !text.contains("127.0.0.1"), "{text}");
+    }
+
+    /// A server that closes a keep-alive connection once it has idled `idle`, when the next
+    /// request arrives on it (as a close that reached a frozen process looks on thaw); it
+    /// answers every other request `{}`. Returns its base URL and how many connections it took.
+    async fn closing_idle_server(idle: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut answered: Option<Instant> = None;
+                    let mut buffer = vec![0u8; 8192];
+                    loop {
+                        let Ok(read) = socket.read(&mut buffer).await else { return };
+                        if read == 0 || answered.is_some_and(|at| at.elapsed() > idle) {
+                            return; // closed without an answer
+                        }
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        socket.write_all(answer.as_bytes()).await.unwrap();
+                        answered = Some(Instant::now());
+                    }
+                });
+            }
+        });
+        (base, connections)
+    }
+
+    /// After a pause longer than the pool keeps connections for, a POST goes out on a new
+    /// connection: on the pooled one, which the server closed meanwhile, it would fail after
+    /// it may have been sent (outcome unknown), and POSTs are not retried.
+    #[tokio::test]
+    async fn a_post_after_a_pause_does_not_go_out_on_a_stale_connection() {
+        let (base, connections) = closing_idle_server(Duration::from_millis(1500)).await;
+        let config = TwilioConfig { api_base_url: base.clone(), trunking_base_url: base.clone() };
+        let client = TwilioClient::new(&config).with_stale_connections_after(Duration::from_secs(1));
+        let creds = crate::model::TwilioCredentials {
+            account_sid: crate::model::AccountSid::parse(&format!("AC{}", "d".repeat(32))).unwrap(),
+            auth_token: crate::model::AuthToken::parse(&"e".repeat(32)).unwrap(),
+        };
+        let url = format!("{base}/v1/Trunks");
+        client.send(&creds, Method::POST, &url, &[("FriendlyName", "a")]).await.expect("the first POST");
+        client.send(&creds, Method::POST, &url, &[("FriendlyName", "b")]).await.expect("a POST right after");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "kept alive within a burst");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        client.send(&creds, Method::POST, &url, &[("FriendlyName", "c")]).await.expect("a POST after a pause");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]
