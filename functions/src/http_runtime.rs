@@ -15,7 +15,8 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::tower::{Service, ServiceExt};
 use lambda_http::{Adapter, Error, IntoResponse, Request};
 
-/// `lambda_http::run`, with the event made buildable first.
+/// `lambda_http::run`, with the event made buildable first and every log line of a request
+/// naming who asked ([`Spanned`]).
 pub async fn run<'a, R, S, E>(handler: S) -> Result<(), Error>
 where
     S: Service<Request, Response = R, Error = E>,
@@ -23,7 +24,39 @@ where
     R: IntoResponse,
     E: std::fmt::Debug + Into<Diagnostic>,
 {
-    lambda_runtime::run(Adapter::from(handler).map_request(make_buildable)).await
+    lambda_runtime::run(Adapter::from(Spanned(handler)).map_request(make_buildable)).await
+}
+
+/// The handler inside a `request` span with the authorizer's organization and API key id
+/// (never the key), so that every log line of the request says who asked.
+pub struct Spanned<S>(pub S);
+
+impl<S: Service<Request>> Service<Request> for Spanned<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        use tracing::Instrument;
+        let span = request_span(&request);
+        self.0.call(request).instrument(span)
+    }
+}
+
+/// The span of one API request: who asked, as the authorizer said.
+pub fn request_span(request: &Request) -> tracing::Span {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let authorizer = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref(),
+        _ => None,
+    };
+    let field = |name: &str| authorizer.and_then(|a| a.fields.get(name)).and_then(serde_json::Value::as_str);
+    tracing::info_span!("request", organization_id = field("organizationId"), api_key_id = field("apiKeyId"))
 }
 
 /// The event with its raw query string, host and scheme made such that lambda_http can build

@@ -282,6 +282,16 @@ async fn run_logged(setup: &Setup, binary: &str, event: Value, log_env: (&str, &
     (outcome, text)
 }
 
+/// Every log line of an API request names who asked: the authorizer's organization and API
+/// key id (a span around the handler), as the access log does.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_log_line_of_a_request_names_the_api_key_id() {
+    let (setup, _) = Setup::new().await;
+    let (_, logs) = run_logged(&setup, "get-provider", event("get-provider.json", &[]), ("RUST_LOG", "info")).await;
+    let line = logs.lines().find(|l| l.contains("request rejected")).expect("the 404 is logged");
+    assert!(line.contains("0123456789abcdef") && line.contains("org-demo"), "{line}");
+}
+
 /// Every read of a SIP password is audited whatever the function's log level: at FATAL, where
 /// Lambda and the subscriber drop every ordinary line, the audit line is still written.
 #[tokio::test(flavor = "multi_thread")]
