@@ -14,19 +14,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tally import check, close
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ACCOUNT_SID = "AC00000000000000000000000000000001"
 DEMO_AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 DEMO_NUMBER_SID = "PN00000000000000000000000000000001"
 PACKAGE = "twilio_provider_service_client"
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, ok, detail=""):
-    results["passed" if ok else "failed"] += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {name}" + ("" if ok else f": {detail}"), flush=True)
-    return ok
 
 
 def generate(folder):
@@ -106,8 +101,7 @@ def main():
         if generate(Path(folder)):
             sys.path.insert(0, folder)
             walk_through(base_url, api_key)
-    print(f"generated-client: {results['passed']} passed, {results['failed']} failed")
-    return 1 if results["failed"] else 0
+    return close("generated-client")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tally import check, close
+
 ROOT = Path(__file__).resolve().parent.parent
 SAM = os.environ["SAM"]
 ARGS = json.loads(os.environ["SAM_LOCAL_ARGS"])
@@ -41,13 +43,6 @@ EVENT_PROVIDER_ID = "01936f5e-8f1c-7a3b-9d2e-4f5a6b7c8d9e"
 EVENT_NUMBER_ID = "01936f60-1a2b-7c3d-8e4f-5a6b7c8d9e0f"
 EVENT_API_KEY = "tpk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, ok, detail=""):
-    results["passed" if ok else "failed"] += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {name}" + ("" if ok else f": {detail}"), flush=True)
-    return ok
 
 
 def template_functions():
@@ -264,8 +259,7 @@ def main():
     LOGS.mkdir(parents=True, exist_ok=True)
     phase_invoke()
     phase_api()
-    print(f"sam-local: {results['passed']} passed, {results['failed']} failed")
-    return 1 if results["failed"] else 0
+    return close("sam-local")
 
 
 if __name__ == "__main__":

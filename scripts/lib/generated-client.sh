@@ -15,16 +15,6 @@ mkdir -p target
 rm -f "$LOG"
 cargo build --locked --quiet -p tools -p integration-tests --bin local-api --bin admin --bin fake-twilio
 
-pids=()
-cleanup() {
-  if [ ${#pids[@]} -gt 0 ]; then
-    kill "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 source scripts/lib/local-stack.sh
 if ! local_stack_start generated-client 2>"$LOG"; then
   echo "generated-client: 0 passed, 1 failed" | tee -a "$LOG"

@@ -1,10 +1,20 @@
 # Starts the fake Twilio and `local-api --bootstrap` on free loopback ports, on a table and KMS
 # alias of the caller's own, against the moto server named by AWS_ENDPOINT_URL (scripts/test
-# starts it). Source this file after defining a `pids` array (each started process is added to
-# it, for the caller's cleanup), then `local_stack_start NAME`: logs go to target/NAME-*.log,
+# starts it). Source this file (it stops every process in `pids`, where it adds what it starts,
+# when the sourcing script exits), then `local_stack_start NAME`: logs go to target/NAME-*.log,
 # the table and alias are named NAME-<pid>-<time>, and LOCAL_API is the API's host:port.
 # The fake's accounts follow FAKE_TWILIO_* (tests/src/bin/fake_twilio.rs). Returns 1 (with a
 # message) when local-api does not start.
+
+pids=()
+local_stack_stop() {
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap local_stack_stop EXIT
+trap 'exit 130' INT TERM
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

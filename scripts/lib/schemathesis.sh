@@ -34,15 +34,7 @@ if [ ! -x .venv/bin/st ] || ! cmp -s tests/requirements.txt .venv/installed-requ
 fi
 cargo build --locked --quiet -p tools -p integration-tests --bin local-api --bin admin --bin fake-twilio
 
-pids=()
-cleanup() {
-  if [ ${#pids[@]} -gt 0 ]; then
-    kill "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source scripts/lib/local-stack.sh
 
 fail() {
   echo "$1" | tee "$LOG" >&2
@@ -55,7 +47,6 @@ fail() {
 # ones not imported before; local-api on a table and key of this run's own.
 export FAKE_TWILIO_EXTRA_ACCOUNTS=${FAKE_TWILIO_EXTRA_ACCOUNTS:-3000}
 export FAKE_TWILIO_NUMBERS_PER_ACCOUNT=${FAKE_TWILIO_NUMBERS_PER_ACCOUNT:-60}
-source scripts/lib/local-stack.sh
 local_stack_start schemathesis 2>"$LOG" || fail "$(cat "$LOG")"
 api=$LOCAL_API
 
