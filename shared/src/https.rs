@@ -149,8 +149,17 @@ impl HttpConnector for AwsConnector {
         let http = self.http.clone();
         HttpConnectorFuture::new(async move {
             let request = request.try_into_http1x().map_err(|e| ConnectorError::other(e.into(), None))?;
-            let request = reqwest::Request::try_from(request.map(request_body))
+            let mut request = reqwest::Request::try_from(request.map(request_body))
                 .map_err(|e| ConnectorError::other(e.into(), None))?;
+            // No call outlives the deadline of the work that makes it (a handler's, which keeps
+            // back the time to record what it leaves and answer; what it then records runs
+            // under the handler's outer deadline): read here, where the call is awaited.
+            if let Some(left) = crate::deadline::remaining() {
+                if left.is_zero() {
+                    return Err(ConnectorError::timeout("the deadline has passed; not sent".into()));
+                }
+                *request.timeout_mut() = Some(request.timeout().map_or(left, |timeout| left.min(*timeout)));
+            }
             let response = http.execute(request).await.map_err(connector_error)?;
             let response = http::Response::from(response).map(SdkBody::from_body_1_x);
             HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
@@ -214,6 +223,28 @@ mod tests {
         drop(listener);
         let error = connector().call(post(&format!("http://{address}/"))).await.expect_err("refused");
         assert!(error.is_io(), "{error:?}");
+    }
+
+    /// An AWS call ends by the current deadline: a server that never answers does not hold it
+    /// past it (the client's own read timeout would, for 10 s), and past the deadline nothing
+    /// is sent.
+    #[tokio::test]
+    async fn an_aws_call_ends_by_the_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket); // accepted, never answered
+            }
+        });
+        let deadline = Some(std::time::Instant::now() + Duration::from_millis(300));
+        let call = crate::deadline::within(deadline, connector().call(post(&format!("http://{address}/"))));
+        let error = tokio::time::timeout(Duration::from_secs(5), call).await.expect("ended by the deadline");
+        assert!(error.expect_err("no answer").is_timeout());
+        let passed = Some(std::time::Instant::now());
+        let error = crate::deadline::within(passed, connector().call(post(&format!("http://{address}/")))).await;
+        assert!(error.expect_err("not sent").is_timeout());
     }
 
     #[tokio::test]
