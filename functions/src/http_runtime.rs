@@ -29,7 +29,7 @@ where
 
 /// The handler inside a `request` span with the authorizer's organization and API key id
 /// (never the key), so that every log line of the request says who asked.
-pub struct Spanned<S>(pub S);
+struct Spanned<S>(S);
 
 impl<S: Service<Request>> Service<Request> for Spanned<S> {
     type Response = S::Response;
@@ -48,7 +48,7 @@ impl<S: Service<Request>> Service<Request> for Spanned<S> {
 }
 
 /// The span of one API request: who asked, as the authorizer said.
-pub fn request_span(request: &Request) -> tracing::Span {
+fn request_span(request: &Request) -> tracing::Span {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
     let authorizer = match request.request_context_ref() {

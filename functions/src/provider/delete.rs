@@ -148,7 +148,14 @@ async fn run_step(services: &Services, record: ProviderRecord) -> Result<Deletio
         );
     }
     if left.is_empty() && !numbers_left {
-        delete_records(services, org, id, |_| async { Ok(()) }).await?;
+        // Read again: the step changed the record (each number given back counts down).
+        let mut attempt = 0;
+        loop {
+            let current = load_provider(&services.store, org, id).await?;
+            if deleted_as_read(services, &current, &mut attempt).await? {
+                break;
+            }
+        }
         tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
         return Ok(Deletion::Deleted);
     }
@@ -334,29 +341,21 @@ fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
     ]
 }
 
-/// Tries to delete the provider's records as last read, `before` (what must be stored first)
-/// done on that same record: a change meanwhile (a rotated token) makes it read and try again.
-async fn delete_records<F, Fut>(services: &Services, org: &OrganizationId, id: Uuid, before: F) -> Result<(), ApiError>
-where
-    F: Fn(ProviderRecord) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ApiError>>,
-{
+/// Deletes the provider's records as `record` read them. False: the provider changed since (a
+/// rotated token, say), so the caller reads it again and tries again; `attempt` counts the
+/// tries, and the third such change is a 409.
+async fn deleted_as_read(services: &Services, record: &ProviderRecord, attempt: &mut u32) -> Result<bool, ApiError> {
     const TRIES: u32 = 3;
-    for attempt in 1..=TRIES {
-        let record = load_provider(&services.store, org, id).await?;
-        before(record.clone()).await?;
-        match services.store.delete_provider(&record).await {
-            Ok(()) => return Ok(()),
-            Err(shared::store::StoreError::VersionConflict) if attempt < TRIES => continue,
-            Err(shared::store::StoreError::VersionConflict) => {
-                return Err(ApiError::Conflict(format!(
-                    "Provider {id} kept changing while it was being deleted; DELETE again."
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+    *attempt += 1;
+    match services.store.delete_provider(record).await {
+        Ok(()) => Ok(true),
+        Err(shared::store::StoreError::VersionConflict) if *attempt < TRIES => Ok(false),
+        Err(shared::store::StoreError::VersionConflict) => Err(ApiError::Conflict(format!(
+            "Provider {} kept changing while it was being deleted; DELETE again.",
+            record.id
+        ))),
+        Err(e) => Err(e.into()),
     }
-    unreachable!("the loop returns on its last try")
 }
 
 /// A forced delete's end: what is left is recorded for the orphan sweeper (with the token the
@@ -373,17 +372,14 @@ async fn finish_forced(
     why: &str,
 ) -> Result<Deletion, ApiError> {
     let (org, id) = (record.organization_id.clone(), record.id);
-    let left_behind = std::sync::Mutex::new(Vec::new());
-    delete_records(services, &org, id, |current| {
-        let (left, left_behind) = (left.clone(), &left_behind);
-        async move {
-            let recorded = record_left(services, &current, left, reason).await?;
-            *left_behind.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = recorded;
-            Ok(())
+    let mut attempt = 0;
+    let left_behind = loop {
+        let current = load_provider(&services.store, &org, id).await?;
+        let left_behind = record_left(services, &current, left.clone(), reason).await?;
+        if deleted_as_read(services, &current, &mut attempt).await? {
+            break left_behind;
         }
-    })
-    .await?;
-    let left_behind = left_behind.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    };
     tracing::warn!(organization_id = %org, provider_id = %id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
     Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
 }

@@ -215,15 +215,27 @@ async fn without_routing(
     phone_number_sid: &PhoneNumberSid,
     unopened: CryptoError,
 ) -> Result<Released, ReleaseError> {
-    match twilio.fetch_incoming_number(creds, phone_number_sid).await {
-        Err(e) if e.is_not_found() => Ok(Released::Gone),
-        Err(e) => Err(ReleaseError::Twilio("reading the number", e)),
-        Ok(current) if current.voice_routing().trunk_sid.as_ref() == Some(trunk_sid) => {
+    match current_number(twilio, creds, phone_number_sid).await? {
+        None => Ok(Released::Gone),
+        Some(current) if current.voice_routing().trunk_sid.as_ref() == Some(trunk_sid) => {
             Err(ReleaseError::Secret(unopened))
         }
-        Ok(_) => Ok(Released::NotRestored(
+        Some(_) => Ok(Released::NotRestored(
             "The number is off the trunk, and its voice configuration from before import could not be read; it was left as set.".to_owned(),
         )),
+    }
+}
+
+/// The number as Twilio has it now; None when it left the account (404).
+async fn current_number(
+    twilio: &TwilioClient,
+    creds: &TwilioCredentials,
+    phone_number_sid: &PhoneNumberSid,
+) -> Result<Option<IncomingPhoneNumber>, ReleaseError> {
+    match twilio.fetch_incoming_number(creds, phone_number_sid).await {
+        Ok(current) => Ok(Some(current)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(ReleaseError::Twilio("reading the number", e)),
     }
 }
 
@@ -235,11 +247,7 @@ pub async fn release_with(
     phone_number_sid: &PhoneNumberSid,
     previous: &VoiceRouting,
 ) -> Result<Released, ReleaseError> {
-    let current = match twilio.fetch_incoming_number(creds, phone_number_sid).await {
-        Ok(current) => current,
-        Err(e) if e.is_not_found() => return Ok(Released::Gone),
-        Err(e) => return Err(ReleaseError::Twilio("reading the number", e)),
-    };
+    let Some(current) = current_number(twilio, creds, phone_number_sid).await? else { return Ok(Released::Gone) };
     give_back(twilio, creds, trunk_sid, &current, previous).await
 }
 
