@@ -2,8 +2,10 @@
 then the transformed CloudFormation is held to the project's rules. Prints one line per
 check and a closing 'N passed, N failed' line; exits non-zero when any check fails."""
 
+import fnmatch
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,8 +102,135 @@ for name, table in tables.items():
           and jobs.get("Projection", {}).get("ProjectionType") == "INCLUDE"
           and {"entity", "organizationId"} <= set(jobs.get("Projection", {}).get("NonKeyAttributes", [])), str(jobs))
 
+as_list = lambda v: v if isinstance(v, list) else [v]
 keys = by_type("AWS::KMS::Key")
 check("one KMS key with rotation", len(keys) == 1 and all(k["Properties"].get("EnableKeyRotation") for k in keys.values()))
+
+
+def references(node):
+    """The names a Ref, Fn::GetAtt or Fn::Sub in node points at."""
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1])
+                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!][^}]*)\}", text)} - set(variables)
+                found |= references(variables)
+            else:
+                found |= references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= references(value)
+    return found
+
+
+# CloudFormation refuses a template whose resources depend on each other in a circle (as a key
+# policy naming a role and that role's policy naming the key would); cfn-lint does not see one
+# that only appears after the SAM transform.
+depends = {name: {d for d in references(r.get("Properties", {})) | set(as_list(r.get("DependsOn", []))) if d in resources}
+           for name, r in resources.items()}
+cycle, state = [], {}
+
+
+def visit(name, path):
+    """Depth first from name; on coming back to a resource still open, records the circle."""
+    state[name] = "open"
+    for other in sorted(depends[name]):
+        if state.get(other) == "open":
+            cycle.extend(path[path.index(other):] + [name, other] if other in path else [name, other])
+            return True
+        if other not in state and visit(other, path + [name]):
+            return True
+    state[name] = "done"
+    return False
+for name in sorted(resources):
+    if name not in state and visit(name, []):
+        break
+check("no dependency cycle among the transformed resources", not cycle, " -> ".join(cycle))
+
+# The key's use is granted in its policy alone, never in a role's: each function that needs the
+# key (as its role's statements said before the move) with exactly these actions.
+KEY_USE = {
+    "CreateTwilioProviderFunction": {"kms:GenerateDataKey"},
+    "UpdateTwilioProviderFunction": {"kms:Decrypt"},
+    "RotateTwilioAuthTokenFunction": {"kms:GenerateDataKey"},
+    "DeleteProviderFunction": {"kms:Decrypt"},
+    "ListAvailableNumbersFunction": {"kms:Decrypt"},
+    "ImportNumbersFunction": {"kms:Decrypt", "kms:GenerateDataKey"},
+    "RemovePhoneNumberFunction": {"kms:Decrypt"},
+    "VerifyProviderFunction": {"kms:Decrypt"},
+    "RepairProviderFunction": {"kms:Decrypt", "kms:GenerateDataKey"},
+    "GetSipCredentialFunction": {"kms:Decrypt"},
+    "ContinueDeletionsFunction": {"kms:Decrypt"},
+    "RunJobsFunction": {"kms:Decrypt"},
+}
+# What uses the key, or hands its use to others (a grant needs no change to the key policy).
+KEY_USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+                   "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair",
+                   "kms:GenerateDataKeyPairWithoutPlaintext", "kms:GenerateMac", "kms:VerifyMac", "kms:Sign",
+                   "kms:Verify", "kms:DeriveSharedSecret", "kms:CreateGrant"]
+matches = lambda pattern, action: fnmatch.fnmatchcase(action.lower(), pattern.lower())
+role_policy_kms = sorted({f"{name}: {a}" for name, role in by_type("AWS::IAM::Role").items()
+                          for p in role["Properties"].get("Policies", []) for s in as_list(p["PolicyDocument"]["Statement"])
+                          for a in as_list(s.get("Action", [])) + as_list(s.get("NotAction", []))
+                          if a == "*" or a.lower().startswith("kms:")})
+role_policy_kms += sorted(f"{name}: {type_}" for type_ in ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"]
+                          for name, policy in by_type(type_).items() if "kms:" in json.dumps(policy).lower())
+check("no role's policy names a kms action (the key policy alone grants the key)", not role_policy_kms,
+      str(role_policy_kms))
+# shared/src/crypto.rs: the encryption context every GenerateDataKey and Decrypt passes.
+context_keys = sorted(set(re.findall(r'\.encryption_context\("([^"]+)"', (ROOT / "shared/src/crypto.rs").read_text())))
+check("the service's encryption context is organizationId and providerId (shared/src/crypto.rs)",
+      context_keys == ["organizationId", "providerId"], str(context_keys))
+function_of_role = {fn["Properties"]["Role"]["Fn::GetAtt"][0]: name for name, fn in functions.items()}
+key_statements = [s for k in keys.values() for s in as_list(k["Properties"].get("KeyPolicy", {}).get("Statement", []))]
+admin = [s for s in key_statements if s.get("Sid") == "KeyAdministration"]
+uses = [s for s in key_statements if s.get("Sid") != "KeyAdministration"]
+granted = {}
+for s in uses:
+    sid = s.get("Sid", "?")
+    role = (s.get("Principal", {}).get("AWS", {}) if isinstance(s.get("Principal"), dict) else {})
+    role = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) and list(role) == ["Fn::GetAtt"] else None
+    check(f"key policy {sid}: allows one function's role (!GetAtt ...Role.Arn), on this key",
+          set(s) == {"Sid", "Effect", "Principal", "Action", "Resource", "Condition"} and s["Effect"] == "Allow"
+          and role in function_of_role and s["Principal"]["AWS"]["Fn::GetAtt"][1] == "Arn" and s["Resource"] == "*", str(s))
+    condition = s.get("Condition", {})
+    check(f"key policy {sid}: only with the service's encryption context keys, never an empty one",
+          set(condition) == {"ForAllValues:StringEquals", "Null"}
+          and set(condition["ForAllValues:StringEquals"]) == {"kms:EncryptionContextKeys"}
+          and sorted(as_list(condition["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"])) == context_keys
+          and condition["Null"] in ({"kms:EncryptionContextKeys": "false"}, {"kms:EncryptionContextKeys": False}),
+          str(condition))
+    check(f"key policy {sid}: names its actions (no wildcards), all of them uses of the key",
+          all(a in KEY_USE_ACTIONS for a in as_list(s.get("Action", []))), str(s.get("Action")))
+    if role in function_of_role:
+        granted.setdefault(function_of_role[role], set()).update(as_list(s.get("Action", [])))
+for name in functions:
+    expected = KEY_USE.get(name, set())
+    check(f"{name} may use the key for {sorted(expected) or 'nothing'}", granted.get(name, set()) == expected,
+          str(sorted(granted.get(name, set()))))
+check("every function the key policy expects exists", set(KEY_USE) <= set(functions), str(set(KEY_USE) - set(functions)))
+check("one key administration statement, to KeyAdministratorArn or else the account root",
+      len(admin) == 1 and admin[0].get("Effect") == "Allow" and admin[0].get("Resource") == "*"
+      and admin[0].get("Principal") == {"AWS": {"Fn::If": [
+          "HasKeyAdministrator", {"Ref": "KeyAdministratorArn"},
+          {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}]}}
+      and cfn.get("Parameters", {}).get("KeyAdministratorArn", {}).get("Default") == ""
+      and cfn.get("Conditions", {}).get("HasKeyAdministrator")
+      == {"Fn::Not": [{"Fn::Equals": [{"Ref": "KeyAdministratorArn"}, ""]}]}, str(admin))
+admin_actions = [a for s in admin for a in as_list(s.get("Action", []))]
+check("the key administrator cannot use the key nor grant its use",
+      len(admin) == 1 and "NotAction" not in admin[0]
+      and not any(matches(p, a) for p in admin_actions for a in KEY_USE_ACTIONS),
+      str([f"{p} allows {a}" for p in admin_actions for a in KEY_USE_ACTIONS if matches(p, a)]))
+check("the key administrator keeps PutKeyPolicy, rotation and deletion (the key stays manageable)",
+      all(any(matches(p, a) for p in admin_actions) for a in
+          ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey", "kms:EnableKeyRotation", "kms:ScheduleKeyDeletion",
+           "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:TagResource"]), str(admin_actions))
 
 apis = by_type("AWS::ApiGatewayV2::Api")
 check("one HTTP API", len(apis) == 1)
@@ -141,6 +270,7 @@ if sip_reader:
     role = sip_reader[0]["Properties"]["Role"]["Fn::GetAtt"][0]
     actions = sorted(a for p in resources[role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
                      for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    actions = sorted(actions + list(granted.get("GetSipCredentialFunction", set())))
     check("get-sip-credential may only GetItem and Decrypt", actions == ["dynamodb:GetItem", "kms:Decrypt"], str(actions))
 check("get-sip-credential exists", len(sip_reader) == 1)
 check("output ApiUrl", "ApiUrl" in cfn.get("Outputs", {}))
