@@ -4,8 +4,8 @@
 //! - [`create`], [`update`], [`rotate`], [`delete`]: the provider's lifecycle.
 //! - [`verify`], [`repair`]: checking a provider against Twilio, and putting it right.
 //! - [`import`], [`release`]: phone numbers onto the trunk, and given back.
-//! - [`cleanup`], [`sweep`]: removing Twilio resources the service created, and retrying what
-//!   could not be removed.
+//! - [`cleanup`], [`sweep`], [`intents`]: removing Twilio resources the service created,
+//!   retrying what could not be removed, and resolving what work that died midway left.
 //! - [`jobs`], [`reverify`]: the scheduled jobs, at any size.
 //! - [`sip_credential`]: the SIP credential the call engine reads.
 //! - [`record`]: a stored provider: load it, open its credentials, save a change.
@@ -15,6 +15,7 @@ pub mod cleanup;
 pub mod create;
 pub mod delete;
 pub mod import;
+pub mod intents;
 pub mod jobs;
 pub mod problems;
 pub mod record;

@@ -8,6 +8,7 @@
 //! | SIP credential | `sipCredential` | `ORG#{org}` | `SIPCRED#{providerId}` |
 //! | Account SID claim: one provider per Account SID in an organization | `accountClaim` | `ORG#{org}` | `ACCOUNT#{accountSid}` |
 //! | A Twilio resource a failed rollback, undo or forced delete left behind (one item each) | `orphan` | `ORG#{org}` | `ORPHAN#{providerId}#{kind}#{sid}` |
+//! | A change about to be made in a customer's Twilio account, removed by the write that makes it official (see [`crate::store::Intent`]) | `intent` | `ORG#{org}` | `INTENT#{providerId}#{intentId}` |
 //! | imported phone number | `phoneNumber` | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
 //! | a running repair's lease (TTL attribute `expiresAt`) | `repairLease` | `ORG#{org}` | `REPAIRING#{providerId}` |
 //! | phone number claim: one provider per Twilio number anywhere (while an import runs, a reservation with `pendingUntil`) | `numberClaim` | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
@@ -19,8 +20,8 @@
 //! Every key but the number claim, the API key lookup and the backfill's progress starts with
 //! the organization; those are found by an id, never listed.
 //!
-//! The scheduled jobs read the sparse global secondary index [`JOBS_INDEX`]: provider and
-//! leftover items carry [`JOB_PROVIDER_ID`] (their provider's id) and nothing else does, so the
+//! The scheduled jobs read the sparse global secondary index [`JOBS_INDEX`]: provider,
+//! leftover and intent items carry [`JOB_PROVIDER_ID`] (their provider's id) and nothing else does, so the
 //! planners read those items only, never the numbers, claims and idempotency records beside
 //! them. Secrets are stored as a map `{v, keyId, edk, nonce,
 //! ct}` (see [`crate::crypto::EncryptedSecret`]).
@@ -43,7 +44,7 @@ pub const SK: &str = "sk";
 
 /// The sparse index of what the scheduled jobs visit (as template.yaml names it).
 pub const JOBS_INDEX: &str = "ScheduledJobs";
-/// The index's key: on provider and leftover items only, their provider's id.
+/// The index's key: on provider, leftover and intent items only, their provider's id.
 pub const JOB_PROVIDER_ID: &str = "jobProviderId";
 
 // Keys, as the table above lists them.
@@ -326,6 +327,14 @@ impl<N: Copy + PartialEq> Transaction<N> {
         self.names.push(name);
         self.items.push(item);
         self
+    }
+
+    /// [`Self::with`] when there is an item.
+    pub fn with_some(self, name: N, item: Option<TransactWriteItem>) -> Self {
+        match item {
+            Some(item) => self.with(name, item),
+            None => self,
+        }
     }
 
     /// Sends the transaction. One that DynamoDB cancelled only because another transaction was

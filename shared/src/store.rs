@@ -22,6 +22,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+mod intent;
+pub use intent::{Change, Intent, IntentKey, NewResources};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("DynamoDB request failed: {0}")]
@@ -316,6 +319,7 @@ enum NumberPart {
     Claim,
     /// The provider's `phoneNumberCount` (and version).
     ProviderCount,
+    Intent,
 }
 
 /// Where a number stands among imports.
@@ -640,18 +644,20 @@ impl ProviderStore {
         Ok(self.get_item(org_key(org, account_claim_sort_key(account_sid))).await?.is_some())
     }
 
-    /// Stores a new provider, its SIP credential and its Account SID claim in one transaction;
-    /// nothing is written unless all three are new.
+    /// Stores a new provider, its SIP credential and its Account SID claim, and removes the
+    /// create's intent, in one transaction; nothing is written unless all three are new.
     pub async fn insert_provider(
         &self,
         provider: &ProviderRecord,
         credential: &SipCredentialRecord,
+        intent: &IntentKey,
     ) -> Result<(), StoreError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Part {
             Provider,
             SipCredential,
             AccountClaim,
+            Intent,
         }
         let org = &provider.organization_id;
         let mut claim = org_key(org, account_claim_sort_key(&provider.account_sid));
@@ -660,7 +666,8 @@ impl ProviderStore {
         let transaction = Transaction::new()
             .with(Part::Provider, put_new(&self.table, provider.to_item()))
             .with(Part::SipCredential, put_new(&self.table, credential.to_item(org)))
-            .with(Part::AccountClaim, put_new(&self.table, claim));
+            .with(Part::AccountClaim, put_new(&self.table, claim))
+            .with(Part::Intent, intent.done(&self.table));
         let failure = match transaction.send(&self.client).await {
             Ok(()) => return Ok(()),
             Err(failure) => failure,
@@ -713,16 +720,18 @@ impl ProviderStore {
         }
     }
 
-    /// Replaces a provider record (conditional on its version, as [`Self::replace_provider`]) and,
-    /// when given, its SIP credential record, in one transaction: both change or neither does.
+    /// Replaces a provider record (conditional on its version, as [`Self::replace_provider`]),
+    /// when given its SIP credential record, and removes the intent of the change, in one
+    /// transaction: all change or none does.
     pub async fn replace_provider_and_credential(
         &self,
         record: &ProviderRecord,
         credential: Option<&SipCredentialRecord>,
+        intent: Option<&IntentKey>,
     ) -> Result<(), StoreError> {
-        let Some(credential) = credential else {
+        if credential.is_none() && intent.is_none() {
             return self.replace_provider(record).await;
-        };
+        }
         let provider = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record.to_item()))
@@ -730,19 +739,24 @@ impl ProviderStore {
             .expression_attribute_values(":expected", n(record.version - 1))
             .build()
             .expect("table and item set");
-        let credential = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(credential.to_item(&record.organization_id)))
-            .build()
-            .expect("table and item set");
+        let credential = credential.map(|credential| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(credential.to_item(&record.organization_id)))
+                .build()
+                .expect("table and item set");
+            TransactWriteItem::builder().put(put).build()
+        });
         #[derive(Clone, Copy, PartialEq)]
         enum Part {
             Provider,
             SipCredential,
+            Intent,
         }
         let transaction = Transaction::new()
             .with(Part::Provider, TransactWriteItem::builder().put(provider).build())
-            .with(Part::SipCredential, TransactWriteItem::builder().put(credential).build());
+            .with_some(Part::SipCredential, credential)
+            .with_some(Part::Intent, intent.map(|key| key.done(&self.table)));
         match transaction.send(&self.client).await {
             Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::Provider) => {
                 Err(StoreError::VersionConflict)
@@ -1020,10 +1034,16 @@ impl ProviderStore {
             .transpose()
     }
 
-    /// Stores an imported number, turns the provider's reservation of it into its claim, and
-    /// increments the provider's `phoneNumberCount` (and version), all in one transaction.
-    /// `NumberTaken` when the reservation is no longer this provider's.
-    pub async fn insert_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
+    /// Stores an imported number, turns the provider's reservation of it into its claim,
+    /// increments the provider's `phoneNumberCount` (and version) and removes the import's
+    /// intent, all in one transaction. `NumberTaken` when the reservation is no longer this
+    /// provider's.
+    pub async fn insert_number(
+        &self,
+        org: &OrganizationId,
+        number: &PhoneNumberRecord,
+        intent: Option<&IntentKey>,
+    ) -> Result<(), StoreError> {
         let mut claim = number_claim_key(&number.phone_number_sid);
         claim.insert("entity".to_owned(), s("numberClaim"));
         claim.insert("organizationId".to_owned(), s(org.as_str()));
@@ -1038,7 +1058,8 @@ impl ProviderStore {
         let transaction = Transaction::new()
             .with(NumberPart::Number, put_new(&self.table, number.to_item(org)))
             .with(NumberPart::Claim, TransactWriteItem::builder().put(claim).build())
-            .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, 1, false));
+            .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, 1, false))
+            .with_some(NumberPart::Intent, intent.map(|key| key.done(&self.table)));
         let failure = match self.transact_number_change(transaction, StoreError::NumberTaken).await {
             Ok(()) => return Ok(()),
             Err(failure) => failure,
@@ -1049,10 +1070,15 @@ impl ProviderStore {
         Err(failure)
     }
 
-    /// Deletes an imported number and its claim and decrements the provider's count; refused
-    /// (`ProviderGone`) once the provider is being deleted.
-    pub async fn remove_number(&self, org: &OrganizationId, number: &PhoneNumberRecord) -> Result<(), StoreError> {
-        self.delete_number(org, number, false).await
+    /// Deletes an imported number and its claim, decrements the provider's count and removes
+    /// the removal's intent; refused (`ProviderGone`) once the provider is being deleted.
+    pub async fn remove_number(
+        &self,
+        org: &OrganizationId,
+        number: &PhoneNumberRecord,
+        intent: &IntentKey,
+    ) -> Result<(), StoreError> {
+        self.delete_number(org, number, false, Some(intent)).await
     }
 
     /// The same for a provider being deleted: each number's records go as soon as it is given
@@ -1062,7 +1088,7 @@ impl ProviderStore {
         org: &OrganizationId,
         number: &PhoneNumberRecord,
     ) -> Result<(), StoreError> {
-        self.delete_number(org, number, true).await
+        self.delete_number(org, number, true, None).await
     }
 
     async fn delete_number(
@@ -1070,6 +1096,7 @@ impl ProviderStore {
         org: &OrganizationId,
         number: &PhoneNumberRecord,
         while_deleting: bool,
+        intent: Option<&IntentKey>,
     ) -> Result<(), StoreError> {
         let delete = |key: Item, condition: Option<&str>| {
             let delete = Delete::builder()
@@ -1083,7 +1110,8 @@ impl ProviderStore {
         let transaction = Transaction::new()
             .with(NumberPart::Number, delete(number.key(org), Some("attribute_exists(pk)")))
             .with(NumberPart::Claim, delete(number_claim_key(&number.phone_number_sid), None))
-            .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, -1, while_deleting));
+            .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, -1, while_deleting))
+            .with_some(NumberPart::Intent, intent.map(|key| key.done(&self.table)));
         self.transact_number_change(transaction, StoreError::NumberGone).await
     }
 

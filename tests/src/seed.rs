@@ -34,6 +34,6 @@ pub async fn imported_number(
         imported_at: shared::time::Timestamp::now(),
     };
     store.reserve_number(org, provider_id, &record.phone_number_sid).await.expect("reserve a seeded number");
-    store.insert_number(org, &record).await.expect("seed a number");
+    store.insert_number(org, &record, None).await.expect("seed a number");
     sid
 }

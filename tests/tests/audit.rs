@@ -124,7 +124,7 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
     .await;
     assert_eq!(read.unwrap().password.expose(), env.fake.credentials_of(&sid)[0].password);
     for job in [shared::queue::Job::Reverify, shared::queue::Job::SweepOrphans] {
-        let run = functions::provider::jobs::run_in_process(&env.services, job, 4).await.unwrap();
+        let run = functions::provider::jobs::run_in_process(&env.services, job, 4, None).await.unwrap();
         responses.push_str(&serde_json::to_string(&run).unwrap());
     }
 

@@ -2,11 +2,13 @@
 //! with a credential list and a generated SIP credential in the customer's account, and store
 //! it all with the secrets envelope-encrypted.
 //!
-//! Critical path: the organization's duplicate check (DynamoDB) -> (account || trunk ||
-//! credential list) -> (credential || attach || origination URL) -> store: two dependent
-//! Twilio round trips.
-//! The KMS data-key request runs beside the provisioning calls. Any failure after the first
-//! Twilio resource exists removes what was created, and nothing is stored.
+//! Critical path: the organization's duplicate check (DynamoDB) -> (account || KMS data key)
+//! -> the intent (DynamoDB) -> (trunk || credential list) -> (credential || attach ||
+//! origination URL) -> store: three dependent Twilio round trips. Nothing is created before
+//! the account has answered and the intent naming what is about to be created (with the token
+//! sealed) is stored: a create that dies at any instant leaves that intent, and the orphan
+//! sweeper removes what it names. Any failure after the first Twilio resource exists removes
+//! what was created, and nothing is stored.
 
 use crate::provider::cleanup::remove_or_record;
 use crate::provider::problems::{self, twilio_problem};
@@ -16,14 +18,14 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::json;
 use shared::ApiError;
-use shared::crypto::{CryptoError, DataKey, SecretKind, SecretOwner};
+use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::deadline::within;
 use shared::dto::CreateTwilioProvider;
 use shared::model::{
     CheckName, CheckStatus, OrganizationId, SipPassword, TransferMode, TwilioCredentials, VerificationCheck,
     overall_status,
 };
-use shared::store::{ProviderRecord, SipCredentialRecord, StoreError};
+use shared::store::{Change, Intent, IntentKey, NewResources, ProviderRecord, SipCredentialRecord, StoreError};
 use shared::time::Timestamp;
 use shared::twilio::TwilioResource;
 use shared::twilio::{
@@ -53,39 +55,69 @@ pub async fn create_provider(
     deadlines: Deadlines,
 ) -> Result<ProviderRecord, ApiError> {
     let creds = TwilioCredentials { account_sid: command.account_sid.clone(), auth_token: command.auth_token.clone() };
-    // The organization's own duplicate first: milliseconds, and no Twilio call for it.
+    // The organization's duplicate first: milliseconds, and no Twilio call for it.
     if services.store.account_in_use(&organization_id, &creds.account_sid).await? {
         return Err(account_taken(&creds));
     }
 
     let provider_id = Uuid::now_v7();
     let owner = SecretOwner { organization_id: organization_id.clone(), provider_id };
-    // Off the critical path: the data key is fetched while Twilio provisions.
-    let data_key = {
-        let envelope = services.envelope.clone();
-        let owner = owner.clone();
-        tokio::spawn(async move { envelope.generate_data_key(&owner).await })
+    let (account, data_key) = within(deadlines.work, async {
+        tokio::join!(services.twilio.fetch_account(&creds), services.envelope.generate_data_key(&owner))
+    })
+    .await;
+    let account_check = account.map_err(credential_error).and_then(check_account)?;
+    let data_key = data_key?;
+    let names = NewNames::for_provider(provider_id);
+    let new = NewResources {
+        trunk_domains: names.domain_labels.iter().map(|label| domain_name(label)).collect(),
+        list_names: vec![names.list.clone()],
+        ..NewResources::default()
     };
-    let mut saga = Saga {
-        services,
-        creds: &creds,
-        owner: &owner,
-        step: "account-trunk-list",
-        unknown: Vec::new(),
-        created: Vec::new(),
-    };
-    let result = within(deadlines.work, provision(&mut saga, &command, provider_id, data_key)).await;
+    let intent = Intent::now(
+        IntentKey::new(organization_id.clone(), provider_id),
+        creds.account_sid.clone(),
+        data_key.seal(SecretKind::AuthToken, creds.auth_token.expose()),
+        Change::NewResources(new),
+    );
+    services.store.record_intent(&intent).await?;
+    let mut saga =
+        Saga { services, creds: &creds, owner: &owner, step: "trunk-list", unknown: Vec::new(), created: Vec::new() };
+    let provisioned = Provisioned { account_check, data_key: &data_key, intent: &intent, names: &names };
+    let result = within(deadlines.work, provision(&mut saga, &command, provider_id, provisioned)).await;
     match result {
         Ok(record) => {
             tracing::info!(organization_id = %organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
             shared::metrics::count("ProvidersCreated", &[]);
             Ok(record)
         }
-        Err((error, data_key)) => {
+        Err(error) => {
             shared::metrics::count("CreateRollbacks", &[("Step", saga.step)]);
-            within(deadlines.rollback, saga.roll_back(data_key.as_ref())).await;
+            within(deadlines.rollback, async {
+                saga.roll_back(&data_key).await;
+                // What could not be removed is recorded as left behind by now; were the
+                // intent kept, the sweeper would only find the same.
+                if let Err(e) = services.store.forget_intent(&intent.key).await {
+                    tracing::warn!(provider_id = %provider_id, error = %e, "could not remove a rolled-back create's intent; the sweeper will");
+                }
+            })
+            .await;
             Err(error)
         }
+    }
+}
+
+/// The unique names of a new provider's resources, chosen before any is created so that its
+/// intent can name them.
+pub(crate) struct NewNames {
+    /// Domain labels to try in turn, a taken one giving way to the next.
+    pub domain_labels: Vec<String>,
+    pub list: String,
+}
+
+impl NewNames {
+    fn for_provider(provider_id: Uuid) -> Self {
+        Self { domain_labels: new_domain_labels(), list: format!("voice-ai-{provider_id}") }
     }
 }
 
@@ -101,28 +133,31 @@ struct Saga<'a> {
     created: Vec<TwilioResource>,
 }
 
-type ProvisionError = (ApiError, Option<DataKey>);
+/// What provisioning starts from: the account checked, the data key, the stored intent.
+struct Provisioned<'a> {
+    account_check: VerificationCheck,
+    data_key: &'a DataKey,
+    intent: &'a Intent,
+    names: &'a NewNames,
+}
 
-/// Two dependent Twilio round trips: (account || trunk || credential list), then (credential ||
-/// attachment || origination URL). The account fetch validates the credentials beside the
-/// creates: bad credentials make all three fail with 401 and create nothing; an account that
-/// cannot be used fails the step like any other, and what was created is rolled back.
+/// Two dependent Twilio round trips: (trunk || credential list), then (credential ||
+/// attachment || origination URL), the intent learning the new SIDs beside the second.
 async fn provision(
     saga: &mut Saga<'_>,
     command: &CreateTwilioProvider,
     provider_id: Uuid,
-    data_key: tokio::task::JoinHandle<Result<DataKey, CryptoError>>,
-) -> Result<ProviderRecord, ProvisionError> {
+    start: Provisioned<'_>,
+) -> Result<ProviderRecord, ApiError> {
     let twilio = &saga.services.twilio;
     let creds = saga.creds;
     let trunk_name = truncate_chars(&command.name, FRIENDLY_NAME_MAX_CHARS);
-    let list_name = format!("voice-ai-{provider_id}");
+    let list_name = &start.names.list;
     let transfer_mode = TransferMode::for_call_transfer(command.supports_call_transfer);
 
-    let (account, trunk, list) = tokio::join!(
-        twilio.fetch_account(creds),
-        create_trunk(twilio, creds, &trunk_name, transfer_mode),
-        twilio.create_credential_list(creds, &list_name)
+    let (trunk, list) = tokio::join!(
+        create_trunk(twilio, creds, &trunk_name, transfer_mode, &start.names.domain_labels),
+        twilio.create_credential_list(creds, list_name)
     );
     match &trunk {
         Ok((trunk, _)) => saga.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() }),
@@ -138,10 +173,8 @@ async fn provision(
         }
         Err(_) => {}
     }
-    // The account's answer explains a failure best (a rejection fails all three).
-    let account_check = account.map_err(credential_error).and_then(check_account).map_err(|e| (e, None))?;
-    let (trunk, domain_label) = trunk.map_err(|(e, _)| (twilio_problem("creating SIP trunks", e), None))?;
-    let list = list.map_err(|e| (twilio_problem("creating credential lists", e), None))?;
+    let (trunk, domain_label) = trunk.map_err(|(e, _)| twilio_problem("creating SIP trunks", e))?;
+    let list = list.map_err(|e| twilio_problem("creating credential lists", e))?;
 
     saga.step = "credential-attachment-origination";
     let username = provider_id.simple().to_string();
@@ -149,32 +182,36 @@ async fn provision(
     let origination_name = origination_friendly_name(provider_id);
     let origination_target =
         OriginationTarget { sip_url: saga.services.platform_sip_uri.as_str(), friendly_name: &origination_name };
-    // Deleting the trunk removes its origination URLs, so the rollback needs no entry for one.
-    let (credential, attachment, origination) = tokio::join!(
+    let mut known = start.intent.clone();
+    if let Change::NewResources(new) = &mut known.change {
+        saga.created.iter().for_each(|resource| new.add_known(resource));
+    }
+    // Deleting the trunk removes its origination URLs and its attachment, and deleting the
+    // list its credential: the rollback and the intent need no entry for those.
+    let (credential, attachment, origination, intent_updated) = tokio::join!(
         twilio.create_credential(creds, &list.sid, &username, &password),
         twilio.attach_credential_list(creds, &trunk.sid, &list.sid),
         twilio.create_origination_url(creds, &trunk.sid, origination_target),
+        saga.services.store.record_intent(&known),
     );
+    if let Err(e) = intent_updated {
+        // The intent still names both by their unique names.
+        tracing::warn!(%provider_id, error = %e, "could not record the new SIDs in the create's intent");
+    }
     if attachment.is_ok() {
         saga.created
             .push(TwilioResource::TrunkCredentialList { trunk_sid: trunk.sid.clone(), list_sid: list.sid.clone() });
     }
-    let credential = credential.map_err(|e| (twilio_problem("creating SIP credentials", e), None))?;
-    attachment.map_err(|e| (twilio_problem("attaching credential lists to trunks", e), None))?;
-    let origination = origination.map_err(|e| (twilio_problem("adding origination URLs to trunks", e), None))?;
+    let credential = credential.map_err(|e| twilio_problem("creating SIP credentials", e))?;
+    attachment.map_err(|e| twilio_problem("attaching credential lists to trunks", e))?;
+    let origination = origination.map_err(|e| twilio_problem("adding origination URLs to trunks", e))?;
 
-    saga.step = "data-key";
-    let data_key = match data_key.await {
-        Ok(Ok(key)) => key,
-        Ok(Err(e)) => return Err((e.into(), None)),
-        Err(join_error) => return Err((ApiError::internal(join_error), None)),
-    };
-
+    let data_key = start.data_key;
     let now = Timestamp::now();
     let region = command.region.unwrap_or(saga.services.default_region);
     let checks = vec![
         credentials_passed(),
-        account_check,
+        start.account_check,
         VerificationCheck::new(
             CheckName::Trunk,
             CheckStatus::Passed,
@@ -197,7 +234,7 @@ async fn provision(
         id: provider_id,
         name: command.name.clone(),
         account_sid: creds.account_sid.clone(),
-        auth_token: data_key.seal(SecretKind::AuthToken, creds.auth_token.expose()),
+        auth_token: start.intent.auth_token.clone(),
         region,
         supports_call_transfer: command.supports_call_transfer,
         trunk_sid: trunk.sid.clone(),
@@ -221,32 +258,32 @@ async fn provision(
         password: data_key.seal(SecretKind::SipPassword, password.expose()),
     };
     saga.step = "store";
-    match saga.services.store.insert_provider(&record, &sip_credential).await {
+    match saga.services.store.insert_provider(&record, &sip_credential, &start.intent.key).await {
         Ok(()) => Ok(record),
-        Err(StoreError::AccountTaken) => Err((account_taken(creds), Some(data_key))),
-        Err(e) => Err((e.into(), Some(data_key))),
+        Err(StoreError::AccountTaken) => Err(account_taken(creds)),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// `POST /v1/Trunks` with a fresh domain label, trying another label when the name is taken.
+/// `POST /v1/Trunks` with the first domain label, trying the next when the name is taken.
 /// Returns the trunk and its label, or the error and the last label tried.
 pub(crate) async fn create_trunk(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
     friendly_name: &str,
     transfer_mode: TransferMode,
+    labels: &[String],
 ) -> Result<(Trunk, String), (TwilioError, String)> {
-    let mut attempt = 0;
+    let mut labels = labels.iter().peekable();
     loop {
-        attempt += 1;
-        let label = new_domain_label();
+        let label = labels.next().expect("at least one domain label").clone();
         match twilio.create_trunk(creds, friendly_name, &domain_name(&label), transfer_mode).await {
             Ok(trunk) => return Ok((trunk, label)),
             Err(e)
                 if matches!(e.code(), Some(CODE_DOMAIN_NAME_TAKEN | CODE_DOMAIN_NAME_INVALID))
-                    && attempt < DOMAIN_NAME_ATTEMPTS =>
+                    && labels.peek().is_some() =>
             {
-                tracing::info!(attempt, "trunk domain name taken; trying another");
+                tracing::info!("trunk domain name taken; trying another");
             }
             Err(e) => return Err((e, label)),
         }
@@ -265,7 +302,7 @@ const LOOKUP_MAX_ITEMS: usize = 1000;
 
 impl Saga<'_> {
     /// Removes everything created, newest dependency first (see [`remove_or_record`]).
-    async fn roll_back(&mut self, data_key: Option<&DataKey>) {
+    async fn roll_back(&mut self, data_key: &DataKey) {
         for unknown in std::mem::take(&mut self.unknown) {
             let twilio = &self.services.twilio;
             let found = match unknown {
@@ -276,7 +313,7 @@ impl Saga<'_> {
             };
             self.created.extend(found);
         }
-        remove_or_record(self.services, self.creds, self.owner, &self.created, data_key).await;
+        remove_or_record(self.services, self.creds, self.owner, &self.created, Some(data_key)).await;
     }
 }
 
@@ -327,6 +364,11 @@ fn new_domain_label() -> String {
     let suffix: String =
         rand::rng().sample_iter(Alphanumeric).map(|b| (b as char).to_ascii_lowercase()).take(16).collect();
     format!("vai-{suffix}")
+}
+
+/// The labels a new trunk tries in turn (a clash with another account's domain moves on).
+pub(crate) fn new_domain_labels() -> Vec<String> {
+    (0..DOMAIN_NAME_ATTEMPTS).map(|_| new_domain_label()).collect()
 }
 
 pub(crate) fn truncate_chars(text: &str, max: usize) -> String {

@@ -13,7 +13,7 @@ use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers, ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::model::{OrganizationId, PhoneNumberSid, TwilioCredentials, VoiceRouting};
-use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
+use shared::store::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::{IncomingPhoneNumber, TwilioResource};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -170,23 +170,61 @@ async fn attach_and_store(
         previous_routing_sealed: sealed,
         imported_at: shared::time::Timestamp::now(),
     };
-    // The attach gets the time left less what undoing it may take; a number that cannot be
-    // both attached and undone in time is not started.
-    let attach_deadline = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(UNDO_RESERVE));
+    // A number that cannot be both attached and undone in time is not started.
     if shared::deadline::remaining().is_some_and(|left| left < UNDO_RESERVE * 2) {
         return Err(("not_attempted", "Not attempted: the request ran out of time. Import it again.".to_owned()));
     }
+    // Recorded before the attach: an import that dies before the number is stored leaves
+    // this, and the orphan sweeper gives the number back.
+    let intent = Intent::now(
+        IntentKey::new(org.clone(), provider.id),
+        provider.account_sid.clone(),
+        provider.auth_token.clone(),
+        Change::Attach {
+            trunk_sid: provider.trunk_sid.clone(),
+            number_sid: sid.clone(),
+            previous_routing: record.previous_routing.clone(),
+            previous_routing_sealed: record.previous_routing_sealed.clone(),
+        },
+    );
+    if let Err(e) = services.store.record_intent(&intent).await {
+        tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an import's intent");
+        return Err(("storage_error", "Could not record the import; the number was not changed. Retry.".to_owned()));
+    }
+    let stored = attach_recorded(services, org, provider, creds, &record, &previous, &intent.key).await;
+    if stored.is_err()
+        && let Err(e) = services.store.forget_intent(&intent.key).await
+    {
+        tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not remove a failed import's intent; the sweeper will");
+    }
+    stored.map(|()| record)
+}
+
+/// The attach and the write that makes it official (removing the intent); on failure the
+/// attach is undone, or recorded as left behind.
+async fn attach_recorded(
+    services: &Services,
+    org: &OrganizationId,
+    provider: &ProviderRecord,
+    creds: &TwilioCredentials,
+    record: &PhoneNumberRecord,
+    previous: &VoiceRouting,
+    intent: &IntentKey,
+) -> Result<(), (&'static str, String)> {
+    let sid = &record.phone_number_sid;
+    // The attach gets the time left less what undoing it may take.
+    let attach_deadline = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(UNDO_RESERVE));
     let attached = within(attach_deadline, services.twilio.attach_phone_number(creds, &provider.trunk_sid, sid)).await;
     if let Err(e) = attached {
         if e.is_outcome_unknown() {
             // The attach may have happened: undo it so Twilio matches the table.
-            undo_attach(services, creds, provider, &record, &previous).await;
+            undo_attach(services, creds, provider, record, previous).await;
         }
         return Err(("twilio_error", format!("Could not put the number on the trunk: {e}")));
     }
-    if let Err(store_error) = services.store.insert_number(org, &record).await {
+    if let Err(store_error) = services.store.insert_number(org, record, Some(intent)).await {
         // Not stored: take it back off the trunk so Twilio matches the table.
-        undo_attach(services, creds, provider, &record, &previous).await;
+        undo_attach(services, creds, provider, record, previous).await;
         return Err(match store_error {
             StoreError::NumberTaken => {
                 ("already_imported", "The number was imported into a provider meanwhile.".to_owned())
@@ -198,5 +236,5 @@ async fn attach_and_store(
             }
         });
     }
-    Ok(record)
+    Ok(())
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use shared::model::OrganizationId;
 use shared::queue::{Job, JobItem};
 use shared::store::{Backfill, JobsSource, ProviderStore, StoreError};
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +40,10 @@ where
     F: FnMut(Vec<JobItem>) -> Fut,
     Fut: Future<Output = Result<(), PlanError>>,
 {
-    let entity = match job {
-        Job::Reverify => "provider",
-        Job::SweepOrphans => "orphan",
+    // The sweeper's work: resources left behind, and changes whose writer may have died.
+    let entities: &[&str] = match job {
+        Job::Reverify => &["provider"],
+        Job::SweepOrphans => &["orphan", "intent"],
     };
     let mut planned = 0;
     // A provider's leftovers are one item each, and the backfill and the index may both show
@@ -59,7 +61,8 @@ where
     if let Backfill::From(mut cursor) = store.jobs_index_backfill().await? {
         loop {
             let (found, next) = store.backfill_jobs_index(cursor.take()).await?;
-            queue(found.into_iter().filter(|(e, _, _)| e == entity).map(|(_, org, id)| (org, id)).collect()).await?;
+            let found = found.into_iter().filter(|(e, _, _)| entities.contains(&e.as_str()));
+            queue(found.map(|(_, org, id)| (org, id)).collect()).await?;
             match next {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -67,6 +70,20 @@ where
         }
         tracing::info!("jobs index backfilled");
     }
+    for entity in entities {
+        planned_entity(store, entity, &mut queue).await?;
+    }
+    tracing::info!(job = ?job, planned, "job planned");
+    Ok(planned)
+}
+
+/// Queues the providers of every item of one entity, from the jobs index (the table while the
+/// index is still being built).
+async fn planned_entity(
+    store: &ProviderStore,
+    entity: &str,
+    queue: &mut impl AsyncFnMut(Vec<(OrganizationId, Uuid)>) -> Result<(), PlanError>,
+) -> Result<(), PlanError> {
     let (mut source, mut cursor) = (JobsSource::Index, None);
     loop {
         let (ids, next) = match store.scan_ids(entity, source, cursor.take()).await {
@@ -83,11 +100,9 @@ where
         queue(ids).await?;
         match next {
             Some(next) => cursor = Some(next),
-            None => break,
+            None => return Ok(()),
         }
     }
-    tracing::info!(job = ?job, planned, "job planned");
-    Ok(planned)
 }
 
 /// What one work item came to.
@@ -98,7 +113,9 @@ pub enum Worked {
 }
 
 /// Does one work item. `Err` is worth retrying (storage, KMS or queue unavailable).
-pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String> {
+/// `grace` overrides the age at which the sweeper takes an intent as abandoned (an
+/// operator's `--grace-seconds`); None: the age each intent recorded.
+pub async fn work(services: &Services, item: &JobItem, grace: Option<Duration>) -> Result<Worked, String> {
     let org = OrganizationId::parse(&item.organization_id).ok_or("the item names no valid organization")?;
     match item.job {
         // Boxed: verification is a large state machine.
@@ -106,7 +123,7 @@ pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String>
             .await
             .map(Worked::Reverify)
             .map_err(|e| e.to_string()),
-        Job::SweepOrphans => Box::pin(sweep::sweep_one(services, &org, item.provider_id))
+        Job::SweepOrphans => Box::pin(sweep::sweep_one(services, &org, item.provider_id, grace))
             .await
             .map(Worked::Sweep)
             .map_err(|e| e.to_string()),
@@ -128,7 +145,12 @@ pub struct InProcessRun {
     pub retry: usize,
 }
 
-pub async fn run_in_process(services: &Services, job: Job, concurrency: usize) -> Result<InProcessRun, PlanError> {
+pub async fn run_in_process(
+    services: &Services,
+    job: Job,
+    concurrency: usize,
+    grace: Option<Duration>,
+) -> Result<InProcessRun, PlanError> {
     use futures::StreamExt;
     let items = std::sync::Mutex::new(Vec::new());
     let planned = plan(&services.store, job, |page| {
@@ -137,8 +159,11 @@ pub async fn run_in_process(services: &Services, job: Job, concurrency: usize) -
     })
     .await?;
     let items = items.into_inner().expect("planner list");
-    let results: Vec<Result<Worked, String>> =
-        futures::stream::iter(&items).map(|item| work(services, item)).buffer_unordered(concurrency).collect().await;
+    let results: Vec<Result<Worked, String>> = futures::stream::iter(&items)
+        .map(|item| work(services, item, grace))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let mut run = InProcessRun {
         job,
         planned,

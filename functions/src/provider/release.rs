@@ -21,7 +21,7 @@ use shared::ApiError;
 use shared::crypto::{CryptoError, DataKey, EncryptedSecret, SecretKind, SecretOwner};
 use shared::dto::RemovedNumber;
 use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, VoiceRouting};
-use shared::store::{PhoneNumberRecord, ProviderRecord, StoreError};
+use shared::store::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError, TwilioResource};
 use uuid::Uuid;
 
@@ -43,6 +43,13 @@ pub enum ReleaseError {
     Twilio(&'static str, TwilioError),
     /// The recorded configuration could not be decrypted.
     Secret(CryptoError),
+}
+
+impl ReleaseError {
+    /// Twilio may have done it: its answer was lost.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Twilio(_, e) if e.is_outcome_unknown())
+    }
 }
 
 impl std::fmt::Display for ReleaseError {
@@ -122,7 +129,10 @@ impl KeyCache {
 }
 
 /// Removes an imported number: given back (unless the customer changed it since: then left
-/// as they set it), then forgotten.
+/// as they set it), then forgotten. An intent is recorded first: a removal that dies between
+/// the give-back and forgetting the record is finished by the orphan sweeper (which calls this
+/// again), so no record outlives the number's place on the trunk for long, and no repair
+/// puts a number the customer removed back on the trunk.
 pub async fn remove_number(
     services: &Services,
     org: &OrganizationId,
@@ -139,7 +149,20 @@ pub async fn remove_number(
     let creds = stored_credentials(services, &record).await?;
     let mut keys = KeyCache::default();
     keys.load(services, &record, std::slice::from_ref(&number)).await?;
-    let released = release_number(services, &creds, &record, &number, &keys).await.map_err(|e| match e {
+    let intent = Intent::now(
+        IntentKey::new(org.clone(), id),
+        record.account_sid.clone(),
+        record.auth_token.clone(),
+        Change::Removal { number_id },
+    );
+    services.store.record_intent(&intent).await?;
+    let released = release_number(services, &creds, &record, &number, &keys).await;
+    if released.as_ref().is_err_and(|e| !e.outcome_unknown())
+        && let Err(e) = services.store.forget_intent(&intent.key).await
+    {
+        tracing::warn!(provider_id = %id, error = %e, "could not remove a failed removal's intent; the sweeper finishes the removal");
+    }
+    let released = released.map_err(|e| match e {
         ReleaseError::Twilio(step, e) => stored_credentials_error(step, &record, e),
         ReleaseError::Secret(CryptoError::Kms(e)) => ApiError::unavailable(e),
         secret @ ReleaseError::Secret(_) => ApiError::StoredSecretUnusable(format!(
@@ -147,7 +170,7 @@ pub async fn remove_number(
             number.phone_number_sid
         )),
     })?;
-    services.store.remove_number(org, &number).await.map_err(|e| match e {
+    services.store.remove_number(org, &number, &intent.key).await.map_err(|e| match e {
         // Removed by a concurrent request: the end state is the one asked for.
         StoreError::NumberGone => ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")),
         StoreError::ProviderGone => ApiError::Conflict(format!("Provider {id} is being deleted.")),

@@ -8,11 +8,14 @@
 //! Safe to repeat: a repair of a healthy provider changes nothing and reports every action
 //! `skipped`. Each action stands alone; new Twilio resources that the record must point at are
 //! written in one conditional write after their Twilio work succeeded, and removed again if
-//! that write fails, so a failure half-way leaves the provider no worse than before.
+//! that write fails, so a failure half-way leaves the provider no worse than before. Before
+//! each is created, the repair's intent names it: a repair that dies before that write leaves
+//! the intent, and the orphan sweeper removes what it names.
 
 use crate::provider::cleanup::{record_for_sweeper, remove_or_record};
 use crate::provider::create::{
-    FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, truncate_chars,
+    FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, new_domain_labels,
+    truncate_chars,
 };
 use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
 use crate::provider::release::{KeyCache, release_with, voice_fields_as_imported};
@@ -26,7 +29,9 @@ use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
 use shared::model::{
     CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TransferMode, TrunkSid, TwilioCredentials,
 };
-use shared::store::{PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError};
+use shared::store::{
+    Change, Intent, IntentKey, NewResources, PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError,
+};
 use shared::twilio::OriginationTarget;
 use shared::twilio::TwilioResource;
 use std::collections::HashSet;
@@ -44,6 +49,9 @@ const SAVE_RESERVE: Duration = Duration::from_millis(1500);
 const NUMBER_MIN_TIME: Duration = Duration::from_secs(1);
 /// Conditional writes of the repaired record before giving up with 409.
 const SAVE_ATTEMPTS: u32 = 5;
+/// Why a resource was not created: its intent could not be stored.
+const NOT_RECORDED: &str =
+    "nothing was created, as the repair could not record what it was about to create (storage unavailable). Retry.";
 
 /// Repairs the provider with its stored credentials (refused while a delete is in progress).
 /// One repair of a provider at a time: two (a client retrying after API Gateway's timeout while
@@ -144,6 +152,8 @@ struct Repair<'a> {
     new: NewReferences,
     /// Resources made for the new references, removed again if the record cannot be written.
     created: Vec<TwilioResource>,
+    /// Names what is about to be created, once something is: written before each create.
+    intent: Option<Intent>,
     data_key: Option<DataKey>,
 }
 
@@ -157,7 +167,33 @@ impl<'a> Repair<'a> {
             trunk_sid: None,
             new: NewReferences::default(),
             created: Vec::new(),
+            intent: None,
             data_key: None,
+        }
+    }
+
+    /// Adds what is about to be created to the repair's intent and stores it; false (and
+    /// nothing may be created) when it cannot be stored.
+    async fn intend(&mut self, add: impl FnOnce(&mut NewResources)) -> bool {
+        let record = self.record;
+        let intent = self.intent.get_or_insert_with(|| {
+            Intent::now(
+                IntentKey::new(record.organization_id.clone(), record.id),
+                record.account_sid.clone(),
+                record.auth_token.clone(),
+                Change::NewResources(NewResources::default()),
+            )
+        });
+        let Change::NewResources(new) = &mut intent.change else { unreachable!("a repair's intent is new resources") };
+        add(new);
+        self.created.iter().for_each(|resource| new.add_known(resource));
+        new.known.dedup();
+        match self.services.store.record_intent(intent).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(provider_id = %record.id, error = %e, "could not record the repair's intent; nothing is created");
+                false
+            }
         }
     }
 
@@ -200,7 +236,13 @@ impl<'a> Repair<'a> {
             }
             Err(e) if e.is_not_found() => {
                 let name = truncate_chars(&self.record.name, FRIENDLY_NAME_MAX_CHARS);
-                match create_trunk(twilio, self.creds, &name, expected_mode).await {
+                let labels = new_domain_labels();
+                if !self.intend(|new| new.trunk_domains.extend(labels.iter().map(|l| domain_name(l)))).await {
+                    let message = format!("The SIP trunk {old_sid} was deleted; {NOT_RECORDED}");
+                    self.note("recreateTrunk", &old_sid, RepairResult::Failed, message);
+                    return;
+                }
+                match create_trunk(twilio, self.creds, &name, expected_mode, &labels).await {
                     Ok((trunk, label)) => {
                         self.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() });
                         let message = format!(
@@ -306,6 +348,11 @@ impl<'a> Repair<'a> {
         let twilio = &self.services.twilio;
         let old_sid = self.record.credential_list_sid.clone();
         let name = format!("voice-ai-{}-{}", self.record.id, shared::time::unix_now());
+        if !self.intend(|new| new.list_names.push(name.clone())).await {
+            let message = format!("The credential list {old_sid} was deleted; {NOT_RECORDED}");
+            self.note("recreateCredentialList", &old_sid, RepairResult::Failed, message);
+            return None;
+        }
         let list = match twilio.create_credential_list(self.creds, &name).await {
             Ok(list) => list,
             Err(e) => {
@@ -348,8 +395,11 @@ impl<'a> Repair<'a> {
                 }
             }
         }
-        let data_key = self.data_key.as_ref().expect("set above");
         let username = self.record.id.simple().to_string();
+        if !self.intend(|new| new.credentials.push((list_sid.clone(), username.clone()))).await {
+            return Err(format!("The SIP credential is missing; {NOT_RECORDED}"));
+        }
+        let data_key = self.data_key.as_ref().expect("set above");
         let password = SipPassword::generate();
         let twilio = &self.services.twilio;
         match twilio.create_credential(self.creds, list_sid, &username, &password).await {
@@ -540,14 +590,15 @@ impl<'a> Repair<'a> {
         let after = within(until, Box::pin(verify_as_saved(services, &repaired, self.creds, new_credential))).await;
         let has_new_references = self.new.trunk.is_some() || self.new.sip_credential.is_some();
         if !has_new_references {
+            // Whatever a failed step made (a list whose credential failed) goes again.
+            self.undo_created().await;
             let verification = after.store(services, repaired).await?;
             return Ok((self.actions, verification));
         }
         match self.save_new_references(&after).await {
             Ok(()) => Ok((self.actions, after.into_response())),
             Err(error) => {
-                let owner = owner_of(self.record);
-                remove_or_record(services, self.creds, &owner, &self.created, self.data_key.as_ref()).await;
+                self.undo_created().await;
                 for action in self.actions.iter_mut().filter(|a| a.result == RepairResult::Done) {
                     if matches!(
                         action.action.as_str(),
@@ -559,6 +610,18 @@ impl<'a> Repair<'a> {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Removes what this repair created (what cannot be removed is recorded as left behind),
+    /// then its intent.
+    async fn undo_created(&mut self) {
+        let owner = owner_of(self.record);
+        remove_or_record(self.services, self.creds, &owner, &self.created, self.data_key.as_ref()).await;
+        if let Some(intent) = self.intent.take()
+            && let Err(e) = self.services.store.forget_intent(&intent.key).await
+        {
+            tracing::warn!(provider_id = %self.record.id, error = %e, "could not remove a repair's intent; the sweeper will");
         }
     }
 
@@ -585,7 +648,8 @@ impl<'a> Repair<'a> {
             after.apply_to(&mut updated);
             updated.version = current.version + 1;
             updated.updated_at = shared::time::Timestamp::now();
-            match store.replace_provider_and_credential(&updated, self.new.sip_credential.as_ref()).await {
+            let intent = self.intent.as_ref().map(|intent| &intent.key);
+            match store.replace_provider_and_credential(&updated, self.new.sip_credential.as_ref(), intent).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::VersionConflict) if attempt < SAVE_ATTEMPTS => {
                     current = load_provider(store, &self.record.organization_id, self.record.id).await?;

@@ -69,7 +69,7 @@ impl Summary {
 /// provider of every organization. Items that failed for a reason worth retrying count as
 /// errors here.
 pub async fn run(services: &Services) -> Result<Summary, crate::provider::jobs::PlanError> {
-    let run = crate::provider::jobs::run_in_process(services, shared::queue::Job::Reverify, CONCURRENCY).await?;
+    let run = crate::provider::jobs::run_in_process(services, shared::queue::Job::Reverify, CONCURRENCY, None).await?;
     let mut summary = run.verification.unwrap_or_default();
     summary.errors += run.retry;
     tracing::info!(summary = ?summary, "re-verification finished");

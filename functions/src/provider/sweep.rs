@@ -1,7 +1,9 @@
-//! The orphan sweeper, run by the hourly job: retries the removal of Twilio resources that a
-//! failed rollback left behind (recorded as `ORPHAN#` items) until they are gone.
+//! The orphan sweeper, run by the hourly job: resolves the intents of work that died midway
+//! (see [`intents`]), and retries the removal of Twilio resources that a failed rollback left
+//! behind (recorded as `ORPHAN#` items) until they are gone.
 
 use crate::provider::cleanup::remove_resources;
+use crate::provider::intents;
 use crate::provider::release::{KeyCache, ReleaseError, Released, release_with};
 use crate::services::Services;
 use futures::StreamExt;
@@ -11,22 +13,26 @@ use shared::model::OrganizationId;
 use shared::model::{AuthToken, TwilioCredentials};
 use shared::store::{Leftover, NumberClaim, StoreError};
 use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Leftover numbers of one provider given back at the same time.
 const NUMBER_CONCURRENCY: usize = 8;
 /// A number is not started with less time than this left: it waits for the next pass, and the
 /// rest of the sweep (the trunk's resources, the records) still fits.
-const NUMBER_RESERVE: std::time::Duration = std::time::Duration::from_secs(5);
+const NUMBER_RESERVE: Duration = Duration::from_secs(5);
 
+/// Providers by what their sweep came to.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepSummary {
-    /// Records whose resources are all gone now.
+    /// Everything left behind is gone now, and no change is under way.
     pub cleared: usize,
-    /// Records with resources still left (retried next hour).
+    /// Resources still left, or abandoned changes not resolved yet (retried next hour).
     pub remaining: usize,
-    /// Records that cannot be acted on (no usable credentials); logged for an operator.
+    /// Nothing left but changes too young to take: their writer may still be at work.
+    pub pending: usize,
+    /// Cannot be acted on (no usable credentials, unreadable records); logged for an operator.
     pub stuck: usize,
 }
 
@@ -34,6 +40,7 @@ pub struct SweepSummary {
 pub enum Outcome {
     Cleared,
     Remaining,
+    Pending,
     Stuck,
 }
 
@@ -42,29 +49,52 @@ impl SweepSummary {
         match outcome {
             Outcome::Cleared => self.cleared += 1,
             Outcome::Remaining => self.remaining += 1,
+            Outcome::Pending => self.pending += 1,
             Outcome::Stuck => self.stuck += 1,
         }
     }
 }
 
-/// The whole job in-process (the planner's and worker's code, see [`crate::provider::jobs`]): every
-/// leftover-resource record, one at a time.
-pub async fn run(services: &Services) -> Result<SweepSummary, crate::provider::jobs::PlanError> {
-    let run = crate::provider::jobs::run_in_process(services, shared::queue::Job::SweepOrphans, 1).await?;
+/// The whole job in-process (the planner's and worker's code, see [`crate::provider::jobs`]):
+/// every provider with leftovers or intents, one at a time. `grace` overrides the age at which
+/// an intent counts as abandoned (`Some(ZERO)`: every one does).
+pub async fn run(
+    services: &Services,
+    grace: Option<Duration>,
+) -> Result<SweepSummary, crate::provider::jobs::PlanError> {
+    let run = crate::provider::jobs::run_in_process(services, shared::queue::Job::SweepOrphans, 1, grace).await?;
     let mut summary = run.orphans.unwrap_or_default();
     summary.remaining += run.retry;
     tracing::info!(
         cleared = summary.cleared,
         remaining = summary.remaining,
+        pending = summary.pending,
         stuck = summary.stuck,
         "orphan sweep finished"
     );
     Ok(summary)
 }
 
-/// Sweeps one provider's leftovers (none left: cleared). `Err`: they could not be read;
-/// worth retrying.
-pub async fn sweep_one(services: &Services, org: &OrganizationId, provider_id: Uuid) -> Result<Outcome, StoreError> {
+/// Sweeps one provider: its abandoned intents first (what they name becomes leftovers, or a
+/// removal is finished), then its leftovers. `Err`: they could not be read; worth retrying.
+pub async fn sweep_one(
+    services: &Services,
+    org: &OrganizationId,
+    provider_id: Uuid,
+    grace: Option<Duration>,
+) -> Result<Outcome, StoreError> {
+    let intents = intents::resolve(services, org, provider_id, grace).await?;
+    let outcome = sweep_leftovers(services, org, provider_id).await?;
+    Ok(match outcome {
+        _ if intents.stuck > 0 => Outcome::Stuck,
+        Outcome::Cleared if intents.retry > 0 => Outcome::Remaining,
+        Outcome::Cleared if intents.pending > 0 => Outcome::Pending,
+        other => other,
+    })
+}
+
+/// Sweeps one provider's leftovers (none left: cleared).
+async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id: Uuid) -> Result<Outcome, StoreError> {
     let store = &services.store;
     let mut unreadable = 0;
     match store.migrate_legacy_leftovers(org, provider_id).await {

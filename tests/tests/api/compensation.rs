@@ -83,7 +83,7 @@ async fn a_number_whose_attach_cannot_be_undone_is_given_back_by_the_sweeper() {
     let (_, result) = status_and_body(&import_numbers::handle(&env.services, req).await.unwrap());
     assert_eq!(result["successCount"], 1, "{result}");
 
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     let (numbers, our_trunk) = {
         let state = env.fake.state();
@@ -117,14 +117,14 @@ async fn a_leftover_stuck_on_a_rotated_token_is_swept_after_rotation() {
 
     let new_token = crate::harness::random_token();
     env.fake.set_auth_token(&sid, &new_token);
-    assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1);
+    assert_eq!(functions::provider::sweep::run(&env.services, None).await.unwrap().stuck, 1);
     let body = json!({"authToken": new_token}).to_string();
     let req =
         Req::new("PATCH", "/api/v1/providers/twilio/{id}/auth-token").org(ORG).param("id", &id).body(&body).build();
     let (status, body) =
         status_and_body(&functions::handlers::rotate_twilio_auth_token::handle(&env.services, req).await.unwrap());
     assert_eq!(status, 200, "{body}");
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid, None);
 }
@@ -189,12 +189,12 @@ async fn the_sweeper_gives_numbers_back_before_it_deletes_their_trunk() {
     let (trunk, app, pn) = force_deleted_with_a_number_left(&env, "+15550400021").await;
     // The number still cannot be given back.
     env.fake.inject("update_incoming_number", FaultAction::Fail { status: 400, code: 20001 }, None);
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.remaining, 1, "{swept:?}");
     assert!(env.fake.state().trunks.contains_key(&trunk), "the trunk waits for its number");
 
     env.fake.clear_faults();
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     let state = env.fake.state();
     assert_eq!(
@@ -244,7 +244,7 @@ async fn a_leftover_record_of_the_earlier_format_is_migrated_and_swept() {
     ]);
     env.dynamo.put_item().table_name(&env.table).set_item(Some(item)).send().await.unwrap();
 
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert!(!env.fake.state().trunks.contains_key(&trunk), "the trunk was removed");
     assert_eq!(
@@ -266,8 +266,12 @@ async fn numbers_stuck_or_being_imported_keep_their_trunk() {
 
     // Twilio rejects the number's give-back once as if the token were refused: stuck on it.
     env.fake.inject("update_incoming_number", FaultAction::Fail { status: 401, code: 20003 }, Some(1));
-    assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1);
-    assert_eq!(functions::provider::sweep::run(&env.services).await.unwrap().stuck, 1, "not retried on that token");
+    assert_eq!(functions::provider::sweep::run(&env.services, None).await.unwrap().stuck, 1);
+    assert_eq!(
+        functions::provider::sweep::run(&env.services, None).await.unwrap().stuck,
+        1,
+        "not retried on that token"
+    );
     assert!(env.fake.state().trunks.contains_key(&trunk), "the stuck number still holds its trunk");
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid.as_deref(), Some(trunk.as_str()));
 
@@ -283,7 +287,7 @@ async fn numbers_stuck_or_being_imported_keep_their_trunk() {
     let sid_of = shared::model::PhoneNumberSid::parse(&pn2).unwrap();
     let org = OrganizationId::parse("org-other").unwrap();
     env.services.store.reserve_number(&org, uuid::Uuid::now_v7(), &sid_of).await.unwrap();
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!((swept.remaining, swept.stuck), (1, 1), "waiting, not failed: {swept:?}");
     assert!(env.fake.state().trunks.contains_key(&trunk2), "the trunk waits while the number is being imported");
     let ours = OrganizationId::parse(ORG).unwrap();
@@ -314,7 +318,7 @@ async fn a_number_still_claimed_by_its_deleting_provider_stays_a_leftover() {
     functions::provider::cleanup::record_for_sweeper(&env.services, &record, &leftovers, &numbers).await.unwrap();
     env.fake.clear_faults();
 
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.remaining, 1, "{swept:?}");
     assert!(env.fake.state().trunks.contains_key(&trunk), "the trunk stays under the number");
     assert_eq!(env.fake.state().incoming_numbers[&pn].trunk_sid.as_deref(), Some(trunk.as_str()));
@@ -387,10 +391,12 @@ async fn the_sweeper_gives_back_many_numbers_across_passes() {
     env.fake.set_latency(std::time::Duration::from_millis(40));
     let started = std::time::Instant::now();
     let deadline = Some(started + std::time::Duration::from_secs(7));
-    let outcome =
-        shared::deadline::within(deadline, functions::provider::sweep::sweep_one(&env.services, &org, provider_id))
-            .await
-            .unwrap();
+    let outcome = shared::deadline::within(
+        deadline,
+        functions::provider::sweep::sweep_one(&env.services, &org, provider_id, None),
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, functions::provider::sweep::Outcome::Remaining);
     // Lambda ends the invocation at its deadline: the pass must be over by then.
     assert!(started.elapsed() < std::time::Duration::from_secs(7), "the pass took {:?}", started.elapsed());
@@ -399,7 +405,7 @@ async fn the_sweeper_gives_back_many_numbers_across_passes() {
     assert!(env.fake.state().trunks.contains_key(&trunk), "the trunk waits for its numbers");
 
     env.fake.set_latency(std::time::Duration::ZERO);
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert!(env.services.store.leftover_resources(&org, provider_id).await.unwrap().is_empty());
     assert!(!env.fake.state().trunks.contains_key(&trunk));

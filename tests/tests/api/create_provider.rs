@@ -401,17 +401,19 @@ async fn what_a_rollback_could_not_remove_is_recorded_and_swept_later() {
     assert!(text.contains("ORPHAN#") && !text.contains(&token), "recorded, with the token encrypted");
 
     // While Twilio still fails, the sweeper keeps the record; once it recovers, it clears it.
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!((swept.cleared, swept.remaining), (0, 1));
     env.fake.clear_faults();
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!((swept.cleared, swept.remaining), (1, 0));
     assert!(env.fake.trunks_of(&sid).is_empty());
     assert_eq!(env.item_count().await, 0);
 }
 
+/// The account first (nothing is created before the credentials are known good and the intent
+/// is stored), then two rounds of creates.
 #[tokio::test]
-async fn create_takes_two_dependent_twilio_round_trips() {
+async fn create_takes_three_dependent_twilio_round_trips() {
     let env = TestEnv::new().await;
     env.fake.set_latency(std::time::Duration::from_millis(100));
     let (sid, token) = env.fake.add_account("active", "Full");
@@ -419,7 +421,7 @@ async fn create_takes_two_dependent_twilio_round_trips() {
     assert_eq!(status, 201, "{body}");
     let log = env.fake.request_log();
     assert_eq!(log.len(), 6, "account, trunk, list, credential, attachment, origination URL");
-    assert_eq!(integration_tests::fake_twilio::longest_sequential_chain(&log), 2);
+    assert_eq!(integration_tests::fake_twilio::longest_sequential_chain(&log), 3);
 }
 
 #[tokio::test]

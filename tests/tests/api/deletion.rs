@@ -133,7 +133,7 @@ async fn a_forced_delete_records_what_it_leaves_for_the_sweeper() {
     assert!(recorded.iter().any(|r| r.kind() == "trunk"), "recorded for the sweeper: {recorded:?}");
 
     env.fake.clear_faults();
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.cleared, 1, "{swept:?}");
     assert!(env.fake.trunks_of(&sid).is_empty() && env.fake.credential_lists_of(&sid).is_empty());
 }

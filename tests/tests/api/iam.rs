@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use shared::api_keys::ApiKeyStore;
 use shared::model::OrganizationId;
 use shared::queue::Queue;
+use shared::store::{Change, Intent, IntentKey, NewResources};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -42,15 +43,25 @@ fn template_policies() -> BTreeMap<String, BTreeSet<String>> {
     let text = std::fs::read_to_string(&path).expect("read template.yaml");
     let template = YamlLoader::load_from_str(&text).expect("template.yaml is YAML").remove(0);
     let resources = template["Resources"].as_hash().expect("Resources");
-    let functions = resources.values().filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"));
+    // The key's use is granted in its key policy, to the functions' roles by name.
+    let key_statements: Vec<Yaml> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::KMS::Key"))
+        .flat_map(|key| key["Properties"]["KeyPolicy"]["Statement"].as_vec().cloned().unwrap_or_default())
+        .collect();
+    let functions = resources.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"));
     functions
-        .map(|function| {
+        .map(|(logical_id, function)| {
             let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().expect("a Binary").to_owned();
+            let role = format!("{}Role.Arn", logical_id.as_str().expect("a logical id"));
+            let key_use =
+                key_statements.iter().filter(|s| s["Principal"]["AWS"].as_str() == Some(role.as_str())).cloned();
             let statements = function["Properties"]["Policies"]
                 .as_vec()
                 .into_iter()
                 .flatten()
-                .flat_map(|policy| policy["Statement"].as_vec().cloned().unwrap_or_default());
+                .flat_map(|policy| policy["Statement"].as_vec().cloned().unwrap_or_default())
+                .chain(key_use);
             let actions = statements
                 .filter(|s| s["Effect"].as_str() == Some("Allow"))
                 .flat_map(|s| {
@@ -206,8 +217,32 @@ async fn exercise_every_function() {
     .unwrap();
     seen.by("get-sip-credential");
 
+    // Intents of work that died long ago, one of each kind, for the sweep to resolve.
+    let provider_id: uuid::Uuid = id.parse().unwrap();
+    let record = env.services.store.get_provider(&org, provider_id).await.unwrap().unwrap();
+    let numbers = env.services.store.all_numbers(&org, provider_id).await.unwrap();
+    let plain_number = numbers.iter().find(|n| n.phone_number_sid.as_str() == plain).expect("imported");
+    let attached = env.fake.add_incoming_number(&sid, "+15550700004", None);
+    let changes = [
+        Change::Removal { number_id: plain_number.id },
+        Change::Attach {
+            trunk_sid: record.trunk_sid.clone(),
+            number_sid: shared::model::PhoneNumberSid::parse(&attached).unwrap(),
+            previous_routing: shared::model::VoiceRouting::default(),
+            previous_routing_sealed: None,
+        },
+        Change::NewResources(NewResources { list_names: vec!["voice-ai-never-made".into()], ..Default::default() }),
+    ];
+    for change in changes {
+        let key = IntentKey::new(org.clone(), provider_id);
+        let mut intent = Intent::now(key, record.account_sid.clone(), record.auth_token.clone(), change);
+        intent.written_at -= 24 * 60 * 60;
+        env.services.store.record_intent(&intent).await.unwrap();
+    }
+    proxy.take_actions();
+
     // The scheduled jobs: planned onto a queue, then worked (the sweep clears the leftover
-    // the import recorded).
+    // the import recorded, and resolves the intents).
     let jobs_queue = env
         .sqs
         .create_queue()
@@ -235,6 +270,7 @@ async fn exercise_every_function() {
         seen.by("run-jobs");
     }
     assert!(env.services.store.leftover_resources(&org, id.parse().unwrap()).await.unwrap().is_empty());
+    assert!(env.services.store.intents_of(&org, provider_id).await.unwrap().is_empty(), "every intent resolved");
 
     // Delete: one that outlasts its invocation (continued through the deletion queue), and a
     // forced one that records what it leaves.

@@ -63,7 +63,7 @@ async fn the_planner_queues_every_provider_and_the_worker_verifies_each() {
     assert_eq!(run_jobs::handle(&env.services, &junk).await, json!({"batchItemFailures": []}));
     assert!(plan_jobs::handle(&env.services.store, &queue, &json!({"job": "nope"})).await.is_err());
 
-    let run = jobs::run_in_process(&env.services, Job::Reverify, 4).await.unwrap();
+    let run = jobs::run_in_process(&env.services, Job::Reverify, 4, None).await.unwrap();
     assert_eq!((run.planned, run.verification.unwrap().verified), (3, 3));
 }
 

@@ -384,10 +384,10 @@ async fn jobs_stop_asking_twilio_with_credentials_it_rejects() {
     assert_eq!(status, 502);
     env.fake.clear_faults();
     env.fake.set_auth_token(&orphan_sid, &random_token());
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.stuck, 1, "{swept:?}");
     let from = env.fake.request_log().len();
-    let swept = functions::provider::sweep::run(&env.services).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, None).await.unwrap();
     assert_eq!(swept.stuck, 1, "{swept:?}");
     assert_eq!(env.fake.request_log().len(), from, "a stuck leftover is not retried");
 }

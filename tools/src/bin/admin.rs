@@ -5,13 +5,15 @@
 //!   admin api-key list --organization-id ORG
 //!   admin api-key revoke KEY_ID
 //!   admin sip-credential get --organization-id ORG --provider-id ID
-//!   admin run-job reverify|sweep-orphans
+//!   admin run-job reverify|sweep-orphans [--grace-seconds N]
 //!   admin bootstrap
 //!
 //! `api-key create` prints the new key once, as the last line of its output; `sip-credential
 //! get` prints what the call engine gets from `get-sip-credential` as one JSON line; `run-job`
 //! runs a scheduled job's planner and worker in-process (the function configuration: table,
-//! KMS key, Twilio, `PLATFORM_SIP_URI`) and prints its summary as the last line; `bootstrap` creates
+//! KMS key, Twilio, `PLATFORM_SIP_URI`) and prints its summary as the last line (`--grace-seconds
+//! N`: the sweeper takes an intent once it is N seconds old rather than once its writer's
+//! timeout has passed; 0 takes every one, so use it only with no request running); `bootstrap` creates
 //! the table, the KMS key (alias) and the deletion and jobs queues where missing (a local stack
 //! for `sam local`, say) and prints `DELETION_QUEUE_URL=…` and `JOBS_QUEUE_URL=…`.
 
@@ -27,7 +29,7 @@ const USAGE: &str = "usage:
   admin api-key list --organization-id ORG
   admin api-key revoke KEY_ID
   admin sip-credential get --organization-id ORG --provider-id ID
-  admin run-job reverify|sweep-orphans
+  admin run-job reverify|sweep-orphans [--grace-seconds N]
   admin bootstrap";
 
 enum Command {
@@ -35,7 +37,7 @@ enum Command {
     List { org: OrganizationId },
     Revoke { key_id: String },
     SipCredential { org: OrganizationId, provider_id: Uuid },
-    RunJob { job: Job },
+    RunJob { job: Job, grace: Option<std::time::Duration> },
     Bootstrap,
 }
 
@@ -50,12 +52,18 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut org = None;
     let mut description = None;
     let mut provider_id = None;
+    let mut grace = None;
     let mut positional = Vec::new();
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--organization-id" => org = Some(iter.next().ok_or("--organization-id needs a value")?.clone()),
             "--description" => description = Some(iter.next().ok_or("--description needs a value")?.clone()),
+            "--grace-seconds" => {
+                let value = iter.next().ok_or("--grace-seconds needs a value")?;
+                let seconds = value.parse().map_err(|_| format!("{value:?} is not a number of seconds"))?;
+                grace = Some(std::time::Duration::from_secs(seconds));
+            }
             "--provider-id" => provider_id = Some(iter.next().ok_or("--provider-id needs a value")?.clone()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             value => positional.push(value.to_owned()),
@@ -76,8 +84,10 @@ fn parse(args: &[String]) -> Result<Command, String> {
             let provider_id = Uuid::parse_str(&id).map_err(|_| format!("{id:?} is not a provider id (a UUID)"))?;
             Ok(Command::SipCredential { org: org()?, provider_id })
         }
+        ("run-job", "sweep-orphans", []) => Ok(Command::RunJob { job: Job::SweepOrphans, grace }),
+        ("run-job", _, []) if grace.is_some() => Err("--grace-seconds is for sweep-orphans only".into()),
         ("run-job", name, []) => Job::parse(name)
-            .map(|job| Command::RunJob { job })
+            .map(|job| Command::RunJob { job, grace: None })
             .ok_or_else(|| format!("unknown job {name:?} (reverify or sweep-orphans)")),
         ("api-key" | "sip-credential" | "run-job", other, _) => {
             Err(format!("unknown action {other:?} (or unexpected arguments)"))
@@ -87,7 +97,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
 }
 
 /// `run-job`: the job's planner and worker, in-process, eight items at a time.
-async fn run_job(job: Job) -> ExitCode {
+async fn run_job(job: Job, grace: Option<std::time::Duration>) -> ExitCode {
     let services = match functions::services::Services::from_env().await {
         Ok(services) => services,
         Err(e) => {
@@ -95,7 +105,7 @@ async fn run_job(job: Job) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match functions::provider::jobs::run_in_process(&services, job, 8).await {
+    match functions::provider::jobs::run_in_process(&services, job, 8, grace).await {
         Ok(run) => {
             println!("{}", serde_json::to_string(&run).expect("the summary serializes"));
             ExitCode::SUCCESS
@@ -178,8 +188,8 @@ async fn main() -> ExitCode {
     if let Command::SipCredential { org, provider_id } = &command {
         return sip_credential_get(org, *provider_id).await;
     }
-    if let Command::RunJob { job } = command {
-        return run_job(job).await;
+    if let Command::RunJob { job, grace } = command {
+        return run_job(job, grace).await;
     }
     if let Command::Bootstrap = command {
         return bootstrap().await;
@@ -231,5 +241,32 @@ async fn main() -> ExitCode {
             eprintln!("admin: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_sweep_takes_a_grace_override_and_nothing_else_does() {
+        let grace = |line: &str| match parse(&args(line)) {
+            Ok(Command::RunJob { job, grace }) => Ok((job, grace)),
+            Ok(_) => panic!("{line}: not run-job"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(grace("run-job sweep-orphans"), Ok((Job::SweepOrphans, None)));
+        assert_eq!(
+            grace("run-job sweep-orphans --grace-seconds 0"),
+            Ok((Job::SweepOrphans, Some(std::time::Duration::ZERO)))
+        );
+        assert_eq!(grace("run-job reverify"), Ok((Job::Reverify, None)));
+        assert!(grace("run-job reverify --grace-seconds 5").is_err());
+        assert!(grace("run-job sweep-orphans --grace-seconds soon").is_err());
+        assert!(grace("run-job sweep-orphans --grace-seconds").is_err());
     }
 }
