@@ -25,6 +25,9 @@ pub enum Failure {
     /// The request reaches moto and is done, but the answer is a 500: a write whose outcome the
     /// caller cannot know (an answer lost on the way, a timeout after the commit).
     CommitThenFail,
+    /// The request never reaches moto and is never answered: the caller dies waiting (a
+    /// Lambda killed at its timeout).
+    Hang,
 }
 
 /// Fail requests to `target` (whose body holds `needle`, when given) `remaining` times
@@ -188,6 +191,7 @@ async fn forward(
     };
     let json = [("content-type", "application/x-amz-json-1.0")];
     match fail {
+        Some(Failure::Hang) => return std::future::pending().await,
         Some(Failure::ServerError) => {
             let kind = if target.starts_with("TrentService") { "KMSInternalException" } else { "InternalServerError" };
             let body = serde_json::json!({"__type": kind, "message": "injected failure"}).to_string();

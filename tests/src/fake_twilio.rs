@@ -116,6 +116,9 @@ pub enum FaultAction {
     Delay(Duration),
     /// Do the work, then close the connection without answering.
     DropConnection,
+    /// Do the work, then never answer: the caller dies waiting (a Lambda killed at its
+    /// timeout). The request is in the log as soon as the work is done (status 0).
+    CommitThenHang,
     /// Do the work, then answer with this status anyway. A 502 or 503 carries the body
     /// Twilio's edge writes (HTML, not Twilio's JSON); any other status Twilio's error JSON.
     CommitThenFail { status: u16 },
@@ -539,6 +542,18 @@ async fn dispatch(
             let whole = axum::body::to_bytes(body, usize::MAX).await.expect("the fake's own body");
             parts.headers.remove(axum::http::header::CONTENT_LENGTH);
             Response::from_parts(parts, axum::body::Body::from(whole.slice(..whole.len() / 2)))
+        }
+        Some(FaultAction::CommitThenHang) => {
+            drop(handle(&state, &method, &path, &segments, &headers, &body, uri.query()));
+            state.lock().expect("lock").log.push(LoggedRequest {
+                step: step.to_owned(),
+                method: method.to_string(),
+                path,
+                status: 0,
+                started,
+                finished: Instant::now(),
+            });
+            return std::future::pending().await;
         }
         Some(FaultAction::DropConnection) => {
             let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());

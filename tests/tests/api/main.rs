@@ -2,6 +2,7 @@
 
 mod calls;
 mod compensation;
+mod crashes;
 mod create_provider;
 mod deletion;
 mod events;
