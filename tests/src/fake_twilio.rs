@@ -543,7 +543,7 @@ async fn dispatch(
             parts.headers.remove(axum::http::header::CONTENT_LENGTH);
             Response::from_parts(parts, axum::body::Body::from(whole.slice(..whole.len() / 2)))
         }
-        Some(FaultAction::CommitThenHang) => {
+        Some(action @ (FaultAction::CommitThenHang | FaultAction::DropConnection)) => {
             drop(handle(&state, &method, &path, &segments, &headers, &body, uri.query()));
             state.lock().expect("lock").log.push(LoggedRequest {
                 step: step.to_owned(),
@@ -553,20 +553,10 @@ async fn dispatch(
                 started,
                 finished: Instant::now(),
             });
+            if matches!(action, FaultAction::DropConnection) {
+                std::panic::panic_any(DROP_CONNECTION);
+            }
             return std::future::pending().await;
-        }
-        Some(FaultAction::DropConnection) => {
-            let response = handle(&state, &method, &path, &segments, &headers, &body, uri.query());
-            state.lock().expect("lock").log.push(LoggedRequest {
-                step: step.to_owned(),
-                method: method.to_string(),
-                path,
-                status: 0,
-                started,
-                finished: Instant::now(),
-            });
-            drop(response);
-            std::panic::panic_any(DROP_CONNECTION);
         }
         None => handle(&state, &method, &path, &segments, &headers, &body, uri.query()),
     };

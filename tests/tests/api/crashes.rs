@@ -19,6 +19,10 @@ use uuid::Uuid;
 
 const ORG: &str = "org-crashes";
 const FINAL_WRITE: &str = "DynamoDB_20120810.TransactWriteItems";
+/// The Twilio steps of a new provider's resources, as create (and a repair of a provider whose
+/// trunk and credential list were deleted) takes them.
+const NEW_RESOURCES: [&str; 5] =
+    ["create_trunk", "create_credential_list", "create_credential", "attach_credential_list", "create_origination_url"];
 
 #[derive(Debug, Clone, Copy)]
 enum KillAt {
@@ -147,14 +151,7 @@ fn twilio_provider(env: &TestEnv) -> (String, String) {
 #[tokio::test]
 async fn a_create_killed_at_any_step_leaves_nothing_in_twilio() {
     let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
-    for at in [
-        KillAt::Twilio("create_trunk"),
-        KillAt::Twilio("create_credential_list"),
-        KillAt::Twilio("create_credential"),
-        KillAt::Twilio("attach_credential_list"),
-        KillAt::Twilio("create_origination_url"),
-        KillAt::FinalWrite,
-    ] {
+    for at in NEW_RESOURCES.map(KillAt::Twilio).into_iter().chain([KillAt::FinalWrite]) {
         let (sid, token) = twilio_provider(&env);
         let body = json!({"name": "Killed", "accountSid": sid, "authToken": token}).to_string();
         let req = Req::new("POST", "/api/v1/providers/twilio").org(ORG).body(&body).build();
@@ -238,15 +235,8 @@ async fn a_removal_killed_at_any_step_is_finished() {
 #[tokio::test]
 async fn a_repair_killed_at_any_step_leaves_nothing_it_made() {
     let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
-    for at in [
-        KillAt::Twilio("create_trunk"),
-        KillAt::Twilio("create_credential_list"),
-        KillAt::Twilio("create_credential"),
-        KillAt::Twilio("attach_credential_list"),
-        KillAt::Twilio("create_origination_url"),
-        KillAt::Twilio("attach_phone_number"),
-        KillAt::FinalWrite,
-    ] {
+    let steps = NEW_RESOURCES.into_iter().chain(["attach_phone_number"]).map(KillAt::Twilio);
+    for at in steps.chain([KillAt::FinalWrite]) {
         let (sid, id, numbers) = provider_with_numbers(&env).await;
         let before = before(&env, &sid);
         assert_eq!(import(&env, id, &numbers[..2]).await.1["successCount"], 2);
