@@ -14,8 +14,6 @@ use crate::item::{
 };
 use crate::model::OrganizationId;
 use crate::store::StoreError;
-use aes_gcm::aead::OsRng;
-use aes_gcm::aead::rand_core::RngCore;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -75,8 +73,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn generate() -> (String, ApiKey) {
     let mut id = [0u8; KEY_ID_HEX / 2];
     let mut secret = [0u8; SECRET_BYTES];
-    OsRng.fill_bytes(&mut id);
-    OsRng.fill_bytes(&mut secret);
+    getrandom::fill(&mut id).expect("the OS random source");
+    getrandom::fill(&mut secret).expect("the OS random source");
     let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     let key = format!("{KEY_PREFIX}{id}_{secret}");

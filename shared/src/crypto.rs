@@ -7,7 +7,7 @@
 //! associated data also names what the secret is, so a ciphertext copied to another record or
 //! another field fails to decrypt.
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::operation::decrypt::DecryptError;
@@ -106,7 +106,8 @@ impl DataKey {
     /// Seals one secret under this data key with a fresh random nonce.
     pub fn seal(&self, kind: SecretKind, plaintext: &str) -> EncryptedSecret {
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.plaintext.as_slice()));
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let mut nonce = Nonce::default();
+        getrandom::fill(&mut nonce).expect("the OS random source");
         let aad = self.owner.associated_data(kind);
         let ciphertext = cipher
             .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: &aad })

@@ -300,7 +300,7 @@ const CONFLICT_ATTEMPTS: u32 = 10;
 /// unprocessed (DynamoDB throttled them): full jitter over 10 ms doubling to 320 ms; None when
 /// the attempts are used up or the wait would pass the deadline.
 pub(crate) fn retry_backoff(attempt: u32) -> Option<std::time::Duration> {
-    use rand::Rng;
+    use rand::RngExt;
     if attempt >= CONFLICT_ATTEMPTS {
         return None;
     }

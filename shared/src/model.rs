@@ -1,6 +1,6 @@
 //! Domain types, parsed once at the edge so the rest of the code can trust them.
 
-use rand::Rng;
+use rand::RngExt;
 use rand::distr::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};

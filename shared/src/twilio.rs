@@ -12,7 +12,7 @@ use crate::model::{
     AccountSid, CredentialListSid, CredentialSid, OriginationUrlSid, PhoneNumberSid, SipPassword, TransferMode,
     TrunkSid, TwilioCredentials, VoiceRouting,
 };
-use rand::Rng;
+use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

@@ -14,7 +14,7 @@ use crate::provider::cleanup::remove_or_record;
 use crate::provider::problems::{self, twilio_problem};
 use crate::provider::verify::{account_check, credentials_passed, origination_check, origination_friendly_name};
 use crate::services::Services;
-use rand::Rng;
+use rand::RngExt;
 use rand::distr::Alphanumeric;
 use serde_json::json;
 use shared::ApiError;
