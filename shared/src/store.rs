@@ -883,18 +883,7 @@ impl ProviderStore {
     /// on the provider's version being the one read (`VersionConflict` otherwise).
     pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
         let org = &record.organization_id;
-        let numbers = self.all_numbers(org, record.id).await?;
-        let number_keys: Vec<Item> =
-            numbers.iter().flat_map(|n| [n.key(org), number_claim_key(&n.phone_number_sid)]).collect();
-        let deletes = number_keys
-            .into_iter()
-            .map(|key| {
-                let delete =
-                    aws_sdk_dynamodb::types::DeleteRequest::builder().set_key(Some(key)).build().expect("key set");
-                aws_sdk_dynamodb::types::WriteRequest::builder().delete_request(delete).build()
-            })
-            .collect();
-        self.batch_write(deletes).await?;
+        self.forget_numbers(org, &self.all_numbers(org, record.id).await?).await?;
         let delete = |sort_key: String| Delete::builder().table_name(&self.table).set_key(Some(org_key(org, sort_key)));
         let item = |delete: aws_sdk_dynamodb::types::builders::DeleteBuilder| {
             TransactWriteItem::builder().delete(delete.build().expect("key set")).build()
@@ -919,6 +908,22 @@ impl ProviderStore {
             }
             other => Ok(other?),
         }
+    }
+
+    /// Deletes numbers' records and claims, in batches, leaving the provider's count as it is:
+    /// for a provider being force-deleted, once what they leave is recorded for the sweeper.
+    pub async fn forget_numbers(&self, org: &OrganizationId, numbers: &[PhoneNumberRecord]) -> Result<(), StoreError> {
+        let number_keys: Vec<Item> =
+            numbers.iter().flat_map(|n| [n.key(org), number_claim_key(&n.phone_number_sid)]).collect();
+        let deletes = number_keys
+            .into_iter()
+            .map(|key| {
+                let delete =
+                    aws_sdk_dynamodb::types::DeleteRequest::builder().set_key(Some(key)).build().expect("key set");
+                aws_sdk_dynamodb::types::WriteRequest::builder().delete_request(delete).build()
+            })
+            .collect();
+        self.batch_write(deletes).await
     }
 
     /// Whether a number is imported into a provider (of any organization), or an import of it

@@ -138,7 +138,8 @@ async fn run_step(services: &Services, record: ProviderRecord) -> Result<Deletio
     // The trunk's resources are removed only once every number is off it. A step that started
     // past numbers an earlier step tried reads whether any of them are still recorded.
     let numbers_left = !left.is_empty()
-        || (started_past_numbers && !services.store.list_numbers(org, id, 1, None).await?.0.is_empty());
+        || (started_past_numbers && !services.store.list_numbers(org, id, 1, None).await?.0.is_empty())
+        || (force && numbers_left_for_sweeper(services, &record).await?);
     if !numbers_left {
         left.extend(
             remove_resources(&services.twilio, &creds, &resources_of(&record))
@@ -358,70 +359,102 @@ async fn deleted_as_read(services: &Services, record: &ProviderRecord, attempt: 
     }
 }
 
+/// Numbers a forced delete records for the sweeper and forgets at a time.
+const FORCED_PAGE: i32 = 100;
+
 /// A forced delete's end: what is left is recorded for the orphan sweeper (with the token the
 /// record holds then, envelope-encrypted: a rotation during the delete counts, and the same
 /// owner, so the sweeper can open it), then the records go, as they were when recorded.
 /// `left` is what this step could not remove; every number still recorded (an earlier step
 /// may have failed on it) and, while any is, the trunk's resources are left too, for
-/// `reason` unless `left` says otherwise.
+/// `reason` unless `left` says otherwise. The numbers go a page at a time, each page recorded
+/// and then forgotten, with time checked before each: whatever their count, a step that runs
+/// short keeps what it did and the deletion queue goes on from the rest.
 async fn finish_forced(
     services: &Services,
     record: ProviderRecord,
-    left: Vec<(TwilioResource, String)>,
+    mut left: Vec<(TwilioResource, String)>,
     reason: &str,
     why: &str,
 ) -> Result<Deletion, ApiError> {
     let (org, id) = (record.organization_id.clone(), record.id);
-    let mut attempt = 0;
-    let left_behind = loop {
-        let current = load_provider(&services.store, &org, id).await?;
-        let left_behind = record_left(services, &current, left.clone(), reason).await?;
-        if deleted_as_read(services, &current, &mut attempt).await? {
-            break left_behind;
+    let mut left_behind = Vec::new();
+    loop {
+        let (numbers, _) = services.store.list_numbers(&org, id, FORCED_PAGE, None).await?;
+        if numbers.is_empty() {
+            break;
         }
-    };
-    tracing::warn!(organization_id = %org, provider_id = %id, left_behind = ?left_behind, why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
+        if out_of_time() {
+            return continue_later(services, record, None, None).await;
+        }
+        let current = load_provider(&services.store, &org, id).await?;
+        left_behind.extend(record_left(services, &current, &numbers, &mut left, reason).await?);
+        services.store.forget_numbers(&org, &numbers).await?;
+    }
+    // Numbers that were left (by this step or an earlier one) hold the trunk: its resources
+    // stay for the sweeper with them.
+    if !left_behind.is_empty() || numbers_left_for_sweeper(services, &record).await? {
+        for resource in resources_of(&record) {
+            if !left.iter().any(|(listed, _)| *listed == resource) {
+                left.push((resource, "not removed: numbers were left".to_owned()));
+            }
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        let current = load_provider(&services.store, &org, id).await?;
+        let mut rest = left.clone();
+        let recorded = record_left(services, &current, &[], &mut rest, reason).await?;
+        if deleted_as_read(services, &current, &mut attempt).await? {
+            left_behind.extend(recorded);
+            break;
+        }
+    }
+    tracing::warn!(organization_id = %org, provider_id = %id, left_behind = left_behind.len(), why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
     Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
 }
 
-/// Records for the sweeper what a forced delete leaves: `left`, and every number still
-/// recorded with, while any is, the trunk's resources. Returns what was recorded.
+/// Whether an earlier step of this forced delete left numbers for the sweeper: they may still
+/// be on the trunk, so it must stay.
+async fn numbers_left_for_sweeper(services: &Services, record: &ProviderRecord) -> Result<bool, ApiError> {
+    let leftovers = services.store.leftover_resources(&record.organization_id, record.id).await?;
+    Ok(leftovers.iter().any(|resource| matches!(resource, TwilioResource::TrunkPhoneNumber { .. })))
+}
+
+/// Records for the sweeper what a forced delete leaves: `numbers` (each with its error from
+/// `left`, else `reason`; taken out of `left`) or, with none, what `left` holds. Returns what
+/// was recorded.
 async fn record_left(
     services: &Services,
     record: &ProviderRecord,
-    mut left: Vec<(TwilioResource, String)>,
+    numbers: &[PhoneNumberRecord],
+    left: &mut Vec<(TwilioResource, String)>,
     reason: &str,
 ) -> Result<Vec<LeftBehind>, ApiError> {
-    let numbers = services.store.all_numbers(&record.organization_id, record.id).await?;
-    let mut also_left: Vec<TwilioResource> = numbers
-        .iter()
-        .map(|n| TwilioResource::TrunkPhoneNumber {
-            trunk_sid: record.trunk_sid.clone(),
-            number_sid: n.phone_number_sid.clone(),
-        })
-        .collect();
-    if !numbers.is_empty() {
-        // Not tried: the numbers left hold the trunk. They stay for the sweeper with them.
-        also_left.extend(resources_of(record));
-    }
-    for resource in also_left {
-        if !left.iter().any(|(listed, _)| *listed == resource) {
-            let why_left = if resource.kind() == "trunkPhoneNumber" || numbers.is_empty() {
-                reason.to_owned()
-            } else {
-                "not removed: numbers were left".to_owned()
-            };
-            left.push((resource, why_left));
-        }
-    }
-    let left_behind: Vec<LeftBehind> =
-        left.iter().map(|(resource, error)| LeftBehind { resource: resource.clone(), error: error.clone() }).collect();
-    if !left.is_empty() {
+    let recorded: Vec<(TwilioResource, String)> = if numbers.is_empty() {
+        std::mem::take(left)
+    } else {
+        numbers
+            .iter()
+            .map(|n| {
+                let resource = TwilioResource::TrunkPhoneNumber {
+                    trunk_sid: record.trunk_sid.clone(),
+                    number_sid: n.phone_number_sid.clone(),
+                };
+                let error = match left.iter().position(|(listed, _)| *listed == resource) {
+                    Some(at) => left.swap_remove(at).1,
+                    None => reason.to_owned(),
+                };
+                (resource, error)
+            })
+            .collect()
+    };
+    if !recorded.is_empty() {
         // Recorded before the records go: a forced delete never forgets what it leaves.
-        let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
-        record_for_sweeper(services, record, &resources, &numbers).await?;
+        let resources: Vec<TwilioResource> = recorded.iter().map(|(resource, _)| resource.clone()).collect();
+        record_for_sweeper(services, record, &resources, numbers).await?;
     }
-    Ok(left_behind)
+    Ok(recorded.into_iter().map(|(resource, error)| LeftBehind { resource, error }).collect())
 }
 
 /// Out of time: records where the next step starts and queues it.

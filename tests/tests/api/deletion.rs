@@ -218,6 +218,48 @@ async fn a_forced_delete_with_an_unusable_token_records_the_trunk_for_the_sweepe
     assert!(env.fake.state().trunks.contains_key(record.trunk_sid.as_str()));
 }
 
+/// A forced delete goes a page of numbers at a time, each page recorded for the sweeper and
+/// then forgotten, with its time checked before each: short of time it answers 202 and the
+/// deletion queue continues from the rest, whatever the number count (before, it recorded and
+/// forgot every number in one go, however long that took).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_delete_of_many_numbers_goes_a_page_at_a_time_through_the_queue() {
+    let env = TestEnv::new().await;
+    let org = OrganizationId::parse(ORG).unwrap();
+    let (sid, id, numbers) = provider_with_numbers(&env, 250).await;
+    let provider_id: uuid::Uuid = id.parse().unwrap();
+    // A token that cannot be opened: the forced delete leaves every number to the sweeper.
+    let (other_sid, other_token) = env.fake.add_account("active", "Full");
+    let other = create_provider(&env, ORG, &other_sid, &other_token).await["id"].as_str().unwrap().parse().unwrap();
+    let other = env.services.store.get_provider(&org, other).await.unwrap().unwrap();
+    let mut record = env.services.store.get_provider(&org, provider_id).await.unwrap().unwrap();
+    record.auth_token = other.auth_token.clone();
+    record.version += 1;
+    env.services.store.replace_provider(&record).await.unwrap();
+
+    // Less time than a step keeps back: nothing is started, the queue takes it.
+    let (status, body) = delete(&env, &id, Some(("force", "true")), Some(Duration::from_secs(2))).await;
+    assert_eq!(status, 202, "not handed to the queue: {}", body["leftBehindCount"]);
+    let invocations = env.drain_deletions(Duration::from_millis(3500)).await;
+    assert!(invocations >= 1, "continued from the queue");
+    assert_eq!(get(&env, &id).await.0, 404, "removed, as forced");
+    let recorded = env.services.store.leftover_resources(&org, provider_id).await.unwrap();
+    let recorded_numbers: Vec<String> = recorded
+        .iter()
+        .filter_map(|r| match r {
+            shared::twilio::TwilioResource::TrunkPhoneNumber { number_sid, .. } => Some(number_sid.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded_numbers.len(), numbers.len(), "every number recorded once");
+    assert!(numbers.iter().all(|n| recorded_numbers.contains(n)));
+    assert!(recorded.iter().any(|r| r.kind() == "trunk"), "the trunk stays with its numbers: {recorded:?}");
+    assert!(env.services.store.all_numbers(&org, provider_id).await.unwrap().is_empty(), "records forgotten");
+    let claim = shared::model::PhoneNumberSid::parse(&numbers[0]).unwrap();
+    assert_eq!(env.services.store.number_claim(&claim).await.unwrap(), shared::store::NumberClaim::Free);
+    assert!(env.fake.state().trunks.contains_key(record.trunk_sid.as_str()), "left for the sweeper: {sid}");
+}
+
 /// The deletion queue's consumer as SQS invokes it, with one message.
 async fn consume(env: &TestEnv, message: Value) -> Value {
     let event = json!({"Records": [{"messageId": "m-1", "body": message.to_string(), "eventSource": "aws:sqs"}]});
