@@ -996,6 +996,14 @@ impl ProviderStore {
         condition_held(result)
     }
 
+    /// Whether a repair (or a transfer change) holds the provider's lease now.
+    pub async fn repair_lease_held(&self, org: &OrganizationId, provider_id: Uuid) -> Result<bool, StoreError> {
+        let Some(lease) = self.get_item(org_key(org, repair_lease_sort_key(provider_id))).await? else {
+            return Ok(false);
+        };
+        Ok(Fields(&lease).opt_number::<u64>("leaseUntil")?.is_some_and(|until| until >= epoch_seconds()))
+    }
+
     pub async fn release_repair_lease(&self, org: &OrganizationId, provider_id: Uuid) -> Result<(), StoreError> {
         self.client
             .delete_item()

@@ -19,7 +19,7 @@
 
 use crate::provider::cleanup::{record_for_sweeper, remove_resources};
 use crate::provider::record::{Change, load_provider, save_with_retry, stored_credentials};
-use crate::provider::release::{KeyCache, ReleaseError, Released, release_number};
+use crate::provider::release::{KeyCache, ReleaseError, Released, put_back_off_again, release_number};
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
@@ -242,6 +242,10 @@ async fn release_numbers(
     // Once Twilio rejects the token, no further number is started with it.
     let rejected = std::sync::atomic::AtomicBool::new(false);
     let rejected = &rejected;
+    // A repair that started before the delete was marked may still put numbers back on the
+    // trunk (one that starts later sees the mark and refuses): while one holds the lease, each
+    // number is looked at again once forgotten.
+    let repair_running = services.store.repair_lease_held(org, record.id).await?;
     loop {
         if out_of_time() {
             return Ok(NumbersReleased::OutOfTime(token, failed));
@@ -251,7 +255,9 @@ async fn release_numbers(
         keys.load(services, record, &page).await?;
         let keys = &keys;
         let outcomes: Vec<(usize, Option<Tried>)> = futures::stream::iter(page.iter().cloned().enumerate())
-            .map(|(i, number)| async move { (i, release_one(services, creds, record, number, keys, rejected).await) })
+            .map(|(i, number)| async move {
+                (i, release_one(services, creds, record, number, keys, rejected, repair_running).await)
+            })
             .buffer_unordered(RELEASE_CONCURRENCY)
             .collect()
             .await;
@@ -299,6 +305,7 @@ async fn release_one(
     number: PhoneNumberRecord,
     keys: &KeyCache,
     rejected: &std::sync::atomic::AtomicBool,
+    repair_running: bool,
 ) -> Option<Tried> {
     if out_of_time() || rejected.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
@@ -310,6 +317,8 @@ async fn release_one(
             }
             if let Err(e) = services.store.forget_released_number(&record.organization_id, &number).await {
                 tracing::error!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
+            } else if repair_running {
+                put_back_off_again(services, creds, record, &number, keys).await;
             }
             Some(Tried::GivenBack)
         }

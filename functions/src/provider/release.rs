@@ -188,8 +188,8 @@ pub async fn remove_number(
 /// A repair running meanwhile may have put the number back on the trunk after it was read here
 /// and before its record went (repair looks for the record after attaching; this is the other
 /// side): then it is given back again, or recorded for the sweeper, never left on the trunk
-/// without a record.
-async fn put_back_off_again(
+/// without a record. A removal always looks; a delete step looks while a repair holds the lease.
+pub(crate) async fn put_back_off_again(
     services: &Services,
     creds: &TwilioCredentials,
     record: &ProviderRecord,

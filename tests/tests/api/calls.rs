@@ -582,6 +582,101 @@ async fn a_number_put_back_while_it_is_removed_is_taken_off_again() {
     assert!(env.services.store.all_numbers(&org, p.id.parse().unwrap()).await.unwrap().is_empty());
 }
 
+/// A delete that gives a number back while a repair (started before the delete) puts it on the
+/// trunk again, before the delete forgets it: the delete step sees the repair's lease and looks
+/// at each number again once forgotten, so the number ends where the customer had it, not on
+/// the trunk without a record (and then off it, with no routing, once the trunk goes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_put_back_by_a_repair_while_the_provider_is_deleted_is_given_back_again() {
+    use std::time::Duration;
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let their_trunk = env.fake.add_trunk(&p.account_sid);
+    let number = env.fake.add_incoming_number(&p.account_sid, "+15550000014", None);
+    env.fake.state().incoming_numbers.get_mut(&number).unwrap().trunk_sid = Some(their_trunk.clone());
+    import(&env, &p.id, &[&number]).await;
+    // Off the trunk (as a console edit leaves it): a repair puts it back.
+    env.fake.state().incoming_numbers.get_mut(&number).unwrap().trunk_sid = None;
+    // The repair's read of the number is answered late, from the state it read then.
+    env.fake.inject("fetch_incoming_number", FaultAction::Delay(Duration::from_millis(1000)), Some(1));
+    let repairing = spawn_repair(&env, &p.id);
+    env.fake.until_faults_taken().await;
+    // Meanwhile the delete gives the number back to the customer's trunk; its answer comes
+    // after the repair has put the number on the provider's trunk again and found its record.
+    env.fake.inject("update_incoming_number", FaultAction::Delay(Duration::from_millis(2000)), Some(1));
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &p.id).build();
+    let (status, body) = status_and_body(&delete_provider::handle(&env.services, req).await.unwrap());
+    assert!(matches!(status, 200 | 204), "{status} {body}");
+    let _ = repairing.await.unwrap();
+    assert_eq!(
+        env.fake.state().incoming_numbers[&number].trunk_sid.as_deref(),
+        Some(their_trunk.as_str()),
+        "given back to the customer's trunk"
+    );
+    assert!(!env.fake.state().trunks.contains_key(&p.trunk_sid), "the provider's trunk is gone");
+}
+
+/// A repair, a delete and two removals of one provider at once, with Twilio slow enough for
+/// them to interleave: whatever the order, every number ends with the routing it had before
+/// import (none is left on the trunk without a record, then cut off when the trunk goes).
+#[tokio::test(flavor = "multi_thread")]
+async fn repair_delete_and_removals_at_once_leave_every_number_as_it_was() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let their_trunk = env.fake.add_trunk(&p.account_sid);
+    let numbers: Vec<String> = (0..8)
+        .map(|i| {
+            let number = env.fake.add_incoming_number(&p.account_sid, &format!("+1555000003{i}"), None);
+            if i % 2 == 0 {
+                env.fake.state().incoming_numbers.get_mut(&number).unwrap().trunk_sid = Some(their_trunk.clone());
+            }
+            number
+        })
+        .collect();
+    let before: Vec<Option<String>> =
+        numbers.iter().map(|n| env.fake.state().incoming_numbers[n].trunk_sid.clone()).collect();
+    import(&env, &p.id, &numbers.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    for number in &numbers {
+        env.fake.state().incoming_numbers.get_mut(number).unwrap().trunk_sid = None;
+    }
+    env.fake.set_latency(std::time::Duration::from_millis(30));
+    let org = OrganizationId::parse(ORG).unwrap();
+    let id: uuid::Uuid = p.id.parse().unwrap();
+    let records = env.services.store.all_numbers(&org, id).await.unwrap();
+    let repairing = spawn_repair(&env, &p.id);
+    let removals: Vec<_> = records[..2]
+        .iter()
+        .map(|record| {
+            let (services, org, number_id) = (env.services.clone(), org.clone(), record.id);
+            tokio::spawn(
+                async move { functions::provider::release::remove_number(&services, &org, id, number_id).await },
+            )
+        })
+        .collect();
+    // The delete starts once the repair is under way (one started after would be refused).
+    while !env.services.store.repair_lease_held(&org, id).await.unwrap() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &p.id).build();
+    let (status, body) = status_and_body(&delete_provider::handle(&env.services, req).await.unwrap());
+    assert!(matches!(status, 200 | 202 | 204), "{status} {body}");
+    // Each may lose to the delete (409); the numbers are what counts.
+    let _ = repairing.await.unwrap();
+    for removal in removals {
+        let _ = removal.await.unwrap();
+    }
+    env.fake.set_latency(std::time::Duration::ZERO);
+    env.drain_deletions(std::time::Duration::from_secs(30)).await;
+    let swept = functions::provider::sweep::run(&env.services, Some(std::time::Duration::ZERO)).await.unwrap();
+    assert_eq!((swept.remaining, swept.stuck), (0, 0), "{swept:?}");
+    let state = env.fake.state();
+    for (number, before) in numbers.iter().zip(before) {
+        assert_eq!(state.incoming_numbers[number].trunk_sid, before, "{number} is as it was before import");
+    }
+    assert!(!state.trunks.contains_key(&p.trunk_sid), "deleted");
+}
+
 /// More detached numbers than one repair can put back in its time, on a trunk that was deleted:
 /// the repair stops starting numbers while it still has time to verify and save, so the rebuilt
 /// trunk becomes the record's (never left half-built and unrecorded in the customer's account),
