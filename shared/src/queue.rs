@@ -134,6 +134,10 @@ pub struct JobItem {
     pub job: Job,
     pub organization_id: String,
     pub provider_id: Uuid,
+    /// The sweep's override of the age at which an intent counts as abandoned (an operator's
+    /// `graceSeconds`); absent: the age each intent recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<u64>,
 }
 
 #[cfg(test)]
@@ -145,7 +149,8 @@ mod tests {
         assert_eq!(Job::parse("sweep-orphans"), Some(Job::SweepOrphans));
         assert_eq!(Job::parse("reverify"), Some(Job::Reverify));
         assert_eq!(Job::parse("other"), None);
-        let item = JobItem { job: Job::Reverify, organization_id: "o".into(), provider_id: Uuid::nil() };
+        let item =
+            JobItem { job: Job::Reverify, organization_id: "o".into(), provider_id: Uuid::nil(), grace_seconds: None };
         assert!(serde_json::to_string(&item).unwrap().contains("\"job\":\"reverify\""));
     }
 

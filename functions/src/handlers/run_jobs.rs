@@ -19,7 +19,7 @@ pub async fn handle(services: &Services, event: &Value) -> Value {
                 tracing::error!(message_id, "jobs message is not a JobItem; dropped");
                 return None;
             };
-            match work(services, &item, None).await {
+            match work(services, &item).await {
                 Ok(_) => None,
                 Err(e) => {
                     tracing::warn!(job = ?item.job, organization_id = %item.organization_id, provider_id = %item.provider_id, error = %e, "job item failed; SQS delivers it again");

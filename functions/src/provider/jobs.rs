@@ -25,6 +25,8 @@ pub enum PlanError {
     Queue(#[from] shared::queue::QueueError),
     #[error("the schedule's input names no known job: {0}")]
     UnknownJob(String),
+    #[error("graceSeconds is a whole number of seconds, for sweep-orphans only: {0}")]
+    BadGrace(String),
 }
 
 /// Pages through the jobs index and hands each page of work items to `page` (the jobs queue
@@ -35,7 +37,12 @@ pub enum PlanError {
 /// table first, a page at a time: each page's items get the key and are planned at once (the
 /// index may not show them yet), and where the scan stands is recorded, so a planner stopped
 /// midway goes on from there the next time.
-pub async fn plan<F, Fut>(store: &ProviderStore, job: Job, mut page: F) -> Result<usize, PlanError>
+pub async fn plan<F, Fut>(
+    store: &ProviderStore,
+    job: Job,
+    grace: Option<Duration>,
+    mut page: F,
+) -> Result<usize, PlanError>
 where
     F: FnMut(Vec<JobItem>) -> Fut,
     Fut: Future<Output = Result<(), PlanError>>,
@@ -53,7 +60,12 @@ where
         let items = ids
             .into_iter()
             .filter(|(_, provider_id)| seen.insert(*provider_id))
-            .map(|(org, provider_id)| JobItem { job, organization_id: org.to_string(), provider_id })
+            .map(|(org, provider_id)| JobItem {
+                job,
+                organization_id: org.to_string(),
+                provider_id,
+                grace_seconds: grace.map(|grace| grace.as_secs()),
+            })
             .collect::<Vec<_>>();
         planned += items.len();
         if items.is_empty() { Ok(()) } else { page(items).await }
@@ -113,9 +125,8 @@ pub enum Worked {
 }
 
 /// Does one work item. `Err` is worth retrying (storage, KMS or queue unavailable).
-/// `grace` overrides the age at which the sweeper takes an intent as abandoned (an
-/// operator's `--grace-seconds`); None: the age each intent recorded.
-pub async fn work(services: &Services, item: &JobItem, grace: Option<Duration>) -> Result<Worked, String> {
+pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String> {
+    let grace = item.grace_seconds.map(Duration::from_secs);
     let org = OrganizationId::parse(&item.organization_id).ok_or("the item names no valid organization")?;
     match item.job {
         // Boxed: verification is a large state machine.
@@ -153,17 +164,14 @@ pub async fn run_in_process(
 ) -> Result<InProcessRun, PlanError> {
     use futures::StreamExt;
     let items = std::sync::Mutex::new(Vec::new());
-    let planned = plan(&services.store, job, |page| {
+    let planned = plan(&services.store, job, grace, |page| {
         items.lock().expect("planner list").extend(page);
         async { Ok(()) }
     })
     .await?;
     let items = items.into_inner().expect("planner list");
-    let results: Vec<Result<Worked, String>> = futures::stream::iter(&items)
-        .map(|item| work(services, item, grace))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let results: Vec<Result<Worked, String>> =
+        futures::stream::iter(&items).map(|item| work(services, item)).buffer_unordered(concurrency).collect().await;
     let mut run = InProcessRun {
         job,
         planned,

@@ -94,7 +94,7 @@ async fn lifecycle_events_reach_their_handlers() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap().replace(EVENT_PROVIDER_ID, &id)).unwrap()
     };
-    assert_eq!(plan_jobs::job_of(&read("plan-jobs.json")).unwrap(), shared::queue::Job::Reverify);
+    assert_eq!(plan_jobs::job_of(&read("plan-jobs.json")).unwrap(), (shared::queue::Job::Reverify, None));
     let worked = run_jobs::handle(&env.services, &read("run-jobs.json")).await;
     assert_eq!(worked, serde_json::json!({"batchItemFailures": []}));
     assert_eq!(functions::provider::reverify::run(&env.services).await.unwrap().verified, 1);

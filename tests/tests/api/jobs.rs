@@ -255,6 +255,7 @@ async fn a_queue_send_of_many_batches_delivers_every_message_once() {
             job: Job::Reverify,
             organization_id: "org-jobs-many".into(),
             provider_id: uuid::Uuid::now_v7(),
+            grace_seconds: None,
         })
         .collect();
     Queue::new(env.sqs.clone(), &url).send_all(&items).await.unwrap();
@@ -269,4 +270,47 @@ async fn a_queue_send_of_many_batches_delivers_every_message_once() {
     let mut sent: Vec<uuid::Uuid> = items.iter().map(|i| i.provider_id).collect();
     sent.sort();
     assert_eq!(received, sent);
+}
+
+/// An operator's sweep on a deployed stack: plan-jobs with `graceSeconds` carries the override
+/// to the workers, which then take a young intent (a create that died at its trunk) as
+/// abandoned. Without it the same intent is left to its writer; a bad value is refused.
+#[tokio::test]
+async fn a_sweep_planned_with_grace_seconds_takes_young_intents() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let org = OrganizationId::parse("org-jobs-grace").unwrap();
+    let provider_id = uuid::Uuid::now_v7();
+    let sealed = env
+        .services
+        .envelope
+        .generate_data_key(&shared::crypto::SecretOwner { organization_id: org.clone(), provider_id })
+        .await
+        .unwrap()
+        .seal(shared::crypto::SecretKind::AuthToken, &token);
+    let trunk = env.fake.add_trunk(&sid);
+    let domain = env.fake.state().trunks[&trunk].domain_name.clone();
+    let new = shared::store::NewResources { trunk_domains: vec![domain], ..Default::default() };
+    let intent = shared::store::Intent::now(
+        shared::store::IntentKey::new(org.clone(), provider_id),
+        shared::model::AccountSid::parse(&sid).unwrap(),
+        sealed,
+        shared::store::Change::NewResources(new),
+    );
+    env.services.store.record_intent(&intent).await.unwrap();
+    let url = new_queue(&env).await;
+    let queue = Queue::new(env.sqs.clone(), &url);
+    for (input, removed) in
+        [(json!({"job": "sweep-orphans"}), false), (json!({"job": "sweep-orphans", "graceSeconds": 0}), true)]
+    {
+        let planned = plan_jobs::handle(&env.services.store, &queue, &input).await.unwrap();
+        assert_eq!(planned["planned"], 1, "{planned}");
+        let event = receive_all(&env, &url).await;
+        assert_eq!(run_jobs::handle(&env.services, &event).await, json!({"batchItemFailures": []}));
+        assert_eq!(env.fake.trunks_of(&sid).is_empty(), removed, "{input}");
+    }
+    assert!(env.services.store.intents_of(&org, provider_id).await.unwrap().is_empty());
+    for bad in [json!({"job": "sweep-orphans", "graceSeconds": -1}), json!({"job": "reverify", "graceSeconds": 0})] {
+        assert!(plan_jobs::handle(&env.services.store, &queue, &bad).await.is_err(), "{bad}");
+    }
 }
