@@ -304,8 +304,10 @@ def senders(queue):
                     return sorted(a["Fn::GetAtt"][0] for a in allowed)
     return None
 role_of = lambda prefix: next(fn["Properties"]["Role"]["Fn::GetAtt"][0] for n, fn in functions.items() if n.startswith(prefix))
-check("only delete-provider and continue-deletions may send to the deletion queue",
-      senders("DeletionQueue") == sorted([role_of("DeleteProvider"), role_of("ContinueDeletions")]), str(senders("DeletionQueue")))
+# run-jobs: the sweeper continues a delete whose step died midway.
+check("only delete-provider, continue-deletions and run-jobs may send to the deletion queue",
+      senders("DeletionQueue") == sorted([role_of("DeleteProvider"), role_of("ContinueDeletions"), role_of("RunJobs")]),
+      str(senders("DeletionQueue")))
 check("only plan-jobs may send to the jobs queue", senders("JobsQueue") == [role_of("PlanJobs")], str(senders("JobsQueue")))
 trails = by_type("AWS::CloudTrail::Trail")
 trail = next(iter(trails.values()), {})

@@ -879,8 +879,9 @@ impl ProviderStore {
     }
 
     /// Deletes every record of a provider: its numbers (and their claims) in batches, then the
-    /// provider, its SIP credential and its Account SID claim in one transaction, conditional
-    /// on the provider's version being the one read (`VersionConflict` otherwise).
+    /// provider, its SIP credential, its Account SID claim and its delete's intent in one
+    /// transaction, conditional on the provider's version being the one read
+    /// (`VersionConflict` otherwise).
     pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
         let org = &record.organization_id;
         self.forget_numbers(org, &self.all_numbers(org, record.id).await?).await?;
@@ -893,6 +894,7 @@ impl ProviderStore {
             Provider,
             SipCredential,
             AccountClaim,
+            Intent,
         }
         // Only the record as it was read: a token rotated meanwhile is not deleted unseen.
         let provider = delete(provider_sort_key(record.id))
@@ -901,7 +903,8 @@ impl ProviderStore {
         let transaction = Transaction::new()
             .with(Part::Provider, item(provider))
             .with(Part::SipCredential, item(delete(sip_credential_sort_key(record.id))))
-            .with(Part::AccountClaim, item(delete(account_claim_sort_key(&record.account_sid))));
+            .with(Part::AccountClaim, item(delete(account_claim_sort_key(&record.account_sid))))
+            .with(Part::Intent, IntentKey::deletion(org.clone(), record.id).done(&self.table));
         match transaction.send(&self.client).await {
             Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::Provider) => {
                 Err(StoreError::VersionConflict)

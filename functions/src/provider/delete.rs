@@ -26,7 +26,7 @@ use shared::ApiError;
 use shared::dto::LeftBehind;
 use shared::model::{OrganizationId, TwilioCredentials};
 use shared::queue::ContinueDeletion;
-use shared::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
+use shared::store::{Change as IntentChange, DeletionState, Intent, IntentKey, PhoneNumberRecord, ProviderRecord};
 use shared::twilio::TwilioResource;
 use std::time::Duration;
 use uuid::Uuid;
@@ -92,8 +92,28 @@ pub async fn continue_deletion(
     run_step(services, record).await.map(Some)
 }
 
-/// One step of a delete the record is marked for.
+/// One step of a delete the record is marked for. Its intent is written first: a step that
+/// dies midway (before it queued the next) is continued by the orphan sweeper; the final
+/// delete removes it, and so does a step that stops on a failure that is not passing (DELETE
+/// again continues those, by design; the queue retries passing ones itself).
 async fn run_step(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
+    let key = IntentKey::deletion(record.organization_id.clone(), record.id);
+    let intent = Intent::now(key, record.account_sid.clone(), record.auth_token.clone(), IntentChange::Deletion);
+    services.store.record_intent(&intent).await?;
+    let id = record.id;
+    let result = step(services, record).await;
+    let passing =
+        matches!(result, Err(ApiError::Unavailable(_) | ApiError::Internal(_) | ApiError::TwilioRateLimited { .. }));
+    if result.is_err()
+        && !passing
+        && let Err(e) = services.store.forget_intent(&intent.key).await
+    {
+        tracing::warn!(provider_id = %id, error = %e, "could not remove a stopped delete's intent");
+    }
+    result
+}
+
+async fn step(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
     let (org, id) = (&record.organization_id.clone(), record.id);
     let force = record.deletion.as_ref().is_some_and(|deletion| deletion.forced);
     let creds = match stored_credentials(services, &record).await {

@@ -2,7 +2,7 @@
 //! [`shared::store::Intent`]). A create's or repair's new resources that exist are recorded as
 //! left behind (unless the provider's record names them), and so is an import's attach; the
 //! sweep then removes or gives them back as it does any leftover. An abandoned removal is
-//! finished.
+//! finished; an abandoned delete step is continued through the deletion queue.
 
 use crate::provider::release::remove_number;
 use crate::services::Services;
@@ -118,6 +118,7 @@ async fn resolve_one(
             let routing = (previous_routing.clone(), previous_routing_sealed.clone());
             record(services, provider, intent, vec![resource], Some(routing)).await
         }
+        Change::Deletion => continue_deletion(services, provider, intent).await,
         Change::Removal { number_id } => {
             match remove_number(services, &key.organization_id, key.provider_id, *number_id).await {
                 // Gone already, or the provider's delete gives back its numbers itself.
@@ -127,6 +128,26 @@ async fn resolve_one(
             }
         }
     }
+}
+
+/// A delete whose step died before it queued the next goes on through the deletion queue (a
+/// step that stops on a failure removes its intent: DELETE again continues those).
+async fn continue_deletion(
+    services: &Services,
+    provider: Option<&ProviderRecord>,
+    intent: &Intent,
+) -> Result<(), Unresolved> {
+    if provider.is_none_or(|p| p.deletion.is_none()) {
+        return Ok(());
+    }
+    let queue = services.deletions.as_ref().ok_or_else(|| {
+        Unresolved::Stuck("a delete stopped midway and no deletion queue is configured (DELETION_QUEUE_URL)".into())
+    })?;
+    let message = shared::queue::ContinueDeletion {
+        organization_id: intent.key.organization_id.to_string(),
+        provider_id: intent.key.provider_id,
+    };
+    queue.send(&message).await.map_err(|e| Unresolved::Retry(e.to_string()))
 }
 
 /// The live provider's current token (a rotation since counts), else the intent's own.

@@ -34,6 +34,11 @@ impl IntentKey {
         Self { organization_id, provider_id, id: Uuid::now_v7() }
     }
 
+    /// A provider's delete has one intent, rewritten by each of its steps.
+    pub fn deletion(organization_id: OrganizationId, provider_id: Uuid) -> Self {
+        Self { organization_id, provider_id, id: provider_id }
+    }
+
     fn item(&self) -> Item {
         org_key(&self.organization_id, format!("{}{}", intents_prefix(self.provider_id), self.id))
     }
@@ -82,6 +87,9 @@ pub enum Change {
     /// A removal gives a number back; its record is forgotten when abandoned (the give-back is
     /// finished first).
     Removal { number_id: Uuid },
+    /// A delete step gives numbers back and removes the trunk; continued through the deletion
+    /// queue when abandoned (unless the delete stopped on a failure it recorded).
+    Deletion,
 }
 
 /// New resources, found by SID once known and by their unique names before.
@@ -127,6 +135,7 @@ enum StoredChange {
     Removal {
         number_id: Uuid,
     },
+    Deletion,
 }
 
 impl Intent {
@@ -161,6 +170,7 @@ impl Intent {
                 previous_routing_sealed.as_ref(),
             ),
             Change::Removal { number_id } => (StoredChange::Removal { number_id: *number_id }, None),
+            Change::Deletion => (StoredChange::Deletion, None),
         };
         let mut item = self.key.item();
         item.extend([
@@ -194,6 +204,7 @@ impl Intent {
                 previous_routing_sealed: f.opt_secret("previousRoutingSealed")?,
             },
             StoredChange::Removal { number_id } => Change::Removal { number_id },
+            StoredChange::Deletion => Change::Deletion,
         };
         Ok(Self {
             key: IntentKey {
@@ -270,6 +281,7 @@ mod tests {
                 previous_routing_sealed: Some(sealed()),
             },
             Change::Removal { number_id: Uuid::now_v7() },
+            Change::Deletion,
         ];
         for change in changes {
             let intent = Intent::now(key.clone(), account.clone(), sealed(), change.clone());

@@ -8,7 +8,9 @@
 //! waiting there, whatever its sibling requests have done by then.
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
-use functions::handlers::{create_twilio_provider, import_numbers, remove_phone_number, repair_provider};
+use functions::handlers::{
+    create_twilio_provider, delete_provider, import_numbers, remove_phone_number, repair_provider,
+};
 use integration_tests::aws_proxy::{AwsProxy, Failure};
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::json;
@@ -283,4 +285,25 @@ async fn an_intent_younger_than_its_writers_timeout_is_left_alone() {
     let swept = functions::provider::sweep::run(&env.services, Some(Duration::from_secs(3600))).await.unwrap();
     assert_eq!(swept.pending, 1, "an hour's grace: still young");
     sweep_and_check(&env, &sid, None, &Before::default(), at).await;
+}
+
+/// A delete step killed while it gives numbers back (before it could queue the next step) is
+/// continued by the sweeper through the deletion queue: the provider goes, every number back.
+#[tokio::test]
+async fn a_delete_killed_midway_is_continued() {
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    for at in [KillAt::Twilio("update_incoming_number"), KillAt::Twilio("detach_phone_number")] {
+        let (sid, id, numbers) = provider_with_numbers(&env).await;
+        let before = before(&env, &sid);
+        assert_eq!(import(&env, id, &numbers).await.1["successCount"], 3);
+        let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id.to_string()).build();
+        kill_at(&env, &proxy, at, delete_provider::handle(&env.services, req)).await;
+        let swept = functions::provider::sweep::run(&env.services, Some(Duration::ZERO)).await.unwrap();
+        assert_eq!((swept.remaining, swept.stuck), (0, 0), "{at:?}: {swept:?}");
+        env.drain_deletions(Duration::from_secs(30)).await;
+        let org = OrganizationId::parse(ORG).unwrap();
+        assert!(env.services.store.get_provider(&org, id).await.unwrap().is_none(), "{at:?}: deleted");
+        sweep_and_check(&env, &sid, None, &before, at).await;
+        assert!(env.services.store.intents_of(&org, id).await.unwrap().is_empty(), "{at:?}");
+    }
 }
