@@ -947,19 +947,22 @@ impl ProviderStore {
     /// imports of one number (two organizations may connect one Twilio account) the loser never
     /// touches it. The reservation lapses after [`RESERVATION`] (an import that died midway
     /// does not hold the number for ever); [`Self::insert_number`] turns it into the claim.
-    /// `NumberTaken` when it is imported or reserved already.
+    /// Returns the reservation's id, which only its holder gives up; `NumberTaken` when the
+    /// number is imported or reserved already.
     pub async fn reserve_number(
         &self,
         org: &OrganizationId,
         provider_id: Uuid,
         phone_number_sid: &PhoneNumberSid,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Uuid, StoreError> {
         let now = epoch_seconds();
+        let reservation = Uuid::now_v7();
         let mut claim = number_claim_key(phone_number_sid);
         claim.extend([
             ("entity".to_owned(), s("numberClaim")),
             ("organizationId".to_owned(), s(org.as_str())),
             ("providerId".to_owned(), s(provider_id.to_string())),
+            ("reservationId".to_owned(), s(reservation.to_string())),
             ("pendingUntil".to_owned(), n(now + RESERVATION.as_secs())),
             // Lapsed reservations are removed by the table's TTL, in time.
             ("expiresAt".to_owned(), n(now + RESERVATION.as_secs())),
@@ -973,7 +976,7 @@ impl ProviderStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        if condition_held(result)? { Ok(()) } else { Err(StoreError::NumberTaken) }
+        if condition_held(result)? { Ok(reservation) } else { Err(StoreError::NumberTaken) }
     }
 
     /// Takes the provider's repair lease for [`REPAIR_LEASE`]: false while another repair holds
@@ -1018,19 +1021,20 @@ impl ProviderStore {
         Ok(())
     }
 
-    /// Gives up a reservation this provider holds (the import did not happen).
+    /// Gives up a reservation (the import did not happen): this one only, never one another
+    /// import of the number holds since.
     pub async fn release_reservation(
         &self,
-        provider_id: Uuid,
         phone_number_sid: &PhoneNumberSid,
+        reservation: Uuid,
     ) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(number_claim_key(phone_number_sid)))
-            .condition_expression("providerId = :provider AND attribute_exists(pendingUntil)")
-            .expression_attribute_values(":provider", s(provider_id.to_string()))
+            .condition_expression("reservationId = :reservation AND attribute_exists(pendingUntil)")
+            .expression_attribute_values(":reservation", s(reservation.to_string()))
             .send()
             .await;
         // Refused: lapsed and taken by another import, or already turned into the claim; not ours.

@@ -117,8 +117,8 @@ async fn import_one(
     // organization learns nothing of numbers that are not its own (nor which one holds it).
     // The number is reserved before Twilio is touched: of two imports of it, the loser never
     // changes it in Twilio.
-    match services.store.reserve_number(org, provider.id, &sid).await {
-        Ok(()) => {}
+    let reservation = match services.store.reserve_number(org, provider.id, &sid).await {
+        Ok(reservation) => reservation,
         Err(StoreError::NumberTaken) => {
             return Err(fail("already_imported", "The number is already imported into a provider.".into()));
         }
@@ -126,10 +126,10 @@ async fn import_one(
             tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not reserve the number");
             return Err(fail("storage_error", "Could not check the number; retry.".into()));
         }
-    }
-    let imported = attach_and_store(services, org, provider, creds, data_key, &number).await;
+    };
+    let imported = attach_and_store(services, org, provider, creds, data_key, &number, reservation).await;
     if imported.is_err()
-        && let Err(e) = services.store.release_reservation(provider.id, &sid).await
+        && let Err(e) = services.store.release_reservation(&sid, reservation).await
     {
         tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not give up a number's reservation; it lapses by itself");
     }
@@ -144,6 +144,7 @@ async fn attach_and_store(
     creds: &TwilioCredentials,
     data_key: &tokio::sync::OnceCell<DataKey>,
     number: &IncomingPhoneNumber,
+    reservation: Uuid,
 ) -> Result<PhoneNumberRecord, (&'static str, String)> {
     let sid = &number.sid;
     let previous = number.voice_routing();
@@ -185,6 +186,7 @@ async fn attach_and_store(
             number_sid: sid.clone(),
             previous_routing: record.previous_routing.clone(),
             previous_routing_sealed: record.previous_routing_sealed.clone(),
+            reservation,
         },
     );
     if let Err(e) = services.store.record_intent(&intent).await {

@@ -110,9 +110,10 @@ async fn resolve_one(
             }
             record(services, provider, intent, found, None).await
         }
-        Change::Attach { trunk_sid, number_sid, previous_routing, previous_routing_sealed } => {
-            // The dead import's reservation, so the give-back can take the number at once.
-            services.store.release_reservation(key.provider_id, number_sid).await?;
+        Change::Attach { trunk_sid, number_sid, previous_routing, previous_routing_sealed, reservation } => {
+            // The dead import's reservation (its own only: never a later import's), so the
+            // give-back can take the number at once.
+            services.store.release_reservation(number_sid, *reservation).await?;
             let resource =
                 TwilioResource::TrunkPhoneNumber { trunk_sid: trunk_sid.clone(), number_sid: number_sid.clone() };
             let routing = (previous_routing.clone(), previous_routing_sealed.clone());

@@ -308,8 +308,8 @@ async fn give_back(
     let store = &services.store;
     // Reserved while it is given back, as an import reserves it: an import of it that starts
     // meanwhile waits, so giving it back never undoes that import.
-    match store.reserve_number(&owner.organization_id, owner.provider_id, number_sid).await {
-        Ok(()) => {}
+    let reservation = match store.reserve_number(&owner.organization_id, owner.provider_id, number_sid).await {
+        Ok(reservation) => reservation,
         Err(StoreError::NumberTaken) => {
             return match store.number_claim(number_sid).await {
                 Ok(NumberClaim::Claimed { provider_id }) if provider_id == owner.provider_id && deleting => {
@@ -322,9 +322,9 @@ async fn give_back(
             };
         }
         Err(e) => return Err(unavailable(format!("could not reserve the number: {e}"))),
-    }
+    };
     let given_back = give_back_reserved(services, creds, keys, leftover).await;
-    if let Err(e) = store.release_reservation(owner.provider_id, number_sid).await {
+    if let Err(e) = store.release_reservation(number_sid, reservation).await {
         tracing::warn!(phone_number_sid = %number_sid, error = %e, "could not give up a number's reservation; it lapses by itself");
     }
     given_back

@@ -83,6 +83,8 @@ pub enum Change {
         /// The routing it had (masked; the exact one sealed), as its record would hold.
         previous_routing: VoiceRouting,
         previous_routing_sealed: Option<EncryptedSecret>,
+        /// The import's reservation of the number, released when the import is abandoned.
+        reservation: Uuid,
     },
     /// A removal gives a number back; its record is forgotten when abandoned (the give-back is
     /// finished first).
@@ -130,6 +132,7 @@ enum StoredChange {
         trunk_sid: TrunkSid,
         number_sid: PhoneNumberSid,
         previous_routing: VoiceRouting,
+        reservation: Uuid,
     },
     #[serde(rename_all = "camelCase")]
     Removal {
@@ -161,11 +164,12 @@ impl Intent {
     fn to_item(&self) -> Item {
         let (stored, sealed) = match &self.change {
             Change::NewResources(new) => (StoredChange::NewResources(new.clone()), None),
-            Change::Attach { trunk_sid, number_sid, previous_routing, previous_routing_sealed } => (
+            Change::Attach { trunk_sid, number_sid, previous_routing, previous_routing_sealed, reservation } => (
                 StoredChange::Attach {
                     trunk_sid: trunk_sid.clone(),
                     number_sid: number_sid.clone(),
                     previous_routing: previous_routing.clone(),
+                    reservation: *reservation,
                 },
                 previous_routing_sealed.as_ref(),
             ),
@@ -197,11 +201,12 @@ impl Intent {
             f.json("change")?.ok_or_else(|| StoreError::Corrupt("intent without its change".into()))?;
         let change = match stored {
             StoredChange::NewResources(new) => Change::NewResources(new),
-            StoredChange::Attach { trunk_sid, number_sid, previous_routing } => Change::Attach {
+            StoredChange::Attach { trunk_sid, number_sid, previous_routing, reservation } => Change::Attach {
                 trunk_sid,
                 number_sid,
                 previous_routing,
                 previous_routing_sealed: f.opt_secret("previousRoutingSealed")?,
+                reservation,
             },
             StoredChange::Removal { number_id } => Change::Removal { number_id },
             StoredChange::Deletion => Change::Deletion,
@@ -279,6 +284,7 @@ mod tests {
                 number_sid,
                 previous_routing: VoiceRouting::default(),
                 previous_routing_sealed: Some(sealed()),
+                reservation: Uuid::now_v7(),
             },
             Change::Removal { number_id: Uuid::now_v7() },
             Change::Deletion,

@@ -307,3 +307,33 @@ async fn a_delete_killed_midway_is_continued() {
         assert!(env.services.store.intents_of(&org, id).await.unwrap().is_empty(), "{at:?}");
     }
 }
+
+/// An abandoned import gives up only its own reservation of the number: a later import of it
+/// (the same provider's, its reservation taken after the dead one's lapsed) keeps its own, and
+/// the sweep leaves the number to it.
+#[tokio::test]
+async fn an_abandoned_import_releases_only_its_own_reservation() {
+    let env = TestEnv::new().await;
+    let (sid, id, numbers) = provider_with_numbers(&env).await;
+    let org = OrganizationId::parse(ORG).unwrap();
+    let provider = env.services.store.get_provider(&org, id).await.unwrap().unwrap();
+    let number = shared::model::PhoneNumberSid::parse(&numbers[0]).unwrap();
+    let dead = shared::store::Intent::now(
+        shared::store::IntentKey::new(org.clone(), id),
+        provider.account_sid.clone(),
+        provider.auth_token.clone(),
+        shared::store::Change::Attach {
+            trunk_sid: provider.trunk_sid.clone(),
+            number_sid: number.clone(),
+            previous_routing: shared::model::VoiceRouting::default(),
+            previous_routing_sealed: None,
+            reservation: Uuid::now_v7(),
+        },
+    );
+    env.services.store.record_intent(&dead).await.unwrap();
+    env.services.store.reserve_number(&org, id, &number).await.unwrap();
+    let swept = functions::provider::sweep::run(&env.services, Some(Duration::ZERO)).await.unwrap();
+    assert_eq!(swept.remaining, 1, "the number waits for the live import: {swept:?}");
+    assert_eq!(env.services.store.number_claim(&number).await.unwrap(), shared::store::NumberClaim::Reserved);
+    assert_eq!(env.fake.state().incoming_numbers[number.as_str()].trunk_sid, None, "{sid}: untouched");
+}

@@ -230,6 +230,7 @@ async fn exercise_every_function() {
             number_sid: shared::model::PhoneNumberSid::parse(&attached).unwrap(),
             previous_routing: shared::model::VoiceRouting::default(),
             previous_routing_sealed: None,
+            reservation: uuid::Uuid::now_v7(),
         },
         Change::NewResources(NewResources { list_names: vec!["voice-ai-never-made".into()], ..Default::default() }),
     ];
