@@ -228,6 +228,28 @@ pub struct Leftover {
 }
 
 impl Leftover {
+    /// A resource to record as left behind now (a number adds the routing it had).
+    pub fn new(
+        organization_id: OrganizationId,
+        provider_id: Uuid,
+        account_sid: AccountSid,
+        auth_token: Option<EncryptedSecret>,
+        resource: TwilioResource,
+    ) -> Self {
+        Self {
+            organization_id,
+            provider_id,
+            account_sid,
+            auth_token,
+            resource,
+            previous_routing: None,
+            previous_routing_sealed: None,
+            created_at: Timestamp::now(),
+            stuck: None,
+            record_id: None,
+        }
+    }
+
     fn key(&self) -> Item {
         org_key(&self.organization_id, leftover_sort_key(self.provider_id, &self.resource))
     }
@@ -1266,21 +1288,28 @@ impl ProviderStore {
     /// while the index is not ready ([`StoreError::IndexNotReady`]).
     pub async fn scan_ids(
         &self,
-        entity: &str,
+        entities: &[&str],
         source: JobsSource,
         start: Option<ScanCursor>,
     ) -> Result<(Vec<(OrganizationId, Uuid)>, Option<ScanCursor>), StoreError> {
         let id_attribute = match source {
             JobsSource::Index => JOB_PROVIDER_ID,
-            JobsSource::Table => provider_id_attribute(entity),
+            JobsSource::Table => {
+                let attribute = provider_id_attribute(entities[0]);
+                debug_assert!(entities.iter().all(|e| provider_id_attribute(e) == attribute));
+                attribute
+            }
         };
+        // One pass over the index for every entity asked for: a filter still reads every item.
+        let names: Vec<String> = (0..entities.len()).map(|i| format!(":entity{i}")).collect();
+        let values = names.iter().zip(entities).map(|(name, entity)| (name.clone(), s(*entity))).collect();
         let output = self
             .client
             .scan()
             .table_name(&self.table)
             .set_index_name((source == JobsSource::Index).then(|| JOBS_INDEX.to_owned()))
-            .filter_expression("entity = :entity")
-            .expression_attribute_values(":entity", s(entity))
+            .filter_expression(format!("entity IN ({})", names.join(", ")))
+            .set_expression_attribute_values(Some(values))
             .projection_expression("organizationId, #provider")
             .expression_attribute_names("#provider", id_attribute)
             .set_exclusive_start_key(start.map(|cursor| cursor.0))
@@ -1397,16 +1426,8 @@ impl ProviderStore {
                 continue;
             };
             leftovers.push(Leftover {
-                organization_id: org.clone(),
-                provider_id,
-                account_sid: account_sid.clone(),
-                auth_token: auth_token.clone(),
-                resource,
-                previous_routing: None,
-                previous_routing_sealed: None,
                 created_at: created_at.clone(),
-                stuck: None,
-                record_id: None,
+                ..Leftover::new(org.clone(), provider_id, account_sid.clone(), auth_token.clone(), resource)
             });
         }
         // Each written only where no record of its own exists (a newer one keeps its routing).

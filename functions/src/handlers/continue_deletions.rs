@@ -6,7 +6,7 @@
 //! tried every number and still has some Twilio would not take back, or that needs a person
 //! (Twilio rejects the stored token: rotate it), is logged and dropped: `DELETE` again retries.
 
-use crate::provider::delete::continue_deletion;
+use crate::provider::delete::{continue_deletion, is_passing};
 use crate::services::Services;
 use serde_json::{Value, json};
 use shared::ApiError;
@@ -35,7 +35,7 @@ pub async fn handle(services: &Services, event: &Value) -> Value {
             Err(e @ ApiError::TwilioFailed { .. }) => {
                 tracing::error!(organization_id = %org, provider_id = %message.provider_id, error = %e, "delete stopped with Twilio resources it could not give back (see the provider's deletion.lastError); DELETE again to retry");
             }
-            Err(e) if e.status().is_server_error() => {
+            Err(e) if is_passing(&e) => {
                 tracing::warn!(organization_id = %org, provider_id = %message.provider_id, error = %e, "delete step failed; SQS delivers it again");
                 failures.push(json!({"itemIdentifier": message_id}));
             }

@@ -6,7 +6,6 @@ use crate::services::Services;
 use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::model::TwilioCredentials;
 use shared::store::{Leftover, PhoneNumberRecord};
-use shared::time::Timestamp;
 use shared::twilio::{TwilioClient, TwilioError, TwilioResource};
 use std::time::Duration;
 
@@ -78,21 +77,25 @@ pub async fn record_for_sweeper(
                 _ => None,
             };
             Leftover {
-                organization_id: record.organization_id.clone(),
-                provider_id: record.id,
-                account_sid: record.account_sid.clone(),
-                auth_token: Some(record.auth_token.clone()),
-                resource: resource.clone(),
                 previous_routing: number.map(|n| n.previous_routing.clone()),
                 previous_routing_sealed: number.and_then(|n| n.previous_routing_sealed.clone()),
-                created_at: Timestamp::now(),
-                stuck: None,
-                record_id: None,
+                ..Leftover::new(
+                    record.organization_id.clone(),
+                    record.id,
+                    record.account_sid.clone(),
+                    Some(record.auth_token.clone()),
+                    resource.clone(),
+                )
             }
         })
         .collect();
-    services.store.record_leftovers(&leftovers).await?;
-    shared::metrics::emit("OrphansRecorded", resources.len() as f64, shared::metrics::Unit::Count, &[]);
+    record_leftovers(services, &leftovers).await
+}
+
+/// Records leftovers for the orphan sweeper, counted in the `OrphansRecorded` metric.
+pub async fn record_leftovers(services: &Services, leftovers: &[Leftover]) -> Result<(), shared::store::StoreError> {
+    services.store.record_leftovers(leftovers).await?;
+    shared::metrics::emit("OrphansRecorded", leftovers.len() as f64, shared::metrics::Unit::Count, &[]);
     Ok(())
 }
 
@@ -132,23 +135,12 @@ pub async fn remove_or_record(
         data_key.or(fresh_key.as_ref()).map(|key| key.seal(SecretKind::AuthToken, creds.auth_token.expose()));
     let leftovers: Vec<Leftover> = resources
         .into_iter()
-        .map(|resource| Leftover {
-            organization_id: owner.organization_id.clone(),
-            provider_id: owner.provider_id,
-            account_sid: creds.account_sid.clone(),
-            auth_token: auth_token.clone(),
-            resource,
-            previous_routing: None,
-            previous_routing_sealed: None,
-            created_at: Timestamp::now(),
-            stuck: None,
-            record_id: None,
+        .map(|resource| {
+            let (org, account) = (owner.organization_id.clone(), creds.account_sid.clone());
+            Leftover::new(org, owner.provider_id, account, auth_token.clone(), resource)
         })
         .collect();
-    match services.store.record_leftovers(&leftovers).await {
-        Ok(()) => shared::metrics::emit("OrphansRecorded", leftovers.len() as f64, shared::metrics::Unit::Count, &[]),
-        Err(e) => {
-            tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources")
-        }
+    if let Err(e) = record_leftovers(services, &leftovers).await {
+        tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources")
     }
 }

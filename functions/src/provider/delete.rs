@@ -102,15 +102,18 @@ async fn run_step(services: &Services, record: ProviderRecord) -> Result<Deletio
     services.store.record_intent(&intent).await?;
     let id = record.id;
     let result = step(services, record).await;
-    let passing =
-        matches!(result, Err(ApiError::Unavailable(_) | ApiError::Internal(_) | ApiError::TwilioRateLimited { .. }));
-    if result.is_err()
-        && !passing
+    if result.as_ref().is_err_and(|e| !is_passing(e))
         && let Err(e) = services.store.forget_intent(&intent.key).await
     {
         tracing::warn!(provider_id = %id, error = %e, "could not remove a stopped delete's intent");
     }
     result
+}
+
+/// A step failure the deletion queue delivers again (any other stops the delete until DELETE
+/// again).
+pub(crate) fn is_passing(e: &ApiError) -> bool {
+    matches!(e, ApiError::Unavailable(_) | ApiError::Internal(_) | ApiError::TwilioRateLimited { .. })
 }
 
 async fn step(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {

@@ -4,6 +4,7 @@
 //! sweep then removes or gives them back as it does any leftover. An abandoned removal is
 //! finished; an abandoned delete step is continued through the deletion queue.
 
+use crate::provider::cleanup::record_leftovers;
 use crate::provider::release::remove_number;
 use crate::services::Services;
 use secrecy::ExposeSecret;
@@ -11,7 +12,6 @@ use shared::ApiError;
 use shared::crypto::{SecretKind, SecretOwner};
 use shared::model::{AuthToken, OrganizationId, TwilioCredentials};
 use shared::store::{Change, Intent, Leftover, NewResources, ProviderRecord, StoreError};
-use shared::time::Timestamp;
 use shared::twilio::{TwilioError, TwilioResource};
 use std::time::Duration;
 use uuid::Uuid;
@@ -246,22 +246,20 @@ async fn record(
         Some((masked, sealed)) => (Some(masked), sealed),
         None => (None, None),
     };
+    let token = provider.map_or(&intent.auth_token, |p| &p.auth_token);
     let leftovers: Vec<Leftover> = resources
         .into_iter()
         .map(|resource| Leftover {
-            organization_id: intent.key.organization_id.clone(),
-            provider_id: intent.key.provider_id,
-            account_sid: intent.account_sid.clone(),
-            auth_token: Some(provider.map_or(&intent.auth_token, |p| &p.auth_token).clone()),
-            resource,
             previous_routing: previous_routing.clone(),
             previous_routing_sealed: previous_routing_sealed.clone(),
-            created_at: Timestamp::now(),
-            stuck: None,
-            record_id: None,
+            ..Leftover::new(
+                intent.key.organization_id.clone(),
+                intent.key.provider_id,
+                intent.account_sid.clone(),
+                Some(token.clone()),
+                resource,
+            )
         })
         .collect();
-    services.store.record_leftovers(&leftovers).await?;
-    shared::metrics::emit("OrphansRecorded", leftovers.len() as f64, shared::metrics::Unit::Count, &[]);
-    Ok(())
+    Ok(record_leftovers(services, &leftovers).await?)
 }

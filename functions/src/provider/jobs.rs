@@ -82,23 +82,21 @@ where
         }
         tracing::info!("jobs index backfilled");
     }
-    for entity in entities {
-        planned_entity(store, entity, &mut queue).await?;
-    }
+    planned_from_index(store, entities, &mut queue).await?;
     tracing::info!(job = ?job, planned, "job planned");
     Ok(planned)
 }
 
-/// Queues the providers of every item of one entity, from the jobs index (the table while the
-/// index is still being built).
-async fn planned_entity(
+/// Queues the providers of every item of these entities, from the jobs index (the table while
+/// the index is still being built).
+async fn planned_from_index(
     store: &ProviderStore,
-    entity: &str,
+    entities: &[&str],
     queue: &mut impl AsyncFnMut(Vec<(OrganizationId, Uuid)>) -> Result<(), PlanError>,
 ) -> Result<(), PlanError> {
     let (mut source, mut cursor) = (JobsSource::Index, None);
     loop {
-        let (ids, next) = match store.scan_ids(entity, source, cursor.take()).await {
+        let (ids, next) = match store.scan_ids(entities, source, cursor.take()).await {
             Ok(page) => page,
             // Just added to a table with items, DynamoDB is still building it: the table is
             // read instead, from its start (what was queued already is not queued again).

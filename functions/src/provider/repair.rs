@@ -186,8 +186,8 @@ impl<'a> Repair<'a> {
         });
         let Change::NewResources(new) = &mut intent.change else { unreachable!("a repair's intent is new resources") };
         add(new);
+        new.known.clear();
         self.created.iter().for_each(|resource| new.add_known(resource));
-        new.known.dedup();
         match self.services.store.record_intent(intent).await {
             Ok(()) => true,
             Err(e) => {
