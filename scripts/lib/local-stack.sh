@@ -21,14 +21,18 @@ free_port() {
 }
 
 local_stack_start() {
-  local name=$1 twilio api_pid
-  twilio="127.0.0.1:$(free_port)"
-  target/debug/fake-twilio --listen "$twilio" >"target/$name-fake-twilio.log" 2>&1 &
+  local name=$1 twilio twilio_ie1 twilio_au1 api_pid
+  twilio="127.0.0.1:$(free_port)" twilio_ie1="127.0.0.1:$(free_port)" twilio_au1="127.0.0.1:$(free_port)"
+  target/debug/fake-twilio --listen "$twilio" --listen-ie1 "$twilio_ie1" --listen-au1 "$twilio_au1" \
+    >"target/$name-fake-twilio.log" 2>&1 &
   pids+=("$!")
   local run_id="$name-$$-$(date +%s)"
   export TABLE_NAME="$run_id" KMS_KEY_ID="alias/$run_id"
   export PLATFORM_SIP_URI=sip:sip.voice.example.com
   export TWILIO_API_BASE_URL="http://$twilio" TWILIO_TRUNKING_BASE_URL="http://$twilio"
+  export TWILIO_API_BASE_URL_IE1="http://$twilio_ie1" TWILIO_TRUNKING_BASE_URL_IE1="http://$twilio_ie1"
+  export TWILIO_API_BASE_URL_AU1="http://$twilio_au1" TWILIO_TRUNKING_BASE_URL_AU1="http://$twilio_au1"
+  export TWILIO_ROUTES_BASE_URL="http://$twilio" TWILIO_ROUTES_BASE_URL_IE1="http://$twilio_ie1" TWILIO_ROUTES_BASE_URL_AU1="http://$twilio_au1"
   LOCAL_API="127.0.0.1:$(free_port)"
   target/debug/local-api --bootstrap --listen "$LOCAL_API" >"target/$name-local-api.log" 2>&1 &
   api_pid=$!

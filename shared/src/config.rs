@@ -4,7 +4,7 @@
 //! AWS endpoints are not configured here: the SDK reads its standard `AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_KMS` variables itself.
 
-use crate::model::{Region, SipUri};
+use crate::model::{Region, SipUri, TwilioRegion};
 use std::env;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,23 +34,77 @@ pub fn table_name_from_env() -> Result<String, ConfigError> {
     required("TABLE_NAME")
 }
 
-/// Where Twilio's two API hosts are. Overridable so tests and the local sandbox can point
-/// the service at the fake Twilio.
+/// Twilio's API hosts of one Region: the 2010 API (`api…`), Elastic SIP Trunking
+/// (`trunking…`) and Routes (`routes…`, a number's inbound processing Region).
 #[derive(Debug, Clone)]
-pub struct TwilioConfig {
+pub struct RegionHosts {
     pub api_base_url: String,
     pub trunking_base_url: String,
+    pub routes_base_url: String,
+}
+
+impl RegionHosts {
+    /// IE1's or AU1's hosts: `TWILIO_{API,TRUNKING,ROUTES}_BASE_URL_{IE1,AU1}`, by default
+    /// Twilio's `{product}.{edge}.{region}.twilio.com` (never the legacy `api.ie1.twilio.com`
+    /// form, which Twilio switched off in 2026).
+    fn regional_from_env(region: TwilioRegion, edge: &str) -> Result<Self, ConfigError> {
+        let names: [&'static str; 3] = match region {
+            TwilioRegion::Ie1 => {
+                ["TWILIO_API_BASE_URL_IE1", "TWILIO_TRUNKING_BASE_URL_IE1", "TWILIO_ROUTES_BASE_URL_IE1"]
+            }
+            _ => ["TWILIO_API_BASE_URL_AU1", "TWILIO_TRUNKING_BASE_URL_AU1", "TWILIO_ROUTES_BASE_URL_AU1"],
+        };
+        let host = |product: &str| format!("https://{product}.{edge}.{region}.twilio.com");
+        Ok(Self {
+            api_base_url: base_url(names[0], &host("api"))?,
+            trunking_base_url: base_url(names[1], &host("trunking"))?,
+            routes_base_url: base_url(names[2], &host("routes"))?,
+        })
+    }
+}
+
+/// Where Twilio's API hosts are, per Twilio Region (a provider's requests all go to its own).
+/// Overridable so tests and the local sandbox can point the service at the fake Twilio.
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub us1: RegionHosts,
+    pub ie1: RegionHosts,
+    pub au1: RegionHosts,
 }
 
 impl TwilioConfig {
     pub const DEFAULT_API_BASE_URL: &'static str = "https://api.twilio.com";
     pub const DEFAULT_TRUNKING_BASE_URL: &'static str = "https://trunking.twilio.com";
+    pub const DEFAULT_ROUTES_BASE_URL: &'static str = "https://routes.twilio.com";
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            api_base_url: base_url("TWILIO_API_BASE_URL", Self::DEFAULT_API_BASE_URL)?,
-            trunking_base_url: base_url("TWILIO_TRUNKING_BASE_URL", Self::DEFAULT_TRUNKING_BASE_URL)?,
+            us1: RegionHosts {
+                api_base_url: base_url("TWILIO_API_BASE_URL", Self::DEFAULT_API_BASE_URL)?,
+                trunking_base_url: base_url("TWILIO_TRUNKING_BASE_URL", Self::DEFAULT_TRUNKING_BASE_URL)?,
+                routes_base_url: base_url("TWILIO_ROUTES_BASE_URL", Self::DEFAULT_ROUTES_BASE_URL)?,
+            },
+            ie1: RegionHosts::regional_from_env(TwilioRegion::Ie1, "dublin")?,
+            au1: RegionHosts::regional_from_env(TwilioRegion::Au1, "sydney")?,
         })
+    }
+
+    /// Every Region at one base URL (a test's single fake Twilio).
+    pub fn everywhere(base_url: &str) -> Self {
+        let hosts = RegionHosts {
+            api_base_url: base_url.to_owned(),
+            trunking_base_url: base_url.to_owned(),
+            routes_base_url: base_url.to_owned(),
+        };
+        Self { us1: hosts.clone(), ie1: hosts.clone(), au1: hosts }
+    }
+
+    pub fn hosts(&self, region: TwilioRegion) -> &RegionHosts {
+        match region {
+            TwilioRegion::Us1 => &self.us1,
+            TwilioRegion::Ie1 => &self.ie1,
+            TwilioRegion::Au1 => &self.au1,
+        }
     }
 }
 
@@ -114,6 +168,18 @@ fn base_url_of(value: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ie1_and_au1_default_to_the_edge_and_region_hosts() {
+        // The tests' environment sets none of these variables.
+        let ie1 = RegionHosts::regional_from_env(TwilioRegion::Ie1, "dublin").unwrap();
+        assert_eq!(ie1.api_base_url, "https://api.dublin.ie1.twilio.com");
+        assert_eq!(ie1.trunking_base_url, "https://trunking.dublin.ie1.twilio.com");
+        assert_eq!(ie1.routes_base_url, "https://routes.dublin.ie1.twilio.com");
+        let au1 = RegionHosts::regional_from_env(TwilioRegion::Au1, "sydney").unwrap();
+        assert_eq!(au1.api_base_url, "https://api.sydney.au1.twilio.com");
+        assert_eq!(au1.trunking_base_url, "https://trunking.sydney.au1.twilio.com");
+    }
 
     #[test]
     fn base_urls_are_http_with_no_credentials_and_errors_never_repeat_them() {

@@ -2,7 +2,9 @@
 
 use crate::error::ApiError;
 use crate::http::JsonFields;
-use crate::model::{AccountSid, AuthToken, PhoneNumberSid, Region, TrunkSid, VerificationCheck, VerificationStatus};
+use crate::model::{
+    AccountSid, AuthToken, PhoneNumberSid, Region, TrunkSid, TwilioRegion, VerificationCheck, VerificationStatus,
+};
 use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
 use crate::time::Timestamp;
 use crate::twilio::{Capabilities, IncomingPhoneNumber, TwilioResource};
@@ -24,6 +26,13 @@ pub fn parse_name(value: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+pub fn parse_twilio_region(value: &str) -> Result<TwilioRegion, String> {
+    TwilioRegion::parse(value).ok_or_else(|| {
+        let allowed: Vec<&str> = TwilioRegion::ALL.iter().map(|r| r.as_str()).collect();
+        format!("must be one of {} (the Twilio Region that holds the account)", allowed.join(", "))
+    })
+}
+
 pub fn parse_region(value: &str) -> Result<Region, String> {
     Region::parse(value).ok_or_else(|| {
         let allowed: Vec<&str> = Region::ALL.iter().map(|r| r.as_str()).collect();
@@ -37,8 +46,9 @@ pub struct CreateTwilioProvider {
     pub account_sid: AccountSid,
     pub auth_token: AuthToken,
     pub name: String,
-    /// None: the region closest to the deployment.
+    /// None: the Twilio Region's own edge (IE1, AU1), else the one closest to the deployment.
     pub region: Option<Region>,
+    pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
 }
 
@@ -52,11 +62,12 @@ impl CreateTwilioProvider {
         let auth_token = fields.required("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
         let name = fields.required("name", parse_name);
         let region = fields.optional("region", parse_region);
+        let twilio_region = fields.optional("twilioRegion", parse_twilio_region).unwrap_or_default();
         let supports_call_transfer = fields.optional_bool("supportsCallTransfer").unwrap_or(false);
         match (account_sid, auth_token, name) {
             (Some(account_sid), Some(auth_token), Some(name)) => {
                 fields.finish()?;
-                Ok(Self { account_sid, auth_token, name, region, supports_call_transfer })
+                Ok(Self { account_sid, auth_token, name, region, twilio_region, supports_call_transfer })
             }
             _ => Err(fields.finish().expect_err("a missing required field was recorded")),
         }
@@ -89,7 +100,10 @@ pub struct TwilioProviderResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^TK[a-f0-9]{32}$"))]
     pub trunk_sid: TrunkSid,
     pub termination_uri: String,
+    /// The edge location of the termination URI.
     pub region: Region,
+    /// The Twilio Region that holds the account's credentials and the provider's resources.
+    pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
     /// Present only while a delete is in progress (a failed delete can be retried).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,6 +172,8 @@ pub struct ProviderPage {
 pub struct UpdateTwilioProvider {
     pub name: Option<String>,
     pub region: Option<Region>,
+    /// Fixed once the provider exists: only its current value is accepted.
+    pub twilio_region: Option<TwilioRegion>,
     pub supports_call_transfer: Option<bool>,
 }
 
@@ -179,6 +195,7 @@ impl UpdateTwilioProvider {
         let update = Self {
             name: fields.optional("name", parse_name),
             region: fields.optional("region", parse_region),
+            twilio_region: fields.optional("twilioRegion", parse_twilio_region),
             supports_call_transfer: fields.optional_bool("supportsCallTransfer"),
         };
         fields.finish()?;
@@ -402,6 +419,7 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
             trunk_sid: record.trunk_sid.clone(),
             termination_uri: record.termination_uri.clone(),
             region: record.region,
+            twilio_region: record.twilio_region,
             supports_call_transfer: record.supports_call_transfer,
             deletion: record.deletion.as_ref().map(|state| DeletionView::of(state, record.phone_number_count)),
         }
@@ -507,7 +525,7 @@ pub struct LeftBehind {
 /// field (to report every failing field at once); tests keep these in step with the parsers.
 #[cfg(feature = "openapi")]
 pub mod request_schemas {
-    use crate::model::Region;
+    use crate::model::{Region, TwilioRegion};
     use utoipa::ToSchema;
 
     /// `POST /api/v1/providers/twilio`
@@ -528,8 +546,13 @@ pub mod request_schemas {
             pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
         )]
         pub name: String,
-        /// Twilio region; absent or null: the one closest to the deployment.
+        /// The edge location of the termination URI; absent or null: the Twilio Region's own
+        /// edge for ie1 and au1, else the one closest to the deployment.
         pub region: Option<Region>,
+        /// The Twilio Region that holds the account (its auth token is valid there only) and
+        /// where the provider's trunk, credential list and numbers' configuration are made.
+        /// Default us1; fixed once the provider exists.
+        pub twilio_region: Option<TwilioRegion>,
         /// Enables call transfer on the trunk (`TransferMode` enable-all). Default false.
         pub supports_call_transfer: Option<bool>,
     }
@@ -546,6 +569,8 @@ pub mod request_schemas {
         )]
         pub name: Option<String>,
         pub region: Option<Region>,
+        /// Fixed once the provider exists: only its current value is accepted.
+        pub twilio_region: Option<TwilioRegion>,
         pub supports_call_transfer: Option<bool>,
     }
 

@@ -133,11 +133,65 @@ impl fmt::Debug for AuthToken {
     }
 }
 
-/// The Account SID and Auth Token a Twilio request is authenticated with.
+/// The Account SID and Auth Token a Twilio request is authenticated with, and the Twilio Region
+/// they belong to: a token is valid in its own Region only, so it also says which hosts are asked.
 #[derive(Debug, Clone)]
 pub struct TwilioCredentials {
     pub account_sid: AccountSid,
     pub auth_token: AuthToken,
+    pub region: TwilioRegion,
+}
+
+/// The Twilio Region that holds a customer's account data, credentials and resources (trunks,
+/// credential lists, numbers' voice configuration). Regions are separate: an auth token, a trunk
+/// or a credential list exists in one only. Not to be confused with [`Region`], the edge
+/// location of a termination URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum TwilioRegion {
+    #[default]
+    Us1,
+    Ie1,
+    Au1,
+}
+
+impl TwilioRegion {
+    pub const ALL: [TwilioRegion; 3] = [TwilioRegion::Us1, TwilioRegion::Ie1, TwilioRegion::Au1];
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == value)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Us1 => "us1",
+            Self::Ie1 => "ie1",
+            Self::Au1 => "au1",
+        }
+    }
+
+    /// The edge a termination URI uses when the request names none: the Region's own edge for
+    /// IE1 and AU1 (calls stay in the Region); None for US1 (the deployment's closest edge).
+    pub fn default_edge(self) -> Option<Region> {
+        match self {
+            Self::Us1 => None,
+            Self::Ie1 => Some(Region::Ie1),
+            Self::Au1 => Some(Region::Au1),
+        }
+    }
+
+    /// Whether the Region offers a trunk's PhoneNumbers subresource (`/v1/Trunks/{Sid}/PhoneNumbers`):
+    /// US1 only. Elsewhere a number goes on and off a trunk through its own `TrunkSid`.
+    pub fn has_trunk_phone_numbers(self) -> bool {
+        self == Self::Us1
+    }
+}
+
+impl fmt::Display for TwilioRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A SIP URI the platform receives calls on (`sip:host[:port][;params]`): the `SipUrl` of every
@@ -207,6 +261,11 @@ pub struct VoiceRouting {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^TK[a-f0-9]{32}$"))]
     pub trunk_sid: Option<TrunkSid>,
+    /// The number's inbound processing Region (Routes API `voice_region`): which Twilio Region
+    /// handles its calls. Recorded for providers in IE1 and AU1, whose import points it at
+    /// their own Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_region: Option<String>,
 }
 
 impl VoiceRouting {

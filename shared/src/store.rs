@@ -11,8 +11,8 @@ use crate::item::{
     provider_sort_key, put_new, query_prefix, repair_lease_sort_key, s, secret, sip_credential_sort_key,
 };
 use crate::model::{
-    AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, VerificationCheck,
-    VerificationStatus, VoiceRouting,
+    AccountSid, CredentialListSid, CredentialSid, OrganizationId, PhoneNumberSid, Region, TrunkSid, TwilioRegion,
+    VerificationCheck, VerificationStatus, VoiceRouting,
 };
 use crate::time::Timestamp;
 use crate::twilio::TwilioResource;
@@ -70,6 +70,7 @@ pub struct ProviderRecord {
     pub account_sid: AccountSid,
     pub auth_token: EncryptedSecret,
     pub region: Region,
+    pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
     pub trunk_sid: TrunkSid,
     /// `<label>.pstn.twilio.com`
@@ -210,6 +211,8 @@ pub struct Leftover {
     pub organization_id: OrganizationId,
     pub provider_id: Uuid,
     pub account_sid: AccountSid,
+    /// The Twilio Region the resource is in.
+    pub twilio_region: TwilioRegion,
     /// The provider's token when it was left; absent when it could not be encrypted (KMS was
     /// the failure). The sweeper prefers the live provider's current one.
     pub auth_token: Option<EncryptedSecret>,
@@ -233,6 +236,7 @@ impl Leftover {
         organization_id: OrganizationId,
         provider_id: Uuid,
         account_sid: AccountSid,
+        twilio_region: TwilioRegion,
         auth_token: Option<EncryptedSecret>,
         resource: TwilioResource,
     ) -> Self {
@@ -240,6 +244,7 @@ impl Leftover {
             organization_id,
             provider_id,
             account_sid,
+            twilio_region,
             auth_token,
             resource,
             previous_routing: None,
@@ -281,6 +286,7 @@ impl Leftover {
             ("providerId".to_owned(), s(self.provider_id.to_string())),
             (JOB_PROVIDER_ID.to_owned(), s(self.provider_id.to_string())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
+            ("twilioRegion".to_owned(), s(self.twilio_region.as_str())),
             ("kind".to_owned(), s(self.resource.kind())),
             ("sid".to_owned(), s(self.resource.sid())),
             ("createdAt".to_owned(), s(self.created_at.clone())),
@@ -323,6 +329,7 @@ impl Leftover {
             organization_id: f.organization_id("organizationId")?,
             provider_id: f.uuid("providerId")?,
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
+            twilio_region: twilio_region_of(item)?,
             auth_token: f.opt_secret("authToken")?,
             resource,
             previous_routing: f.json("previousRouting")?,
@@ -331,6 +338,15 @@ impl Leftover {
             stuck,
             record_id: f.opt_string("recordId")?.and_then(|id| Uuid::parse_str(&id).ok()),
         }))
+    }
+}
+
+/// The `twilioRegion` attribute of a provider, intent or leftover: absent on what was written
+/// before Twilio Regions were offered, which is US1's.
+fn twilio_region_of(item: &Item) -> Result<TwilioRegion, StoreError> {
+    match item.get("twilioRegion") {
+        None => Ok(TwilioRegion::Us1),
+        Some(_) => Fields(item).parsed("twilioRegion", |v| TwilioRegion::parse(v).ok_or(())),
     }
 }
 
@@ -405,6 +421,7 @@ impl ProviderRecord {
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
             ("authToken".to_owned(), secret(&self.auth_token)),
             ("region".to_owned(), s(self.region.as_str())),
+            ("twilioRegion".to_owned(), s(self.twilio_region.as_str())),
             ("supportsCallTransfer".to_owned(), AttributeValue::Bool(self.supports_call_transfer)),
             ("trunkSid".to_owned(), s(self.trunk_sid.as_str())),
             ("domainName".to_owned(), s(self.domain_name.clone())),
@@ -446,6 +463,7 @@ impl ProviderRecord {
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
             auth_token: f.secret("authToken")?,
             region: f.parsed("region", |v| Region::parse(v).ok_or(()))?,
+            twilio_region: twilio_region_of(item)?,
             supports_call_transfer: f.boolean("supportsCallTransfer")?,
             trunk_sid: f.parsed("trunkSid", TrunkSid::parse)?,
             domain_name: f.string("domainName")?,
@@ -1414,6 +1432,8 @@ impl ProviderStore {
             f.get("resources")?.as_l().map_err(|_| StoreError::Corrupt("attribute resources is not a list".into()))?;
         let (account_sid, auth_token, created_at) =
             (f.parsed("accountSid", AccountSid::parse)?, f.opt_secret("authToken")?, f.timestamp("createdAt")?);
+        // The earlier format predates Twilio Regions: every such resource is US1's.
+        let region = TwilioRegion::Us1;
         let mut leftovers = Vec::with_capacity(list.len());
         for entry in list {
             let entry = Fields(entry.as_m().map_err(|_| StoreError::Corrupt("a resource is not a map".into()))?);
@@ -1427,7 +1447,7 @@ impl ProviderStore {
             };
             leftovers.push(Leftover {
                 created_at: created_at.clone(),
-                ..Leftover::new(org.clone(), provider_id, account_sid.clone(), auth_token.clone(), resource)
+                ..Leftover::new(org.clone(), provider_id, account_sid.clone(), region, auth_token.clone(), resource)
             });
         }
         // Each written only where no record of its own exists (a newer one keeps its routing).
@@ -1498,6 +1518,7 @@ mod tests {
             organization_id: org,
             provider_id: Uuid::nil(),
             account_sid: AccountSid::parse(&format!("AC{}", "2".repeat(32))).unwrap(),
+            twilio_region: TwilioRegion::Au1,
             auth_token: None,
             resource: TwilioResource::Trunk { trunk_sid: trunk_sid.clone() },
             previous_routing: None,

@@ -242,6 +242,7 @@ impl IncomingPhoneNumber {
             status_callback_method: set(&self.status_callback_method),
             voice_application_sid: set(&self.voice_application_sid),
             trunk_sid: self.trunk_sid.clone(),
+            voice_region: None,
         }
     }
 }
@@ -313,8 +314,7 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct TwilioClient {
     http: Pool,
-    api_base_url: String,
-    trunking_base_url: String,
+    hosts: TwilioConfig,
     request_timeout: Duration,
     retry: RetryPolicy,
 }
@@ -328,13 +328,7 @@ impl TwilioClient {
     }
 
     pub fn with_limits(config: &TwilioConfig, request_timeout: Duration, retry: RetryPolicy) -> Self {
-        Self {
-            http: Pool::new(request_timeout, Pool::STALE_AFTER),
-            api_base_url: config.api_base_url.clone(),
-            trunking_base_url: config.trunking_base_url.clone(),
-            request_timeout,
-            retry,
-        }
+        Self { http: Pool::new(request_timeout, Pool::STALE_AFTER), hosts: config.clone(), request_timeout, retry }
     }
 
     /// The same client, whose pooled connections are not reused after `idle` without a request
@@ -344,12 +338,19 @@ impl TwilioClient {
         self
     }
 
+    /// A 2010 API URL of the account, on its Region's host.
     fn account_url(&self, creds: &TwilioCredentials, rest: &str) -> String {
-        format!("{}/2010-04-01/Accounts/{}{rest}", self.api_base_url, creds.account_sid)
+        format!("{}/2010-04-01/Accounts/{}{rest}", self.hosts.hosts(creds.region).api_base_url, creds.account_sid)
     }
 
-    fn trunking_url(&self, rest: &str) -> String {
-        format!("{}/v1/{rest}", self.trunking_base_url)
+    /// A number's Routes URL (inbound processing Region), on the credentials' Region's host.
+    fn routes_url(&self, creds: &TwilioCredentials, phone_number: &str) -> String {
+        format!("{}/v2/PhoneNumbers/{phone_number}", self.hosts.hosts(creds.region).routes_base_url)
+    }
+
+    /// An Elastic SIP Trunking URL, on the credentials' Region's host.
+    fn trunking_url(&self, creds: &TwilioCredentials, rest: &str) -> String {
+        format!("{}/v1/{rest}", self.hosts.hosts(creds.region).trunking_base_url)
     }
 
     /// `GET /2010-04-01/Accounts/{Sid}.json`: also how credentials are validated.
@@ -367,12 +368,12 @@ impl TwilioClient {
     ) -> Result<Trunk, TwilioError> {
         let form =
             [("FriendlyName", friendly_name), ("DomainName", domain_name), ("TransferMode", transfer_mode.as_str())];
-        self.json(creds, Method::POST, self.trunking_url("Trunks"), &form).await
+        self.json(creds, Method::POST, self.trunking_url(creds, "Trunks"), &form).await
     }
 
     /// `GET /v1/Trunks/{Sid}`
     pub async fn fetch_trunk(&self, creds: &TwilioCredentials, trunk_sid: &TrunkSid) -> Result<Trunk, TwilioError> {
-        self.json(creds, Method::GET, self.trunking_url(&format!("Trunks/{trunk_sid}")), &[]).await
+        self.json(creds, Method::GET, self.trunking_url(creds, &format!("Trunks/{trunk_sid}")), &[]).await
     }
 
     /// `POST /v1/Trunks/{Sid}` with `TransferMode`.
@@ -383,12 +384,12 @@ impl TwilioClient {
         transfer_mode: TransferMode,
     ) -> Result<Trunk, TwilioError> {
         let form = [("TransferMode", transfer_mode.as_str())];
-        self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}")), &form).await
+        self.json(creds, Method::POST, self.trunking_url(creds, &format!("Trunks/{trunk_sid}")), &form).await
     }
 
     /// `DELETE /v1/Trunks/{Sid}`
     pub async fn delete_trunk(&self, creds: &TwilioCredentials, trunk_sid: &TrunkSid) -> Result<(), TwilioError> {
-        self.no_content(creds, Method::DELETE, self.trunking_url(&format!("Trunks/{trunk_sid}"))).await
+        self.no_content(creds, Method::DELETE, self.trunking_url(creds, &format!("Trunks/{trunk_sid}"))).await
     }
 
     /// `POST /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists.json`
@@ -455,7 +456,8 @@ impl TwilioClient {
             ("Priority", OriginationTarget::PRIORITY),
             ("Weight", OriginationTarget::WEIGHT),
         ];
-        self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}/OriginationUrls")), &form).await
+        self.json(creds, Method::POST, self.trunking_url(creds, &format!("Trunks/{trunk_sid}/OriginationUrls")), &form)
+            .await
     }
 
     /// `POST /v1/Trunks/{TrunkSid}/OriginationUrls/{Sid}`: points an existing origination URL at
@@ -468,7 +470,7 @@ impl TwilioClient {
         target: OriginationTarget<'_>,
     ) -> Result<OriginationUrl, TwilioError> {
         let form = [("SipUrl", target.sip_url), ("Enabled", "true")];
-        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/OriginationUrls/{sid}"));
+        let url = self.trunking_url(creds, &format!("Trunks/{trunk_sid}/OriginationUrls/{sid}"));
         self.json(creds, Method::POST, url, &form).await
     }
 
@@ -479,7 +481,7 @@ impl TwilioClient {
         trunk_sid: &TrunkSid,
         max_items: usize,
     ) -> Result<Vec<OriginationUrl>, TwilioError> {
-        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/OriginationUrls?PageSize=100"));
+        let url = self.trunking_url(creds, &format!("Trunks/{trunk_sid}/OriginationUrls?PageSize=100"));
         self.list_all(creds, url, "origination_urls", max_items).await
     }
 
@@ -491,7 +493,8 @@ impl TwilioClient {
         list_sid: &CredentialListSid,
     ) -> Result<TrunkCredentialList, TwilioError> {
         let form = [("CredentialListSid", list_sid.as_str())];
-        self.json(creds, Method::POST, self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists")), &form).await
+        self.json(creds, Method::POST, self.trunking_url(creds, &format!("Trunks/{trunk_sid}/CredentialLists")), &form)
+            .await
     }
 
     /// `DELETE /v1/Trunks/{TrunkSid}/CredentialLists/{Sid}`
@@ -504,14 +507,14 @@ impl TwilioClient {
         self.no_content(
             creds,
             Method::DELETE,
-            self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists/{list_sid}")),
+            self.trunking_url(creds, &format!("Trunks/{trunk_sid}/CredentialLists/{list_sid}")),
         )
         .await
     }
 
     /// `GET /v1/Trunks`, every page (at most `max_items`).
     pub async fn list_trunks(&self, creds: &TwilioCredentials, max_items: usize) -> Result<Vec<Trunk>, TwilioError> {
-        self.list_all(creds, self.trunking_url("Trunks?PageSize=100"), "trunks", max_items).await
+        self.list_all(creds, self.trunking_url(creds, "Trunks?PageSize=100"), "trunks", max_items).await
     }
 
     /// `GET /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists.json`, every page (at most `max_items`).
@@ -573,6 +576,38 @@ impl TwilioClient {
         self.json(creds, Method::POST, url, &[("VoiceApplicationSid", application_sid)]).await
     }
 
+    /// `GET /v2/PhoneNumbers/{PhoneNumber}` (Routes, on the credentials' Region's host): the
+    /// Region that processes the number's calls. A number never given one is answered 404 and
+    /// is processed in US1.
+    pub async fn fetch_voice_region(
+        &self,
+        creds: &TwilioCredentials,
+        phone_number: &str,
+    ) -> Result<String, TwilioError> {
+        #[derive(Deserialize)]
+        struct Routes {
+            #[serde(default)]
+            voice_region: Option<String>,
+        }
+        match self.json::<Routes>(creds, Method::GET, self.routes_url(creds, phone_number), &[]).await {
+            Ok(routes) => Ok(routes.voice_region.filter(|r| !r.is_empty()).unwrap_or_else(|| "us1".to_owned())),
+            Err(e) if e.is_not_found() => Ok("us1".to_owned()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /v2/PhoneNumbers/{PhoneNumber}` with `VoiceRegion`: the Region that processes the
+    /// number's calls from now on (Twilio takes up to five minutes to apply it).
+    pub async fn set_voice_region(
+        &self,
+        creds: &TwilioCredentials,
+        phone_number: &str,
+        voice_region: &str,
+    ) -> Result<(), TwilioError> {
+        let url = self.routes_url(creds, phone_number);
+        self.json::<serde_json::Value>(creds, Method::POST, url, &[("VoiceRegion", voice_region)]).await.map(drop)
+    }
+
     /// `GET /2010-04-01/Accounts/{AccountSid}/Applications/{Sid}.json`
     pub async fn fetch_application(
         &self,
@@ -583,31 +618,42 @@ impl TwilioClient {
         self.json(creds, Method::GET, url, &[]).await
     }
 
-    /// `POST /v1/Trunks/{TrunkSid}/PhoneNumbers`
+    /// Puts a number on the trunk: its own `TrunkSid` (UpdateIncomingPhoneNumber), the way that
+    /// works in every Region and moves it off whatever it was on in one update.
     pub async fn attach_phone_number(
         &self,
         creds: &TwilioCredentials,
         trunk_sid: &TrunkSid,
         number_sid: &PhoneNumberSid,
     ) -> Result<(), TwilioError> {
-        let form = [("PhoneNumberSid", number_sid.as_str())];
-        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers"));
-        self.json::<serde_json::Value>(creds, Method::POST, url, &form).await.map(drop)
+        self.move_number_to_trunk(creds, number_sid, trunk_sid).await.map(drop)
     }
 
-    /// `DELETE /v1/Trunks/{TrunkSid}/PhoneNumbers/{Sid}`
+    /// Takes a number off the trunk, leaving its voice URL (if any) to route it. US1: `DELETE
+    /// /v1/Trunks/{TrunkSid}/PhoneNumbers/{Sid}`. IE1 and AU1 have no such subresource: an
+    /// empty `TrunkSid` in the number's own update, sent only while the number is on this
+    /// trunk (an empty value clears whatever trunk it is on, the customer's own included);
+    /// a number no longer on the trunk is answered 404, as the subresource would.
     pub async fn detach_phone_number(
         &self,
         creds: &TwilioCredentials,
         trunk_sid: &TrunkSid,
         number_sid: &PhoneNumberSid,
     ) -> Result<(), TwilioError> {
-        self.no_content(
-            creds,
-            Method::DELETE,
-            self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers/{number_sid}")),
-        )
-        .await
+        if creds.region.has_trunk_phone_numbers() {
+            let url = self.trunking_url(creds, &format!("Trunks/{trunk_sid}/PhoneNumbers/{number_sid}"));
+            return self.no_content(creds, Method::DELETE, url).await;
+        }
+        let number = self.fetch_incoming_number(creds, number_sid).await?;
+        if number.trunk_sid.as_ref() != Some(trunk_sid) {
+            return Err(TwilioError::Api {
+                status: 404,
+                code: Some(20404),
+                message: "the number is not on the trunk".to_owned(),
+            });
+        }
+        let url = self.account_url(creds, &format!("/IncomingPhoneNumbers/{number_sid}.json"));
+        self.json::<serde_json::Value>(creds, Method::POST, url, &[("TrunkSid", "")]).await.map(drop)
     }
 
     /// `GET /2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{Sid}.json`
@@ -638,20 +684,27 @@ impl TwilioClient {
         trunk_sid: &TrunkSid,
         max_items: usize,
     ) -> Result<Vec<TrunkCredentialList>, TwilioError> {
-        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/CredentialLists?PageSize=100"));
+        let url = self.trunking_url(creds, &format!("Trunks/{trunk_sid}/CredentialLists?PageSize=100"));
         self.list_all(creds, url, "credential_lists", max_items).await
     }
 
-    /// `GET /v1/Trunks/{TrunkSid}/PhoneNumbers`, every page (the numbers' SIDs).
+    /// The numbers on a trunk (at most `max_items`): the account's incoming numbers whose
+    /// `trunk_sid` is the trunk's, read in pages of 1,000 (Twilio's largest). The trunk's own
+    /// PhoneNumbers list exists in US1 only; this works in every Region.
     pub async fn list_trunk_phone_numbers(
         &self,
         creds: &TwilioCredentials,
         trunk_sid: &TrunkSid,
         max_items: usize,
     ) -> Result<Vec<TrunkPhoneNumber>, TwilioError> {
-        // Twilio's largest page: a trunk with 10,000 numbers is read in 10 requests.
-        let url = self.trunking_url(&format!("Trunks/{trunk_sid}/PhoneNumbers?PageSize=1000"));
-        self.list_all(creds, url, "phone_numbers", max_items).await
+        let url = self.account_url(creds, "/IncomingPhoneNumbers.json?PageSize=1000");
+        let numbers: Vec<IncomingPhoneNumber> = self.list_all(creds, url, "incoming_phone_numbers", usize::MAX).await?;
+        Ok(numbers
+            .into_iter()
+            .filter(|n| n.trunk_sid.as_ref() == Some(trunk_sid))
+            .take(max_items)
+            .map(|n| TrunkPhoneNumber { sid: n.sid, phone_number: Some(n.phone_number) })
+            .collect())
     }
 
     /// Removes a resource the service created; already gone (404) counts as removed.
@@ -685,11 +738,7 @@ impl TwilioClient {
         key: &str,
         max_items: usize,
     ) -> Result<Vec<T>, TwilioError> {
-        let base = if first_page_url.starts_with(&self.trunking_base_url) {
-            &self.trunking_base_url
-        } else {
-            &self.api_base_url
-        };
+        let base = self.base_of(&first_page_url).to_owned();
         let mut items = Vec::new();
         let mut next = Some(first_page_url);
         while let Some(url) = next.take() {
@@ -711,6 +760,18 @@ impl TwilioClient {
             next = link.and_then(path_and_query).map(|path| format!("{base}{path}"));
         }
         Ok(items)
+    }
+
+    /// The configured base URL a URL was built on (the longest that prefixes it): where the
+    /// next pages of a list are asked for.
+    fn base_of(&self, url: &str) -> &str {
+        let hosts = &self.hosts;
+        [&hosts.us1, &hosts.ie1, &hosts.au1]
+            .into_iter()
+            .flat_map(|h| [h.api_base_url.as_str(), h.trunking_base_url.as_str(), h.routes_base_url.as_str()])
+            .filter(|base| url.starts_with(base))
+            .max_by_key(|base| base.len())
+            .unwrap_or_default()
     }
 
     async fn json<T: DeserializeOwned>(
@@ -1029,8 +1090,7 @@ mod tests {
 
     #[test]
     fn backoff_stays_within_the_cap() {
-        let config =
-            TwilioConfig { api_base_url: "http://127.0.0.1:9".into(), trunking_base_url: "http://127.0.0.1:9".into() };
+        let config = TwilioConfig::everywhere("http://127.0.0.1:9");
         let client = TwilioClient::new(&config);
         for attempt in 1..20 {
             assert!(client.backoff(attempt) <= client.retry.max_delay);
@@ -1056,13 +1116,13 @@ mod tests {
     /// tokens): it reaches responses, stored errors and logs.
     #[tokio::test]
     async fn transport_errors_carry_no_url() {
-        let config =
-            TwilioConfig { api_base_url: "http://127.0.0.1:9".into(), trunking_base_url: "http://127.0.0.1:9".into() };
+        let config = TwilioConfig::everywhere("http://127.0.0.1:9");
         let client = TwilioClient::new(&config);
         let sid = format!("AC{}", "d".repeat(32));
         let creds = crate::model::TwilioCredentials {
             account_sid: crate::model::AccountSid::parse(&sid).unwrap(),
             auth_token: crate::model::AuthToken::parse(&"e".repeat(32)).unwrap(),
+            region: Default::default(),
         };
         let error = client.fetch_account(&creds).await.expect_err("nothing listens on port 9");
         let text = format!("{error} {error:?}");
@@ -1106,11 +1166,12 @@ mod tests {
     #[tokio::test]
     async fn a_post_after_a_pause_does_not_go_out_on_a_stale_connection() {
         let (base, connections) = closing_idle_server(Duration::from_millis(1500)).await;
-        let config = TwilioConfig { api_base_url: base.clone(), trunking_base_url: base.clone() };
+        let config = TwilioConfig::everywhere(&base);
         let client = TwilioClient::new(&config).with_stale_connections_after(Duration::from_secs(1));
         let creds = crate::model::TwilioCredentials {
             account_sid: crate::model::AccountSid::parse(&format!("AC{}", "d".repeat(32))).unwrap(),
             auth_token: crate::model::AuthToken::parse(&"e".repeat(32)).unwrap(),
+            region: Default::default(),
         };
         let url = format!("{base}/v1/Trunks");
         client.send(&creds, Method::POST, &url, &[("FriendlyName", "a")]).await.expect("the first POST");

@@ -2,7 +2,11 @@
 //! format: form-encoded PascalCase requests, snake_case JSON responses, the `.json` suffix on
 //! the 2010 API, HTTP Basic auth with Account SID and Auth Token, and error bodies
 //! `{code, message, more_info, status}`. One server answers for both api.twilio.com and
-//! trunking.twilio.com (their paths do not overlap).
+//! trunking.twilio.com (their paths do not overlap) of one Twilio Region: a test starts one
+//! per Region ([`FakeTwilio::start_in`]), each with its own state, as Twilio's Regions are
+//! separate (an account has a token of its own in each, and a number a voice configuration of
+//! its own in each). Outside US1 the trunk's PhoneNumbers subresource does not exist, and an
+//! empty `TrunkSid` or `VoiceApplicationSid` clears the field (see the README).
 //!
 //! Tests can inject a failure, a delay or a 429 at any named step, add latency to every call,
 //! and read the state and a request log.
@@ -80,6 +84,11 @@ pub struct IncomingNumber {
     pub voice_url: Option<String>,
     pub voice_application_sid: Option<String>,
     pub voice_config: VoiceConfig,
+    /// Its inbound processing Region as set through the Routes API; None: never set (Twilio
+    /// answers 404 and processes its calls in US1). Twilio keeps one for the number across
+    /// Regions; the fake keeps it in the Region whose Routes host set it, the only one the
+    /// service asks.
+    pub voice_region: Option<String>,
 }
 
 /// The rest of a number's voice configuration, as Twilio holds it.
@@ -171,6 +180,8 @@ pub struct LoggedRequest {
 
 #[derive(Debug, Default)]
 pub struct FakeState {
+    /// The Twilio Region this server is (`us1`, `ie1`, `au1`).
+    pub region: String,
     pub accounts: BTreeMap<String, Account>,
     pub trunks: BTreeMap<String, Trunk>,
     pub credential_lists: BTreeMap<String, CredentialList>,
@@ -209,9 +220,18 @@ impl FakeTwilio {
         Self::start_on("127.0.0.1:0".parse().expect("static address")).await
     }
 
+    /// Starts a fake of another Twilio Region on an ephemeral loopback port.
+    pub async fn start_in(region: &str) -> Self {
+        Self::start_on_in("127.0.0.1:0".parse().expect("static address"), region).await
+    }
+
     pub async fn start_on(addr: SocketAddr) -> Self {
+        Self::start_on_in(addr, "us1").await
+    }
+
+    pub async fn start_on_in(addr: SocketAddr, region: &str) -> Self {
         quiet_connection_drops();
-        let state = Arc::new(Mutex::new(FakeState::default()));
+        let state = Arc::new(Mutex::new(FakeState { region: region.to_owned(), ..FakeState::default() }));
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake Twilio");
         let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
         let app = Router::new().fallback(dispatch).with_state(state.clone());
@@ -306,6 +326,7 @@ impl FakeTwilio {
                 voice_url: voice_url.map(str::to_owned),
                 voice_application_sid: None,
                 voice_config: VoiceConfig::default(),
+                voice_region: None,
             },
         );
         sid
@@ -317,7 +338,8 @@ impl FakeTwilio {
     }
 
     /// Injects a fault at a named step (see [`step_of`] for the names) for the next `times`
-    /// calls, or for every call when `times` is None.
+    /// calls, or for every call when `times` is None. `"{step} {Param}={value}"` narrows it to
+    /// the calls that send that form parameter with that value.
     pub fn inject(&self, step: &str, action: FaultAction, times: Option<u32>) {
         self.state().faults.push(Fault { step: step.into(), action, remaining: times });
     }
@@ -426,6 +448,8 @@ pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
         ("GET", ["v1", "Trunks", _, "OriginationUrls", _]) => "fetch_origination_url",
         ("POST", ["v1", "Trunks", _, "OriginationUrls", _]) => "update_origination_url",
         ("DELETE", ["v1", "Trunks", _, "OriginationUrls", _]) => "delete_origination_url",
+        ("GET", ["v2", "PhoneNumbers", _]) => "fetch_voice_region",
+        ("POST", ["v2", "PhoneNumbers", _]) => "update_voice_region",
         _ => return None,
     })
 }
@@ -473,8 +497,15 @@ async fn dispatch(
     let segments: Vec<&str> = owned_segments.iter().map(String::as_str).collect();
     let step = step_of(&method, &segments).unwrap_or("unknown");
 
-    // Twilio's spec first: an unknown parameter or a value its schema refuses is a 400.
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    // Twilio's spec first: an unknown parameter or a value its schema refuses is a 400. Outside
+    // US1 an empty TrunkSid or VoiceApplicationSid clears the field (Twilio's own clients send
+    // empty values so; the spec's pattern does not show it): the one way off a trunk there.
+    let mut form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    if step == "update_incoming_number" && state.lock().expect("lock").region != "us1" {
+        form.retain(|(name, value)| {
+            !(value.is_empty() && ["TrunkSid", "VoiceApplicationSid"].contains(&name.as_str()))
+        });
+    }
     let problems = crate::twilio_spec::check(method.as_str(), &path, uri.query(), &form);
     if !problems.is_empty() {
         let code = if problems.iter().any(|p| p.contains("PageSize")) { 20007 } else { 20001 };
@@ -496,7 +527,15 @@ async fn dispatch(
     let (latency, fault) = {
         let mut st = state.lock().expect("lock");
         let mut fault = None;
-        if let Some(index) = st.faults.iter().position(|f| f.step == step) {
+        // A fault names a step, or a step and one form parameter it sets (`update_incoming_number
+        // TrunkSid=TK…`): the number's own update is how it goes on a trunk and off it again.
+        let matches = |fault: &Fault| {
+            fault.step == step
+                || fault.step.strip_prefix(step).and_then(|rest| rest.strip_prefix(' ')).is_some_and(|param| {
+                    form.iter().any(|(name, value)| param.split_once('=') == Some((name.as_str(), value.as_str())))
+                })
+        };
+        if let Some(index) = st.faults.iter().position(matches) {
             let f = &mut st.faults[index];
             fault = Some(f.action.clone());
             match &mut f.remaining {
@@ -760,6 +799,8 @@ fn handle(
     }
 
     match (method.as_str(), segments) {
+        // Twilio offers a trunk's PhoneNumbers subresource in US1 only.
+        (_, ["v1", "Trunks", _, "PhoneNumbers", ..]) if st.region != "us1" => not_found(path),
         ("GET", ["2010-04-01", "Accounts", _]) => json_response(
             StatusCode::OK,
             json!({
@@ -1177,6 +1218,32 @@ fn handle(
             }
             let number = number.clone();
             json_response(StatusCode::OK, number_json(&number))
+        }
+
+        // --- Routes: a number's inbound processing Region ---
+        (method @ ("GET" | "POST"), ["v2", "PhoneNumbers", e164]) => {
+            let Some(number) =
+                st.incoming_numbers.values_mut().find(|n| n.account_sid == me && n.phone_number == *e164)
+            else {
+                return not_found(path);
+            };
+            if method == "POST" {
+                match form.get("VoiceRegion").map(String::as_str) {
+                    Some(region @ ("us1" | "ie1" | "au1")) => number.voice_region = Some(region.to_owned()),
+                    Some(_) => return twilio_error(400, 20001, "Invalid parameter VoiceRegion"),
+                    None => {}
+                }
+            }
+            let Some(voice_region) = number.voice_region.clone() else { return not_found(path) };
+            json_response(
+                StatusCode::OK,
+                json!({
+                    "phone_number": number.phone_number, "url": format!("{base}{path}"),
+                    "sid": format!("QQ{}", &number.sid[2..]), "account_sid": me,
+                    "friendly_name": Value::Null, "voice_region": voice_region,
+                    "date_created": now(), "date_updated": now(),
+                }),
+            )
         }
         _ => not_found(path),
     }

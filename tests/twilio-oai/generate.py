@@ -3,8 +3,9 @@ documents that the service and the fake Twilio use, with the schema of every pat
 form parameter ($refs resolved). The fake checks every request against it, so a fresh clone's
 tests need nothing outside the repository.
 
-Usage: python3 tests/twilio-oai/generate.py [DIR]   (DIR: where twilio_api_v2010.json and
-twilio_trunking_v1.json are; default ../shared/twilio-oai beside the repository)
+Usage: python3 tests/twilio-oai/generate.py [DIR]   (DIR: where twilio_api_v2010.json,
+twilio_trunking_v1.json and twilio_routes_v2.json are; default ../shared/twilio-oai beside the
+repository)
 """
 
 import json
@@ -33,6 +34,9 @@ USED = {
         "/v1/Trunks/{TrunkSid}/PhoneNumbers/{Sid}",
         "/v1/Trunks/{TrunkSid}/OriginationUrls",
         "/v1/Trunks/{TrunkSid}/OriginationUrls/{Sid}",
+    ],
+    "twilio_routes_v2.json": [
+        "/v2/PhoneNumbers/{PhoneNumber}",
     ],
 }
 KEPT = ["type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "format"]

@@ -33,10 +33,7 @@ async fn start() -> Env {
     tools::bootstrap::bootstrap(&aws, &storage).await.unwrap();
     tools::bootstrap::bootstrap(&aws, &storage).await.expect("bootstrap is idempotent");
     let fake = FakeTwilio::start().await;
-    let twilio = TwilioClient::new(&TwilioConfig {
-        api_base_url: fake.base_url.clone(),
-        trunking_base_url: fake.base_url.clone(),
-    });
+    let twilio = TwilioClient::new(&TwilioConfig::everywhere(&fake.base_url));
     let services =
         Services::new(&aws, &storage, twilio, Region::Us1, SipUri::parse("sip:sip.voice.example.com").unwrap());
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);

@@ -83,6 +83,7 @@ pub async fn record_for_sweeper(
                     record.organization_id.clone(),
                     record.id,
                     record.account_sid.clone(),
+                    record.twilio_region,
                     Some(record.auth_token.clone()),
                     resource.clone(),
                 )
@@ -137,7 +138,7 @@ pub async fn remove_or_record(
         .into_iter()
         .map(|resource| {
             let (org, account) = (owner.organization_id.clone(), creds.account_sid.clone());
-            Leftover::new(org, owner.provider_id, account, auth_token.clone(), resource)
+            Leftover::new(org, owner.provider_id, account, creds.region, auth_token.clone(), resource)
         })
         .collect();
     if let Err(e) = record_leftovers(services, &leftovers).await {

@@ -54,7 +54,11 @@ pub async fn create_provider(
     command: CreateTwilioProvider,
     deadlines: Deadlines,
 ) -> Result<ProviderRecord, ApiError> {
-    let creds = TwilioCredentials { account_sid: command.account_sid.clone(), auth_token: command.auth_token.clone() };
+    let creds = TwilioCredentials {
+        account_sid: command.account_sid.clone(),
+        auth_token: command.auth_token.clone(),
+        region: command.twilio_region,
+    };
     // The organization's duplicate first: milliseconds, and no Twilio call for it.
     if services.store.account_in_use(&organization_id, &creds.account_sid).await? {
         return Err(account_taken(&creds));
@@ -66,7 +70,7 @@ pub async fn create_provider(
         tokio::join!(services.twilio.fetch_account(&creds), services.envelope.generate_data_key(&owner))
     })
     .await;
-    let account_check = account.map_err(credential_error).and_then(check_account)?;
+    let account_check = account.map_err(|e| credential_error(creds.region, e)).and_then(check_account)?;
     let data_key = data_key?;
     let names = NewNames::for_provider(provider_id);
     let new = NewResources {
@@ -77,6 +81,7 @@ pub async fn create_provider(
     let intent = Intent::now(
         IntentKey::new(organization_id.clone(), provider_id),
         creds.account_sid.clone(),
+        creds.region,
         data_key.seal(SecretKind::AuthToken, creds.auth_token.expose()),
         Change::NewResources(new),
     );
@@ -208,7 +213,7 @@ async fn provision(
 
     let data_key = start.data_key;
     let now = Timestamp::now();
-    let region = command.region.unwrap_or(saga.services.default_region);
+    let region = command.region.or(command.twilio_region.default_edge()).unwrap_or(saga.services.default_region);
     let checks = vec![
         credentials_passed(),
         start.account_check,
@@ -236,6 +241,7 @@ async fn provision(
         account_sid: creds.account_sid.clone(),
         auth_token: start.intent.auth_token.clone(),
         region,
+        twilio_region: command.twilio_region,
         supports_call_transfer: command.supports_call_transfer,
         trunk_sid: trunk.sid.clone(),
         domain_name: domain_name(&domain_label),
@@ -386,9 +392,10 @@ fn check_account(account: Account) -> Result<VerificationCheck, ApiError> {
 
 /// The account fetch validates the credentials: a rejection (or an account Twilio does not
 /// know) is a 422 saying what Twilio's 401 can mean.
-fn credential_error(e: TwilioError) -> ApiError {
+fn credential_error(region: shared::model::TwilioRegion, e: TwilioError) -> ApiError {
     match e.kind() {
-        TwilioErrorKind::NotFound | TwilioErrorKind::Rejected => problems::rejected(
+        TwilioErrorKind::NotFound | TwilioErrorKind::Rejected => problems::rejected_in(
+            region,
             "Check both in the Twilio Console (Account Info), and that the account is active, then try again.",
         ),
         _ => twilio_problem("reading the account", e),

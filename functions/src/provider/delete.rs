@@ -98,7 +98,13 @@ pub async fn continue_deletion(
 /// again continues those, by design; the queue retries passing ones itself).
 async fn run_step(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
     let key = IntentKey::deletion(record.organization_id.clone(), record.id);
-    let intent = Intent::now(key, record.account_sid.clone(), record.auth_token.clone(), IntentChange::Deletion);
+    let intent = Intent::now(
+        key,
+        record.account_sid.clone(),
+        record.twilio_region,
+        record.auth_token.clone(),
+        IntentChange::Deletion,
+    );
     services.store.record_intent(&intent).await?;
     let id = record.id;
     let result = step(services, record).await;

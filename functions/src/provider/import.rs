@@ -12,7 +12,7 @@ use shared::ApiError;
 use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers, ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
-use shared::model::{OrganizationId, PhoneNumberSid, TwilioCredentials, VoiceRouting};
+use shared::model::{OrganizationId, PhoneNumberSid, TwilioCredentials, TwilioRegion, VoiceRouting};
 use shared::store::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::{IncomingPhoneNumber, TwilioResource};
 use std::collections::HashSet;
@@ -147,7 +147,17 @@ async fn attach_and_store(
     reservation: Uuid,
 ) -> Result<PhoneNumberRecord, (&'static str, String)> {
     let sid = &number.sid;
-    let previous = number.voice_routing();
+    let mut previous = number.voice_routing();
+    // Outside US1 import also points the number's calls at the provider's Region: what it
+    // pointed at before is recorded with the rest, to be given back.
+    if creds.region != TwilioRegion::Us1 {
+        let region = services
+            .twilio
+            .fetch_voice_region(creds, &number.phone_number)
+            .await
+            .map_err(|e| ("twilio_error", format!("Could not read the number's inbound processing Region: {e}")))?;
+        previous.voice_region = Some(region);
+    }
     let sealed = if previous.has_urls() {
         let key = data_key
             .get_or_try_init(|| async { services.envelope.generate_data_key(&owner_of(provider)).await })
@@ -180,6 +190,7 @@ async fn attach_and_store(
     let intent = Intent::now(
         IntentKey::new(org.clone(), provider.id),
         provider.account_sid.clone(),
+        provider.twilio_region,
         provider.auth_token.clone(),
         Change::Attach {
             trunk_sid: provider.trunk_sid.clone(),
@@ -223,6 +234,22 @@ async fn attach_recorded(
             undo_attach(services, creds, provider, record, previous).await;
         }
         return Err(("twilio_error", format!("Could not put the number on the trunk: {e}")));
+    }
+    // The Region's own configuration of the number now routes to the trunk; from here its
+    // calls are processed there.
+    if creds.region != TwilioRegion::Us1 {
+        let routed = within(
+            attach_deadline,
+            services.twilio.set_voice_region(creds, &record.phone_number, creds.region.as_str()),
+        )
+        .await;
+        if let Err(e) = routed {
+            undo_attach(services, creds, provider, record, previous).await;
+            return Err((
+                "twilio_error",
+                format!("Could not have the number's calls processed in Twilio Region {}: {e}", creds.region),
+            ));
+        }
     }
     if let Err(store_error) = services.store.insert_number(org, record, Some(intent)).await {
         // Not stored: take it back off the trunk so Twilio matches the table.

@@ -166,7 +166,7 @@ async fn open_credentials(
     })?;
     let auth_token = AuthToken::parse(secret.expose_secret())
         .map_err(|_| Unresolved::Stuck("the stored token is not a token".into()))?;
-    Ok(TwilioCredentials { account_sid: intent.account_sid.clone(), auth_token })
+    Ok(TwilioCredentials { account_sid: intent.account_sid.clone(), auth_token, region: intent.twilio_region })
 }
 
 /// The intent's resources that exist: those known by SID, and those found by their unique names.
@@ -256,6 +256,7 @@ async fn record(
                 intent.key.organization_id.clone(),
                 intent.key.provider_id,
                 intent.account_sid.clone(),
+                intent.twilio_region,
                 Some(token.clone()),
                 resource,
             )

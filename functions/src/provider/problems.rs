@@ -2,6 +2,7 @@
 //! used by every handler.
 
 use shared::ApiError;
+use shared::model::TwilioRegion;
 use shared::twilio::{CODE_CREDENTIAL_LIST_LIMIT, CODE_TRUNK_LIMIT, TwilioError, TwilioErrorKind};
 
 /// What Twilio's 401/20003 means: Twilio does not say which of these it is.
@@ -14,6 +15,19 @@ pub const DENIED_OR_SUSPENDED: &str = "Twilio also answers this for a suspended 
 /// 422 for credentials Twilio rejects, with what to do.
 pub fn rejected(what_to_do: &str) -> ApiError {
     ApiError::Unprocessable { title: "Twilio rejected the credentials", detail: format!("{REJECTED} {what_to_do}") }
+}
+
+/// 422 for credentials Twilio rejects in a Twilio Region: a token is valid in its own Region
+/// only, so a rejection may mean the account's token belongs to another one.
+pub fn rejected_in(region: TwilioRegion, what_to_do: &str) -> ApiError {
+    let others: Vec<&str> = TwilioRegion::ALL.iter().filter(|r| **r != region).map(|r| r.as_str()).collect();
+    ApiError::Unprocessable {
+        title: "Twilio rejected the credentials",
+        detail: format!(
+            "{REJECTED} They were tried in Twilio Region {region} (twilioRegion): an Auth Token is valid only in the Region it was made in, so a token of the account's {} Region is rejected here; send twilioRegion with that Region. {what_to_do}",
+            others.join(" or ")
+        ),
+    }
 }
 
 /// A Twilio failure while doing `operation` (a gerund phrase: "creating SIP trunks").

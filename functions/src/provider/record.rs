@@ -51,7 +51,7 @@ pub async fn stored_credentials(services: &Services, record: &ProviderRecord) ->
     )?;
     let auth_token = AuthToken::parse(secrecy::ExposeSecret::expose_secret(&token))
         .map_err(|_| ApiError::internal("a stored auth token does not have the auth token format"))?;
-    Ok(TwilioCredentials { account_sid: record.account_sid.clone(), auth_token })
+    Ok(TwilioCredentials { account_sid: record.account_sid.clone(), auth_token, region: record.twilio_region })
 }
 
 /// A Twilio failure while `operation` (a gerund phrase) with the stored credentials; a 401

@@ -20,7 +20,7 @@ use secrecy::ExposeSecret;
 use shared::ApiError;
 use shared::crypto::{CryptoError, DataKey, EncryptedSecret, SecretKind, SecretOwner};
 use shared::dto::RemovedNumber;
-use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, VoiceRouting};
+use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, TwilioRegion, VoiceRouting};
 use shared::store::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError, TwilioResource};
 use uuid::Uuid;
@@ -152,6 +152,7 @@ pub async fn remove_number(
     let intent = Intent::now(
         IntentKey::new(org.clone(), id),
         record.account_sid.clone(),
+        record.twilio_region,
         record.auth_token.clone(),
         Change::Removal { number_id },
     );
@@ -278,8 +279,12 @@ pub async fn release_with(
 /// import changes only the trunk (Twilio drops an application then), so any other difference
 /// from the routing before import is the customer's own change.
 pub fn voice_fields_as_imported(now: &VoiceRouting, previous: &VoiceRouting) -> bool {
-    let fields =
-        |routing: &VoiceRouting| VoiceRouting { voice_application_sid: None, trunk_sid: None, ..routing.clone() };
+    let fields = |routing: &VoiceRouting| VoiceRouting {
+        voice_application_sid: None,
+        trunk_sid: None,
+        voice_region: None,
+        ..routing.clone()
+    };
     fields(now) == fields(previous)
 }
 
@@ -303,6 +308,13 @@ async fn give_back(
         return Ok(Released::NotRestored(reason));
     }
     let sid = &current.sid;
+    // The Region that processed its calls before import processes them again (its own
+    // configuration there is as the customer left it) before this Region's is changed.
+    if let Some(region) = previous.voice_region.as_deref().filter(|_| creds.region != TwilioRegion::Us1)
+        && let Err(e) = twilio.set_voice_region(creds, &current.phone_number, region).await
+    {
+        return Err(ReleaseError::Twilio("giving the number its inbound processing Region back", e));
+    }
     let target = match (&previous.trunk_sid, previous.voice_application_sid.as_deref()) {
         (Some(trunk), _) => Some(Target::Trunk(trunk)),
         (None, Some(application)) => Some(Target::Application(application)),

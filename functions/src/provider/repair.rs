@@ -28,6 +28,7 @@ use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
 use shared::model::{
     CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TransferMode, TrunkSid, TwilioCredentials,
+    TwilioRegion,
 };
 use shared::store::{
     Change, Intent, IntentKey, NewResources, PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError,
@@ -98,6 +99,7 @@ async fn repair(
         run.credentials().await;
         run.origination().await;
         run.numbers().await;
+        run.voice_regions().await;
     }
     let (actions, verification) = run.finish().await?;
     for action in &actions {
@@ -180,6 +182,7 @@ impl<'a> Repair<'a> {
             Intent::now(
                 IntentKey::new(record.organization_id.clone(), record.id),
                 record.account_sid.clone(),
+                record.twilio_region,
                 record.auth_token.clone(),
                 Change::NewResources(NewResources::default()),
             )
@@ -575,6 +578,72 @@ impl<'a> Repair<'a> {
             );
             self.note("reattachNumbers", trunk_sid, RepairResult::Failed, message);
         }
+    }
+
+    /// IE1 and AU1: every imported number on the trunk has its calls processed in the provider's
+    /// Region again (import set it so; the customer may have changed it since). Each is read
+    /// first and set only where it differs; numbers are started only while there is time.
+    async fn voice_regions(&mut self) {
+        if self.creds.region == TwilioRegion::Us1 {
+            return;
+        }
+        let (twilio, creds) = (&self.services.twilio, self.creds);
+        let trunk_sid = self.trunk_sid.clone().expect("numbers run only with a trunk");
+        let (imported, on_trunk) = tokio::join!(
+            self.services.store.all_numbers(&self.record.organization_id, self.record.id),
+            twilio.list_trunk_phone_numbers(creds, &trunk_sid, LIST_CAP)
+        );
+        let (imported, on_trunk) = match (imported, on_trunk) {
+            (Ok(imported), Ok(on_trunk)) => (imported, on_trunk),
+            _ => {
+                let message = "Could not read the imported numbers or the trunk's; their inbound processing Region was not checked. Retry.";
+                self.note("routeNumbers", &trunk_sid, RepairResult::Failed, message);
+                return;
+            }
+        };
+        let on_trunk: HashSet<PhoneNumberSid> = on_trunk.into_iter().map(|n| n.sid).collect();
+        let numbers: Vec<String> =
+            imported.into_iter().filter(|n| on_trunk.contains(&n.phone_number_sid)).map(|n| n.phone_number).collect();
+        let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(FINISH_RESERVE));
+        let wanted = creds.region.as_str();
+        let (mut set, mut failed, mut not_started) = (0, Vec::new(), 0);
+        for chunk in numbers.chunks(NUMBER_CONCURRENCY) {
+            if until.is_some_and(|until| Instant::now() + NUMBER_MIN_TIME > until) {
+                not_started += chunk.len();
+                continue;
+            }
+            let fixes = chunk.iter().map(|number| async move {
+                let result = match twilio.fetch_voice_region(creds, number).await {
+                    Ok(region) if region == wanted => Ok(false),
+                    Ok(_) => twilio.set_voice_region(creds, number, wanted).await.map(|()| true),
+                    Err(e) => Err(e),
+                };
+                (number, result)
+            });
+            for (number, result) in within(until, futures::future::join_all(fixes)).await {
+                match result {
+                    Ok(changed) => set += usize::from(changed),
+                    Err(e) => failed.push(format!("{number}: {e}")),
+                }
+            }
+        }
+        let region = creds.region;
+        let (result, message) = match (set, failed.len(), not_started) {
+            (0, 0, 0) => (
+                RepairResult::Skipped,
+                format!("All {} numbers on the trunk have their calls processed in {region}.", numbers.len()),
+            ),
+            (set, 0, 0) => (RepairResult::Done, format!("{set} numbers have their calls processed in {region} again.")),
+            (set, _, _) => (
+                RepairResult::Failed,
+                format!(
+                    "{set} numbers have their calls processed in {region} again; {} could not be set ({}) and {not_started} were not started (out of time). Repeat the repair.",
+                    failed.len(),
+                    failed.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                ),
+            ),
+        };
+        self.note("routeNumbers", &trunk_sid, result, message);
     }
 
     /// Verifies the provider as repaired and stores the result with the new references (one

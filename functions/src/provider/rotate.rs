@@ -28,10 +28,14 @@ pub async fn rotate_auth_token(
     // Allowed while deleting: a delete stuck on a token the customer rotated in Twilio
     // continues with the new one.
     let record = load_provider(&services.store, org, id).await?;
-    let creds = TwilioCredentials { account_sid: record.account_sid.clone(), auth_token: command.auth_token };
+    let creds = TwilioCredentials {
+        account_sid: record.account_sid.clone(),
+        auth_token: command.auth_token,
+        region: record.twilio_region,
+    };
     // Validate first: a rejected token must change nothing.
     let account = services.twilio.fetch_account(&creds).await.map_err(|e| match e.kind() {
-        TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => problems::rejected(&format!(
+        TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => problems::rejected_in(creds.region, &format!(
             "The stored token of account {} is unchanged. Copy the current token from the Twilio Console (Account Info).",
             record.account_sid
         )),

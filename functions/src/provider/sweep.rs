@@ -146,10 +146,10 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
         return Ok(Outcome::Stuck);
     }
     let owner = SecretOwner { organization_id: org.clone(), provider_id };
-    let account_sid = leftovers[0].account_sid.clone();
+    let (account_sid, region) = (leftovers[0].account_sid.clone(), leftovers[0].twilio_region);
     let creds = match services.envelope.open(&owner, SecretKind::AuthToken, &token).await {
         Ok(secret) => match AuthToken::parse(secrecy::ExposeSecret::expose_secret(&secret)) {
-            Ok(auth_token) => TwilioCredentials { account_sid, auth_token },
+            Ok(auth_token) => TwilioCredentials { account_sid, auth_token, region },
             Err(_) => return Ok(Outcome::Stuck),
         },
         Err(e) => {

@@ -24,6 +24,21 @@ fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
     })
 }
 
+/// The Twilio Region is where the provider's trunk, credential list and numbers' configuration
+/// exist and its token is valid: it cannot move, so only its current value is accepted.
+fn refuse_other_twilio_region(update: &UpdateTwilioProvider, record: &ProviderRecord) -> Result<(), ApiError> {
+    match update.twilio_region {
+        Some(region) if region != record.twilio_region => Err(ApiError::validation(
+            "twilioRegion",
+            format!(
+                "cannot be changed: the provider's trunk, credentials and numbers are in Twilio Region {}; create a new provider for another Region",
+                record.twilio_region
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Applies the update and returns the provider as saved (unchanged when the update is empty).
 pub async fn update_provider(
     services: &Services,
@@ -33,6 +48,7 @@ pub async fn update_provider(
 ) -> Result<ProviderRecord, ApiError> {
     if update.supports_call_transfer.is_none() {
         let record = load_provider(&services.store, org, id).await?;
+        refuse_other_twilio_region(&update, &record)?;
         return save(services, id, &update, record, None).await;
     }
     // Whatever sets the trunk's TransferMode or the stored value holds the provider's repair
@@ -60,6 +76,7 @@ async fn change_transfer(
 ) -> Result<ProviderRecord, ApiError> {
     let record = load_provider(&services.store, org, id).await?;
     refuse_if_deleting(&record)?;
+    refuse_other_twilio_region(update, &record)?;
     let needs_twilio = |wanted: &bool| *wanted != record.supports_call_transfer || transfer_mode_drifted(&record);
     let Some(wanted) = update.supports_call_transfer.filter(needs_twilio) else {
         return save(services, id, update, record, None).await;
@@ -90,6 +107,7 @@ async fn save(
     let trunk_sid = record.trunk_sid.clone();
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
+        refuse_other_twilio_region(update, record)?;
         if let Some(name) = &update.name {
             record.name = name.clone();
         }

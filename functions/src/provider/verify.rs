@@ -356,7 +356,11 @@ async fn run_checks(
             let imported = store.all_numbers(&record.organization_id, record.id).await;
             let on_trunk = match &imported {
                 Ok(numbers) if trunk_exists && !numbers.is_empty() => {
-                    Some(twilio.list_trunk_phone_numbers(creds, &record.trunk_sid, LIST_CAP).await)
+                    let (listed, regions) = tokio::join!(
+                        twilio.list_trunk_phone_numbers(creds, &record.trunk_sid, LIST_CAP),
+                        voice_regions(twilio, creds, numbers)
+                    );
+                    Some((listed, regions))
                 }
                 _ => None,
             };
@@ -377,7 +381,7 @@ async fn run_checks(
         ("reading the trunk's credential lists", attached.as_ref().and_then(|r| r.as_ref().err())),
         ("reading credential lists", credentials.as_ref().err()),
         ("reading origination URLs", origination.as_ref().and_then(|r| r.as_ref().err())),
-        ("reading the trunk's phone numbers", numbers.as_ref().and_then(|r| r.as_ref().err())),
+        ("reading the trunk's phone numbers", numbers.as_ref().and_then(|(r, _)| r.as_ref().err())),
     ];
     for (what, error) in reads {
         if error.is_some_and(|e| e.kind() == TwilioErrorKind::Denied) {
@@ -611,10 +615,36 @@ fn credential_list_check(
     )
 }
 
+/// How many imported numbers of an IE1 or AU1 provider have their inbound processing Region read
+/// per verification (one Routes request each): a sample, so that the hourly re-verification of
+/// a provider with thousands of numbers stays a few requests. Repair reads them all.
+const VOICE_REGION_SAMPLE: usize = 20;
+
+/// The inbound processing Region of a sample of the imported numbers, for providers outside US1
+/// (import points them at the provider's Region); empty in US1.
+async fn voice_regions(
+    twilio: &shared::twilio::TwilioClient,
+    creds: &TwilioCredentials,
+    numbers: &[shared::store::PhoneNumberRecord],
+) -> Vec<(String, Result<String, TwilioError>)> {
+    if creds.region == shared::model::TwilioRegion::Us1 {
+        return Vec::new();
+    }
+    let sample = numbers.iter().take(VOICE_REGION_SAMPLE).map(|n| n.phone_number.clone());
+    let reads = sample.map(|number| async move {
+        let region = twilio.fetch_voice_region(creds, &number).await;
+        (number, region)
+    });
+    futures::future::join_all(reads).await
+}
+
+type TrunkNumbers =
+    (Result<Vec<shared::twilio::TrunkPhoneNumber>, TwilioError>, Vec<(String, Result<String, TwilioError>)>);
+
 fn phone_numbers_check(
     record: &ProviderRecord,
     imported: Result<Vec<shared::store::PhoneNumberRecord>, shared::store::StoreError>,
-    on_trunk: Option<Result<Vec<shared::twilio::TrunkPhoneNumber>, TwilioError>>,
+    on_trunk: Option<TrunkNumbers>,
 ) -> VerificationCheck {
     let imported = match imported {
         Ok(imported) => imported,
@@ -636,6 +666,10 @@ fn phone_numbers_check(
             json!({"imported": 0}),
         );
     }
+    let (on_trunk, regions) = match on_trunk {
+        Some((listed, regions)) => (Some(listed), regions),
+        None => (None, Vec::new()),
+    };
     let on_trunk: HashSet<PhoneNumberSid> = match on_trunk {
         Some(Ok(numbers)) => numbers.into_iter().map(|n| n.sid).collect(),
         Some(Err(e)) => {
@@ -657,6 +691,32 @@ fn phone_numbers_check(
     };
     let detached: Vec<&shared::store::PhoneNumberRecord> =
         imported.iter().filter(|n| !on_trunk.contains(&n.phone_number_sid)).collect();
+    let elsewhere: Vec<(&String, &String)> = regions
+        .iter()
+        .filter_map(|(number, region)| region.as_ref().ok().map(|region| (number, region)))
+        .filter(|(_, region)| region.as_str() != record.twilio_region.as_str())
+        .collect();
+    if detached.is_empty() && !elsewhere.is_empty() {
+        return VerificationCheck::new(
+            CheckName::PhoneNumbers,
+            CheckStatus::Warning,
+            format!(
+                "All {} imported numbers are on the trunk, but {} of the {} checked have their calls processed in another Twilio Region than {}, where the trunk is: those calls do not reach the platform. Run repair to set it back.",
+                imported.len(),
+                elsewhere.len(),
+                regions.len(),
+                record.twilio_region
+            ),
+            json!({
+                "imported": imported.len(),
+                "voiceRegionChecked": regions.len(),
+                "otherVoiceRegion": elsewhere
+                    .iter()
+                    .map(|(number, region)| json!({"phoneNumber": number, "voiceRegion": region}))
+                    .collect::<Vec<_>>(),
+            }),
+        );
+    }
     if detached.is_empty() {
         return VerificationCheck::new(
             CheckName::PhoneNumbers,

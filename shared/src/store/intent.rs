@@ -9,7 +9,9 @@
 use super::{ProviderStore, StoreError};
 use crate::crypto::EncryptedSecret;
 use crate::item::{Fields, Item, JOB_PROVIDER_ID, n, org_key, query_prefix, s, secret};
-use crate::model::{AccountSid, CredentialListSid, OrganizationId, PhoneNumberSid, TrunkSid, VoiceRouting};
+use crate::model::{
+    AccountSid, CredentialListSid, OrganizationId, PhoneNumberSid, TrunkSid, TwilioRegion, VoiceRouting,
+};
 use crate::twilio::TwilioResource;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,8 @@ fn intents_prefix(provider_id: Uuid) -> String {
 pub struct Intent {
     pub key: IntentKey,
     pub account_sid: AccountSid,
+    /// The Twilio Region the change is made in (the token's).
+    pub twilio_region: TwilioRegion,
     /// The token the change is made with (sealed for this provider), so the sweeper can act
     /// even when no provider record exists (a create that died).
     pub auth_token: EncryptedSecret,
@@ -143,11 +147,18 @@ enum StoredChange {
 
 impl Intent {
     /// An intent written now by an invocation that has `shared::deadline::remaining()` left.
-    pub fn now(key: IntentKey, account_sid: AccountSid, auth_token: EncryptedSecret, change: Change) -> Self {
+    pub fn now(
+        key: IntentKey,
+        account_sid: AccountSid,
+        twilio_region: TwilioRegion,
+        auth_token: EncryptedSecret,
+        change: Change,
+    ) -> Self {
         let lifetime = crate::deadline::remaining().unwrap_or(LONGEST_INVOCATION);
         Self {
             key,
             account_sid,
+            twilio_region,
             auth_token,
             written_at: super::epoch_seconds(),
             grace: lifetime + GRACE_MARGIN,
@@ -184,6 +195,7 @@ impl Intent {
             (JOB_PROVIDER_ID.to_owned(), s(self.key.provider_id.to_string())),
             ("id".to_owned(), s(self.key.id.to_string())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
+            ("twilioRegion".to_owned(), s(self.twilio_region.as_str())),
             ("authToken".to_owned(), secret(&self.auth_token)),
             ("writtenAt".to_owned(), n(self.written_at)),
             ("graceSeconds".to_owned(), n(self.grace.as_secs())),
@@ -218,6 +230,7 @@ impl Intent {
                 id: f.uuid("id")?,
             },
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
+            twilio_region: super::twilio_region_of(item)?,
             auth_token: f.secret("authToken")?,
             written_at: f.number("writtenAt")?,
             grace: Duration::from_secs(f.number("graceSeconds")?),
@@ -290,7 +303,7 @@ mod tests {
             Change::Deletion,
         ];
         for change in changes {
-            let intent = Intent::now(key.clone(), account.clone(), sealed(), change.clone());
+            let intent = Intent::now(key.clone(), account.clone(), TwilioRegion::Ie1, sealed(), change.clone());
             let read = Intent::from_item(&intent.to_item()).unwrap();
             assert_eq!(
                 (read.key, read.change, read.written_at, read.grace),
@@ -303,7 +316,7 @@ mod tests {
     fn an_intent_is_taken_only_once_its_writer_must_be_over_unless_overridden() {
         let key = IntentKey::new(OrganizationId::parse("org-a").unwrap(), Uuid::now_v7());
         let account = AccountSid::parse(&format!("AC{}", "1".repeat(32))).unwrap();
-        let intent = Intent::now(key, account, sealed(), Change::Removal { number_id: Uuid::nil() });
+        let intent = Intent::now(key, account, TwilioRegion::Us1, sealed(), Change::Removal { number_id: Uuid::nil() });
         let written = intent.written_at;
         assert_eq!(intent.grace, LONGEST_INVOCATION + GRACE_MARGIN, "no deadline: Lambda's longest");
         assert!(!intent.abandoned(written + 60, None));

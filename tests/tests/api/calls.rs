@@ -700,7 +700,7 @@ async fn a_repair_that_runs_out_of_time_saves_the_rebuilt_trunk_and_says_what_is
     }
     // Each number takes Twilio a second to attach: 60 take 12 s, five at a time. With 12 s
     // to the deadline, numbers may start for the first 5 s (less the repair's own reads).
-    env.fake.inject("attach_phone_number", FaultAction::Delay(std::time::Duration::from_secs(1)), None);
+    env.fake.inject("update_incoming_number", FaultAction::Delay(std::time::Duration::from_secs(1)), None);
     let mut context = lambda_http::Context::default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     context.deadline = (now + std::time::Duration::from_secs(12)).as_millis() as u64;

@@ -60,7 +60,13 @@ async fn a_number_whose_attach_cannot_be_undone_is_given_back_by_the_sweeper() {
         state.incoming_numbers.get_mut(&on_app).unwrap().voice_application_sid = Some(their_app.clone());
     }
     proxy.fail("DynamoDB_20120810.TransactWriteItems", None);
-    for step in ["detach_phone_number", "update_incoming_number"] {
+    // Every way back fails (the attach itself, an update to the provider's trunk, works).
+    let put_backs = [
+        "detach_phone_number".to_owned(),
+        format!("update_incoming_number TrunkSid={their_trunk}"),
+        format!("update_incoming_number VoiceApplicationSid={their_app}"),
+    ];
+    for step in &put_backs {
         env.fake.inject(step, FaultAction::Fail { status: 500, code: 20500 }, None);
     }
     let body = json!({"phoneNumberSids": [plain, on_trunk, on_app, again]}).to_string();
@@ -426,6 +432,7 @@ async fn removal_past_the_deadline_does_not_wait_to_retry() {
     let creds = shared::model::TwilioCredentials {
         account_sid: record.account_sid.clone(),
         auth_token: shared::model::AuthToken::parse(&token).unwrap(),
+        region: Default::default(),
     };
     let resources = [
         shared::twilio::TwilioResource::Trunk { trunk_sid: record.trunk_sid.clone() },

@@ -192,7 +192,7 @@ async fn import(env: &TestEnv, id: Uuid, numbers: &[String]) -> (u16, serde_json
 #[tokio::test]
 async fn an_import_killed_at_any_step_gives_the_number_back() {
     let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
-    for at in [KillAt::Twilio("attach_phone_number"), KillAt::FinalWrite] {
+    for at in [KillAt::Twilio("update_incoming_number"), KillAt::FinalWrite] {
         let (sid, id, numbers) = provider_with_numbers(&env).await;
         let before = before(&env, &sid);
         let body = json!({"phoneNumberSids": [numbers[1]]}).to_string();
@@ -237,7 +237,7 @@ async fn a_removal_killed_at_any_step_is_finished() {
 #[tokio::test]
 async fn a_repair_killed_at_any_step_leaves_nothing_it_made() {
     let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
-    let steps = NEW_RESOURCES.into_iter().chain(["attach_phone_number"]).map(KillAt::Twilio);
+    let steps = NEW_RESOURCES.into_iter().chain(["update_incoming_number"]).map(KillAt::Twilio);
     for at in steps.chain([KillAt::FinalWrite]) {
         let (sid, id, numbers) = provider_with_numbers(&env).await;
         let before = before(&env, &sid);
@@ -321,6 +321,7 @@ async fn an_abandoned_import_releases_only_its_own_reservation() {
     let dead = shared::store::Intent::now(
         shared::store::IntentKey::new(org.clone(), id),
         provider.account_sid.clone(),
+        provider.twilio_region,
         provider.auth_token.clone(),
         shared::store::Change::Attach {
             trunk_sid: provider.trunk_sid.clone(),

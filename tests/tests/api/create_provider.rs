@@ -64,6 +64,7 @@ async fn creates_trunk_credential_list_and_credential_and_stores_them_encrypted(
             "supportsCallTransfer",
             "terminationUri",
             "trunkSid",
+            "twilioRegion",
             "verificationDetails",
             "verificationStatus"
         ]

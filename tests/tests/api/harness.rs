@@ -7,13 +7,17 @@ use integration_tests::aws_proxy::AwsProxy;
 use integration_tests::fake_twilio::FakeTwilio;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use shared::config::{StorageConfig, TwilioConfig};
+use shared::config::{RegionHosts, StorageConfig, TwilioConfig};
 use shared::model::{Region, SipUri};
 use shared::twilio::{RetryPolicy, TwilioClient};
 use std::time::Duration;
 
 pub struct TestEnv {
+    /// Twilio's US1 Region, where every provider is unless a test says otherwise.
     pub fake: FakeTwilio,
+    /// Twilio's IE1 and AU1 Regions, each a fake of its own.
+    pub fake_ie1: FakeTwilio,
+    pub fake_au1: FakeTwilio,
     pub services: Services,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
@@ -63,8 +67,13 @@ impl TestEnv {
         kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.expect("create alias");
 
         let fake = FakeTwilio::start().await;
-        let twilio_config =
-            TwilioConfig { api_base_url: fake.base_url.clone(), trunking_base_url: fake.base_url.clone() };
+        let (fake_ie1, fake_au1) = (FakeTwilio::start_in("ie1").await, FakeTwilio::start_in("au1").await);
+        let hosts = |fake: &FakeTwilio| RegionHosts {
+            api_base_url: fake.base_url.clone(),
+            trunking_base_url: fake.base_url.clone(),
+            routes_base_url: fake.base_url.clone(),
+        };
+        let twilio_config = TwilioConfig { us1: hosts(&fake), ie1: hosts(&fake_ie1), au1: hosts(&fake_au1) };
         // Short waits between retries keep the tests quick; the policy is otherwise the real one.
         let retry = RetryPolicy {
             base_delay: Duration::from_millis(10),
@@ -91,7 +100,7 @@ impl TestEnv {
         let deletions = shared::queue::Queue::new(aws_sdk_sqs::Client::new(&service_aws), &deletion_queue);
         let services =
             Services::new(&service_aws, &storage, twilio, Region::Us1, platform_sip_uri()).with_deletions(deletions);
-        Self { fake, services, dynamo, kms, sqs, service_aws, table, deletion_queue }
+        Self { fake, fake_ie1, fake_au1, services, dynamo, kms, sqs, service_aws, table, deletion_queue }
     }
 
     /// Every item in the table, as JSON-ish debug text, for "no secret in the table" checks.
@@ -148,7 +157,8 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            let violations = self.fake.spec_violations();
+            let violations: Vec<String> =
+                [&self.fake, &self.fake_ie1, &self.fake_au1].iter().flat_map(|fake| fake.spec_violations()).collect();
             assert!(violations.is_empty(), "requests broke Twilio's spec: {violations:#?}");
         }
     }

@@ -236,7 +236,8 @@ async fn exercise_every_function() {
     ];
     for change in changes {
         let key = IntentKey::new(org.clone(), provider_id);
-        let mut intent = Intent::now(key, record.account_sid.clone(), record.auth_token.clone(), change);
+        let mut intent =
+            Intent::now(key, record.account_sid.clone(), record.twilio_region, record.auth_token.clone(), change);
         intent.written_at -= 24 * 60 * 60;
         env.services.store.record_intent(&intent).await.unwrap();
     }

@@ -144,6 +144,6 @@ async fn import_numbers_replays_without_attaching_again() {
     let second = import().await.unwrap();
     assert_eq!(first.body(), second.body());
     assert_eq!(status_and_body(&second).1["successCount"], 1);
-    let attaches = env.fake.request_log().iter().filter(|r| r.step == "attach_phone_number").count();
+    let attaches = env.fake.request_log().iter().filter(|r| r.step == "update_incoming_number").count();
     assert_eq!(attaches, 1);
 }

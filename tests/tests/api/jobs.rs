@@ -294,6 +294,7 @@ async fn a_sweep_planned_with_grace_seconds_takes_young_intents() {
     let intent = shared::store::Intent::now(
         shared::store::IntentKey::new(org.clone(), provider_id),
         shared::model::AccountSid::parse(&sid).unwrap(),
+        shared::model::TwilioRegion::Us1,
         sealed,
         shared::store::Change::NewResources(new),
     );

@@ -13,6 +13,7 @@ mod idempotency;
 mod jobs;
 mod lifecycle;
 mod numbers;
+mod regions;
 mod security;
 mod twilio_behaviour;
 mod verification;

@@ -93,7 +93,7 @@ async fn import_reports_each_number_and_keeps_the_count_exact() {
     assert_eq!(import(&env, ORG, &id, &[&earlier]).await.0, 200);
 
     // One attach fails; which number it hits depends on scheduling, so check by result.
-    env.fake.inject("attach_phone_number", FaultAction::Fail { status: 500, code: 20500 }, Some(1));
+    env.fake.inject("update_incoming_number", FaultAction::Fail { status: 500, code: 20500 }, Some(1));
     let (status, result) = import(&env, ORG, &id, &[&routed, &plain, &failing, &earlier, &unknown]).await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["successCount"], 2, "{result}");
@@ -155,7 +155,7 @@ async fn invalid_import_bodies_name_every_bad_entry() {
     assert!(errors.contains_key("phoneNumberSids[1]") && errors.contains_key("phoneNumberSids[2]"), "{body}");
     let (status, _) = import(&env, ORG, &id, &[]).await;
     assert_eq!(status, 400);
-    assert!(env.fake.request_log().iter().all(|r| r.step != "attach_phone_number"));
+    assert!(env.fake.request_log().iter().all(|r| r.step != "update_incoming_number"));
 }
 
 #[tokio::test]
@@ -163,7 +163,7 @@ async fn a_failed_store_after_attach_leaves_the_number_detached() {
     let (env, sid, id) = setup().await;
     let pn = env.fake.add_incoming_number(&sid, "+15550000009", Some("https://example.com/keep"));
     // While Twilio attaches the number, the provider starts being deleted: the store fails.
-    env.fake.inject("attach_phone_number", FaultAction::Delay(Duration::from_millis(300)), Some(1));
+    env.fake.inject("update_incoming_number", FaultAction::Delay(Duration::from_millis(300)), Some(1));
     let mark = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         env.dynamo

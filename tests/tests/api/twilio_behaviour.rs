@@ -317,7 +317,7 @@ async fn a_change_twilio_made_without_a_readable_answer_is_undone() {
         let env = TestEnv::new().await;
         let (sid, _, id) = setup(&env).await;
         let pn = env.fake.add_incoming_number(&sid, "+15550100007", Some("https://example.com/v"));
-        env.fake.inject("attach_phone_number", fault.clone(), Some(1));
+        env.fake.inject("update_incoming_number", fault.clone(), Some(1));
         let result = import_as(&env, ORG, &id, &[&pn]).await;
         assert_eq!(result["failedCount"], 1, "{fault:?}: {result}");
         assert_eq!(number(&env, &pn).trunk_sid, None, "{fault:?}: undone");
@@ -352,11 +352,12 @@ async fn redirects_from_twilio_are_never_followed() {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         format!("http://{address}")
     };
-    let config = shared::config::TwilioConfig { api_base_url: redirecting.clone(), trunking_base_url: redirecting };
+    let config = shared::config::TwilioConfig::everywhere(&redirecting);
     let client = shared::twilio::TwilioClient::new(&config);
     let creds = shared::model::TwilioCredentials {
         account_sid: shared::model::AccountSid::parse(&new_sid("AC").to_lowercase().replacen("ac", "AC", 1)).unwrap(),
         auth_token: shared::model::AuthToken::parse(&random_token()).unwrap(),
+        region: Default::default(),
     };
     let error = client.fetch_account(&creds).await.unwrap_err();
     assert_eq!(error.status(), Some(307), "{error}");
@@ -401,14 +402,14 @@ async fn of_two_imports_of_one_number_at_once_the_loser_never_touches_it() {
     let (sid, token, first) = setup(&env).await;
     let second = create_provider(&env, "org-other", &sid, &token).await["id"].as_str().unwrap().to_owned();
     let pn = env.fake.add_incoming_number(&sid, "+15550100021", None);
-    env.fake.inject("attach_phone_number", FaultAction::Delay(std::time::Duration::from_millis(300)), Some(1));
+    env.fake.inject("update_incoming_number", FaultAction::Delay(std::time::Duration::from_millis(300)), Some(1));
     let numbers = [pn.as_str()];
     let (a, b) = tokio::join!(import_as(&env, ORG, &first, &numbers), import_as(&env, "org-other", &second, &numbers));
     let outcomes = [a["successCount"].as_u64().unwrap(), b["successCount"].as_u64().unwrap()];
     assert_eq!(outcomes.iter().sum::<u64>(), 1, "one wins: {a} / {b}");
     let loser = if outcomes[0] == 1 { &b } else { &a };
     assert_eq!(loser["errors"][0]["code"], "already_imported", "{loser}");
-    let attaches = env.fake.request_log().iter().filter(|r| r.step == "attach_phone_number").count();
+    let attaches = env.fake.request_log().iter().filter(|r| r.step == "update_incoming_number").count();
     assert_eq!(attaches, 1, "the loser never attached it");
     let winner_trunk = env.fake.state().incoming_numbers[&pn].trunk_sid.clone();
     let (winner_org, winner_id) = if outcomes[0] == 1 { (ORG, &first) } else { ("org-other", &second) };

@@ -1,6 +1,6 @@
 //! `local-api`: every route of the API on localhost, through the same authorizer logic and
 //! handlers as in AWS. Same configuration as the functions (`TABLE_NAME`, `KMS_KEY_ID`,
-//! `TWILIO_API_BASE_URL`, `TWILIO_TRUNKING_BASE_URL`, `PLATFORM_SIP_URI`, `AWS_ENDPOINT_URL*`, `AWS_REGION`).
+//! `TWILIO_*_BASE_URL*` (each Twilio Region's hosts), `PLATFORM_SIP_URI`, `AWS_ENDPOINT_URL*`, `AWS_REGION`).
 //!
 //!   local-api [--listen 127.0.0.1:3000] [--bootstrap]
 //!
