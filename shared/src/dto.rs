@@ -388,8 +388,9 @@ pub struct PhoneNumberPage {
 pub struct ImportError {
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^PN[a-f0-9]{32}$"))]
     pub phone_number_sid: PhoneNumberSid,
-    /// `not_found`, `already_imported`, `credentials_rejected`, `twilio_error`, `storage_error`,
-    /// `not_attempted` (the request ran out of time before this number).
+    /// `not_found`, `not_voice_capable`, `already_imported`, `credentials_rejected`,
+    /// `twilio_error`, `storage_error`, `not_attempted` (the request ran out of time before this
+    /// number).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub code: &'static str,
     pub message: String,
@@ -403,6 +404,8 @@ pub struct ImportResult {
     pub failed_count: usize,
     pub imported: Vec<PhoneNumberResponse>,
     pub errors: Vec<ImportError>,
+    /// What the imported numbers will not do, though imported: a Trial account's limits.
+    pub warnings: Vec<String>,
 }
 
 impl From<&ProviderRecord> for TwilioProviderResponse {

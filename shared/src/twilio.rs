@@ -33,6 +33,9 @@ pub const CODE_CREDENTIAL_LIST_LIMIT: u32 = 21239;
 pub const CODE_DOMAIN_NAME_INVALID: u32 = 21232;
 /// Twilio's "permission denied" code.
 pub const CODE_PERMISSION_DENIED: u32 = 20403;
+/// Twilio's answer (403) to test credentials for anything but buying numbers, sending messages
+/// and making calls: "Resource not accessible with Test Account Credentials".
+pub const CODE_TEST_CREDENTIALS: u32 = 20008;
 
 /// What a Twilio error means for the caller: the one classification every handler matches on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub enum TwilioErrorKind {
     Rejected,
     /// 403: the credentials may not do this.
     Denied,
+    /// 403/20008: the account's test credentials, which can manage nothing the service needs.
+    TestCredentials,
     NotFound,
     /// An account limit (trunks, credential lists).
     LimitReached,
@@ -126,6 +131,7 @@ impl TwilioError {
         }
         match (self.status(), self.code()) {
             (_, Some(CODE_AUTHENTICATION_FAILED)) | (Some(401), _) => Rejected,
+            (_, Some(CODE_TEST_CREDENTIALS)) => TestCredentials,
             (Some(403), _) | (_, Some(CODE_PERMISSION_DENIED)) => Denied,
             (_, Some(CODE_TRUNK_LIMIT | CODE_CREDENTIAL_LIST_LIMIT)) => LimitReached,
             (Some(404), _) => NotFound,
@@ -245,6 +251,13 @@ impl IncomingPhoneNumber {
             voice_region: None,
         }
     }
+}
+
+/// A number's routing as the Routes API shows it: only its inbound processing Region is read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NumberRoutes {
+    #[serde(default)]
+    pub voice_region: Option<String>,
 }
 
 /// A phone number as attached to a trunk.
@@ -584,12 +597,7 @@ impl TwilioClient {
         creds: &TwilioCredentials,
         phone_number: &str,
     ) -> Result<String, TwilioError> {
-        #[derive(Deserialize)]
-        struct Routes {
-            #[serde(default)]
-            voice_region: Option<String>,
-        }
-        match self.json::<Routes>(creds, Method::GET, self.routes_url(creds, phone_number), &[]).await {
+        match self.json::<NumberRoutes>(creds, Method::GET, self.routes_url(creds, phone_number), &[]).await {
             Ok(routes) => Ok(routes.voice_region.filter(|r| !r.is_empty()).unwrap_or_else(|| "us1".to_owned())),
             Err(e) if e.is_not_found() => Ok("us1".to_owned()),
             Err(e) => Err(e),
@@ -999,6 +1007,7 @@ fn outcome_of(error: &TwilioError) -> &'static str {
     match error.kind() {
         TwilioErrorKind::Rejected => "rejected",
         TwilioErrorKind::Denied => "denied",
+        TwilioErrorKind::TestCredentials => "test-credentials",
         TwilioErrorKind::NotFound => "not-found",
         TwilioErrorKind::LimitReached => "limit-reached",
         TwilioErrorKind::RateLimited => "rate-limited",

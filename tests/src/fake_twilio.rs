@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 pub struct Account {
     pub sid: String,
     pub auth_token: String,
+    /// The account's test credentials' token (Console, Test Credentials): Twilio answers them
+    /// 403 (20008) for everything the service does.
+    pub test_auth_token: Option<String>,
     pub status: String,
     pub account_type: String,
     pub friendly_name: String,
@@ -257,6 +260,7 @@ impl FakeTwilio {
             Account {
                 sid: sid.to_owned(),
                 auth_token: token.to_owned(),
+                test_auth_token: None,
                 status: status.into(),
                 account_type: account_type.into(),
                 friendly_name: format!("Account {sid}"),
@@ -290,6 +294,13 @@ impl FakeTwilio {
         };
         self.state().trunks.insert(sid.clone(), trunk);
         sid
+    }
+
+    /// Gives the account test credentials with this token.
+    pub fn set_test_auth_token(&self, sid: &str, token: &str) {
+        if let Some(account) = self.state().accounts.get_mut(sid) {
+            account.test_auth_token = Some(token.into());
+        }
     }
 
     pub fn set_auth_token(&self, sid: &str, token: &str) {
@@ -621,6 +632,9 @@ fn authenticate(st: &FakeState, headers: &HeaderMap) -> Result<Account, Response
     let (sid, token) = decoded.split_once(':').ok_or_else(unauthorized)?;
     // A suspended or closed account's own credentials are refused like wrong ones.
     match st.accounts.get(sid) {
+        Some(account) if account.test_auth_token.as_deref() == Some(token) => {
+            Err(twilio_error(403, 20008, "Resource not accessible with Test Account Credentials"))
+        }
         Some(account) if account.auth_token == token && account.status == "active" => Ok(account.clone()),
         _ => Err(unauthorized()),
     }
@@ -710,7 +724,9 @@ fn number_json(n: &IncomingNumber) -> Value {
     json!({
         "account_sid": n.account_sid, "sid": n.sid, "phone_number": n.phone_number, "friendly_name": n.friendly_name,
         "capabilities": {"voice": n.voice, "sms": n.sms, "mms": n.mms, "fax": n.fax},
-        "trunk_sid": n.trunk_sid, "voice_url": n.voice_url, "voice_application_sid": n.voice_application_sid,
+        "trunk_sid": n.trunk_sid, "voice_url": n.voice_url,
+        // As Twilio's own example shows a number without one: an empty string, not null.
+        "voice_application_sid": n.voice_application_sid.clone().unwrap_or_default(),
         "voice_method": n.voice_config.voice_method, "voice_fallback_url": n.voice_config.voice_fallback_url,
         "voice_fallback_method": n.voice_config.voice_fallback_method, "status_callback": n.voice_config.status_callback,
         "status_callback_method": n.voice_config.status_callback_method, "api_version": "2010-04-01", "status": "in-use", "origin": "twilio", "beta": false,

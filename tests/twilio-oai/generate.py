@@ -1,7 +1,8 @@
 """Writes tests/twilio-oai/operations.json: the operations of Twilio's official OpenAPI
 documents that the service and the fake Twilio use, with the schema of every path, query and
-form parameter ($refs resolved). The fake checks every request against it, so a fresh clone's
-tests need nothing outside the repository.
+form parameter ($refs resolved) and the spec's example answers. The fake checks every request
+against it, and the client's deserialisers are tested on the examples, so a fresh clone's tests
+need nothing outside the repository.
 
 Usage: python3 tests/twilio-oai/generate.py [DIR]   (DIR: where twilio_api_v2010.json,
 twilio_trunking_v1.json and twilio_routes_v2.json are; default ../shared/twilio-oai beside the
@@ -65,9 +66,16 @@ def main():
                 if body:
                     form = {k: resolve(v, components) for k, v in body["schema"].get("properties", {}).items()}
                     required = body["schema"].get("required", [])
+                # The spec's own example answers, which the client's deserialisers are tested on.
+                examples = {}
+                for status, response in op.get("responses", {}).items():
+                    content = response.get("content", {}).get("application/json", {})
+                    for example in content.get("examples", {}).values():
+                        examples.setdefault(status, example["value"])
                 operations.append({
                     "operationId": op["operationId"], "method": method.upper(), "path": path,
                     "pathParams": params["path"], "query": params["query"], "form": form, "required": required,
+                    "examples": examples,
                 })
     out = Path(__file__).with_name("operations.json")
     out.write_text(json.dumps({"source": "twilio/twilio-oai (see ../shared/twilio-oai/SOURCE.md)",

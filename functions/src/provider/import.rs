@@ -62,6 +62,13 @@ pub async fn available_numbers(services: &Services, record: &ProviderRecord) -> 
     Ok(AvailableNumbers { items, truncated })
 }
 
+/// Whether the account was a Trial account when last verified (the `account` check's details).
+fn is_trial(record: &ProviderRecord) -> bool {
+    record.verification_details.iter().flatten().any(|check| {
+        check.check_name == shared::model::CheckName::Account && check.details.get("type") == Some(&"Trial".into())
+    })
+}
+
 /// Imports the numbers onto the provider's trunk; each succeeds or fails on its own.
 pub async fn import_numbers(
     services: &Services,
@@ -79,7 +86,13 @@ pub async fn import_numbers(
         .buffered(IMPORT_CONCURRENCY)
         .collect()
         .await;
-    let mut result = ImportResult { success_count: 0, failed_count: 0, imported: Vec::new(), errors: Vec::new() };
+    let mut result = ImportResult {
+        success_count: 0,
+        failed_count: 0,
+        imported: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     for outcome in outcomes {
         match outcome {
             Ok(number) => result.imported.push(PhoneNumberResponse::from(&number)),
@@ -88,6 +101,9 @@ pub async fn import_numbers(
     }
     result.success_count = result.imported.len();
     result.failed_count = result.errors.len();
+    if result.success_count > 0 && is_trial(&record) {
+        result.warnings.push(crate::provider::verify::TRIAL_LIMITS.to_owned());
+    }
     tracing::info!(organization_id = %org, provider_id = %id, imported = result.success_count, failed = result.failed_count, "numbers imported");
     Ok(result)
 }
@@ -110,6 +126,13 @@ async fn import_one(
             fail("twilio_error", format!("Could not read the number: {e}"))
         }
     })?;
+    // Twilio lists what a number can do; one without voice would sit on the trunk unreachable.
+    if number.capabilities.as_ref().is_some_and(|c| !c.voice) {
+        return Err(fail(
+            "not_voice_capable",
+            "The number cannot take voice calls (Twilio lists no voice capability for it); it was not imported.".into(),
+        ));
+    }
     if number.trunk_sid.as_ref() == Some(&provider.trunk_sid) {
         return Err(fail("already_imported", "The number is already on this provider's trunk.".into()));
     }

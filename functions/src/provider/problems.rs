@@ -30,6 +30,15 @@ pub fn rejected_in(region: TwilioRegion, what_to_do: &str) -> ApiError {
     }
 }
 
+/// 422 for the account's test credentials: Twilio answers them 403 (20008) for everything
+/// the service does.
+pub fn test_credentials() -> ApiError {
+    ApiError::Unprocessable {
+        title: "These are Twilio test credentials",
+        detail: "Twilio answered that these are the account's test credentials (error 20008), which cannot read the account or manage SIP trunks. Use the live Account SID and Auth Token (Twilio Console, Account Info), not the Test Credentials.".to_owned(),
+    }
+}
+
 /// A Twilio failure while doing `operation` (a gerund phrase: "creating SIP trunks").
 /// Rejected credentials and denied permissions are 422, account limits 422
 /// `/problems/twilio-limit-reached`, rate limiting 503, anything else 502.
@@ -38,6 +47,7 @@ pub fn twilio_problem(operation: &str, e: TwilioError) -> ApiError {
         TwilioErrorKind::Rejected => {
             rejected("Check both in the Twilio Console (Account Info), and that the account is active, then try again.")
         }
+        TwilioErrorKind::TestCredentials => test_credentials(),
         TwilioErrorKind::Denied => ApiError::Unprocessable {
             title: "Twilio denied the request",
             detail: format!(

@@ -360,7 +360,8 @@ impl<'a> Repair<'a> {
             Ok(list) => list,
             Err(e) => {
                 if e.is_outcome_unknown() {
-                    self.created.extend(find_list_by_name(twilio, self.creds, &name).await);
+                    let found = find_list_by_name(twilio, self.creds, &name).await;
+                    self.discard(found.into_iter().collect()).await;
                 }
                 let message =
                     format!("The credential list {old_sid} was deleted and a new one could not be created: {e}.");
@@ -381,10 +382,26 @@ impl<'a> Repair<'a> {
                 Some(list.sid)
             }
             Err(message) => {
+                // A list without the provider's credential is of no use: it goes now, whatever
+                // else the repair saves (the list takes any credential made in it along).
+                self.discard(vec![TwilioResource::CredentialList { list_sid: list.sid.clone() }]).await;
                 self.note("recreateCredentialList", &old_sid, RepairResult::Failed, message);
                 None
             }
         }
+    }
+
+    /// Removes at once what a failed step made (recorded for the sweeper if it cannot be), so
+    /// that nothing the record will not name stays in the account, whatever the rest of the
+    /// repair saves; a credential left with the provider's username would block every later
+    /// repair.
+    async fn discard(&mut self, resources: Vec<TwilioResource>) {
+        if resources.is_empty() {
+            return;
+        }
+        self.created.retain(|made| !resources.contains(made));
+        let owner = owner_of(self.record);
+        remove_or_record(self.services, self.creds, &owner, &resources, self.data_key.as_ref()).await;
     }
 
     /// Creates the provider's SIP user in a list with a new password, sealed for storage.
@@ -416,12 +433,12 @@ impl<'a> Repair<'a> {
             Err(e) => {
                 if e.is_outcome_unknown() {
                     let listed = twilio.list_credentials(self.creds, list_sid, LIST_CAP).await.unwrap_or_default();
-                    self.created.extend(
-                        listed
-                            .into_iter()
-                            .filter(|c| c.username == username)
-                            .map(|c| TwilioResource::Credential { list_sid: list_sid.clone(), credential_sid: c.sid }),
-                    );
+                    let made: Vec<TwilioResource> = listed
+                        .into_iter()
+                        .filter(|c| c.username == username)
+                        .map(|c| TwilioResource::Credential { list_sid: list_sid.clone(), credential_sid: c.sid })
+                        .collect();
+                    self.discard(made).await;
                 }
                 Err(format!("Could not create the SIP credential: {e}."))
             }

@@ -133,6 +133,9 @@ pub fn credentials_passed() -> VerificationCheck {
     )
 }
 
+/// What a Twilio Trial account will not do, which calls on it meet at call time.
+pub const TRIAL_LIMITS: &str = "This is a Twilio Trial account: it holds one SIP trunk and one phone number, its calls can only reach and come from verified numbers (caller IDs verified in the Console), and each call plays a trial notice first. Upgrade the account in the Twilio Console to lift the limits.";
+
 /// `account`: active passes, a Trial account warns (with its limits), anything else fails.
 pub fn account_check(account: &Account) -> VerificationCheck {
     let details = json!({"status": account.status, "type": account.account_type});
@@ -148,12 +151,7 @@ pub fn account_check(account: &Account) -> VerificationCheck {
         );
     }
     if account.account_type == "Trial" {
-        return VerificationCheck::new(
-            CheckName::Account,
-            CheckStatus::Warning,
-            "This is a Twilio Trial account: calls can only reach verified numbers and play a trial notice. Upgrade the account in the Twilio Console to lift the limits.",
-            details,
-        );
+        return VerificationCheck::new(CheckName::Account, CheckStatus::Warning, TRIAL_LIMITS, details);
     }
     VerificationCheck::new(CheckName::Account, CheckStatus::Passed, "The Twilio account is active.", details)
 }

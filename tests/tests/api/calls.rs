@@ -745,3 +745,39 @@ async fn a_repair_that_runs_out_of_time_saves_the_rebuilt_trunk_and_says_what_is
 fn invocation(payload: serde_json::Value) -> LambdaEvent<serde_json::Value> {
     LambdaEvent::new(payload, Context::default())
 }
+
+/// A repair whose new SIP credential or credential list fails leaves neither in the account,
+/// though it keeps the trunk it rebuilt: a credential left with the provider's username would
+/// block every later repair, a list without it would only clutter the account.
+#[tokio::test]
+async fn a_repair_step_that_fails_leaves_nothing_it_made_while_the_rest_is_kept() {
+    for list_too in [false, true] {
+        // An environment each: `setup` finds the provider's list as the fake's only one.
+        let env = TestEnv::new().await;
+        let p = setup(&env).await;
+        {
+            let mut state = env.fake.state();
+            state.trunks.remove(&p.trunk_sid);
+            state.trunk_credential_lists.retain(|(t, _)| *t != p.trunk_sid);
+            state.origination_urls.retain(|_, o| o.trunk_sid != p.trunk_sid);
+            state.credentials.retain(|_, c| c.credential_list_sid != p.list_sid);
+            if list_too {
+                state.credential_lists.remove(&p.list_sid);
+            }
+        }
+        // Twilio makes the credential but its answer is lost.
+        env.fake.inject("create_credential", FaultAction::DropConnection, Some(1));
+        let (status, body) = repair_as(&env, ORG, &p.id).await;
+        assert_eq!(status, 200, "{body}");
+        let rebuilt = stored(&env, &p.id).await.trunk_sid;
+        assert_ne!(rebuilt.as_str(), p.trunk_sid, "the rebuilt trunk is kept: {body}");
+        assert!(env.fake.credentials_of(&p.account_sid).is_empty(), "list_too={list_too}: {body}");
+        let lists: Vec<String> = env.fake.credential_lists_of(&p.account_sid).into_iter().map(|l| l.sid).collect();
+        let expected = if list_too { vec![] } else { vec![p.list_sid.clone()] };
+        assert_eq!(lists, expected, "list_too={list_too}: {body}");
+
+        // The next repair is not blocked by anything left behind.
+        let body = repair(&env, &p.id).await;
+        assert_eq!(body["verification"]["status"], "verified", "list_too={list_too}: {body}");
+    }
+}

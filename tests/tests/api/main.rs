@@ -15,5 +15,6 @@ mod lifecycle;
 mod numbers;
 mod regions;
 mod security;
+mod spec_examples;
 mod twilio_behaviour;
 mod verification;

@@ -441,3 +441,42 @@ async fn a_lapsed_reservation_frees_the_number() {
         .unwrap();
     assert_eq!(import_as(&env, ORG, &id, &[&pn]).await["successCount"], 1);
 }
+
+/// What only a real account shows, told as what it is: test credentials (403, 20008), a Trial
+/// account's limits, a number that cannot take calls.
+#[tokio::test]
+async fn test_credentials_trial_limits_and_numbers_without_voice_are_told_as_such() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Trial");
+    let test_token = random_token();
+    env.fake.set_test_auth_token(&sid, &test_token);
+    let body = json!({"accountSid": sid, "authToken": test_token, "name": "Test creds"}).to_string();
+    let response = functions::handlers::create_twilio_provider::handle(
+        &env.services,
+        crate::harness::request("POST", "/api/v1/providers/twilio", Some(ORG), Some(&body)),
+    )
+    .await
+    .unwrap();
+    let (status, problem) = status_and_body(&response);
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["title"], "These are Twilio test credentials", "{problem}");
+    assert!(!problem["detail"].as_str().unwrap().contains("suspended"), "not told as a suspended account: {problem}");
+    assert!(env.fake.trunks_of(&sid).is_empty());
+
+    // A Trial account is connected, with its limits said at create and at import.
+    let provider = create_provider(&env, ORG, &sid, &token).await;
+    let account = provider["verificationDetails"].as_array().unwrap().iter().find(|c| c["checkName"] == "account");
+    let account = account.unwrap();
+    assert_eq!(account["status"], "warning");
+    assert!(account["message"].as_str().unwrap().contains("one phone number"), "{account}");
+    let id = provider["id"].as_str().unwrap();
+    let voice = env.fake.add_incoming_number(&sid, "+15550700001", None);
+    let fax_only = env.fake.add_incoming_number(&sid, "+15550700002", None);
+    env.fake.state().incoming_numbers.get_mut(&fax_only).unwrap().voice = false;
+    let result = import_as(&env, ORG, id, &[&voice, &fax_only]).await;
+    assert_eq!(result["successCount"], 1, "{result}");
+    assert_eq!(result["errors"][0]["phoneNumberSid"], fax_only.as_str());
+    assert_eq!(result["errors"][0]["code"], "not_voice_capable", "{result}");
+    assert!(result["warnings"][0].as_str().unwrap().contains("verified numbers"), "{result}");
+    assert_eq!(env.fake.state().incoming_numbers[&fax_only].trunk_sid, None, "left as it was");
+}
