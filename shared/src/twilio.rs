@@ -1202,6 +1202,27 @@ mod tests {
     }
 
     #[test]
+    fn next_pages_are_asked_of_the_host_the_first_page_came_from() {
+        let hosts = |region: &str| crate::config::RegionHosts {
+            api_base_url: format!("https://api.{region}.example"),
+            trunking_base_url: format!("https://trunking.{region}.example"),
+            routes_base_url: format!("https://routes.{region}.example"),
+        };
+        let client =
+            TwilioClient::new(&TwilioConfig { us1: hosts("us1"), ie1: hosts("dublin.ie1"), au1: hosts("sydney.au1") });
+        assert_eq!(
+            client.base_of("https://api.dublin.ie1.example/2010-04-01/Accounts/AC1.json"),
+            "https://api.dublin.ie1.example"
+        );
+        assert_eq!(
+            client.base_of("https://trunking.sydney.au1.example/v1/Trunks"),
+            "https://trunking.sydney.au1.example"
+        );
+        assert_eq!(client.base_of("https://api.us1.example/2010-04-01"), "https://api.us1.example");
+        assert_eq!(client.base_of("https://elsewhere.example/v1"), "");
+    }
+
+    #[test]
     fn next_page_links_keep_only_path_and_query() {
         assert_eq!(path_and_query("https://evil.example/v1/Trunks?Page=1").as_deref(), Some("/v1/Trunks?Page=1"));
         assert_eq!(
