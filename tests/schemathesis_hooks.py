@@ -8,8 +8,10 @@ depends on state outside the request:
   refused (422), and an organization holds one provider per account (409). Each create takes
   the next account of the fake Twilio (its demo account, then the FAKE_TWILIO_EXTRA_ACCOUNTS
   more it was started with, all with the demo token), so creates succeed and the stateful phase
-  can follow the create's links to every operation on the new provider. Token rotations carry
-  the demo token.
+  can follow the create's links to every operation on the new provider. A token is valid in
+  its own Twilio Region only: creates and rotations carry the token of the provider's
+  `twilioRegion`, and a `PUT` that names a `twilioRegion` names the provider's own (another is
+  the documented 400).
 - Phone number SIDs: an import carries the numbers of the provider's own account (unknown SIDs
   are accepted too, as per-number `not_found` results, but then nothing is imported to remove).
 - `nextToken`: only a token the API returned for that listing is valid; a generated one is the
@@ -30,6 +32,12 @@ import schemathesis
 # tests/src/bin/fake_twilio.rs: the demo account and its numbers, and the extra accounts.
 DEMO_ACCOUNT_SID = "AC00000000000000000000000000000001"
 DEMO_AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+# Every account's token in each Twilio Region the fake serves (a token is valid in its own only).
+REGION_TOKENS = {
+    "us1": DEMO_AUTH_TOKEN,
+    "ie1": "e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1",
+    "au1": "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
+}
 DEMO_NUMBER_SIDS = [
     "PN00000000000000000000000000000001",
     "PN00000000000000000000000000000002",
@@ -49,13 +57,15 @@ def number_sids(account):
 
 
 CREATE = ("POST", "/api/v1/providers/twilio")
+UPDATE = ("PUT", "/api/v1/providers/twilio/{id}")
 ROTATE = ("PATCH", "/api/v1/providers/twilio/{id}/auth-token")
 IMPORT = ("POST", "/api/v1/providers/twilio/{id}/import-numbers")
 
 _lock = threading.Lock()
 _accounts = itertools.cycle(range(1, EXTRA_ACCOUNTS + 2))
-# Provider id -> its Account SID, from the creates' answers.
+# Provider id -> its Account SID and its Twilio Region, from the creates' answers.
 _provider_accounts = {}
+_provider_regions = {}
 # Provider id -> how many of its account's numbers imports have taken: each import takes numbers
 # not taken before, so it imports something and the link to number removal has an `id` to use.
 _numbers_taken = {}
@@ -72,9 +82,14 @@ def before_call(context, case, kwargs):
         if operation == CREATE:
             with _lock:
                 body["accountSid"] = account_sid(next(_accounts))
-            body["authToken"] = DEMO_AUTH_TOKEN
+            body["authToken"] = REGION_TOKENS.get(body.get("twilioRegion") or "us1", DEMO_AUTH_TOKEN)
         elif operation == ROTATE:
-            body["authToken"] = DEMO_AUTH_TOKEN
+            provider = (case.path_parameters or {}).get("id")
+            body["authToken"] = REGION_TOKENS[_provider_regions.get(provider, "us1")]
+        elif operation == UPDATE and body.get("twilioRegion") is not None:
+            # A provider's Twilio Region is fixed: only its own is accepted (else the documented 400).
+            provider = (case.path_parameters or {}).get("id")
+            body["twilioRegion"] = _provider_regions.get(provider, "us1")
         elif operation == IMPORT and isinstance(body.get("phoneNumberSids"), list):
             provider = (case.path_parameters or {}).get("id")
             wanted = max(1, min(len(body["phoneNumberSids"]), 3))
@@ -99,3 +114,4 @@ def after_call(context, case, response):
             return
         with _lock:
             _provider_accounts[created.get("id")] = created.get("accountSid")
+            _provider_regions[created.get("id")] = created.get("twilioRegion", "us1")

@@ -6,7 +6,8 @@
 //! each with its own state. The demo account and its numbers are in every Region served, with a
 //! token of its own in each (Twilio's tokens are per Region).
 //! Environment: FAKE_TWILIO_ACCOUNT_SID, FAKE_TWILIO_AUTH_TOKEN (US1's; defaults below);
-//! FAKE_TWILIO_EXTRA_ACCOUNTS=N adds N more active accounts with the same token, numbered 2 to
+//! FAKE_TWILIO_EXTRA_ACCOUNTS=N adds N more active accounts (in every Region served) with the
+//! same token as the demo account's there, numbered 2 to
 //! N+1: `AC{n:032x}`, each with numbers `PN{n:030x}{k:02x}` (k = 1..K), so that a client can
 //! create many providers (one per account) in one organization (scripts/lib/schemathesis.sh);
 //! FAKE_TWILIO_NUMBERS_PER_ACCOUNT=K (3 to 255, default 3) also gives the demo account K numbers
@@ -48,14 +49,6 @@ async fn main() {
     let addr = listen.parse().unwrap_or_else(|_| usage("--listen must be HOST:PORT"));
     let sid = std::env::var("FAKE_TWILIO_ACCOUNT_SID").unwrap_or_else(|_| DEMO_ACCOUNT_SID.into());
     let token = std::env::var("FAKE_TWILIO_AUTH_TOKEN").unwrap_or_else(|_| DEMO_AUTH_TOKEN.into());
-    let fake = FakeTwilio::start_on(addr).await;
-    add_demo_account(&fake, &sid, &token);
-    for (region, regional_token, listen) in &regional {
-        let addr = listen.parse().unwrap_or_else(|_| usage("--listen-ie1 and --listen-au1 must be HOST:PORT"));
-        let regional_fake = FakeTwilio::start_on_in(addr, region).await;
-        add_demo_account(&regional_fake, &sid, regional_token);
-        println!("fake Twilio {region} listening on {} (demo token {regional_token})", regional_fake.base_url);
-    }
     let extra: u32 = match std::env::var("FAKE_TWILIO_EXTRA_ACCOUNTS") {
         Ok(value) => value
             .parse()
@@ -72,21 +65,13 @@ async fn main() {
             .unwrap_or_else(|| usage("FAKE_TWILIO_NUMBERS_PER_ACCOUNT must be a whole number from 3 to 255")),
         Err(_) => 3,
     };
-    // The demo account's numbers past the first three follow on from them.
-    for k in 4..=per_account {
-        fake.add_incoming_number_with_sid(&format!("PN{:030x}{k:02x}", 0), &sid, &format!("+15005551{k:03}"), None);
-    }
-    for n in 2..extra + 2 {
-        let account = format!("AC{n:032x}");
-        fake.add_account_with(&account, &token, "active", "Full");
-        for k in 1..=per_account {
-            fake.add_incoming_number_with_sid(
-                &format!("PN{n:030x}{k:02x}"),
-                &account,
-                &format!("+1555{n:04}{k:03}"),
-                None,
-            );
-        }
+    let fake = FakeTwilio::start_on(addr).await;
+    populate(&fake, &sid, &token, extra, per_account);
+    for (region, regional_token, listen) in &regional {
+        let addr = listen.parse().unwrap_or_else(|_| usage("--listen-ie1 and --listen-au1 must be HOST:PORT"));
+        let regional_fake = FakeTwilio::start_on_in(addr, region).await;
+        populate(&regional_fake, &sid, regional_token, extra, per_account);
+        println!("fake Twilio {region} listening on {} (demo token {regional_token})", regional_fake.base_url);
     }
     println!("fake Twilio listening on {}", fake.base_url);
     println!("demo account: accountSid={sid} authToken={token}");
@@ -97,12 +82,25 @@ async fn main() {
     tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
 }
 
-/// The demo account with its three numbers (the first routed by a voice URL).
-fn add_demo_account(fake: &FakeTwilio, sid: &str, token: &str) {
+/// One Region's accounts: the demo account with its numbers (the first routed by a voice URL;
+/// past the first three they follow on from them), and the extra accounts with theirs, all
+/// with the Region's token.
+fn populate(fake: &FakeTwilio, sid: &str, token: &str, extra: u32, per_account: u32) {
     fake.add_account_with(sid, token, "active", "Full");
     fake.add_incoming_number_with_sid(DEMO_NUMBER_SIDS[0], sid, "+15005550006", Some("https://demo.example.com/voice"));
     fake.add_incoming_number_with_sid(DEMO_NUMBER_SIDS[1], sid, "+15005550007", None);
     fake.add_incoming_number_with_sid(DEMO_NUMBER_SIDS[2], sid, "+15005550008", None);
+    for k in 4..=per_account {
+        fake.add_incoming_number_with_sid(&format!("PN{:030x}{k:02x}", 0), sid, &format!("+15005551{k:03}"), None);
+    }
+    for n in 2..extra + 2 {
+        let account = format!("AC{n:032x}");
+        fake.add_account_with(&account, token, "active", "Full");
+        for k in 1..=per_account {
+            let number = format!("+1555{n:04}{k:03}");
+            fake.add_incoming_number_with_sid(&format!("PN{n:030x}{k:02x}"), &account, &number, None);
+        }
+    }
 }
 
 fn usage(problem: &str) -> ! {
