@@ -28,7 +28,8 @@ local_stack_start() {
   pids+=("$!")
   local run_id="$name-$$-$(date +%s)"
   export TABLE_NAME="$run_id" KMS_KEY_ID="alias/$run_id"
-  export PLATFORM_SIP_URI=sip:sip.voice.example.com
+  # TLS, so that a secure trunk (secureTrunking) can be made as well as a plain one.
+  export PLATFORM_SIP_URI="sip:sip.voice.example.com;transport=tls"
   export TWILIO_API_BASE_URL="http://$twilio" TWILIO_TRUNKING_BASE_URL="http://$twilio"
   export TWILIO_API_BASE_URL_IE1="http://$twilio_ie1" TWILIO_TRUNKING_BASE_URL_IE1="http://$twilio_ie1"
   export TWILIO_API_BASE_URL_AU1="http://$twilio_au1" TWILIO_TRUNKING_BASE_URL_AU1="http://$twilio_au1"

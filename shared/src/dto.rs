@@ -50,6 +50,7 @@ pub struct CreateTwilioProvider {
     pub region: Option<Region>,
     pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
+    pub secure_trunking: bool,
 }
 
 impl CreateTwilioProvider {
@@ -64,10 +65,19 @@ impl CreateTwilioProvider {
         let region = fields.optional("region", parse_region);
         let twilio_region = fields.optional("twilioRegion", parse_twilio_region).unwrap_or_default();
         let supports_call_transfer = fields.optional_bool("supportsCallTransfer").unwrap_or(false);
+        let secure_trunking = fields.optional_bool("secureTrunking").unwrap_or(false);
         match (account_sid, auth_token, name) {
             (Some(account_sid), Some(auth_token), Some(name)) => {
                 fields.finish()?;
-                Ok(Self { account_sid, auth_token, name, region, twilio_region, supports_call_transfer })
+                Ok(Self {
+                    account_sid,
+                    auth_token,
+                    name,
+                    region,
+                    twilio_region,
+                    supports_call_transfer,
+                    secure_trunking,
+                })
             }
             _ => Err(fields.finish().expect_err("a missing required field was recorded")),
         }
@@ -105,6 +115,9 @@ pub struct TwilioProviderResponse {
     /// The Twilio Region that holds the account's credentials and the provider's resources.
     pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
+    /// The trunk takes TLS signalling and SRTP media only: the call engine dials
+    /// `terminationUri` over TLS (port 5061).
+    pub secure_trunking: bool,
     /// Present only while a delete is in progress (a failed delete can be retried).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion: Option<DeletionView>,
@@ -175,6 +188,7 @@ pub struct UpdateTwilioProvider {
     /// Fixed once the provider exists: only its current value is accepted.
     pub twilio_region: Option<TwilioRegion>,
     pub supports_call_transfer: Option<bool>,
+    pub secure_trunking: Option<bool>,
 }
 
 impl UpdateTwilioProvider {
@@ -197,6 +211,7 @@ impl UpdateTwilioProvider {
             region: fields.optional("region", parse_region),
             twilio_region: fields.optional("twilioRegion", parse_twilio_region),
             supports_call_transfer: fields.optional_bool("supportsCallTransfer"),
+            secure_trunking: fields.optional_bool("secureTrunking"),
         };
         fields.finish()?;
         Ok(update)
@@ -423,6 +438,7 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
             termination_uri: record.termination_uri.clone(),
             region: record.region,
             twilio_region: record.twilio_region,
+            secure_trunking: record.secure_trunking,
             supports_call_transfer: record.supports_call_transfer,
             deletion: record.deletion.as_ref().map(|state| DeletionView::of(state, record.phone_number_count)),
         }
@@ -558,6 +574,9 @@ pub mod request_schemas {
         pub twilio_region: Option<TwilioRegion>,
         /// Enables call transfer on the trunk (`TransferMode` enable-all). Default false.
         pub supports_call_transfer: Option<bool>,
+        /// TLS signalling and SRTP media only on the trunk (`Secure`). Default false; true needs
+        /// a platform SIP ingress with `;transport=tls`.
+        pub secure_trunking: Option<bool>,
     }
 
     /// `PUT /api/v1/providers/twilio/{id}`: only the fields present change.
@@ -575,6 +594,7 @@ pub mod request_schemas {
         /// Fixed once the provider exists: only its current value is accepted.
         pub twilio_region: Option<TwilioRegion>,
         pub supports_call_transfer: Option<bool>,
+        pub secure_trunking: Option<bool>,
     }
 
     /// `PATCH /api/v1/providers/twilio/{id}/auth-token`

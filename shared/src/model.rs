@@ -227,6 +227,17 @@ impl SipUri {
     pub fn matches(&self, sip_url: &str) -> bool {
         self.0.eq_ignore_ascii_case(sip_url.trim())
     }
+
+    /// Whether it asks for TLS signalling (`;transport=tls`): what a secure trunk's origination
+    /// URL must carry, as Twilio takes no `sips:` there.
+    pub fn uses_tls(&self) -> bool {
+        carries_tls(&self.0)
+    }
+}
+
+/// Whether a SIP URL asks for TLS (`;transport=tls`, any case).
+pub fn carries_tls(sip_url: &str) -> bool {
+    sip_url.split(';').skip(1).any(|param| param.trim().eq_ignore_ascii_case("transport=tls"))
 }
 
 impl fmt::Display for SipUri {
@@ -441,14 +452,35 @@ impl Region {
     }
 
     /// `sip:<label>.pstn.<edge>.twilio.com` for a trunk whose domain is `<label>.pstn.twilio.com`.
-    pub fn termination_uri(self, domain_label: &str) -> String {
-        format!("sip:{domain_label}.pstn.{}.twilio.com", self.edge())
+    /// A secure trunk takes TLS only: its URI says so, on Twilio's TLS port.
+    pub fn termination_uri(self, domain_label: &str, secure: bool) -> String {
+        let host = format!("{domain_label}.pstn.{}.twilio.com", self.edge());
+        if secure { format!("sip:{host}:5061;transport=tls") } else { format!("sip:{host}") }
     }
 }
 
 impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What the service sets on a provider's trunk: its `TransferMode` (from `supportsCallTransfer`)
+/// and `Secure` (from `secureTrunking`: TLS signalling and SRTP media only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrunkSettings {
+    pub transfer_mode: TransferMode,
+    pub secure: bool,
+}
+
+impl TrunkSettings {
+    pub fn new(supports_call_transfer: bool, secure_trunking: bool) -> Self {
+        Self { transfer_mode: TransferMode::for_call_transfer(supports_call_transfer), secure: secure_trunking }
+    }
+
+    /// `Secure` as Twilio's form takes it.
+    pub fn secure_str(self) -> &'static str {
+        if self.secure { "true" } else { "false" }
     }
 }
 
@@ -510,6 +542,7 @@ pub enum CheckName {
     Account,
     Permissions,
     Trunk,
+    SecureTrunking,
     CredentialList,
     Origination,
     PhoneNumbers,
@@ -603,7 +636,9 @@ mod tests {
         for (aws, twilio) in cases {
             assert_eq!(Region::closest_to_aws_region(aws), twilio, "{aws}");
         }
-        assert_eq!(Region::Br1.termination_uri("abc"), "sip:abc.pstn.sao-paulo.twilio.com");
+        assert_eq!(Region::Br1.termination_uri("abc", false), "sip:abc.pstn.sao-paulo.twilio.com");
+        assert_eq!(Region::Ie1.termination_uri("abc", true), "sip:abc.pstn.dublin.twilio.com:5061;transport=tls");
+        assert!(carries_tls("sip:a.example.com;transport=TLS") && !carries_tls("sip:transport=tls.example.com"));
         assert_eq!(Region::parse("de1"), Some(Region::De1));
         assert_eq!(Region::parse("DE1"), None);
         assert_eq!(Region::parse("eu1"), None);

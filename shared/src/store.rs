@@ -72,6 +72,8 @@ pub struct ProviderRecord {
     pub region: Region,
     pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
+    /// The trunk takes TLS signalling and SRTP media only (`Secure`).
+    pub secure_trunking: bool,
     pub trunk_sid: TrunkSid,
     /// `<label>.pstn.twilio.com`
     pub domain_name: String,
@@ -405,6 +407,11 @@ pub struct ProviderStore {
 }
 
 impl ProviderRecord {
+    /// What the provider's trunk is set to.
+    pub fn trunk_settings(&self) -> crate::model::TrunkSettings {
+        crate::model::TrunkSettings::new(self.supports_call_transfer, self.secure_trunking)
+    }
+
     fn key(&self) -> Item {
         org_key(&self.organization_id, provider_sort_key(self.id))
     }
@@ -423,6 +430,7 @@ impl ProviderRecord {
             ("region".to_owned(), s(self.region.as_str())),
             ("twilioRegion".to_owned(), s(self.twilio_region.as_str())),
             ("supportsCallTransfer".to_owned(), AttributeValue::Bool(self.supports_call_transfer)),
+            ("secureTrunking".to_owned(), AttributeValue::Bool(self.secure_trunking)),
             ("trunkSid".to_owned(), s(self.trunk_sid.as_str())),
             ("domainName".to_owned(), s(self.domain_name.clone())),
             ("terminationUri".to_owned(), s(self.termination_uri.clone())),
@@ -465,6 +473,11 @@ impl ProviderRecord {
             region: f.parsed("region", |v| Region::parse(v).ok_or(()))?,
             twilio_region: twilio_region_of(item)?,
             supports_call_transfer: f.boolean("supportsCallTransfer")?,
+            // Providers made before secure trunking was offered have plain trunks.
+            secure_trunking: match item.get("secureTrunking") {
+                None => false,
+                Some(_) => f.boolean("secureTrunking")?,
+            },
             trunk_sid: f.parsed("trunkSid", TrunkSid::parse)?,
             domain_name: f.string("domainName")?,
             termination_uri: f.string("terminationUri")?,

@@ -9,7 +9,7 @@ pub use resource::TwilioResource;
 
 use crate::config::TwilioConfig;
 use crate::model::{
-    AccountSid, CredentialListSid, CredentialSid, OriginationUrlSid, PhoneNumberSid, SipPassword, TransferMode,
+    AccountSid, CredentialListSid, CredentialSid, OriginationUrlSid, PhoneNumberSid, SipPassword, TrunkSettings,
     TrunkSid, TwilioCredentials, VoiceRouting,
 };
 use rand::RngExt;
@@ -173,6 +173,9 @@ pub struct Trunk {
     /// As Twilio reports it: kept as text, so a mode Twilio adds later is shown, not an error.
     #[serde(default)]
     pub transfer_mode: Option<String>,
+    /// Whether the trunk takes TLS signalling and SRTP media only.
+    #[serde(default)]
+    pub secure: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,10 +380,14 @@ impl TwilioClient {
         creds: &TwilioCredentials,
         friendly_name: &str,
         domain_name: &str,
-        transfer_mode: TransferMode,
+        settings: TrunkSettings,
     ) -> Result<Trunk, TwilioError> {
-        let form =
-            [("FriendlyName", friendly_name), ("DomainName", domain_name), ("TransferMode", transfer_mode.as_str())];
+        let form = [
+            ("FriendlyName", friendly_name),
+            ("DomainName", domain_name),
+            ("TransferMode", settings.transfer_mode.as_str()),
+            ("Secure", settings.secure_str()),
+        ];
         self.json(creds, Method::POST, self.trunking_url(creds, "Trunks"), &form).await
     }
 
@@ -389,14 +396,14 @@ impl TwilioClient {
         self.json(creds, Method::GET, self.trunking_url(creds, &format!("Trunks/{trunk_sid}")), &[]).await
     }
 
-    /// `POST /v1/Trunks/{Sid}` with `TransferMode`.
-    pub async fn update_trunk_transfer_mode(
+    /// `POST /v1/Trunks/{Sid}` with `TransferMode` and `Secure`.
+    pub async fn update_trunk(
         &self,
         creds: &TwilioCredentials,
         trunk_sid: &TrunkSid,
-        transfer_mode: TransferMode,
+        settings: TrunkSettings,
     ) -> Result<Trunk, TwilioError> {
-        let form = [("TransferMode", transfer_mode.as_str())];
+        let form = [("TransferMode", settings.transfer_mode.as_str()), ("Secure", settings.secure_str())];
         self.json(creds, Method::POST, self.trunking_url(creds, &format!("Trunks/{trunk_sid}")), &form).await
     }
 

@@ -43,6 +43,8 @@ pub struct Trunk {
     pub friendly_name: String,
     pub domain_name: String,
     pub transfer_mode: String,
+    /// TLS signalling and SRTP media only.
+    pub secure: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -291,6 +293,7 @@ impl FakeTwilio {
             friendly_name: "Customer trunk".into(),
             domain_name: format!("{}.pstn.twilio.com", sid.to_lowercase()),
             transfer_mode: "disable-all".into(),
+            secure: false,
         };
         self.state().trunks.insert(sid.clone(), trunk);
         sid
@@ -652,7 +655,7 @@ fn now() -> String {
 fn trunk_json(t: &Trunk, base: &str) -> Value {
     json!({
         "account_sid": t.account_sid, "sid": t.sid, "friendly_name": t.friendly_name, "domain_name": t.domain_name,
-        "transfer_mode": t.transfer_mode, "transfer_caller_id": "from-transferee", "secure": false,
+        "transfer_mode": t.transfer_mode, "transfer_caller_id": "from-transferee", "secure": t.secure,
         "cnam_lookup_enabled": false, "recording": {"mode": "do-not-record", "trim": "do-not-trim"},
         "disaster_recovery_url": null, "disaster_recovery_method": null, "auth_type": "CREDENTIAL_LIST",
         "auth_type_set": ["CREDENTIAL_LIST"], "symmetric_rtp_enabled": false,
@@ -854,7 +857,9 @@ fn handle(
             if !["disable-all", "enable-all", "sip-only"].contains(&transfer_mode.as_str()) {
                 return twilio_error(400, 20001, "Invalid TransferMode");
             }
-            let trunk = Trunk { sid: new_sid("TK"), account_sid: me.into(), friendly_name, domain_name, transfer_mode };
+            let secure = form.get("Secure").is_some_and(|s| s == "true");
+            let trunk =
+                Trunk { sid: new_sid("TK"), account_sid: me.into(), friendly_name, domain_name, transfer_mode, secure };
             st.trunks.insert(trunk.sid.clone(), trunk.clone());
             json_response(StatusCode::CREATED, trunk_json(&trunk, &base))
         }
@@ -875,6 +880,9 @@ fn handle(
                     return twilio_error(400, 20001, "Invalid TransferMode");
                 }
                 trunk.transfer_mode = mode.clone();
+            }
+            if let Some(secure) = form.get("Secure") {
+                trunk.secure = secure == "true";
             }
             if let Some(name) = form.get("FriendlyName") {
                 trunk.friendly_name = name.clone();

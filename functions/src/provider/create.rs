@@ -22,7 +22,7 @@ use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::deadline::within;
 use shared::dto::CreateTwilioProvider;
 use shared::model::{
-    CheckName, CheckStatus, OrganizationId, SipPassword, TransferMode, TwilioCredentials, VerificationCheck,
+    CheckName, CheckStatus, OrganizationId, SipPassword, TrunkSettings, TwilioCredentials, VerificationCheck,
     overall_status,
 };
 use shared::store::{Change, Intent, IntentKey, NewResources, ProviderRecord, SipCredentialRecord, StoreError};
@@ -59,6 +59,8 @@ pub async fn create_provider(
         auth_token: command.auth_token.clone(),
         region: command.twilio_region,
     };
+    // A secure trunk's inbound calls reach the platform only over TLS: refused before anything.
+    refuse_secure_without_tls(command.secure_trunking, &services.platform_sip_uri)?;
     // The organization's duplicate first: milliseconds, and no Twilio call for it.
     if services.store.account_in_use(&organization_id, &creds.account_sid).await? {
         return Err(account_taken(&creds));
@@ -158,10 +160,11 @@ async fn provision(
     let creds = saga.creds;
     let trunk_name = truncate_chars(&command.name, FRIENDLY_NAME_MAX_CHARS);
     let list_name = &start.names.list;
-    let transfer_mode = TransferMode::for_call_transfer(command.supports_call_transfer);
+    let settings = TrunkSettings::new(command.supports_call_transfer, command.secure_trunking);
+    let transfer_mode = settings.transfer_mode;
 
     let (trunk, list) = tokio::join!(
-        create_trunk(twilio, creds, &trunk_name, transfer_mode, &start.names.domain_labels),
+        create_trunk(twilio, creds, &trunk_name, settings, &start.names.domain_labels),
         twilio.create_credential_list(creds, list_name)
     );
     match &trunk {
@@ -221,7 +224,7 @@ async fn provision(
             CheckName::Trunk,
             CheckStatus::Passed,
             format!("Created SIP trunk {} with domain {}.", trunk.sid, domain_name(&domain_label)),
-            json!({"trunkSid": trunk.sid, "domainName": domain_name(&domain_label), "transferMode": transfer_mode}),
+            json!({"trunkSid": trunk.sid, "domainName": domain_name(&domain_label), "transferMode": transfer_mode, "secure": settings.secure}),
         ),
         VerificationCheck::new(
             CheckName::CredentialList,
@@ -243,9 +246,10 @@ async fn provision(
         region,
         twilio_region: command.twilio_region,
         supports_call_transfer: command.supports_call_transfer,
+        secure_trunking: command.secure_trunking,
         trunk_sid: trunk.sid.clone(),
         domain_name: domain_name(&domain_label),
-        termination_uri: region.termination_uri(&domain_label),
+        termination_uri: region.termination_uri(&domain_label, command.secure_trunking),
         credential_list_sid: list.sid.clone(),
         verification_status: overall_status(&checks),
         last_verified_at: Some(now.clone()),
@@ -277,13 +281,13 @@ pub(crate) async fn create_trunk(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
     friendly_name: &str,
-    transfer_mode: TransferMode,
+    settings: TrunkSettings,
     labels: &[String],
 ) -> Result<(Trunk, String), (TwilioError, String)> {
     let mut labels = labels.iter().peekable();
     loop {
         let label = labels.next().expect("at least one domain label").clone();
-        match twilio.create_trunk(creds, friendly_name, &domain_name(&label), transfer_mode).await {
+        match twilio.create_trunk(creds, friendly_name, &domain_name(&label), settings).await {
             Ok(trunk) => return Ok((trunk, label)),
             Err(e)
                 if matches!(e.code(), Some(CODE_DOMAIN_NAME_TAKEN | CODE_DOMAIN_NAME_INVALID))
@@ -401,6 +405,20 @@ fn credential_error(region: shared::model::TwilioRegion, e: TwilioError) -> ApiE
         TwilioErrorKind::TestCredentials => problems::test_credentials(),
         _ => twilio_problem("reading the account", e),
     }
+}
+
+/// 422 when `secureTrunking` is asked for but the platform's SIP ingress takes no TLS: Twilio
+/// would send a secure trunk's calls to it encrypted, and they would fail.
+pub(crate) fn refuse_secure_without_tls(secure: bool, platform: &shared::model::SipUri) -> Result<(), ApiError> {
+    if secure && !platform.uses_tls() {
+        return Err(ApiError::Unprocessable {
+            title: "Secure trunking needs a TLS SIP ingress",
+            detail: format!(
+                "secureTrunking makes Twilio use TLS and SRTP only, but this deployment's platform SIP ingress ({platform}) does not ask for TLS (;transport=tls), so inbound calls could not reach it. Leave secureTrunking false, or deploy with a PLATFORM_SIP_URI that ends in ;transport=tls."
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn account_taken(creds: &TwilioCredentials) -> ApiError {

@@ -27,8 +27,7 @@ use shared::crypto::{CryptoError, DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
 use shared::model::{
-    CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TransferMode, TrunkSid, TwilioCredentials,
-    TwilioRegion,
+    CheckName, CheckStatus, CredentialListSid, PhoneNumberSid, SipPassword, TrunkSid, TwilioCredentials, TwilioRegion,
 };
 use shared::store::{
     Change, Intent, IntentKey, NewResources, PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError,
@@ -208,33 +207,39 @@ impl<'a> Repair<'a> {
         self.new.trunk.is_some()
     }
 
-    /// The trunk exists with the stored transfer mode, or a new one replaces a deleted one.
+    /// The trunk exists with the stored transfer mode and `Secure`, or a new one replaces a
+    /// deleted one.
     async fn trunk(&mut self) {
         let twilio = &self.services.twilio;
         let old_sid = self.record.trunk_sid.clone();
-        let expected_mode = TransferMode::for_call_transfer(self.record.supports_call_transfer);
+        let expected = self.record.trunk_settings();
+        let expected_mode = expected.transfer_mode;
         match twilio.fetch_trunk(self.creds, &old_sid).await {
             Ok(trunk) => {
                 self.note("recreateTrunk", &old_sid, RepairResult::Skipped, "The SIP trunk exists.");
                 self.trunk_sid = Some(old_sid.clone());
-                if trunk.transfer_mode.as_deref() == Some(expected_mode.as_str()) {
-                    let message = format!("TransferMode is {expected_mode}, as supportsCallTransfer asks.");
-                    self.note("setTransferMode", &old_sid, RepairResult::Skipped, message);
-                    return;
-                }
-                match twilio.update_trunk_transfer_mode(self.creds, &old_sid, expected_mode).await {
-                    Ok(_) => self.note(
-                        "setTransferMode",
-                        &old_sid,
-                        RepairResult::Done,
-                        format!("Set TransferMode to {expected_mode} to match supportsCallTransfer."),
-                    ),
-                    Err(e) => self.note(
-                        "setTransferMode",
-                        &old_sid,
-                        RepairResult::Failed,
-                        format!("Could not set TransferMode: {e}."),
-                    ),
+                let mode_right = trunk.transfer_mode.as_deref() == Some(expected_mode.as_str());
+                let secure_right = trunk.secure.unwrap_or(false) == expected.secure;
+                let updated = if mode_right && secure_right {
+                    None
+                } else {
+                    Some(twilio.update_trunk(self.creds, &old_sid, expected).await)
+                };
+                let (mode_message, secure_message) = (
+                    format!("TransferMode {expected_mode}, as supportsCallTransfer asks"),
+                    format!("Secure {}, as secureTrunking asks", expected.secure),
+                );
+                for (action, right, message) in
+                    [("setTransferMode", mode_right, mode_message), ("setSecureTrunking", secure_right, secure_message)]
+                {
+                    let (result, message) = match (&updated, right) {
+                        (None, _) | (Some(_), true) => (RepairResult::Skipped, format!("The trunk has {message}.")),
+                        (Some(Ok(_)), false) => (RepairResult::Done, format!("Set the trunk to {message}.")),
+                        (Some(Err(e)), false) => {
+                            (RepairResult::Failed, format!("Could not set the trunk to {message}: {e}."))
+                        }
+                    };
+                    self.note(action, &old_sid, result, message);
                 }
             }
             Err(e) if e.is_not_found() => {
@@ -245,7 +250,7 @@ impl<'a> Repair<'a> {
                     self.note("recreateTrunk", &old_sid, RepairResult::Failed, message);
                     return;
                 }
-                match create_trunk(twilio, self.creds, &name, expected_mode, &labels).await {
+                match create_trunk(twilio, self.creds, &name, expected, &labels).await {
                     Ok((trunk, label)) => {
                         self.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() });
                         let message = format!(
@@ -870,7 +875,7 @@ impl NewReferences {
         if let Some((trunk_sid, label)) = &self.trunk {
             record.trunk_sid = trunk_sid.clone();
             record.domain_name = domain_name(label);
-            record.termination_uri = record.region.termination_uri(label);
+            record.termination_uri = record.region.termination_uri(label, record.secure_trunking);
         }
         if let Some(list_sid) = &self.credential_list_sid {
             record.credential_list_sid = list_sid.clone();

@@ -40,6 +40,9 @@ pub struct SipCredential {
     pub provider_id: Uuid,
     pub trunk_sid: shared::model::TrunkSid,
     pub termination_uri: String,
+    /// How to dial `terminationUri`: `tls` for a secure trunk (TLS signalling, SRTP media;
+    /// Twilio refuses anything else), else `udp`.
+    pub transport: &'static str,
     pub username: String,
     #[serde(serialize_with = "expose_password")]
     pub password: SipPassword,
@@ -116,6 +119,7 @@ pub async fn read(
         provider_id,
         trunk_sid: record.trunk_sid,
         termination_uri: record.termination_uri,
+        transport: if record.secure_trunking { "tls" } else { "udp" },
         username: credential.username,
         password: SipPassword::from_stored(secrecy::ExposeSecret::expose_secret(&password).to_owned()),
     })
@@ -131,6 +135,7 @@ mod tests {
             provider_id: Uuid::nil(),
             trunk_sid: shared::model::TrunkSid::parse(&format!("TK{}", "1".repeat(32))).unwrap(),
             termination_uri: "sip:x.pstn.twilio.com".into(),
+            transport: "udp",
             username: "u".into(),
             password: SipPassword::from_stored("Secret123Secret123Secret123Secre".into()),
         };

@@ -1,8 +1,8 @@
-//! Updating a provider: name, region, supportsCallTransfer, only those given.
-//! A transfer change goes to Twilio first; if Twilio fails, nothing changes locally; if the
-//! save fails after Twilio changed, Twilio is put back (and if even that fails, the stored
-//! value stays the old one, which the next repair applies). `supportsCallTransfer` equal to
-//! the stored value is still sent to Twilio when the last verification saw the trunk differ.
+//! Updating a provider: name, region, supportsCallTransfer, secureTrunking, only those given.
+//! A trunk change (transfer, secure) goes to Twilio first; if Twilio fails, nothing changes
+//! locally; if the save fails after Twilio changed, Twilio is put back (and if even that fails,
+//! the stored values stay the old ones, which the next repair applies). A value equal to the
+//! stored one is still sent to Twilio when the last verification saw the trunk differ.
 
 use crate::provider::record::{
     Change, load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
@@ -10,17 +10,20 @@ use crate::provider::record::{
 use crate::services::Services;
 use shared::ApiError;
 use shared::dto::UpdateTwilioProvider;
-use shared::model::{CheckName, CheckStatus, OrganizationId, TransferMode, TwilioCredentials};
+use shared::model::{CheckName, CheckStatus, OrganizationId, TrunkSettings, TwilioCredentials};
 use shared::store::ProviderRecord;
 use uuid::Uuid;
 
-/// Whether the last verification saw the trunk's TransferMode differ from the stored value.
-fn transfer_mode_drifted(record: &ProviderRecord) -> bool {
+/// Whether the last verification saw the trunk's TransferMode or Secure differ from the stored
+/// values.
+fn trunk_drifted(record: &ProviderRecord) -> bool {
     record.verification_details.iter().flatten().any(|check| {
-        check.check_name == CheckName::Trunk
-            && check.status != CheckStatus::Passed
-            && check.details.get("transferMode").is_some()
-            && check.details.get("transferMode") != check.details.get("expectedTransferMode")
+        let differs = |field: &str, expected: &str| {
+            check.details.get(field).is_some() && check.details.get(field) != check.details.get(expected)
+        };
+        check.status != CheckStatus::Passed
+            && ((check.check_name == CheckName::Trunk && differs("transferMode", "expectedTransferMode"))
+                || (check.check_name == CheckName::SecureTrunking && differs("secure", "expectedSecure")))
     })
 }
 
@@ -46,7 +49,10 @@ pub async fn update_provider(
     id: Uuid,
     update: UpdateTwilioProvider,
 ) -> Result<ProviderRecord, ApiError> {
-    if update.supports_call_transfer.is_none() {
+    if update.secure_trunking == Some(true) {
+        crate::provider::create::refuse_secure_without_tls(true, &services.platform_sip_uri)?;
+    }
+    if update.supports_call_transfer.is_none() && update.secure_trunking.is_none() {
         let record = load_provider(&services.store, org, id).await?;
         refuse_other_twilio_region(&update, &record)?;
         return save(services, id, &update, record, None).await;
@@ -77,16 +83,19 @@ async fn change_transfer(
     let record = load_provider(&services.store, org, id).await?;
     refuse_if_deleting(&record)?;
     refuse_other_twilio_region(update, &record)?;
-    let needs_twilio = |wanted: &bool| *wanted != record.supports_call_transfer || transfer_mode_drifted(&record);
-    let Some(wanted) = update.supports_call_transfer.filter(needs_twilio) else {
+    let wanted = TrunkSettings::new(
+        update.supports_call_transfer.unwrap_or(record.supports_call_transfer),
+        update.secure_trunking.unwrap_or(record.secure_trunking),
+    );
+    if wanted == record.trunk_settings() && !trunk_drifted(&record) {
         return save(services, id, update, record, None).await;
-    };
+    }
     let creds = stored_credentials(services, &record).await?;
     services
         .twilio
-        .update_trunk_transfer_mode(&creds, &record.trunk_sid, TransferMode::for_call_transfer(wanted))
+        .update_trunk(&creds, &record.trunk_sid, wanted)
         .await
-        .map_err(|e| stored_credentials_error("changing the trunk's transfer mode", &record, e))?;
+        .map_err(|e| stored_credentials_error("changing the trunk's transfer mode and Secure", &record, e))?;
     save(services, id, update, record, Some(creds)).await
 }
 
@@ -103,7 +112,7 @@ async fn save(
         return Ok(record);
     }
     let org = record.organization_id.clone();
-    let previous_mode = TransferMode::for_call_transfer(record.supports_call_transfer);
+    let previous = record.trunk_settings();
     let trunk_sid = record.trunk_sid.clone();
     let saved = save_with_retry(&services.store, record, |record| {
         refuse_if_deleting(record)?;
@@ -113,13 +122,16 @@ async fn save(
         }
         if let Some(region) = update.region {
             record.region = region;
-            // The trunk and its domain stay; only the edge in the termination URI changes.
-            let label = record.domain_name.strip_suffix(".pstn.twilio.com").unwrap_or(&record.domain_name).to_owned();
-            record.termination_uri = region.termination_uri(&label);
         }
         if let Some(supports) = update.supports_call_transfer {
             record.supports_call_transfer = supports;
         }
+        if let Some(secure) = update.secure_trunking {
+            record.secure_trunking = secure;
+        }
+        // The trunk and its domain stay; the edge and the transport of the termination URI follow.
+        let label = record.domain_name.strip_suffix(".pstn.twilio.com").unwrap_or(&record.domain_name).to_owned();
+        record.termination_uri = record.region.termination_uri(&label, record.secure_trunking);
         Ok(Change::Save)
     })
     .await;
@@ -127,7 +139,7 @@ async fn save(
         (Ok(saved), _) => saved,
         (Err(e), Some(creds)) => {
             // Not saved: Twilio goes back to what the stored record says.
-            if let Err(undo) = services.twilio.update_trunk_transfer_mode(&creds, &trunk_sid, previous_mode).await {
+            if let Err(undo) = services.twilio.update_trunk(&creds, &trunk_sid, previous).await {
                 tracing::error!(provider_id = %id, error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
             }
             return Err(e);

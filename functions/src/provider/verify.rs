@@ -14,7 +14,7 @@ use shared::ApiError;
 use shared::dto::VerifyResponse;
 use shared::model::{
     CheckName, CheckStatus, PhoneNumberSid, SipUri, TransferMode, TwilioCredentials, VerificationCheck,
-    VerificationStatus, overall_status,
+    VerificationStatus, carries_tls, overall_status,
 };
 use shared::store::{ProviderRecord, SipCredentialRecord};
 use shared::twilio::{Account, OriginationUrl, Trunk, TwilioError, TwilioErrorKind};
@@ -24,9 +24,10 @@ use uuid::Uuid;
 /// Checks read every page of a Twilio list: a cap would turn the items past it into false
 /// findings ("detached" numbers). What they store stays bounded by [`DETAILS_CAP`].
 const LIST_CAP: usize = usize::MAX;
-const LATER_CHECKS: [CheckName; 5] = [
+const LATER_CHECKS: [CheckName; 6] = [
     CheckName::Permissions,
     CheckName::Trunk,
+    CheckName::SecureTrunking,
     CheckName::CredentialList,
     CheckName::Origination,
     CheckName::PhoneNumbers,
@@ -410,6 +411,10 @@ async fn run_checks(
         account_check,
         permissions,
         trunk_check(record, &trunk),
+        match (&trunk, &origination) {
+            (Ok(trunk), Some(Ok(urls))) => secure_trunking_check(record, trunk, urls, &services.platform_sip_uri),
+            _ => skipped(CheckName::SecureTrunking, "the trunk or its origination URLs could not be read"),
+        },
         match attached {
             Some(attached) => credential_list_check(record, &attached, &credentials, sip),
             None => skipped(CheckName::CredentialList, trunk_gone),
@@ -429,6 +434,47 @@ async fn run_checks(
             (true, imported) => phone_numbers_check(record, imported, numbers),
         },
     ])
+}
+
+/// `secureTrunking`: the trunk's `Secure` is the stored setting, and a secure trunk's
+/// origination URLs ask for TLS (Twilio sends a secure trunk's calls encrypted only).
+fn secure_trunking_check(
+    record: &ProviderRecord,
+    trunk: &Trunk,
+    urls: &[OriginationUrl],
+    platform: &SipUri,
+) -> VerificationCheck {
+    let (secure, expected) = (trunk.secure.unwrap_or(false), record.secure_trunking);
+    let plain: Vec<&str> =
+        urls.iter().filter(|u| u.enabled && !carries_tls(&u.sip_url)).map(|u| u.sip_url.as_str()).collect();
+    let details = json!({"secure": secure, "expectedSecure": expected, "originationUrlsWithoutTls": plain});
+    let check =
+        |status, message: String| VerificationCheck::new(CheckName::SecureTrunking, status, message, details.clone());
+    match (secure, expected) {
+        (true, false) => check(
+            CheckStatus::Failed,
+            "The trunk takes TLS and SRTP only (Secure) but secureTrunking is false: a call engine dialling it without TLS is refused (Twilio error 32209). Run repair, or set secureTrunking to true with PUT.".to_owned(),
+        ),
+        (false, true) => check(
+            CheckStatus::Warning,
+            "secureTrunking is true but the trunk takes unencrypted calls (Secure is off): calls are not kept private. Run repair.".to_owned(),
+        ),
+        (true, true) if !platform.uses_tls() || !plain.is_empty() => check(
+            CheckStatus::Failed,
+            format!(
+                "The trunk is secure, but {} not ask for TLS (;transport=tls): Twilio cannot bring inbound calls to the platform. Deploy with a PLATFORM_SIP_URI that ends in ;transport=tls and run repair.",
+                if plain.is_empty() { format!("the platform's SIP ingress ({platform}) does") } else { format!("its origination URLs {} do", plain.join(", ")) }
+            ),
+        ),
+        (true, true) => check(
+            CheckStatus::Passed,
+            "The trunk takes TLS signalling and SRTP media only, and its origination URLs ask for TLS.".to_owned(),
+        ),
+        (false, false) => check(
+            CheckStatus::Passed,
+            "The trunk takes unencrypted calls, as secureTrunking (false) asks.".to_owned(),
+        ),
+    }
 }
 
 /// The `FriendlyName` of the origination URL the service gives a provider's trunk; repair

@@ -61,6 +61,7 @@ async fn creates_trunk_credential_list_and_credential_and_stores_them_encrypted(
             "phoneNumberCount",
             "providerType",
             "region",
+            "secureTrunking",
             "supportsCallTransfer",
             "terminationUri",
             "trunkSid",

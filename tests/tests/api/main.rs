@@ -14,6 +14,7 @@ mod jobs;
 mod lifecycle;
 mod numbers;
 mod regions;
+mod secure;
 mod security;
 mod spec_examples;
 mod twilio_behaviour;

@@ -261,6 +261,7 @@ async fn suspended_denied_and_over_limit_creates_leave_nothing_and_say_why() {
             friendly_name: "Customer's own".into(),
             domain_name: "customer-own.pstn.twilio.com".into(),
             transfer_mode: "disable-all".into(),
+            secure: false,
         },
     );
     let (status, problem) = create(&env, &trial, &token).await;

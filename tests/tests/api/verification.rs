@@ -63,7 +63,16 @@ async fn a_healthy_provider_verifies_and_every_check_is_reported() {
         body["checks"].as_array().unwrap().iter().map(|c| c["checkName"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["credentials", "account", "permissions", "trunk", "credentialList", "origination", "phoneNumbers"]
+        [
+            "credentials",
+            "account",
+            "permissions",
+            "trunk",
+            "secureTrunking",
+            "credentialList",
+            "origination",
+            "phoneNumbers"
+        ]
     );
     assert_stored_matches(&env, ORG, &p.id, &body).await;
 
@@ -293,7 +302,7 @@ async fn a_trunk_that_could_not_be_read_is_not_reported_deleted() {
     assert!(!text.contains("deleted"), "{body}");
     let skipped: Vec<&Value> =
         body["checks"].as_array().unwrap().iter().filter(|c| c["details"]["skipped"] == true).collect();
-    assert_eq!(skipped.len(), 3, "{body}");
+    assert_eq!(skipped.len(), 4, "{body}");
     assert!(skipped.iter().all(|c| c["message"].as_str().unwrap().contains("could not be read")), "{body}");
 }
 

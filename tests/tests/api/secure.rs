@@ -1,0 +1,101 @@
+//! Secure trunking: a trunk that takes TLS signalling and SRTP media only (`Secure`), needing a
+//! platform SIP ingress that asks for TLS, and telling the call engine to dial over TLS.
+
+use crate::harness::{Req, TestEnv, body_json, request, status_and_body};
+use functions::handlers::get_sip_credential::handle as read_sip_credential;
+use functions::handlers::{create_twilio_provider, repair_provider, update_twilio_provider, verify_provider};
+use functions::provider::sip_credential::SipCredentialReader;
+use serde_json::{Value, json};
+use shared::model::SipUri;
+
+const ORG: &str = "org-secure";
+
+async fn create(services: &functions::services::Services, sid: &str, token: &str, secure: bool) -> (u16, Value) {
+    let body = json!({"accountSid": sid, "authToken": token, "name": "Private", "secureTrunking": secure}).to_string();
+    let response =
+        create_twilio_provider::handle(services, request("POST", "/api/v1/providers/twilio", Some(ORG), Some(&body)))
+            .await
+            .unwrap();
+    (response.status().as_u16(), body_json(&response))
+}
+
+fn check(body: &Value, name: &str) -> Value {
+    body["checks"].as_array().unwrap().iter().find(|c| c["checkName"] == name).unwrap().clone()
+}
+
+async fn verify(services: &functions::services::Services, id: &str) -> Value {
+    let req = Req::new("POST", "/api/v1/providers/{id}/verify").org(ORG).param("id", id).build();
+    let (status, body) = status_and_body(&verify_provider::handle(services, req).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn secure_trunking_needs_a_tls_ingress_and_is_kept_by_verify_and_repair() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+
+    // This deployment's ingress takes no TLS: refused before anything is made.
+    let (status, problem) = create(&env.services, &sid, &token, true).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains(";transport=tls"), "{problem}");
+    assert!(env.fake.trunks_of(&sid).is_empty());
+
+    // With a TLS ingress: a secure trunk, its origination URL over TLS, a TLS termination URI.
+    let mut services = env.services.clone();
+    services.platform_sip_uri = SipUri::parse("sip:sip.voice.example.com;transport=tls").unwrap();
+    let (status, provider) = create(&services, &sid, &token, true).await;
+    assert_eq!(status, 201, "{provider}");
+    assert_eq!(provider["secureTrunking"], true);
+    let termination = provider["terminationUri"].as_str().unwrap();
+    assert!(termination.ends_with(".twilio.com:5061;transport=tls"), "{termination}");
+    let id = provider["id"].as_str().unwrap().to_owned();
+    let trunk = provider["trunkSid"].as_str().unwrap().to_owned();
+    assert!(env.fake.state().trunks[&trunk].secure);
+    assert!(env.fake.origination_urls_of(&trunk)[0].sip_url.ends_with(";transport=tls"));
+    assert_eq!(check(&verify(&services, &id).await, "secureTrunking")["status"], "passed");
+
+    // The call engine is told to dial over TLS.
+    let event = json!({"organizationId": ORG, "providerId": id});
+    let reader = SipCredentialReader { store: services.store.clone(), envelope: services.envelope.clone() };
+    let invocation = lambda_http::lambda_runtime::LambdaEvent::new(event, Default::default());
+    let credential = serde_json::to_value(read_sip_credential(&reader, invocation).await.unwrap()).unwrap();
+    assert_eq!(credential["transport"], "tls");
+    assert_eq!(credential["terminationUri"], termination);
+
+    // The customer turns Secure off in the Console: verification warns, repair turns it back.
+    env.fake.state().trunks.get_mut(&trunk).unwrap().secure = false;
+    let verified = verify(&services, &id).await;
+    assert_eq!(check(&verified, "secureTrunking")["status"], "warning", "{verified}");
+    let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
+    let (status, repaired) = status_and_body(&repair_provider::handle(&services, req).await.unwrap());
+    assert_eq!(status, 200, "{repaired}");
+    assert!(env.fake.state().trunks[&trunk].secure, "{repaired}");
+    assert_eq!(repaired["verification"]["status"], "verified", "{repaired}");
+
+    // PUT turns it off: the trunk first, then the record and the termination URI.
+    let put = |body: Value| {
+        Req::new("PUT", "/api/v1/providers/twilio/{id}").org(ORG).param("id", &id).body(&body.to_string()).build()
+    };
+    let (status, updated) = status_and_body(
+        &update_twilio_provider::handle(&services, put(json!({"secureTrunking": false}))).await.unwrap(),
+    );
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["secureTrunking"], false);
+    assert!(!updated["terminationUri"].as_str().unwrap().contains("5061"), "{updated}");
+    assert!(!env.fake.state().trunks[&trunk].secure);
+
+    // A deployment without a TLS ingress cannot turn it on again.
+    let (status, problem) = status_and_body(
+        &update_twilio_provider::handle(&env.services, put(json!({"secureTrunking": true}))).await.unwrap(),
+    );
+    assert_eq!(status, 422, "{problem}");
+    assert!(!env.fake.state().trunks[&trunk].secure, "nothing changed in Twilio");
+
+    // A Secure trunk the record does not expect refuses plain calls: a failed check.
+    env.fake.state().trunks.get_mut(&trunk).unwrap().secure = true;
+    let verified = verify(&services, &id).await;
+    let secure = check(&verified, "secureTrunking");
+    assert_eq!(secure["status"], "failed", "{verified}");
+    assert!(secure["message"].as_str().unwrap().contains("32209"), "{secure}");
+}
