@@ -3,7 +3,8 @@
 use crate::error::ApiError;
 use crate::http::JsonFields;
 use crate::model::{
-    AccountSid, AuthToken, PhoneNumberSid, Region, TrunkSid, TwilioRegion, VerificationCheck, VerificationStatus,
+    AccountSid, AuthToken, DisasterRecovery, PhoneNumberSid, Region, TrunkSid, TwilioRegion, VerificationCheck,
+    VerificationStatus,
 };
 use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
 use crate::time::Timestamp;
@@ -51,6 +52,40 @@ pub struct CreateTwilioProvider {
     pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
     pub secure_trunking: bool,
+    pub disaster_recovery: Option<DisasterRecovery>,
+}
+
+/// `disasterRecoveryUrl` and `disasterRecoveryMethod` as given: the URL absent (None), null
+/// (Some(None): taken off, which only a `PUT` means) or set; the method (GET/POST) applies to the
+/// URL given or, on a `PUT`, to the one stored.
+#[derive(Debug, Default, PartialEq)]
+pub struct DisasterRecoveryFields {
+    url: Option<Option<String>>,
+    method: Option<String>,
+}
+
+impl DisasterRecoveryFields {
+    fn parse(fields: &mut JsonFields) -> Self {
+        let given = fields.contains("disasterRecoveryUrl");
+        // `raw` is None for null: given, yet null.
+        let cleared = given && fields.raw("disasterRecoveryUrl").is_none();
+        let url = fields.optional("disasterRecoveryUrl", DisasterRecovery::parse_url);
+        let method = fields.optional("disasterRecoveryMethod", DisasterRecovery::parse_method);
+        Self { url: if cleared { Some(None) } else { url.map(Some) }, method }
+    }
+
+    /// What the trunk gets, from what it has now; None when neither field was given.
+    pub fn applied_to(&self, current: Option<&DisasterRecovery>) -> Option<Option<DisasterRecovery>> {
+        let method = |stored: Option<&DisasterRecovery>| {
+            self.method.clone().or(stored.map(|r| r.method.clone())).unwrap_or_else(|| "POST".to_owned())
+        };
+        match (&self.url, &self.method) {
+            (Some(Some(url)), _) => Some(Some(DisasterRecovery { url: url.clone(), method: method(current) })),
+            (Some(None), _) => Some(None),
+            (None, Some(_)) => Some(current.map(|r| DisasterRecovery { url: r.url.clone(), method: method(current) })),
+            (None, None) => None,
+        }
+    }
 }
 
 impl CreateTwilioProvider {
@@ -66,6 +101,7 @@ impl CreateTwilioProvider {
         let twilio_region = fields.optional("twilioRegion", parse_twilio_region).unwrap_or_default();
         let supports_call_transfer = fields.optional_bool("supportsCallTransfer").unwrap_or(false);
         let secure_trunking = fields.optional_bool("secureTrunking").unwrap_or(false);
+        let disaster_recovery = DisasterRecoveryFields::parse(&mut fields).applied_to(None).flatten();
         match (account_sid, auth_token, name) {
             (Some(account_sid), Some(auth_token), Some(name)) => {
                 fields.finish()?;
@@ -77,6 +113,7 @@ impl CreateTwilioProvider {
                     twilio_region,
                     supports_call_transfer,
                     secure_trunking,
+                    disaster_recovery,
                 })
             }
             _ => Err(fields.finish().expect_err("a missing required field was recorded")),
@@ -118,6 +155,10 @@ pub struct TwilioProviderResponse {
     /// The trunk takes TLS signalling and SRTP media only: the call engine dials
     /// `terminationUri` over TLS (port 5061).
     pub secure_trunking: bool,
+    /// Where Twilio sends calls when every origination URL fails; null: nowhere.
+    pub disaster_recovery_url: Option<String>,
+    /// `GET` or `POST`; null without a URL.
+    pub disaster_recovery_method: Option<String>,
     /// Present only while a delete is in progress (a failed delete can be retried).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion: Option<DeletionView>,
@@ -189,6 +230,7 @@ pub struct UpdateTwilioProvider {
     pub twilio_region: Option<TwilioRegion>,
     pub supports_call_transfer: Option<bool>,
     pub secure_trunking: Option<bool>,
+    pub disaster_recovery: DisasterRecoveryFields,
 }
 
 impl UpdateTwilioProvider {
@@ -212,6 +254,7 @@ impl UpdateTwilioProvider {
             twilio_region: fields.optional("twilioRegion", parse_twilio_region),
             supports_call_transfer: fields.optional_bool("supportsCallTransfer"),
             secure_trunking: fields.optional_bool("secureTrunking"),
+            disaster_recovery: DisasterRecoveryFields::parse(&mut fields),
         };
         fields.finish()?;
         Ok(update)
@@ -439,6 +482,8 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
             region: record.region,
             twilio_region: record.twilio_region,
             secure_trunking: record.secure_trunking,
+            disaster_recovery_url: record.disaster_recovery.as_ref().map(|r| r.url.clone()),
+            disaster_recovery_method: record.disaster_recovery.as_ref().map(|r| r.method.clone()),
             supports_call_transfer: record.supports_call_transfer,
             deletion: record.deletion.as_ref().map(|state| DeletionView::of(state, record.phone_number_count)),
         }
@@ -577,6 +622,19 @@ pub mod request_schemas {
         /// TLS signalling and SRTP media only on the trunk (`Secure`). Default false; true needs
         /// a platform SIP ingress with `;transport=tls`.
         pub secure_trunking: Option<bool>,
+        /// Where Twilio sends calls when every origination URL fails (your own TwiML, a
+        /// voicemail or a human line): an https URL without user-info, at most 1024 characters.
+        #[schema(max_length = 1024, pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,4})?([/?#][!-~]*)?$")]
+        pub disaster_recovery_url: Option<String>,
+        /// `GET` or `POST` (default); only with `disasterRecoveryUrl`.
+        pub disaster_recovery_method: Option<DisasterRecoveryMethod>,
+    }
+
+    #[derive(ToSchema)]
+    #[allow(clippy::upper_case_acronyms, reason = "as Twilio names them")]
+    pub enum DisasterRecoveryMethod {
+        GET,
+        POST,
     }
 
     /// `PUT /api/v1/providers/twilio/{id}`: only the fields present change.
@@ -595,6 +653,11 @@ pub mod request_schemas {
         pub twilio_region: Option<TwilioRegion>,
         pub supports_call_transfer: Option<bool>,
         pub secure_trunking: Option<bool>,
+        /// As on create; null takes disaster recovery off the trunk.
+        #[schema(max_length = 1024, pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,4})?([/?#][!-~]*)?$")]
+        pub disaster_recovery_url: Option<String>,
+        /// `GET` or `POST` (default); only with `disasterRecoveryUrl`.
+        pub disaster_recovery_method: Option<DisasterRecoveryMethod>,
     }
 
     /// `PATCH /api/v1/providers/twilio/{id}/auth-token`

@@ -74,6 +74,8 @@ pub struct ProviderRecord {
     pub supports_call_transfer: bool,
     /// The trunk takes TLS signalling and SRTP media only (`Secure`).
     pub secure_trunking: bool,
+    /// Where Twilio sends calls when every origination URL fails.
+    pub disaster_recovery: Option<crate::model::DisasterRecovery>,
     pub trunk_sid: TrunkSid,
     /// `<label>.pstn.twilio.com`
     pub domain_name: String,
@@ -409,7 +411,11 @@ pub struct ProviderStore {
 impl ProviderRecord {
     /// What the provider's trunk is set to.
     pub fn trunk_settings(&self) -> crate::model::TrunkSettings {
-        crate::model::TrunkSettings::new(self.supports_call_transfer, self.secure_trunking)
+        crate::model::TrunkSettings::new(
+            self.supports_call_transfer,
+            self.secure_trunking,
+            self.disaster_recovery.clone(),
+        )
     }
 
     fn key(&self) -> Item {
@@ -444,6 +450,10 @@ impl ProviderRecord {
         if let Some(at) = &self.last_verified_at {
             item.insert("lastVerifiedAt".to_owned(), s(at.clone()));
         }
+        if let Some(recovery) = &self.disaster_recovery {
+            item.insert("disasterRecoveryUrl".to_owned(), s(recovery.url.clone()));
+            item.insert("disasterRecoveryMethod".to_owned(), s(recovery.method.clone()));
+        }
         if let Some(details) = &self.verification_details {
             item.insert("verificationDetails".to_owned(), s(serde_json::to_string(details).expect("checks serialize")));
         }
@@ -477,6 +487,12 @@ impl ProviderRecord {
             secure_trunking: match item.get("secureTrunking") {
                 None => false,
                 Some(_) => f.boolean("secureTrunking")?,
+            },
+            disaster_recovery: match (f.opt_string("disasterRecoveryUrl")?, f.opt_string("disasterRecoveryMethod")?) {
+                (Some(url), method) => {
+                    Some(crate::model::DisasterRecovery { url, method: method.unwrap_or_else(|| "POST".to_owned()) })
+                }
+                (None, _) => None,
             },
             trunk_sid: f.parsed("trunkSid", TrunkSid::parse)?,
             domain_name: f.string("domainName")?,

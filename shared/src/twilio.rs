@@ -176,6 +176,19 @@ pub struct Trunk {
     /// Whether the trunk takes TLS signalling and SRTP media only.
     #[serde(default)]
     pub secure: Option<bool>,
+    #[serde(default)]
+    pub disaster_recovery_url: Option<String>,
+    #[serde(default)]
+    pub disaster_recovery_method: Option<String>,
+}
+
+impl Trunk {
+    /// Its disaster recovery, as the service would have set it (an empty URL as none).
+    pub fn disaster_recovery(&self) -> Option<crate::model::DisasterRecovery> {
+        let url = self.disaster_recovery_url.clone().filter(|u| !u.is_empty())?;
+        let method = self.disaster_recovery_method.clone().unwrap_or_else(|| "POST".to_owned()).to_uppercase();
+        Some(crate::model::DisasterRecovery { url, method })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -380,7 +393,7 @@ impl TwilioClient {
         creds: &TwilioCredentials,
         friendly_name: &str,
         domain_name: &str,
-        settings: TrunkSettings,
+        settings: &TrunkSettings,
     ) -> Result<Trunk, TwilioError> {
         let form = [
             ("FriendlyName", friendly_name),
@@ -388,6 +401,13 @@ impl TwilioClient {
             ("TransferMode", settings.transfer_mode.as_str()),
             ("Secure", settings.secure_str()),
         ];
+        let mut form = form.to_vec();
+        if let Some(recovery) = &settings.disaster_recovery {
+            form.extend([
+                ("DisasterRecoveryUrl", recovery.url.as_str()),
+                ("DisasterRecoveryMethod", recovery.method.as_str()),
+            ]);
+        }
         self.json(creds, Method::POST, self.trunking_url(creds, "Trunks"), &form).await
     }
 
@@ -401,9 +421,17 @@ impl TwilioClient {
         &self,
         creds: &TwilioCredentials,
         trunk_sid: &TrunkSid,
-        settings: TrunkSettings,
+        settings: &TrunkSettings,
     ) -> Result<Trunk, TwilioError> {
-        let form = [("TransferMode", settings.transfer_mode.as_str()), ("Secure", settings.secure_str())];
+        let mut form = vec![("TransferMode", settings.transfer_mode.as_str()), ("Secure", settings.secure_str())];
+        // An empty URL takes disaster recovery off the trunk, as Twilio's own clients clear a field.
+        match &settings.disaster_recovery {
+            Some(recovery) => form.extend([
+                ("DisasterRecoveryUrl", recovery.url.as_str()),
+                ("DisasterRecoveryMethod", recovery.method.as_str()),
+            ]),
+            None => form.push(("DisasterRecoveryUrl", "")),
+        }
         self.json(creds, Method::POST, self.trunking_url(creds, &format!("Trunks/{trunk_sid}")), &form).await
     }
 

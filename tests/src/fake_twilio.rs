@@ -45,6 +45,8 @@ pub struct Trunk {
     pub transfer_mode: String,
     /// TLS signalling and SRTP media only.
     pub secure: bool,
+    pub disaster_recovery_url: Option<String>,
+    pub disaster_recovery_method: String,
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +296,8 @@ impl FakeTwilio {
             domain_name: format!("{}.pstn.twilio.com", sid.to_lowercase()),
             transfer_mode: "disable-all".into(),
             secure: false,
+            disaster_recovery_url: None,
+            disaster_recovery_method: "POST".into(),
         };
         self.state().trunks.insert(sid.clone(), trunk);
         sid
@@ -657,7 +661,7 @@ fn trunk_json(t: &Trunk, base: &str) -> Value {
         "account_sid": t.account_sid, "sid": t.sid, "friendly_name": t.friendly_name, "domain_name": t.domain_name,
         "transfer_mode": t.transfer_mode, "transfer_caller_id": "from-transferee", "secure": t.secure,
         "cnam_lookup_enabled": false, "recording": {"mode": "do-not-record", "trim": "do-not-trim"},
-        "disaster_recovery_url": null, "disaster_recovery_method": null, "auth_type": "CREDENTIAL_LIST",
+        "disaster_recovery_url": t.disaster_recovery_url, "disaster_recovery_method": t.disaster_recovery_method, "auth_type": "CREDENTIAL_LIST",
         "auth_type_set": ["CREDENTIAL_LIST"], "symmetric_rtp_enabled": false,
         "date_created": "2026-11-16T10:00:00Z", "date_updated": "2026-11-16T10:00:00Z",
         "url": format!("{base}/v1/Trunks/{}", t.sid),
@@ -858,8 +862,16 @@ fn handle(
                 return twilio_error(400, 20001, "Invalid TransferMode");
             }
             let secure = form.get("Secure").is_some_and(|s| s == "true");
-            let trunk =
-                Trunk { sid: new_sid("TK"), account_sid: me.into(), friendly_name, domain_name, transfer_mode, secure };
+            let trunk = Trunk {
+                sid: new_sid("TK"),
+                account_sid: me.into(),
+                friendly_name,
+                domain_name,
+                transfer_mode,
+                secure,
+                disaster_recovery_url: form.get("DisasterRecoveryUrl").filter(|u| !u.is_empty()).cloned(),
+                disaster_recovery_method: form.get("DisasterRecoveryMethod").cloned().unwrap_or_else(|| "POST".into()),
+            };
             st.trunks.insert(trunk.sid.clone(), trunk.clone());
             json_response(StatusCode::CREATED, trunk_json(&trunk, &base))
         }
@@ -880,6 +892,12 @@ fn handle(
                     return twilio_error(400, 20001, "Invalid TransferMode");
                 }
                 trunk.transfer_mode = mode.clone();
+            }
+            if let Some(url) = form.get("DisasterRecoveryUrl") {
+                trunk.disaster_recovery_url = Some(url.clone()).filter(|u| !u.is_empty());
+            }
+            if let Some(method) = form.get("DisasterRecoveryMethod") {
+                trunk.disaster_recovery_method = method.clone();
             }
             if let Some(secure) = form.get("Secure") {
                 trunk.secure = secure == "true";

@@ -160,11 +160,12 @@ async fn provision(
     let creds = saga.creds;
     let trunk_name = truncate_chars(&command.name, FRIENDLY_NAME_MAX_CHARS);
     let list_name = &start.names.list;
-    let settings = TrunkSettings::new(command.supports_call_transfer, command.secure_trunking);
+    let settings =
+        TrunkSettings::new(command.supports_call_transfer, command.secure_trunking, command.disaster_recovery.clone());
     let transfer_mode = settings.transfer_mode;
 
     let (trunk, list) = tokio::join!(
-        create_trunk(twilio, creds, &trunk_name, settings, &start.names.domain_labels),
+        create_trunk(twilio, creds, &trunk_name, &settings, &start.names.domain_labels),
         twilio.create_credential_list(creds, list_name)
     );
     match &trunk {
@@ -247,6 +248,7 @@ async fn provision(
         twilio_region: command.twilio_region,
         supports_call_transfer: command.supports_call_transfer,
         secure_trunking: command.secure_trunking,
+        disaster_recovery: command.disaster_recovery.clone(),
         trunk_sid: trunk.sid.clone(),
         domain_name: domain_name(&domain_label),
         termination_uri: region.termination_uri(&domain_label, command.secure_trunking),
@@ -281,7 +283,7 @@ pub(crate) async fn create_trunk(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
     friendly_name: &str,
-    settings: TrunkSettings,
+    settings: &TrunkSettings,
     labels: &[String],
 ) -> Result<(Trunk, String), (TwilioError, String)> {
     let mut labels = labels.iter().peekable();

@@ -220,18 +220,26 @@ impl<'a> Repair<'a> {
                 self.trunk_sid = Some(old_sid.clone());
                 let mode_right = trunk.transfer_mode.as_deref() == Some(expected_mode.as_str());
                 let secure_right = trunk.secure.unwrap_or(false) == expected.secure;
-                let updated = if mode_right && secure_right {
+                let recovery_right = trunk.disaster_recovery() == expected.disaster_recovery;
+                let updated = if mode_right && secure_right && recovery_right {
                     None
                 } else {
-                    Some(twilio.update_trunk(self.creds, &old_sid, expected).await)
+                    Some(twilio.update_trunk(self.creds, &old_sid, &expected).await)
                 };
-                let (mode_message, secure_message) = (
-                    format!("TransferMode {expected_mode}, as supportsCallTransfer asks"),
-                    format!("Secure {}, as secureTrunking asks", expected.secure),
-                );
-                for (action, right, message) in
-                    [("setTransferMode", mode_right, mode_message), ("setSecureTrunking", secure_right, secure_message)]
-                {
+                let recovery = match &expected.disaster_recovery {
+                    Some(r) => format!("disaster recovery {} {}", r.method, r.url),
+                    None => "no disaster recovery".to_owned(),
+                };
+                let checks = [
+                    (
+                        "setTransferMode",
+                        mode_right,
+                        format!("TransferMode {expected_mode}, as supportsCallTransfer asks"),
+                    ),
+                    ("setSecureTrunking", secure_right, format!("Secure {}, as secureTrunking asks", expected.secure)),
+                    ("setDisasterRecovery", recovery_right, format!("{recovery}, as stored")),
+                ];
+                for (action, right, message) in checks {
                     let (result, message) = match (&updated, right) {
                         (None, _) | (Some(_), true) => (RepairResult::Skipped, format!("The trunk has {message}.")),
                         (Some(Ok(_)), false) => (RepairResult::Done, format!("Set the trunk to {message}.")),
@@ -250,7 +258,7 @@ impl<'a> Repair<'a> {
                     self.note("recreateTrunk", &old_sid, RepairResult::Failed, message);
                     return;
                 }
-                match create_trunk(twilio, self.creds, &name, expected, &labels).await {
+                match create_trunk(twilio, self.creds, &name, &expected, &labels).await {
                     Ok((trunk, label)) => {
                         self.created.push(TwilioResource::Trunk { trunk_sid: trunk.sid.clone() });
                         let message = format!(

@@ -9,7 +9,7 @@ use crate::provider::record::{
 };
 use crate::services::Services;
 use shared::ApiError;
-use shared::dto::UpdateTwilioProvider;
+use shared::dto::{DisasterRecoveryFields, UpdateTwilioProvider};
 use shared::model::{CheckName, CheckStatus, OrganizationId, TrunkSettings, TwilioCredentials};
 use shared::store::ProviderRecord;
 use uuid::Uuid;
@@ -22,7 +22,9 @@ fn trunk_drifted(record: &ProviderRecord) -> bool {
             check.details.get(field).is_some() && check.details.get(field) != check.details.get(expected)
         };
         check.status != CheckStatus::Passed
-            && ((check.check_name == CheckName::Trunk && differs("transferMode", "expectedTransferMode"))
+            && ((check.check_name == CheckName::Trunk
+                && (differs("transferMode", "expectedTransferMode")
+                    || differs("disasterRecoveryUrl", "expectedDisasterRecoveryUrl")))
                 || (check.check_name == CheckName::SecureTrunking && differs("secure", "expectedSecure")))
     })
 }
@@ -52,7 +54,10 @@ pub async fn update_provider(
     if update.secure_trunking == Some(true) {
         crate::provider::create::refuse_secure_without_tls(true, &services.platform_sip_uri)?;
     }
-    if update.supports_call_transfer.is_none() && update.secure_trunking.is_none() {
+    let changes_trunk = update.supports_call_transfer.is_some()
+        || update.secure_trunking.is_some()
+        || update.disaster_recovery != DisasterRecoveryFields::default();
+    if !changes_trunk {
         let record = load_provider(&services.store, org, id).await?;
         refuse_other_twilio_region(&update, &record)?;
         return save(services, id, &update, record, None).await;
@@ -86,6 +91,10 @@ async fn change_transfer(
     let wanted = TrunkSettings::new(
         update.supports_call_transfer.unwrap_or(record.supports_call_transfer),
         update.secure_trunking.unwrap_or(record.secure_trunking),
+        update
+            .disaster_recovery
+            .applied_to(record.disaster_recovery.as_ref())
+            .unwrap_or(record.disaster_recovery.clone()),
     );
     if wanted == record.trunk_settings() && !trunk_drifted(&record) {
         return save(services, id, update, record, None).await;
@@ -93,7 +102,7 @@ async fn change_transfer(
     let creds = stored_credentials(services, &record).await?;
     services
         .twilio
-        .update_trunk(&creds, &record.trunk_sid, wanted)
+        .update_trunk(&creds, &record.trunk_sid, &wanted)
         .await
         .map_err(|e| stored_credentials_error("changing the trunk's transfer mode and Secure", &record, e))?;
     save(services, id, update, record, Some(creds)).await
@@ -129,6 +138,9 @@ async fn save(
         if let Some(secure) = update.secure_trunking {
             record.secure_trunking = secure;
         }
+        if let Some(recovery) = update.disaster_recovery.applied_to(record.disaster_recovery.as_ref()) {
+            record.disaster_recovery = recovery;
+        }
         // The trunk and its domain stay; the edge and the transport of the termination URI follow.
         let label = record.domain_name.strip_suffix(".pstn.twilio.com").unwrap_or(&record.domain_name).to_owned();
         record.termination_uri = record.region.termination_uri(&label, record.secure_trunking);
@@ -139,7 +151,7 @@ async fn save(
         (Ok(saved), _) => saved,
         (Err(e), Some(creds)) => {
             // Not saved: Twilio goes back to what the stored record says.
-            if let Err(undo) = services.twilio.update_trunk(&creds, &trunk_sid, previous).await {
+            if let Err(undo) = services.twilio.update_trunk(&creds, &trunk_sid, &previous).await {
                 tracing::error!(provider_id = %id, error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
             }
             return Err(e);

@@ -540,7 +540,12 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
     };
     let domain = trunk.domain_name.clone().unwrap_or_default();
     let mode = trunk.transfer_mode.clone().unwrap_or_default();
-    let details = json!({"trunkSid": trunk.sid, "domainName": domain, "transferMode": mode, "expectedTransferMode": expected_mode});
+    let (recovery, expected_recovery) = (trunk.disaster_recovery(), record.disaster_recovery.clone());
+    let details = json!({
+        "trunkSid": trunk.sid, "domainName": domain, "transferMode": mode, "expectedTransferMode": expected_mode,
+        "disasterRecoveryUrl": recovery.as_ref().map(|r| &r.url),
+        "expectedDisasterRecoveryUrl": expected_recovery.as_ref().map(|r| &r.url),
+    });
     if !domain.eq_ignore_ascii_case(&record.domain_name) {
         return VerificationCheck::new(
             CheckName::Trunk,
@@ -559,6 +564,22 @@ fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> V
             format!(
                 "The trunk's TransferMode is {mode:?} but supportsCallTransfer is {}; call transfers will not behave as configured. Run repair, or set supportsCallTransfer again with PUT.",
                 record.supports_call_transfer
+            ),
+            details,
+        );
+    }
+    if recovery != expected_recovery {
+        let describe = |r: &Option<shared::model::DisasterRecovery>| match r {
+            Some(r) => format!("{} {}", r.method, r.url),
+            None => "none".to_owned(),
+        };
+        return VerificationCheck::new(
+            CheckName::Trunk,
+            CheckStatus::Warning,
+            format!(
+                "The trunk's disaster recovery is {} but the provider's is {}: when the platform cannot take a call, it will not go where configured. Run repair, or set disasterRecoveryUrl again with PUT.",
+                describe(&recovery),
+                describe(&expected_recovery)
             ),
             details,
         );

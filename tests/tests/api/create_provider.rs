@@ -55,6 +55,8 @@ async fn creates_trunk_credential_list_and_credential_and_stores_them_encrypted(
         fields,
         [
             "accountSid",
+            "disasterRecoveryMethod",
+            "disasterRecoveryUrl",
             "id",
             "lastVerifiedAt",
             "name",

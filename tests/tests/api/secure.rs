@@ -1,5 +1,6 @@
-//! Secure trunking: a trunk that takes TLS signalling and SRTP media only (`Secure`), needing a
-//! platform SIP ingress that asks for TLS, and telling the call engine to dial over TLS.
+//! What keeps calls up and private: secure trunking (a trunk that takes TLS signalling and SRTP
+//! media only, needing a platform SIP ingress that asks for TLS, and telling the call engine to
+//! dial over TLS), and a disaster recovery URL for when the platform cannot take a call.
 
 use crate::harness::{Req, TestEnv, body_json, request, status_and_body};
 use functions::handlers::get_sip_credential::handle as read_sip_credential;
@@ -98,4 +99,73 @@ async fn secure_trunking_needs_a_tls_ingress_and_is_kept_by_verify_and_repair() 
     let secure = check(&verified, "secureTrunking");
     assert_eq!(secure["status"], "failed", "{verified}");
     assert!(secure["message"].as_str().unwrap().contains("32209"), "{secure}");
+}
+
+#[tokio::test]
+async fn disaster_recovery_is_set_on_the_trunk_kept_by_repair_and_taken_off_by_put() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let create_with = |recovery: Value| {
+        let mut body = json!({"accountSid": sid, "authToken": token, "name": "Fallback"});
+        body.as_object_mut().unwrap().extend(recovery.as_object().unwrap().clone());
+        let req = request("POST", "/api/v1/providers/twilio", Some(ORG), Some(&body.to_string()));
+        let services = env.services.clone();
+        async move { status_and_body(&create_twilio_provider::handle(&services, req).await.unwrap()) }
+    };
+
+    // Bad values are named, and nothing is made.
+    let (status, problem) =
+        create_with(json!({"disasterRecoveryUrl": "http://u:pw@dr.example.com/x", "disasterRecoveryMethod": "PUT"}))
+            .await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(
+        problem["errors"]["disasterRecoveryUrl"].is_array() && problem["errors"]["disasterRecoveryMethod"].is_array()
+    );
+    assert!(!problem.to_string().contains("pw@"), "the URL is not echoed: {problem}");
+    assert!(env.fake.trunks_of(&sid).is_empty());
+
+    let (status, provider) = create_with(
+        json!({"disasterRecoveryUrl": "https://dr.example.com/voicemail", "disasterRecoveryMethod": "get"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{provider}");
+    assert_eq!(
+        (&provider["disasterRecoveryUrl"], &provider["disasterRecoveryMethod"]),
+        (&json!("https://dr.example.com/voicemail"), &json!("GET"))
+    );
+    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let on_trunk = || {
+        let t = env.fake.state().trunks[&trunk].clone();
+        (t.disaster_recovery_url, t.disaster_recovery_method)
+    };
+    assert_eq!(on_trunk(), (Some("https://dr.example.com/voicemail".into()), "GET".into()));
+
+    // Changed in the Console: verification warns, repair puts it back.
+    env.fake.state().trunks.get_mut(&trunk).unwrap().disaster_recovery_url = None;
+    let verified = verify(&env.services, &id).await;
+    assert_eq!(check(&verified, "trunk")["status"], "warning", "{verified}");
+    let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id).build();
+    let (status, repaired) = status_and_body(&repair_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!((status, &repaired["verification"]["status"]), (200, &json!("verified")), "{repaired}");
+    assert_eq!(on_trunk().0.as_deref(), Some("https://dr.example.com/voicemail"));
+
+    // A method alone changes the stored URL's.
+    let req = Req::new("PUT", "/api/v1/providers/twilio/{id}")
+        .org(ORG)
+        .param("id", &id)
+        .body(r#"{"disasterRecoveryMethod":"POST"}"#);
+    let (status, updated) = status_and_body(&update_twilio_provider::handle(&env.services, req.build()).await.unwrap());
+    assert_eq!((status, &updated["disasterRecoveryMethod"]), (200, &json!("POST")), "{updated}");
+    assert_eq!(on_trunk(), (Some("https://dr.example.com/voicemail".into()), "POST".into()));
+
+    // PUT with null takes it off the trunk, and the record says so.
+    let req = Req::new("PUT", "/api/v1/providers/twilio/{id}")
+        .org(ORG)
+        .param("id", &id)
+        .body(r#"{"disasterRecoveryUrl":null}"#);
+    let (status, updated) = status_and_body(&update_twilio_provider::handle(&env.services, req.build()).await.unwrap());
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!((&updated["disasterRecoveryUrl"], &updated["disasterRecoveryMethod"]), (&Value::Null, &Value::Null));
+    assert_eq!(on_trunk().0, None);
+    assert_eq!(verify(&env.services, &id).await["status"], "verified");
 }

@@ -262,6 +262,8 @@ async fn suspended_denied_and_over_limit_creates_leave_nothing_and_say_why() {
             domain_name: "customer-own.pstn.twilio.com".into(),
             transfer_mode: "disable-all".into(),
             secure: false,
+            disaster_recovery_url: None,
+            disaster_recovery_method: "POST".into(),
         },
     );
     let (status, problem) = create(&env, &trial, &token).await;
