@@ -60,7 +60,9 @@ pub async fn create_provider(
         region: command.twilio_region,
     };
     // A secure trunk's inbound calls reach the platform only over TLS: refused before anything.
-    refuse_secure_without_tls(command.secure_trunking, &services.platform_sip_uri)?;
+    if command.secure_trunking {
+        refuse_secure_without_tls(&services.platform_sip_uri)?;
+    }
     // The organization's duplicate first: milliseconds, and no Twilio call for it.
     if services.store.account_in_use(&organization_id, &creds.account_sid).await? {
         return Err(account_taken(&creds));
@@ -411,8 +413,8 @@ fn credential_error(region: shared::model::TwilioRegion, e: TwilioError) -> ApiE
 
 /// 422 when `secureTrunking` is asked for but the platform's SIP ingress takes no TLS: Twilio
 /// would send a secure trunk's calls to it encrypted, and they would fail.
-pub(crate) fn refuse_secure_without_tls(secure: bool, platform: &shared::model::SipUri) -> Result<(), ApiError> {
-    if secure && !platform.uses_tls() {
+pub(crate) fn refuse_secure_without_tls(platform: &shared::model::SipUri) -> Result<(), ApiError> {
+    if !platform.uses_tls() {
         return Err(ApiError::Unprocessable {
             title: "Secure trunking needs a TLS SIP ingress",
             detail: format!(

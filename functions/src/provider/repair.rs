@@ -156,6 +156,8 @@ struct Repair<'a> {
     /// Names what is about to be created, once something is: written before each create.
     intent: Option<Intent>,
     data_key: Option<DataKey>,
+    /// The imported numbers as `numbers` read them, for `voice_regions` after it.
+    imported: Option<Vec<PhoneNumberRecord>>,
 }
 
 impl<'a> Repair<'a> {
@@ -170,6 +172,7 @@ impl<'a> Repair<'a> {
             created: Vec::new(),
             intent: None,
             data_key: None,
+            imported: None,
         }
     }
 
@@ -551,6 +554,7 @@ impl<'a> Repair<'a> {
                 return;
             }
         };
+        self.imported = Some(imported.clone());
         let on_trunk: HashSet<PhoneNumberSid> = if self.trunk_is_new() || imported.is_empty() {
             HashSet::new()
         } else {
@@ -614,19 +618,19 @@ impl<'a> Repair<'a> {
     /// Region again (import set it so; the customer may have changed it since). Each is read
     /// first and set only where it differs; numbers are started only while there is time.
     async fn voice_regions(&mut self) {
-        if self.creds.region == TwilioRegion::Us1 {
+        // Without the imported numbers `numbers` has said so already.
+        let Some(imported) = self.imported.take().filter(|_| self.creds.region != TwilioRegion::Us1) else {
             return;
-        }
+        };
         let (twilio, creds) = (&self.services.twilio, self.creds);
         let trunk_sid = self.trunk_sid.clone().expect("numbers run only with a trunk");
-        let (imported, on_trunk) = tokio::join!(
-            self.services.store.all_numbers(&self.record.organization_id, self.record.id),
-            twilio.list_trunk_phone_numbers(creds, &trunk_sid, LIST_CAP)
-        );
-        let (imported, on_trunk) = match (imported, on_trunk) {
-            (Ok(imported), Ok(on_trunk)) => (imported, on_trunk),
-            _ => {
-                let message = "Could not read the imported numbers or the trunk's; their inbound processing Region was not checked. Retry.";
+        // Read again: `numbers` has just put some back.
+        let on_trunk = match twilio.list_trunk_phone_numbers(creds, &trunk_sid, LIST_CAP).await {
+            Ok(on_trunk) => on_trunk,
+            Err(e) => {
+                let message = format!(
+                    "Could not list the trunk's numbers: {e}; their inbound processing Region was not checked. Retry."
+                );
                 self.note("routeNumbers", &trunk_sid, RepairResult::Failed, message);
                 return;
             }
