@@ -164,6 +164,8 @@ KEY_USE = {
     "RemovePhoneNumberFunction": {"kms:Decrypt"},
     "VerifyProviderFunction": {"kms:Decrypt"},
     "RepairProviderFunction": {"kms:Decrypt", "kms:GenerateDataKey"},
+    "RotateSipCredentialFunction": {"kms:Decrypt", "kms:GenerateDataKey"},
+    "FinishSipCredentialRotationFunction": {"kms:Decrypt"},
     "GetSipCredentialFunction": {"kms:Decrypt"},
     "ContinueDeletionsFunction": {"kms:Decrypt"},
     "RunJobsFunction": {"kms:Decrypt"},

@@ -45,6 +45,8 @@ const FUNCTIONS: &[&str] = &[
     "remove-phone-number",
     "verify-provider",
     "repair-provider",
+    "rotate-sip-credential",
+    "finish-sip-credential-rotation",
     "plan-jobs",
     "run-jobs",
     "continue-deletions",

@@ -7,7 +7,8 @@
 //! - [`cleanup`], [`sweep`], [`intents`]: removing Twilio resources the service created,
 //!   retrying what could not be removed, and resolving what work that died midway left.
 //! - [`jobs`], [`reverify`]: the scheduled jobs, at any size.
-//! - [`sip_credential`]: the SIP credential the call engine reads.
+//! - [`sip_credential`], [`sip_rotation`]: the SIP credential the call engine reads, and its
+//!   rotation with an overlap.
 //! - [`record`]: a stored provider: load it, open its credentials, save a change.
 //! - [`problems`]: Twilio failures as API problems.
 
@@ -24,6 +25,7 @@ pub mod repair;
 pub mod reverify;
 pub mod rotate;
 pub mod sip_credential;
+pub mod sip_rotation;
 pub mod sweep;
 pub mod update;
 pub mod verify;

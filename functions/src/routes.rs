@@ -21,6 +21,8 @@ pub enum Endpoint {
     RemovePhoneNumber,
     VerifyProvider,
     RepairProvider,
+    RotateSipCredential,
+    FinishSipCredentialRotation,
 }
 
 pub struct Route {
@@ -101,6 +103,18 @@ pub const ROUTES: &[Route] = &[
         function: "repair-provider",
         endpoint: Endpoint::RepairProvider,
     },
+    Route {
+        method: "POST",
+        path: "/api/v1/providers/{id}/sip-credential/rotate",
+        function: "rotate-sip-credential",
+        endpoint: Endpoint::RotateSipCredential,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/providers/{id}/sip-credential/rotate/finish",
+        function: "finish-sip-credential-rotation",
+        endpoint: Endpoint::FinishSipCredentialRotation,
+    },
 ];
 
 /// The functions that are not behind a route.
@@ -113,22 +127,27 @@ pub const QUEUE_FUNCTIONS: [&str; 2] = ["run-jobs", "continue-deletions"];
 pub const SIP_CREDENTIAL_FUNCTION: &str = "get-sip-credential";
 
 impl Endpoint {
-    /// Runs the endpoint's handler, as its Lambda binary would.
+    /// Runs the endpoint's handler, as its Lambda binary would. Each is boxed: this future
+    /// holds one of them, and a caller's stack should not have to hold the largest.
     pub async fn call(self, services: &Services, request: Request) -> Result<Response<Body>, Error> {
         match self {
-            Self::CreateTwilioProvider => create_twilio_provider::handle(services, request).await,
-            Self::GetTwilioProvider => get_twilio_provider::handle(&services.store, request).await,
-            Self::GetProvider => get_provider::handle(&services.store, request).await,
-            Self::ListProviders => list_providers::handle(&services.store, request).await,
-            Self::UpdateTwilioProvider => update_twilio_provider::handle(services, request).await,
-            Self::RotateTwilioAuthToken => rotate_twilio_auth_token::handle(services, request).await,
-            Self::DeleteProvider => delete_provider::handle(services, request).await,
-            Self::ListAvailableNumbers => list_available_numbers::handle(services, request).await,
-            Self::ImportNumbers => import_numbers::handle(services, request).await,
-            Self::ListPhoneNumbers => list_phone_numbers::handle(&services.store, request).await,
-            Self::RemovePhoneNumber => remove_phone_number::handle(services, request).await,
-            Self::VerifyProvider => verify_provider::handle(services, request).await,
-            Self::RepairProvider => repair_provider::handle(services, request).await,
+            Self::CreateTwilioProvider => Box::pin(create_twilio_provider::handle(services, request)).await,
+            Self::GetTwilioProvider => Box::pin(get_twilio_provider::handle(&services.store, request)).await,
+            Self::GetProvider => Box::pin(get_provider::handle(&services.store, request)).await,
+            Self::ListProviders => Box::pin(list_providers::handle(&services.store, request)).await,
+            Self::UpdateTwilioProvider => Box::pin(update_twilio_provider::handle(services, request)).await,
+            Self::RotateTwilioAuthToken => Box::pin(rotate_twilio_auth_token::handle(services, request)).await,
+            Self::DeleteProvider => Box::pin(delete_provider::handle(services, request)).await,
+            Self::ListAvailableNumbers => Box::pin(list_available_numbers::handle(services, request)).await,
+            Self::ImportNumbers => Box::pin(import_numbers::handle(services, request)).await,
+            Self::ListPhoneNumbers => Box::pin(list_phone_numbers::handle(&services.store, request)).await,
+            Self::RemovePhoneNumber => Box::pin(remove_phone_number::handle(services, request)).await,
+            Self::VerifyProvider => Box::pin(verify_provider::handle(services, request)).await,
+            Self::RepairProvider => Box::pin(repair_provider::handle(services, request)).await,
+            Self::RotateSipCredential => Box::pin(rotate_sip_credential::handle(services, request)).await,
+            Self::FinishSipCredentialRotation => {
+                Box::pin(finish_sip_credential_rotation::handle(services, request)).await
+            }
         }
     }
 }

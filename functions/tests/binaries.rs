@@ -152,6 +152,8 @@ async fn every_function_binary_boots_and_answers_its_event() {
         ("import-numbers", "import-numbers.json", 200),
         ("verify-provider", "verify-provider.json", 200),
         ("repair-provider", "repair-provider.json", 200),
+        ("rotate-sip-credential", "rotate-sip-credential.json", 200),
+        ("finish-sip-credential-rotation", "finish-sip-credential-rotation.json", 200),
     ];
     for (binary, file, status) in cases {
         let response = invoke(&setup, binary, event(file, &with_id)).await;
@@ -356,6 +358,8 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
             "list-phone-numbers",
             "verify-provider",
             "repair-provider",
+            "rotate-sip-credential",
+            "finish-sip-credential-rotation",
         ]
         .into_iter()
         .map(|binary| (binary, event(&format!("{binary}.json"), &swaps)))
@@ -374,6 +378,10 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
             let (_, output) = run_logged(&setup, binary, event, log_env).await;
             logs.push_str(&output);
         }
+        // Every SIP password the account has held: the first and the rotation's.
+        let mut sip_passwords: Vec<String> =
+            setup.fake.credentials_of(DEMO_SID).into_iter().map(|c| c.password).collect();
+        sip_passwords.push(sip_password);
         setup.fake.set_auth_token(DEMO_SID, &new_token);
         let (_, output) = run_logged(&setup, "rotate-twilio-auth-token", rotate, log_env).await;
         logs.push_str(&output);
@@ -381,7 +389,7 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
         logs.push_str(&output);
         setup.fake.set_auth_token(DEMO_SID, &token);
 
-        for secret in [&token, &new_token, &api_key, &sip_password] {
+        for secret in [&token, &new_token, &api_key].into_iter().chain(&sip_passwords) {
             for form in leaked_forms(secret) {
                 assert!(!logs.contains(&form), "a secret was logged with {log_env:?}");
             }

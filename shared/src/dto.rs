@@ -3,10 +3,10 @@
 use crate::error::ApiError;
 use crate::http::JsonFields;
 use crate::model::{
-    AccountSid, AuthToken, DisasterRecovery, PhoneNumberSid, Region, TrunkSid, TwilioRegion, VerificationCheck,
-    VerificationStatus,
+    AccountSid, AuthToken, CredentialListSid, CredentialSid, DisasterRecovery, PhoneNumberSid, Region, TrunkSid,
+    TwilioRegion, VerificationCheck, VerificationStatus,
 };
-use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord};
+use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord, SipCredentialRecord};
 use crate::time::Timestamp;
 use crate::twilio::{Capabilities, IncomingPhoneNumber, TwilioResource};
 use lambda_http::Request;
@@ -284,6 +284,96 @@ impl RotateAuthToken {
                 Ok(Self { auth_token })
             }
             None => Err(fields.finish().expect_err("the missing token was recorded")),
+        }
+    }
+}
+
+/// How long the replaced SIP credential keeps working after a rotation, unless asked otherwise.
+pub const SIP_OVERLAP_DEFAULT_SECONDS: u64 = 3600;
+pub const SIP_OVERLAP_MAX_SECONDS: u64 = 86_400;
+
+/// `POST /api/v1/providers/{id}/sip-credential/rotate`, parsed.
+#[derive(Debug, PartialEq)]
+pub struct RotateSipCredential {
+    /// How long the replaced credential keeps working: call engines switch meanwhile.
+    pub overlap_seconds: u64,
+}
+
+impl RotateSipCredential {
+    pub fn from_request(request: &Request) -> Result<Self, ApiError> {
+        match JsonFields::from_request_or_empty(request)? {
+            Some(fields) => Self::from_fields(fields),
+            None => Ok(Self { overlap_seconds: SIP_OVERLAP_DEFAULT_SECONDS }),
+        }
+    }
+
+    pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
+        const FIELD: &str = "overlapSeconds";
+        let overlap_seconds = match fields.raw(FIELD).map(serde_json::Value::as_u64) {
+            None => SIP_OVERLAP_DEFAULT_SECONDS,
+            Some(Some(seconds)) if seconds <= SIP_OVERLAP_MAX_SECONDS => seconds,
+            Some(_) => {
+                fields
+                    .add_error(FIELD, format!("must be a whole number of seconds from 0 to {SIP_OVERLAP_MAX_SECONDS}"));
+                0
+            }
+        };
+        fields.finish()?;
+        Ok(Self { overlap_seconds })
+    }
+}
+
+/// Where a provider's SIP credentials stand after a rotation or its finish: which credential is
+/// current and which, during an overlap, still works. Never a password (the call engine reads
+/// those through `get-sip-credential`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SipCredentialState {
+    pub provider_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^CL[a-f0-9]{32}$"))]
+    pub credential_list_sid: CredentialListSid,
+    pub current: SipCredentialView,
+    /// The credential a rotation replaced, until its overlap ends; null when none is.
+    pub previous: Option<PreviousSipCredentialView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SipCredentialView {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^CR[a-f0-9]{32}$"))]
+    pub credential_sid: CredentialSid,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSipCredentialView {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^CR[a-f0-9]{32}$"))]
+    pub credential_sid: CredentialSid,
+    pub username: String,
+    /// When it stops working: the hourly job (or `.../rotate/finish`) then removes it from
+    /// Twilio.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: Timestamp,
+}
+
+impl From<&SipCredentialRecord> for SipCredentialState {
+    fn from(record: &SipCredentialRecord) -> Self {
+        Self {
+            provider_id: record.provider_id,
+            credential_list_sid: record.credential_list_sid.clone(),
+            current: SipCredentialView {
+                credential_sid: record.credential_sid.clone(),
+                username: record.username.clone(),
+            },
+            previous: record.previous.as_ref().map(|previous| PreviousSipCredentialView {
+                credential_sid: previous.credential_sid.clone(),
+                username: previous.username.clone(),
+                expires_at: previous.expires_at.clone(),
+            }),
         }
     }
 }
@@ -680,6 +770,15 @@ pub mod request_schemas {
     #[derive(ToSchema)]
     #[schema(pattern = "^PN[a-f0-9]{32}$")]
     pub struct PhoneNumberSid(pub String);
+
+    /// `POST /api/v1/providers/{id}/sip-credential/rotate`
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct RotateSipCredentialRequest {
+        /// How long the replaced credential keeps working, in seconds (default 3600).
+        #[schema(minimum = 0, maximum = 86400)]
+        pub overlap_seconds: Option<u64>,
+    }
 }
 
 #[cfg(test)]

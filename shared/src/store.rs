@@ -115,6 +115,26 @@ pub struct SipCredentialRecord {
     pub credential_sid: CredentialSid,
     pub credential_list_sid: CredentialListSid,
     pub password: EncryptedSecret,
+    /// The credential a rotation replaced, still in the list until its overlap ends.
+    pub previous: Option<PreviousSipCredential>,
+}
+
+impl SipCredentialRecord {
+    /// Whether a credential in the provider's list is its current or its previous one.
+    pub fn is_known(&self, credential_sid: &CredentialSid) -> bool {
+        &self.credential_sid == credential_sid
+            || self.previous.as_ref().is_some_and(|p| &p.credential_sid == credential_sid)
+    }
+}
+
+/// The SIP credential a rotation replaced: call engines may still use it until `expires_at`,
+/// after which it is removed from Twilio and from here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousSipCredential {
+    pub username: String,
+    pub credential_sid: CredentialSid,
+    pub password: EncryptedSecret,
+    pub expires_at: Timestamp,
 }
 
 /// Where the next page of a table scan starts.
@@ -531,6 +551,14 @@ impl SipCredentialRecord {
             ("credentialListSid".to_owned(), s(self.credential_list_sid.as_str())),
             ("password".to_owned(), secret(&self.password)),
         ]);
+        if let Some(previous) = &self.previous {
+            item.extend([
+                ("previousUsername".to_owned(), s(previous.username.clone())),
+                ("previousCredentialSid".to_owned(), s(previous.credential_sid.as_str())),
+                ("previousPassword".to_owned(), secret(&previous.password)),
+                ("previousExpiresAt".to_owned(), s(previous.expires_at.as_str())),
+            ]);
+        }
         item
     }
 
@@ -542,6 +570,15 @@ impl SipCredentialRecord {
             credential_sid: f.parsed("credentialSid", CredentialSid::parse)?,
             credential_list_sid: f.parsed("credentialListSid", CredentialListSid::parse)?,
             password: f.secret("password")?,
+            previous: match item.contains_key("previousCredentialSid") {
+                true => Some(PreviousSipCredential {
+                    username: f.string("previousUsername")?,
+                    credential_sid: f.parsed("previousCredentialSid", CredentialSid::parse)?,
+                    password: f.secret("previousPassword")?,
+                    expires_at: f.timestamp("previousExpiresAt")?,
+                }),
+                false => None,
+            },
         })
     }
 }
@@ -832,6 +869,69 @@ impl ProviderStore {
             }
             other => Ok(other?),
         }
+    }
+
+    /// Stores a rotated SIP credential (its `previous` the one it replaces) and removes the
+    /// rotation's intent, in one transaction, only while the stored credential is still
+    /// `replaced` with no rotation under way (`VersionConflict` otherwise, or when the provider's
+    /// records are gone).
+    pub async fn rotate_sip_credential(
+        &self,
+        org: &OrganizationId,
+        rotated: &SipCredentialRecord,
+        replaced: &CredentialSid,
+        intent: &IntentKey,
+    ) -> Result<(), StoreError> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Part {
+            SipCredential,
+            Intent,
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(rotated.to_item(org)))
+            .condition_expression("credentialSid = :replaced AND attribute_not_exists(previousCredentialSid)")
+            .expression_attribute_values(":replaced", s(replaced.as_str()))
+            .build()
+            .expect("table and item set");
+        let transaction = Transaction::new()
+            .with(Part::SipCredential, TransactWriteItem::builder().put(put).build())
+            .with(Part::Intent, intent.done(&self.table));
+        match transaction.send(&self.client).await {
+            Ok(()) => Ok(()),
+            // The answer to a write that committed may be lost; the retry then meets its own.
+            Err(_) if self.current_sip_credential_is(org, rotated).await => Ok(()),
+            Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::SipCredential) => {
+                Err(StoreError::VersionConflict)
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn current_sip_credential_is(&self, org: &OrganizationId, credential: &SipCredentialRecord) -> bool {
+        let stored = self.get_sip_credential(org, credential.provider_id).await;
+        matches!(stored, Ok(Some(stored)) if stored.credential_sid == credential.credential_sid)
+    }
+
+    /// Forgets the previous SIP credential once it is gone from Twilio: only `previous_sid`,
+    /// never one a later rotation stored. Already forgotten is done.
+    pub async fn forget_previous_sip_credential(
+        &self,
+        org: &OrganizationId,
+        provider_id: Uuid,
+        previous_sid: &CredentialSid,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(org_key(org, sip_credential_sort_key(provider_id))))
+            .update_expression("REMOVE previousUsername, previousCredentialSid, previousPassword, previousExpiresAt")
+            .condition_expression("previousCredentialSid = :previous")
+            .expression_attribute_values(":previous", s(previous_sid.as_str()))
+            .send()
+            .await;
+        condition_held(result).map(drop)
     }
 
     /// The organization's providers, newest first, `limit` at a time. The page token is opaque

@@ -17,11 +17,12 @@ pub struct Timestamp(String);
 
 impl Timestamp {
     pub fn now() -> Self {
-        let now = DateTime::from(SystemTime::now());
-        let text = DateTime::from_secs(now.secs())
-            .fmt(DateTimeFormat::DateTime)
-            .expect("a current timestamp is always representable");
-        Self(text)
+        Self::from_unix(DateTime::from(SystemTime::now()).secs())
+    }
+
+    /// The whole second `secs` after the Unix epoch.
+    pub fn from_unix(secs: i64) -> Self {
+        Self(DateTime::from_secs(secs).fmt(DateTimeFormat::DateTime).expect("a second of this era is representable"))
     }
 
     /// An RFC 3339 date-time, kept as written (stored items and checks are read back as they

@@ -94,6 +94,7 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
         ("list-phone-numbers", None),
         ("verify-provider", None),
         ("repair-provider", None),
+        ("rotate-sip-credential", Some(json!({"overlapSeconds": 3600}).to_string())),
     ];
     for (function, body) in steps {
         if function == "rotate-twilio-auth-token" {
@@ -122,7 +123,12 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
         ),
     )
     .await;
-    assert_eq!(read.unwrap().password.expose(), env.fake.credentials_of(&sid)[0].password);
+    let read = read.unwrap();
+    let in_twilio =
+        |username: &str| env.fake.credentials_of(&sid).into_iter().find(|c| c.username == username).unwrap();
+    assert_eq!(read.password.expose(), in_twilio(&read.username).password);
+    let previous = read.previous.as_ref().expect("a rotation is in its overlap");
+    assert_eq!(previous.password.expose(), in_twilio(&previous.username).password);
     for job in [shared::queue::Job::Reverify, shared::queue::Job::SweepOrphans] {
         let run = functions::provider::jobs::run_in_process(&env.services, job, 4, None).await.unwrap();
         responses.push_str(&serde_json::to_string(&run).unwrap());
@@ -132,10 +138,11 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
     let org_id = OrganizationId::parse(org).unwrap();
     let record = env.services.store.get_provider(&org_id, id.parse().unwrap()).await.unwrap().unwrap();
     let sip = env.services.store.get_sip_credential(&org_id, record.id).await.unwrap().unwrap();
-    let password = env.fake.credentials_of(&sid)[0].password.clone();
-    let mut secrets: Vec<Vec<u8>> =
-        vec![token.clone().into_bytes(), new_token.clone().into_bytes(), password.into_bytes()];
-    for encrypted in [&record.auth_token, &sip.password] {
+    // Both SIP passwords: the rotation's and the one it replaced.
+    let mut secrets: Vec<Vec<u8>> = vec![token.clone().into_bytes(), new_token.clone().into_bytes()];
+    secrets.extend(env.fake.credentials_of(&sid).into_iter().map(|c| c.password.into_bytes()));
+    let previous = sip.previous.as_ref().expect("the rotation's previous credential");
+    for encrypted in [&record.auth_token, &sip.password, &previous.password] {
         let key = env
             .kms
             .decrypt()

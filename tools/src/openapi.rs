@@ -40,6 +40,10 @@ use utoipa::openapi::{ContentBuilder, KnownFormat, Ref, RefOr, Required, Respons
         UpdateTwilioProviderRequest,
         RotateAuthTokenRequest,
         ImportNumbersRequest,
+        RotateSipCredentialRequest,
+        SipCredentialState,
+        SipCredentialView,
+        PreviousSipCredentialView,
         TwilioProviderResponse,
         ProviderResponse,
         ProviderPage,
@@ -215,6 +219,28 @@ fn spec(endpoint: Endpoint) -> Spec {
             errors: &["400", "404", "409", "422"],
             query: &[],
         },
+        RotateSipCredential => Spec {
+            summary: "Rotate the generated SIP credential: a new one becomes current, the replaced one keeps working for the overlap",
+            request: Some("RotateSipCredentialRequest"),
+            success: &[(
+                "200",
+                "The current credential and the previous one with its expiry (no passwords: the call engine reads them through `get-sip-credential`).",
+                Some("SipCredentialState"),
+            )],
+            errors: &["400", "404", "409", "413", "415", "422", "502"],
+            query: &[],
+        },
+        FinishSipCredentialRotation => Spec {
+            summary: "End a SIP credential rotation's overlap now: the replaced credential is removed from Twilio",
+            request: None,
+            success: &[(
+                "200",
+                "The current credential; `previous` is null. Without a rotation under way nothing changes.",
+                Some("SipCredentialState"),
+            )],
+            errors: &["400", "404", "409", "422", "502"],
+            query: &[],
+        },
     }
 }
 
@@ -250,7 +276,8 @@ fn query_parameter(query: Query) -> Parameter {
 }
 
 /// The operations that take an `Idempotency-Key` (functions::handlers::idempotency).
-const IDEMPOTENT: &[Endpoint] = &[Endpoint::CreateTwilioProvider, Endpoint::ImportNumbers];
+const IDEMPOTENT: &[Endpoint] =
+    &[Endpoint::CreateTwilioProvider, Endpoint::ImportNumbers, Endpoint::RotateSipCredential];
 
 fn idempotency_key() -> Parameter {
     ParameterBuilder::new()
@@ -401,9 +428,13 @@ fn refine_request_schemas(components: &mut utoipa::openapi::Components) {
         _ => panic!("ImportNumbersRequest.phoneNumberSids is not an array schema"),
     }
     // The parsers refuse fields they do not define (400 naming each).
-    for name in
-        ["CreateTwilioProviderRequest", "UpdateTwilioProviderRequest", "RotateAuthTokenRequest", "ImportNumbersRequest"]
-    {
+    for name in [
+        "CreateTwilioProviderRequest",
+        "UpdateTwilioProviderRequest",
+        "RotateAuthTokenRequest",
+        "ImportNumbersRequest",
+        "RotateSipCredentialRequest",
+    ] {
         object(components, name).additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
     }
     // `accountSid` and `authToken` are refused by name (400) like any field the schema does not
@@ -421,6 +452,7 @@ const TAGS: &[(&str, &str)] = &[
     ("providers", "Create, read, update, list and delete providers; rotate the stored auth token."),
     ("phone numbers", "The account's numbers: list those available, import them onto the trunk, remove them."),
     ("verification and repair", "Check the provider against Twilio, and put back what drifted."),
+    ("SIP credential", "Rotate the generated SIP credential without dropping a call."),
 ];
 
 fn tag(endpoint: Endpoint) -> &'static str {
@@ -435,6 +467,7 @@ fn tag(endpoint: Endpoint) -> &'static str {
         | DeleteProvider => TAGS[0].0,
         ListAvailableNumbers | ImportNumbers | ListPhoneNumbers | RemovePhoneNumber => TAGS[1].0,
         VerifyProvider | RepairProvider => TAGS[2].0,
+        RotateSipCredential | FinishSipCredentialRotation => TAGS[3].0,
     }
 }
 
@@ -482,20 +515,19 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
         if let Some(schema) = spec.request {
             // An update may come without a body at all (no bytes): nothing changes.
-            let optional = route.endpoint == Endpoint::UpdateTwilioProvider;
-            operation =
-                operation.request_body(Some(
-                    RequestBodyBuilder::new()
-                        .required(Some(if optional { Required::False } else { Required::True }))
-                        .description(optional.then_some(
-                            "Optional: without a body (no bytes at all) the provider is returned unchanged.",
-                        ))
-                        .content(
-                            "application/json",
-                            ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build(),
-                        )
-                        .build(),
-                ));
+            let optional = matches!(route.endpoint, Endpoint::UpdateTwilioProvider | Endpoint::RotateSipCredential);
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(if optional { Required::False } else { Required::True }))
+                    .description(
+                        optional.then_some("Optional: without a body (no bytes at all) every field takes its default."),
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build(),
+                    )
+                    .build(),
+            ));
         }
         let links = links(route);
         for (status, description, schema) in spec.success {

@@ -1,7 +1,7 @@
 //! `get-sip-credential`: not behind API Gateway: the call engine invokes the function directly
 //! (Lambda Invoke, granted by IAM). Event `{"organizationId": "...", "providerId": "..."}`;
-//! answer `{"providerId", "trunkSid", "terminationUri", "username", "password"}` (see
-//! [`crate::provider::sip_credential`]). Failures are Lambda function errors with a stable
+//! answer `{"providerId", "trunkSid", "terminationUri", "transport", "username", "password"}`,
+//! plus `previous` during a rotation's overlap (see [`crate::provider::sip_credential`]). Failures are Lambda function errors with a stable
 //! `errorType`. Every read writes one audit line (organization, provider, outcome), never the
 //! password.
 

@@ -270,6 +270,7 @@ async fn provision(
         credential_sid: credential.sid.clone(),
         credential_list_sid: list.sid.clone(),
         password: data_key.seal(SecretKind::SipPassword, password.expose()),
+        previous: None,
     };
     saga.step = "store";
     match saga.services.store.insert_provider(&record, &sip_credential, &start.intent.key).await {
@@ -378,6 +379,15 @@ fn new_domain_label() -> String {
     let suffix: String =
         rand::rng().sample_iter(Alphanumeric).map(|b| (b as char).to_ascii_lowercase()).take(16).collect();
     format!("vai-{suffix}")
+}
+
+/// A SIP username for a credential added to an existing list (a rotation's, a repair's): the
+/// provider's id and a random part, 32 characters (Twilio's limit), so it never meets a
+/// username the list already holds.
+pub(crate) fn fresh_sip_username(provider_id: Uuid) -> String {
+    let suffix: String =
+        rand::rng().sample_iter(Alphanumeric).map(|b| (b as char).to_ascii_lowercase()).take(8).collect();
+    format!("{}-{suffix}", &provider_id.simple().to_string()[..23])
 }
 
 /// The labels a new trunk tries in turn (a clash with another account's domain moves on).

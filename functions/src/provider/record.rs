@@ -31,6 +31,27 @@ pub fn refuse_if_deleting(record: &ProviderRecord) -> Result<(), ApiError> {
     }
 }
 
+/// Runs `work` holding the provider's lease: repairs, transfer changes and SIP credential
+/// rotations each rebuild or replace what the others read, so one runs at a time per
+/// provider; another is a 409. The lease lapses by itself if this invocation dies.
+pub async fn under_lease<T>(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    if !services.store.take_repair_lease(org, id).await? {
+        return Err(ApiError::Conflict(format!(
+            "A repair, a transfer change or a SIP credential rotation of provider {id} is under way; retry when it has finished."
+        )));
+    }
+    let outcome = work.await;
+    if let Err(e) = services.store.release_repair_lease(org, id).await {
+        tracing::warn!(provider_id = %id, error = %e, "could not give up the provider's lease; it lapses by itself");
+    }
+    outcome
+}
+
 pub fn owner_of(record: &ProviderRecord) -> SecretOwner {
     SecretOwner { organization_id: record.organization_id.clone(), provider_id: record.id }
 }

@@ -14,10 +14,10 @@
 
 use crate::provider::cleanup::{record_for_sweeper, remove_or_record};
 use crate::provider::create::{
-    FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, new_domain_labels,
-    truncate_chars,
+    FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, fresh_sip_username,
+    new_domain_labels, truncate_chars,
 };
-use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials};
+use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials, under_lease};
 use crate::provider::release::{KeyCache, release_with, voice_fields_as_imported};
 use crate::provider::verify::{Verification, origination_friendly_name, verify, verify_as_saved};
 use crate::services::Services;
@@ -61,11 +61,6 @@ const NOT_RECORDED: &str =
 pub async fn repair_provider(services: &Services, record: ProviderRecord) -> Result<RepairResponse, ApiError> {
     refuse_if_deleting(&record)?;
     let (org, id) = (record.organization_id.clone(), record.id);
-    if !services.store.take_repair_lease(&org, id).await? {
-        return Err(ApiError::Conflict(format!(
-            "A repair or a transfer change of provider {id} is under way; retry when it has finished."
-        )));
-    }
     // Read again under the lease: a transfer change (which holds the lease too) may have set
     // the trunk and the stored value since the caller read it.
     let repaired = async {
@@ -73,12 +68,8 @@ pub async fn repair_provider(services: &Services, record: ProviderRecord) -> Res
         refuse_if_deleting(&record)?;
         let creds = stored_credentials(services, &record).await?;
         repair(services, record, &creds).await
-    }
-    .await;
-    if let Err(e) = services.store.release_repair_lease(&org, id).await {
-        tracing::warn!(provider_id = %id, error = %e, "could not give up the repair lease; it lapses by itself");
-    }
-    repaired
+    };
+    under_lease(services, &org, id, repaired).await
 }
 
 async fn repair(
@@ -340,12 +331,19 @@ impl<'a> Repair<'a> {
                 return;
             }
         };
+        if let Some(stored) = stored {
+            self.remove_unknown_credentials(list_sid, stored, &listed).await;
+        }
         if let Some(stored) = stored.filter(|s| listed.iter().any(|c| c.sid == s.credential_sid)) {
             let message = format!("The credential list holds the SIP user {}.", stored.username);
             self.note("recreateSipCredential", &stored.credential_sid, RepairResult::Skipped, message);
             return;
         }
-        match self.new_sip_credential(list_sid).await {
+        // A rotation's previous credential still in the list keeps working until its overlap ends.
+        let previous = stored
+            .and_then(|s| s.previous.clone())
+            .filter(|previous| listed.iter().any(|c| c.sid == previous.credential_sid));
+        match self.new_sip_credential(list_sid, previous).await {
             Ok(credential) => {
                 let message = format!(
                     "The SIP credential was missing from the list; created {} for user {} with a new password.",
@@ -386,7 +384,7 @@ impl<'a> Repair<'a> {
             }
         };
         self.created.push(TwilioResource::CredentialList { list_sid: list.sid.clone() });
-        match self.new_sip_credential(&list.sid).await {
+        match self.new_sip_credential(&list.sid, None).await {
             Ok(credential) => {
                 let message = format!(
                     "The credential list {old_sid} was deleted; created {} with SIP user {} and a new password.",
@@ -420,8 +418,53 @@ impl<'a> Repair<'a> {
         remove_or_record(self.services, self.creds, &owner, &resources, self.data_key.as_ref()).await;
     }
 
-    /// Creates the provider's SIP user in a list with a new password, sealed for storage.
-    async fn new_sip_credential(&mut self, list_sid: &CredentialListSid) -> Result<SipCredentialRecord, String> {
+    /// Credentials in the provider's list that are neither its current nor its previous one
+    /// (what a rotation that died left, or one added by hand) authenticate calls nobody
+    /// expects: they are removed.
+    async fn remove_unknown_credentials(
+        &mut self,
+        list_sid: &CredentialListSid,
+        stored: &SipCredentialRecord,
+        listed: &[shared::twilio::Credential],
+    ) {
+        let unknown: Vec<&shared::twilio::Credential> = listed.iter().filter(|c| !stored.is_known(&c.sid)).collect();
+        if unknown.is_empty() {
+            let message = "The credential list holds no SIP credential but the provider's own.";
+            self.note("removeUnknownSipCredentials", list_sid, RepairResult::Skipped, message);
+            return;
+        }
+        let (twilio, creds) = (&self.services.twilio, self.creds);
+        let removals = unknown.iter().map(|c| async move {
+            let resource = TwilioResource::Credential { list_sid: list_sid.clone(), credential_sid: c.sid.clone() };
+            (c, twilio.remove(creds, &resource).await)
+        });
+        let (mut removed, mut failed) = (Vec::new(), Vec::new());
+        for (credential, result) in futures::future::join_all(removals).await {
+            match result {
+                Ok(()) => removed.push(format!("{} ({})", credential.sid, credential.username)),
+                Err(e) => failed.push(format!("{} ({}): {e}", credential.sid, credential.username)),
+            }
+        }
+        let (result, message) = match failed.is_empty() {
+            true => (
+                RepairResult::Done,
+                format!("Removed SIP credentials the provider does not use: {}.", removed.join(", ")),
+            ),
+            false => (
+                RepairResult::Failed,
+                format!("Could not remove SIP credentials the provider does not use: {}.", failed.join("; ")),
+            ),
+        };
+        self.note("removeUnknownSipCredentials", list_sid, result, message);
+    }
+
+    /// Creates a new SIP user for the provider in a list with a new password, sealed for
+    /// storage; `previous` (a rotation's, still valid) stays beside it.
+    async fn new_sip_credential(
+        &mut self,
+        list_sid: &CredentialListSid,
+        previous: Option<shared::store::PreviousSipCredential>,
+    ) -> Result<SipCredentialRecord, String> {
         if self.data_key.is_none() {
             match self.services.envelope.generate_data_key(&owner_of(self.record)).await {
                 Ok(key) => self.data_key = Some(key),
@@ -431,7 +474,7 @@ impl<'a> Repair<'a> {
                 }
             }
         }
-        let username = self.record.id.simple().to_string();
+        let username = fresh_sip_username(self.record.id);
         if !self.intend(|new| new.credentials.push((list_sid.clone(), username.clone()))).await {
             return Err(format!("The SIP credential is missing; {NOT_RECORDED}"));
         }
@@ -445,6 +488,7 @@ impl<'a> Repair<'a> {
                 credential_sid: credential.sid,
                 credential_list_sid: list_sid.clone(),
                 password: data_key.seal(SecretKind::SipPassword, password.expose()),
+                previous,
             }),
             Err(e) => {
                 if e.is_outcome_unknown() {

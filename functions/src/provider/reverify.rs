@@ -1,4 +1,5 @@
-//! Re-verification of every provider, the `reverify` job. Each provider is verified by
+//! Re-verification of every provider, the `reverify` job (hourly), which also ends SIP
+//! credential rotations whose overlap is over. Each provider is verified by
 //! [`reverify_one`] (from a jobs-queue message in Lambda, see [`crate::provider::jobs`]);
 //! [`run`] does the whole job in-process (`admin run-job reverify`, tests), with bounded concurrency. One
 //! provider's failure never stops the rest.
@@ -90,6 +91,11 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
     }
     if credentials_rejected(&record) {
         return Ok(Outcome::Held);
+    }
+    // A SIP credential rotation whose overlap has ended: the replaced credential goes now.
+    // A failure leaves it for the next hour; the verification below still runs.
+    if let Err(e) = crate::provider::sip_rotation::finish_if_expired(services, &record).await {
+        tracing::warn!(organization_id = %org, provider_id = %id, error = %e, "could not finish an expired SIP credential rotation");
     }
     let previous = record.verification_status;
     let creds = match stored_credentials(services, &record).await {

@@ -46,6 +46,19 @@ pub struct SipCredential {
     pub username: String,
     #[serde(serialize_with = "expose_password")]
     pub password: SipPassword,
+    /// During a rotation's overlap, the credential it replaced: still accepted by Twilio until
+    /// `expiresAt`, so calls placed with it keep working while engines switch. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousCredential>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousCredential {
+    pub username: String,
+    #[serde(serialize_with = "expose_password")]
+    pub password: SipPassword,
+    pub expires_at: shared::time::Timestamp,
 }
 
 fn expose_password<S: Serializer>(password: &SipPassword, serializer: S) -> Result<S::Ok, S::Error> {
@@ -105,23 +118,51 @@ pub async fn read(
         return Err(SipCredentialError::ProviderBeingDeleted(provider_id));
     }
     let credential = credential.map_err(|e| unavailable(&e))?.ok_or_else(not_found)?;
-    let password =
-        reader.envelope.open(&owner_of(&record), SecretKind::SipPassword, &credential.password).await.map_err(|e| {
-            match e {
-                CryptoError::Kms(_) => unavailable(&e),
-                CryptoError::WrongContext | CryptoError::Malformed(_) => {
-                    tracing::error!(provider_id = %provider_id, error = %e, "stored SIP password cannot be decrypted");
-                    SipCredentialError::CredentialUnusable(provider_id)
-                }
-            }
-        })?;
+    let owner = owner_of(&record);
+    let open = |sealed| {
+        let owner = &owner;
+        async move {
+            let opened = reader.envelope.open(owner, SecretKind::SipPassword, sealed).await;
+            opened.map(|password| SipPassword::from_stored(secrecy::ExposeSecret::expose_secret(&password).to_owned()))
+        }
+    };
+    // Past its expiry the previous credential is on its way out: engines must not pick it up.
+    let previous = credential.previous.as_ref().filter(|p| p.expires_at > shared::time::Timestamp::now());
+    let (password, previous_password) = tokio::join!(open(&credential.password), async {
+        match previous {
+            Some(previous) => Some(open(&previous.password).await),
+            None => None,
+        }
+    });
+    let unusable = |e: CryptoError| match e {
+        CryptoError::Kms(_) => unavailable(&e),
+        CryptoError::WrongContext | CryptoError::Malformed(_) => {
+            tracing::error!(provider_id = %provider_id, error = %e, "stored SIP password cannot be decrypted");
+            SipCredentialError::CredentialUnusable(provider_id)
+        }
+    };
+    let password = password.map_err(unusable)?;
+    let previous = match (previous, previous_password) {
+        (Some(previous), Some(Ok(password))) => Some(PreviousCredential {
+            username: previous.username.clone(),
+            password,
+            expires_at: previous.expires_at.clone(),
+        }),
+        // The current credential is what matters: a previous one that cannot be opened is left out.
+        (Some(_), Some(Err(e))) => {
+            tracing::warn!(provider_id = %provider_id, error = %e, "the previous SIP password cannot be opened; left out");
+            None
+        }
+        _ => None,
+    };
     Ok(SipCredential {
         provider_id,
-        trunk_sid: record.trunk_sid,
-        termination_uri: record.termination_uri,
+        trunk_sid: record.trunk_sid.clone(),
+        termination_uri: record.termination_uri.clone(),
         transport: if record.secure_trunking { "tls" } else { "udp" },
         username: credential.username,
-        password: SipPassword::from_stored(secrecy::ExposeSecret::expose_secret(&password).to_owned()),
+        password,
+        previous,
     })
 }
 
@@ -138,8 +179,15 @@ mod tests {
             transport: "udp",
             username: "u".into(),
             password: SipPassword::from_stored("Secret123Secret123Secret123Secre".into()),
+            previous: Some(PreviousCredential {
+                username: "p".into(),
+                password: SipPassword::from_stored("Older4567Older4567Older4567Older".into()),
+                expires_at: shared::time::Timestamp::now(),
+            }),
         };
-        assert!(serde_json::to_string(&credential).unwrap().contains("Secret123"));
-        assert!(!format!("{credential:?}").contains("Secret123"));
+        let answer = serde_json::to_string(&credential).unwrap();
+        assert!(answer.contains("Secret123") && answer.contains("Older4567"), "{answer}");
+        let debug = format!("{credential:?}");
+        assert!(!debug.contains("Secret123") && !debug.contains("Older4567"), "{debug}");
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::provider::record::{
     Change, load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
+    under_lease,
 };
 use crate::services::Services;
 use shared::ApiError;
@@ -66,16 +67,7 @@ pub async fn update_provider(
     // lease: a repair (which sets TransferMode from the record it read) and another transfer
     // change never run at once with this one, so Twilio and the table cannot end up set in
     // opposite orders. Imports, renames and verifications saved meanwhile are re-applied.
-    if !services.store.take_repair_lease(org, id).await? {
-        return Err(ApiError::Conflict(format!(
-            "A repair or another transfer change of provider {id} is under way; retry when it has finished."
-        )));
-    }
-    let outcome = change_transfer(services, org, id, &update).await;
-    if let Err(e) = services.store.release_repair_lease(org, id).await {
-        tracing::warn!(provider_id = %id, error = %e, "could not give up the repair lease; it lapses by itself");
-    }
-    outcome
+    under_lease(services, org, id, change_transfer(services, org, id, &update)).await
 }
 
 /// Under the lease: the record as it is now, Twilio if it needs the change, then the save.

@@ -661,23 +661,68 @@ fn credential_list_check(
             );
         }
     };
-    if credentials.iter().any(|c| c.sid == sip.credential_sid) {
+    if !credentials.iter().any(|c| c.sid == sip.credential_sid) {
         return VerificationCheck::new(
+            CheckName::CredentialList,
+            CheckStatus::Failed,
+            format!(
+                "The SIP credential {} ({}) was removed from the credential list; calls cannot authenticate. Run repair to issue a new one.",
+                sip.credential_sid, sip.username
+            ),
+            details,
+        );
+    }
+    let listed = |sid: &shared::model::CredentialSid| credentials.iter().any(|c| &c.sid == sid);
+    let unknown: Vec<String> =
+        credentials.iter().filter(|c| !sip.is_known(&c.sid)).map(|c| format!("{} ({})", c.sid, c.username)).collect();
+    let previous = sip.previous.as_ref();
+    let mut details =
+        json!({"credentialListSid": list_sid, "credentialSid": sip.credential_sid, "username": sip.username});
+    if let Some(previous) = previous {
+        details["previous"] = json!({
+            "credentialSid": previous.credential_sid,
+            "username": previous.username,
+            "expiresAt": previous.expires_at,
+        });
+    }
+    if !unknown.is_empty() {
+        details["unknownCredentials"] = json!(unknown);
+        return VerificationCheck::new(
+            CheckName::CredentialList,
+            CheckStatus::Warning,
+            format!(
+                "The credential list holds SIP credentials the provider does not use: {}. They authenticate calls nobody expects; run repair to remove them.",
+                unknown.join(", ")
+            ),
+            details,
+        );
+    }
+    match previous {
+        Some(previous) if !listed(&previous.credential_sid) => VerificationCheck::new(
+            CheckName::CredentialList,
+            CheckStatus::Warning,
+            format!(
+                "The previous SIP credential {} ({}) was removed from the list before its overlap ends ({}); call engines still using it cannot authenticate. Finish the rotation.",
+                previous.credential_sid, previous.username, previous.expires_at
+            ),
+            details,
+        ),
+        Some(previous) => VerificationCheck::new(
+            CheckName::CredentialList,
+            CheckStatus::Passed,
+            format!(
+                "The credential list is attached to the trunk and holds the SIP user {}, and {} until its overlap ends ({}).",
+                sip.username, previous.username, previous.expires_at
+            ),
+            details,
+        ),
+        None => VerificationCheck::new(
             CheckName::CredentialList,
             CheckStatus::Passed,
             format!("The credential list is attached to the trunk and holds the SIP user {}.", sip.username),
-            json!({"credentialListSid": list_sid, "credentialSid": sip.credential_sid, "username": sip.username}),
-        );
-    }
-    VerificationCheck::new(
-        CheckName::CredentialList,
-        CheckStatus::Failed,
-        format!(
-            "The SIP credential {} ({}) was removed from the credential list; calls cannot authenticate. Run repair to issue a new one.",
-            sip.credential_sid, sip.username
+            details,
         ),
-        details,
-    )
+    }
 }
 
 /// How many imported numbers of an IE1 or AU1 provider have their inbound processing Region read

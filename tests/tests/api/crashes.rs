@@ -9,7 +9,8 @@
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
 use functions::handlers::{
-    create_twilio_provider, delete_provider, import_numbers, remove_phone_number, repair_provider,
+    create_twilio_provider, delete_provider, finish_sip_credential_rotation, import_numbers, remove_phone_number,
+    repair_provider, rotate_sip_credential,
 };
 use integration_tests::aws_proxy::{AwsProxy, Failure};
 use integration_tests::fake_twilio::FaultAction;
@@ -267,6 +268,47 @@ async fn a_repair_killed_at_any_step_leaves_nothing_it_made() {
         let (status, body) = status_and_body(&repair_provider::handle(&env.services, req).await.unwrap());
         assert_eq!((status, body["verification"]["status"].as_str()), (200, Some("verified")), "{at:?}: {body}");
     }
+}
+
+#[tokio::test]
+async fn a_sip_credential_rotation_killed_at_any_step_leaves_one_credential_the_table_names() {
+    let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
+    let org = OrganizationId::parse(ORG).unwrap();
+    let path = "/api/v1/providers/{id}/sip-credential/rotate";
+    for at in [KillAt::Twilio("create_credential"), KillAt::FinalWrite] {
+        let (sid, id, _) = provider_with_numbers(&env).await;
+        let before = before(&env, &sid);
+        let req = Req::new("POST", path).org(ORG).param("id", &id.to_string()).build();
+        kill_at(&env, &proxy, at, Box::pin(rotate_sip_credential::handle(&env.services, req))).await;
+        Box::pin(sweep_and_check(&env, &sid, Some(id), &before, at)).await;
+        assert_eq!(env.fake.credentials_of(&sid).len(), 1, "{at:?}");
+        // The lease lapses; a rotation then goes through.
+        env.services.store.release_repair_lease(&org, id).await.unwrap();
+        let req = Req::new("POST", path).org(ORG).param("id", &id.to_string()).build();
+        let (status, body) =
+            status_and_body(&Box::pin(rotate_sip_credential::handle(&env.services, req)).await.unwrap());
+        assert_eq!(status, 200, "{at:?}: {body}");
+    }
+
+    // A finish killed once Twilio removed the old credential: the next finish completes it.
+    let (sid, id, _) = provider_with_numbers(&env).await;
+    let before = before(&env, &sid);
+    let req = Req::new("POST", path).org(ORG).param("id", &id.to_string()).build();
+    assert_eq!(status_and_body(&Box::pin(rotate_sip_credential::handle(&env.services, req)).await.unwrap()).0, 200);
+    let finish = || {
+        Req::new("POST", "/api/v1/providers/{id}/sip-credential/rotate/finish")
+            .org(ORG)
+            .param("id", &id.to_string())
+            .build()
+    };
+    let at = KillAt::Twilio("delete_credential");
+    kill_at(&env, &proxy, at, Box::pin(finish_sip_credential_rotation::handle(&env.services, finish()))).await;
+    env.services.store.release_repair_lease(&org, id).await.unwrap();
+    let (status, body) =
+        status_and_body(&Box::pin(finish_sip_credential_rotation::handle(&env.services, finish())).await.unwrap());
+    assert_eq!((status, &body["previous"]), (200, &serde_json::Value::Null), "{body}");
+    assert_eq!(env.fake.credentials_of(&sid).len(), 1);
+    Box::pin(sweep_and_check(&env, &sid, Some(id), &before, at)).await;
 }
 
 /// Without an override the sweeper waits until the writer must be over: a live create's intent

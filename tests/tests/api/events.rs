@@ -89,6 +89,18 @@ async fn lifecycle_events_reach_their_handlers() {
     assert_eq!(body_json(&response)["status"], "verified", "{:?}", response.body());
     let response = repair_provider::handle(&env.services, event_for("repair-provider.json", &id)).await.unwrap();
     assert_eq!(body_json(&response)["verification"]["status"], "verified", "{:?}", response.body());
+    let response =
+        rotate_sip_credential::handle(&env.services, event_for("rotate-sip-credential.json", &id)).await.unwrap();
+    let rotated = body_json(&response);
+    assert_eq!(response.status(), 200, "{rotated}");
+    assert!(rotated["previous"]["expiresAt"].is_string(), "{rotated}");
+    let response =
+        finish_sip_credential_rotation::handle(&env.services, event_for("finish-sip-credential-rotation.json", &id))
+            .await
+            .unwrap();
+    let finished = body_json(&response);
+    assert_eq!(finished["previous"], serde_json::Value::Null, "{finished}");
+    assert_eq!(finished["current"], rotated["current"], "{finished}");
     // The scheduled job's event (the schedule's input) and a jobs-queue event for the provider.
     let read = |name: &str| -> serde_json::Value {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);

@@ -241,6 +241,11 @@ impl Req {
         self
     }
 
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers[name] = json!(value);
+        self
+    }
+
     pub fn headers(mut self, headers: Value) -> Self {
         self.headers = headers;
         self

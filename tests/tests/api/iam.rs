@@ -110,6 +110,10 @@ async fn http(env: &TestEnv, req: Req, handler: &str) -> (u16, Value) {
         "remove-phone-number" => Box::pin(remove_phone_number::handle(&env.services, request)).await,
         "verify-provider" => Box::pin(verify_provider::handle(&env.services, request)).await,
         "repair-provider" => Box::pin(repair_provider::handle(&env.services, request)).await,
+        "rotate-sip-credential" => Box::pin(rotate_sip_credential::handle(&env.services, request)).await,
+        "finish-sip-credential-rotation" => {
+            Box::pin(finish_sip_credential_rotation::handle(&env.services, request)).await
+        }
         other => panic!("no HTTP handler {other}"),
     };
     status_and_body(&response.expect("handlers answer every request"))
@@ -204,6 +208,32 @@ async fn exercise_every_function() {
     let (status, body) = http(&env, with_id("POST", "/api/v1/providers/{id}/repair"), "repair-provider").await;
     assert_eq!(status, 200, "{body}");
     seen.by("repair-provider");
+
+    // SIP credential rotation: one finished by hand; one whose table write fails (its new
+    // credential removed again, or recorded when that fails too); then one left to expire at
+    // once, for the hourly job to finish below.
+    let rotate = |overlap: u64| {
+        with_id("POST", "/api/v1/providers/{id}/sip-credential/rotate")
+            .header("idempotency-key", &format!("rotate-{overlap}-{}", uuid::Uuid::new_v4()))
+            .body(&json!({"overlapSeconds": overlap}).to_string())
+    };
+    let (status, body) = http(&env, rotate(3600), "rotate-sip-credential").await;
+    assert_eq!(status, 200, "{body}");
+    seen.by("rotate-sip-credential");
+    let finish = with_id("POST", "/api/v1/providers/{id}/sip-credential/rotate/finish");
+    let (status, body) = http(&env, finish, "finish-sip-credential-rotation").await;
+    assert_eq!(status, 200, "{body}");
+    seen.by("finish-sip-credential-rotation");
+    proxy.fail("DynamoDB_20120810.TransactWriteItems", None);
+    env.fake.inject("delete_credential", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let (status, body) = http(&env, rotate(3600), "rotate-sip-credential").await;
+    assert_eq!(status, 503, "{body}");
+    proxy.clear();
+    env.fake.clear_faults();
+    seen.by("rotate-sip-credential");
+    let (status, body) = http(&env, rotate(0), "rotate-sip-credential").await;
+    assert_eq!(status, 200, "{body}");
+    seen.by("rotate-sip-credential");
 
     let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
     Box::pin(get_sip_credential::handle(

@@ -16,6 +16,7 @@ mod numbers;
 mod regions;
 mod secure;
 mod security;
+mod sip_rotation;
 mod spec_examples;
 mod twilio_behaviour;
 mod verification;

@@ -1,0 +1,23 @@
+//! `POST /api/v1/providers/{id}/sip-credential/rotate`: a new SIP credential becomes current,
+//! the replaced one keeps working for the overlap (see [`crate::provider::sip_rotation`]);
+//! `Idempotency-Key` honoured.
+
+use crate::handlers::idempotency::idempotent;
+use crate::handlers::provider_path;
+use crate::provider::sip_rotation::rotate_sip_credential;
+use crate::services::Services;
+use crate::{answer_deadline, respond};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::deadline::within;
+use shared::dto::RotateSipCredential;
+use shared::http::json_response;
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    let parse = |request: &Request| ApiError::both(provider_path(request), RotateSipCredential::from_request(request));
+    let work = idempotent(&services.idempotency, &request, parse, |((org, id), command)| async move {
+        Ok(json_response(StatusCode::OK, &Box::pin(rotate_sip_credential(services, &org, id, command)).await?))
+    });
+    respond(within(answer_deadline(&request), Box::pin(work)).await)
+}

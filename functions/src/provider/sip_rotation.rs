@@ -1,0 +1,207 @@
+//! Rotating a provider's generated SIP credential without dropping a call: a new credential
+//! joins the list and becomes current; the replaced one stays `previous`, still valid in
+//! Twilio, until its overlap ends, so call engines switch between two reads of
+//! `get-sip-credential`. The finish removes it from Twilio, then from the table.
+//!
+//! Crash-safe as every change here: the rotation's intent names the new username before Twilio
+//! makes it, and the write that makes it current removes the intent in the same transaction;
+//! a rotation that dies between the two leaves the intent, and the sweeper removes what it
+//! names. The finish removes from Twilio first (a 404 is done), so a finish that dies is simply
+//! repeated. Rotations, finishes and repairs hold the provider's lease: one at a time.
+
+use crate::provider::cleanup::remove_or_record;
+use crate::provider::create::fresh_sip_username;
+use crate::provider::problems::twilio_problem;
+use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials, under_lease};
+use crate::services::Services;
+use shared::ApiError;
+use shared::crypto::SecretKind;
+use shared::dto::{RotateSipCredential, SipCredentialState};
+use shared::model::{OrganizationId, SipPassword, TwilioCredentials};
+use shared::store::{
+    Change, Intent, IntentKey, NewResources, PreviousSipCredential, ProviderRecord, SipCredentialRecord, StoreError,
+};
+use shared::time::Timestamp;
+use shared::twilio::TwilioResource;
+use uuid::Uuid;
+
+/// `POST /api/v1/providers/{id}/sip-credential/rotate`.
+pub async fn rotate_sip_credential(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    request: RotateSipCredential,
+) -> Result<SipCredentialState, ApiError> {
+    under_lease(services, org, id, rotate(services, org, id, request.overlap_seconds)).await
+}
+
+async fn rotate(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    overlap_seconds: u64,
+) -> Result<SipCredentialState, ApiError> {
+    let record = load_provider(&services.store, org, id).await?;
+    refuse_if_deleting(&record)?;
+    let current = current_credential(services, &record).await?;
+    if let Some(previous) = &current.previous {
+        return Err(ApiError::Conflict(format!(
+            "A rotation of provider {id}'s SIP credential is under way: {} stays valid until {}. Finish it first with POST /api/v1/providers/{id}/sip-credential/rotate/finish.",
+            previous.username, previous.expires_at
+        )));
+    }
+    let creds = stored_credentials(services, &record).await?;
+    let data_key = services.envelope.generate_data_key(&owner_of(&record)).await?;
+    let list_sid = current.credential_list_sid.clone();
+    let username = fresh_sip_username(id);
+    let intent = Intent::now(
+        IntentKey::new(org.clone(), id),
+        record.account_sid.clone(),
+        record.twilio_region,
+        record.auth_token.clone(),
+        Change::NewResources(NewResources {
+            credentials: vec![(list_sid.clone(), username.clone())],
+            ..NewResources::default()
+        }),
+    );
+    services.store.record_intent(&intent).await?;
+    let password = SipPassword::generate();
+    let created = match services.twilio.create_credential(&creds, &list_sid, &username, &password).await {
+        Ok(created) => created,
+        Err(e) => {
+            // Nothing new is certainly in Twilio unless the outcome is unknown: then the
+            // intent stays, and the sweeper removes the username if Twilio made it.
+            if !e.is_outcome_unknown() {
+                forget_intent(services, &intent.key).await;
+            }
+            return Err(if e.is_not_found() {
+                ApiError::Conflict(format!(
+                    "The credential list {list_sid} of provider {id} no longer exists in Twilio; run POST /api/v1/providers/{id}/repair first."
+                ))
+            } else {
+                twilio_problem("adding a SIP credential", e)
+            });
+        }
+    };
+    let expires_at = Timestamp::from_unix(Timestamp::now().unix_seconds() + overlap_seconds as i64);
+    let rotated = SipCredentialRecord {
+        provider_id: id,
+        username: created.username,
+        credential_sid: created.sid.clone(),
+        credential_list_sid: list_sid.clone(),
+        password: data_key.seal(SecretKind::SipPassword, password.expose()),
+        previous: Some(PreviousSipCredential {
+            username: current.username.clone(),
+            credential_sid: current.credential_sid.clone(),
+            password: current.password.clone(),
+            expires_at,
+        }),
+    };
+    match services.store.rotate_sip_credential(org, &rotated, &current.credential_sid, &intent.key).await {
+        Ok(()) => {}
+        Err(e) => {
+            // Not current: the new credential goes again (recorded for the sweeper if it cannot).
+            let made = TwilioResource::Credential { list_sid, credential_sid: created.sid };
+            remove_or_record(services, &creds, &owner_of(&record), &[made], Some(&data_key)).await;
+            forget_intent(services, &intent.key).await;
+            return Err(match e {
+                StoreError::VersionConflict => ApiError::Conflict(format!(
+                    "Provider {id}'s SIP credential changed (a repair, or its delete) while it was rotated; nothing was changed. Retry."
+                )),
+                other => other.into(),
+            });
+        }
+    }
+    tracing::info!(
+        organization_id = %org,
+        provider_id = %id,
+        credential_sid = %rotated.credential_sid,
+        previous_credential_sid = %current.credential_sid,
+        overlap_seconds,
+        "SIP credential rotated"
+    );
+    Ok(SipCredentialState::from(&rotated))
+}
+
+/// `POST /api/v1/providers/{id}/sip-credential/rotate/finish`: ends the overlap now. Without a
+/// rotation under way it changes nothing and answers the credential as it is.
+pub async fn finish_sip_credential_rotation(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+) -> Result<SipCredentialState, ApiError> {
+    under_lease(services, org, id, async {
+        let record = load_provider(&services.store, org, id).await?;
+        refuse_if_deleting(&record)?;
+        let current = current_credential(services, &record).await?;
+        if current.previous.is_none() {
+            return Ok(SipCredentialState::from(&current));
+        }
+        let creds = stored_credentials(services, &record).await?;
+        finish(services, &record, &creds, current).await
+    })
+    .await
+}
+
+/// The hourly job's part: ends an overlap that has expired (a provider whose lease another
+/// holds is left for the next hour). Whether one was ended.
+pub async fn finish_if_expired(services: &Services, record: &ProviderRecord) -> Result<bool, ApiError> {
+    let Some(current) = services.store.get_sip_credential(&record.organization_id, record.id).await? else {
+        return Ok(false);
+    };
+    let expired = current.previous.as_ref().is_some_and(|p| p.expires_at <= Timestamp::now());
+    if !expired {
+        return Ok(false);
+    }
+    let (org, id) = (&record.organization_id, record.id);
+    let finished = under_lease(services, org, id, async {
+        // Read again under the lease: a finish may have run since.
+        let current = current_credential(services, record).await?;
+        let creds = stored_credentials(services, record).await?;
+        finish(services, record, &creds, current).await
+    })
+    .await;
+    match finished {
+        Ok(_) => Ok(true),
+        Err(ApiError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the previous credential from Twilio (already gone is done), then from the table.
+async fn finish(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+    mut current: SipCredentialRecord,
+) -> Result<SipCredentialState, ApiError> {
+    let Some(previous) = current.previous.take() else { return Ok(SipCredentialState::from(&current)) };
+    let old = TwilioResource::Credential {
+        list_sid: current.credential_list_sid.clone(),
+        credential_sid: previous.credential_sid.clone(),
+    };
+    services.twilio.remove(creds, &old).await.map_err(|e| twilio_problem("removing the previous SIP credential", e))?;
+    services.store.forget_previous_sip_credential(&record.organization_id, record.id, &previous.credential_sid).await?;
+    tracing::info!(
+        organization_id = %record.organization_id,
+        provider_id = %record.id,
+        credential_sid = %previous.credential_sid,
+        "previous SIP credential removed"
+    );
+    Ok(SipCredentialState::from(&current))
+}
+
+async fn current_credential(services: &Services, record: &ProviderRecord) -> Result<SipCredentialRecord, ApiError> {
+    services.store.get_sip_credential(&record.organization_id, record.id).await?.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "Provider {} has no stored SIP credential; run POST /api/v1/providers/{}/repair first.",
+            record.id, record.id
+        ))
+    })
+}
+
+async fn forget_intent(services: &Services, key: &IntentKey) {
+    if let Err(e) = services.store.forget_intent(key).await {
+        tracing::warn!(provider_id = %key.provider_id, error = %e, "could not remove a rotation's intent; the sweeper will");
+    }
+}
