@@ -340,7 +340,7 @@ async fn init_steps(setup: &Setup, runs: usize) -> String {
 fn bench_services(aws: &aws_config::SdkConfig, setup: &Setup, table: &str) -> functions::services::Services {
     let storage = shared::config::StorageConfig { table_name: table.to_owned(), kms_key_id: setup.key_alias.clone() };
     let twilio = shared::twilio::TwilioClient::new(&shared::config::TwilioConfig::everywhere(&setup.fake.base_url));
-    let sip = shared::model::SipUri::parse("sip:sip.voice.example.com").expect("SIP URI");
+    let sip = shared::model::PlatformSipUris::parse("sip:sip.voice.example.com").expect("SIP URI");
     let region = shared::model::Region::parse("us1").expect("region");
     functions::services::Services::new(aws, &storage, twilio, region, sip)
 }

@@ -1,12 +1,12 @@
 //! The clients a function needs, built once per process from configuration.
 
 use shared::config::{
-    ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uri_from_env, queue_url_from_env,
+    ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uris_from_env, queue_url_from_env,
     table_name_from_env,
 };
 use shared::crypto::Envelope;
 use shared::idempotency::IdempotencyStore;
-use shared::model::{Region, SipUri};
+use shared::model::{PlatformSipUris, Region};
 use shared::queue::Queue;
 use shared::store::ProviderStore;
 use shared::twilio::TwilioClient;
@@ -21,7 +21,7 @@ pub struct Services {
     /// Used when a create request names no region.
     pub default_region: Region,
     /// Where every trunk's origination URL sends inbound calls (`PLATFORM_SIP_URI`).
-    pub platform_sip_uri: SipUri,
+    pub platform_sip_uris: PlatformSipUris,
     /// Where a delete that runs out of time continues (`DELETION_QUEUE_URL`); the functions
     /// that delete require it at init.
     pub deletions: Option<Queue>,
@@ -32,11 +32,11 @@ impl Services {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let storage = StorageConfig::from_env()?;
         let twilio = TwilioConfig::from_env()?;
-        let platform_sip_uri = platform_sip_uri_from_env()?;
+        let platform_sip_uris = platform_sip_uris_from_env()?;
         let deletion_queue = queue_url_from_env("DELETION_QUEUE_URL")?;
         let aws = shared::https::function_sdk_config().await;
         let services =
-            Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri);
+            Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uris);
         Ok(match deletion_queue {
             Some(url) => services.with_deletions(Queue::built_at_first_send(&aws, url)),
             None => services,
@@ -62,7 +62,7 @@ impl Services {
         storage: &StorageConfig,
         twilio: TwilioClient,
         default_region: Region,
-        platform_sip_uri: SipUri,
+        platform_sip_uris: PlatformSipUris,
     ) -> Self {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         Self {
@@ -71,7 +71,7 @@ impl Services {
             envelope: Envelope::new(aws_sdk_kms::Client::new(aws), storage.kms_key_id.clone()),
             twilio,
             default_region,
-            platform_sip_uri,
+            platform_sip_uris,
             deletions: None,
         }
     }

@@ -4,7 +4,7 @@
 //! AWS endpoints are not configured here: the SDK reads its standard `AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_KMS` variables itself.
 
-use crate::model::{Region, SipUri, TwilioRegion};
+use crate::model::{PlatformSipUris, Region, TwilioRegion};
 use std::env;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,13 +108,13 @@ impl TwilioConfig {
     }
 }
 
-/// `PLATFORM_SIP_URI`: the platform's SIP ingress, where every trunk's origination URL points
-/// so that calls to imported numbers reach the platform.
-pub fn platform_sip_uri_from_env() -> Result<SipUri, ConfigError> {
+/// `PLATFORM_SIP_URI`: the platform's SIP ingresses (see [`PlatformSipUris`]), where every
+/// trunk's origination URLs point so that calls to imported numbers reach the platform.
+pub fn platform_sip_uris_from_env() -> Result<PlatformSipUris, ConfigError> {
     let name = "PLATFORM_SIP_URI";
     let value = required(name)?;
-    // The value is not echoed: a SIP URI may carry a user and password.
-    SipUri::parse(&value).map_err(|reason| ConfigError::Invalid { name, reason: reason.into() })
+    // The value is not echoed: a SIP URI may carry a user.
+    PlatformSipUris::parse(&value).map_err(|reason| ConfigError::Invalid { name, reason })
 }
 
 /// An SQS queue URL from `name`, when set (functions that need it require it at init).

@@ -235,6 +235,92 @@ impl SipUri {
     }
 }
 
+/// One SIP ingress of the platform and the `Priority` and `Weight` of the origination URL that
+/// points at it (Twilio tries the lowest priority first, and shares calls among equal ones by
+/// weight).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformTarget {
+    pub uri: SipUri,
+    pub priority: u16,
+    pub weight: u16,
+}
+
+impl PlatformTarget {
+    /// Twilio's defaults, for a URI that names neither.
+    pub const DEFAULT_PRIORITY: u16 = 10;
+    pub const DEFAULT_WEIGHT: u16 = 10;
+
+    pub fn new(uri: SipUri) -> Self {
+        Self { uri, priority: Self::DEFAULT_PRIORITY, weight: Self::DEFAULT_WEIGHT }
+    }
+}
+
+/// `PLATFORM_SIP_URI`: the platform's SIP ingresses, comma-separated, each with an optional
+/// `;priority=N;weight=N` of the service's own (stripped before the URI goes to Twilio;
+/// priority 0 to 65535, weight 1 to 65535, both 10 by default). Each becomes one origination
+/// URL on every trunk, so Twilio fails over between platform regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformSipUris(Vec<PlatformTarget>);
+
+impl PlatformSipUris {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut targets: Vec<PlatformTarget> = Vec::new();
+        for (i, entry) in value.split(',').enumerate() {
+            let n = i + 1;
+            let (mut priority, mut weight) = (PlatformTarget::DEFAULT_PRIORITY, PlatformTarget::DEFAULT_WEIGHT);
+            let mut kept = Vec::new();
+            for (j, part) in entry.trim().split(';').enumerate() {
+                let (name, number) = part.split_once('=').unwrap_or((part, ""));
+                let number = || number.trim().parse::<u16>().ok();
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "priority" if j > 0 => {
+                        priority =
+                            number().ok_or(format!("URI {n}: priority must be a whole number from 0 to 65535"))?
+                    }
+                    "weight" if j > 0 => {
+                        weight = number()
+                            .filter(|w| *w >= 1)
+                            .ok_or(format!("URI {n}: weight must be a whole number from 1 to 65535"))?
+                    }
+                    _ => kept.push(part),
+                }
+            }
+            let uri = SipUri::parse(&kept.join(";")).map_err(|reason| format!("URI {n} {reason}"))?;
+            if targets.iter().any(|t| t.uri.matches(uri.as_str())) {
+                return Err(format!("URI {n} is listed twice"));
+            }
+            targets.push(PlatformTarget { uri, priority, weight });
+        }
+        Ok(Self(targets))
+    }
+
+    /// A single ingress with Twilio's default priority and weight.
+    pub fn single(uri: SipUri) -> Self {
+        Self(vec![PlatformTarget::new(uri)])
+    }
+
+    pub fn targets(&self) -> &[PlatformTarget] {
+        &self.0
+    }
+
+    /// The target an origination URL's `SipUrl` names, if any.
+    pub fn target_of(&self, sip_url: &str) -> Option<&PlatformTarget> {
+        self.0.iter().find(|t| t.uri.matches(sip_url))
+    }
+
+    /// Whether every ingress asks for TLS, as a secure trunk's origination URLs must.
+    pub fn uses_tls(&self) -> bool {
+        self.0.iter().all(|t| t.uri.uses_tls())
+    }
+}
+
+impl fmt::Display for PlatformSipUris {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uris: Vec<&str> = self.0.iter().map(|t| t.uri.as_str()).collect();
+        f.write_str(&uris.join(", "))
+    }
+}
+
 /// Whether a SIP URL asks for TLS (`;transport=tls`, any case).
 pub fn carries_tls(sip_url: &str) -> bool {
     sip_url.split(';').skip(1).any(|param| param.trim().eq_ignore_ascii_case("transport=tls"))
@@ -717,6 +803,34 @@ mod tests {
         let routing = VoiceRouting { voice_url: Some("https://u:secretpw@h/x?k=secretq".into()), ..Default::default() };
         let debug = format!("{routing:?}");
         assert!(!debug.contains("secretpw") && !debug.contains("secretq"), "{debug}");
+    }
+
+    #[test]
+    fn platform_sip_uris_list_ingresses_with_their_own_priority_and_weight() {
+        let uris = PlatformSipUris::parse(
+            "sip:us.example.com;transport=tls;priority=10;weight=20, sip:eu.example.com:5061;transport=tls;priority=20",
+        )
+        .unwrap();
+        let targets: Vec<(&str, u16, u16)> =
+            uris.targets().iter().map(|t| (t.uri.as_str(), t.priority, t.weight)).collect();
+        assert_eq!(
+            targets,
+            [("sip:us.example.com;transport=tls", 10, 20), ("sip:eu.example.com:5061;transport=tls", 20, 10)]
+        );
+        assert!(uris.uses_tls());
+        assert_eq!(PlatformSipUris::parse("sip:a.example.com").unwrap().targets()[0].priority, 10);
+        for bad in [
+            "sip:a.example.com;priority=x",
+            "sip:a.example.com;priority=70000",
+            "sip:a.example.com;weight=0",
+            "sip:a.example.com,",
+            "sip:a.example.com, SIP:A.example.com",
+            "sips:a.example.com",
+        ] {
+            assert!(PlatformSipUris::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        // `priority` as the host is a host, not a parameter.
+        assert_eq!(PlatformSipUris::parse("sip:priority").unwrap().targets()[0].uri.as_str(), "sip:priority");
     }
 
     #[test]

@@ -293,18 +293,17 @@ pub struct OriginationUrl {
     pub enabled: bool,
     #[serde(default)]
     pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
-/// The origination URL the service gives a trunk: `Priority` and `Weight` 10, enabled.
+/// An origination URL the service gives a trunk: one of the platform's ingresses, enabled.
 #[derive(Debug, Clone, Copy)]
 pub struct OriginationTarget<'a> {
-    pub sip_url: &'a str,
+    pub target: &'a crate::model::PlatformTarget,
     pub friendly_name: &'a str,
-}
-
-impl OriginationTarget<'_> {
-    pub const PRIORITY: &'static str = "10";
-    pub const WEIGHT: &'static str = "10";
 }
 
 /// A credential list as attached to a trunk.
@@ -497,19 +496,20 @@ impl TwilioClient {
         trunk_sid: &TrunkSid,
         target: OriginationTarget<'_>,
     ) -> Result<OriginationUrl, TwilioError> {
+        let (priority, weight) = (target.target.priority.to_string(), target.target.weight.to_string());
         let form = [
-            ("SipUrl", target.sip_url),
+            ("SipUrl", target.target.uri.as_str()),
             ("FriendlyName", target.friendly_name),
             ("Enabled", "true"),
-            ("Priority", OriginationTarget::PRIORITY),
-            ("Weight", OriginationTarget::WEIGHT),
+            ("Priority", priority.as_str()),
+            ("Weight", weight.as_str()),
         ];
         self.json(creds, Method::POST, self.trunking_url(creds, &format!("Trunks/{trunk_sid}/OriginationUrls")), &form)
             .await
     }
 
     /// `POST /v1/Trunks/{TrunkSid}/OriginationUrls/{Sid}`: points an existing origination URL at
-    /// the target and enables it.
+    /// the target, with its priority and weight, and enables it.
     pub async fn update_origination_url(
         &self,
         creds: &TwilioCredentials,
@@ -517,9 +517,26 @@ impl TwilioClient {
         sid: &OriginationUrlSid,
         target: OriginationTarget<'_>,
     ) -> Result<OriginationUrl, TwilioError> {
-        let form = [("SipUrl", target.sip_url), ("Enabled", "true")];
+        let (priority, weight) = (target.target.priority.to_string(), target.target.weight.to_string());
+        let form = [
+            ("SipUrl", target.target.uri.as_str()),
+            ("Enabled", "true"),
+            ("Priority", priority.as_str()),
+            ("Weight", weight.as_str()),
+        ];
         let url = self.trunking_url(creds, &format!("Trunks/{trunk_sid}/OriginationUrls/{sid}"));
         self.json(creds, Method::POST, url, &form).await
+    }
+
+    /// `DELETE /v1/Trunks/{TrunkSid}/OriginationUrls/{Sid}`.
+    pub async fn delete_origination_url(
+        &self,
+        creds: &TwilioCredentials,
+        trunk_sid: &TrunkSid,
+        sid: &OriginationUrlSid,
+    ) -> Result<(), TwilioError> {
+        let url = self.trunking_url(creds, &format!("Trunks/{trunk_sid}/OriginationUrls/{sid}"));
+        self.no_content(creds, Method::DELETE, url).await
     }
 
     /// `GET /v1/Trunks/{TrunkSid}/OriginationUrls`, every page.

@@ -6,7 +6,7 @@ use integration_tests::fake_twilio::FakeTwilio;
 use serde_json::{Value, json};
 use shared::api_keys::ApiKeyStore;
 use shared::config::{StorageConfig, TwilioConfig};
-use shared::model::{OrganizationId, Region, SipUri};
+use shared::model::{OrganizationId, PlatformSipUris, Region};
 use shared::twilio::TwilioClient;
 use std::sync::Arc;
 use tools::local_api::{LocalApi, router};
@@ -34,8 +34,13 @@ async fn start() -> Env {
     tools::bootstrap::bootstrap(&aws, &storage).await.expect("bootstrap is idempotent");
     let fake = FakeTwilio::start().await;
     let twilio = TwilioClient::new(&TwilioConfig::everywhere(&fake.base_url));
-    let services =
-        Services::new(&aws, &storage, twilio, Region::Us1, SipUri::parse("sip:sip.voice.example.com").unwrap());
+    let services = Services::new(
+        &aws,
+        &storage,
+        twilio,
+        Region::Us1,
+        PlatformSipUris::parse("sip:sip.voice.example.com").unwrap(),
+    );
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let api = Arc::new(LocalApi { services, keys: keys.clone(), openapi: "{\"openapi\":\"3.1.0\"}" });

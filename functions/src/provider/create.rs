@@ -61,7 +61,7 @@ pub async fn create_provider(
     };
     // A secure trunk's inbound calls reach the platform only over TLS: refused before anything.
     if command.secure_trunking {
-        refuse_secure_without_tls(&services.platform_sip_uri)?;
+        refuse_secure_without_tls(&services.platform_sip_uris)?;
     }
     // The organization's duplicate first: milliseconds, and no Twilio call for it.
     if services.store.account_in_use(&organization_id, &creds.account_sid).await? {
@@ -191,18 +191,21 @@ async fn provision(
     let username = provider_id.simple().to_string();
     let password = SipPassword::generate();
     let origination_name = origination_friendly_name(provider_id);
-    let origination_target =
-        OriginationTarget { sip_url: saga.services.platform_sip_uri.as_str(), friendly_name: &origination_name };
+    let platform = &saga.services.platform_sip_uris;
+    // One origination URL per platform ingress, side by side.
+    let originations = futures::future::join_all(platform.targets().iter().map(|target| {
+        twilio.create_origination_url(creds, &trunk.sid, OriginationTarget { target, friendly_name: &origination_name })
+    }));
     let mut known = start.intent.clone();
     if let Change::NewResources(new) = &mut known.change {
         saga.created.iter().for_each(|resource| new.add_known(resource));
     }
     // Deleting the trunk removes its origination URLs and its attachment, and deleting the
     // list its credential: the rollback and the intent need no entry for those.
-    let (credential, attachment, origination, intent_updated) = tokio::join!(
+    let (credential, attachment, originations, intent_updated) = tokio::join!(
         twilio.create_credential(creds, &list.sid, &username, &password),
         twilio.attach_credential_list(creds, &trunk.sid, &list.sid),
-        twilio.create_origination_url(creds, &trunk.sid, origination_target),
+        originations,
         saga.services.store.record_intent(&known),
     );
     if let Err(e) = intent_updated {
@@ -215,7 +218,10 @@ async fn provision(
     }
     let credential = credential.map_err(|e| twilio_problem("creating SIP credentials", e))?;
     attachment.map_err(|e| twilio_problem("attaching credential lists to trunks", e))?;
-    let origination = origination.map_err(|e| twilio_problem("adding origination URLs to trunks", e))?;
+    let originations = originations
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| twilio_problem("adding origination URLs to trunks", e))?;
 
     let data_key = start.data_key;
     let now = Timestamp::now();
@@ -238,7 +244,7 @@ async fn provision(
             ),
             json!({"credentialListSid": list.sid, "credentialSid": credential.sid, "username": credential.username}),
         ),
-        origination_check(&[origination], &saga.services.platform_sip_uri),
+        origination_check(&originations, platform),
     ];
     let record = ProviderRecord {
         organization_id: saga.owner.organization_id.clone(),
@@ -423,12 +429,12 @@ fn credential_error(region: shared::model::TwilioRegion, e: TwilioError) -> ApiE
 
 /// 422 when `secureTrunking` is asked for but the platform's SIP ingress takes no TLS: Twilio
 /// would send a secure trunk's calls to it encrypted, and they would fail.
-pub(crate) fn refuse_secure_without_tls(platform: &shared::model::SipUri) -> Result<(), ApiError> {
+pub(crate) fn refuse_secure_without_tls(platform: &shared::model::PlatformSipUris) -> Result<(), ApiError> {
     if !platform.uses_tls() {
         return Err(ApiError::Unprocessable {
             title: "Secure trunking needs a TLS SIP ingress",
             detail: format!(
-                "secureTrunking makes Twilio use TLS and SRTP only, but this deployment's platform SIP ingress ({platform}) does not ask for TLS (;transport=tls), so inbound calls could not reach it. Leave secureTrunking false, or deploy with a PLATFORM_SIP_URI that ends in ;transport=tls."
+                "secureTrunking makes Twilio use TLS and SRTP only, but this deployment's platform SIP ingress ({platform}) does not ask for TLS (;transport=tls) on every URI, so inbound calls could not reach it. Leave secureTrunking false, or deploy with a PLATFORM_SIP_URI whose every URI ends in ;transport=tls."
             ),
         });
     }

@@ -32,8 +32,8 @@ use shared::model::{
 use shared::store::{
     Change, Intent, IntentKey, NewResources, PhoneNumberRecord, ProviderRecord, SipCredentialRecord, StoreError,
 };
-use shared::twilio::OriginationTarget;
 use shared::twilio::TwilioResource;
+use shared::twilio::{OriginationTarget, OriginationUrl};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -536,18 +536,19 @@ impl<'a> Repair<'a> {
         }
     }
 
-    /// An enabled origination URL on the trunk points at the platform. The service's own
-    /// origination URL (found by its friendly name) is updated; the customer's others are left.
+    /// Every platform ingress has an enabled origination URL on the trunk with its priority and
+    /// weight. The service's own origination URLs (found by their friendly name) are updated,
+    /// reused for an ingress that has none, or removed when they name no ingress (the
+    /// deployment's PLATFORM_SIP_URI changed); the customer's others are left.
     async fn origination(&mut self) {
-        let twilio = &self.services.twilio;
+        let (twilio, creds) = (&self.services.twilio, self.creds);
         let trunk_sid = self.trunk_sid.clone().expect("origination runs only with a trunk");
-        let platform = &self.services.platform_sip_uri;
+        let platform = &self.services.platform_sip_uris;
         let friendly_name = origination_friendly_name(self.record.id);
-        let target = OriginationTarget { sip_url: platform.as_str(), friendly_name: &friendly_name };
         let existing = if self.trunk_is_new() {
             Vec::new()
         } else {
-            match twilio.list_origination_urls(self.creds, &trunk_sid, LIST_CAP).await {
+            match twilio.list_origination_urls(creds, &trunk_sid, LIST_CAP).await {
                 Ok(urls) => urls,
                 Err(e) => {
                     let message = format!("Could not read the trunk's origination URLs: {e}.");
@@ -556,29 +557,54 @@ impl<'a> Repair<'a> {
                 }
             }
         };
-        if let Some(url) = existing.iter().find(|u| u.enabled && platform.matches(&u.sip_url)) {
-            let message = format!("Inbound calls go to the platform ({}).", url.sip_url);
-            self.note("setOriginationUrl", &url.sid, RepairResult::Skipped, message);
-            return;
-        }
-        let own = existing.iter().find(|u| u.friendly_name.as_deref() == Some(friendly_name.as_str()));
-        let (result, resource) = match own {
-            Some(url) => {
-                (twilio.update_origination_url(self.creds, &trunk_sid, &url.sid, target).await, url.sid.to_string())
+        let own = |u: &&OriginationUrl| u.friendly_name.as_deref() == Some(friendly_name.as_str());
+        let mut spare: Vec<&OriginationUrl> =
+            existing.iter().filter(own).filter(|u| platform.target_of(&u.sip_url).is_none()).collect();
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for target in platform.targets() {
+            let pointing: Vec<&OriginationUrl> = existing.iter().filter(|u| target.uri.matches(&u.sip_url)).collect();
+            let right = |u: &&&OriginationUrl| {
+                u.enabled
+                    && u.priority == Some(u32::from(target.priority))
+                    && u.weight == Some(u32::from(target.weight))
+            };
+            if pointing.iter().any(|u| right(&u)) {
+                continue;
             }
-            None => (twilio.create_origination_url(self.creds, &trunk_sid, target).await, trunk_sid.to_string()),
+            let wanted = OriginationTarget { target, friendly_name: &friendly_name };
+            let reused = pointing.iter().copied().find(|u| own(u)).or_else(|| spare.pop());
+            let result = match reused {
+                Some(url) => twilio.update_origination_url(creds, &trunk_sid, &url.sid, wanted).await,
+                None => twilio.create_origination_url(creds, &trunk_sid, wanted).await,
+            };
+            let what = format!("{} (priority {}, weight {})", target.uri, target.priority, target.weight);
+            match result {
+                Ok(url) => {
+                    done.push(format!("{} {} at {what}", if reused.is_some() { "pointed" } else { "added" }, url.sid))
+                }
+                Err(e) => failed.push(format!("{what}: {e}")),
+            }
+        }
+        for url in spare {
+            match twilio.delete_origination_url(creds, &trunk_sid, &url.sid).await {
+                Ok(()) => done.push(format!("removed {} ({}), which names no platform ingress", url.sid, url.sip_url)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => failed.push(format!("removing {} ({}): {e}", url.sid, url.sip_url)),
+            }
+        }
+        let (result, message) = match (done.is_empty(), failed.is_empty()) {
+            (true, true) => (RepairResult::Skipped, format!("Inbound calls go to the platform ({platform}).")),
+            (_, true) => (RepairResult::Done, format!("Origination URLs set, enabled: {}.", done.join("; "))),
+            (_, false) => (
+                RepairResult::Failed,
+                format!(
+                    "Could not set every origination URL: {}{}.",
+                    failed.join("; "),
+                    if done.is_empty() { String::new() } else { format!(" (done: {})", done.join("; ")) }
+                ),
+            ),
         };
-        match result {
-            Ok(url) => {
-                let verb = if own.is_some() { "Pointed" } else { "Added" };
-                let message = format!("{verb} the origination URL {} at the platform ({platform}), enabled.", url.sid);
-                self.note("setOriginationUrl", &url.sid, RepairResult::Done, message);
-            }
-            Err(e) => {
-                let message = format!("Could not set the origination URL: {e}.");
-                self.note("setOriginationUrl", &resource, RepairResult::Failed, message);
-            }
-        }
+        self.note("setOriginationUrl", &trunk_sid, result, message);
     }
 
     /// Imported numbers on no trunk go back on the provider's trunk.

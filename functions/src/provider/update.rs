@@ -53,7 +53,7 @@ pub async fn update_provider(
     update: UpdateTwilioProvider,
 ) -> Result<ProviderRecord, ApiError> {
     if update.secure_trunking == Some(true) {
-        crate::provider::create::refuse_secure_without_tls(&services.platform_sip_uri)?;
+        crate::provider::create::refuse_secure_without_tls(&services.platform_sip_uris)?;
     }
     let changes_trunk = update.supports_call_transfer.is_some()
         || update.secure_trunking.is_some()

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use shared::ApiError;
 use shared::dto::VerifyResponse;
 use shared::model::{
-    CheckName, CheckStatus, PhoneNumberSid, SipUri, TransferMode, TwilioCredentials, VerificationCheck,
-    VerificationStatus, carries_tls, overall_status,
+    CheckName, CheckStatus, PhoneNumberSid, PlatformSipUris, PlatformTarget, TransferMode, TwilioCredentials,
+    VerificationCheck, VerificationStatus, carries_tls, overall_status,
 };
 use shared::store::{ProviderRecord, SipCredentialRecord};
 use shared::twilio::{Account, OriginationUrl, Trunk, TwilioError, TwilioErrorKind};
@@ -412,7 +412,7 @@ async fn run_checks(
         permissions,
         trunk_check(record, &trunk),
         match (&trunk, &origination) {
-            (Ok(trunk), Some(Ok(urls))) => secure_trunking_check(record, trunk, urls, &services.platform_sip_uri),
+            (Ok(trunk), Some(Ok(urls))) => secure_trunking_check(record, trunk, urls, &services.platform_sip_uris),
             _ => skipped(CheckName::SecureTrunking, "the trunk or its origination URLs could not be read"),
         },
         match attached {
@@ -420,12 +420,12 @@ async fn run_checks(
             None => skipped(CheckName::CredentialList, trunk_gone),
         },
         match origination {
-            Some(Ok(urls)) => origination_check(&urls, &services.platform_sip_uri),
+            Some(Ok(urls)) => origination_check(&urls, &services.platform_sip_uris),
             Some(Err(e)) => twilio_finding(
                 CheckName::Origination,
                 &format!("the origination URLs of trunk {}", record.trunk_sid),
                 &e,
-                json!({"expectedSipUrl": services.platform_sip_uri.as_str()}),
+                json!({"expected": expected_origination(&services.platform_sip_uris)}),
             ),
             None => skipped(CheckName::Origination, trunk_gone),
         },
@@ -442,7 +442,7 @@ fn secure_trunking_check(
     record: &ProviderRecord,
     trunk: &Trunk,
     urls: &[OriginationUrl],
-    platform: &SipUri,
+    platform: &PlatformSipUris,
 ) -> VerificationCheck {
     let (secure, expected) = (trunk.secure.unwrap_or(false), record.secure_trunking);
     let plain: Vec<&str> =
@@ -483,19 +483,45 @@ pub fn origination_friendly_name(provider_id: Uuid) -> String {
     format!("voice-ai-{provider_id}")
 }
 
-/// `origination`: the trunk must send inbound calls to the platform's SIP ingress.
-pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> VerificationCheck {
+/// `origination`: the trunk sends inbound calls to every platform ingress, each with its
+/// priority and weight (Twilio fails over between them).
+pub fn origination_check(urls: &[OriginationUrl], platform: &PlatformSipUris) -> VerificationCheck {
     let listed: Vec<Value> = urls
         .iter()
         .take(DETAILS_CAP)
-        .map(|u| json!({"sid": u.sid, "sipUrl": u.sip_url, "enabled": u.enabled}))
+        .map(|u| json!({"sid": u.sid, "sipUrl": u.sip_url, "enabled": u.enabled, "priority": u.priority, "weight": u.weight}))
         .collect();
-    let details = json!({"expectedSipUrl": platform.as_str(), "count": urls.len(), "originationUrls": listed});
-    if let Some(url) = urls.iter().find(|u| u.enabled && platform.matches(&u.sip_url)) {
+    let details = json!({"expected": expected_origination(platform), "count": urls.len(), "originationUrls": listed});
+    let reaches = |u: &OriginationUrl, target: &PlatformTarget| u.enabled && target.uri.matches(&u.sip_url);
+    let as_configured = |target: &PlatformTarget| {
+        urls.iter().any(|u| {
+            reaches(u, target)
+                && u.priority == Some(u32::from(target.priority))
+                && u.weight == Some(u32::from(target.weight))
+        })
+    };
+    let off: Vec<String> = platform
+        .targets()
+        .iter()
+        .filter(|t| !as_configured(t))
+        .map(|t| format!("{} (priority {}, weight {})", t.uri, t.priority, t.weight))
+        .collect();
+    if off.is_empty() {
         return VerificationCheck::new(
             CheckName::Origination,
             CheckStatus::Passed,
-            format!("Inbound calls to the provider's numbers go to the platform ({}).", url.sip_url),
+            format!("Inbound calls to the provider's numbers go to the platform ({platform})."),
+            details,
+        );
+    }
+    if platform.targets().iter().any(|t| urls.iter().any(|u| reaches(u, t))) {
+        return VerificationCheck::new(
+            CheckName::Origination,
+            CheckStatus::Warning,
+            format!(
+                "Inbound calls reach the platform, but not every ingress is on the trunk as configured: {} (missing, disabled, or with another priority or weight), so Twilio cannot fail over as it should. Run repair (POST /api/v1/providers/{{id}}/repair).",
+                off.join(", ")
+            ),
             details,
         );
     }
@@ -517,6 +543,16 @@ pub fn origination_check(urls: &[OriginationUrl], platform: &SipUri) -> Verifica
         ),
         details,
     )
+}
+
+/// The origination URLs a trunk should have, as checks report them.
+pub fn expected_origination(platform: &PlatformSipUris) -> Value {
+    let expected: Vec<Value> = platform
+        .targets()
+        .iter()
+        .map(|t| json!({"sipUrl": t.uri.as_str(), "priority": t.priority, "weight": t.weight}))
+        .collect();
+    json!(expected)
 }
 
 fn trunk_check(record: &ProviderRecord, trunk: &Result<Trunk, TwilioError>) -> VerificationCheck {

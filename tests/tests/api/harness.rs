@@ -8,7 +8,7 @@ use integration_tests::fake_twilio::FakeTwilio;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::config::{RegionHosts, StorageConfig, TwilioConfig};
-use shared::model::{Region, SipUri};
+use shared::model::{PlatformSipUris, Region};
 use shared::twilio::{RetryPolicy, TwilioClient};
 use std::time::Duration;
 
@@ -99,7 +99,7 @@ impl TestEnv {
             .unwrap();
         let deletions = shared::queue::Queue::new(aws_sdk_sqs::Client::new(&service_aws), &deletion_queue);
         let services =
-            Services::new(&service_aws, &storage, twilio, Region::Us1, platform_sip_uri()).with_deletions(deletions);
+            Services::new(&service_aws, &storage, twilio, Region::Us1, platform_sip_uris()).with_deletions(deletions);
         Self { fake, fake_ie1, fake_au1, services, dynamo, kms, sqs, service_aws, table, deletion_queue }
     }
 
@@ -167,8 +167,8 @@ impl Drop for TestEnv {
 /// The platform SIP ingress every test service is configured with.
 pub const PLATFORM_SIP_URI: &str = "sip:sip.voice.example.com";
 
-pub fn platform_sip_uri() -> SipUri {
-    SipUri::parse(PLATFORM_SIP_URI).expect("a valid SIP URI")
+pub fn platform_sip_uris() -> PlatformSipUris {
+    PlatformSipUris::parse(PLATFORM_SIP_URI).expect("valid SIP URIs")
 }
 
 /// An API Gateway HTTP API (v2) event, parsed by lambda_http exactly as in Lambda.

@@ -7,7 +7,7 @@ use functions::handlers::get_sip_credential::handle as read_sip_credential;
 use functions::handlers::{create_twilio_provider, repair_provider, update_twilio_provider, verify_provider};
 use functions::provider::sip_credential::SipCredentialReader;
 use serde_json::{Value, json};
-use shared::model::SipUri;
+use shared::model::PlatformSipUris;
 
 const ORG: &str = "org-secure";
 
@@ -44,7 +44,7 @@ async fn secure_trunking_needs_a_tls_ingress_and_is_kept_by_verify_and_repair() 
 
     // With a TLS ingress: a secure trunk, its origination URL over TLS, a TLS termination URI.
     let mut services = env.services.clone();
-    services.platform_sip_uri = SipUri::parse("sip:sip.voice.example.com;transport=tls").unwrap();
+    services.platform_sip_uris = PlatformSipUris::parse("sip:sip.voice.example.com;transport=tls").unwrap();
     let (status, provider) = create(&services, &sid, &token, true).await;
     assert_eq!(status, 201, "{provider}");
     assert_eq!(provider["secureTrunking"], true);
@@ -168,4 +168,84 @@ async fn disaster_recovery_is_set_on_the_trunk_kept_by_repair_and_taken_off_by_p
     assert_eq!((&updated["disasterRecoveryUrl"], &updated["disasterRecoveryMethod"]), (&Value::Null, &Value::Null));
     assert_eq!(on_trunk().0, None);
     assert_eq!(verify(&env.services, &id).await["status"], "verified");
+}
+
+/// The platform's ingresses on the trunk: (SIP URL, priority, weight, enabled, friendly name).
+fn originations(env: &TestEnv, trunk: &str) -> Vec<(String, u32, u32, bool, String)> {
+    let mut urls: Vec<_> = env
+        .fake
+        .origination_urls_of(trunk)
+        .into_iter()
+        .map(|o| (o.sip_url, o.priority, o.weight, o.enabled, o.friendly_name))
+        .collect();
+    urls.sort();
+    urls
+}
+
+async fn repair(services: &functions::services::Services, id: &str) -> Value {
+    let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", id).build();
+    let (status, repaired) = status_and_body(&repair_provider::handle(services, req).await.unwrap());
+    assert_eq!(status, 200, "{repaired}");
+    repaired
+}
+
+#[tokio::test]
+async fn every_platform_ingress_gets_its_origination_url_and_verify_and_repair_keep_the_set() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let mut services = env.services.clone();
+    services.platform_sip_uris =
+        PlatformSipUris::parse("sip:us.voice.example.com;priority=10;weight=20, sip:eu.voice.example.com;priority=20")
+            .unwrap();
+    let (status, provider) = create(&services, &sid, &token, false).await;
+    assert_eq!(status, 201, "{provider}");
+    let (id, trunk) = (provider["id"].as_str().unwrap().to_owned(), provider["trunkSid"].as_str().unwrap().to_owned());
+    let name = format!("voice-ai-{id}");
+    let expected = vec![
+        ("sip:eu.voice.example.com".to_owned(), 20, 10, true, name.clone()),
+        ("sip:us.voice.example.com".to_owned(), 10, 20, true, name.clone()),
+    ];
+    // The service's own parameters never reach Twilio.
+    assert_eq!(originations(&env, &trunk), expected);
+    assert_eq!(check(&verify(&services, &id).await, "origination")["status"], "passed");
+
+    // The customer deletes the fallback and changes the first's weight: calls still arrive, but
+    // without failover.
+    {
+        let mut state = env.fake.state();
+        state.origination_urls.retain(|_, o| !o.sip_url.contains("eu."));
+        state.origination_urls.values_mut().for_each(|o| o.weight = 5);
+    }
+    let warned = check(&verify(&services, &id).await, "origination");
+    assert_eq!(warned["status"], "warning", "{warned}");
+    let message = warned["message"].as_str().unwrap();
+    assert!(message.contains("sip:eu.voice.example.com") && message.contains("sip:us.voice.example.com"), "{message}");
+    let repaired = repair(&services, &id).await;
+    assert_eq!(repaired["verification"]["status"], "verified", "{repaired}");
+    assert_eq!(originations(&env, &trunk), expected);
+    // A second repair changes nothing.
+    let again = repair(&services, &id).await;
+    let origination = again["actions"].as_array().unwrap().iter().find(|a| a["action"] == "setOriginationUrl").unwrap();
+    assert_eq!(origination["result"], "skipped", "{again}");
+
+    // The deployment moves to one new ingress; the customer has an origination URL of their own.
+    let theirs = {
+        let mut state = env.fake.state();
+        let mut url = state.origination_urls.values().next().unwrap().clone();
+        url.sid = integration_tests::fake_twilio::new_sid("OU");
+        (url.sip_url, url.friendly_name, url.priority) = ("sip:pbx.customer.example.com".into(), "theirs".into(), 30);
+        state.origination_urls.insert(url.sid.clone(), url.clone());
+        url
+    };
+    services.platform_sip_uris = PlatformSipUris::parse("sip:ap.voice.example.com").unwrap();
+    assert_eq!(check(&verify(&services, &id).await, "origination")["status"], "warning");
+    let repaired = repair(&services, &id).await;
+    assert_eq!(repaired["verification"]["status"], "verified", "{repaired}");
+    assert_eq!(
+        originations(&env, &trunk),
+        vec![
+            ("sip:ap.voice.example.com".to_owned(), 10, 10, true, name.clone()),
+            (theirs.sip_url, 30, theirs.weight, true, "theirs".to_owned()),
+        ]
+    );
 }

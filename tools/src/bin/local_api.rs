@@ -10,7 +10,7 @@
 
 use functions::services::Services;
 use shared::api_keys::ApiKeyStore;
-use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uri_from_env};
+use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uris_from_env};
 use shared::queue::Queue;
 use shared::twilio::TwilioClient;
 use std::process::ExitCode;
@@ -40,9 +40,9 @@ async fn main() -> ExitCode {
         }
     }
     let config = (|| {
-        Ok::<_, ConfigError>((StorageConfig::from_env()?, TwilioConfig::from_env()?, platform_sip_uri_from_env()?))
+        Ok::<_, ConfigError>((StorageConfig::from_env()?, TwilioConfig::from_env()?, platform_sip_uris_from_env()?))
     })();
-    let (storage, twilio, platform_sip_uri) = match config {
+    let (storage, twilio, platform_sip_uris) = match config {
         Ok(config) => config,
         Err(e) => {
             eprintln!("local-api: {e}");
@@ -74,7 +74,7 @@ async fn main() -> ExitCode {
     };
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let services =
-        Services::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uri)
+        Services::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uris)
             .with_deletions(Queue::new(sqs.clone(), queue_url.clone()));
     tokio::spawn(tools::deletion_consumer::run(services.clone(), sqs, queue_url));
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), storage.table_name.clone());
