@@ -4,7 +4,8 @@ Usage: generated_client.py BASE_URL API_KEY (scripts/lib/generated-client.sh sta
 the fake Twilio and an API key). It generates the client with openapi-python-client into a
 temporary folder (any warning or error about the document fails), imports it, and runs the
 walk-through with it: create, get, list, available numbers, import, list numbers, update,
-verify, repair, remove a number, rotate the token, delete. Each answer must have its documented
+verify, repair, remove a number, rotate the token, rotate the SIP credential and finish,
+delete. Each answer must have its documented
 status and parse into its documented type. Prints `generated-client: N passed, M failed` last.
 """
 
@@ -90,6 +91,14 @@ def walk_through(base_url, api_key):
         answered("rotate the token", op("providers.rotate_twilio_auth_token")(
             id, client=client, body=models.RotateAuthTokenRequest(auth_token=DEMO_AUTH_TOKEN)), 200,
             models.TwilioProviderResponse)
+        rotated = answered("rotate the SIP credential", op("sip_credential.rotate_sip_credential")(
+            id, client=client, body=models.RotateSipCredentialRequest(overlap_seconds=600)), 200,
+            models.SipCredentialState)
+        check("rotate the SIP credential: the previous one lasts the overlap",
+              rotated is not None and isinstance(rotated.previous, models.PreviousSipCredentialView))
+        finished = answered("finish the rotation", op("sip_credential.finish_sip_credential_rotation")(
+            id, client=client), 200, models.SipCredentialState)
+        check("finish the rotation: no previous one", finished is not None and finished.previous is None)
         answered("delete", op("providers.delete_provider")(id, client=client), 204, None)
         answered("get after delete", op("providers.get_twilio_provider")(id, client=client), 404,
                  models.Problem)

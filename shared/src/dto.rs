@@ -309,7 +309,11 @@ impl RotateSipCredential {
 
     pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
         const FIELD: &str = "overlapSeconds";
-        let overlap_seconds = match fields.raw(FIELD).map(serde_json::Value::as_u64) {
+        // JSON Schema's integers include `3600.0`: a whole number in any notation.
+        let whole = |v: &serde_json::Value| {
+            v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 1e15).map(|f| f as u64))
+        };
+        let overlap_seconds = match fields.raw(FIELD).map(whole) {
             None => SIP_OVERLAP_DEFAULT_SECONDS,
             Some(Some(seconds)) if seconds <= SIP_OVERLAP_MAX_SECONDS => seconds,
             Some(_) => {

@@ -139,8 +139,10 @@ async fn rotation_requests_are_checked_and_scoped_to_the_organization() {
     let (status, _) = rotate(&env, &Uuid::now_v7().to_string(), None).await;
     assert_eq!(status, 404);
     assert_eq!(listed(&env, &list).len(), 1, "nothing was added");
-    let (status, body) = rotate(&env, &id, Some(r#"{"overlapSeconds": 86400}"#)).await;
+    let (status, body) = rotate(&env, &id, Some(r#"{"overlapSeconds": 86400.0}"#)).await;
     assert_eq!(status, 200, "{body}");
+    let expires = shared::time::Timestamp::parse(body["previous"]["expiresAt"].as_str().unwrap()).unwrap();
+    assert!(expires.unix_seconds() - shared::time::Timestamp::now().unix_seconds() > 86_000, "{body}");
 }
 
 #[tokio::test]
