@@ -227,6 +227,18 @@ async fn admin_prints_the_sip_credential_twilio_holds() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("audit") && !stderr.contains(answer["password"].as_str().unwrap()), "{stderr}");
 
+    // During a rotation's overlap it shows both credentials, each as Twilio holds it.
+    let path = format!("/api/v1/providers/{id}/sip-credential/rotate");
+    let (status, rotated) = call(&env, reqwest::Method::POST, &path, Some(&key), None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let output = admin(id);
+    let both: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    for credential in [&both, &both["previous"]] {
+        let username = credential["username"].as_str().unwrap();
+        assert_eq!(credential["password"].as_str(), env.fake.sip_password(&list.sid, username).as_deref(), "{both}");
+    }
+    assert_eq!(both["previous"]["username"], answer["username"]);
+
     let missing = admin(&uuid::Uuid::now_v7().to_string());
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("ProviderNotFound"));
