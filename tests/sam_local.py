@@ -117,6 +117,8 @@ def phase_invoke():
         ("import-numbers", lambda b: b.get("successCount") == 1 and b.get("failedCount") == 0),
         ("verify-provider", lambda b: b.get("status") == "verified"),
         ("repair-provider", lambda b: "actions" in b and b.get("verification", {}).get("status") == "verified"),
+        ("rotate-sip-credential", lambda b: b.get("providerId") == provider_id and b.get("previous")),
+        ("finish-sip-credential-rotation", lambda b: "current" in b and b.get("previous") is None),
     ]:
         invoke_http(binary, f"{binary}.json", with_id, 200, shape)
     numbers = invoke_http("list-phone-numbers", "list-phone-numbers.json", with_id, 200,
