@@ -120,6 +120,11 @@ pub struct SipCredentialRecord {
 }
 
 impl SipCredentialRecord {
+    /// Whether a rotation's overlap has ended: its previous credential is due to go.
+    pub fn overlap_ended(&self) -> bool {
+        self.previous.as_ref().is_some_and(|p| p.expires_at <= Timestamp::now())
+    }
+
     /// Whether a credential in the provider's list is its current or its previous one.
     pub fn is_known(&self, credential_sid: &CredentialSid) -> bool {
         &self.credential_sid == credential_sid

@@ -244,7 +244,7 @@ async fn provision(
             ),
             json!({"credentialListSid": list.sid, "credentialSid": credential.sid, "username": credential.username}),
         ),
-        origination_check(&originations, platform),
+        origination_check(&originations, platform, &origination_name),
     ];
     let record = ProviderRecord {
         organization_id: saga.owner.organization_id.clone(),

@@ -104,9 +104,7 @@ async fn resolve_one(
             // What the provider's record names is in use (its write was made after all).
             if let Some(provider) = provider {
                 let stored_credential = services.store.get_sip_credential(&key.organization_id, provider.id).await?;
-                found.retain(|resource| {
-                    !in_use(resource, provider, stored_credential.as_ref().map(|c| &c.credential_sid))
-                });
+                found.retain(|resource| !in_use(resource, provider, stored_credential.as_ref()));
             }
             record(services, provider, intent, found, None).await
         }
@@ -217,12 +215,15 @@ async fn existing(
 fn in_use(
     resource: &TwilioResource,
     provider: &ProviderRecord,
-    stored_credential: Option<&shared::model::CredentialSid>,
+    stored_credential: Option<&shared::store::SipCredentialRecord>,
 ) -> bool {
     match resource {
         TwilioResource::Trunk { trunk_sid } => *trunk_sid == provider.trunk_sid,
         TwilioResource::CredentialList { list_sid } => *list_sid == provider.credential_list_sid,
-        TwilioResource::Credential { credential_sid, .. } => Some(credential_sid) == stored_credential,
+        // The current credential, or a rotation's previous one still in its overlap.
+        TwilioResource::Credential { credential_sid, .. } => {
+            stored_credential.is_some_and(|c| c.is_known(credential_sid))
+        }
         TwilioResource::TrunkCredentialList { trunk_sid, list_sid } => {
             *trunk_sid == provider.trunk_sid && *list_sid == provider.credential_list_sid
         }

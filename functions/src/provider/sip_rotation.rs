@@ -6,8 +6,8 @@
 //! Crash-safe as every change here: the rotation's intent names the new username before Twilio
 //! makes it, and the write that makes it current removes the intent in the same transaction;
 //! a rotation that dies between the two leaves the intent, and the sweeper removes what it
-//! names. The finish removes from Twilio first (a 404 is done), so a finish that dies is simply
-//! repeated. Rotations, finishes and repairs hold the provider's lease: one at a time.
+//! names; so does one whose write answered an error that does not say it failed. The finish
+//! removes from Twilio first (a 404 is done), so a finish that dies is simply repeated. Rotations, finishes and repairs hold the provider's lease: one at a time.
 
 use crate::provider::cleanup::remove_or_record;
 use crate::provider::create::fresh_sip_username;
@@ -99,18 +99,20 @@ async fn rotate(
     };
     match services.store.rotate_sip_credential(org, &rotated, &current.credential_sid, &intent.key).await {
         Ok(()) => {}
-        Err(e) => {
-            // Not current: the new credential goes again (recorded for the sweeper if it cannot).
+        Err(StoreError::VersionConflict) => {
+            // Certainly not current: the new credential goes again (recorded for the sweeper
+            // if it cannot).
             let made = TwilioResource::Credential { list_sid, credential_sid: created.sid };
             remove_or_record(services, &creds, &owner_of(&record), &[made], Some(&data_key)).await;
             forget_intent(services, &intent.key).await;
-            return Err(match e {
-                StoreError::VersionConflict => ApiError::Conflict(format!(
-                    "Provider {id}'s SIP credential changed (a repair, or its delete) while it was rotated; nothing was changed. Retry."
-                )),
-                other => other.into(),
-            });
+            return Err(ApiError::Conflict(format!(
+                "Provider {id}'s SIP credential changed (a repair, or its delete) while it was rotated; nothing was changed. Retry."
+            )));
         }
+        // Unknown whether the write was stored: removing the new credential could leave the
+        // record naming one Twilio no longer has. The intent decides: gone with a stored write,
+        // else the sweeper removes the credential it names.
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(
         organization_id = %org,
@@ -149,20 +151,23 @@ pub async fn finish_if_expired(services: &Services, record: &ProviderRecord) -> 
     let Some(current) = services.store.get_sip_credential(&record.organization_id, record.id).await? else {
         return Ok(false);
     };
-    let expired = current.previous.as_ref().is_some_and(|p| p.expires_at <= Timestamp::now());
-    if !expired {
+    if !current.overlap_ended() {
         return Ok(false);
     }
     let (org, id) = (&record.organization_id, record.id);
     let finished = under_lease(services, org, id, async {
-        // Read again under the lease: a finish may have run since.
+        // Read again under the lease: a finish, and a new rotation with its own overlap, may
+        // have run since.
         let current = current_credential(services, record).await?;
+        if !current.overlap_ended() {
+            return Ok(false);
+        }
         let creds = stored_credentials(services, record).await?;
-        finish(services, record, &creds, current).await
+        finish(services, record, &creds, current).await.map(|_| true)
     })
     .await;
     match finished {
-        Ok(_) => Ok(true),
+        Ok(finished) => Ok(finished),
         Err(ApiError::Conflict(_)) => Ok(false),
         Err(e) => Err(e),
     }

@@ -420,7 +420,9 @@ async fn run_checks(
             None => skipped(CheckName::CredentialList, trunk_gone),
         },
         match origination {
-            Some(Ok(urls)) => origination_check(&urls, &services.platform_sip_uris),
+            Some(Ok(urls)) => {
+                origination_check(&urls, &services.platform_sip_uris, &origination_friendly_name(record.id))
+            }
             Some(Err(e)) => twilio_finding(
                 CheckName::Origination,
                 &format!("the origination URLs of trunk {}", record.trunk_sid),
@@ -485,7 +487,9 @@ pub fn origination_friendly_name(provider_id: Uuid) -> String {
 
 /// `origination`: the trunk sends inbound calls to every platform ingress, each with its
 /// priority and weight (Twilio fails over between them).
-pub fn origination_check(urls: &[OriginationUrl], platform: &PlatformSipUris) -> VerificationCheck {
+/// The service's own URLs (`own_name`) that name no ingress send calls where the platform no
+/// longer listens (the setting changed): a warning, as repair removes them.
+pub fn origination_check(urls: &[OriginationUrl], platform: &PlatformSipUris, own_name: &str) -> VerificationCheck {
     let listed: Vec<Value> = urls
         .iter()
         .take(DETAILS_CAP)
@@ -506,6 +510,24 @@ pub fn origination_check(urls: &[OriginationUrl], platform: &PlatformSipUris) ->
         .filter(|t| !as_configured(t))
         .map(|t| format!("{} (priority {}, weight {})", t.uri, t.priority, t.weight))
         .collect();
+    let stale: Vec<String> = urls
+        .iter()
+        .filter(|u| {
+            u.enabled && u.friendly_name.as_deref() == Some(own_name) && platform.target_of(&u.sip_url).is_none()
+        })
+        .map(|u| format!("{} ({})", u.sid, u.sip_url))
+        .collect();
+    if off.is_empty() && !stale.is_empty() {
+        return VerificationCheck::new(
+            CheckName::Origination,
+            CheckStatus::Warning,
+            format!(
+                "Inbound calls reach the platform, but the service's origination URLs {} point where the platform no longer listens (PLATFORM_SIP_URI changed): Twilio may try them first. Run repair (POST /api/v1/providers/{{id}}/repair) to remove them.",
+                stale.join(", ")
+            ),
+            details,
+        );
+    }
     if off.is_empty() {
         return VerificationCheck::new(
             CheckName::Origination,

@@ -228,6 +228,18 @@ async fn every_platform_ingress_gets_its_origination_url_and_verify_and_repair_k
     let origination = again["actions"].as_array().unwrap().iter().find(|a| a["action"] == "setOriginationUrl").unwrap();
     assert_eq!(origination["result"], "skipped", "{again}");
 
+    // The deployment retires the fallback: its URL would still be tried, so verify warns and
+    // repair removes it.
+    let mut retired = services.clone();
+    retired.platform_sip_uris = PlatformSipUris::parse("sip:us.voice.example.com;priority=10;weight=20").unwrap();
+    let stale = check(&verify(&retired, &id).await, "origination");
+    assert_eq!(stale["status"], "warning", "{stale}");
+    assert!(stale["message"].as_str().unwrap().contains("sip:eu.voice.example.com"), "{stale}");
+    assert_eq!(repair(&retired, &id).await["verification"]["status"], "verified");
+    assert_eq!(originations(&env, &trunk), expected[1..]);
+    assert_eq!(repair(&services, &id).await["verification"]["status"], "verified", "and back");
+    assert_eq!(originations(&env, &trunk), expected);
+
     // The deployment moves to one new ingress; the customer has an origination URL of their own.
     let theirs = {
         let mut state = env.fake.state();

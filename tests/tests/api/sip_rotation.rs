@@ -188,8 +188,11 @@ async fn the_hourly_job_finishes_an_overlap_that_has_ended() {
     assert!(engine_reads(&env, &ongoing).await["previous"].is_object());
 }
 
+/// A rotation whose write answers an error that does not say it failed leaves its new
+/// credential to its intent: stored, the intent is gone and the credential is current; not
+/// stored, the sweeper removes it. Either way the record never names a credential Twilio lacks.
 #[tokio::test]
-async fn a_rotation_that_cannot_be_stored_takes_its_new_credential_back() {
+async fn a_rotation_whose_write_fails_leaves_its_new_credential_to_the_sweeper() {
     let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
     let (_, id, list) = provider(&env).await;
     let before = engine_reads(&env, &id).await;
@@ -197,11 +200,17 @@ async fn a_rotation_that_cannot_be_stored_takes_its_new_credential_back() {
     let (status, problem) = rotate(&env, &id, None).await;
     proxy.clear();
     assert_eq!(status, 503, "{problem}");
-    assert_eq!(listed(&env, &list).into_keys().collect::<Vec<_>>(), [before["username"].as_str().unwrap()]);
     let after = engine_reads(&env, &id).await;
     assert_eq!((&after["username"], &after["password"]), (&before["username"], &before["password"]));
+    assert_eq!(listed(&env, &list).len(), 2, "the new credential waits for the sweeper");
     let org = OrganizationId::parse(ORG).unwrap();
-    assert!(env.services.store.intents_of(&org, id.parse().unwrap()).await.unwrap().is_empty());
+    let provider_id: Uuid = id.parse().unwrap();
+    assert_eq!(env.services.store.intents_of(&org, provider_id).await.unwrap().len(), 1);
+    let swept = functions::provider::sweep::run(&env.services, Some(std::time::Duration::ZERO)).await.unwrap();
+    assert_eq!((swept.remaining, swept.pending, swept.stuck), (0, 0, 0), "{swept:?}");
+    assert_eq!(listed(&env, &list).into_keys().collect::<Vec<_>>(), [before["username"].as_str().unwrap()]);
+    assert!(env.services.store.intents_of(&org, provider_id).await.unwrap().is_empty());
+    assert_eq!(engine_reads(&env, &id).await["password"], before["password"]);
 
     // Twilio refusing the new credential (a definite answer: nothing for the sweeper) changes
     // nothing either.
@@ -210,8 +219,33 @@ async fn a_rotation_that_cannot_be_stored_takes_its_new_credential_back() {
     env.fake.clear_faults();
     assert_eq!(status, 502, "{problem}");
     assert_eq!(listed(&env, &list).len(), 1);
-    assert!(env.services.store.intents_of(&org, id.parse().unwrap()).await.unwrap().is_empty());
+    assert!(env.services.store.intents_of(&org, provider_id).await.unwrap().is_empty());
     assert_eq!(rotate(&env, &id, None).await.0, 200, "the provider can still rotate");
+}
+
+/// A rotation whose stored credential changed while Twilio made the new one (the condition of
+/// its write failed, certainly) takes the new credential back at once.
+#[tokio::test]
+async fn a_rotation_that_lost_to_another_change_takes_its_new_credential_back() {
+    let env = TestEnv::new().await;
+    let (_, id, list) = provider(&env).await;
+    let org = OrganizationId::parse(ORG).unwrap();
+    let provider_id: Uuid = id.parse().unwrap();
+    let stored = env.services.store.get_sip_credential(&org, provider_id).await.unwrap().unwrap();
+    env.fake.inject("create_credential", FaultAction::Delay(std::time::Duration::from_millis(800)), Some(1));
+    let rotation = rotate(&env, &id, None);
+    let meanwhile = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Another writer (the table edited by hand, say) stores a different current credential.
+        let mut other = stored.clone();
+        other.credential_sid = shared::model::CredentialSid::parse(&format!("CR{}", "e".repeat(32))).unwrap();
+        let key = shared::store::IntentKey::new(org.clone(), provider_id);
+        env.services.store.rotate_sip_credential(&org, &other, &stored.credential_sid, &key).await.unwrap();
+    };
+    let ((status, problem), ()) = tokio::join!(rotation, meanwhile);
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(listed(&env, &list).into_keys().collect::<Vec<_>>(), [stored.username.as_str()]);
+    assert!(env.services.store.intents_of(&org, provider_id).await.unwrap().is_empty());
 }
 
 #[tokio::test]
