@@ -905,7 +905,7 @@ impl ProviderStore {
         match transaction.send(&self.client).await {
             Ok(()) => Ok(()),
             // The answer to a write that committed may be lost; the retry then meets its own.
-            Err(_) if self.current_sip_credential_is(org, rotated).await => Ok(()),
+            Err(_) if self.sip_credential_is_current(org, rotated).await => Ok(()),
             Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::SipCredential) => {
                 Err(StoreError::VersionConflict)
             }
@@ -913,7 +913,9 @@ impl ProviderStore {
         }
     }
 
-    async fn current_sip_credential_is(&self, org: &OrganizationId, credential: &SipCredentialRecord) -> bool {
+    /// Whether `credential` is the provider's stored current one (false when that cannot be
+    /// read): how a write whose answer was lost is found to be stored after all.
+    pub async fn sip_credential_is_current(&self, org: &OrganizationId, credential: &SipCredentialRecord) -> bool {
         let stored = self.get_sip_credential(org, credential.provider_id).await;
         matches!(stored, Ok(Some(stored)) if stored.credential_sid == credential.credential_sid)
     }

@@ -692,6 +692,14 @@ impl<'a> Repair<'a> {
         let Some(imported) = self.imported.take().filter(|_| self.creds.region != TwilioRegion::Us1) else {
             return;
         };
+        if imported.is_empty() {
+            // Nothing to route: no need to list the trunk's numbers again.
+            let (trunk_sid, region) =
+                (self.trunk_sid.clone().expect("numbers run only with a trunk"), self.creds.region);
+            let message = format!("All 0 numbers on the trunk have their calls processed in {region}.");
+            self.note("routeNumbers", &trunk_sid, RepairResult::Skipped, message);
+            return;
+        }
         let (twilio, creds) = (&self.services.twilio, self.creds);
         let trunk_sid = self.trunk_sid.clone().expect("numbers run only with a trunk");
         // Read again: `numbers` has just put some back.
@@ -855,8 +863,7 @@ impl<'a> Repair<'a> {
             return current.trunk_sid == ours.trunk_sid && current.credential_list_sid == ours.credential_list_sid;
         }
         let Some(new) = &self.new.sip_credential else { return false };
-        let stored = self.services.store.get_sip_credential(&self.record.organization_id, self.record.id).await;
-        matches!(stored, Ok(Some(stored)) if stored.credential_sid == new.credential_sid)
+        self.services.store.sip_credential_is_current(&self.record.organization_id, new).await
     }
 }
 

@@ -5,7 +5,7 @@
 //! provider's failure never stops the rest.
 
 use crate::provider::record::{load_provider, stored_credentials};
-use crate::provider::verify::verify;
+use crate::provider::verify::verify_as_saved;
 use crate::services::Services;
 use serde::Serialize;
 use shared::ApiError;
@@ -93,10 +93,15 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
         return Ok(Outcome::Held);
     }
     // A SIP credential rotation whose overlap has ended: the replaced credential goes now.
-    // A failure leaves it for the next hour; the verification below still runs.
-    if let Err(e) = crate::provider::sip_rotation::finish_if_expired(services, &record).await {
-        tracing::warn!(organization_id = %org, provider_id = %id, error = %e, "could not finish an expired SIP credential rotation");
-    }
+    // A failure leaves it for the next hour; the verification below still runs (reading the
+    // credential itself).
+    let sip_credential = match crate::provider::sip_rotation::finish_if_expired(services, &record).await {
+        Ok(credential) => credential,
+        Err(e) => {
+            tracing::warn!(organization_id = %org, provider_id = %id, error = %e, "could not finish an expired SIP credential rotation");
+            None
+        }
+    };
     let previous = record.verification_status;
     let creds = match stored_credentials(services, &record).await {
         Ok(creds) => creds,
@@ -106,7 +111,7 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
             return Ok(Outcome::Error);
         }
     };
-    let verification = verify(services, &record, &creds).await;
+    let verification = verify_as_saved(services, &record, &creds, sip_credential.as_ref()).await;
     // Not finished in time: SQS delivers the item again.
     crate::provider::verify::finished_in_time()?;
     let mut updated = record.clone();

@@ -7,7 +7,8 @@
 //! makes it, and the write that makes it current removes the intent in the same transaction;
 //! a rotation that dies between the two leaves the intent, and the sweeper removes what it
 //! names; so does one whose write answered an error that does not say it failed. The finish
-//! removes from Twilio first (a 404 is done), so a finish that dies is simply repeated. Rotations, finishes and repairs hold the provider's lease: one at a time.
+//! removes from Twilio first (a 404 is done), so a finish that dies is simply repeated.
+//! Rotations, finishes and repairs hold the provider's lease: one at a time.
 
 use crate::provider::cleanup::remove_or_record;
 use crate::provider::create::fresh_sip_username;
@@ -140,47 +141,51 @@ pub async fn finish_sip_credential_rotation(
             return Ok(SipCredentialState::from(&current));
         }
         let creds = stored_credentials(services, &record).await?;
-        finish(services, &record, &creds, current).await
+        finish(services, &record, &creds, current).await.map(|after| SipCredentialState::from(&after))
     })
     .await
 }
 
 /// The hourly job's part: ends an overlap that has expired (a provider whose lease another
-/// holds is left for the next hour). Whether one was ended.
-pub async fn finish_if_expired(services: &Services, record: &ProviderRecord) -> Result<bool, ApiError> {
+/// holds is left for the next hour). Answers the SIP credential as it stands after, so that
+/// the verification which follows needs no read of its own.
+pub async fn finish_if_expired(
+    services: &Services,
+    record: &ProviderRecord,
+) -> Result<Option<SipCredentialRecord>, ApiError> {
     let Some(current) = services.store.get_sip_credential(&record.organization_id, record.id).await? else {
-        return Ok(false);
+        return Ok(None);
     };
     if !current.overlap_ended() {
-        return Ok(false);
+        return Ok(Some(current));
     }
-    let (org, id) = (&record.organization_id, record.id);
-    let finished = under_lease(services, org, id, async {
+    let finished = under_lease(services, &record.organization_id, record.id, async {
         // Read again under the lease: a finish, and a new rotation with its own overlap, may
         // have run since.
         let current = current_credential(services, record).await?;
         if !current.overlap_ended() {
-            return Ok(false);
+            return Ok(current);
         }
         let creds = stored_credentials(services, record).await?;
-        finish(services, record, &creds, current).await.map(|_| true)
+        finish(services, record, &creds, current).await
     })
     .await;
     match finished {
-        Ok(finished) => Ok(finished),
-        Err(ApiError::Conflict(_)) => Ok(false),
+        Ok(after) => Ok(Some(after)),
+        Err(ApiError::Conflict(_)) => Ok(Some(current)),
         Err(e) => Err(e),
     }
 }
 
-/// Removes the previous credential from Twilio (already gone is done), then from the table.
+/// Removes the previous credential from Twilio (already gone is done), then from the table;
+/// answers the credential without it.
 async fn finish(
     services: &Services,
     record: &ProviderRecord,
     creds: &TwilioCredentials,
     mut current: SipCredentialRecord,
-) -> Result<SipCredentialState, ApiError> {
-    let Some(previous) = current.previous.take() else { return Ok(SipCredentialState::from(&current)) };
+) -> Result<SipCredentialRecord, ApiError> {
+    let Some(previous) = current.previous.take() else { return Ok(current) };
     let old = TwilioResource::Credential {
         list_sid: current.credential_list_sid.clone(),
         credential_sid: previous.credential_sid.clone(),
@@ -193,7 +198,7 @@ async fn finish(
         credential_sid = %previous.credential_sid,
         "previous SIP credential removed"
     );
-    Ok(SipCredentialState::from(&current))
+    Ok(current)
 }
 
 async fn current_credential(services: &Services, record: &ProviderRecord) -> Result<SipCredentialRecord, ApiError> {

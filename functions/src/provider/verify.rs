@@ -122,7 +122,7 @@ pub fn same_references(a: &ProviderRecord, b: &ProviderRecord) -> bool {
         && a.trunk_sid == b.trunk_sid
         && a.credential_list_sid == b.credential_list_sid
         && a.domain_name == b.domain_name
-        && a.supports_call_transfer == b.supports_call_transfer
+        && a.trunk_settings() == b.trunk_settings()
 }
 
 pub fn credentials_passed() -> VerificationCheck {
@@ -242,8 +242,8 @@ pub async fn verify(services: &Services, record: &ProviderRecord, creds: &Twilio
     verify_as_saved(services, record, creds, None).await
 }
 
-/// As [`verify`], for a record about to be saved with `new_credential` as its SIP credential
-/// (a repair made it): the checks look for that credential, not the stored one it replaces.
+/// As [`verify`], with the provider's SIP credential as the caller has it: one a repair is
+/// about to save (the checks look for it, not the stored one it replaces), or one just read.
 pub async fn verify_as_saved(
     services: &Services,
     record: &ProviderRecord,
