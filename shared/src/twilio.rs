@@ -299,6 +299,18 @@ pub struct OriginationUrl {
     pub weight: Option<u32>,
 }
 
+/// The settings the service keeps on a trunk, as create and update send them.
+fn trunk_form(settings: &TrunkSettings) -> Vec<(&'static str, &str)> {
+    let mut form = vec![("TransferMode", settings.transfer_mode.as_str()), ("Secure", settings.secure_str())];
+    if let Some(recovery) = &settings.disaster_recovery {
+        form.extend([
+            ("DisasterRecoveryUrl", recovery.url.as_str()),
+            ("DisasterRecoveryMethod", recovery.method.as_str()),
+        ]);
+    }
+    form
+}
+
 /// An origination URL the service gives a trunk: one of the platform's ingresses, enabled.
 #[derive(Debug, Clone, Copy)]
 pub struct OriginationTarget<'a> {
@@ -394,19 +406,8 @@ impl TwilioClient {
         domain_name: &str,
         settings: &TrunkSettings,
     ) -> Result<Trunk, TwilioError> {
-        let form = [
-            ("FriendlyName", friendly_name),
-            ("DomainName", domain_name),
-            ("TransferMode", settings.transfer_mode.as_str()),
-            ("Secure", settings.secure_str()),
-        ];
-        let mut form = form.to_vec();
-        if let Some(recovery) = &settings.disaster_recovery {
-            form.extend([
-                ("DisasterRecoveryUrl", recovery.url.as_str()),
-                ("DisasterRecoveryMethod", recovery.method.as_str()),
-            ]);
-        }
+        let mut form = vec![("FriendlyName", friendly_name), ("DomainName", domain_name)];
+        form.extend(trunk_form(settings));
         self.json(creds, Method::POST, self.trunking_url(creds, "Trunks"), &form).await
     }
 
@@ -415,21 +416,17 @@ impl TwilioClient {
         self.json(creds, Method::GET, self.trunking_url(creds, &format!("Trunks/{trunk_sid}")), &[]).await
     }
 
-    /// `POST /v1/Trunks/{Sid}` with `TransferMode` and `Secure`.
+    /// `POST /v1/Trunks/{Sid}` with the settings the service keeps on a trunk.
     pub async fn update_trunk(
         &self,
         creds: &TwilioCredentials,
         trunk_sid: &TrunkSid,
         settings: &TrunkSettings,
     ) -> Result<Trunk, TwilioError> {
-        let mut form = vec![("TransferMode", settings.transfer_mode.as_str()), ("Secure", settings.secure_str())];
+        let mut form = trunk_form(settings);
         // An empty URL takes disaster recovery off the trunk, as Twilio's own clients clear a field.
-        match &settings.disaster_recovery {
-            Some(recovery) => form.extend([
-                ("DisasterRecoveryUrl", recovery.url.as_str()),
-                ("DisasterRecoveryMethod", recovery.method.as_str()),
-            ]),
-            None => form.push(("DisasterRecoveryUrl", "")),
+        if settings.disaster_recovery.is_none() {
+            form.push(("DisasterRecoveryUrl", ""));
         }
         self.json(creds, Method::POST, self.trunking_url(creds, &format!("Trunks/{trunk_sid}")), &form).await
     }

@@ -422,7 +422,7 @@ fn credential_error(region: shared::model::TwilioRegion, e: TwilioError) -> ApiE
             region,
             "Check both in the Twilio Console (Account Info), and that the account is active, then try again.",
         ),
-        TwilioErrorKind::TestCredentials => problems::test_credentials(),
+        // Test credentials, among the rest, are told as `twilio_problem` tells them.
         _ => twilio_problem("reading the account", e),
     }
 }
