@@ -158,6 +158,7 @@ KEY_USE = {
     "CreateTwilioProviderFunction": {"kms:GenerateDataKey"},
     "UpdateTwilioProviderFunction": {"kms:Decrypt"},
     "RotateTwilioAuthTokenFunction": {"kms:GenerateDataKey"},
+    "ReplaceTwilioCredentialsFunction": {"kms:GenerateDataKey"},
     "DeleteProviderFunction": {"kms:Decrypt"},
     "ListAvailableNumbersFunction": {"kms:Decrypt"},
     "ImportNumbersFunction": {"kms:Decrypt", "kms:GenerateDataKey"},

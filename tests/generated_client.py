@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_ACCOUNT_SID = "AC00000000000000000000000000000001"
 DEMO_AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 DEMO_NUMBER_SID = "PN00000000000000000000000000000001"
+# The sandbox's demo Standard API key (tests/src/fake_twilio.rs).
+DEMO_API_KEY_SID = "SK5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e"
+DEMO_API_KEY_SECRET = "AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 PACKAGE = "twilio_provider_service_client"
 
 
@@ -88,6 +91,12 @@ def walk_through(base_url, api_key):
             removed = answered("remove a number", op("phone_numbers.remove_phone_number")(
                 id, listed.items[0].id, client=client), 200, models.RemovedNumber)
             check("remove a number: its routing given back", removed is not None and removed.restored is True)
+        keyed = answered("set an API key", op("providers.replace_twilio_credentials")(
+            id, client=client, body=models.ReplaceCredentialsRequest(
+                api_key_sid=DEMO_API_KEY_SID, api_key_secret=DEMO_API_KEY_SECRET)), 200,
+            models.TwilioProviderResponse)
+        check("set an API key: the key is stored, never its secret", keyed is not None
+              and keyed.api_key_sid == DEMO_API_KEY_SID and DEMO_API_KEY_SECRET not in str(keyed.to_dict()))
         answered("rotate the token", op("providers.rotate_twilio_auth_token")(
             id, client=client, body=models.RotateAuthTokenRequest(auth_token=DEMO_AUTH_TOKEN)), 200,
             models.TwilioProviderResponse)

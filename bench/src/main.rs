@@ -38,6 +38,7 @@ const FUNCTIONS: &[&str] = &[
     "list-providers",
     "update-twilio-provider",
     "rotate-twilio-auth-token",
+    "replace-twilio-credentials",
     "delete-provider",
     "list-available-numbers",
     "import-numbers",

@@ -19,6 +19,7 @@ pub mod list_providers;
 pub mod plan_jobs;
 pub mod remove_phone_number;
 pub mod repair_provider;
+pub mod replace_twilio_credentials;
 pub mod rotate_sip_credential;
 pub mod rotate_twilio_auth_token;
 pub mod run_jobs;

@@ -9,11 +9,13 @@
 //! - [`jobs`], [`reverify`]: the scheduled jobs, at any size.
 //! - [`sip_credential`], [`sip_rotation`]: the SIP credential the call engine reads, and its
 //!   rotation with an overlap.
+//! - [`credentials`]: a Twilio credential checked before it is stored, and API keys minted.
 //! - [`record`]: a stored provider: load it, open its credentials, save a change.
 //! - [`problems`]: Twilio failures as API problems.
 
 pub mod cleanup;
 pub mod create;
+pub mod credentials;
 pub mod delete;
 pub mod import;
 pub mod intents;

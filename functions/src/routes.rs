@@ -14,6 +14,7 @@ pub enum Endpoint {
     ListProviders,
     UpdateTwilioProvider,
     RotateTwilioAuthToken,
+    ReplaceTwilioCredentials,
     DeleteProvider,
     ListAvailableNumbers,
     ImportNumbers,
@@ -58,6 +59,12 @@ pub const ROUTES: &[Route] = &[
         path: "/api/v1/providers/twilio/{id}/auth-token",
         function: "rotate-twilio-auth-token",
         endpoint: Endpoint::RotateTwilioAuthToken,
+    },
+    Route {
+        method: "PATCH",
+        path: "/api/v1/providers/{id}/credentials",
+        function: "replace-twilio-credentials",
+        endpoint: Endpoint::ReplaceTwilioCredentials,
     },
     Route {
         method: "GET",
@@ -137,6 +144,7 @@ impl Endpoint {
             Self::ListProviders => Box::pin(list_providers::handle(&services.store, request)).await,
             Self::UpdateTwilioProvider => Box::pin(update_twilio_provider::handle(services, request)).await,
             Self::RotateTwilioAuthToken => Box::pin(rotate_twilio_auth_token::handle(services, request)).await,
+            Self::ReplaceTwilioCredentials => Box::pin(replace_twilio_credentials::handle(services, request)).await,
             Self::DeleteProvider => Box::pin(delete_provider::handle(services, request)).await,
             Self::ListAvailableNumbers => Box::pin(list_available_numbers::handle(services, request)).await,
             Self::ImportNumbers => Box::pin(import_numbers::handle(services, request)).await,

@@ -3,7 +3,7 @@
 //! `events/*.json` file. Each must boot, read its config, parse the real event shape and
 //! answer. Run through `scripts/test`, which starts moto.
 
-use integration_tests::fake_twilio::FakeTwilio;
+use integration_tests::fake_twilio::{DEMO_API_KEY_SECRET, DEMO_API_KEY_SID, FakeTwilio};
 use integration_tests::runtime_api::{Outcome, RuntimeApi, lambda_environment};
 use serde_json::Value;
 use shared::api_keys::ApiKeyStore;
@@ -135,6 +135,7 @@ async fn every_function_binary_boots_and_answers_its_event() {
     let (setup, dynamo) = Setup::new().await;
     let (fake, table) = (&setup.fake, setup.table.clone());
     fake.add_account_with(DEMO_SID, DEMO_TOKEN, "active", "Full");
+    fake.add_api_key_with(DEMO_API_KEY_SID, DEMO_API_KEY_SECRET, DEMO_SID, false);
     fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", DEMO_SID, "+15005550006", None);
 
     let created = invoke(&setup, "create-twilio-provider", event("create-twilio-provider.json", &[])).await;
@@ -147,6 +148,8 @@ async fn every_function_binary_boots_and_answers_its_event() {
         ("get-provider", "get-provider.json", 200),
         ("list-providers", "list-providers.json", 200),
         ("update-twilio-provider", "update-twilio-provider.json", 200),
+        ("rotate-twilio-auth-token", "rotate-twilio-auth-token.json", 200),
+        ("replace-twilio-credentials", "replace-twilio-credentials.json", 200),
         ("rotate-twilio-auth-token", "rotate-twilio-auth-token.json", 200),
         ("list-available-numbers", "list-available-numbers.json", 200),
         ("import-numbers", "import-numbers.json", 200),
@@ -327,6 +330,7 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
     let (fake, table) = (&setup.fake, setup.table.clone());
     let (token, new_token) = (integration_tests::fake_twilio::new_sid("").to_lowercase(), DEMO_TOKEN.to_owned());
     fake.add_account_with(DEMO_SID, &token, "active", "Full");
+    fake.add_api_key_with(DEMO_API_KEY_SID, DEMO_API_KEY_SECRET, DEMO_SID, false);
     fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", DEMO_SID, "+15005550006", None);
     let keys = ApiKeyStore::new(dynamo.clone(), table.clone());
     let (_, api_key) = keys.create(&OrganizationId::parse("org-demo").unwrap(), None).await.unwrap();
@@ -353,6 +357,7 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
             "get-provider",
             "list-providers",
             "update-twilio-provider",
+            "replace-twilio-credentials",
             "list-available-numbers",
             "import-numbers",
             "list-phone-numbers",
@@ -389,7 +394,11 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
         logs.push_str(&output);
         setup.fake.set_auth_token(DEMO_SID, &token);
 
-        for secret in [&token, &new_token, &api_key].into_iter().chain(&sip_passwords) {
+        let key_basic = format!("{DEMO_API_KEY_SID}:{DEMO_API_KEY_SECRET}");
+        for secret in [&token, &new_token, &api_key, &DEMO_API_KEY_SECRET.to_owned(), &key_basic]
+            .into_iter()
+            .chain(&sip_passwords)
+        {
             for form in leaked_forms(secret) {
                 assert!(!logs.contains(&form), "a secret was logged with {log_env:?}");
             }

@@ -39,6 +39,7 @@ pub enum CryptoError {
 #[derive(Debug, Clone, Copy)]
 pub enum SecretKind {
     AuthToken,
+    ApiKeySecret,
     SipPassword,
     /// A number's voice configuration from before import (its URLs may carry credentials).
     VoiceRouting,
@@ -48,6 +49,7 @@ impl SecretKind {
     fn as_str(self) -> &'static str {
         match self {
             SecretKind::AuthToken => "authToken",
+            SecretKind::ApiKeySecret => "apiKeySecret",
             SecretKind::SipPassword => "sipPassword",
             SecretKind::VoiceRouting => "voiceRouting",
         }

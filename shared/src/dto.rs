@@ -3,8 +3,9 @@
 use crate::error::ApiError;
 use crate::http::JsonFields;
 use crate::model::{
-    AccountSid, AuthToken, CredentialListSid, CredentialSid, DisasterRecovery, PhoneNumberSid, Region, TrunkSid,
-    TwilioRegion, VerificationCheck, VerificationStatus,
+    AccountSid, ApiKeySecret, ApiKeySid, AuthToken, CredentialListSid, CredentialSid, CredentialType, DisasterRecovery,
+    PhoneNumberSid, Region, TrunkSid, TwilioAuth, TwilioCredentials, TwilioRegion, VerificationCheck,
+    VerificationStatus,
 };
 use crate::store::{DeletionState, PhoneNumberRecord, ProviderRecord, SipCredentialRecord};
 use crate::time::Timestamp;
@@ -45,7 +46,7 @@ pub fn parse_region(value: &str) -> Result<Region, String> {
 #[derive(Debug)]
 pub struct CreateTwilioProvider {
     pub account_sid: AccountSid,
-    pub auth_token: AuthToken,
+    pub credential: NewCredential,
     pub name: String,
     /// None: the Twilio Region's own edge (IE1, AU1), else the one closest to the deployment.
     pub region: Option<Region>,
@@ -95,19 +96,19 @@ impl CreateTwilioProvider {
 
     pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
         let account_sid = fields.required("accountSid", |s| AccountSid::parse(s).map_err(str::to_owned));
-        let auth_token = fields.required("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
+        let credential = NewCredential::parse(&mut fields);
         let name = fields.required("name", parse_name);
         let region = fields.optional("region", parse_region);
         let twilio_region = fields.optional("twilioRegion", parse_twilio_region).unwrap_or_default();
         let supports_call_transfer = fields.optional_bool("supportsCallTransfer").unwrap_or(false);
         let secure_trunking = fields.optional_bool("secureTrunking").unwrap_or(false);
         let disaster_recovery = DisasterRecoveryFields::parse(&mut fields).applied_to(None).flatten();
-        match (account_sid, auth_token, name) {
-            (Some(account_sid), Some(auth_token), Some(name)) => {
+        match (account_sid, credential, name) {
+            (Some(account_sid), Some(credential), Some(name)) => {
                 fields.finish()?;
                 Ok(Self {
                     account_sid,
-                    auth_token,
+                    credential,
                     name,
                     region,
                     twilio_region,
@@ -138,6 +139,14 @@ pub struct TwilioProviderResponse {
     pub provider_type: ProviderType,
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^AC[a-f0-9]{32}$"))]
     pub account_sid: AccountSid,
+    /// Which kind of Twilio credential is stored (never the credential itself).
+    pub credential_type: CredentialType,
+    /// The stored API key's SID; null with an auth token.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^SK[a-f0-9]{32}$"))]
+    pub api_key_sid: Option<ApiKeySid>,
+    /// The stored API key was minted by this service (`mintApiKey`): deleting the provider
+    /// deletes it, given the account's Auth Token.
+    pub api_key_minted: bool,
     pub id: Uuid,
     pub verification_status: VerificationStatus,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
@@ -245,8 +254,10 @@ impl UpdateTwilioProvider {
         if fields.contains("accountSid") {
             fields.add_error("accountSid", "cannot be changed; create a new provider for another Twilio account");
         }
-        if fields.contains("authToken") {
-            fields.add_error("authToken", "is changed through PATCH /api/v1/providers/twilio/{id}/auth-token");
+        for credential in ["authToken", "apiKeySid", "apiKeySecret", "mintApiKey"] {
+            if fields.contains(credential) {
+                fields.add_error(credential, "is changed through PATCH /api/v1/providers/{id}/credentials");
+            }
         }
         let update = Self {
             name: fields.optional("name", parse_name),
@@ -262,6 +273,90 @@ impl UpdateTwilioProvider {
 
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+}
+
+/// The Twilio credential a create or a credential change gives: the Auth Token, an API key
+/// of the account, or the Auth Token to mint a Standard API key with (only the key is kept).
+#[derive(Debug, Clone)]
+pub enum NewCredential {
+    AuthToken(AuthToken),
+    ApiKey { sid: ApiKeySid, secret: ApiKeySecret },
+    MintApiKey(AuthToken),
+}
+
+impl NewCredential {
+    /// `authToken` (with `mintApiKey`), or `apiKeySid` and `apiKeySecret`, never both: every
+    /// failing field is recorded, and None returned.
+    fn parse(fields: &mut JsonFields) -> Option<Self> {
+        let given = |fields: &mut JsonFields, name| fields.raw(name).is_some();
+        let (has_token, has_sid, has_secret) =
+            (given(fields, "authToken"), given(fields, "apiKeySid"), given(fields, "apiKeySecret"));
+        let token = fields.optional("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
+        let sid = fields.optional("apiKeySid", |s| ApiKeySid::parse(s).map_err(str::to_owned));
+        let secret = fields.optional("apiKeySecret", |s| ApiKeySecret::parse(s).map_err(str::to_owned));
+        let mint = fields.optional_bool("mintApiKey").unwrap_or(false);
+        if has_token && (has_sid || has_secret) {
+            let named = [("authToken", has_token), ("apiKeySid", has_sid), ("apiKeySecret", has_secret)];
+            for (name, _) in named.into_iter().filter(|(_, given)| *given) {
+                fields.add_error(name, "give either authToken or apiKeySid with apiKeySecret, never both");
+            }
+            return None;
+        }
+        if !has_token && !has_sid && !has_secret {
+            fields.add_error("authToken", "is required, unless an API key is given (apiKeySid and apiKeySecret)");
+            return None;
+        }
+        if has_sid != has_secret {
+            let (missing, with) = if has_sid { ("apiKeySecret", "apiKeySid") } else { ("apiKeySid", "apiKeySecret") };
+            fields.add_error(missing, format!("is required with {with}"));
+            return None;
+        }
+        if mint && !has_token {
+            fields.add_error(
+                "mintApiKey",
+                "needs authToken: Twilio makes API keys only for the Auth Token or a Main key",
+            );
+            return None;
+        }
+        match (token, sid, secret) {
+            (Some(token), _, _) if mint => Some(Self::MintApiKey(token)),
+            (Some(token), _, _) => Some(Self::AuthToken(token)),
+            (None, Some(sid), Some(secret)) => Some(Self::ApiKey { sid, secret }),
+            _ => None,
+        }
+    }
+
+    /// The credentials of the account to ask Twilio with first (for a mint, the token that
+    /// makes the key).
+    pub fn credentials(&self, account_sid: &AccountSid, region: TwilioRegion) -> TwilioCredentials {
+        let auth = match self {
+            Self::AuthToken(token) | Self::MintApiKey(token) => TwilioAuth::AuthToken(token.clone()),
+            Self::ApiKey { sid, secret } => TwilioAuth::ApiKey { sid: sid.clone(), secret: secret.clone() },
+        };
+        TwilioCredentials { account_sid: account_sid.clone(), auth, region }
+    }
+}
+
+/// `PATCH /api/v1/providers/{id}/credentials`, parsed.
+#[derive(Debug)]
+pub struct ReplaceCredentials {
+    pub credential: NewCredential,
+}
+
+impl ReplaceCredentials {
+    pub fn from_request(request: &Request) -> Result<Self, ApiError> {
+        Self::from_fields(JsonFields::from_request(request)?)
+    }
+
+    pub fn from_fields(mut fields: JsonFields) -> Result<Self, ApiError> {
+        match NewCredential::parse(&mut fields) {
+            Some(credential) => {
+                fields.finish()?;
+                Ok(Self { credential })
+            }
+            None => Err(fields.finish().expect_err("the credential's errors were recorded")),
+        }
     }
 }
 
@@ -566,6 +661,9 @@ impl From<&ProviderRecord> for TwilioProviderResponse {
             name: record.name.clone(),
             provider_type: ProviderType::Twilio,
             account_sid: record.account_sid.clone(),
+            credential_type: record.credential.credential_type(),
+            api_key_sid: record.credential.api_key.as_ref().map(|key| key.sid.clone()),
+            api_key_minted: record.credential.minted_key().is_some(),
             id: record.id,
             verification_status: record.verification_status,
             last_verified_at: record.last_verified_at.clone(),
@@ -693,9 +791,19 @@ pub mod request_schemas {
         /// The Twilio Account SID.
         #[schema(pattern = "^AC[a-f0-9]{32}$")]
         pub account_sid: String,
-        /// The Twilio Auth Token; stored encrypted, never returned.
+        /// The Twilio Auth Token; stored encrypted, never returned. Give it, or an API key
+        /// (`apiKeySid` with `apiKeySecret`), never both.
         #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
-        pub auth_token: String,
+        pub auth_token: Option<String>,
+        /// An API key of the account (Standard or Main), instead of the Auth Token.
+        #[schema(pattern = "^SK[a-f0-9]{32}$")]
+        pub api_key_sid: Option<String>,
+        /// The API key's secret; stored encrypted, never returned.
+        #[schema(pattern = "^[A-Za-z0-9]{32}$", format = Password, write_only)]
+        pub api_key_secret: Option<String>,
+        /// With `authToken`: mint a Standard API key in the account and store only the key
+        /// (the token is used for the mint and forgotten). Default false.
+        pub mint_api_key: Option<bool>,
         /// Display name, 1 to 100 characters, not blank.
         // The pattern: at least one character that is not white space as `str::trim` counts it.
         #[schema(
@@ -760,6 +868,30 @@ pub mod request_schemas {
     pub struct RotateAuthTokenRequest {
         #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
         pub auth_token: String,
+    }
+
+    /// `PATCH /api/v1/providers/{id}/credentials`: as on create, `authToken` (optionally with
+    /// `mintApiKey`) or `apiKeySid` with `apiKeySecret`.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct ReplaceCredentialsRequest {
+        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
+        pub auth_token: Option<String>,
+        #[schema(pattern = "^SK[a-f0-9]{32}$")]
+        pub api_key_sid: Option<String>,
+        #[schema(pattern = "^[A-Za-z0-9]{32}$", format = Password, write_only)]
+        pub api_key_secret: Option<String>,
+        pub mint_api_key: Option<bool>,
+    }
+
+    /// `DELETE /api/v1/providers/{id}`: a body only when the provider's API key was minted by
+    /// the service, which deleting it needs the account's Auth Token for (400 without it then,
+    /// and with it otherwise).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct DeleteProviderRequest {
+        #[schema(pattern = "^[a-f0-9]{32}$", format = Password, write_only)]
+        pub auth_token: Option<String>,
     }
 
     /// `POST /api/v1/providers/twilio/{id}/import-numbers`
@@ -849,7 +981,7 @@ mod tests {
         else {
             panic!()
         };
-        assert!(errors["authToken"][0].contains("auth-token"));
+        assert!(errors["authToken"][0].contains("/credentials"));
         assert!(errors.contains_key("accountSid"));
         assert_eq!(
             update(r#"{"region":"ie1"}"#).unwrap(),

@@ -22,7 +22,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+mod credential;
 mod intent;
+pub use credential::{OpenCredentialError, SealedCredential, StoredApiKey};
 pub use intent::{Change, Intent, IntentKey, NewResources};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +70,7 @@ pub struct ProviderRecord {
     pub id: Uuid,
     pub name: String,
     pub account_sid: AccountSid,
-    pub auth_token: EncryptedSecret,
+    pub credential: SealedCredential,
     pub region: Region,
     pub twilio_region: TwilioRegion,
     pub supports_call_transfer: bool,
@@ -242,9 +244,9 @@ pub struct Leftover {
     pub account_sid: AccountSid,
     /// The Twilio Region the resource is in.
     pub twilio_region: TwilioRegion,
-    /// The provider's token when it was left; absent when it could not be encrypted (KMS was
-    /// the failure). The sweeper prefers the live provider's current one.
-    pub auth_token: Option<EncryptedSecret>,
+    /// The provider's credential when it was left; absent when it could not be encrypted (KMS
+    /// was the failure). The sweeper prefers the live provider's current one.
+    pub credential: Option<SealedCredential>,
     pub resource: TwilioResource,
     /// For a number left on the trunk: the routing it had before import (masked; the exact
     /// one sealed), so that the sweeper gives it back as a removal would.
@@ -266,7 +268,7 @@ impl Leftover {
         provider_id: Uuid,
         account_sid: AccountSid,
         twilio_region: TwilioRegion,
-        auth_token: Option<EncryptedSecret>,
+        credential: Option<SealedCredential>,
         resource: TwilioResource,
     ) -> Self {
         Self {
@@ -274,7 +276,7 @@ impl Leftover {
             provider_id,
             account_sid,
             twilio_region,
-            auth_token,
+            credential,
             resource,
             previous_routing: None,
             previous_routing_sealed: None,
@@ -323,8 +325,8 @@ impl Leftover {
         if let Some(id) = self.record_id {
             item.insert("recordId".to_owned(), s(id.to_string()));
         }
-        if let Some(token) = &self.auth_token {
-            item.insert("authToken".to_owned(), secret(token));
+        if let Some(credential) = &self.credential {
+            credential.put(&mut item);
         }
         if let Some(routing) = &self.previous_routing {
             item.insert("previousRouting".to_owned(), s(serde_json::to_string(routing).expect("routing serializes")));
@@ -359,7 +361,7 @@ impl Leftover {
             provider_id: f.uuid("providerId")?,
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
             twilio_region: twilio_region_of(item)?,
-            auth_token: f.opt_secret("authToken")?,
+            credential: SealedCredential::read_opt(&f)?,
             resource,
             previous_routing: f.json("previousRouting")?,
             previous_routing_sealed: f.opt_secret("previousRoutingSealed")?,
@@ -457,7 +459,6 @@ impl ProviderRecord {
             (JOB_PROVIDER_ID.to_owned(), s(self.id.to_string())),
             ("name".to_owned(), s(self.name.clone())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
-            ("authToken".to_owned(), secret(&self.auth_token)),
             ("region".to_owned(), s(self.region.as_str())),
             ("twilioRegion".to_owned(), s(self.twilio_region.as_str())),
             ("supportsCallTransfer".to_owned(), AttributeValue::Bool(self.supports_call_transfer)),
@@ -472,6 +473,7 @@ impl ProviderRecord {
             ("updatedAt".to_owned(), s(self.updated_at.clone())),
             ("version".to_owned(), n(self.version)),
         ]);
+        self.credential.put(&mut item);
         if let Some(at) = &self.last_verified_at {
             item.insert("lastVerifiedAt".to_owned(), s(at.clone()));
         }
@@ -504,7 +506,7 @@ impl ProviderRecord {
             id: f.uuid("id")?,
             name: f.string("name")?,
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
-            auth_token: f.secret("authToken")?,
+            credential: SealedCredential::read(&f)?,
             region: f.parsed("region", |v| Region::parse(v).ok_or(()))?,
             twilio_region: twilio_region_of(item)?,
             supports_call_transfer: f.boolean("supportsCallTransfer")?,
@@ -1566,8 +1568,8 @@ impl ProviderStore {
         let f = Fields(&item);
         let list =
             f.get("resources")?.as_l().map_err(|_| StoreError::Corrupt("attribute resources is not a list".into()))?;
-        let (account_sid, auth_token, created_at) =
-            (f.parsed("accountSid", AccountSid::parse)?, f.opt_secret("authToken")?, f.timestamp("createdAt")?);
+        let (account_sid, credential, created_at) =
+            (f.parsed("accountSid", AccountSid::parse)?, SealedCredential::read_opt(&f)?, f.timestamp("createdAt")?);
         // The earlier format predates Twilio Regions: every such resource is US1's.
         let region = TwilioRegion::Us1;
         let mut leftovers = Vec::with_capacity(list.len());
@@ -1583,7 +1585,7 @@ impl ProviderStore {
             };
             leftovers.push(Leftover {
                 created_at: created_at.clone(),
-                ..Leftover::new(org.clone(), provider_id, account_sid.clone(), region, auth_token.clone(), resource)
+                ..Leftover::new(org.clone(), provider_id, account_sid.clone(), region, credential.clone(), resource)
             });
         }
         // Each written only where no record of its own exists (a newer one keeps its routing).
@@ -1655,7 +1657,7 @@ mod tests {
             provider_id: Uuid::nil(),
             account_sid: AccountSid::parse(&format!("AC{}", "2".repeat(32))).unwrap(),
             twilio_region: TwilioRegion::Au1,
-            auth_token: None,
+            credential: None,
             resource: TwilioResource::Trunk { trunk_sid: trunk_sid.clone() },
             previous_routing: None,
             previous_routing_sealed: None,

@@ -9,8 +9,8 @@ pub use resource::TwilioResource;
 
 use crate::config::TwilioConfig;
 use crate::model::{
-    AccountSid, CredentialListSid, CredentialSid, OriginationUrlSid, PhoneNumberSid, SipPassword, TrunkSettings,
-    TrunkSid, TwilioCredentials, VoiceRouting,
+    AccountSid, ApiKeySecret, ApiKeySid, CredentialListSid, CredentialSid, OriginationUrlSid, PhoneNumberSid,
+    SipPassword, TrunkSettings, TrunkSid, TwilioCredentials, VoiceRouting,
 };
 use rand::RngExt;
 use reqwest::{Method, StatusCode};
@@ -155,6 +155,45 @@ pub struct Account {
     pub account_type: String,
     #[serde(default)]
     pub friendly_name: Option<String>,
+}
+
+/// A listing [`TwilioClient::probe`] reads one item of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Trunks,
+    CredentialLists,
+    IncomingNumbers,
+}
+
+impl Probe {
+    pub const ALL: [Probe; 3] = [Probe::Trunks, Probe::CredentialLists, Probe::IncomingNumbers];
+
+    /// What it reads, for messages ("list SIP trunks").
+    pub fn action(self) -> &'static str {
+        match self {
+            Probe::Trunks => "list SIP trunks",
+            Probe::CredentialLists => "list SIP credential lists",
+            Probe::IncomingNumbers => "list incoming phone numbers",
+        }
+    }
+}
+
+/// A new API key: its secret is in this answer only.
+#[derive(Deserialize)]
+pub struct NewApiKey {
+    pub sid: ApiKeySid,
+    #[serde(deserialize_with = "api_key_secret")]
+    pub secret: ApiKeySecret,
+}
+
+impl std::fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApiKey").field("sid", &self.sid).finish_non_exhaustive()
+    }
+}
+
+fn api_key_secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ApiKeySecret, D::Error> {
+    ApiKeySecret::from_twilio(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
 }
 
 /// A TwiML application of the account; only whether it exists is read.
@@ -604,6 +643,36 @@ impl TwilioClient {
         self.list_all(creds, url, "incoming_phone_numbers", max_items).await
     }
 
+    /// One item of a listing the service relies on: how an API key, which may not read the
+    /// account, is checked for what the service needs (each a cheap read).
+    pub async fn probe(&self, creds: &TwilioCredentials, probe: Probe) -> Result<(), TwilioError> {
+        let url = match probe {
+            Probe::Trunks => self.trunking_url(creds, "Trunks?PageSize=1"),
+            Probe::CredentialLists => self.account_url(creds, "/SIP/CredentialLists.json?PageSize=1"),
+            Probe::IncomingNumbers => self.account_url(creds, "/IncomingPhoneNumbers.json?PageSize=1"),
+        };
+        self.json::<serde::de::IgnoredAny>(creds, Method::GET, url, &[]).await.map(drop)
+    }
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/Keys.json`: a Standard API key (the 2010 API
+    /// makes no other kind). Needs the Auth Token or a Main key.
+    pub async fn create_api_key(
+        &self,
+        creds: &TwilioCredentials,
+        friendly_name: &str,
+    ) -> Result<NewApiKey, TwilioError> {
+        self.json(creds, Method::POST, self.account_url(creds, "/Keys.json"), &[("FriendlyName", friendly_name)]).await
+    }
+
+    /// `DELETE /2010-04-01/Accounts/{AccountSid}/Keys/{Sid}.json`; already gone (404) counts as
+    /// deleted. Needs the Auth Token or a Main key.
+    pub async fn delete_api_key(&self, creds: &TwilioCredentials, key_sid: &ApiKeySid) -> Result<(), TwilioError> {
+        match self.no_content(creds, Method::DELETE, self.account_url(creds, &format!("/Keys/{key_sid}.json"))).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
     /// `GET /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json`
     pub async fn fetch_incoming_number(
         &self,
@@ -877,11 +946,8 @@ impl TwilioClient {
             if left.is_some_and(|left| left.is_zero()) {
                 return Err(TwilioError::Timeout(self.request_timeout));
             }
-            let mut request = self
-                .http
-                .client()
-                .request(method.clone(), url)
-                .basic_auth(creds.account_sid.as_str(), Some(creds.auth_token.expose()));
+            let (username, password) = creds.basic_auth();
+            let mut request = self.http.client().request(method.clone(), url).basic_auth(username, Some(password));
             if let Some(left) = left.filter(|left| *left < self.request_timeout) {
                 request = request.timeout(left);
             }
@@ -1179,7 +1245,7 @@ mod tests {
         let sid = format!("AC{}", "d".repeat(32));
         let creds = crate::model::TwilioCredentials {
             account_sid: crate::model::AccountSid::parse(&sid).unwrap(),
-            auth_token: crate::model::AuthToken::parse(&"e".repeat(32)).unwrap(),
+            auth: crate::model::TwilioAuth::AuthToken(crate::model::AuthToken::parse(&"e".repeat(32)).unwrap()),
             region: Default::default(),
         };
         let error = client.fetch_account(&creds).await.expect_err("nothing listens on port 9");
@@ -1228,7 +1294,7 @@ mod tests {
         let client = TwilioClient::new(&config).with_stale_connections_after(Duration::from_secs(1));
         let creds = crate::model::TwilioCredentials {
             account_sid: crate::model::AccountSid::parse(&format!("AC{}", "d".repeat(32))).unwrap(),
-            auth_token: crate::model::AuthToken::parse(&"e".repeat(32)).unwrap(),
+            auth: crate::model::TwilioAuth::AuthToken(crate::model::AuthToken::parse(&"e".repeat(32)).unwrap()),
             region: Default::default(),
         };
         let url = format!("{base}/v1/Trunks");

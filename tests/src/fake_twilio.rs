@@ -36,6 +36,17 @@ pub struct Account {
     pub friendly_name: String,
 }
 
+/// An API key of an account. A Standard key may do everything but read `/Accounts` and manage
+/// `/Keys` (Twilio answers 20003); a Main key, made only in the Console, may do everything.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub sid: String,
+    pub account_sid: String,
+    pub secret: String,
+    pub main: bool,
+    pub friendly_name: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Trunk {
     pub sid: String,
@@ -190,6 +201,7 @@ pub struct FakeState {
     /// The Twilio Region this server is (`us1`, `ie1`, `au1`).
     pub region: String,
     pub accounts: BTreeMap<String, Account>,
+    pub api_keys: BTreeMap<String, ApiKey>,
     pub trunks: BTreeMap<String, Trunk>,
     pub credential_lists: BTreeMap<String, CredentialList>,
     pub credentials: BTreeMap<String, Credential>,
@@ -219,6 +231,16 @@ pub fn new_sid(prefix: &str) -> String {
     let mut rng = rand::rng();
     let hex: String = (0..32).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit")).collect();
     format!("{prefix}{hex}")
+}
+
+/// The sandbox's demo Standard API key of the demo account (US1; keys are per Region), which
+/// `events/replace-twilio-credentials.json` carries.
+pub const DEMO_API_KEY_SID: &str = "SK5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
+pub const DEMO_API_KEY_SECRET: &str = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+
+/// An API key secret as Twilio makes them: 32 letters and digits.
+fn new_key_secret() -> String {
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).map(char::from).collect()
 }
 
 impl FakeTwilio {
@@ -270,6 +292,36 @@ impl FakeTwilio {
                 friendly_name: format!("Account {sid}"),
             },
         );
+    }
+
+    /// Adds an API key to the account (Main, as the Console makes, or Standard) and returns
+    /// (SID, secret).
+    pub fn add_api_key(&self, account_sid: &str, main: bool) -> (String, String) {
+        let (sid, secret) = (new_sid("SK"), new_key_secret());
+        self.add_api_key_with(&sid, &secret, account_sid, main);
+        (sid, secret)
+    }
+
+    /// Adds a key with this SID and secret (the `events/` files' demo key).
+    pub fn add_api_key_with(&self, sid: &str, secret: &str, account_sid: &str, main: bool) {
+        let key = ApiKey {
+            sid: sid.to_owned(),
+            account_sid: account_sid.to_owned(),
+            secret: secret.to_owned(),
+            main,
+            friendly_name: "added by the test".into(),
+        };
+        self.state().api_keys.insert(key.sid.clone(), key);
+    }
+
+    /// The account's API keys.
+    pub fn api_keys_of(&self, account_sid: &str) -> Vec<ApiKey> {
+        self.state().api_keys.values().filter(|k| k.account_sid == account_sid).cloned().collect()
+    }
+
+    /// Deletes a key, as the Console does.
+    pub fn delete_api_key(&self, sid: &str) {
+        self.state().api_keys.remove(sid);
     }
 
     pub fn set_account_status(&self, sid: &str, status: &str) {
@@ -443,6 +495,9 @@ pub fn step_of(method: &Method, segments: &[&str]) -> Option<&'static str> {
         ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => "fetch_incoming_number",
         ("POST", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", _]) => "update_incoming_number",
         ("GET", ["2010-04-01", "Accounts", _, "Applications", _]) => "fetch_application",
+        ("POST", ["2010-04-01", "Accounts", _, "Keys"]) => "create_api_key",
+        ("GET", ["2010-04-01", "Accounts", _, "Keys", _]) => "fetch_api_key",
+        ("DELETE", ["2010-04-01", "Accounts", _, "Keys", _]) => "delete_api_key",
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => "list_credential_lists",
         ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => "create_credential_list",
         ("GET", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", _]) => "fetch_credential_list",
@@ -628,21 +683,31 @@ async fn dispatch(
     response
 }
 
-/// The account the Basic credentials authenticate, or Twilio's 401.
+/// The account the Basic credentials authenticate (the Account SID and Auth Token, or an API
+/// key's SID and secret), with the key when it is one; or Twilio's 401.
 #[allow(clippy::result_large_err, reason = "the error is the response the fake sends")]
-fn authenticate(st: &FakeState, headers: &HeaderMap) -> Result<Account, Response> {
+fn authenticate(st: &FakeState, headers: &HeaderMap) -> Result<(Account, Option<ApiKey>), Response> {
     let unauthorized = || twilio_error(401, 20003, "Authenticate");
     let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
     let encoded = value.strip_prefix("Basic ").ok_or_else(unauthorized)?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| unauthorized())?;
     let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
     let (sid, token) = decoded.split_once(':').ok_or_else(unauthorized)?;
+    // A deleted key, or one of another Region (another fake), is unknown here.
+    if let Some(key) = st.api_keys.get(sid) {
+        return match st.accounts.get(&key.account_sid) {
+            Some(account) if key.secret == token && account.status == "active" => {
+                Ok((account.clone(), Some(key.clone())))
+            }
+            _ => Err(unauthorized()),
+        };
+    }
     // A suspended or closed account's own credentials are refused like wrong ones.
     match st.accounts.get(sid) {
         Some(account) if account.test_auth_token.as_deref() == Some(token) => {
             Err(twilio_error(403, 20008, "Resource not accessible with Test Account Credentials"))
         }
-        Some(account) if account.auth_token == token && account.status == "active" => Ok(account.clone()),
+        Some(account) if account.auth_token == token && account.status == "active" => Ok((account.clone(), None)),
         _ => Err(unauthorized()),
     }
 }
@@ -807,10 +872,17 @@ fn handle(
     query: Option<&str>,
 ) -> Response {
     let mut st = state.lock().expect("lock");
-    let account = match authenticate(&st, headers) {
-        Ok(account) => account,
+    let (account, key) = match authenticate(&st, headers) {
+        Ok(authenticated) => authenticated,
         Err(response) => return response,
     };
+    // Twilio keeps the Account and Key resources to the Auth Token and Main keys: a Standard
+    // key is answered 20003 there (its documented code; the status is not documented, and 401
+    // is what 20003 comes with elsewhere).
+    let account_or_keys = matches!(segments, ["2010-04-01", "Accounts", _] | ["2010-04-01", "Accounts", _, "Keys", ..]);
+    if account_or_keys && key.as_ref().is_some_and(|k| !k.main) {
+        return twilio_error(401, 20003, "Authenticate: a Standard API key may not access this resource");
+    }
     // The base URL the caller used, for absolute URLs in trunking responses.
     let base = headers.get("host").and_then(|h| h.to_str().ok()).map(|h| format!("http://{h}")).unwrap_or_default();
     let form = form_of(body);
@@ -833,6 +905,42 @@ fn handle(
                 "subresource_uris": {"incoming_phone_numbers": format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", account.sid)}
             }),
         ),
+
+        // --- API keys ---
+        ("POST", ["2010-04-01", "Accounts", _, "Keys"]) => {
+            let friendly_name = form.get("FriendlyName").cloned().unwrap_or_default();
+            if friendly_name.chars().count() > 64 {
+                return twilio_error(400, 20001, "FriendlyName must be at most 64 characters");
+            }
+            let key = ApiKey {
+                sid: new_sid("SK"),
+                account_sid: me.into(),
+                secret: new_key_secret(),
+                main: false,
+                friendly_name,
+            };
+            st.api_keys.insert(key.sid.clone(), key.clone());
+            json_response(
+                StatusCode::CREATED,
+                json!({"sid": key.sid, "friendly_name": key.friendly_name, "date_created": now(), "date_updated": now(), "secret": key.secret}),
+            )
+        }
+        ("GET", ["2010-04-01", "Accounts", _, "Keys", sid]) => {
+            match st.api_keys.get(*sid).filter(|k| k.account_sid == me) {
+                Some(k) => json_response(
+                    StatusCode::OK,
+                    json!({"sid": k.sid, "friendly_name": k.friendly_name, "date_created": now(), "date_updated": now()}),
+                ),
+                None => not_found(path),
+            }
+        }
+        ("DELETE", ["2010-04-01", "Accounts", _, "Keys", sid]) => {
+            if st.api_keys.get(*sid).is_none_or(|k| k.account_sid != me) {
+                return not_found(path);
+            }
+            st.api_keys.remove(*sid);
+            StatusCode::NO_CONTENT.into_response()
+        }
 
         // --- trunks ---
         ("POST", ["v1", "Trunks"]) => {

@@ -89,6 +89,8 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
         ("list-providers", None),
         ("update-twilio-provider", Some(json!({"name": "Audited", "supportsCallTransfer": true}).to_string())),
         ("rotate-twilio-auth-token", Some(json!({"authToken": new_token}).to_string())),
+        // From here on the service holds only a Standard key it minted.
+        ("replace-twilio-credentials", Some(json!({"authToken": new_token, "mintApiKey": true}).to_string())),
         ("list-available-numbers", None),
         ("import-numbers", Some(json!({"phoneNumberSids": [number]}).to_string())),
         ("list-phone-numbers", None),
@@ -142,7 +144,11 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
     let mut secrets: Vec<Vec<u8>> = vec![token.clone().into_bytes(), new_token.clone().into_bytes()];
     secrets.extend(env.fake.credentials_of(&sid).into_iter().map(|c| c.password.into_bytes()));
     let previous = sip.previous.as_ref().expect("the rotation's previous credential");
-    for encrypted in [&record.auth_token, &sip.password, &previous.password] {
+    let minted = env.fake.api_keys_of(&sid);
+    assert_eq!(minted.len(), 1, "one key, minted");
+    secrets.push(minted[0].secret.clone().into_bytes());
+    secrets.push(format!("{}:{}", minted[0].sid, minted[0].secret).into_bytes());
+    for encrypted in [&record.credential.secret, &sip.password, &previous.password] {
         let key = env
             .kms
             .decrypt()
@@ -159,9 +165,11 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
     }
     secrets.extend(url_secrets.iter().map(|s| s.as_bytes().to_vec()));
     let table = env.scan_table_text().await;
-    let delete = Req::new("DELETE", "/api/v1/providers/{id}").org(org).param("id", &id).build();
+    let body = json!({"authToken": new_token}).to_string();
+    let delete = Req::new("DELETE", "/api/v1/providers/{id}").org(org).param("id", &id).body(&body).build();
     let deleted = Endpoint::DeleteProvider.call(&env.services, delete).await.unwrap();
-    assert_eq!(deleted.status(), 204);
+    assert_eq!(deleted.status(), 204, "{:?}", deleted.body());
+    assert!(env.fake.api_keys_of(&sid).is_empty(), "the minted key went with the provider");
 
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     assert!(logs.lines().count() > 100, "TRACE logging was captured ({} lines)", logs.lines().count());
@@ -184,20 +192,20 @@ async fn a_ciphertext_copied_to_another_record_does_not_decrypt() {
     let b_other_org =
         harness::create_provider(&env, "org-b", &sid_b, &token_b).await["id"].as_str().unwrap().to_owned();
     let org_a = OrganizationId::parse("org-a").unwrap();
-    let stolen = env.services.store.get_provider(&org_a, a.parse().unwrap()).await.unwrap().unwrap().auth_token;
+    let stolen = env.services.store.get_provider(&org_a, a.parse().unwrap()).await.unwrap().unwrap().credential;
 
     for (org, victim) in [("org-a", &b_same_org), ("org-b", &b_other_org)] {
         let org_id = OrganizationId::parse(org).unwrap();
         let mut record = env.services.store.get_provider(&org_id, victim.parse().unwrap()).await.unwrap().unwrap();
         let owner = SecretOwner { organization_id: org_id.clone(), provider_id: record.id };
-        assert!(env.services.envelope.open(&owner, SecretKind::AuthToken, &stolen).await.is_err());
-        record.auth_token = stolen.clone();
+        assert!(env.services.envelope.open(&owner, SecretKind::AuthToken, &stolen.secret).await.is_err());
+        record.credential = stolen.clone();
         record.version += 1;
         env.services.store.replace_provider(&record).await.unwrap();
         // An operation that needs the token fails cleanly, saying what to do.
         let req = Req::new("POST", "/api/v1/providers/{id}/verify").org(org).param("id", victim).build();
         let (status, problem) = status_and_body(&Endpoint::VerifyProvider.call(&env.services, req).await.unwrap());
         assert_eq!(status, 422, "{problem}");
-        assert!(problem["detail"].as_str().unwrap().contains("auth-token"), "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("/credentials"), "{problem}");
     }
 }

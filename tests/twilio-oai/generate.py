@@ -21,6 +21,8 @@ USED = {
         "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json",
         "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json",
         "/2010-04-01/Accounts/{AccountSid}/Applications/{Sid}.json",
+        "/2010-04-01/Accounts/{AccountSid}/Keys.json",
+        "/2010-04-01/Accounts/{AccountSid}/Keys/{Sid}.json",
         "/2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists.json",
         "/2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{Sid}.json",
         "/2010-04-01/Accounts/{AccountSid}/SIP/CredentialLists/{CredentialListSid}/Credentials.json",

@@ -39,6 +39,8 @@ use utoipa::openapi::{ContentBuilder, KnownFormat, Ref, RefOr, Required, Respons
         CreateTwilioProviderRequest,
         UpdateTwilioProviderRequest,
         RotateAuthTokenRequest,
+        ReplaceCredentialsRequest,
+        DeleteProviderRequest,
         ImportNumbersRequest,
         RotateSipCredentialRequest,
         SipCredentialState,
@@ -154,9 +156,16 @@ fn spec(endpoint: Endpoint) -> Spec {
             errors: &["400", "404", "409", "413", "415", "422", "502"],
             query: &[],
         },
+        ReplaceTwilioCredentials => Spec {
+            summary: "Replace the stored Twilio credential (auth token or API key) after Twilio accepts it",
+            request: Some("ReplaceCredentialsRequest"),
+            success: &[("200", "The provider with refreshed verification.", Some("TwilioProviderResponse"))],
+            errors: &["400", "404", "409", "413", "415", "422", "502"],
+            query: &[],
+        },
         DeleteProvider => Spec {
             summary: "Delete a provider, cleaning up its Twilio resources",
-            request: None,
+            request: Some("DeleteProviderRequest"),
             success: &[
                 ("204", "Deleted; nothing of it is left in Twilio.", None),
                 ("200", "Force-deleted; lists the Twilio resources left behind.", Some("ForcedDeletion")),
@@ -347,7 +356,10 @@ fn error_response(status: &str, endpoint: Endpoint) -> utoipa::openapi::Response
     // The operations that decrypt a provider's stored credentials (create has none yet; a
     // rotation replaces them).
     let stored = (status == "422"
-        && !matches!(endpoint, Endpoint::CreateTwilioProvider | Endpoint::RotateTwilioAuthToken))
+        && !matches!(
+            endpoint,
+            Endpoint::CreateTwilioProvider | Endpoint::RotateTwilioAuthToken | Endpoint::ReplaceTwilioCredentials
+        ))
     .then_some("Or: the stored credentials cannot be decrypted (`/problems/stored-secret-unusable`).");
     let description: Vec<&str> =
         [gateway.map(|(d, _)| d), problem, stored, idempotency].into_iter().flatten().collect();
@@ -432,6 +444,8 @@ fn refine_request_schemas(components: &mut utoipa::openapi::Components) {
         "CreateTwilioProviderRequest",
         "UpdateTwilioProviderRequest",
         "RotateAuthTokenRequest",
+        "ReplaceCredentialsRequest",
+        "DeleteProviderRequest",
         "ImportNumbersRequest",
         "RotateSipCredentialRequest",
     ] {
@@ -441,8 +455,8 @@ fn refine_request_schemas(components: &mut utoipa::openapi::Components) {
     // define; the object's description says why, as generators refuse an `enum: []` that says it.
     object(components, "UpdateTwilioProviderRequest").description = Some(
         "`PUT /api/v1/providers/twilio/{id}`: only the fields present change. `accountSid` cannot \
-         change (create a new provider for another Twilio account) and `authToken` changes through \
-         `PATCH /api/v1/providers/twilio/{id}/auth-token`: either is a 400 here."
+         change (create a new provider for another Twilio account) and the credential changes through \
+         `PATCH /api/v1/providers/{id}/credentials`: either is a 400 here."
             .to_owned(),
     );
 }
@@ -464,6 +478,7 @@ fn tag(endpoint: Endpoint) -> &'static str {
         | ListProviders
         | UpdateTwilioProvider
         | RotateTwilioAuthToken
+        | ReplaceTwilioCredentials
         | DeleteProvider => TAGS[0].0,
         ListAvailableNumbers | ImportNumbers | ListPhoneNumbers | RemovePhoneNumber => TAGS[1].0,
         VerifyProvider | RepairProvider => TAGS[2].0,
@@ -515,7 +530,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
         if let Some(schema) = spec.request {
             // An update may come without a body at all (no bytes): nothing changes.
-            let optional = matches!(route.endpoint, Endpoint::UpdateTwilioProvider | Endpoint::RotateSipCredential);
+            let optional = matches!(
+                route.endpoint,
+                Endpoint::UpdateTwilioProvider | Endpoint::RotateSipCredential | Endpoint::DeleteProvider
+            );
             operation = operation.request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(if optional { Required::False } else { Required::True }))
@@ -684,8 +702,9 @@ mod tests {
     fn request_schemas_match_the_parsers() {
         let doc: Value = serde_json::from_str(&document_json()).unwrap();
         type Parser = fn(JsonFields) -> Option<shared::ApiError>;
-        let parsers: [(&str, Parser); 4] = [
+        let parsers: [(&str, Parser); 5] = [
             ("CreateTwilioProviderRequest", |f| CreateTwilioProvider::from_fields(f).err()),
+            ("ReplaceCredentialsRequest", |f| ReplaceCredentials::from_fields(f).err()),
             ("UpdateTwilioProviderRequest", |f| UpdateTwilioProvider::from_fields(f).err()),
             ("RotateAuthTokenRequest", |f| RotateAuthToken::from_fields(f).err()),
             ("ImportNumbersRequest", |f| ImportNumbers::from_fields(f).err()),

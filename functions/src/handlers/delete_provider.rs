@@ -1,4 +1,5 @@
-//! `DELETE /api/v1/providers/{id}[?force=true]`: 204 once deleted, 202 with the progress
+//! `DELETE /api/v1/providers/{id}[?force=true]`, with `{"authToken": …}` when the provider's
+//! API key was minted by the service (to delete it): 204 once deleted, 202 with the progress
 //! while the deletion queue continues it, 200 with what was left behind when forced (see
 //! [`crate::provider::delete`]).
 
@@ -11,7 +12,8 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::deadline::within;
 use shared::dto::{DeletionInProgress, DeletionView, ForcedDeletion};
-use shared::http::{json_response, query_param};
+use shared::http::{JsonFields, json_response, query_param};
+use shared::model::AuthToken;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(within(answer_deadline(&request), delete(services, &request)).await)
@@ -25,10 +27,19 @@ fn parse_force(request: &Request) -> Result<bool, ApiError> {
     }
 }
 
+/// The optional body: `{"authToken": …}`, only to delete an API key the service minted.
+fn parse_body(request: &Request) -> Result<Option<AuthToken>, ApiError> {
+    let Some(mut fields) = JsonFields::from_request_or_empty(request)? else { return Ok(None) };
+    let token = fields.optional("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
+    fields.finish()?;
+    Ok(token)
+}
+
 async fn delete(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
     let ((org, id), force) = ApiError::both(provider_path(request), parse_force(request))?;
+    let auth_token = parse_body(request)?;
     // Boxed: a delete step is a large state machine.
-    Ok(match Box::pin(delete_step(services, &org, id, force)).await? {
+    Ok(match Box::pin(delete_step(services, &org, id, force, auth_token)).await? {
         Deletion::Deleted => Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).expect("static"),
         Deletion::Forced(left_behind) => json_response(StatusCode::OK, &ForcedDeletion::new(id, left_behind)),
         Deletion::Continuing(record) => {

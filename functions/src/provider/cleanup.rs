@@ -3,9 +3,9 @@
 //! counts as removed; what cannot be removed is recorded for the sweeper.
 
 use crate::services::Services;
-use shared::crypto::{DataKey, SecretKind, SecretOwner};
+use shared::crypto::{DataKey, SecretOwner};
 use shared::model::TwilioCredentials;
-use shared::store::{Leftover, PhoneNumberRecord};
+use shared::store::{Leftover, PhoneNumberRecord, SealedCredential};
 use shared::twilio::{TwilioClient, TwilioError, TwilioResource};
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ pub async fn record_for_sweeper(
                     record.id,
                     record.account_sid.clone(),
                     record.twilio_region,
-                    Some(record.auth_token.clone()),
+                    Some(record.credential.clone()),
                     resource.clone(),
                 )
             }
@@ -132,13 +132,12 @@ pub async fn remove_or_record(
         Some(_) => None,
         None => services.envelope.generate_data_key(owner).await.ok(),
     };
-    let auth_token =
-        data_key.or(fresh_key.as_ref()).map(|key| key.seal(SecretKind::AuthToken, creds.auth_token.expose()));
+    let credential = data_key.or(fresh_key.as_ref()).map(|key| SealedCredential::seal(key, creds, false));
     let leftovers: Vec<Leftover> = resources
         .into_iter()
         .map(|resource| {
             let (org, account) = (owner.organization_id.clone(), creds.account_sid.clone());
-            Leftover::new(org, owner.provider_id, account, creds.region, auth_token.clone(), resource)
+            Leftover::new(org, owner.provider_id, account, creds.region, credential.clone(), resource)
         })
         .collect();
     if let Err(e) = record_leftovers(services, &leftovers).await {

@@ -11,8 +11,9 @@
 //! what was created, and nothing is stored.
 
 use crate::provider::cleanup::remove_or_record;
-use crate::provider::problems::{self, twilio_problem};
-use crate::provider::verify::{account_check, credentials_passed, origination_check, origination_friendly_name};
+use crate::provider::credentials::{accept, forget_minted};
+use crate::provider::problems::twilio_problem;
+use crate::provider::verify::{credentials_passed, origination_check, origination_friendly_name};
 use crate::services::Services;
 use rand::RngExt;
 use rand::distr::Alphanumeric;
@@ -25,12 +26,13 @@ use shared::model::{
     CheckName, CheckStatus, OrganizationId, SipPassword, TrunkSettings, TwilioCredentials, VerificationCheck,
     overall_status,
 };
-use shared::store::{Change, Intent, IntentKey, NewResources, ProviderRecord, SipCredentialRecord, StoreError};
+use shared::store::{
+    Change, Intent, IntentKey, NewResources, ProviderRecord, SealedCredential, SipCredentialRecord, StoreError,
+};
 use shared::time::Timestamp;
 use shared::twilio::TwilioResource;
 use shared::twilio::{
-    Account, CODE_DOMAIN_NAME_INVALID, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError,
-    TwilioErrorKind,
+    CODE_DOMAIN_NAME_INVALID, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError,
 };
 use uuid::Uuid;
 
@@ -54,28 +56,33 @@ pub async fn create_provider(
     command: CreateTwilioProvider,
     deadlines: Deadlines,
 ) -> Result<ProviderRecord, ApiError> {
-    let creds = TwilioCredentials {
-        account_sid: command.account_sid.clone(),
-        auth_token: command.auth_token.clone(),
-        region: command.twilio_region,
-    };
     // A secure trunk's inbound calls reach the platform only over TLS: refused before anything.
     if command.secure_trunking {
         refuse_secure_without_tls(&services.platform_sip_uris)?;
     }
     // The organization's duplicate first: milliseconds, and no Twilio call for it.
-    if services.store.account_in_use(&organization_id, &creds.account_sid).await? {
-        return Err(account_taken(&creds));
+    if services.store.account_in_use(&organization_id, &command.account_sid).await? {
+        return Err(account_taken(&command.account_sid));
     }
 
     let provider_id = Uuid::now_v7();
     let owner = SecretOwner { organization_id: organization_id.clone(), provider_id };
-    let (account, data_key) = within(deadlines.work, async {
-        tokio::join!(services.twilio.fetch_account(&creds), services.envelope.generate_data_key(&owner))
+    let (accepted, data_key) = within(deadlines.work, async {
+        tokio::join!(
+            accept(services, &command.credential, &command.account_sid, command.twilio_region, provider_id, ""),
+            services.envelope.generate_data_key(&owner)
+        )
     })
     .await;
-    let account_check = account.map_err(|e| credential_error(creds.region, e)).and_then(check_account)?;
-    let data_key = data_key?;
+    let accepted = accepted?;
+    let data_key = match data_key {
+        Ok(data_key) => data_key,
+        Err(e) => {
+            within(deadlines.rollback, forget_minted(services, &accepted)).await;
+            return Err(e.into());
+        }
+    };
+    let creds = accepted.creds.clone();
     let names = NewNames::for_provider(provider_id);
     let new = NewResources {
         trunk_domains: names.domain_labels.iter().map(|label| domain_name(label)).collect(),
@@ -86,13 +93,21 @@ pub async fn create_provider(
         IntentKey::new(organization_id.clone(), provider_id),
         creds.account_sid.clone(),
         creds.region,
-        data_key.seal(SecretKind::AuthToken, creds.auth_token.expose()),
+        SealedCredential::seal(&data_key, &creds, accepted.minted),
         Change::NewResources(new),
     );
-    services.store.record_intent(&intent).await?;
+    if let Err(e) = services.store.record_intent(&intent).await {
+        within(deadlines.rollback, forget_minted(services, &accepted)).await;
+        return Err(e.into());
+    }
     let mut saga =
         Saga { services, creds: &creds, owner: &owner, step: "trunk-list", unknown: Vec::new(), created: Vec::new() };
-    let provisioned = Provisioned { account_check, data_key: &data_key, intent: &intent, names: &names };
+    let provisioned = Provisioned {
+        account_check: accepted.account_check.clone(),
+        data_key: &data_key,
+        intent: &intent,
+        names: &names,
+    };
     let result = within(deadlines.work, provision(&mut saga, &command, provider_id, provisioned)).await;
     match result {
         Ok(record) => {
@@ -104,6 +119,8 @@ pub async fn create_provider(
             shared::metrics::count("CreateRollbacks", &[("Step", saga.step)]);
             within(deadlines.rollback, async {
                 saga.roll_back(&data_key).await;
+                // The key goes last: the rollback removed the rest with it.
+                forget_minted(services, &accepted).await;
                 // What could not be removed is recorded as left behind by now; were the
                 // intent kept, the sweeper would only find the same.
                 if let Err(e) = services.store.forget_intent(&intent.key).await {
@@ -227,7 +244,7 @@ async fn provision(
     let now = Timestamp::now();
     let region = command.region.or(command.twilio_region.default_edge()).unwrap_or(saga.services.default_region);
     let checks = vec![
-        credentials_passed(),
+        credentials_passed(creds),
         start.account_check,
         VerificationCheck::new(
             CheckName::Trunk,
@@ -251,7 +268,7 @@ async fn provision(
         id: provider_id,
         name: command.name.clone(),
         account_sid: creds.account_sid.clone(),
-        auth_token: start.intent.auth_token.clone(),
+        credential: start.intent.credential.clone(),
         region,
         twilio_region: command.twilio_region,
         supports_call_transfer: command.supports_call_transfer,
@@ -281,7 +298,7 @@ async fn provision(
     saga.step = "store";
     match saga.services.store.insert_provider(&record, &sip_credential, &start.intent.key).await {
         Ok(()) => Ok(record),
-        Err(StoreError::AccountTaken) => Err(account_taken(creds)),
+        Err(StoreError::AccountTaken) => Err(account_taken(&creds.account_sid)),
         Err(e) => Err(e.into()),
     }
 }
@@ -405,28 +422,6 @@ pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-/// The `account` check; an account that is not active cannot be connected.
-fn check_account(account: Account) -> Result<VerificationCheck, ApiError> {
-    let check = account_check(&account);
-    if check.status == CheckStatus::Failed {
-        return Err(ApiError::Unprocessable { title: "Twilio account is not active", detail: check.message });
-    }
-    Ok(check)
-}
-
-/// The account fetch validates the credentials: a rejection (or an account Twilio does not
-/// know) is a 422 saying what Twilio's 401 can mean.
-fn credential_error(region: shared::model::TwilioRegion, e: TwilioError) -> ApiError {
-    match e.kind() {
-        TwilioErrorKind::NotFound | TwilioErrorKind::Rejected => problems::rejected_in(
-            region,
-            "Check both in the Twilio Console (Account Info), and that the account is active, then try again.",
-        ),
-        // Test credentials, among the rest, are told as `twilio_problem` tells them.
-        _ => twilio_problem("reading the account", e),
-    }
-}
-
 /// 422 when `secureTrunking` is asked for but the platform's SIP ingress takes no TLS: Twilio
 /// would send a secure trunk's calls to it encrypted, and they would fail.
 pub(crate) fn refuse_secure_without_tls(platform: &shared::model::PlatformSipUris) -> Result<(), ApiError> {
@@ -441,10 +436,9 @@ pub(crate) fn refuse_secure_without_tls(platform: &shared::model::PlatformSipUri
     Ok(())
 }
 
-fn account_taken(creds: &TwilioCredentials) -> ApiError {
+fn account_taken(account_sid: &shared::model::AccountSid) -> ApiError {
     ApiError::Conflict(format!(
-        "This organization already has a Twilio provider for account {}. Use that provider, or delete it first.",
-        creds.account_sid
+        "This organization already has a Twilio provider for account {account_sid}. Use that provider, or delete it first."
     ))
 }
 
@@ -457,17 +451,5 @@ mod tests {
         let a = new_domain_label();
         assert!(a.len() <= 63 && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
         assert_ne!(a, new_domain_label());
-    }
-
-    #[test]
-    fn suspended_accounts_are_refused() {
-        use shared::model::AccountSid;
-        let account = Account {
-            sid: AccountSid::parse(&format!("AC{}", "1".repeat(32))).unwrap(),
-            status: "suspended".into(),
-            account_type: "Full".into(),
-            friendly_name: None,
-        };
-        assert!(matches!(check_account(account), Err(ApiError::Unprocessable { .. })));
     }
 }

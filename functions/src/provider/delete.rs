@@ -18,15 +18,17 @@
 //! holds for the orphan sweeper ([`Deletion::Forced`]).
 
 use crate::provider::cleanup::{record_for_sweeper, remove_resources};
+use crate::provider::credentials::delete_minted_key;
 use crate::provider::record::{Change, load_provider, save_with_retry, stored_credentials};
 use crate::provider::release::{KeyCache, ReleaseError, Released, put_back_off_again, release_number};
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
 use shared::dto::LeftBehind;
-use shared::model::{OrganizationId, TwilioCredentials};
+use shared::model::{ApiKeySid, AuthToken, OrganizationId, TwilioAuth, TwilioCredentials};
 use shared::queue::ContinueDeletion;
 use shared::store::{Change as IntentChange, DeletionState, Intent, IntentKey, PhoneNumberRecord, ProviderRecord};
+use shared::twilio::TwilioErrorKind;
 use shared::twilio::TwilioResource;
 use std::time::Duration;
 use uuid::Uuid;
@@ -58,8 +60,10 @@ pub async fn delete_step(
     org: &OrganizationId,
     id: Uuid,
     force: bool,
+    auth_token: Option<AuthToken>,
 ) -> Result<Deletion, ApiError> {
     let mut record = load_provider(&services.store, org, id).await?;
+    let token = token_for_minted_key(services, &record, auth_token).await?;
     let marked = record.deletion.as_ref().is_some_and(|deletion| deletion.forced || !force);
     if !marked {
         record = save_with_retry(&services.store, record, move |record| {
@@ -74,7 +78,45 @@ pub async fn delete_step(
         })
         .await?;
     }
-    run_step(services, record).await
+    run_step(services, record, token.as_ref()).await
+}
+
+/// The Auth Token that deletes the key the service minted for the provider, checked with
+/// Twilio before anything is done: required then (a Standard key may not delete keys, and the
+/// service keeps no token), refused otherwise.
+async fn token_for_minted_key(
+    services: &Services,
+    record: &ProviderRecord,
+    auth_token: Option<AuthToken>,
+) -> Result<Option<TwilioCredentials>, ApiError> {
+    let token = auth_token.map(|token| TwilioCredentials {
+        account_sid: record.account_sid.clone(),
+        auth: TwilioAuth::AuthToken(token),
+        region: record.twilio_region,
+    });
+    match (record.credential.minted_key(), token) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(ApiError::validation(
+            "authToken",
+            "is taken only to delete an API key this service minted, and this provider has none; send no body",
+        )),
+        (Some(key), None) => Err(ApiError::validation(
+            "authToken",
+            format!(
+                "is required: the provider's API key {key} was minted by this service and goes with it, and deleting a key needs the account's Auth Token, which the service does not keep"
+            ),
+        )),
+        (Some(_), Some(token)) => {
+            services.twilio.fetch_account(&token).await.map_err(|e| match e.kind() {
+                TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => crate::provider::problems::rejected_in(
+                    &token,
+                    "Nothing was deleted. Copy the current token from the Twilio Console (Account Info).",
+                ),
+                _ => crate::provider::problems::twilio_problem("checking the auth token", e),
+            })?;
+            Ok(Some(token))
+        }
+    }
 }
 
 /// The deletion queue's message: the next step of a delete the table marks as in progress,
@@ -89,25 +131,29 @@ pub async fn continue_deletion(
     if record.deletion.is_none() {
         return Ok(None);
     }
-    run_step(services, record).await.map(Some)
+    run_step(services, record, None).await.map(Some)
 }
 
 /// One step of a delete the record is marked for. Its intent is written first: a step that
 /// dies midway (before it queued the next) is continued by the orphan sweeper; the final
 /// delete removes it, and so does a step that stops on a failure that is not passing (DELETE
 /// again continues those, by design; the queue retries passing ones itself).
-async fn run_step(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
+async fn run_step(
+    services: &Services,
+    record: ProviderRecord,
+    token: Option<&TwilioCredentials>,
+) -> Result<Deletion, ApiError> {
     let key = IntentKey::deletion(record.organization_id.clone(), record.id);
     let intent = Intent::now(
         key,
         record.account_sid.clone(),
         record.twilio_region,
-        record.auth_token.clone(),
+        record.credential.clone(),
         IntentChange::Deletion,
     );
     services.store.record_intent(&intent).await?;
     let id = record.id;
-    let result = step(services, record).await;
+    let result = step(services, record, token).await;
     if result.as_ref().is_err_and(|e| !is_passing(e))
         && let Err(e) = services.store.forget_intent(&intent.key).await
     {
@@ -122,7 +168,11 @@ pub(crate) fn is_passing(e: &ApiError) -> bool {
     matches!(e, ApiError::Unavailable(_) | ApiError::Internal(_) | ApiError::TwilioRateLimited { .. })
 }
 
-async fn step(services: &Services, record: ProviderRecord) -> Result<Deletion, ApiError> {
+async fn step(
+    services: &Services,
+    record: ProviderRecord,
+    token: Option<&TwilioCredentials>,
+) -> Result<Deletion, ApiError> {
     let (org, id) = (&record.organization_id.clone(), record.id);
     let force = record.deletion.as_ref().is_some_and(|deletion| deletion.forced);
     let creds = match stored_credentials(services, &record).await {
@@ -153,15 +203,15 @@ async fn step(services: &Services, record: ProviderRecord) -> Result<Deletion, A
         }
         NumbersReleased::Rejected(_) => {
             let what_to_do = format!(
-                "The provider is marked as being deleted: set the token Twilio accepts with PATCH /api/v1/providers/twilio/{id}/auth-token, then DELETE again, or add ?force=true to remove it anyway."
+                "The provider is marked as being deleted: set credentials Twilio accepts with PATCH /api/v1/providers/{id}/credentials, then DELETE again, or add ?force=true to remove it anyway."
             );
             record_error(
                 services,
                 record,
-                "Twilio rejected the stored credentials; rotate the auth token, then DELETE again.",
+                "Twilio rejected the stored credentials; set working ones (PATCH .../credentials), then DELETE again.",
             )
             .await;
-            return Err(crate::provider::problems::rejected(&what_to_do));
+            return Err(crate::provider::problems::rejected(&creds, &what_to_do));
         }
     }
     // The trunk's resources are removed only once every number is off it. A step that started
@@ -178,6 +228,10 @@ async fn step(services: &Services, record: ProviderRecord) -> Result<Deletion, A
         );
     }
     if left.is_empty() && !numbers_left {
+        // The minted key last: everything else went with it.
+        if let Some(key) = record.credential.minted_key() {
+            delete_key(services, &record, key, token).await?;
+        }
         // Read again: the step changed the record (each number given back counts down).
         let mut attempt = 0;
         loop {
@@ -212,6 +266,27 @@ async fn step(services: &Services, record: ProviderRecord) -> Result<Deletion, A
         ),
         cause: None,
     })
+}
+
+/// Deletes the provider's minted API key with the Auth Token given; a step the queue continued
+/// has none, and stops for a `DELETE` that gives it.
+async fn delete_key(
+    services: &Services,
+    record: &ProviderRecord,
+    key: &ApiKeySid,
+    token: Option<&TwilioCredentials>,
+) -> Result<(), ApiError> {
+    let failure = match token {
+        Some(token) => match delete_minted_key(services, token, key).await {
+            Ok(()) => return Ok(()),
+            Err(e) => crate::provider::problems::twilio_problem("deleting the API key the service minted", e),
+        },
+        None => ApiError::Conflict(format!(
+            "Everything else is removed; the provider's API key {key}, which this service minted, remains. DELETE again with the account's Auth Token ({{\"authToken\": …}}) to delete it and finish."
+        )),
+    };
+    record_error(services, record.clone(), &format!("API key {key} not deleted: {failure}")).await;
+    Err(failure)
 }
 
 /// Failures listed in an error: enough to act on, small enough for a record and an answer.

@@ -214,7 +214,7 @@ async fn attach_and_store(
         IntentKey::new(org.clone(), provider.id),
         provider.account_sid.clone(),
         provider.twilio_region,
-        provider.auth_token.clone(),
+        provider.credential.clone(),
         Change::Attach {
             trunk_sid: provider.trunk_sid.clone(),
             number_sid: sid.clone(),

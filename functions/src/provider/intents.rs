@@ -7,11 +7,10 @@
 use crate::provider::cleanup::record_leftovers;
 use crate::provider::release::remove_number;
 use crate::services::Services;
-use secrecy::ExposeSecret;
 use shared::ApiError;
-use shared::crypto::{SecretKind, SecretOwner};
-use shared::model::{AuthToken, OrganizationId, TwilioCredentials};
-use shared::store::{Change, Intent, Leftover, NewResources, ProviderRecord, StoreError};
+use shared::crypto::SecretOwner;
+use shared::model::{OrganizationId, TwilioCredentials};
+use shared::store::{Change, Intent, Leftover, NewResources, OpenCredentialError, ProviderRecord, StoreError};
 use shared::twilio::{TwilioError, TwilioResource};
 use std::time::Duration;
 use uuid::Uuid;
@@ -155,16 +154,13 @@ async fn open_credentials(
     provider: Option<&ProviderRecord>,
     intent: &Intent,
 ) -> Result<TwilioCredentials, Unresolved> {
-    let sealed = provider.map_or(&intent.auth_token, |p| &p.auth_token);
+    let sealed = provider.map_or(&intent.credential, |p| &p.credential);
     let owner =
         SecretOwner { organization_id: intent.key.organization_id.clone(), provider_id: intent.key.provider_id };
-    let secret = services.envelope.open(&owner, SecretKind::AuthToken, sealed).await.map_err(|e| match e {
-        shared::crypto::CryptoError::Kms(e) => Unresolved::Retry(e),
-        other => Unresolved::Stuck(format!("the token cannot be opened: {other}")),
-    })?;
-    let auth_token = AuthToken::parse(secret.expose_secret())
-        .map_err(|_| Unresolved::Stuck("the stored token is not a token".into()))?;
-    Ok(TwilioCredentials { account_sid: intent.account_sid.clone(), auth_token, region: intent.twilio_region })
+    sealed.open(&services.envelope, &owner, &intent.account_sid, intent.twilio_region).await.map_err(|e| match e {
+        OpenCredentialError::Crypto(shared::crypto::CryptoError::Kms(e)) => Unresolved::Retry(e),
+        other => Unresolved::Stuck(format!("the credential cannot be opened: {other}")),
+    })
 }
 
 /// The intent's resources that exist: those known by SID, and those found by their unique names.
@@ -247,7 +243,7 @@ async fn record(
         Some((masked, sealed)) => (Some(masked), sealed),
         None => (None, None),
     };
-    let token = provider.map_or(&intent.auth_token, |p| &p.auth_token);
+    let credential = provider.map_or(&intent.credential, |p| &p.credential);
     let leftovers: Vec<Leftover> = resources
         .into_iter()
         .map(|resource| Leftover {
@@ -258,7 +254,7 @@ async fn record(
                 intent.key.provider_id,
                 intent.account_sid.clone(),
                 intent.twilio_region,
-                Some(token.clone()),
+                Some(credential.clone()),
                 resource,
             )
         })

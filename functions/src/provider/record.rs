@@ -3,9 +3,9 @@
 
 use crate::services::Services;
 use shared::ApiError;
-use shared::crypto::{CryptoError, SecretKind, SecretOwner};
-use shared::model::{AuthToken, OrganizationId, TwilioCredentials};
-use shared::store::{ProviderRecord, ProviderStore, StoreError};
+use shared::crypto::{CryptoError, SecretOwner};
+use shared::model::{OrganizationId, TwilioCredentials};
+use shared::store::{OpenCredentialError, ProviderRecord, ProviderStore, StoreError};
 use shared::twilio::TwilioError;
 use uuid::Uuid;
 
@@ -56,33 +56,33 @@ pub fn owner_of(record: &ProviderRecord) -> SecretOwner {
     SecretOwner { organization_id: record.organization_id.clone(), provider_id: record.id }
 }
 
-/// Decrypts the stored auth token (one KMS call).
+/// Decrypts the stored credential (one KMS call).
 pub async fn stored_credentials(services: &Services, record: &ProviderRecord) -> Result<TwilioCredentials, ApiError> {
-    let token = services.envelope.open(&owner_of(record), SecretKind::AuthToken, &record.auth_token).await.map_err(
-        |e| match e {
-            CryptoError::Kms(_) => e.into(),
-            CryptoError::WrongContext | CryptoError::Malformed(_) => {
-                tracing::error!(provider_id = %record.id, error = %e, "stored auth token cannot be decrypted");
+    let sealed = &record.credential;
+    sealed.open(&services.envelope, &owner_of(record), &record.account_sid, record.twilio_region).await.map_err(|e| {
+        match e {
+            OpenCredentialError::Crypto(CryptoError::Kms(e)) => CryptoError::Kms(e).into(),
+            OpenCredentialError::Crypto(_) => {
+                tracing::error!(provider_id = %record.id, error = %e, "stored Twilio credential cannot be decrypted");
                 ApiError::StoredSecretUnusable(format!(
-                    "The stored auth token of provider {} cannot be decrypted. Set it again with PATCH /api/v1/providers/twilio/{}/auth-token.",
+                    "The stored Twilio credential of provider {} cannot be decrypted. Set it again with PATCH /api/v1/providers/{}/credentials.",
                     record.id, record.id
                 ))
             }
-        },
-    )?;
-    let auth_token = AuthToken::parse(secrecy::ExposeSecret::expose_secret(&token))
-        .map_err(|_| ApiError::internal("a stored auth token does not have the auth token format"))?;
-    Ok(TwilioCredentials { account_sid: record.account_sid.clone(), auth_token, region: record.twilio_region })
+            OpenCredentialError::Format => ApiError::internal("a stored Twilio credential does not have its format"),
+        }
+    })
 }
 
 /// A Twilio failure while `operation` (a gerund phrase) with the stored credentials; a 401
 /// says how to set a rotated token.
 pub fn stored_credentials_error(operation: &str, record: &ProviderRecord, e: TwilioError) -> ApiError {
     if e.kind() == shared::twilio::TwilioErrorKind::Rejected {
-        return crate::provider::problems::rejected(&format!(
-            "If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token.",
-            record.id
-        ));
+        let creds_hint = crate::provider::problems::set_credentials_hint(record.id);
+        return ApiError::Unprocessable {
+            title: "Twilio rejected the credentials",
+            detail: format!("{} {creds_hint}", crate::provider::problems::rejected_of(record)),
+        };
     }
     crate::provider::problems::twilio_problem(operation, e)
 }

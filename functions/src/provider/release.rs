@@ -153,7 +153,7 @@ pub async fn remove_number(
         IntentKey::new(org.clone(), id),
         record.account_sid.clone(),
         record.twilio_region,
-        record.auth_token.clone(),
+        record.credential.clone(),
         Change::Removal { number_id },
     );
     services.store.record_intent(&intent).await?;

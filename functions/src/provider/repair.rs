@@ -176,7 +176,7 @@ impl<'a> Repair<'a> {
                 IntentKey::new(record.organization_id.clone(), record.id),
                 record.account_sid.clone(),
                 record.twilio_region,
-                record.auth_token.clone(),
+                record.credential.clone(),
                 Change::NewResources(NewResources::default()),
             )
         });

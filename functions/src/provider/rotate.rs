@@ -1,66 +1,88 @@
-//! Rotating a provider's auth token: validate the new token with Twilio, then
-//! re-encrypt it under a fresh data key and refresh the verification with it. A rejected token
-//! changes nothing. Allowed while the provider is being deleted (the next delete step uses it).
+//! Replacing a provider's Twilio credential (an Auth Token or an API key, either way): check
+//! the new one with Twilio as a create does, then seal it under a fresh data key and refresh
+//! the verification with it. A credential Twilio refuses changes nothing. Allowed while the
+//! provider is being deleted (the next delete step uses it).
+//!
+//! A key the service minted goes when it is replaced, deleted with the new Auth Token (a
+//! Standard key may not delete keys): its replacement must therefore carry the token
+//! (`authToken`, with `mintApiKey` or not); one of the customer's own keys is refused (409).
 
-use crate::provider::problems;
+use crate::provider::credentials::{Accepted, accept, delete_minted_key, forget_minted};
 use crate::provider::record::{Change, load_provider, owner_of, save_with_retry};
 use crate::provider::verify::{finished_in_time, same_references, verify_with_account};
 use crate::services::Services;
 use shared::ApiError;
-use shared::crypto::SecretKind;
-use shared::dto::RotateAuthToken;
-use shared::model::{OrganizationId, TwilioCredentials};
-use shared::store::ProviderRecord;
-use shared::twilio::TwilioErrorKind;
+use shared::dto::NewCredential;
+use shared::model::OrganizationId;
+use shared::store::{ProviderRecord, SealedCredential};
 use uuid::Uuid;
 
-/// How many verifications a rotation runs at most (the first and two more) when repairs or
-/// updates keep changing what it verified.
+/// How many verifications a replacement runs at most (the first and two more) when repairs
+/// or updates keep changing what it verified.
 const VERIFICATIONS: u32 = 3;
 
-/// Sets the provider's new auth token, once Twilio accepts it; returns the provider as saved.
-pub async fn rotate_auth_token(
+/// Stores the provider's new credential, once Twilio accepts it; returns the provider as saved.
+pub async fn replace_credentials(
     services: &Services,
     org: &OrganizationId,
     id: Uuid,
-    command: RotateAuthToken,
+    credential: NewCredential,
 ) -> Result<ProviderRecord, ApiError> {
-    // Allowed while deleting: a delete stuck on a token the customer rotated in Twilio
-    // continues with the new one.
+    // Allowed while deleting: a delete stuck on a credential the customer rotated or deleted
+    // in Twilio continues with the new one.
     let record = load_provider(&services.store, org, id).await?;
-    let creds = TwilioCredentials {
-        account_sid: record.account_sid.clone(),
-        auth_token: command.auth_token,
-        region: record.twilio_region,
+    let replaced_minted_key = record.credential.minted_key().cloned();
+    if let (Some(minted), NewCredential::ApiKey { .. }) = (&replaced_minted_key, &credential) {
+        return Err(ApiError::Conflict(format!(
+            "The stored credential is API key {minted}, which this service minted and deletes when it is replaced: that needs the account's Auth Token, which the service does not keep. Send authToken (with mintApiKey: true to have a new key minted), then set your own key if you wish."
+        )));
+    }
+    let unchanged = format!("The stored credential of provider {id} is unchanged.");
+    let accepted = accept(services, &credential, &record.account_sid, record.twilio_region, id, &unchanged).await?;
+    let saved = save_accepted(services, record, &accepted).await;
+    let saved = match saved {
+        Ok(saved) => saved,
+        Err(e) => {
+            forget_minted(services, &accepted).await;
+            return Err(e);
+        }
     };
-    // Validate first: a rejected token must change nothing.
-    let account = services.twilio.fetch_account(&creds).await.map_err(|e| match e.kind() {
-        TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => problems::rejected_in(creds.region, &format!(
-            "The stored token of account {} is unchanged. Copy the current token from the Twilio Console (Account Info).",
-            record.account_sid
-        )),
-        _ => problems::twilio_problem("validating the new auth token", e),
-    })?;
+    if let Some(minted) = replaced_minted_key {
+        let token = credential.credentials(&saved.account_sid, saved.twilio_region);
+        if let Err(e) = delete_minted_key(services, &token, &minted).await {
+            tracing::error!(provider_id = %id, api_key_sid = %minted, error = %e, "the replaced API key the service minted could not be deleted; delete it in the Twilio Console");
+        }
+    }
+    tracing::info!(organization_id = %org, provider_id = %id, credential_type = ?accepted.creds.credential_type(), "twilio credentials replaced");
+    Ok(saved)
+}
+
+/// Seals the accepted credential and saves it with a fresh verification.
+async fn save_accepted(
+    services: &Services,
+    record: ProviderRecord,
+    accepted: &Accepted,
+) -> Result<ProviderRecord, ApiError> {
+    let creds = &accepted.creds;
+    let account = accepted.account.as_ref();
     // The checks and the new data key do not depend on each other.
     let owner = owner_of(&record);
     let (verification, data_key) = tokio::join!(
-        verify_with_account(services, &record, &creds, Ok(account.clone())),
+        verify_with_account(services, &record, creds, account),
         services.envelope.generate_data_key(&owner)
     );
-    let data_key = data_key?;
-    let sealed = data_key.seal(SecretKind::AuthToken, creds.auth_token.expose());
-    drop(data_key);
-    let (mut verified, mut verification) = (record.clone(), verification);
+    let sealed = SealedCredential::seal(&data_key?, creds, accepted.minted);
+    let (mut verified, mut verification) = (record, verification);
     let mut verifications = 1;
-    let saved = loop {
-        // A verification the deadline cut short says nothing: the token is saved without it.
+    loop {
+        // A verification the deadline cut short says nothing: the credential is saved without it.
         let in_time = finished_in_time().is_ok();
         let mut verify_again = false;
         let saved = save_with_retry(&services.store, verified.clone(), |record| {
-            record.auth_token = sealed.clone();
+            record.credential = sealed.clone();
             // A repair or update that changed what was verified meanwhile makes this result
             // stale: it is run again on the newer record, or, after that too has changed
-            // repeatedly, left to the next verification (the token is saved either way).
+            // repeatedly, left to the next verification (the credential is saved either way).
             if same_references(&verified, record) {
                 if in_time {
                     verification.apply_to(record);
@@ -73,12 +95,10 @@ pub async fn rotate_auth_token(
         })
         .await?;
         if !verify_again {
-            break saved;
+            return Ok(saved);
         }
         verifications += 1;
-        verification = verify_with_account(services, &saved, &creds, Ok(account.clone())).await;
+        verification = verify_with_account(services, &saved, creds, account).await;
         verified = saved;
-    };
-    tracing::info!(organization_id = %org, provider_id = %id, "twilio auth token rotated");
-    Ok(saved)
+    }
 }

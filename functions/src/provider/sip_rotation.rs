@@ -59,7 +59,7 @@ async fn rotate(
         IntentKey::new(org.clone(), id),
         record.account_sid.clone(),
         record.twilio_region,
-        record.auth_token.clone(),
+        record.credential.clone(),
         Change::NewResources(NewResources {
             credentials: vec![(list_sid.clone(), username.clone())],
             ..NewResources::default()

@@ -8,9 +8,9 @@ use crate::provider::release::{KeyCache, ReleaseError, Released, release_with};
 use crate::services::Services;
 use futures::StreamExt;
 use serde::Serialize;
-use shared::crypto::{SecretKind, SecretOwner};
+use shared::crypto::SecretOwner;
 use shared::model::OrganizationId;
-use shared::model::{AuthToken, TwilioCredentials};
+use shared::model::TwilioCredentials;
 use shared::store::{Leftover, NumberClaim, StoreError};
 use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
 use std::time::Duration;
@@ -127,12 +127,12 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
     // A provider still being deleted holds its numbers' claims: those are its own, not imports again.
     let deleting = provider.as_ref().is_some_and(|p| p.deletion.is_some());
     let token = match &provider {
-        Some(provider) => Some(provider.auth_token.clone()),
+        Some(provider) => Some(provider.credential.clone()),
         None => leftovers
             .iter()
-            .filter(|l| l.auth_token.is_some())
+            .filter(|l| l.credential.is_some())
             .max_by(|a, b| a.created_at.cmp(&b.created_at))
-            .and_then(|l| l.auth_token.clone()),
+            .and_then(|l| l.credential.clone()),
     };
     let Some(token) = token else {
         let resources: Vec<_> = leftovers.iter().map(|l| &l.resource).collect();
@@ -141,17 +141,14 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
     };
     // Stuck on this very token: logged when it got stuck; asking again would only be refused.
     let (stuck, leftovers): (Vec<Leftover>, Vec<Leftover>) =
-        leftovers.into_iter().partition(|l| l.stuck.as_ref().is_some_and(|(_, rejected)| *rejected == token));
+        leftovers.into_iter().partition(|l| l.stuck.as_ref().is_some_and(|(_, rejected)| *rejected == token.secret));
     if leftovers.is_empty() {
         return Ok(Outcome::Stuck);
     }
     let owner = SecretOwner { organization_id: org.clone(), provider_id };
     let (account_sid, region) = (leftovers[0].account_sid.clone(), leftovers[0].twilio_region);
-    let creds = match services.envelope.open(&owner, SecretKind::AuthToken, &token).await {
-        Ok(secret) => match AuthToken::parse(secrecy::ExposeSecret::expose_secret(&secret)) {
-            Ok(auth_token) => TwilioCredentials { account_sid, auth_token, region },
-            Err(_) => return Ok(Outcome::Stuck),
-        },
+    let creds = match token.open(&services.envelope, &owner, &account_sid, region).await {
+        Ok(creds) => creds,
         Err(e) => {
             tracing::error!(organization_id = %org, %provider_id, error = %e, "cannot open the credentials of leftover Twilio resources");
             return Ok(Outcome::Stuck);
@@ -268,11 +265,12 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
         let needs_operator = !stuck.is_empty() || unreadable > 0;
         return Ok(if needs_operator { Outcome::Stuck } else { Outcome::Remaining });
     };
-    tracing::error!(organization_id = %org, %provider_id, account_sid = %creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; rotate the provider's auth token, or remove them by hand");
-    let reason =
-        format!("Twilio rejected the credentials ({rejected}); rotate the auth token or remove the resource by hand");
+    tracing::error!(organization_id = %org, %provider_id, account_sid = %creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; set the provider's credentials again, or remove them by hand");
+    let reason = format!(
+        "Twilio rejected the credentials ({rejected}); set the provider's credentials again (PATCH ./credentials) or remove the resource by hand"
+    );
     for (mut leftover, _) in left {
-        leftover.stuck = Some((reason.clone(), token.clone()));
+        leftover.stuck = Some((reason.clone(), token.secret.clone()));
         if let Err(e) = store.mark_leftover_stuck(&leftover).await {
             tracing::error!(%provider_id, error = %e, "could not mark a leftover resource stuck");
         }

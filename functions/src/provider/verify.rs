@@ -112,7 +112,7 @@ pub async fn verify_provider(services: &Services, record: ProviderRecord) -> Res
 /// Whether two versions of a record would be verified the same way: same credentials, same
 /// Twilio resources, same expectations.
 fn same_inputs(a: &ProviderRecord, b: &ProviderRecord) -> bool {
-    a.auth_token == b.auth_token && same_references(a, b)
+    a.credential == b.credential && same_references(a, b)
 }
 
 /// The inputs of a verification but the token: what a rotation, which brings its own token,
@@ -125,12 +125,31 @@ pub fn same_references(a: &ProviderRecord, b: &ProviderRecord) -> bool {
         && a.trunk_settings() == b.trunk_settings()
 }
 
-pub fn credentials_passed() -> VerificationCheck {
+/// Which credential a check used: its kind, and a key's SID.
+fn credential_details(creds: &TwilioCredentials) -> Value {
+    json!({"credentialType": creds.credential_type(), "apiKeySid": creds.api_key_sid()})
+}
+
+pub fn credentials_passed(creds: &TwilioCredentials) -> VerificationCheck {
+    let message = match creds.api_key_sid() {
+        None => "Twilio accepted the Account SID and Auth Token.".to_owned(),
+        Some(sid) => format!("Twilio accepted API key {sid} for account {}.", creds.account_sid),
+    };
+    VerificationCheck::new(CheckName::Credentials, CheckStatus::Passed, message, credential_details(creds))
+}
+
+/// `account` with an API key that may not read the account (a Standard key: Twilio keeps
+/// `/Accounts` to the Auth Token and Main keys). Twilio refuses a suspended or closed
+/// account's credentials, so a key it accepts shows the account active; its type is unknown.
+pub fn account_unreadable_with_key(creds: &TwilioCredentials) -> VerificationCheck {
     VerificationCheck::new(
-        CheckName::Credentials,
+        CheckName::Account,
         CheckStatus::Passed,
-        "Twilio accepted the Account SID and Auth Token.",
-        json!({}),
+        format!(
+            "The Twilio account is active: Twilio accepted API key {} (it refuses a suspended or closed account's credentials). A Standard key may not read the account, so its type (Trial or Full) is unknown.",
+            creds.api_key_sid().map(|sid| sid.as_str()).unwrap_or_default()
+        ),
+        json!({"status": "active", "type": "unknown", "derived": true}),
     )
 }
 
@@ -187,18 +206,19 @@ fn twilio_finding(name: CheckName, what: &str, e: &TwilioError, details: Value) 
 /// alike (Twilio's 401 does not say whether the token is wrong or the account suspended or
 /// closed); a denial passes `credentials` and fails `permissions`; anything else could not
 /// be checked. Whatever could not run is reported as skipped.
-fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationCheck> {
+fn unverifiable(record: &ProviderRecord, creds: &TwilioCredentials, e: &TwilioError) -> Vec<VerificationCheck> {
     let skip =
         |names: &[CheckName], because: &str| names.iter().map(|name| skipped(*name, because)).collect::<Vec<_>>();
     match e.kind() {
         TwilioErrorKind::Rejected | TwilioErrorKind::NotFound => {
             shared::metrics::count("CredentialsRejected", &[]);
             let message = format!(
-                "{} If the token was rotated in Twilio, set the new one with PATCH /api/v1/providers/twilio/{}/auth-token; if the account was suspended or closed, reactivate it in the Twilio Console.",
-                crate::provider::problems::REJECTED,
-                record.id
+                "{} {} If the account was suspended or closed, reactivate it in the Twilio Console.",
+                crate::provider::problems::rejected_text(creds),
+                crate::provider::problems::set_credentials_hint(record.id),
             );
-            let details = json!({"code": e.code()});
+            let mut details = credential_details(creds);
+            details["code"] = json!(e.code());
             let mut checks = vec![
                 VerificationCheck::new(CheckName::Credentials, CheckStatus::Failed, message.clone(), details.clone()),
                 VerificationCheck::new(CheckName::Account, CheckStatus::Failed, message, details),
@@ -208,7 +228,7 @@ fn unverifiable(record: &ProviderRecord, e: &TwilioError) -> Vec<VerificationChe
         }
         TwilioErrorKind::Denied => {
             let mut checks = vec![
-                credentials_passed(),
+                credentials_passed(creds),
                 skipped(CheckName::Account, "the credentials may not read the account"),
                 VerificationCheck::new(
                     CheckName::Permissions,
@@ -267,15 +287,15 @@ pub async fn verify_as_saved(
     }
 }
 
-/// Runs every check, given the answer to the account fetch (for callers that already have it).
+/// Runs every check, given the account as the caller read it (None: the credentials may not read it).
 pub async fn verify_with_account(
     services: &Services,
     record: &ProviderRecord,
     creds: &TwilioCredentials,
-    account: Result<Account, TwilioError>,
+    account: Option<&Account>,
 ) -> Verification {
     let trunk = services.twilio.fetch_trunk(creds, &record.trunk_sid).await;
-    run_checks(services, record, creds, Some(account), trunk, None).await
+    run_checks(services, record, creds, account.map(|account| Ok(account.clone())), trunk, None).await
 }
 
 /// Whether the last check saw a paid (Full) account: then the account needs no read of its
@@ -299,10 +319,18 @@ async fn run_checks(
     trunk: Result<Trunk, TwilioError>,
     new_credential: Option<&SipCredentialRecord>,
 ) -> Verification {
-    // A rejection (401) from any first read makes every other check meaningless.
+    // A rejection (401) from any first read makes every other check meaningless; but an API
+    // key refused the account alone is a Standard key (Twilio keeps `/Accounts` to the Auth
+    // Token and Main keys): the trunk's answer says whether Twilio accepts it.
+    let with_key = creds.api_key_sid().is_some();
+    let account_refused = |e: &TwilioError| matches!(e.kind(), TwilioErrorKind::Rejected | TwilioErrorKind::Denied);
     let rejection = match (&account, &trunk) {
         (Some(Err(e)), _)
-            if matches!(e.kind(), TwilioErrorKind::Rejected | TwilioErrorKind::NotFound | TwilioErrorKind::Denied) =>
+            if !with_key
+                && matches!(
+                    e.kind(),
+                    TwilioErrorKind::Rejected | TwilioErrorKind::NotFound | TwilioErrorKind::Denied
+                ) =>
         {
             Some(e)
         }
@@ -310,11 +338,17 @@ async fn run_checks(
         _ => None,
     };
     if let Some(e) = rejection {
-        return Verification::new(unverifiable(record, e));
+        return Verification::new(unverifiable(record, creds, e));
     }
     let account_check = match &account {
         Some(Ok(account)) => account_check(account),
+        Some(Err(e)) if with_key && account_refused(e) => match &trunk {
+            Err(e) if !e.is_not_found() => twilio_finding(CheckName::Account, "the account", e, json!({})),
+            _ => account_unreadable_with_key(creds),
+        },
         Some(Err(e)) => twilio_finding(CheckName::Account, "the account", e, json!({})),
+        // An API key that may not read the account, and no earlier check that saw it paid.
+        None if with_key && !account_type_known(record) => account_unreadable_with_key(creds),
         None => VerificationCheck::new(
             CheckName::Account,
             CheckStatus::Passed,
@@ -323,7 +357,7 @@ async fn run_checks(
         ),
     };
     if account_check.status == CheckStatus::Failed {
-        let mut checks = vec![credentials_passed(), account_check];
+        let mut checks = vec![credentials_passed(creds), account_check];
         checks.extend(LATER_CHECKS.iter().map(|name| skipped(*name, "the Twilio account is not active")));
         return Verification::new(checks);
     }
@@ -407,7 +441,7 @@ async fn run_checks(
         )
     };
     Verification::new(vec![
-        credentials_passed(),
+        credentials_passed(creds),
         account_check,
         permissions,
         trunk_check(record, &trunk),

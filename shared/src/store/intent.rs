@@ -6,7 +6,7 @@
 //! finishes it (a removal). Nothing in a customer's account is then known only to a dead
 //! process.
 
-use super::{ProviderStore, StoreError};
+use super::{ProviderStore, SealedCredential, StoreError};
 use crate::crypto::EncryptedSecret;
 use crate::item::{Fields, Item, JOB_PROVIDER_ID, n, org_key, query_prefix, s, secret};
 use crate::model::{
@@ -64,9 +64,9 @@ pub struct Intent {
     pub account_sid: AccountSid,
     /// The Twilio Region the change is made in (the token's).
     pub twilio_region: TwilioRegion,
-    /// The token the change is made with (sealed for this provider), so the sweeper can act
-    /// even when no provider record exists (a create that died).
-    pub auth_token: EncryptedSecret,
+    /// The credential the change is made with (sealed for this provider), so the sweeper can
+    /// act even when no provider record exists (a create that died).
+    pub credential: SealedCredential,
     /// When it was written (Unix seconds).
     pub written_at: u64,
     /// How long after `written_at` the writing invocation is certainly over.
@@ -151,7 +151,7 @@ impl Intent {
         key: IntentKey,
         account_sid: AccountSid,
         twilio_region: TwilioRegion,
-        auth_token: EncryptedSecret,
+        credential: SealedCredential,
         change: Change,
     ) -> Self {
         let lifetime = crate::deadline::remaining().unwrap_or(LONGEST_INVOCATION);
@@ -159,7 +159,7 @@ impl Intent {
             key,
             account_sid,
             twilio_region,
-            auth_token,
+            credential,
             written_at: super::epoch_seconds(),
             grace: lifetime + GRACE_MARGIN,
             change,
@@ -196,7 +196,6 @@ impl Intent {
             ("id".to_owned(), s(self.key.id.to_string())),
             ("accountSid".to_owned(), s(self.account_sid.as_str())),
             ("twilioRegion".to_owned(), s(self.twilio_region.as_str())),
-            ("authToken".to_owned(), secret(&self.auth_token)),
             ("writtenAt".to_owned(), n(self.written_at)),
             ("graceSeconds".to_owned(), n(self.grace.as_secs())),
             ("change".to_owned(), s(serde_json::to_string(&stored).expect("change serializes"))),
@@ -204,6 +203,7 @@ impl Intent {
         if let Some(sealed) = sealed {
             item.insert("previousRoutingSealed".to_owned(), secret(sealed));
         }
+        self.credential.put(&mut item);
         item
     }
 
@@ -231,7 +231,7 @@ impl Intent {
             },
             account_sid: f.parsed("accountSid", AccountSid::parse)?,
             twilio_region: super::twilio_region_of(item)?,
-            auth_token: f.secret("authToken")?,
+            credential: SealedCredential::read(&f)?,
             written_at: f.number("writtenAt")?,
             grace: Duration::from_secs(f.number("graceSeconds")?),
             change,
@@ -302,12 +302,19 @@ mod tests {
             Change::Removal { number_id: Uuid::now_v7() },
             Change::Deletion,
         ];
-        for change in changes {
-            let intent = Intent::now(key.clone(), account.clone(), TwilioRegion::Ie1, sealed(), change.clone());
+        // A token, a customer's key and a minted key, each in turn.
+        let key_sid = crate::model::ApiKeySid::parse(&format!("SK{}", "4".repeat(32))).unwrap();
+        let credentials = [None, Some(false), Some(true)].map(|minted| SealedCredential {
+            secret: sealed(),
+            api_key: minted.map(|minted| super::super::StoredApiKey { sid: key_sid.clone(), minted }),
+        });
+        for (change, credential) in changes.into_iter().zip(credentials.into_iter().cycle()) {
+            let intent =
+                Intent::now(key.clone(), account.clone(), TwilioRegion::Ie1, credential.clone(), change.clone());
             let read = Intent::from_item(&intent.to_item()).unwrap();
             assert_eq!(
-                (read.key, read.change, read.written_at, read.grace),
-                (key.clone(), change, intent.written_at, intent.grace)
+                (read.key, read.change, read.written_at, read.grace, read.credential),
+                (key.clone(), change, intent.written_at, intent.grace, credential)
             );
         }
     }
@@ -316,7 +323,9 @@ mod tests {
     fn an_intent_is_taken_only_once_its_writer_must_be_over_unless_overridden() {
         let key = IntentKey::new(OrganizationId::parse("org-a").unwrap(), Uuid::now_v7());
         let account = AccountSid::parse(&format!("AC{}", "1".repeat(32))).unwrap();
-        let intent = Intent::now(key, account, TwilioRegion::Us1, sealed(), Change::Removal { number_id: Uuid::nil() });
+        let credential = SealedCredential { secret: sealed(), api_key: None };
+        let intent =
+            Intent::now(key, account, TwilioRegion::Us1, credential, Change::Removal { number_id: Uuid::nil() });
         let written = intent.written_at;
         assert_eq!(intent.grace, LONGEST_INVOCATION + GRACE_MARGIN, "no deadline: Lambda's longest");
         assert!(!intent.abandoned(written + 60, None));

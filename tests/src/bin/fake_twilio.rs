@@ -11,9 +11,9 @@
 //! N+1: `AC{n:032x}`, each with numbers `PN{n:030x}{k:02x}` (k = 1..K), so that a client can
 //! create many providers (one per account) in one organization (scripts/lib/schemathesis.sh);
 //! FAKE_TWILIO_NUMBERS_PER_ACCOUNT=K (3 to 255, default 3) also gives the demo account K numbers
-//! (`PN{0:030x}{k:02x}`).
+//! (`PN{0:030x}{k:02x}`). US1's demo account also has a Standard API key (printed at start).
 
-use integration_tests::fake_twilio::FakeTwilio;
+use integration_tests::fake_twilio::{DEMO_API_KEY_SECRET, DEMO_API_KEY_SID, FakeTwilio};
 
 const DEMO_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
 const DEMO_AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -67,6 +67,7 @@ async fn main() {
     };
     let fake = FakeTwilio::start_on(addr).await;
     populate(&fake, &sid, &token, extra, per_account);
+    fake.add_api_key_with(DEMO_API_KEY_SID, DEMO_API_KEY_SECRET, &sid, false);
     for (region, regional_token, listen) in &regional {
         let addr = listen.parse().unwrap_or_else(|_| usage("--listen-ie1 and --listen-au1 must be HOST:PORT"));
         let regional_fake = FakeTwilio::start_on_in(addr, region).await;
@@ -76,6 +77,7 @@ async fn main() {
     println!("fake Twilio listening on {}", fake.base_url);
     println!("demo account: accountSid={sid} authToken={token}");
     println!("demo numbers: {}", DEMO_NUMBER_SIDS.join(" "));
+    println!("demo Standard API key (us1): apiKeySid={DEMO_API_KEY_SID} apiKeySecret={DEMO_API_KEY_SECRET}");
     if extra > 0 {
         println!("extra accounts: AC{:032x} to AC{:032x} (token {token})", 2, extra + 1);
     }

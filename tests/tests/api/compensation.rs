@@ -348,7 +348,7 @@ async fn a_leftover_recorded_again_is_not_forgotten_with_the_old_one() {
     record_it().await.unwrap();
     env.services.store.forget_leftover(&read).await.unwrap();
     let mut stuck = read.clone();
-    stuck.stuck = Some(("rejected".into(), record.auth_token.clone()));
+    stuck.stuck = Some(("rejected".into(), record.credential.secret.clone()));
     env.services.store.mark_leftover_stuck(&stuck).await.unwrap();
     let now = env.services.store.leftovers_of(&org, record.id).await.unwrap().remove(0).unwrap();
     assert_ne!(now.record_id, read.record_id, "the newer recording stays");
@@ -431,7 +431,7 @@ async fn removal_past_the_deadline_does_not_wait_to_retry() {
     let record = env.services.store.get_provider(&org, id).await.unwrap().unwrap();
     let creds = shared::model::TwilioCredentials {
         account_sid: record.account_sid.clone(),
-        auth_token: shared::model::AuthToken::parse(&token).unwrap(),
+        auth: shared::model::TwilioAuth::AuthToken(shared::model::AuthToken::parse(&token).unwrap()),
         region: Default::default(),
     };
     let resources = [

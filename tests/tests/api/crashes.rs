@@ -364,7 +364,7 @@ async fn an_abandoned_import_releases_only_its_own_reservation() {
         shared::store::IntentKey::new(org.clone(), id),
         provider.account_sid.clone(),
         provider.twilio_region,
-        provider.auth_token.clone(),
+        provider.credential.clone(),
         shared::store::Change::Attach {
             trunk_sid: provider.trunk_sid.clone(),
             number_sid: number.clone(),

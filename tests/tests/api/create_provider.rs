@@ -55,6 +55,9 @@ async fn creates_trunk_credential_list_and_credential_and_stores_them_encrypted(
         fields,
         [
             "accountSid",
+            "apiKeyMinted",
+            "apiKeySid",
+            "credentialType",
             "disasterRecoveryMethod",
             "disasterRecoveryUrl",
             "id",
@@ -109,15 +112,15 @@ async fn creates_trunk_credential_list_and_credential_and_stores_them_encrypted(
     let provider_id = id.parse().unwrap();
     let record = env.services.store.get_provider(&org, provider_id).await.unwrap().expect("stored");
     let owner = SecretOwner { organization_id: org.clone(), provider_id };
-    let opened = env.services.envelope.open(&owner, SecretKind::AuthToken, &record.auth_token).await.unwrap();
+    let opened = env.services.envelope.open(&owner, SecretKind::AuthToken, &record.credential.secret).await.unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), token);
     let sip = env.services.store.get_sip_credential(&org, provider_id).await.unwrap().expect("stored");
     assert_eq!(sip.credential_sid.as_str(), credentials[0].sid);
     let opened = env.services.envelope.open(&owner, SecretKind::SipPassword, &sip.password).await.unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), password);
     let stranger = SecretOwner { organization_id: OrganizationId::parse("org-other").unwrap(), provider_id };
-    assert!(env.services.envelope.open(&stranger, SecretKind::AuthToken, &record.auth_token).await.is_err());
-    assert!(env.services.envelope.open(&owner, SecretKind::SipPassword, &record.auth_token).await.is_err());
+    assert!(env.services.envelope.open(&stranger, SecretKind::AuthToken, &record.credential.secret).await.is_err());
+    assert!(env.services.envelope.open(&owner, SecretKind::SipPassword, &record.credential.secret).await.is_err());
 }
 
 #[tokio::test]

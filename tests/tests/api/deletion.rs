@@ -103,10 +103,10 @@ async fn a_delete_stuck_on_a_rotated_token_continues_after_rotation() {
     env.fake.set_auth_token(&sid, &new_token);
     let (status, body) = delete(&env, id, None, None).await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains(&format!("/api/v1/providers/twilio/{id}/auth-token")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains(&format!("/api/v1/providers/{id}/credentials")), "{body}");
     let shown = get(&env, id).await.1;
     assert_eq!(shown["deletion"]["status"], "deleting");
-    assert!(shown["deletion"]["lastError"].as_str().unwrap().contains("rotate the auth token"), "{shown}");
+    assert!(shown["deletion"]["lastError"].as_str().unwrap().contains("PATCH .../credentials"), "{shown}");
 
     let body = json!({"authToken": new_token}).to_string();
     let req =
@@ -204,7 +204,7 @@ async fn a_forced_delete_with_an_unusable_token_records_the_trunk_for_the_sweepe
     }
     let other = env.services.store.get_provider(&org, ids[1]).await.unwrap().unwrap();
     let mut record = env.services.store.get_provider(&org, ids[0]).await.unwrap().unwrap();
-    record.auth_token = other.auth_token.clone();
+    record.credential = other.credential.clone();
     record.version += 1;
     env.services.store.replace_provider(&record).await.unwrap();
 
@@ -233,7 +233,7 @@ async fn a_forced_delete_of_many_numbers_goes_a_page_at_a_time_through_the_queue
     let other = create_provider(&env, ORG, &other_sid, &other_token).await["id"].as_str().unwrap().parse().unwrap();
     let other = env.services.store.get_provider(&org, other).await.unwrap().unwrap();
     let mut record = env.services.store.get_provider(&org, provider_id).await.unwrap().unwrap();
-    record.auth_token = other.auth_token.clone();
+    record.credential = other.credential.clone();
     record.version += 1;
     env.services.store.replace_provider(&record).await.unwrap();
 

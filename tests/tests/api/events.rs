@@ -2,6 +2,7 @@
 //! event parsing into the handlers.
 
 use crate::harness::{TestEnv, body_json};
+use integration_tests::fake_twilio::{DEMO_API_KEY_SECRET, DEMO_API_KEY_SID};
 use std::path::Path;
 
 fn event(name: &str) -> lambda_http::Request {
@@ -72,6 +73,18 @@ async fn lifecycle_events_reach_their_handlers() {
     assert_eq!(body_json(&response)["region"], "ie1");
     let response =
         rotate_twilio_auth_token::handle(&env.services, event_for("rotate-twilio-auth-token.json", &id)).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    // The event's demo API key (see the fake-twilio binary), then the token again.
+    env.fake.add_api_key_with(DEMO_API_KEY_SID, DEMO_API_KEY_SECRET, sid, false);
+    let response =
+        Box::pin(replace_twilio_credentials::handle(&env.services, event_for("replace-twilio-credentials.json", &id)))
+            .await
+            .unwrap();
+    assert_eq!(body_json(&response)["credentialType"], "api_key", "{:?}", response.body());
+    let response =
+        Box::pin(rotate_twilio_auth_token::handle(&env.services, event_for("rotate-twilio-auth-token.json", &id)))
+            .await
+            .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.body());
 
     env.fake.add_incoming_number_with_sid("PN00000000000000000000000000000001", sid, "+15005550006", None);

@@ -104,6 +104,7 @@ async fn http(env: &TestEnv, req: Req, handler: &str) -> (u16, Value) {
         "list-providers" => Box::pin(list_providers::handle(&env.services.store, request)).await,
         "update-twilio-provider" => Box::pin(update_twilio_provider::handle(&env.services, request)).await,
         "rotate-twilio-auth-token" => Box::pin(rotate_twilio_auth_token::handle(&env.services, request)).await,
+        "replace-twilio-credentials" => Box::pin(replace_twilio_credentials::handle(&env.services, request)).await,
         "list-available-numbers" => Box::pin(list_available_numbers::handle(&env.services, request)).await,
         "import-numbers" => Box::pin(import_numbers::handle(&env.services, request)).await,
         "list-phone-numbers" => Box::pin(list_phone_numbers::handle(&env.services.store, request)).await,
@@ -175,6 +176,13 @@ async fn exercise_every_function() {
     let (status, body) = http(&env, req, "rotate-twilio-auth-token").await;
     assert_eq!(status, 200, "{body}");
     seen.by("rotate-twilio-auth-token");
+    // From here on the provider works with an API key.
+    let (key_sid, key_secret) = env.fake.add_api_key(&sid, false);
+    let replace = json!({"apiKeySid": key_sid, "apiKeySecret": key_secret}).to_string();
+    let req = with_id("PATCH", "/api/v1/providers/{id}/credentials").body(&replace);
+    let (status, body) = http(&env, req, "replace-twilio-credentials").await;
+    assert_eq!(status, 200, "{body}");
+    seen.by("replace-twilio-credentials");
 
     // Import: a number with voice URLs (sealed with a new data key), and one whose attach can
     // be neither stored nor undone (recorded for the sweeper).
@@ -259,7 +267,7 @@ async fn exercise_every_function() {
     for change in changes {
         let key = IntentKey::new(org.clone(), provider_id);
         let mut intent =
-            Intent::now(key, record.account_sid.clone(), record.twilio_region, record.auth_token.clone(), change);
+            Intent::now(key, record.account_sid.clone(), record.twilio_region, record.credential.clone(), change);
         intent.written_at -= 24 * 60 * 60;
         env.services.store.record_intent(&intent).await.unwrap();
     }

@@ -295,7 +295,7 @@ async fn a_sweep_planned_with_grace_seconds_takes_young_intents() {
         shared::store::IntentKey::new(org.clone(), provider_id),
         shared::model::AccountSid::parse(&sid).unwrap(),
         shared::model::TwilioRegion::Us1,
-        sealed,
+        shared::store::SealedCredential { secret: sealed, api_key: None },
         shared::store::Change::NewResources(new),
     );
     env.services.store.record_intent(&intent).await.unwrap();

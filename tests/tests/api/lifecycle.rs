@@ -178,7 +178,7 @@ async fn update_changes_only_given_fields_and_transfer_mode_goes_to_twilio_first
     let (status, body) =
         status_and_body(&update(put(ORG, &id, r#"{"authToken":"x","accountSid":"y"}"#)).await.unwrap());
     assert_problem(status, &body, 400);
-    assert!(body["errors"]["authToken"][0].as_str().unwrap().contains("auth-token"));
+    assert!(body["errors"]["authToken"][0].as_str().unwrap().contains("/credentials"));
     let (status, body) = status_and_body(&update(put(ORG, &id, r#"{"name":" ","region":"xx1"}"#)).await.unwrap());
     assert_problem(status, &body, 400);
     assert_eq!(body["errors"].as_object().unwrap().len(), 2);
@@ -374,7 +374,7 @@ async fn rotating_the_auth_token_validates_it_first() {
         &rotate(patch_token(ORG, &id, &json!({"authToken": random_token()}).to_string())).await.unwrap(),
     );
     assert_problem(status, &body, 422);
-    assert_eq!(stored(&env, ORG, &id).await.unwrap().auth_token, before.auth_token);
+    assert_eq!(stored(&env, ORG, &id).await.unwrap().credential, before.credential);
 
     // Bad bodies, ids and organizations.
     for body in [r#"{}"#, r#"{"authToken":"ABC"}"#, r#"{"authToken":12}"#] {
@@ -399,10 +399,10 @@ async fn rotating_the_auth_token_validates_it_first() {
     assert!(!body.to_string().contains(&new_token));
     assert_eq!(body["verificationStatus"], "verified");
     let after = stored(&env, ORG, &id).await.unwrap();
-    assert_ne!(after.auth_token.ciphertext, before.auth_token.ciphertext);
-    assert_ne!(after.auth_token.encrypted_data_key, before.auth_token.encrypted_data_key);
+    assert_ne!(after.credential.secret.ciphertext, before.credential.secret.ciphertext);
+    assert_ne!(after.credential.secret.encrypted_data_key, before.credential.secret.encrypted_data_key);
     let owner = SecretOwner { organization_id: OrganizationId::parse(ORG).unwrap(), provider_id: id.parse().unwrap() };
-    let opened = env.services.envelope.open(&owner, SecretKind::AuthToken, &after.auth_token).await.unwrap();
+    let opened = env.services.envelope.open(&owner, SecretKind::AuthToken, &after.credential.secret).await.unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), new_token);
     assert_ne!(secrecy::ExposeSecret::expose_secret(&opened), old_token);
     assert!(after.last_verified_at.is_some());

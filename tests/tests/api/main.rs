@@ -1,5 +1,6 @@
 //! Integration tests: the handlers against moto (DynamoDB, KMS) and the stateful fake Twilio.
 
+mod api_keys;
 mod calls;
 mod compensation;
 mod crashes;

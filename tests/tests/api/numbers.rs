@@ -79,7 +79,7 @@ async fn available_numbers_follow_twilio_paging_and_mark_imported_and_routed_num
     let req = Req::new("GET", "/api/v1/providers/twilio/{id}/available-numbers").org(ORG).param("id", &id).build();
     let (status, body) = status_and_body(&list_available_numbers::handle(&env.services, req).await.unwrap());
     assert_eq!(status, 422, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("auth-token"), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("/credentials"), "{body}");
 }
 
 #[tokio::test]

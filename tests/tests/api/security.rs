@@ -12,7 +12,9 @@ const OTHER: &str = "org-intruder";
 fn valid_body(endpoint: Endpoint, number_sid: &str) -> Option<String> {
     match endpoint {
         Endpoint::UpdateTwilioProvider => Some(json!({"name": "Taken over", "supportsCallTransfer": true}).to_string()),
-        Endpoint::RotateTwilioAuthToken => Some(json!({"authToken": "f".repeat(32)}).to_string()),
+        Endpoint::RotateTwilioAuthToken | Endpoint::ReplaceTwilioCredentials => {
+            Some(json!({"authToken": "f".repeat(32)}).to_string())
+        }
         Endpoint::ImportNumbers => Some(json!({"phoneNumberSids": [number_sid]}).to_string()),
         _ => None,
     }

@@ -5,8 +5,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::twilio::{
-    Account, Application, Credential, CredentialList, IncomingPhoneNumber, NumberRoutes, OriginationUrl, Trunk,
-    TrunkCredentialList,
+    Account, Application, Credential, CredentialList, IncomingPhoneNumber, NewApiKey, NumberRoutes, OriginationUrl,
+    Trunk, TrunkCredentialList,
 };
 
 fn example(operation_id: &str, path_prefix: &str) -> Value {
@@ -37,6 +37,8 @@ fn every_answer_the_client_reads_deserialises_from_twilios_examples() {
     let account: Account = one("FetchAccount", "/2010-04-01");
     assert!(!account.status.is_empty() && !account.account_type.is_empty());
     let _: Application = one("FetchApplication", "/2010-04-01");
+    let key: NewApiKey = one("CreateNewKey", "/2010-04-01");
+    assert!(key.sid.as_str().starts_with("SK"));
 
     // A number on no trunk with no application: Twilio's example has `voice_application_sid: ""`
     // and `trunk_sid: null`, both read as unset.

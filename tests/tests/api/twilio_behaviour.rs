@@ -359,7 +359,7 @@ async fn redirects_from_twilio_are_never_followed() {
     let client = shared::twilio::TwilioClient::new(&config);
     let creds = shared::model::TwilioCredentials {
         account_sid: shared::model::AccountSid::parse(&new_sid("AC").to_lowercase().replacen("ac", "AC", 1)).unwrap(),
-        auth_token: shared::model::AuthToken::parse(&random_token()).unwrap(),
+        auth: shared::model::TwilioAuth::AuthToken(shared::model::AuthToken::parse(&random_token()).unwrap()),
         region: Default::default(),
     };
     let error = client.fetch_account(&creds).await.unwrap_err();

@@ -91,7 +91,7 @@ async fn a_revoked_token_fails_credentials_and_skips_the_rest() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "failed");
     assert_eq!(check(&body, "credentials")["status"], "failed");
-    assert!(check(&body, "credentials")["message"].as_str().unwrap().contains("auth-token"));
+    assert!(check(&body, "credentials")["message"].as_str().unwrap().contains("/credentials"));
     // Twilio's 401 does not say whether the token is wrong or the account suspended: both say so.
     assert_eq!(check(&body, "account")["status"], "failed");
     assert!(check(&body, "account")["message"].as_str().unwrap().contains("suspended or closed"));
