@@ -274,7 +274,9 @@ if sip_reader:
     actions = sorted(a for p in resources[role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
                      for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
     actions = sorted(actions + list(granted.get("GetSipCredentialFunction", set())))
-    check("get-sip-credential may only GetItem and Decrypt", actions == ["dynamodb:GetItem", "kms:Decrypt"], str(actions))
+    # PutItem: the audit event of each read, written before the password is returned.
+    check("get-sip-credential may only GetItem, PutItem and Decrypt",
+          actions == ["dynamodb:GetItem", "dynamodb:PutItem", "kms:Decrypt"], str(actions))
 check("get-sip-credential exists", len(sip_reader) == 1)
 check("output ApiUrl", "ApiUrl" in cfn.get("Outputs", {}))
 stages = by_type("AWS::ApiGatewayV2::Stage")

@@ -111,6 +111,11 @@ def walk_through(base_url, api_key):
         answered("delete", op("providers.delete_provider")(id, client=client), 204, None)
         answered("get after delete", op("providers.get_twilio_provider")(id, client=client), 404,
                  models.Problem)
+        trail = answered("the trail after delete", op("audit.list_events")(
+            client=client, provider_id=id, limit=100), 200, models.EventPage)
+        actions = [event.action.value for event in trail.items] if trail is not None else []
+        check("the trail after delete: newest first, from create to deleted",
+              actions[:1] == ["deleted"] and actions[-1:] == ["create"] and "import" in actions, str(actions))
 
 
 def main():

@@ -120,6 +120,8 @@ def phase_invoke():
         ("repair-provider", lambda b: "actions" in b and b.get("verification", {}).get("status") == "verified"),
         ("rotate-sip-credential", lambda b: b.get("providerId") == provider_id and b.get("previous")),
         ("finish-sip-credential-rotation", lambda b: "current" in b and b.get("previous") is None),
+        ("list-provider-events", lambda b: any(e.get("action") == "create" for e in b.get("items", []))),
+        ("list-events", lambda b: [e.get("action") for e in b.get("items", [])] == ["create"]),
     ]:
         invoke_http(binary, f"{binary}.json", with_id, 200, shape)
     numbers = invoke_http("list-phone-numbers", "list-phone-numbers.json", with_id, 200,

@@ -43,6 +43,8 @@ const FUNCTIONS: &[&str] = &[
     "list-available-numbers",
     "import-numbers",
     "list-phone-numbers",
+    "list-provider-events",
+    "list-events",
     "remove-phone-number",
     "verify-provider",
     "repair-provider",

@@ -14,6 +14,7 @@ pub mod get_twilio_provider;
 pub mod idempotency;
 pub mod import_numbers;
 pub mod list_available_numbers;
+pub mod list_events;
 pub mod list_phone_numbers;
 pub mod list_providers;
 pub mod plan_jobs;

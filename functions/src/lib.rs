@@ -29,6 +29,25 @@ pub fn answer_deadline(request: &Request) -> Option<Instant> {
     shared::deadline::from_request(request, ANSWER_RESERVE)
 }
 
+/// Runs a handler's work within [`answer_deadline`], on behalf of the API key that asked (the
+/// audit trail names it).
+pub async fn serve<F: Future>(request: &Request, work: F) -> F::Output {
+    shared::deadline::within(answer_deadline(request), shared::audit::acting_as(requester(request), work)).await
+}
+
+/// Who asked: the API key the authorizer let the request in with (its id, never the key).
+pub fn requester(request: &Request) -> shared::audit::Actor {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let key_id = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.authorizer.as_ref().and_then(|a| a.fields.get("apiKeyId")).and_then(|id| id.as_str())
+        }
+        _ => None,
+    };
+    shared::audit::Actor::api_key(key_id)
+}
+
 /// Renders a handler outcome: errors become problem+json responses, never Lambda errors.
 pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Body>, Error> {
     Ok(outcome.unwrap_or_else(ApiError::into_response))

@@ -24,6 +24,8 @@ pub enum Endpoint {
     RepairProvider,
     RotateSipCredential,
     FinishSipCredentialRotation,
+    ListProviderEvents,
+    ListEvents,
 }
 
 pub struct Route {
@@ -122,6 +124,13 @@ pub const ROUTES: &[Route] = &[
         function: "finish-sip-credential-rotation",
         endpoint: Endpoint::FinishSipCredentialRotation,
     },
+    Route {
+        method: "GET",
+        path: "/api/v1/providers/{id}/events",
+        function: "list-provider-events",
+        endpoint: Endpoint::ListProviderEvents,
+    },
+    Route { method: "GET", path: "/api/v1/events", function: "list-events", endpoint: Endpoint::ListEvents },
 ];
 
 /// The functions that are not behind a route.
@@ -156,6 +165,8 @@ impl Endpoint {
             Self::FinishSipCredentialRotation => {
                 Box::pin(finish_sip_credential_rotation::handle(services, request)).await
             }
+            Self::ListProviderEvents => Box::pin(list_events::handle_provider(&services.store, request)).await,
+            Self::ListEvents => Box::pin(list_events::handle(&services.store, request)).await,
         }
     }
 }

@@ -34,9 +34,11 @@ impl Services {
         let twilio = TwilioConfig::from_env()?;
         let platform_sip_uris = platform_sip_uris_from_env()?;
         let deletion_queue = queue_url_from_env("DELETION_QUEUE_URL")?;
+        let retention = shared::config::event_retention_from_env()?;
         let aws = shared::https::function_sdk_config().await;
-        let services =
+        let mut services =
             Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uris);
+        services.store = services.store.with_event_retention(retention);
         Ok(match deletion_queue {
             Some(url) => services.with_deletions(Queue::built_at_first_send(&aws, url)),
             None => services,

@@ -157,6 +157,8 @@ async fn every_function_binary_boots_and_answers_its_event() {
         ("repair-provider", "repair-provider.json", 200),
         ("rotate-sip-credential", "rotate-sip-credential.json", 200),
         ("finish-sip-credential-rotation", "finish-sip-credential-rotation.json", 200),
+        ("list-provider-events", "list-provider-events.json", 200),
+        ("list-events", "list-events.json", 200),
     ];
     for (binary, file, status) in cases {
         let response = invoke(&setup, binary, event(file, &with_id)).await;
@@ -215,7 +217,7 @@ async fn every_function_binary_boots_and_answers_its_event() {
         forced: false,
     });
     deleting.version += 1;
-    store.replace_provider(&deleting).await.unwrap();
+    store.replace_provider(&deleting, None).await.unwrap();
     let continued = invoke(&setup, "continue-deletions", event("continue-deletions.json", &with_id)).await;
     assert_eq!(continued, serde_json::json!({"batchItemFailures": []}), "{continued}");
     let gone = invoke(&setup, "get-provider", event("get-provider.json", &with_id)).await;
@@ -361,6 +363,8 @@ async fn no_binary_logs_a_token_or_an_api_key_at_trace() {
             "list-available-numbers",
             "import-numbers",
             "list-phone-numbers",
+            "list-provider-events",
+            "list-events",
             "verify-provider",
             "repair-provider",
             "rotate-sip-credential",

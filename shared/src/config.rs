@@ -125,6 +125,21 @@ pub fn queue_url_from_env(name: &'static str) -> Result<Option<String>, ConfigEr
     }
 }
 
+/// How long audit events are kept: `EVENT_RETENTION_DAYS` (1 to 3650; default 400).
+pub fn event_retention_from_env() -> Result<std::time::Duration, ConfigError> {
+    const NAME: &str = "EVENT_RETENTION_DAYS";
+    match env::var(NAME) {
+        Ok(value) if !value.trim().is_empty() => match value.trim().parse::<u64>() {
+            Ok(days) if (1..=3650).contains(&days) => Ok(std::time::Duration::from_secs(days * 86_400)),
+            _ => Err(ConfigError::Invalid {
+                name: NAME,
+                reason: "it must be a whole number of days from 1 to 3650".into(),
+            }),
+        },
+        _ => Ok(crate::store::DEFAULT_RETENTION),
+    }
+}
+
 /// An SQS queue URL from `name`, required.
 pub fn required_queue_url(name: &'static str) -> Result<String, ConfigError> {
     required(name)

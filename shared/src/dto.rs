@@ -243,6 +243,20 @@ pub struct UpdateTwilioProvider {
 }
 
 impl UpdateTwilioProvider {
+    /// The fields given, by their API names (for the audit trail).
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let given = [
+            ("name", self.name.is_some()),
+            ("region", self.region.is_some()),
+            ("twilioRegion", self.twilio_region.is_some()),
+            ("supportsCallTransfer", self.supports_call_transfer.is_some()),
+            ("secureTrunking", self.secure_trunking.is_some()),
+            ("disasterRecoveryUrl", self.disaster_recovery.url.is_some()),
+            ("disasterRecoveryMethod", self.disaster_recovery.method.is_some()),
+        ];
+        given.into_iter().filter(|(_, given)| *given).map(|(name, _)| name).collect()
+    }
+
     pub fn from_request(request: &Request) -> Result<Self, ApiError> {
         match JsonFields::from_request_or_empty(request)? {
             Some(fields) => Self::from_fields(fields),
@@ -619,6 +633,15 @@ impl From<&PhoneNumberRecord> for PhoneNumberResponse {
             previous_routing: n.previous_routing.clone(),
         }
     }
+}
+
+/// A page of a provider's audit trail, newest first.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    pub items: Vec<crate::audit::AuditEvent>,
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -358,7 +358,9 @@ impl<N: Copy + PartialEq> Transaction<N> {
     }
 
     async fn send_once(&self, client: &aws_sdk_dynamodb::Client) -> Result<(), TransactionFailure<N>> {
-        let result = client.transact_write_items().set_transact_items(Some(self.items.clone())).send().await;
+        // Boxed: the SDK's request future is large, and callers' stacks should not hold it.
+        let request = client.transact_write_items().set_transact_items(Some(self.items.clone())).send();
+        let result = Box::pin(request).await;
         let Err(e) = result else { return Ok(()) };
         match e.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {

@@ -14,6 +14,7 @@
 //! - [`https`]: the one outbound HTTPS stack (AWS SDK and Twilio), with compiled-in roots.
 
 pub mod api_keys;
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod deadline;

@@ -3,6 +3,7 @@
 //! the one exception, a phone number's global claim, is looked up by its SID, never listed.
 //! The keys and the item mapping are in [`crate::item`], with the table of every item.
 
+use crate::audit::AuditEvent;
 use crate::crypto::EncryptedSecret;
 use crate::item::{
     Fields, Item, JOB_PROVIDER_ID, JOBS_INDEX, PK, PROVIDER_PREFIX, SK, Transaction, TransactionFailure,
@@ -23,8 +24,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 mod credential;
+mod events;
 mod intent;
 pub use credential::{OpenCredentialError, SealedCredential, StoredApiKey};
+pub use events::{DEFAULT_RETENTION, EventFilter};
 pub use intent::{Change, Intent, IntentKey, NewResources};
 
 #[derive(Debug, thiserror::Error)]
@@ -389,6 +392,7 @@ enum NumberPart {
     /// The provider's `phoneNumberCount` (and version).
     ProviderCount,
     Intent,
+    Event,
 }
 
 /// Where a number stands among imports.
@@ -433,6 +437,8 @@ fn epoch_seconds() -> u64 {
 pub struct ProviderStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// How long audit events are kept (their `expiresAt`).
+    event_retention: std::time::Duration,
 }
 
 impl ProviderRecord {
@@ -720,7 +726,13 @@ pub async fn add_jobs_index(client: &aws_sdk_dynamodb::Client, name: &str) -> Re
 
 impl ProviderStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), event_retention: events::DEFAULT_RETENTION }
+    }
+
+    /// The same store, keeping audit events for `retention`.
+    pub fn with_event_retention(mut self, retention: std::time::Duration) -> Self {
+        self.event_retention = retention;
+        self
     }
 
     pub fn table_name(&self) -> &str {
@@ -764,6 +776,7 @@ impl ProviderStore {
         provider: &ProviderRecord,
         credential: &SipCredentialRecord,
         intent: &IntentKey,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Part {
@@ -771,6 +784,7 @@ impl ProviderStore {
             SipCredential,
             AccountClaim,
             Intent,
+            Event,
         }
         let org = &provider.organization_id;
         let mut claim = org_key(org, account_claim_sort_key(&provider.account_sid));
@@ -780,7 +794,8 @@ impl ProviderStore {
             .with(Part::Provider, put_new(&self.table, provider.to_item()))
             .with(Part::SipCredential, put_new(&self.table, credential.to_item(org)))
             .with(Part::AccountClaim, put_new(&self.table, claim))
-            .with(Part::Intent, intent.done(&self.table));
+            .with(Part::Intent, intent.done(&self.table))
+            .with(Part::Event, self.event_put(event));
         let failure = match transaction.send(&self.client).await {
             Ok(()) => return Ok(()),
             Err(failure) => failure,
@@ -813,8 +828,20 @@ impl ProviderStore {
     }
 
     /// Replaces a provider record whose stored version is `record.version - 1`
-    /// (optimistic concurrency); `VersionConflict` when it changed or vanished meanwhile.
-    pub async fn replace_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
+    /// (optimistic concurrency); `VersionConflict` when it changed or vanished meanwhile. With
+    /// an event, both are written in one transaction.
+    pub async fn replace_provider(
+        &self,
+        record: &ProviderRecord,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        match event {
+            Some(event) => self.replace_in_transaction(record, None, None, Some(event)).await,
+            None => self.put_replaced(record).await,
+        }
+    }
+
+    async fn put_replaced(&self, record: &ProviderRecord) -> Result<(), StoreError> {
         let result = self
             .client
             .put_item()
@@ -841,10 +868,21 @@ impl ProviderStore {
         record: &ProviderRecord,
         credential: Option<&SipCredentialRecord>,
         intent: Option<&IntentKey>,
+        event: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
-        if credential.is_none() && intent.is_none() {
-            return self.replace_provider(record).await;
+        if credential.is_none() && intent.is_none() && event.is_none() {
+            return self.put_replaced(record).await;
         }
+        self.replace_in_transaction(record, credential, intent, event).await
+    }
+
+    async fn replace_in_transaction(
+        &self,
+        record: &ProviderRecord,
+        credential: Option<&SipCredentialRecord>,
+        intent: Option<&IntentKey>,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         let provider = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record.to_item()))
@@ -865,11 +903,13 @@ impl ProviderStore {
             Provider,
             SipCredential,
             Intent,
+            Event,
         }
         let transaction = Transaction::new()
             .with(Part::Provider, TransactWriteItem::builder().put(provider).build())
             .with_some(Part::SipCredential, credential)
-            .with_some(Part::Intent, intent.map(|key| key.done(&self.table)));
+            .with_some(Part::Intent, intent.map(|key| key.done(&self.table)))
+            .with_some(Part::Event, event.map(|event| self.event_put(event)));
         match transaction.send(&self.client).await {
             Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::Provider) => {
                 Err(StoreError::VersionConflict)
@@ -888,11 +928,13 @@ impl ProviderStore {
         rotated: &SipCredentialRecord,
         replaced: &CredentialSid,
         intent: &IntentKey,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Part {
             SipCredential,
             Intent,
+            Event,
         }
         let put = Put::builder()
             .table_name(&self.table)
@@ -903,7 +945,8 @@ impl ProviderStore {
             .expect("table and item set");
         let transaction = Transaction::new()
             .with(Part::SipCredential, TransactWriteItem::builder().put(put).build())
-            .with(Part::Intent, intent.done(&self.table));
+            .with(Part::Intent, intent.done(&self.table))
+            .with(Part::Event, self.event_put(event));
         match transaction.send(&self.client).await {
             Ok(()) => Ok(()),
             // The answer to a write that committed may be lost; the retry then meets its own.
@@ -929,18 +972,29 @@ impl ProviderStore {
         org: &OrganizationId,
         provider_id: Uuid,
         previous_sid: &CredentialSid,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
+        #[derive(Clone, Copy, PartialEq)]
+        enum Part {
+            SipCredential,
+            Event,
+        }
+        let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .set_key(Some(org_key(org, sip_credential_sort_key(provider_id))))
             .update_expression("REMOVE previousUsername, previousCredentialSid, previousPassword, previousExpiresAt")
             .condition_expression("previousCredentialSid = :previous")
             .expression_attribute_values(":previous", s(previous_sid.as_str()))
-            .send()
-            .await;
-        condition_held(result).map(drop)
+            .build()
+            .expect("table, key and expression set");
+        let transaction = Transaction::new()
+            .with(Part::SipCredential, TransactWriteItem::builder().update(update).build())
+            .with(Part::Event, self.event_put(event));
+        match transaction.send(&self.client).await {
+            // Already forgotten (by another finish, whose event says so): done, nothing recorded.
+            Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::SipCredential) => Ok(()),
+            other => Ok(other?),
+        }
     }
 
     /// The organization's providers, newest first, `limit` at a time. The page token is opaque
@@ -1060,7 +1114,7 @@ impl ProviderStore {
     /// provider, its SIP credential, its Account SID claim and its delete's intent in one
     /// transaction, conditional on the provider's version being the one read
     /// (`VersionConflict` otherwise).
-    pub async fn delete_provider(&self, record: &ProviderRecord) -> Result<(), StoreError> {
+    pub async fn delete_provider(&self, record: &ProviderRecord, event: &AuditEvent) -> Result<(), StoreError> {
         let org = &record.organization_id;
         self.forget_numbers(org, &self.all_numbers(org, record.id).await?).await?;
         let delete = |sort_key: String| Delete::builder().table_name(&self.table).set_key(Some(org_key(org, sort_key)));
@@ -1073,6 +1127,7 @@ impl ProviderStore {
             SipCredential,
             AccountClaim,
             Intent,
+            Event,
         }
         // Only the record as it was read: a token rotated meanwhile is not deleted unseen.
         let provider = delete(provider_sort_key(record.id))
@@ -1082,7 +1137,8 @@ impl ProviderStore {
             .with(Part::Provider, item(provider))
             .with(Part::SipCredential, item(delete(sip_credential_sort_key(record.id))))
             .with(Part::AccountClaim, item(delete(account_claim_sort_key(&record.account_sid))))
-            .with(Part::Intent, IntentKey::deletion(org.clone(), record.id).done(&self.table));
+            .with(Part::Intent, IntentKey::deletion(org.clone(), record.id).done(&self.table))
+            .with(Part::Event, self.event_put(event));
         match transaction.send(&self.client).await {
             Err(TransactionFailure::Cancelled(why)) if why.condition_failed(Part::Provider) => {
                 Err(StoreError::VersionConflict)
@@ -1241,6 +1297,7 @@ impl ProviderStore {
         org: &OrganizationId,
         number: &PhoneNumberRecord,
         intent: Option<&IntentKey>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut claim = number_claim_key(&number.phone_number_sid);
         claim.insert("entity".to_owned(), s("numberClaim"));
@@ -1257,7 +1314,8 @@ impl ProviderStore {
             .with(NumberPart::Number, put_new(&self.table, number.to_item(org)))
             .with(NumberPart::Claim, TransactWriteItem::builder().put(claim).build())
             .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, 1, false))
-            .with_some(NumberPart::Intent, intent.map(|key| key.done(&self.table)));
+            .with_some(NumberPart::Intent, intent.map(|key| key.done(&self.table)))
+            .with(NumberPart::Event, self.event_put(event));
         let failure = match self.transact_number_change(transaction, StoreError::NumberTaken).await {
             Ok(()) => return Ok(()),
             Err(failure) => failure,
@@ -1275,8 +1333,9 @@ impl ProviderStore {
         org: &OrganizationId,
         number: &PhoneNumberRecord,
         intent: &IntentKey,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        self.delete_number(org, number, false, Some(intent)).await
+        self.delete_number(org, number, false, Some(intent), event).await
     }
 
     /// The same for a provider being deleted: each number's records go as soon as it is given
@@ -1285,8 +1344,9 @@ impl ProviderStore {
         &self,
         org: &OrganizationId,
         number: &PhoneNumberRecord,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        self.delete_number(org, number, true, None).await
+        self.delete_number(org, number, true, None, event).await
     }
 
     async fn delete_number(
@@ -1295,6 +1355,7 @@ impl ProviderStore {
         number: &PhoneNumberRecord,
         while_deleting: bool,
         intent: Option<&IntentKey>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let delete = |key: Item, condition: Option<&str>| {
             let delete = Delete::builder()
@@ -1309,7 +1370,8 @@ impl ProviderStore {
             .with(NumberPart::Number, delete(number.key(org), Some("attribute_exists(pk)")))
             .with(NumberPart::Claim, delete(number_claim_key(&number.phone_number_sid), None))
             .with(NumberPart::ProviderCount, self.count_update(org, number.provider_id, -1, while_deleting))
-            .with_some(NumberPart::Intent, intent.map(|key| key.done(&self.table)));
+            .with_some(NumberPart::Intent, intent.map(|key| key.done(&self.table)))
+            .with(NumberPart::Event, self.event_put(event));
         self.transact_number_change(transaction, StoreError::NumberGone).await
     }
 

@@ -34,6 +34,8 @@ pub async fn imported_number(
         imported_at: shared::time::Timestamp::now(),
     };
     store.reserve_number(org, provider_id, &record.phone_number_sid).await.expect("reserve a seeded number");
-    store.insert_number(org, &record, None).await.expect("seed a number");
+    let event =
+        shared::audit::AuditEvent::new(org, provider_id, shared::audit::Action::Import).sid(&sid).detail("seeded");
+    store.insert_number(org, &record, None, &event).await.expect("seed a number");
     sid
 }

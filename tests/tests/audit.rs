@@ -165,6 +165,13 @@ async fn no_secret_reaches_a_log_line_a_response_or_the_table() {
     }
     secrets.extend(url_secrets.iter().map(|s| s.as_bytes().to_vec()));
     let table = env.scan_table_text().await;
+    // The audit trail is read back with the rest: it names secrets by fingerprint only.
+    let trail = Req::new("GET", "/api/v1/providers/{id}/events").org(org).param("id", &id).query("limit", "100");
+    let trail = Endpoint::ListProviderEvents.call(&env.services, trail.build()).await.unwrap();
+    assert_eq!(trail.status(), 200);
+    let trail_text = String::from_utf8_lossy(trail.body()).into_owned();
+    assert!(trail_text.contains("secretFingerprints") && trail_text.contains("sip-credential-read"), "{trail_text}");
+    responses.push_str(&trail_text);
     let body = json!({"authToken": new_token}).to_string();
     let delete = Req::new("DELETE", "/api/v1/providers/{id}").org(org).param("id", &id).body(&body).build();
     let deleted = Endpoint::DeleteProvider.call(&env.services, delete).await.unwrap();
@@ -201,7 +208,7 @@ async fn a_ciphertext_copied_to_another_record_does_not_decrypt() {
         assert!(env.services.envelope.open(&owner, SecretKind::AuthToken, &stolen.secret).await.is_err());
         record.credential = stolen.clone();
         record.version += 1;
-        env.services.store.replace_provider(&record).await.unwrap();
+        env.services.store.replace_provider(&record, None).await.unwrap();
         // An operation that needs the token fails cleanly, saying what to do.
         let req = Req::new("POST", "/api/v1/providers/{id}/verify").org(org).param("id", victim).build();
         let (status, problem) = status_and_body(&Endpoint::VerifyProvider.call(&env.services, req).await.unwrap());

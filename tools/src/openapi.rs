@@ -69,6 +69,10 @@ use utoipa::openapi::{ContentBuilder, KnownFormat, Ref, RefOr, Required, Respons
         CapabilitiesView,
         PhoneNumberResponse,
         PhoneNumberPage,
+        EventPage,
+        shared::audit::AuditEvent,
+        shared::audit::Action,
+        shared::audit::Actor,
         ImportResult,
         ImportError,
         Problem,
@@ -107,9 +111,16 @@ enum Query {
     Limit,
     NextToken,
     Force,
+    ProviderId,
+    Action,
+    Since,
+    Until,
 }
 
 const PAGING: &[Query] = &[Query::Limit, Query::NextToken];
+const EVENT_QUERY: &[Query] = &[Query::Limit, Query::NextToken, Query::Action, Query::Since, Query::Until];
+const EVENTS_QUERY: &[Query] =
+    &[Query::ProviderId, Query::Limit, Query::NextToken, Query::Action, Query::Since, Query::Until];
 
 fn spec(endpoint: Endpoint) -> Spec {
     use Endpoint::*;
@@ -177,6 +188,24 @@ fn spec(endpoint: Endpoint) -> Spec {
             ],
             errors: &["400", "404", "409", "422", "502"],
             query: &[Query::Force],
+        },
+        ListProviderEvents => Spec {
+            summary: "List a provider's audit trail, newest first",
+            request: None,
+            success: &[(
+                "200",
+                "A page of events (an `action` filter may leave a page short; `nextToken` goes on).",
+                Some("EventPage"),
+            )],
+            errors: &["400", "404"],
+            query: EVENT_QUERY,
+        },
+        ListEvents => Spec {
+            summary: "List a provider's audit trail by its id, a deleted provider's included",
+            request: None,
+            success: &[("200", "A page of events; none for a provider the organization never had.", Some("EventPage"))],
+            errors: &["400"],
+            query: EVENTS_QUERY,
         },
         ListAvailableNumbers => Spec {
             summary: "List the incoming phone numbers of the provider's Twilio account",
@@ -274,11 +303,37 @@ fn query_parameter(query: Query) -> Parameter {
             "`true` removes the records even when Twilio cannot be cleaned up, and answers 200 with what was left behind. Only `true` and `false` are accepted (400 otherwise).",
             ObjectBuilder::new().schema_type(Type::Boolean).default(Some(json!(false))),
         ),
+        Query::ProviderId => (
+            "providerId",
+            "The provider whose events to list (a UUID; required): a deleted provider's too, until their retention ends.",
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        ),
+        Query::Action => (
+            "action",
+            "Only events of this action.",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(shared::audit::Action::ALL.iter().map(|a| a.as_str()))),
+        ),
+        Query::Since => (
+            "since",
+            "Only events at or after this time (RFC 3339).",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        ),
+        Query::Until => (
+            "until",
+            "Only events at or before this time (RFC 3339; not before `since`).",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        ),
     };
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Query)
-        .required(Required::False)
+        .required(if matches!(query, Query::ProviderId) { Required::True } else { Required::False })
         .description(Some(description))
         .schema(Some(schema))
         .build()
@@ -467,6 +522,7 @@ const TAGS: &[(&str, &str)] = &[
     ("phone numbers", "The account's numbers: list those available, import them onto the trunk, remove them."),
     ("verification and repair", "Check the provider against Twilio, and put back what drifted."),
     ("SIP credential", "Rotate the generated SIP credential without dropping a call."),
+    ("audit", "What the service did for a provider, who asked, and when."),
 ];
 
 fn tag(endpoint: Endpoint) -> &'static str {
@@ -483,6 +539,7 @@ fn tag(endpoint: Endpoint) -> &'static str {
         ListAvailableNumbers | ImportNumbers | ListPhoneNumbers | RemovePhoneNumber => TAGS[1].0,
         VerifyProvider | RepairProvider => TAGS[2].0,
         RotateSipCredential | FinishSipCredentialRotation => TAGS[3].0,
+        ListProviderEvents | ListEvents => TAGS[4].0,
     }
 }
 

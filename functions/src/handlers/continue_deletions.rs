@@ -10,6 +10,7 @@ use crate::provider::delete::{continue_deletion, is_passing};
 use crate::services::Services;
 use serde_json::{Value, json};
 use shared::ApiError;
+use shared::audit::{Actor, acting_as};
 use shared::model::OrganizationId;
 use shared::queue::ContinueDeletion;
 
@@ -24,7 +25,8 @@ pub async fn handle(services: &Services, event: &Value) -> Value {
             tracing::error!(message_id, "deletion message is not a ContinueDeletion; dropped");
             continue;
         };
-        match Box::pin(continue_deletion(services, &org, message.provider_id)).await {
+        let step = continue_deletion(services, &org, message.provider_id);
+        match Box::pin(acting_as(Actor::job("continue-deletions"), step)).await {
             Ok(Some(_)) => {}
             Ok(None) | Err(ApiError::NotFound(_)) => {
                 tracing::warn!(organization_id = %org, provider_id = %message.provider_id, "deletion message for a provider that is not being deleted; dropped");

@@ -15,7 +15,8 @@ use shared::model::OrganizationId;
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     let parse =
         |request: &Request| ApiError::both(organization_id(request), CreateTwilioProvider::from_request(request));
-    respond(idempotent(&services.idempotency, &request, parse, |parsed| create(services, &request, parsed)).await)
+    let work = idempotent(&services.idempotency, &request, parse, |parsed| create(services, &request, parsed));
+    respond(shared::audit::acting_as(crate::requester(&request), work).await)
 }
 
 async fn create(
@@ -27,7 +28,8 @@ async fn create(
         work: shared::deadline::from_request(request, ROLLBACK_RESERVE),
         rollback: answer_deadline(request),
     };
-    let record = create_provider(services, organization_id, command, deadlines).await?;
+    // Boxed: provisioning is a large state machine.
+    let record = Box::pin(create_provider(services, organization_id, command, deadlines)).await?;
     let body = serde_json::to_string(&TwilioProviderResponse::from(&record)).expect("response DTOs serialize");
     Ok(json_response_builder(StatusCode::CREATED)
         .header("location", format!("/api/v1/providers/twilio/{}", record.id))

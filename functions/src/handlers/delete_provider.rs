@@ -6,17 +6,16 @@
 use crate::handlers::provider_path;
 use crate::provider::delete::{Deletion, delete_step};
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::dto::{DeletionInProgress, DeletionView, ForcedDeletion};
 use shared::http::{JsonFields, json_response, query_param};
 use shared::model::AuthToken;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), delete(services, &request)).await)
+    respond(serve(&request, delete(services, &request)).await)
 }
 
 fn parse_force(request: &Request) -> Result<bool, ApiError> {

@@ -5,18 +5,17 @@ use crate::handlers::idempotency::idempotent;
 use crate::handlers::provider_path;
 use crate::provider::import::import_numbers;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::dto::ImportNumbers;
 use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     let parse = |request: &Request| ApiError::both(provider_path(request), ImportNumbers::from_request(request));
     let work = idempotent(&services.idempotency, &request, parse, |((org, id), command)| async move {
-        Ok(json_response(StatusCode::OK, &import_numbers(services, &org, id, command).await?))
+        Ok(json_response(StatusCode::OK, &Box::pin(import_numbers(services, &org, id, command)).await?))
     });
-    respond(within(answer_deadline(&request), work).await)
+    respond(serve(&request, work).await)
 }

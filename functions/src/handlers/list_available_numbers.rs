@@ -4,15 +4,14 @@
 use crate::handlers::requested_provider;
 use crate::provider::import::available_numbers;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), list(services, &request)).await)
+    respond(serve(&request, list(services, &request)).await)
 }
 
 async fn list(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -6,18 +6,17 @@
 use crate::handlers::provider_path;
 use crate::provider::release::remove_number;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::http::{json_response, path_uuid};
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), remove(services, &request)).await)
+    respond(serve(&request, remove(services, &request)).await)
 }
 
 async fn remove(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
     let ((org, id), number_id) = ApiError::both(provider_path(request), path_uuid(request, "phoneNumberId"))?;
-    Ok(json_response(StatusCode::OK, &remove_number(services, &org, id, number_id).await?))
+    Ok(json_response(StatusCode::OK, &Box::pin(remove_number(services, &org, id, number_id)).await?))
 }

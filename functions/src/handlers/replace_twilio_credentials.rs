@@ -2,20 +2,18 @@
 //! Auth Token or an API key (or a key minted with the token), once Twilio accepts it (see
 //! [`crate::provider::rotate`]).
 
-use crate::answer_deadline;
 use crate::handlers::provider_path;
 use crate::provider::rotate::replace_credentials;
-use crate::respond;
 use crate::services::Services;
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::dto::{ReplaceCredentials, TwilioProviderResponse};
 use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), replace(services, &request)).await)
+    respond(serve(&request, replace(services, &request)).await)
 }
 
 async fn replace(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

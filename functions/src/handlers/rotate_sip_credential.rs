@@ -6,11 +6,10 @@ use crate::handlers::idempotency::idempotent;
 use crate::handlers::provider_path;
 use crate::provider::sip_rotation::rotate_sip_credential;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::dto::RotateSipCredential;
 use shared::http::json_response;
 
@@ -19,5 +18,5 @@ pub async fn handle(services: &Services, request: Request) -> Result<Response<Bo
     let work = idempotent(&services.idempotency, &request, parse, |((org, id), command)| async move {
         Ok(json_response(StatusCode::OK, &Box::pin(rotate_sip_credential(services, &org, id, command)).await?))
     });
-    respond(within(answer_deadline(&request), Box::pin(work)).await)
+    respond(serve(&request, Box::pin(work)).await)
 }

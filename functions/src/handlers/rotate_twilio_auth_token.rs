@@ -4,16 +4,15 @@
 use crate::handlers::provider_path;
 use crate::provider::rotate::replace_credentials;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::dto::{NewCredential, RotateAuthToken, TwilioProviderResponse};
 use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), rotate(services, &request)).await)
+    respond(serve(&request, rotate(services, &request)).await)
 }
 
 async fn rotate(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -4,20 +4,19 @@
 use crate::handlers::provider_path;
 use crate::provider::update::update_provider;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::dto::{TwilioProviderResponse, UpdateTwilioProvider};
 use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), update(services, &request)).await)
+    respond(serve(&request, update(services, &request)).await)
 }
 
 async fn update(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
     let ((org, id), update) = ApiError::both(provider_path(request), UpdateTwilioProvider::from_request(request))?;
-    let saved = update_provider(services, &org, id, update).await?;
+    let saved = Box::pin(update_provider(services, &org, id, update)).await?;
     Ok(json_response(StatusCode::OK, &TwilioProviderResponse::from(&saved)))
 }

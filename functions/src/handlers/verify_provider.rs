@@ -4,18 +4,17 @@
 use crate::handlers::requested_provider;
 use crate::provider::verify::verify_provider;
 use crate::services::Services;
-use crate::{answer_deadline, respond};
+use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::deadline::within;
 use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    respond(within(answer_deadline(&request), run(services, &request)).await)
+    respond(serve(&request, run(services, &request)).await)
 }
 
 async fn run(services: &Services, request: &Request) -> Result<Response<Body>, ApiError> {
     let record = requested_provider(&services.store, request).await?;
-    Ok(json_response(StatusCode::OK, &verify_provider(services, record).await?))
+    Ok(json_response(StatusCode::OK, &Box::pin(verify_provider(services, record)).await?))
 }

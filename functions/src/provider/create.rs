@@ -11,7 +11,7 @@
 //! what was created, and nothing is stored.
 
 use crate::provider::cleanup::remove_or_record;
-use crate::provider::credentials::{accept, forget_minted};
+use crate::provider::credentials::{accept, forget_minted, involving};
 use crate::provider::problems::twilio_problem;
 use crate::provider::verify::{credentials_passed, origination_check, origination_friendly_name};
 use crate::services::Services;
@@ -19,6 +19,7 @@ use rand::RngExt;
 use rand::distr::Alphanumeric;
 use serde_json::json;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::crypto::{DataKey, SecretKind, SecretOwner};
 use shared::deadline::within;
 use shared::dto::CreateTwilioProvider;
@@ -296,7 +297,12 @@ async fn provision(
         previous: None,
     };
     saga.step = "store";
-    match saga.services.store.insert_provider(&record, &sip_credential, &start.intent.key).await {
+    let resources = [trunk.sid.to_string(), list.sid.to_string(), credential.sid.to_string()];
+    let event = AuditEvent::new(&record.organization_id, provider_id, Action::Create)
+        .sids(resources.into_iter().chain(originations.iter().map(|o| o.sid.to_string())))
+        .secret("sipPassword", password.expose());
+    let event = involving(event, creds);
+    match saga.services.store.insert_provider(&record, &sip_credential, &start.intent.key, &event).await {
         Ok(()) => Ok(record),
         Err(StoreError::AccountTaken) => Err(account_taken(&creds.account_sid)),
         Err(e) => Err(e.into()),

@@ -11,6 +11,7 @@ use crate::provider::problems::{self, twilio_problem};
 use crate::provider::verify::{account_check, account_unreadable_with_key};
 use crate::services::Services;
 use shared::ApiError;
+use shared::audit::AuditEvent;
 use shared::dto::NewCredential;
 use shared::model::{
     AccountSid, ApiKeySid, CheckStatus, TwilioAuth, TwilioCredentials, TwilioRegion, VerificationCheck,
@@ -61,6 +62,14 @@ pub async fn accept(
         region,
     };
     Ok(Accepted { creds, minted: true, account_check, account, minted_with: Some(given) })
+}
+
+/// The event with the fingerprint of the credential used (never the credential), and a key's SID.
+pub fn involving(event: AuditEvent, creds: &TwilioCredentials) -> AuditEvent {
+    match &creds.auth {
+        TwilioAuth::AuthToken(token) => event.secret("authToken", token.expose()),
+        TwilioAuth::ApiKey { sid, secret } => event.sid(sid).secret("apiKeySecret", secret.expose()),
+    }
 }
 
 /// The friendly name of a key minted for a provider: says who made it and for what.

@@ -24,6 +24,7 @@ use crate::provider::release::{KeyCache, ReleaseError, Released, put_back_off_ag
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::dto::LeftBehind;
 use shared::model::{ApiKeySid, AuthToken, OrganizationId, TwilioAuth, TwilioCredentials};
 use shared::queue::ContinueDeletion;
@@ -63,10 +64,11 @@ pub async fn delete_step(
     auth_token: Option<AuthToken>,
 ) -> Result<Deletion, ApiError> {
     let mut record = load_provider(&services.store, org, id).await?;
-    let token = token_for_minted_key(services, &record, auth_token).await?;
+    let token = Box::pin(token_for_minted_key(services, &record, auth_token)).await?;
     let marked = record.deletion.as_ref().is_some_and(|deletion| deletion.forced || !force);
     if !marked {
-        record = save_with_retry(&services.store, record, move |record| {
+        let event = AuditEvent::new(org, id, Action::DeleteStarted).detail(if force { "forced" } else { "plain" });
+        record = save_with_retry(&services.store, record, Some(&event), move |record| {
             let deletion = record.deletion.get_or_insert_with(|| DeletionState {
                 started_at: shared::time::Timestamp::now(),
                 last_error: None,
@@ -229,14 +231,17 @@ async fn step(
     }
     if left.is_empty() && !numbers_left {
         // The minted key last: everything else went with it.
+        let mut event =
+            AuditEvent::new(org, id, Action::Deleted).sids(resources_of(&record).iter().map(TwilioResource::sid));
         if let Some(key) = record.credential.minted_key() {
-            delete_key(services, &record, key, token).await?;
+            Box::pin(delete_key(services, &record, key, token)).await?;
+            event = event.sid(key).detail(format!("deleted API key {key}, which the service had minted"));
         }
         // Read again: the step changed the record (each number given back counts down).
         let mut attempt = 0;
         loop {
             let current = load_provider(&services.store, org, id).await?;
-            if deleted_as_read(services, &current, &mut attempt).await? {
+            if deleted_as_read(services, &current, &event, &mut attempt).await? {
                 break;
             }
         }
@@ -419,7 +424,10 @@ async fn release_one(
             if let Released::NotRestored(reason) = &released {
                 tracing::info!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, reason, "number not given back as it was");
             }
-            if let Err(e) = services.store.forget_released_number(&record.organization_id, &number).await {
+            let event = AuditEvent::new(&record.organization_id, record.id, Action::DeleteNumberReleased)
+                .sid(&number.phone_number_sid)
+                .outcome(if matches!(released, Released::NotRestored(_)) { "not-restored" } else { "restored" });
+            if let Err(e) = services.store.forget_released_number(&record.organization_id, &number, &event).await {
                 tracing::error!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
             } else if repair_running {
                 put_back_off_again(services, creds, record, &number, keys).await;
@@ -458,10 +466,15 @@ fn resources_of(record: &ProviderRecord) -> Vec<TwilioResource> {
 /// Deletes the provider's records as `record` read them. False: the provider changed since (a
 /// rotated token, say), so the caller reads it again and tries again; `attempt` counts the
 /// tries, and the third such change is a 409.
-async fn deleted_as_read(services: &Services, record: &ProviderRecord, attempt: &mut u32) -> Result<bool, ApiError> {
+async fn deleted_as_read(
+    services: &Services,
+    record: &ProviderRecord,
+    event: &AuditEvent,
+    attempt: &mut u32,
+) -> Result<bool, ApiError> {
     const TRIES: u32 = 3;
     *attempt += 1;
-    match services.store.delete_provider(record).await {
+    match Box::pin(services.store.delete_provider(record, event)).await {
         Ok(()) => Ok(true),
         Err(shared::store::StoreError::VersionConflict) if *attempt < TRIES => Ok(false),
         Err(shared::store::StoreError::VersionConflict) => Err(ApiError::Conflict(format!(
@@ -518,7 +531,11 @@ async fn finish_forced(
         let current = load_provider(&services.store, &org, id).await?;
         let mut rest = left.clone();
         let recorded = record_left(services, &current, &[], &mut rest, reason).await?;
-        if deleted_as_read(services, &current, &mut attempt).await? {
+        let event = AuditEvent::new(&org, id, Action::DeleteForced)
+            .sids(rest.iter().chain(&left).map(|(resource, _)| resource.sid()))
+            .outcome(if left.is_empty() { "succeeded" } else { "left-behind" })
+            .detail(format!("{} Twilio resources left for the orphan sweeper", left.len()));
+        if deleted_as_read(services, &current, &event, &mut attempt).await? {
             left_behind.extend(recorded);
             break;
         }
@@ -581,7 +598,7 @@ async fn continue_later(
         ApiError::internal("a delete ran out of time and no deletion queue is configured (DELETION_QUEUE_URL)")
     })?;
     let record = load_provider(&services.store, &record.organization_id, record.id).await?;
-    let record = save_with_retry(&services.store, record, move |record| {
+    let record = save_with_retry(&services.store, record, None, move |record| {
         let Some(deletion) = record.deletion.as_mut() else { return Ok(Change::Keep) };
         if deletion.numbers_from == numbers_from && failed.is_none() {
             return Ok(Change::Keep);
@@ -604,7 +621,7 @@ async fn continue_later(
 async fn record_error(services: &Services, record: ProviderRecord, summary: &str) {
     let id = record.id;
     let reason = summary.to_owned();
-    let saved = save_with_retry(&services.store, record, move |record| {
+    let saved = save_with_retry(&services.store, record, None, move |record| {
         if let Some(deletion) = record.deletion.as_mut() {
             deletion.last_error = Some(reason.clone());
             deletion.numbers_from = None;

@@ -9,6 +9,7 @@ use crate::provider::release::release_with;
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::crypto::{DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers, ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
@@ -274,7 +275,8 @@ async fn attach_recorded(
             ));
         }
     }
-    if let Err(store_error) = services.store.insert_number(org, record, Some(intent)).await {
+    let event = AuditEvent::new(org, provider.id, Action::Import).sid(sid).sid(&provider.trunk_sid);
+    if let Err(store_error) = services.store.insert_number(org, record, Some(intent), &event).await {
         // Not stored: take it back off the trunk so Twilio matches the table.
         undo_attach(services, creds, provider, record, previous).await;
         return Err(match store_error {

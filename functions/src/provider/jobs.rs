@@ -11,6 +11,7 @@
 use crate::provider::{reverify, sweep};
 use crate::services::Services;
 use serde::Serialize;
+use shared::audit::{Actor, acting_as};
 use shared::model::OrganizationId;
 use shared::queue::{Job, JobItem};
 use shared::store::{Backfill, JobsSource, ProviderStore, StoreError};
@@ -126,17 +127,23 @@ pub enum Worked {
 pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String> {
     let grace = item.grace_seconds.map(Duration::from_secs);
     let org = OrganizationId::parse(&item.organization_id).ok_or("the item names no valid organization")?;
-    match item.job {
-        // Boxed: verification is a large state machine.
-        Job::Reverify => Box::pin(reverify::reverify_one(services, &org, item.provider_id))
-            .await
-            .map(Worked::Reverify)
-            .map_err(|e| e.to_string()),
-        Job::SweepOrphans => Box::pin(sweep::sweep_one(services, &org, item.provider_id, grace))
-            .await
-            .map(Worked::Sweep)
-            .map_err(|e| e.to_string()),
-    }
+    let actor = Actor::job(
+        serde_json::to_value(item.job).ok().and_then(|v| v.as_str().map(str::to_owned)).as_deref().unwrap_or("job"),
+    );
+    acting_as(actor, async {
+        match item.job {
+            // Boxed: verification is a large state machine.
+            Job::Reverify => Box::pin(reverify::reverify_one(services, &org, item.provider_id))
+                .await
+                .map(Worked::Reverify)
+                .map_err(|e| e.to_string()),
+            Job::SweepOrphans => Box::pin(sweep::sweep_one(services, &org, item.provider_id, grace))
+                .await
+                .map(Worked::Sweep)
+                .map_err(|e| e.to_string()),
+        }
+    })
+    .await
 }
 
 /// A whole job run in-process (`admin run-job`): the same planner and worker code, the queue

@@ -3,6 +3,7 @@
 
 use crate::services::Services;
 use shared::ApiError;
+use shared::audit::AuditEvent;
 use shared::crypto::{CryptoError, SecretOwner};
 use shared::model::{OrganizationId, TwilioCredentials};
 use shared::store::{OpenCredentialError, ProviderRecord, ProviderStore, StoreError};
@@ -98,10 +99,12 @@ pub enum Change {
 
 /// Applies `change` to the provider and saves it with optimistic concurrency. On a conflict it
 /// re-reads and re-applies, a bounded number of times, then answers 409. A change that answers
-/// [`Change::Keep`] writes nothing; the record as read is returned.
+/// [`Change::Keep`] writes nothing; the record as read is returned. The event, if any, is written
+/// in the same transaction as the change.
 pub async fn save_with_retry(
     store: &ProviderStore,
     mut record: ProviderRecord,
+    event: Option<&AuditEvent>,
     mut change: impl FnMut(&mut ProviderRecord) -> Result<Change, ApiError>,
 ) -> Result<ProviderRecord, ApiError> {
     for attempt in 1..=SAVE_ATTEMPTS {
@@ -111,7 +114,8 @@ pub async fn save_with_retry(
         }
         updated.version = record.version + 1;
         updated.updated_at = shared::time::Timestamp::now();
-        match store.replace_provider(&updated).await {
+        // Boxed: with an event it is a transaction, whose SDK future is large.
+        match Box::pin(store.replace_provider(&updated, event)).await {
             Ok(()) => return Ok(updated),
             Err(StoreError::VersionConflict) if attempt < SAVE_ATTEMPTS => {
                 record = load_provider(store, &record.organization_id, record.id).await?;

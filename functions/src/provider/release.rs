@@ -18,6 +18,7 @@ use crate::provider::record::{
 use crate::services::Services;
 use secrecy::ExposeSecret;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::crypto::{CryptoError, DataKey, EncryptedSecret, SecretKind, SecretOwner};
 use shared::dto::RemovedNumber;
 use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, TwilioRegion, VoiceRouting};
@@ -171,7 +172,9 @@ pub async fn remove_number(
             number.phone_number_sid
         )),
     })?;
-    services.store.remove_number(org, &number, &intent.key).await.map_err(|e| match e {
+    let outcome = if matches!(released, Released::NotRestored(_)) { "not-restored" } else { "restored" };
+    let event = AuditEvent::new(org, id, Action::RemoveNumber).sid(&number.phone_number_sid).outcome(outcome);
+    services.store.remove_number(org, &number, &intent.key, &event).await.map_err(|e| match e {
         // Removed by a concurrent request: the end state is the one asked for.
         StoreError::NumberGone => ApiError::NotFound(format!("Provider {id} has no imported number {number_id}.")),
         StoreError::ProviderGone => ApiError::Conflict(format!("Provider {id} is being deleted.")),

@@ -23,6 +23,7 @@ use crate::provider::verify::{Verification, origination_friendly_name, verify, v
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::crypto::{CryptoError, DataKey, SecretKind};
 use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResponse, RepairResult, VerifyResponse};
@@ -79,8 +80,11 @@ async fn repair(
 ) -> Result<RepairResponse, ApiError> {
     let before = Box::pin(verify(services, &record, creds)).await;
     if let Some(reason) = unfixable(&before) {
+        let event = AuditEvent::new(&record.organization_id, record.id, Action::Repair)
+            .outcome("failed")
+            .detail(reason.clone());
         let actions = vec![action("repair", record.account_sid.as_str(), RepairResult::Failed, reason)];
-        let verification = before.store(services, record).await?;
+        let verification = before.store_as(services, record, &event).await?;
         return Ok(RepairResponse { actions, verification });
     }
     let mut run = Repair::new(services, creds, &record);
@@ -773,7 +777,8 @@ impl<'a> Repair<'a> {
         if !has_new_references {
             // Whatever a failed step made (a list whose credential failed) goes again.
             self.undo_created().await;
-            let verification = after.store(services, repaired).await?;
+            let event = self.event(&after);
+            let verification = after.store_as(services, repaired, &event).await?;
             return Ok((self.actions, verification));
         }
         match self.save_new_references(&after).await {
@@ -806,6 +811,20 @@ impl<'a> Repair<'a> {
         }
     }
 
+    /// The repair's event: what it did, to which resources, and the verification after.
+    fn event(&self, after: &Verification) -> AuditEvent {
+        let done = self.actions.iter().filter(|a| a.result == RepairResult::Done);
+        let described: Vec<String> = done.clone().map(|a| format!("{} {}", a.action, a.resource)).collect();
+        let mut event = AuditEvent::new(&self.record.organization_id, self.record.id, Action::Repair)
+            .sids(done.map(|a| a.resource.clone()).filter(|r| r.len() == 34))
+            .outcome(after.status_name())
+            .detail(described.join("; "));
+        if let Some(credential) = &self.new.sip_credential {
+            event = event.sid(&credential.credential_sid);
+        }
+        event
+    }
+
     /// Writes the new references and the verification, conditional on the record's version.
     /// A concurrent change to anything else is re-applied on; a concurrent repair or delete
     /// (the references changed, or a delete started) wins.
@@ -830,7 +849,11 @@ impl<'a> Repair<'a> {
             updated.version = current.version + 1;
             updated.updated_at = shared::time::Timestamp::now();
             let intent = self.intent.as_ref().map(|intent| &intent.key);
-            match store.replace_provider_and_credential(&updated, self.new.sip_credential.as_ref(), intent).await {
+            let event = self.event(after);
+            match store
+                .replace_provider_and_credential(&updated, self.new.sip_credential.as_ref(), intent, Some(&event))
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(StoreError::VersionConflict) if attempt < SAVE_ATTEMPTS => {
                     current = load_provider(store, &self.record.organization_id, self.record.id).await?;

@@ -9,6 +9,7 @@ use crate::provider::verify::verify_as_saved;
 use crate::services::Services;
 use serde::Serialize;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::model::{CheckName, CheckStatus, OrganizationId, VerificationStatus};
 use shared::store::{ProviderRecord, StoreError};
 use uuid::Uuid;
@@ -118,7 +119,12 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
     verification.apply_to(&mut updated);
     updated.version = record.version + 1;
     updated.updated_at = shared::time::Timestamp::now();
-    match services.store.replace_provider(&updated).await {
+    // The hourly result is recorded when it changed the provider's status: a trail of every
+    // unchanged hour would bury the changes.
+    let event = (verification.status != previous).then(|| {
+        AuditEvent::new(&updated.organization_id, updated.id, Action::Verify).outcome(verification.status_name())
+    });
+    match services.store.replace_provider(&updated, event.as_ref()).await {
         Ok(()) => {}
         Err(StoreError::VersionConflict) => {
             tracing::info!(organization_id = %org, provider_id = %id, "provider changed while it was verified; the newer record stays");

@@ -7,11 +7,12 @@
 //! Standard key may not delete keys): its replacement must therefore carry the token
 //! (`authToken`, with `mintApiKey` or not); one of the customer's own keys is refused (409).
 
-use crate::provider::credentials::{Accepted, accept, delete_minted_key, forget_minted};
+use crate::provider::credentials::{Accepted, accept, delete_minted_key, forget_minted, involving};
 use crate::provider::record::{Change, load_provider, owner_of, save_with_retry};
 use crate::provider::verify::{finished_in_time, same_references, verify_with_account};
 use crate::services::Services;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::dto::NewCredential;
 use shared::model::OrganizationId;
 use shared::store::{ProviderRecord, SealedCredential};
@@ -49,12 +50,31 @@ pub async fn replace_credentials(
     };
     if let Some(minted) = replaced_minted_key {
         let token = credential.credentials(&saved.account_sid, saved.twilio_region);
-        if let Err(e) = delete_minted_key(services, &token, &minted).await {
-            tracing::error!(provider_id = %id, api_key_sid = %minted, error = %e, "the replaced API key the service minted could not be deleted; delete it in the Twilio Console");
+        match delete_minted_key(services, &token, &minted).await {
+            Ok(()) => {
+                let event = AuditEvent::new(org, id, Action::RotateCredentials)
+                    .sid(&minted)
+                    .detail(format!("deleted API key {minted}, which the service had minted and which was replaced"));
+                if let Err(e) = services.store.record_event(&event).await {
+                    tracing::error!(provider_id = %id, error = %e, "could not record the deletion of a replaced minted key");
+                }
+            }
+            Err(e) => {
+                tracing::error!(provider_id = %id, api_key_sid = %minted, error = %e, "the replaced API key the service minted could not be deleted; delete it in the Twilio Console");
+            }
         }
     }
     tracing::info!(organization_id = %org, provider_id = %id, credential_type = ?accepted.creds.credential_type(), "twilio credentials replaced");
     Ok(saved)
+}
+
+/// What the stored credential becomes, for the event.
+fn credential_kind(accepted: &Accepted) -> &'static str {
+    match (accepted.creds.api_key_sid(), accepted.minted) {
+        (None, _) => "an Auth Token",
+        (Some(_), false) => "an API key",
+        (Some(_), true) => "an API key the service minted",
+    }
 }
 
 /// Seals the accepted credential and saves it with a fresh verification.
@@ -72,13 +92,15 @@ async fn save_accepted(
         services.envelope.generate_data_key(&owner)
     );
     let sealed = SealedCredential::seal(&data_key?, creds, accepted.minted);
+    let event = AuditEvent::new(&record.organization_id, record.id, Action::RotateCredentials);
+    let event = involving(event.detail(format!("now {}", credential_kind(accepted))), creds);
     let (mut verified, mut verification) = (record, verification);
     let mut verifications = 1;
     loop {
         // A verification the deadline cut short says nothing: the credential is saved without it.
         let in_time = finished_in_time().is_ok();
         let mut verify_again = false;
-        let saved = save_with_retry(&services.store, verified.clone(), |record| {
+        let saved = save_with_retry(&services.store, verified.clone(), Some(&event), |record| {
             record.credential = sealed.clone();
             // A repair or update that changed what was verified meanwhile makes this result
             // stale: it is run again on the newer record, or, after that too has changed

@@ -5,6 +5,7 @@
 use crate::provider::record::owner_of;
 use lambda_http::lambda_runtime::Diagnostic;
 use serde::{Serialize, Serializer};
+use shared::audit::{Action, Actor, AuditEvent};
 use shared::config::{ConfigError, StorageConfig};
 use shared::crypto::{CryptoError, Envelope, SecretKind};
 use shared::model::{OrganizationId, SipPassword};
@@ -28,9 +29,19 @@ impl SipCredentialReader {
 
     pub async fn from_env() -> Result<Self, ConfigError> {
         let storage = StorageConfig::from_env()?;
+        let retention = shared::config::event_retention_from_env()?;
         let aws = shared::https::function_sdk_config().await;
-        Ok(Self::new(&aws, &storage))
+        let mut reader = Self::new(&aws, &storage);
+        reader.store = reader.store.with_event_retention(retention);
+        Ok(reader)
     }
+}
+
+/// Who reads: the call engine (Lambda Invoke carries no API key), unless the task says
+/// otherwise (an operator's `admin sip-credential get`).
+fn reader_actor() -> Actor {
+    let actor = shared::audit::actor();
+    if actor.kind == "unknown" { Actor::call_engine() } else { actor }
 }
 
 /// The SIP credential of a provider, as the call engine uses it.
@@ -142,6 +153,12 @@ pub async fn read(
         }
     };
     let password = password.map_err(unusable)?;
+    // Every read of a password is on the trail before the password leaves: a read that cannot
+    // be recorded is refused.
+    let event = AuditEvent::new(organization_id, provider_id, Action::SipCredentialRead)
+        .by(reader_actor())
+        .sids(std::iter::once(&credential.credential_sid).chain(previous.map(|p| &p.credential_sid)));
+    reader.store.record_event(&event).await.map_err(|e| unavailable(&e))?;
     let previous = match (previous, previous_password) {
         (Some(previous), Some(Ok(password))) => Some(PreviousCredential {
             username: previous.username.clone(),

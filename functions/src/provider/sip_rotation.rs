@@ -16,6 +16,7 @@ use crate::provider::problems::twilio_problem;
 use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, stored_credentials, under_lease};
 use crate::services::Services;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::crypto::SecretKind;
 use shared::dto::{RotateSipCredential, SipCredentialState};
 use shared::model::{OrganizationId, SipPassword, TwilioCredentials};
@@ -95,10 +96,15 @@ async fn rotate(
             username: current.username.clone(),
             credential_sid: current.credential_sid.clone(),
             password: current.password.clone(),
-            expires_at,
+            expires_at: expires_at.clone(),
         }),
     };
-    match services.store.rotate_sip_credential(org, &rotated, &current.credential_sid, &intent.key).await {
+    let event = AuditEvent::new(org, id, Action::SipCredentialRotate)
+        .sid(&rotated.credential_sid)
+        .sid(&current.credential_sid)
+        .secret("sipPassword", password.expose())
+        .detail(format!("the replaced credential works until {expires_at}"));
+    match services.store.rotate_sip_credential(org, &rotated, &current.credential_sid, &intent.key, &event).await {
         Ok(()) => {}
         Err(StoreError::VersionConflict) => {
             // Certainly not current: the new credential goes again (recorded for the sweeper
@@ -191,7 +197,12 @@ async fn finish(
         credential_sid: previous.credential_sid.clone(),
     };
     services.twilio.remove(creds, &old).await.map_err(|e| twilio_problem("removing the previous SIP credential", e))?;
-    services.store.forget_previous_sip_credential(&record.organization_id, record.id, &previous.credential_sid).await?;
+    let event = AuditEvent::new(&record.organization_id, record.id, Action::SipCredentialRotateFinish)
+        .sid(&previous.credential_sid);
+    services
+        .store
+        .forget_previous_sip_credential(&record.organization_id, record.id, &previous.credential_sid, &event)
+        .await?;
     tracing::info!(
         organization_id = %record.organization_id,
         provider_id = %record.id,

@@ -10,6 +10,7 @@ use crate::provider::record::{
 };
 use crate::services::Services;
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::dto::{DisasterRecoveryFields, UpdateTwilioProvider};
 use shared::model::{CheckName, CheckStatus, OrganizationId, TrunkSettings, TwilioCredentials};
 use shared::store::ProviderRecord;
@@ -115,7 +116,11 @@ async fn save(
     let org = record.organization_id.clone();
     let previous = record.trunk_settings();
     let trunk_sid = record.trunk_sid.clone();
-    let saved = save_with_retry(&services.store, record, |record| {
+    let mut event = AuditEvent::new(&org, id, Action::Update).detail(update.changed_fields().join(", "));
+    if changed_in_twilio.is_some() {
+        event = event.sid(&trunk_sid);
+    }
+    let saved = save_with_retry(&services.store, record, Some(&event), |record| {
         refuse_if_deleting(record)?;
         refuse_other_twilio_region(update, record)?;
         if let Some(name) = &update.name {

@@ -11,6 +11,7 @@ use crate::provider::record::{Change, refuse_if_deleting, save_with_retry, store
 use crate::services::Services;
 use serde_json::{Value, json};
 use shared::ApiError;
+use shared::audit::{Action, AuditEvent};
 use shared::dto::VerifyResponse;
 use shared::model::{
     CheckName, CheckStatus, PhoneNumberSid, PlatformSipUris, PlatformTarget, TransferMode, TwilioCredentials,
@@ -44,9 +45,9 @@ pub struct Verification {
 impl Verification {
     fn new(checks: Vec<VerificationCheck>) -> Self {
         let status = overall_status(&checks);
-        let name = serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        shared::metrics::count("VerificationResults", &[("Status", &name)]);
-        Self { status, checks, verified_at: shared::time::Timestamp::now() }
+        let verification = Self { status, checks, verified_at: shared::time::Timestamp::now() };
+        shared::metrics::count("VerificationResults", &[("Status", &verification.status_name())]);
+        verification
     }
 
     /// Writes the result into a record's verification fields.
@@ -61,8 +62,19 @@ impl Verification {
     /// rotation, a repair, an update) never overwrites the newer record: the answer is then what
     /// that record holds.
     pub async fn store(self, services: &Services, record: ProviderRecord) -> Result<VerifyResponse, ApiError> {
+        let event = AuditEvent::new(&record.organization_id, record.id, Action::Verify).outcome(self.status_name());
+        self.store_as(services, record, &event).await
+    }
+
+    /// As [`Self::store`], recorded as `event` (a repair that changed nothing the record holds).
+    pub async fn store_as(
+        self,
+        services: &Services,
+        record: ProviderRecord,
+        event: &AuditEvent,
+    ) -> Result<VerifyResponse, ApiError> {
         let verified = record.clone();
-        let saved = save_with_retry(&services.store, record, |current| {
+        let saved = save_with_retry(&services.store, record, Some(event), |current| {
             refuse_if_deleting(current)?;
             if !same_inputs(&verified, current) {
                 return Ok(Change::Keep);
@@ -81,6 +93,11 @@ impl Verification {
             }
             _ => self.into_response(),
         })
+    }
+
+    /// The status as the API names it (`verified`, `warning`, `failed`).
+    pub fn status_name(&self) -> String {
+        serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
     }
 
     pub fn into_response(self) -> VerifyResponse {

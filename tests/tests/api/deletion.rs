@@ -206,7 +206,7 @@ async fn a_forced_delete_with_an_unusable_token_records_the_trunk_for_the_sweepe
     let mut record = env.services.store.get_provider(&org, ids[0]).await.unwrap().unwrap();
     record.credential = other.credential.clone();
     record.version += 1;
-    env.services.store.replace_provider(&record).await.unwrap();
+    env.services.store.replace_provider(&record, None).await.unwrap();
 
     let (status, body) = delete(&env, &ids[0].to_string(), Some(("force", "true")), None).await;
     assert_eq!(status, 200, "{body}");
@@ -235,7 +235,7 @@ async fn a_forced_delete_of_many_numbers_goes_a_page_at_a_time_through_the_queue
     let mut record = env.services.store.get_provider(&org, provider_id).await.unwrap().unwrap();
     record.credential = other.credential.clone();
     record.version += 1;
-    env.services.store.replace_provider(&record).await.unwrap();
+    env.services.store.replace_provider(&record, None).await.unwrap();
 
     // Less time than a step keeps back: nothing is started, the queue takes it.
     let (status, body) = delete(&env, &id, Some(("force", "true")), Some(Duration::from_secs(2))).await;
@@ -300,8 +300,15 @@ async fn a_provider_changed_since_it_was_read_is_not_deleted() {
     let mut changed = read.clone();
     changed.name = "Changed meanwhile".into();
     changed.version += 1;
-    env.services.store.replace_provider(&changed).await.unwrap();
-    let stale = env.services.store.delete_provider(&read).await;
+    env.services.store.replace_provider(&changed, None).await.unwrap();
+    let stale = env
+        .services
+        .store
+        .delete_provider(
+            &read,
+            &shared::audit::AuditEvent::new(&read.organization_id, read.id, shared::audit::Action::Deleted),
+        )
+        .await;
     assert!(matches!(stale, Err(shared::store::StoreError::VersionConflict)), "{stale:?}");
     assert_eq!(get(&env, &id).await.0, 200);
     assert_eq!(delete(&env, &id, None, None).await.0, 204);

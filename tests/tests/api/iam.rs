@@ -108,6 +108,8 @@ async fn http(env: &TestEnv, req: Req, handler: &str) -> (u16, Value) {
         "list-available-numbers" => Box::pin(list_available_numbers::handle(&env.services, request)).await,
         "import-numbers" => Box::pin(import_numbers::handle(&env.services, request)).await,
         "list-phone-numbers" => Box::pin(list_phone_numbers::handle(&env.services.store, request)).await,
+        "list-provider-events" => Box::pin(list_events::handle_provider(&env.services.store, request)).await,
+        "list-events" => Box::pin(list_events::handle(&env.services.store, request)).await,
         "remove-phone-number" => Box::pin(remove_phone_number::handle(&env.services, request)).await,
         "verify-provider" => Box::pin(verify_provider::handle(&env.services, request)).await,
         "repair-provider" => Box::pin(repair_provider::handle(&env.services, request)).await,
@@ -246,6 +248,12 @@ async fn exercise_every_function() {
     .await
     .unwrap();
     seen.by("get-sip-credential");
+    let (status, body) = http(&env, with_id("GET", "/api/v1/providers/{id}/events"), "list-provider-events").await;
+    assert_eq!(status, 200, "{body}");
+    seen.by("list-provider-events");
+    let (status, body) = http(&env, Req::new("GET", "/api/v1/events").query("providerId", &id), "list-events").await;
+    assert_eq!(status, 200, "{body}");
+    seen.by("list-events");
 
     // Intents of work that died long ago, one of each kind, for the sweep to resolve.
     let provider_id: uuid::Uuid = id.parse().unwrap();

@@ -16,7 +16,7 @@ async fn create(env: &TestEnv, org: &str, key: Option<&str>, body: &Value) -> la
         headers["idempotency-key"] = json!(key);
     }
     let req = crate::harness::request_with_headers("POST", PATH, Some(org), Some(&body.to_string()), headers);
-    create_twilio_provider::handle(&env.services, req).await.unwrap()
+    Box::pin(create_twilio_provider::handle(&env.services, req)).await.unwrap()
 }
 
 fn creates_seen(env: &TestEnv) -> usize {

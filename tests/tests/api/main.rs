@@ -1,6 +1,7 @@
 //! Integration tests: the handlers against moto (DynamoDB, KMS) and the stateful fake Twilio.
 
 mod api_keys;
+mod audit_trail;
 mod calls;
 mod compensation;
 mod crashes;

@@ -240,7 +240,17 @@ async fn a_rotation_that_lost_to_another_change_takes_its_new_credential_back() 
         let mut other = stored.clone();
         other.credential_sid = shared::model::CredentialSid::parse(&format!("CR{}", "e".repeat(32))).unwrap();
         let key = shared::store::IntentKey::new(org.clone(), provider_id);
-        env.services.store.rotate_sip_credential(&org, &other, &stored.credential_sid, &key).await.unwrap();
+        env.services
+            .store
+            .rotate_sip_credential(
+                &org,
+                &other,
+                &stored.credential_sid,
+                &key,
+                &shared::audit::AuditEvent::new(&org, provider_id, shared::audit::Action::SipCredentialRotate),
+            )
+            .await
+            .unwrap();
     };
     let ((status, problem), ()) = tokio::join!(rotation, meanwhile);
     assert_eq!(status, 409, "{problem}");
@@ -253,7 +263,8 @@ async fn a_finish_that_fails_after_twilio_is_completed_by_the_next_one() {
     let (env, proxy) = TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
     let (_, id, list) = provider(&env).await;
     let (_, rotated) = rotate(&env, &id, None).await;
-    proxy.fail("DynamoDB_20120810.UpdateItem", None);
+    // The forget is a transaction with its audit event.
+    proxy.fail("DynamoDB_20120810.TransactWriteItems", None);
     let (status, problem) = finish(&env, &id).await;
     proxy.clear();
     assert_eq!(status, 503, "{problem}");

@@ -155,7 +155,8 @@ async fn sip_credential_get(org: &OrganizationId, provider_id: Uuid) -> ExitCode
             return ExitCode::from(2);
         }
     };
-    let outcome = sip_credential::read(&reader, org, provider_id).await;
+    let operator = shared::audit::Actor { kind: "operator".into(), id: std::env::var("USER").ok() };
+    let outcome = shared::audit::acting_as(operator, sip_credential::read(&reader, org, provider_id)).await;
     // The audit line goes to stderr; stdout carries only the answer.
     let audited = outcome.as_ref().map_or_else(|e| e.error_type(), |_| "returned");
     eprintln!("audit: sip-credential read by admin: organization={org} provider={provider_id} outcome={audited}");

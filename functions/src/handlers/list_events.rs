@@ -1,0 +1,89 @@
+//! A provider's audit trail, newest first, paged like the other listings and filtered by
+//! `action`, `since` and `until`:
+//! - `GET /api/v1/providers/{id}/events`: a provider that exists (404 otherwise, another
+//!   organization's too);
+//! - `GET /api/v1/events?providerId=`: any provider of the organization, a deleted one included
+//!   (its events outlive it until their retention ends); another organization's has none.
+
+use crate::handlers::list_providers::parse_limit;
+use crate::handlers::provider_path;
+use crate::provider::record::load_provider;
+use crate::respond;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+use shared::ApiError;
+use shared::audit::Action;
+use shared::dto::EventPage;
+use shared::http::{json_response, organization_id, query_param};
+use shared::model::OrganizationId;
+use shared::store::{EventFilter, ProviderStore};
+use shared::time::Timestamp;
+use uuid::Uuid;
+
+/// `GET /api/v1/providers/{id}/events`
+pub async fn handle_provider(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
+    respond(list(store, &request, provider_path(&request), true).await)
+}
+
+/// `GET /api/v1/events?providerId=`
+pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
+    let path = ApiError::both(organization_id(&request), provider_id_param(&request));
+    respond(list(store, &request, path, false).await)
+}
+
+fn provider_id_param(request: &Request) -> Result<Uuid, ApiError> {
+    match query_param(request, "providerId") {
+        None => Err(ApiError::validation("providerId", "is required (the provider's id, a UUID)")),
+        Some(id) => Uuid::parse_str(id).map_err(|_| ApiError::validation("providerId", "must be a UUID")),
+    }
+}
+
+/// `action`, `since` and `until`, each named when it is wrong.
+fn parse_filter(request: &Request) -> Result<EventFilter, ApiError> {
+    let mut errors = shared::error::FieldErrors::new();
+    let action = query_param(request, "action").and_then(|value| {
+        let parsed = Action::parse(value);
+        if parsed.is_none() {
+            let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+            errors.insert("action".into(), vec![format!("must be one of {}", known.join(", "))]);
+        }
+        parsed
+    });
+    let mut time = |name: &str| {
+        query_param(request, name).and_then(|value| match Timestamp::parse(value) {
+            Ok(at) => Some(at),
+            Err(format) => {
+                errors.insert(name.into(), vec![format.to_owned()]);
+                None
+            }
+        })
+    };
+    let (since, until) = (time("since"), time("until"));
+    if let (Some(since), Some(until)) = (&since, &until)
+        && since.unix_seconds() > until.unix_seconds()
+    {
+        errors.insert("until".into(), vec!["must not be before since".into()]);
+    }
+    if errors.is_empty() { Ok(EventFilter { action, since, until }) } else { Err(ApiError::Validation(errors)) }
+}
+
+async fn list(
+    store: &ProviderStore,
+    request: &Request,
+    path: Result<(OrganizationId, Uuid), ApiError>,
+    provider_must_exist: bool,
+) -> Result<Response<Body>, ApiError> {
+    let token = query_param(request, "nextToken");
+    // The token names the provider, so it is checked once the provider is known to be good.
+    let token_check = match (&path, token) {
+        (Ok((org, id)), Some(token)) => store.check_events_page_token(org, *id, token).map_err(Into::into),
+        _ => Ok(()),
+    };
+    let query = ApiError::both(parse_limit(request), parse_filter(request));
+    let (((org, id), (limit, filter)), ()) = ApiError::both(ApiError::both(path, query), token_check)?;
+    if provider_must_exist {
+        load_provider(store, &org, id).await?;
+    }
+    let (items, next_token) = store.list_events(&org, id, &filter, limit, token).await?;
+    Ok(json_response(StatusCode::OK, &EventPage { items, next_token }))
+}
