@@ -251,6 +251,14 @@ params = cfn.get("Parameters", {})
 for p in ["AuthorizerCacheTtlSeconds", "TwilioApiBaseUrl", "TwilioTrunkingBaseUrl", "PlatformSipUri", "CallEngineRoleArn"]:
     check(f"parameter {p}", p in params)
 check("PlatformSipUri has no default (deploy must ask)", "Default" not in params.get("PlatformSipUri", {}))
+retention = params.get("EventRetentionDays", {})
+check("audit events are kept 400 days unless the deployment says otherwise (1 to 3650)",
+      retention.get("Default") == 400 and retention.get("MinValue") == 1 and retention.get("MaxValue") == 3650,
+      str(retention))
+retention_missing = [name for name, fn in functions.items()
+                     if fn["Properties"].get("Environment", {}).get("Variables", {}).get("EVENT_RETENTION_DAYS")
+                     != {"Ref": "EventRetentionDays"}]
+check("every function knows how long events are kept", not retention_missing, str(retention_missing))
 check("Architecture deploys arm64 unless overridden", params.get("Architecture", {}).get("Default") == "arm64",
       str(params.get("Architecture")))
 check("AwsEndpointUrl is empty unless given (nothing but the AWS endpoints when deployed)",

@@ -18,10 +18,17 @@ depends on state outside the request:
   documented 400. Positive cases go without it (negative ones still send malformed tokens).
 - `Idempotency-Key`: a key used before with a different request is the documented 422.
   Positive cases that carry one get a fresh key.
+- API keys: a well-formed key pair Twilio does not know is refused (422) like a token, and a
+  token with a key is the documented 400 (one kind or the other). Creates and credential
+  changes go with the token of the provider's Region, without a key and without minting (a
+  minted key's provider needs the token to be deleted, which a generated DELETE would not
+  carry).
+- `since` after `until` is the documented 400: positive cases get them in order.
 
 Negative cases are left as generated: they must be refused whatever they carry.
 """
 
+import datetime
 import itertools
 import os
 import threading
@@ -47,6 +54,14 @@ EXTRA_ACCOUNTS = int(os.environ.get("FAKE_TWILIO_EXTRA_ACCOUNTS", "0"))
 NUMBERS_PER_ACCOUNT = int(os.environ.get("FAKE_TWILIO_NUMBERS_PER_ACCOUNT", "3"))
 
 
+def utc_seconds(text):
+    """The UTC second an RFC 3339 date-time names (None if it is not one)."""
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def account_sid(n):
     return DEMO_ACCOUNT_SID if n == 1 else f"AC{n:032x}"
 
@@ -59,6 +74,7 @@ def number_sids(account):
 CREATE = ("POST", "/api/v1/providers/twilio")
 UPDATE = ("PUT", "/api/v1/providers/twilio/{id}")
 ROTATE = ("PATCH", "/api/v1/providers/twilio/{id}/auth-token")
+CREDENTIALS = ("PATCH", "/api/v1/providers/{id}/credentials")
 IMPORT = ("POST", "/api/v1/providers/twilio/{id}/import-numbers")
 
 _lock = threading.Lock()
@@ -78,7 +94,13 @@ def before_call(context, case, kwargs):
         return
     operation = (case.method.upper(), case.operation.path)
     body = case.body
+    if isinstance(body, dict) and operation in (CREATE, CREDENTIALS):
+        for name in ("apiKeySid", "apiKeySecret", "mintApiKey"):
+            body.pop(name, None)
     if isinstance(body, dict):
+        if operation == CREDENTIALS:
+            provider = (case.path_parameters or {}).get("id")
+            body["authToken"] = REGION_TOKENS[_provider_regions.get(provider, "us1")]
         if operation == CREATE:
             with _lock:
                 body["accountSid"] = account_sid(next(_accounts))
@@ -100,6 +122,10 @@ def before_call(context, case, kwargs):
             body["phoneNumberSids"] = (numbers[start:] + numbers[:start])[:wanted]
     if isinstance(case.query, dict) and "nextToken" in case.query:
         del case.query["nextToken"]
+    if isinstance(case.query, dict) and isinstance(case.query.get("since"), str) and isinstance(case.query.get("until"), str):
+        since, until = utc_seconds(case.query["since"]), utc_seconds(case.query["until"])
+        if since is not None and until is not None and since > until:
+            case.query["since"], case.query["until"] = case.query["until"], case.query["since"]
     # Case-insensitive: case.headers is a CaseInsensitiveDict, not a dict.
     if case.headers is not None and "Idempotency-Key" in case.headers:
         case.headers["Idempotency-Key"] = str(uuid.uuid4())

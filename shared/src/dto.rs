@@ -908,8 +908,8 @@ pub mod request_schemas {
     }
 
     /// `DELETE /api/v1/providers/{id}`: a body only when the provider's API key was minted by
-    /// the service, which deleting it needs the account's Auth Token for (400 without it then,
-    /// and with it otherwise).
+    /// the service, which deleting it needs the account's Auth Token for (400 without it then;
+    /// not used otherwise).
     #[derive(ToSchema)]
     #[schema(rename_all = "camelCase")]
     pub struct DeleteProviderRequest {

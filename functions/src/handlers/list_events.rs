@@ -50,10 +50,10 @@ fn parse_filter(request: &Request) -> Result<EventFilter, ApiError> {
         parsed
     });
     let mut time = |name: &str| {
-        query_param(request, name).and_then(|value| match Timestamp::parse(value) {
-            Ok(at) => Some(at),
-            Err(format) => {
-                errors.insert(name.into(), vec![format.to_owned()]);
+        query_param(request, name).and_then(|value| match instant(value) {
+            Some(at) => Some(at),
+            None => {
+                errors.insert(name.into(), vec![Timestamp::FORMAT.to_owned()]);
                 None
             }
         })
@@ -65,6 +65,27 @@ fn parse_filter(request: &Request) -> Result<EventFilter, ApiError> {
         errors.insert("until".into(), vec!["must not be before since".into()]);
     }
     if errors.is_empty() { Ok(EventFilter { action, since, until }) } else { Err(ApiError::Validation(errors)) }
+}
+
+/// An RFC 3339 date-time, `Z` or with an offset (`+09:00`), as the UTC second it names.
+fn instant(value: &str) -> Option<Timestamp> {
+    if let Ok(at) = Timestamp::parse(value) {
+        return Some(Timestamp::from_unix(at.unix_seconds()));
+    }
+    let split = value.len().checked_sub(6).filter(|at| value.is_char_boundary(*at))?;
+    let (local, offset) = value.split_at(split);
+    let sign = match offset.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = offset[1..].split_once(':')?;
+    let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    if hours > 23 || minutes > 59 || offset[1..].len() != 5 {
+        return None;
+    }
+    let utc = Timestamp::parse(&format!("{local}Z")).ok()?;
+    Some(Timestamp::from_unix(utc.unix_seconds() - sign * (hours * 3600 + minutes * 60)))
 }
 
 async fn list(
@@ -86,4 +107,20 @@ async fn list(
     }
     let (items, next_token) = store.list_events(&org, id, &filter, limit, token).await?;
     Ok(json_response(StatusCode::OK, &EventPage { items, next_token }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_with_an_offset_name_their_utc_second() {
+        let utc = |text: &str| instant(text).map(|at| at.to_string());
+        assert_eq!(utc("2026-12-07T20:49:18Z").as_deref(), Some("2026-12-07T20:49:18Z"));
+        assert_eq!(utc("2026-12-08T05:49:18+09:00").as_deref(), Some("2026-12-07T20:49:18Z"));
+        assert_eq!(utc("2026-12-07T19:49:18-01:00").as_deref(), Some("2026-12-07T20:49:18Z"));
+        for bad in ["yesterday", "2026-12-07T20:49:18", "2026-12-07T20:49:18+24:00", "2026-12-07T20:49:18*01:00"] {
+            assert_eq!(utc(bad), None, "{bad}");
+        }
+    }
 }

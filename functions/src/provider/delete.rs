@@ -85,7 +85,7 @@ pub async fn delete_step(
 
 /// The Auth Token that deletes the key the service minted for the provider, checked with
 /// Twilio before anything is done: required then (a Standard key may not delete keys, and the
-/// service keeps no token), refused otherwise.
+/// service keeps no token); not needed, and not used, otherwise.
 async fn token_for_minted_key(
     services: &Services,
     record: &ProviderRecord,
@@ -97,11 +97,7 @@ async fn token_for_minted_key(
         region: record.twilio_region,
     });
     match (record.credential.minted_key(), token) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(ApiError::validation(
-            "authToken",
-            "is taken only to delete an API key this service minted, and this provider has none; send no body",
-        )),
+        (None, _) => Ok(None),
         (Some(key), None) => Err(ApiError::validation(
             "authToken",
             format!(
