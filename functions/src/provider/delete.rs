@@ -230,6 +230,17 @@ async fn step(
         let mut event =
             AuditEvent::new(org, id, Action::Deleted).sids(resources_of(&record).iter().map(TwilioResource::sid));
         if let Some(key) = record.credential.minted_key() {
+            // Leftovers of an earlier failure are swept with this very key: it stays until
+            // they are gone.
+            let leftovers = services.store.leftover_resources(org, id).await?;
+            if !leftovers.is_empty() {
+                let failure = ApiError::Conflict(format!(
+                    "Everything else is removed, but {} Twilio resources an earlier failure left are waiting for the orphan sweeper, which removes them with the provider's API key {key}: the key and the provider stay until it has (hourly). DELETE again then, or add ?force=true to keep the key for the sweeper and remove the provider now.",
+                    leftovers.len()
+                ));
+                record_error(services, record.clone(), &failure.to_string()).await;
+                return Err(failure);
+            }
             Box::pin(delete_key(services, &record, key, token)).await?;
             event = event.sid(key).detail(format!("deleted API key {key}, which the service had minted"));
         }
@@ -237,6 +248,12 @@ async fn step(
         let mut attempt = 0;
         loop {
             let current = load_provider(&services.store, org, id).await?;
+            // A credential set meanwhile (a key minted since) would go unseen with the records.
+            if current.credential != record.credential {
+                return Err(ApiError::Conflict(format!(
+                    "The credentials of provider {id} changed while it was being deleted; DELETE again."
+                )));
+            }
             if deleted_as_read(services, &current, &event, &mut attempt).await? {
                 break;
             }

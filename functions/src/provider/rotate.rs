@@ -40,13 +40,18 @@ pub async fn replace_credentials(
     }
     let unchanged = format!("The stored credential of provider {id} is unchanged.");
     let accepted = accept(services, &credential, &record.account_sid, record.twilio_region, id, &unchanged).await?;
-    let saved = save_accepted(services, record, &accepted).await;
+    let replaced = record.credential.clone();
+    let saved = save_accepted(services, record, &replaced, &accepted).await;
     let saved = match saved {
         Ok(saved) => saved,
-        Err(e) => {
-            forget_minted(services, &accepted).await;
-            return Err(e);
-        }
+        // A minted key goes again, unless the save whose answer was lost stored it after all.
+        Err(e) => match stored_after_all(services, org, id, &accepted).await {
+            Some(saved) => saved,
+            None => {
+                forget_minted(services, &accepted).await;
+                return Err(e);
+            }
+        },
     };
     if let Some(minted) = replaced_minted_key {
         let token = credential.credentials(&saved.account_sid, saved.twilio_region);
@@ -68,6 +73,19 @@ pub async fn replace_credentials(
     Ok(saved)
 }
 
+/// The provider as stored, when it holds the key this change minted: a write that answered an
+/// error (its answer lost, its retry then conflicting with itself) that was stored after all.
+async fn stored_after_all(
+    services: &Services,
+    org: &OrganizationId,
+    id: Uuid,
+    accepted: &Accepted,
+) -> Option<ProviderRecord> {
+    let minted = accepted.creds.api_key_sid().filter(|_| accepted.minted)?;
+    let stored = services.store.get_provider(org, id).await.ok()??;
+    (stored.credential.api_key.as_ref().map(|key| &key.sid) == Some(minted)).then_some(stored)
+}
+
 /// What the stored credential becomes, for the event.
 fn credential_kind(accepted: &Accepted) -> &'static str {
     match (accepted.creds.api_key_sid(), accepted.minted) {
@@ -81,6 +99,7 @@ fn credential_kind(accepted: &Accepted) -> &'static str {
 async fn save_accepted(
     services: &Services,
     record: ProviderRecord,
+    replaced: &SealedCredential,
     accepted: &Accepted,
 ) -> Result<ProviderRecord, ApiError> {
     let creds = &accepted.creds;
@@ -101,6 +120,14 @@ async fn save_accepted(
         let in_time = finished_in_time().is_ok();
         let mut verify_again = false;
         let saved = save_with_retry(&services.store, verified.clone(), Some(&event), |record| {
+            // Another change of the credential meanwhile (a key minted by it would go unseen)
+            // wins: this one is refused, and a key it minted deleted.
+            if record.credential != *replaced && record.credential != sealed {
+                return Err(ApiError::Conflict(format!(
+                    "The credentials of provider {} were changed by another request at the same time; nothing of this change was kept. Retry if you still want it.",
+                    record.id
+                )));
+            }
             record.credential = sealed.clone();
             // A repair or update that changed what was verified meanwhile makes this result
             // stale: it is run again on the newer record, or, after that too has changed

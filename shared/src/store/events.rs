@@ -129,6 +129,12 @@ impl ProviderStore {
         let from = format!("{prefix}{}", uuid_bound(filter.since.as_ref().map_or(0, millis), false));
         let until = filter.until.as_ref().map_or((1 << 48) - 1, |until| millis(until) + 999);
         let to = format!("{prefix}{}", uuid_bound(until, true));
+        // A token from a listing of other times would start outside this one's key range,
+        // which DynamoDB refuses: it is the listing's bad token.
+        let after = page_token.map(|token| decode_page_token(org, &prefix, token)).transpose()?;
+        if after.as_ref().is_some_and(|after| *after < from || *after > to) {
+            return Err(StoreError::BadPageToken);
+        }
         let mut values = HashMap::from([
             (":pk".to_owned(), org_partition(org)),
             (":from".to_owned(), s(from)),
@@ -146,8 +152,8 @@ impl ProviderStore {
             values.insert(":action".to_owned(), s(action.as_str()));
             query = query.filter_expression("#action = :action").expression_attribute_names("#action", "action");
         }
-        if let Some(token) = page_token {
-            query = query.set_exclusive_start_key(Some(org_key(org, decode_page_token(org, &prefix, token)?)));
+        if let Some(after) = after {
+            query = query.set_exclusive_start_key(Some(org_key(org, after)));
         }
         let output = query.set_expression_attribute_values(Some(values)).send().await.map_err(StoreError::request)?;
         let events = output.items.unwrap_or_default().iter().map(AuditEvent::from_item).collect::<Result<_, _>>()?;

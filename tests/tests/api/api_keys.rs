@@ -285,3 +285,49 @@ async fn verification_names_a_key_deleted_in_the_console_and_the_fix() {
     assert_eq!(credentials["details"]["code"], 20003);
     assert_eq!(credentials["details"]["apiKeySid"], key_sid.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_minted_key_stays_while_leftovers_wait_for_the_sweeper_that_needs_it() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    let (status, created) =
+        create(&env, json!({"accountSid": sid, "authToken": token, "mintApiKey": true, "name": "Minted"})).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // An earlier failure left a trunk, recorded with the provider's (minted) key.
+    let org = OrganizationId::parse(ORG).unwrap();
+    let record = env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
+    let stray = env.fake.add_trunk(&sid);
+    let leftover = shared::store::Leftover::new(
+        org.clone(),
+        record.id,
+        record.account_sid.clone(),
+        record.twilio_region,
+        Some(record.credential.clone()),
+        shared::twilio::TwilioResource::Trunk { trunk_sid: shared::model::TrunkSid::parse(&stray).unwrap() },
+    );
+    env.services.store.record_leftovers(&[leftover]).await.unwrap();
+
+    let (status, problem) = delete(&env, &id, Some(json!({"authToken": token}))).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("orphan sweeper"), "{problem}");
+    assert_eq!(env.fake.api_keys_of(&sid).len(), 1, "the key the sweeper needs stays");
+
+    // The sweeper removes the leftover with the key; then the delete finishes, key last.
+    let swept = Box::pin(functions::provider::jobs::run_in_process(
+        &env.services,
+        shared::queue::Job::SweepOrphans,
+        4,
+        Some(std::time::Duration::ZERO),
+    ))
+    .await
+    .unwrap();
+    assert!(
+        env.fake.trunks_of(&sid).iter().all(|t| t.sid != stray),
+        "swept: {}",
+        serde_json::to_string(&swept).unwrap()
+    );
+    let (status, body) = delete(&env, &id, Some(json!({"authToken": token}))).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(env.fake.api_keys_of(&sid).is_empty());
+}

@@ -266,6 +266,16 @@ async fn another_organization_s_provider_events_are_a_404_and_bad_queries_name_e
     let (status, problem) = call(&env, Endpoint::ListEvents, Req::new("GET", "/api/v1/events")).await;
     assert_eq!(status, 400);
     assert!(problem["errors"].get("providerId").is_some(), "{problem}");
+    // A token of the same provider's listing with other times would start outside this
+    // listing's range: refused like any other token it did not issue.
+    let first = Req::new("GET", "/api/v1/events").query("providerId", id).query("limit", "1");
+    let token = call(&env, Endpoint::ListEvents, first).await.1["nextToken"].as_str().map(str::to_owned);
+    let req = Req::new("GET", "/api/v1/events")
+        .query("providerId", id)
+        .query("until", "2000-01-01T00:00:00Z")
+        .query("nextToken", token.as_deref().expect("a page of one event goes on"));
+    let (status, problem) = call(&env, Endpoint::ListEvents, req).await;
+    assert_eq!(status, 400, "{problem}");
     // A page token of another listing is refused.
     let other_token = "bm90LWEtdG9rZW4";
     let req = Req::new("GET", "/api/v1/events").query("providerId", id).query("nextToken", other_token);
