@@ -49,13 +49,7 @@ impl<S: Service<Request>> Service<Request> for Spanned<S> {
 
 /// The span of one API request: who asked, as the authorizer said.
 fn request_span(request: &Request) -> tracing::Span {
-    use lambda_http::RequestExt;
-    use lambda_http::request::RequestContext;
-    let authorizer = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref(),
-        _ => None,
-    };
-    let field = |name: &str| authorizer.and_then(|a| a.fields.get(name)).and_then(serde_json::Value::as_str);
+    let field = |name: &str| shared::http::authorizer_field(request, name);
     tracing::info_span!("request", organization_id = field("organizationId"), api_key_id = field("apiKeyId"))
 }
 

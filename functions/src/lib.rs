@@ -37,15 +37,7 @@ pub async fn serve<F: Future>(request: &Request, work: F) -> F::Output {
 
 /// Who asked: the API key the authorizer let the request in with (its id, never the key).
 pub fn requester(request: &Request) -> shared::audit::Actor {
-    use lambda_http::RequestExt;
-    use lambda_http::request::RequestContext;
-    let key_id = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => {
-            context.authorizer.as_ref().and_then(|a| a.fields.get("apiKeyId")).and_then(|id| id.as_str())
-        }
-        _ => None,
-    };
-    shared::audit::Actor::api_key(key_id)
+    shared::audit::Actor::api_key(shared::http::authorizer_field(request, "apiKeyId"))
 }
 
 /// Renders a handler outcome: errors become problem+json responses, never Lambda errors.

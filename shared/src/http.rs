@@ -10,19 +10,16 @@ use serde_json::{Map, Value};
 /// Bodies larger than this are refused before parsing.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The organization from the API Gateway Lambda authorizer context
-/// (`requestContext.authorizer.lambda.organizationId`). Every key and query is scoped by it.
+/// A string the API Gateway Lambda authorizer put in the request's context
+/// (`requestContext.authorizer.lambda.<name>`): `organizationId`, `apiKeyId`.
+pub fn authorizer_field<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else { return None };
+    context.authorizer.as_ref()?.fields.get(name)?.as_str()
+}
+
+/// The organization from the authorizer context. Every key and query is scoped by it.
 pub fn organization_id(request: &Request) -> Result<OrganizationId, ApiError> {
-    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
-        return Err(ApiError::Unauthorized);
-    };
-    context
-        .authorizer
-        .as_ref()
-        .and_then(|authorizer| authorizer.fields.get("organizationId"))
-        .and_then(Value::as_str)
-        .and_then(OrganizationId::parse)
-        .ok_or(ApiError::Unauthorized)
+    authorizer_field(request, "organizationId").and_then(OrganizationId::parse).ok_or(ApiError::Unauthorized)
 }
 
 /// A JSON response that must not be cached (it carries provider data).

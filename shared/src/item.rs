@@ -151,7 +151,12 @@ pub fn secret(secret: &EncryptedSecret) -> AttributeValue {
 
 /// A string enum as serde names its variants.
 pub fn enum_value<T: serde::Serialize>(value: &T) -> AttributeValue {
-    s(serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).expect("a unit enum variant"))
+    s(variant_name(value))
+}
+
+/// A unit enum variant's name as serde writes it (what the API and the table show).
+pub fn variant_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).expect("a unit enum variant")
 }
 
 fn malformed(name: &str) -> StoreError {

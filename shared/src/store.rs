@@ -835,10 +835,7 @@ impl ProviderStore {
         record: &ProviderRecord,
         event: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
-        match event {
-            Some(event) => self.replace_in_transaction(record, None, None, Some(event)).await,
-            None => self.put_replaced(record).await,
-        }
+        self.replace_provider_and_credential(record, None, None, event).await
     }
 
     async fn put_replaced(&self, record: &ProviderRecord) -> Result<(), StoreError> {
@@ -861,8 +858,8 @@ impl ProviderStore {
     }
 
     /// Replaces a provider record (conditional on its version, as [`Self::replace_provider`]),
-    /// when given its SIP credential record, and removes the intent of the change, in one
-    /// transaction: all change or none does.
+    /// when given its SIP credential record, removes the intent of the change and writes its
+    /// event, in one transaction: all change or none does.
     pub async fn replace_provider_and_credential(
         &self,
         record: &ProviderRecord,
@@ -873,16 +870,6 @@ impl ProviderStore {
         if credential.is_none() && intent.is_none() && event.is_none() {
             return self.put_replaced(record).await;
         }
-        self.replace_in_transaction(record, credential, intent, event).await
-    }
-
-    async fn replace_in_transaction(
-        &self,
-        record: &ProviderRecord,
-        credential: Option<&SipCredentialRecord>,
-        intent: Option<&IntentKey>,
-        event: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
         let provider = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record.to_item()))

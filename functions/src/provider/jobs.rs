@@ -127,9 +127,7 @@ pub enum Worked {
 pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String> {
     let grace = item.grace_seconds.map(Duration::from_secs);
     let org = OrganizationId::parse(&item.organization_id).ok_or("the item names no valid organization")?;
-    let actor = Actor::job(
-        serde_json::to_value(item.job).ok().and_then(|v| v.as_str().map(str::to_owned)).as_deref().unwrap_or("job"),
-    );
+    let actor = Actor::job(&shared::item::variant_name(&item.job));
     acting_as(actor, async {
         match item.job {
             // Boxed: verification is a large state machine.

@@ -97,8 +97,7 @@ async fn repair(
     }
     let (actions, verification) = run.finish().await?;
     for action in &actions {
-        let result =
-            serde_json::to_value(action.result).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let result = shared::item::variant_name(&action.result);
         shared::metrics::count("RepairActions", &[("Action", &action.action), ("Result", &result)]);
     }
     tracing::info!(

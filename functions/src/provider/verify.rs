@@ -97,7 +97,7 @@ impl Verification {
 
     /// The status as the API names it (`verified`, `warning`, `failed`).
     pub fn status_name(&self) -> String {
-        serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        shared::item::variant_name(&self.status)
     }
 
     pub fn into_response(self) -> VerifyResponse {
