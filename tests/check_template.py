@@ -94,7 +94,7 @@ for name, table in tables.items():
     check("table expires idempotency records (TTL on expiresAt)",
           props.get("TimeToLiveSpecification") == {"AttributeName": "expiresAt", "Enabled": True})
     check("table keys are pk/sk", [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"])
-    # shared/src/item.rs (JOBS_INDEX, JOB_PROVIDER_ID) and create_table define the same index.
+    # shared/src/storage/item.rs (JOBS_INDEX, JOB_PROVIDER_ID) and create_table define the same index.
     indexes = {i["IndexName"]: i for i in props.get("GlobalSecondaryIndexes", [])}
     jobs = indexes.get("ScheduledJobs", {})
     check("table has the sparse jobs index on jobProviderId with the attributes the planner reads",

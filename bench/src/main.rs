@@ -352,11 +352,11 @@ fn bench_services(aws: &aws_config::SdkConfig, setup: &Setup, table: &str) -> fu
 async fn main() {
     let options = options();
     let upstream = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto): run through scripts/bench");
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::tls::aws_sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let kms = aws_sdk_kms::Client::new(&aws);
     let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    shared::store::create_table(&dynamo, &table).await.expect("create table");
+    shared::storage::create_table(&dynamo, &table).await.expect("create table");
     let key = kms.create_key().send().await.expect("create key").key_metadata.expect("metadata").key_id;
     let key_alias = format!("alias/bench-{}", uuid::Uuid::new_v4().simple());
     kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.expect("alias");
@@ -502,7 +502,7 @@ async fn main() {
     // 7. and 8. Work at size, with latency L on Twilio.
     // The hourly job gets a table of its own, so that every provider in it is one seeded alike.
     let job_table = format!("bench-jobs-{}", uuid::Uuid::new_v4().simple());
-    shared::store::create_table(&dynamo, &job_table).await.expect("create table");
+    shared::storage::create_table(&dynamo, &job_table).await.expect("create table");
     let job = match options.providers {
         0 => None,
         n => {

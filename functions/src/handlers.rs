@@ -31,13 +31,13 @@ use crate::provider::record::load_provider;
 use lambda_http::Request;
 use shared::ApiError;
 use shared::model::OrganizationId;
-use shared::store::{ProviderRecord, ProviderStore};
+use shared::storage::{ProviderRecord, ProviderStore};
 use uuid::Uuid;
 
 /// The organization a request acts for and the provider its path names (`{id}`): 401 without
 /// an authorizer context, 400 for a malformed id.
 pub fn provider_path(request: &Request) -> Result<(OrganizationId, Uuid), ApiError> {
-    Ok((shared::http::organization_id(request)?, shared::http::path_uuid(request, "id")?))
+    Ok((crate::gateway::organization_id(request)?, crate::gateway::path_uuid(request, "id")?))
 }
 
 /// The provider the request names, loaded within its organization: another organization's is

@@ -49,7 +49,7 @@ impl<S: Service<Request>> Service<Request> for Spanned<S> {
 
 /// The span of one API request: who asked, as the authorizer said.
 fn request_span(request: &Request) -> tracing::Span {
-    let field = |name: &str| shared::http::authorizer_field(request, name);
+    let field = |name: &str| crate::gateway::authorizer_field(request, name);
     tracing::info_span!("request", organization_id = field("organizationId"), api_key_id = field("apiKeyId"))
 }
 

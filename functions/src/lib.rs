@@ -8,6 +8,7 @@
 //! create), which tokio's `block_on` copies on the stack before the first poll; every stack page
 //! that touches is a page fault in the cold start.
 
+pub mod gateway;
 pub mod handlers;
 pub mod http_runtime;
 pub mod logging;
@@ -26,7 +27,7 @@ pub const ROLLBACK_RESERVE: Duration = Duration::from_secs(8);
 
 /// The deadline for a handler's outbound calls: the invocation's, less time to answer.
 pub fn answer_deadline(request: &Request) -> Option<Instant> {
-    shared::deadline::from_request(request, ANSWER_RESERVE)
+    crate::gateway::deadline(request, ANSWER_RESERVE)
 }
 
 /// Runs a handler's work within [`answer_deadline`], on behalf of the API key that asked (the
@@ -37,10 +38,10 @@ pub async fn serve<F: Future>(request: &Request, work: F) -> F::Output {
 
 /// Who asked: the API key the authorizer let the request in with (its id, never the key).
 pub fn requester(request: &Request) -> shared::audit::Actor {
-    shared::audit::Actor::api_key(shared::http::authorizer_field(request, "apiKeyId"))
+    shared::audit::Actor::api_key(crate::gateway::authorizer_field(request, "apiKeyId"))
 }
 
 /// Renders a handler outcome: errors become problem+json responses, never Lambda errors.
 pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Body>, Error> {
-    Ok(outcome.unwrap_or_else(ApiError::into_response))
+    Ok(outcome.unwrap_or_else(crate::gateway::problem_response))
 }

@@ -3,7 +3,7 @@
 //!
 //! - [`create`], [`update`], [`rotate`], [`delete`]: the provider's lifecycle.
 //! - [`verify`], [`repair`]: checking a provider against Twilio, and putting it right.
-//! - [`import`], [`release`]: phone numbers onto the trunk, and given back.
+//! - [`import`], [`give_back`]: phone numbers onto the trunk, and given back.
 //! - [`cleanup`], [`sweep`], [`intents`]: removing Twilio resources the service created,
 //!   retrying what could not be removed, and resolving what work that died midway left.
 //! - [`jobs`], [`reverify`]: the scheduled jobs, at any size.
@@ -17,12 +17,12 @@ pub mod cleanup;
 pub mod create;
 pub mod credentials;
 pub mod delete;
+pub mod give_back;
 pub mod import;
 pub mod intents;
 pub mod jobs;
 pub mod problems;
 pub mod record;
-pub mod release;
 pub mod repair;
 pub mod reverify;
 pub mod rotate;

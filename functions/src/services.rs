@@ -5,10 +5,10 @@ use shared::config::{
     table_name_from_env,
 };
 use shared::crypto::Envelope;
-use shared::idempotency::IdempotencyStore;
 use shared::model::{PlatformSipUris, Region};
 use shared::queue::Queue;
-use shared::store::ProviderStore;
+use shared::storage::ProviderStore;
+use shared::storage::idempotency::IdempotencyStore;
 use shared::twilio::TwilioClient;
 
 /// Storage, encryption and Twilio: what the provider lifecycle functions use.
@@ -35,7 +35,7 @@ impl Services {
         let platform_sip_uris = platform_sip_uris_from_env()?;
         let deletion_queue = queue_url_from_env("DELETION_QUEUE_URL")?;
         let retention = shared::config::event_retention_from_env()?;
-        let aws = shared::https::function_sdk_config().await;
+        let aws = shared::tls::function_sdk_config().await;
         let mut services =
             Self::new(&aws, &storage, TwilioClient::new(&twilio), default_region_from_env(), platform_sip_uris);
         services.store = services.store.with_event_retention(retention);
@@ -82,6 +82,6 @@ impl Services {
 /// Just the table, for functions that read providers without KMS or Twilio.
 pub async fn store_from_env() -> Result<ProviderStore, ConfigError> {
     let table_name = table_name_from_env()?;
-    let aws = shared::https::function_sdk_config().await;
+    let aws = shared::tls::function_sdk_config().await;
     Ok(ProviderStore::new(aws_sdk_dynamodb::Client::new(&aws), table_name))
 }

@@ -6,8 +6,8 @@
 use integration_tests::fake_twilio::{DEMO_API_KEY_SECRET, DEMO_API_KEY_SID, FakeTwilio};
 use integration_tests::runtime_api::{Outcome, RuntimeApi, lambda_environment};
 use serde_json::Value;
-use shared::api_keys::ApiKeyStore;
 use shared::model::OrganizationId;
+use shared::storage::api_keys::ApiKeyStore;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -30,11 +30,11 @@ impl Setup {
     /// A fresh table, KMS key, queues and fake Twilio (moto started by scripts/test).
     async fn new() -> (Self, aws_sdk_dynamodb::Client) {
         assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
-        let aws = shared::https::aws_sdk_config().await;
+        let aws = shared::tls::aws_sdk_config().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let kms = aws_sdk_kms::Client::new(&aws);
         let table = format!("binaries-{}", uuid::Uuid::new_v4().simple());
-        shared::store::create_table(&dynamo, &table).await.unwrap();
+        shared::storage::create_table(&dynamo, &table).await.unwrap();
         let key = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
         let key_alias = format!("alias/binaries-{}", uuid::Uuid::new_v4().simple());
         kms.create_alias().alias_name(&key_alias).target_key_id(&key).send().await.unwrap();
@@ -207,10 +207,10 @@ async fn every_function_binary_boots_and_answers_its_event() {
 
     // The deletion queue's consumer: a message for a provider being deleted (a DELETE that ran
     // out of time marked it) finishes the delete.
-    let store = shared::store::ProviderStore::new(dynamo.clone(), table.clone());
+    let store = shared::storage::ProviderStore::new(dynamo.clone(), table.clone());
     let org = OrganizationId::parse("org-demo").unwrap();
     let mut deleting = store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
-    deleting.deletion = Some(shared::store::DeletionState {
+    deleting.deletion = Some(shared::storage::DeletionState {
         started_at: shared::time::Timestamp::now(),
         last_error: None,
         numbers_from: None,

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use shared::ApiError;
 use shared::dto::{CreateTwilioProvider, ImportNumbers, RotateAuthToken, UpdateTwilioProvider};
-use shared::http::JsonFields;
+use shared::request::JsonFields;
 
 fn check(outcome: Result<(), ApiError>) {
     if let Err(error) = outcome {

@@ -136,7 +136,7 @@ pub fn event_retention_from_env() -> Result<std::time::Duration, ConfigError> {
                 reason: "it must be a whole number of days from 1 to 3650".into(),
             }),
         },
-        _ => Ok(crate::store::DEFAULT_RETENTION),
+        _ => Ok(crate::storage::DEFAULT_RETENTION),
     }
 }
 

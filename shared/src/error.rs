@@ -1,7 +1,7 @@
 //! The one error type every handler returns. It maps to an RFC 9457 problem+json
 //! response; an internal cause is logged but never shown to the caller.
 
-use lambda_http::{Body, Response, http::StatusCode};
+use http::{Response, StatusCode};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -199,7 +199,7 @@ impl ApiError {
     }
 
     /// Logs the error (with its internal cause, for server-side failures) and renders it.
-    pub fn into_response(self) -> Response<Body> {
+    pub fn into_response(self) -> Response<String> {
         let status = self.status();
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, cause = ?error_chain(&self), "request failed");
@@ -215,17 +215,17 @@ impl ApiError {
             builder = builder.header("retry-after", retry_after_secs.to_string());
         }
         let body = serde_json::to_string(&problem).expect("a problem always serializes");
-        builder.body(Body::from(body)).expect("static headers are valid")
+        builder.body(body).expect("static headers are valid")
     }
 }
 
 /// Storage failures: a paging token the API did not issue is the caller's mistake; anything
 /// else the store reports unexpectedly means nothing was kept (handlers match the outcomes
 /// they expect, such as a version conflict, before this applies).
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<crate::storage::StoreError> for ApiError {
+    fn from(e: crate::storage::StoreError) -> Self {
         match e {
-            crate::store::StoreError::BadPageToken => {
+            crate::storage::StoreError::BadPageToken => {
                 Self::validation("nextToken", "is not a token this API returned for this listing")
             }
             other => Self::unavailable(other),
@@ -260,7 +260,7 @@ mod tests {
     fn internal_errors_hide_their_cause() {
         let response = ApiError::internal("dynamodb said: table xyz missing").into_response();
         assert_eq!(response.status(), 500);
-        let body = String::from_utf8(response.body().to_vec()).unwrap();
+        let body = response.body();
         assert!(!body.contains("xyz"), "{body}");
         assert_eq!(response.headers()["content-type"], "application/problem+json");
     }

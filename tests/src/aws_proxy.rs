@@ -65,7 +65,7 @@ impl AwsProxy {
         let rules = Arc::new(Mutex::new(Rules::default()));
         let state = Arc::new(ProxyState {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            client: shared::https::client_builder().build().expect("an HTTP client"),
+            client: shared::tls::client_builder().build().expect("an HTTP client"),
             rules: rules.clone(),
         });
         let app = axum::Router::new().fallback(forward).with_state(state);

@@ -871,8 +871,9 @@ fn handle(
     body: &[u8],
     query: Option<&str>,
 ) -> Response {
-    let mut st = state.lock().expect("lock");
-    let (account, key) = match authenticate(&st, headers) {
+    let mut guard = state.lock().expect("lock");
+    let st = &mut *guard;
+    let (account, key) = match authenticate(st, headers) {
         Ok(authenticated) => authenticated,
         Err(response) => return response,
     };
@@ -893,9 +894,38 @@ fn handle(
         return twilio_error(403, 20403, "Forbidden: the credentials do not belong to this account");
     }
 
-    match (method.as_str(), segments) {
-        // Twilio offers a trunk's PhoneNumbers subresource in US1 only.
-        (_, ["v1", "Trunks", _, "PhoneNumbers", ..]) if st.region != "us1" => not_found(path),
+    let route = match segments {
+        ["2010-04-01", "Accounts", _] => account_resource,
+        ["2010-04-01", "Accounts", _, "Keys", ..] => api_keys,
+        ["2010-04-01", "Accounts", _, "SIP", "CredentialLists", ..] => credential_lists,
+        ["2010-04-01", "Accounts", _, "Applications", ..] => applications,
+        ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers", ..] => incoming_numbers,
+        ["v1", "Trunks", _, "CredentialLists", ..] => trunk_credential_lists,
+        ["v1", "Trunks", _, "PhoneNumbers", ..] => trunk_phone_numbers,
+        ["v1", "Trunks", _, "OriginationUrls", ..] => origination_urls,
+        ["v1", "Trunks", ..] => trunks,
+        ["v2", "PhoneNumbers", ..] => routes,
+        _ => return not_found(path),
+    };
+    route(Call { st, account: &account, method: method.as_str(), path, segments, form, base: &base, query })
+}
+
+/// One authenticated request, as a resource family's router reads it.
+struct Call<'a> {
+    st: &'a mut FakeState,
+    account: &'a Account,
+    method: &'a str,
+    path: &'a str,
+    segments: &'a [&'a str],
+    form: HashMap<String, String>,
+    base: &'a str,
+    query: Option<&'a str>,
+}
+
+/// `Accounts/{Sid}`: the account itself.
+fn account_resource(call: Call) -> Response {
+    let Call { account, method, path, segments, .. } = call;
+    match (method, segments) {
         ("GET", ["2010-04-01", "Accounts", _]) => json_response(
             StatusCode::OK,
             json!({
@@ -905,8 +935,15 @@ fn handle(
                 "subresource_uris": {"incoming_phone_numbers": format!("/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json", account.sid)}
             }),
         ),
+        _ => not_found(path),
+    }
+}
 
-        // --- API keys ---
+/// `Accounts/{Sid}/Keys`: API keys.
+fn api_keys(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, .. } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         ("POST", ["2010-04-01", "Accounts", _, "Keys"]) => {
             let friendly_name = form.get("FriendlyName").cloned().unwrap_or_default();
             if friendly_name.chars().count() > 64 {
@@ -941,8 +978,15 @@ fn handle(
             st.api_keys.remove(*sid);
             StatusCode::NO_CONTENT.into_response()
         }
+        _ => not_found(path),
+    }
+}
 
-        // --- trunks ---
+/// `Trunks`: the trunks themselves.
+fn trunks(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, base, query } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         ("POST", ["v1", "Trunks"]) => {
             let friendly_name = form.get("FriendlyName").cloned().unwrap_or_default();
             let domain_name = form.get("DomainName").cloned().unwrap_or_default();
@@ -981,14 +1025,14 @@ fn handle(
                 disaster_recovery_method: form.get("DisasterRecoveryMethod").cloned().unwrap_or_else(|| "POST".into()),
             };
             st.trunks.insert(trunk.sid.clone(), trunk.clone());
-            json_response(StatusCode::CREATED, trunk_json(&trunk, &base))
+            json_response(StatusCode::CREATED, trunk_json(&trunk, base))
         }
         ("GET", ["v1", "Trunks"]) => {
-            let items = st.trunks.values().filter(|t| t.account_sid == me).map(|t| trunk_json(t, &base)).collect();
-            page_v1("trunks", &base, path, items, query)
+            let items = st.trunks.values().filter(|t| t.account_sid == me).map(|t| trunk_json(t, base)).collect();
+            page_v1("trunks", base, path, items, query)
         }
         ("GET", ["v1", "Trunks", sid]) => match st.trunks.get(*sid).filter(|t| t.account_sid == me) {
-            Some(t) => json_response(StatusCode::OK, trunk_json(t, &base)),
+            Some(t) => json_response(StatusCode::OK, trunk_json(t, base)),
             None => not_found(path),
         },
         ("POST", ["v1", "Trunks", sid]) => {
@@ -1014,7 +1058,7 @@ fn handle(
                 trunk.friendly_name = name.clone();
             }
             let trunk = trunk.clone();
-            json_response(StatusCode::OK, trunk_json(&trunk, &base))
+            json_response(StatusCode::OK, trunk_json(&trunk, base))
         }
         ("DELETE", ["v1", "Trunks", sid]) => {
             if st.trunks.get(*sid).is_none_or(|t| t.account_sid != me) {
@@ -1031,6 +1075,15 @@ fn handle(
             }
             StatusCode::NO_CONTENT.into_response()
         }
+        _ => not_found(path),
+    }
+}
+
+/// `Trunks/{Sid}/CredentialLists`: credential lists on a trunk.
+fn trunk_credential_lists(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, base, query } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         ("POST", ["v1", "Trunks", trunk_sid, "CredentialLists"]) => {
             if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
@@ -1069,7 +1122,7 @@ fn handle(
                                 "url": format!("{base}/v1/Trunks/{trunk_sid}/CredentialLists/{}", l.sid)})
                 })
                 .collect();
-            page_v1("credential_lists", &base, path, items, query)
+            page_v1("credential_lists", base, path, items, query)
         }
         ("DELETE", ["v1", "Trunks", trunk_sid, "CredentialLists", list_sid]) => {
             let before = st.trunk_credential_lists.len();
@@ -1081,6 +1134,16 @@ fn handle(
                 StatusCode::NO_CONTENT.into_response()
             }
         }
+        _ => not_found(path),
+    }
+}
+
+/// `Trunks/{Sid}/PhoneNumbers`: numbers on a trunk; Twilio offers them in US1 only.
+fn trunk_phone_numbers(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, base, query } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
+        _ if st.region != "us1" => not_found(path),
         ("POST", ["v1", "Trunks", trunk_sid, "PhoneNumbers"]) => {
             if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
@@ -1099,7 +1162,7 @@ fn handle(
             number.trunk_sid = Some(trunk_sid.to_string());
             number.voice_application_sid = None;
             let number = number.clone();
-            json_response(StatusCode::CREATED, trunk_number_json(&number, &base))
+            json_response(StatusCode::CREATED, trunk_number_json(&number, base))
         }
         ("GET", ["v1", "Trunks", trunk_sid, "PhoneNumbers"]) => {
             if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
@@ -1109,9 +1172,9 @@ fn handle(
                 .incoming_numbers
                 .values()
                 .filter(|n| n.trunk_sid.as_deref() == Some(*trunk_sid))
-                .map(|n| trunk_number_json(n, &base))
+                .map(|n| trunk_number_json(n, base))
                 .collect();
-            page_v1("phone_numbers", &base, path, items, query)
+            page_v1("phone_numbers", base, path, items, query)
         }
         ("DELETE", ["v1", "Trunks", trunk_sid, "PhoneNumbers", number_sid]) => {
             match st
@@ -1126,8 +1189,15 @@ fn handle(
                 None => not_found(path),
             }
         }
+        _ => not_found(path),
+    }
+}
 
-        // --- origination URLs ---
+/// `Trunks/{Sid}/OriginationUrls`.
+fn origination_urls(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, base, query } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         ("POST", ["v1", "Trunks", trunk_sid, "OriginationUrls"]) => {
             if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
                 return not_found(path);
@@ -1157,7 +1227,7 @@ fn handle(
                 return response;
             }
             st.origination_urls.insert(origination.sid.clone(), origination.clone());
-            json_response(StatusCode::CREATED, origination_url_json(&origination, &base))
+            json_response(StatusCode::CREATED, origination_url_json(&origination, base))
         }
         ("GET", ["v1", "Trunks", trunk_sid, "OriginationUrls"]) => {
             if st.trunks.get(*trunk_sid).is_none_or(|t| t.account_sid != me) {
@@ -1167,13 +1237,13 @@ fn handle(
                 .origination_urls
                 .values()
                 .filter(|o| o.trunk_sid == *trunk_sid)
-                .map(|o| origination_url_json(o, &base))
+                .map(|o| origination_url_json(o, base))
                 .collect();
-            page_v1("origination_urls", &base, path, items, query)
+            page_v1("origination_urls", base, path, items, query)
         }
         ("GET", ["v1", "Trunks", trunk_sid, "OriginationUrls", sid]) => {
             match st.origination_urls.get(*sid).filter(|o| o.trunk_sid == *trunk_sid && o.account_sid == me) {
-                Some(o) => json_response(StatusCode::OK, origination_url_json(o, &base)),
+                Some(o) => json_response(StatusCode::OK, origination_url_json(o, base)),
                 None => not_found(path),
             }
         }
@@ -1188,7 +1258,7 @@ fn handle(
                 return response;
             }
             *origination = updated.clone();
-            json_response(StatusCode::OK, origination_url_json(&updated, &base))
+            json_response(StatusCode::OK, origination_url_json(&updated, base))
         }
         ("DELETE", ["v1", "Trunks", trunk_sid, "OriginationUrls", sid]) => {
             if st.origination_urls.get(*sid).is_none_or(|o| o.trunk_sid != *trunk_sid || o.account_sid != me) {
@@ -1197,8 +1267,15 @@ fn handle(
             st.origination_urls.remove(*sid);
             StatusCode::NO_CONTENT.into_response()
         }
+        _ => not_found(path),
+    }
+}
 
-        // --- credential lists and credentials ---
+/// `Accounts/{Sid}/SIP/CredentialLists`: credential lists and their credentials.
+fn credential_lists(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, query, .. } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         ("POST", ["2010-04-01", "Accounts", _, "SIP", "CredentialLists"]) => {
             let Some(friendly_name) = form.get("FriendlyName").filter(|n| !n.is_empty()).cloned() else {
                 return twilio_error(400, 21201, "Missing required parameter FriendlyName in the post body");
@@ -1290,8 +1367,15 @@ fn handle(
                 st.credentials.values().filter(|c| c.credential_list_sid == *list_sid).map(credential_json).collect();
             page_2010("credentials", path, items, query)
         }
+        _ => not_found(path),
+    }
+}
 
-        // --- applications (made in the console; only read) ---
+/// `Accounts/{Sid}/Applications`: made in the console; only read.
+fn applications(call: Call) -> Response {
+    let Call { st, account, method, path, segments, .. } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         ("GET", ["2010-04-01", "Accounts", _, "Applications", sid]) => match st.applications.get(*sid) {
             Some(account) if *account == me => json_response(
                 StatusCode::OK,
@@ -1304,8 +1388,15 @@ fn handle(
             ),
             _ => not_found(path),
         },
+        _ => not_found(path),
+    }
+}
 
-        // --- incoming phone numbers ---
+/// `Accounts/{Sid}/IncomingPhoneNumbers`.
+fn incoming_numbers(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, query, .. } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         ("GET", ["2010-04-01", "Accounts", _, "IncomingPhoneNumbers"]) => {
             let items = st.incoming_numbers.values().filter(|n| n.account_sid == me).map(number_json).collect();
             page_2010("incoming_phone_numbers", path, items, query)
@@ -1369,8 +1460,15 @@ fn handle(
             let number = number.clone();
             json_response(StatusCode::OK, number_json(&number))
         }
+        _ => not_found(path),
+    }
+}
 
-        // --- Routes: a number's inbound processing Region ---
+/// `v2/PhoneNumbers/{E164}` (Routes): a number's inbound processing Region.
+fn routes(call: Call) -> Response {
+    let Call { st, account, method, path, segments, form, base, .. } = call;
+    let me = account.sid.as_str();
+    match (method, segments) {
         (method @ ("GET" | "POST"), ["v2", "PhoneNumbers", e164]) => {
             let Some(number) =
                 st.incoming_numbers.values_mut().find(|n| n.account_sid == me && n.phone_number == *e164)

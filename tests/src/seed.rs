@@ -3,7 +3,7 @@
 
 use crate::fake_twilio::FakeTwilio;
 use shared::model::{OrganizationId, PhoneNumberSid};
-use shared::store::{PhoneNumberRecord, ProviderStore};
+use shared::storage::{PhoneNumberRecord, ProviderStore};
 use shared::twilio::IncomingPhoneNumber;
 use uuid::Uuid;
 

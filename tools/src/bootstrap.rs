@@ -14,12 +14,12 @@ pub async fn bootstrap(aws: &aws_config::SdkConfig, storage: &StorageConfig) -> 
     match dynamo.describe_table().table_name(&storage.table_name).send().await {
         Ok(_) => {
             tracing::info!(table = %storage.table_name, "table exists");
-            if shared::store::add_jobs_index(&dynamo, &storage.table_name).await? {
+            if shared::storage::add_jobs_index(&dynamo, &storage.table_name).await? {
                 tracing::info!(table = %storage.table_name, "jobs index added");
             }
         }
         Err(e) if matches!(e.as_service_error(), Some(DescribeTableError::ResourceNotFoundException(_))) => {
-            shared::store::create_table(&dynamo, &storage.table_name).await?;
+            shared::storage::create_table(&dynamo, &storage.table_name).await?;
             tracing::info!(table = %storage.table_name, "table created");
         }
         Err(e) => return Err(Box::new(e)),

@@ -12,7 +12,7 @@ use functions::routes::match_route;
 use functions::services::Services;
 use lambda_http::Body;
 use serde_json::{Value, json};
-use shared::api_keys::ApiKeyStore;
+use shared::storage::api_keys::ApiKeyStore;
 use std::sync::Arc;
 use std::time::Instant;
 

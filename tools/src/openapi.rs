@@ -664,7 +664,7 @@ mod tests {
     use super::*;
     use functions::routes::{AUTHORIZER_FUNCTION, QUEUE_FUNCTIONS, SCHEDULED_FUNCTION, SIP_CREDENTIAL_FUNCTION};
     use serde_json::{Value, json};
-    use shared::http::JsonFields;
+    use shared::request::JsonFields;
     use std::collections::BTreeSet;
     use std::path::Path;
 

@@ -4,9 +4,9 @@
 use functions::services::Services;
 use integration_tests::fake_twilio::FakeTwilio;
 use serde_json::{Value, json};
-use shared::api_keys::ApiKeyStore;
 use shared::config::{StorageConfig, TwilioConfig};
 use shared::model::{OrganizationId, PlatformSipUris, Region};
+use shared::storage::api_keys::ApiKeyStore;
 use shared::twilio::TwilioClient;
 use std::sync::Arc;
 use tools::local_api::{LocalApi, router};
@@ -23,7 +23,7 @@ struct Env {
 
 async fn start() -> Env {
     assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::tls::aws_sdk_config().await;
     let table = format!("local-{}", uuid::Uuid::new_v4().simple());
     let storage = StorageConfig {
         table_name: table.clone(),
@@ -55,7 +55,7 @@ async fn start() -> Env {
         table,
         kms_key_id,
         fake,
-        http: shared::https::client_builder().build().expect("an HTTP client"),
+        http: shared::tls::client_builder().build().expect("an HTTP client"),
     }
 }
 
@@ -251,7 +251,7 @@ async fn admin_prints_the_sip_credential_twilio_holds() {
 async fn bootstrap_adds_the_jobs_index_to_a_table_created_before_it() {
     use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
     assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through scripts/test, which starts moto");
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::tls::aws_sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("local-{}", uuid::Uuid::new_v4().simple());
     let mut create = dynamo.create_table().table_name(&table).billing_mode(BillingMode::PayPerRequest);
@@ -269,6 +269,6 @@ async fn bootstrap_adds_the_jobs_index_to_a_table_created_before_it() {
     tools::bootstrap::bootstrap(&aws, &storage).await.unwrap();
     let described = dynamo.describe_table().table_name(&table).send().await.unwrap().table.unwrap();
     let indexes: Vec<&str> = described.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
-    assert_eq!(indexes, [shared::item::JOBS_INDEX]);
-    assert!(!shared::store::add_jobs_index(&dynamo, &table).await.unwrap(), "added once");
+    assert_eq!(indexes, [shared::storage::item::JOBS_INDEX]);
+    assert!(!shared::storage::add_jobs_index(&dynamo, &table).await.unwrap(), "added once");
 }

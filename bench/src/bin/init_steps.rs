@@ -14,10 +14,10 @@ async fn main() {
     };
     functions::logging::init();
     step("log subscriber", &mut steps);
-    let tls = shared::https::client_builder().build();
+    let tls = shared::tls::client_builder().build();
     step("TLS configuration (compiled-in roots, ring)", &mut steps);
     drop(tls);
-    let aws = shared::https::function_sdk_config().await;
+    let aws = shared::tls::function_sdk_config().await;
     step("AWS SDK configuration (region, environment credentials)", &mut steps);
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     step("DynamoDB client", &mut steps);

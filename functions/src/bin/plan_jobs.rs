@@ -3,14 +3,14 @@
 use functions::handlers::plan_jobs;
 use lambda_http::lambda_runtime::{self, Error, LambdaEvent, service_fn};
 use shared::queue::Queue;
-use shared::store::ProviderStore;
+use shared::storage::ProviderStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     functions::logging::init();
     let table = shared::config::table_name_from_env()?;
     let queue_url = shared::config::required_queue_url("JOBS_QUEUE_URL")?;
-    let aws = shared::https::function_sdk_config().await;
+    let aws = shared::tls::function_sdk_config().await;
     let store = ProviderStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let queue = Queue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
     let (store, queue) = (&store, &queue);

@@ -10,8 +10,8 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 use serde_json::json;
-use shared::api_keys::ApiKeyStore;
-use shared::store::StoreError;
+use shared::storage::StoreError;
+use shared::storage::api_keys::ApiKeyStore;
 
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

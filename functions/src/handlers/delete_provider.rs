@@ -3,6 +3,7 @@
 //! while the deletion queue continues it, 200 with what was left behind when forced (see
 //! [`crate::provider::delete`]).
 
+use crate::gateway::{json_response, query_param};
 use crate::handlers::provider_path;
 use crate::provider::delete::{Deletion, delete_step};
 use crate::services::Services;
@@ -11,7 +12,6 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::{DeletionInProgress, DeletionView, ForcedDeletion};
-use shared::http::{JsonFields, json_response, query_param};
 use shared::model::AuthToken;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
@@ -28,7 +28,7 @@ fn parse_force(request: &Request) -> Result<bool, ApiError> {
 
 /// The optional body: `{"authToken": …}`, only to delete an API key the service minted.
 fn parse_body(request: &Request) -> Result<Option<AuthToken>, ApiError> {
-    let Some(mut fields) = JsonFields::from_request_or_empty(request)? else { return Ok(None) };
+    let Some(mut fields) = crate::gateway::json_body_or_empty(request)? else { return Ok(None) };
     let token = fields.optional("authToken", |s| AuthToken::parse(s).map_err(str::to_owned));
     fields.finish()?;
     Ok(token)

@@ -1,13 +1,13 @@
 //! `GET /api/v1/providers/{id}`: any provider type, `providerType` as the discriminator.
 
+use crate::gateway::json_response;
 use crate::handlers::requested_provider;
 use crate::respond;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::ProviderResponse;
-use shared::http::json_response;
-use shared::store::ProviderStore;
+use shared::storage::ProviderStore;
 
 pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
     respond(get(store, &request).await)

@@ -1,13 +1,13 @@
 //! `GET /api/v1/providers/twilio/{id}`: one DynamoDB read, no KMS, no Twilio.
 
+use crate::gateway::json_response;
 use crate::handlers::requested_provider;
 use crate::respond;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::TwilioProviderResponse;
-use shared::http::json_response;
-use shared::store::ProviderStore;
+use shared::storage::ProviderStore;
 
 pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
     respond(get(store, &request).await)

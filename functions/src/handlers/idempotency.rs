@@ -9,12 +9,13 @@
 //! the same time (409) and a failure (5xx, everything rolled back) keep nothing: the key is
 //! forgotten, so the corrected or repeated request runs.
 
+use crate::gateway::organization_id;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::ApiError;
-use shared::http::{MAX_BODY_BYTES, organization_id};
-use shared::idempotency::{Claim, IdempotencyStore, StoredResponse, digest};
 use shared::model::OrganizationId;
+use shared::request::MAX_BODY_BYTES;
+use shared::storage::idempotency::{Claim, IdempotencyStore, StoredResponse, digest};
 use std::future::Future;
 use std::time::Duration;
 
@@ -78,10 +79,10 @@ where
             ));
         }
     }
-    let response = handler(parsed).await.unwrap_or_else(ApiError::into_response);
+    let response = handler(parsed).await.unwrap_or_else(crate::gateway::problem_response);
     if !kept(response.status()) {
-        if let Err(e) = store.release(&org, &key).await {
-            tracing::error!(error = %e, "could not release an idempotency key");
+        if let Err(e) = store.forget(&org, &key).await {
+            tracing::error!(error = %e, "could not forget an idempotency key");
         }
     } else {
         let stored = StoredResponse {

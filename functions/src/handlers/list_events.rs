@@ -5,6 +5,7 @@
 //! - `GET /api/v1/events?providerId=`: any provider of the organization, a deleted one included
 //!   (its events outlive it until their retention ends); another organization's has none.
 
+use crate::gateway::{json_response, organization_id, query_param};
 use crate::handlers::list_providers::parse_limit;
 use crate::handlers::provider_path;
 use crate::provider::record::load_provider;
@@ -14,9 +15,8 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::audit::Action;
 use shared::dto::EventPage;
-use shared::http::{json_response, organization_id, query_param};
 use shared::model::OrganizationId;
-use shared::store::{EventFilter, ProviderStore};
+use shared::storage::{EventFilter, ProviderStore};
 use shared::time::Timestamp;
 use uuid::Uuid;
 

@@ -1,6 +1,7 @@
 //! `GET /api/v1/providers/twilio/{id}/phone-numbers?limit=&nextToken=`: the provider's
 //! imported numbers, paginated like the providers list.
 
+use crate::gateway::{json_response, query_param};
 use crate::handlers::list_providers::parse_limit;
 use crate::handlers::provider_path;
 use crate::provider::record::load_provider;
@@ -9,8 +10,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::{PhoneNumberPage, PhoneNumberResponse};
-use shared::http::{json_response, query_param};
-use shared::store::ProviderStore;
+use shared::storage::ProviderStore;
 
 pub async fn handle(store: &ProviderStore, request: Request) -> Result<Response<Body>, Error> {
     respond(list(store, &request).await)

@@ -1,12 +1,12 @@
 //! `GET /api/v1/providers?limit=&nextToken=`: the organization's providers, newest first.
 
+use crate::gateway::{json_response, organization_id, query_param};
 use crate::respond;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
 use shared::dto::{ProviderPage, ProviderResponse};
-use shared::http::{json_response, organization_id, query_param};
-use shared::store::ProviderStore;
+use shared::storage::ProviderStore;
 
 pub const DEFAULT_LIMIT: i32 = 20;
 pub const MAX_LIMIT: i32 = 100;

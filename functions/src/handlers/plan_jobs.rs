@@ -6,7 +6,7 @@
 use crate::provider::jobs::{PlanError, plan};
 use serde_json::{Value, json};
 use shared::queue::{Job, Queue};
-use shared::store::ProviderStore;
+use shared::storage::ProviderStore;
 use std::time::Duration;
 
 /// The job a schedule's input (`{"job": "reverify"}`) names, and a sweep's grace override.

@@ -1,16 +1,16 @@
 //! `DELETE /api/v1/providers/twilio/{id}/phone-numbers/{phoneNumberId}`: takes the number off
 //! the trunk and gives back the voice configuration it had before import (see
-//! [`crate::provider::release::remove_number`]). Answers 200 with `{phoneNumberSid, restored,
+//! [`crate::provider::give_back::remove_number`]). Answers 200 with `{phoneNumberSid, restored,
 //! reason}`. The number stays in the customer's account and can be imported again.
 
+use crate::gateway::{json_response, path_uuid};
 use crate::handlers::provider_path;
-use crate::provider::release::remove_number;
+use crate::provider::give_back::remove_number;
 use crate::services::Services;
 use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::http::{json_response, path_uuid};
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     respond(serve(&request, remove(services, &request)).await)

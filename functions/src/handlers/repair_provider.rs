@@ -1,6 +1,7 @@
 //! `POST /api/v1/providers/{id}/repair`: fixes what verification finds fixable (see
 //! [`crate::provider::repair`]).
 
+use crate::gateway::json_response;
 use crate::handlers::requested_provider;
 use crate::provider::repair::repair_provider;
 use crate::services::Services;
@@ -8,7 +9,6 @@ use crate::{respond, serve};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
-use shared::http::json_response;
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
     // Boxed: the repair's state machine is large, and a caller's stack (a 2 MiB worker

@@ -1,12 +1,16 @@
 //! Removing Twilio resources the service created: the compensation of a failed create, repair
-//! or import, what a forced delete leaves, and the orphan sweeper's retries. A 404 from Twilio
-//! counts as removed; what cannot be removed is recorded for the sweeper.
+//! or import, what a forced delete leaves, and the sweeper's retries. A 404 from Twilio
+//! counts as removed; what cannot be removed is recorded for the sweeper. Numbers given back
+//! at any size (a delete's, the sweeper's) go a few at a time ([`each_in_time`]).
 
 use crate::services::Services;
+use futures::StreamExt;
 use shared::crypto::{DataKey, SecretOwner};
 use shared::model::TwilioCredentials;
-use shared::store::{Leftover, PhoneNumberRecord, SealedCredential};
+use shared::storage::{Leftover, PhoneNumberRecord, SealedCredential};
 use shared::twilio::{TwilioClient, TwilioError, TwilioResource};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Attempts per resource, on top of the client's own retries of 429s and lost connections.
@@ -40,7 +44,7 @@ pub async fn remove_resources(
                 Err(e)
                     if e.is_transient()
                         && attempt < REMOVE_ATTEMPTS
-                        && shared::deadline::remaining().is_none_or(|left| left > REMOVE_RETRY_DELAY * attempt) =>
+                        && !shared::deadline::short_of(REMOVE_RETRY_DELAY * attempt) =>
                 {
                     tracing::warn!(resource = ?resource, attempt, error = %e, "removing a Twilio resource failed; retrying");
                     tokio::time::sleep(REMOVE_RETRY_DELAY * attempt).await;
@@ -57,16 +61,16 @@ pub async fn remove_resources(
 }
 
 /// Records Twilio resources of an existing provider that could not be removed (a number whose
-/// attach could not be undone, what a forced delete left) for the orphan sweeper, one item
+/// attach could not be undone, what a forced delete left) for the sweeper, one item
 /// each. The provider's stored token goes with them (same owner, so the sweeper can open it),
 /// and a number's routing before import (from its record among `numbers`), so the sweeper
 /// gives it back rather than leave the number with none.
 pub async fn record_for_sweeper(
     services: &Services,
-    record: &shared::store::ProviderRecord,
+    record: &shared::storage::ProviderRecord,
     resources: &[TwilioResource],
     numbers: &[PhoneNumberRecord],
-) -> Result<(), shared::store::StoreError> {
+) -> Result<(), shared::storage::StoreError> {
     let leftovers: Vec<Leftover> = resources
         .iter()
         .map(|resource| {
@@ -93,15 +97,15 @@ pub async fn record_for_sweeper(
     record_leftovers(services, &leftovers).await
 }
 
-/// Records leftovers for the orphan sweeper, counted in the `OrphansRecorded` metric.
-pub async fn record_leftovers(services: &Services, leftovers: &[Leftover]) -> Result<(), shared::store::StoreError> {
+/// Records leftovers for the sweeper, counted in the `OrphansRecorded` metric.
+pub async fn record_leftovers(services: &Services, leftovers: &[Leftover]) -> Result<(), shared::storage::StoreError> {
     services.store.record_leftovers(leftovers).await?;
     shared::metrics::emit("OrphansRecorded", leftovers.len() as f64, shared::metrics::Unit::Count, &[]);
     Ok(())
 }
 
 /// Removes what a failed create or repair made. What cannot be removed is logged at error
-/// level and recorded (with the token envelope-encrypted) for the orphan sweeper; a fresh data
+/// level and recorded (with the token envelope-encrypted) for the sweeper; a fresh data
 /// key is fetched for that when the caller has none.
 pub async fn remove_or_record(
     services: &Services,
@@ -143,4 +147,45 @@ pub async fn remove_or_record(
     if let Err(e) = record_leftovers(services, &leftovers).await {
         tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources")
     }
+}
+
+/// What became of one item of [`each_in_time`].
+pub(crate) enum Turn<T, O> {
+    /// Started: what its work came to.
+    Started(O),
+    /// Not started: time ran short, or Twilio had rejected the credentials by then.
+    Skipped(T),
+}
+
+/// Works through `items`, `concurrency` at a time, started in order. None is started with less
+/// than `reserve` left, nor once Twilio has rejected the credentials (`work` answers that beside
+/// its outcome): what is not started waits for the next step or pass. Answers every item's
+/// turn, in the order they ended, and whether Twilio rejected the credentials.
+pub(crate) async fn each_in_time<T, O, F, Fut>(
+    items: impl IntoIterator<Item = T>,
+    concurrency: usize,
+    reserve: Duration,
+    work: F,
+) -> (Vec<Turn<T, O>>, bool)
+where
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = (O, bool)>,
+{
+    let rejected = AtomicBool::new(false);
+    let (rejected_ref, work) = (&rejected, &work);
+    let turns: Vec<Turn<T, O>> = futures::stream::iter(items)
+        .map(|item| async move {
+            if shared::deadline::short_of(reserve) || rejected_ref.load(Ordering::Relaxed) {
+                return Turn::Skipped(item);
+            }
+            let (outcome, refused) = work(item).await;
+            if refused {
+                rejected_ref.store(true, Ordering::Relaxed);
+            }
+            Turn::Started(outcome)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    (turns, rejected.into_inner())
 }

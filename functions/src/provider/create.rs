@@ -10,13 +10,18 @@
 //! sweeper removes what it names. Any failure after the first Twilio resource exists removes
 //! what was created, and nothing is stored.
 
+mod resources;
+
+pub(crate) use resources::{
+    FRIENDLY_NAME_MAX_CHARS, create_trunk, domain_name, find_list_by_name, find_trunk_by_domain, fresh_sip_username,
+    new_domain_labels, truncate_chars,
+};
+
 use crate::provider::cleanup::remove_or_record;
-use crate::provider::credentials::{accept, forget_minted, involving};
+use crate::provider::credentials::{Accepted, accept, forget_minted, involving};
 use crate::provider::problems::twilio_problem;
 use crate::provider::verify::{credentials_passed, origination_check, origination_friendly_name};
 use crate::services::Services;
-use rand::RngExt;
-use rand::distr::Alphanumeric;
 use serde_json::json;
 use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
@@ -27,20 +32,13 @@ use shared::model::{
     CheckName, CheckStatus, OrganizationId, SipPassword, TrunkSettings, TwilioCredentials, VerificationCheck,
     overall_status,
 };
-use shared::store::{
+use shared::storage::{
     Change, Intent, IntentKey, NewResources, ProviderRecord, SealedCredential, SipCredentialRecord, StoreError,
 };
 use shared::time::Timestamp;
 use shared::twilio::TwilioResource;
-use shared::twilio::{
-    CODE_DOMAIN_NAME_INVALID, CODE_DOMAIN_NAME_TAKEN, OriginationTarget, Trunk, TwilioClient, TwilioError,
-};
+use shared::twilio::{Credential, CredentialList, OriginationTarget, OriginationUrl, Trunk};
 use uuid::Uuid;
-
-/// How many fresh domain labels to try when Twilio says a domain name is taken.
-const DOMAIN_NAME_ATTEMPTS: u32 = 3;
-/// Twilio limits friendly names to 64 characters.
-pub(crate) const FRIENDLY_NAME_MAX_CHARS: usize = 64;
 
 /// Until when provisioning may run, and until when its rollback may.
 #[derive(Debug, Clone, Copy, Default)]
@@ -67,7 +65,7 @@ pub async fn create_provider(
     }
 
     let provider_id = Uuid::now_v7();
-    let owner = SecretOwner { organization_id: organization_id.clone(), provider_id };
+    let owner = SecretOwner { organization_id, provider_id };
     let (accepted, data_key) = within(deadlines.work, async {
         tokio::join!(
             accept(services, &command.credential, &command.account_sid, command.twilio_region, provider_id, ""),
@@ -83,45 +81,43 @@ pub async fn create_provider(
             return Err(e.into());
         }
     };
-    let creds = accepted.creds.clone();
+    create_accepted(services, &command, deadlines, &owner, &accepted, &data_key).await
+}
+
+/// From the credentials Twilio accepted and the data key on: the intent, then provisioning; on
+/// failure what was created goes again (the minted key last), and nothing is stored.
+async fn create_accepted(
+    services: &Services,
+    command: &CreateTwilioProvider,
+    deadlines: Deadlines,
+    owner: &SecretOwner,
+    accepted: &Accepted,
+    data_key: &DataKey,
+) -> Result<ProviderRecord, ApiError> {
+    let provider_id = owner.provider_id;
     let names = NewNames::for_provider(provider_id);
-    let new = NewResources {
-        trunk_domains: names.domain_labels.iter().map(|label| domain_name(label)).collect(),
-        list_names: vec![names.list.clone()],
-        ..NewResources::default()
-    };
-    let intent = Intent::now(
-        IntentKey::new(organization_id.clone(), provider_id),
-        creds.account_sid.clone(),
-        creds.region,
-        SealedCredential::seal(&data_key, &creds, accepted.minted),
-        Change::NewResources(new),
-    );
+    let intent = new_intent(owner, accepted, data_key, &names);
     if let Err(e) = services.store.record_intent(&intent).await {
-        within(deadlines.rollback, forget_minted(services, &accepted)).await;
+        within(deadlines.rollback, forget_minted(services, accepted)).await;
         return Err(e.into());
     }
-    let mut saga =
-        Saga { services, creds: &creds, owner: &owner, step: "trunk-list", unknown: Vec::new(), created: Vec::new() };
-    let provisioned = Provisioned {
-        account_check: accepted.account_check.clone(),
-        data_key: &data_key,
-        intent: &intent,
-        names: &names,
-    };
-    let result = within(deadlines.work, provision(&mut saga, &command, provider_id, provisioned)).await;
+    let creds = &accepted.creds;
+    let mut saga = Saga { services, creds, owner, step: "trunk-list", unknown: Vec::new(), created: Vec::new() };
+    let provisioned =
+        Provisioned { account_check: accepted.account_check.clone(), data_key, intent: &intent, names: &names };
+    let result = within(deadlines.work, provision(&mut saga, command, provider_id, provisioned)).await;
     match result {
         Ok(record) => {
-            tracing::info!(organization_id = %organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
+            tracing::info!(organization_id = %owner.organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
             shared::metrics::count("ProvidersCreated", &[]);
             Ok(record)
         }
         Err(error) => {
             shared::metrics::count("CreateRollbacks", &[("Step", saga.step)]);
             within(deadlines.rollback, async {
-                saga.roll_back(&data_key).await;
+                saga.roll_back(data_key).await;
                 // The key goes last: the rollback removed the rest with it.
-                forget_minted(services, &accepted).await;
+                forget_minted(services, accepted).await;
                 // What could not be removed is recorded as left behind by now; were the
                 // intent kept, the sweeper would only find the same.
                 if let Err(e) = services.store.forget_intent(&intent.key).await {
@@ -132,6 +128,24 @@ pub async fn create_provider(
             Err(error)
         }
     }
+}
+
+/// The intent naming what a create is about to make, with the token sealed: stored before
+/// anything is created.
+fn new_intent(owner: &SecretOwner, accepted: &Accepted, data_key: &DataKey, names: &NewNames) -> Intent {
+    let creds = &accepted.creds;
+    let new = NewResources {
+        trunk_domains: names.domain_labels.iter().map(|label| domain_name(label)).collect(),
+        list_names: vec![names.list.clone()],
+        ..NewResources::default()
+    };
+    Intent::now(
+        IntentKey::new(owner.organization_id.clone(), owner.provider_id),
+        creds.account_sid.clone(),
+        creds.region,
+        SealedCredential::seal(data_key, creds, accepted.minted),
+        Change::NewResources(new),
+    )
 }
 
 /// The unique names of a new provider's resources, chosen before any is created so that its
@@ -168,24 +182,74 @@ struct Provisioned<'a> {
     names: &'a NewNames,
 }
 
+/// What the two round trips made.
+struct Made {
+    trunk: Trunk,
+    domain_label: String,
+    list: CredentialList,
+    credential: Credential,
+    originations: Vec<OriginationUrl>,
+    origination_name: String,
+}
+
 /// Two dependent Twilio round trips: (trunk || credential list), then (credential ||
-/// attachment || origination URL), the intent learning the new SIDs beside the second.
+/// attachment || origination URL), the intent learning the new SIDs beside the second; then
+/// the record, stored.
 async fn provision(
     saga: &mut Saga<'_>,
     command: &CreateTwilioProvider,
     provider_id: Uuid,
     start: Provisioned<'_>,
 ) -> Result<ProviderRecord, ApiError> {
-    let twilio = &saga.services.twilio;
-    let creds = saga.creds;
+    let Provisioned { account_check, data_key, intent, names } = start;
     let trunk_name = truncate_chars(&command.name, FRIENDLY_NAME_MAX_CHARS);
-    let list_name = &start.names.list;
     let settings =
         TrunkSettings::new(command.supports_call_transfer, command.secure_trunking, command.disaster_recovery.clone());
-    let transfer_mode = settings.transfer_mode;
+    let (trunk, domain_label, list) = trunk_and_list(saga, &trunk_name, &settings, names).await?;
 
+    saga.step = "credential-attachment-origination";
+    let password = SipPassword::generate();
+    let origination_name = origination_friendly_name(provider_id);
+    let (credential, originations) =
+        credential_attachment_origination(saga, intent, &trunk, &list, &password, &origination_name).await?;
+
+    let made = Made { trunk, domain_label, list, credential, originations, origination_name };
+    let checks = created_checks(saga, account_check, &settings, &made);
+    let record = new_record(saga, command, &intent.credential, &made, checks);
+    let sip_credential = SipCredentialRecord {
+        provider_id,
+        username: made.credential.username.clone(),
+        credential_sid: made.credential.sid.clone(),
+        credential_list_sid: made.list.sid.clone(),
+        password: data_key.seal(SecretKind::SipPassword, password.expose()),
+        previous: None,
+    };
+    saga.step = "store";
+    let resources = [made.trunk.sid.to_string(), made.list.sid.to_string(), made.credential.sid.to_string()];
+    let event = AuditEvent::new(&record.organization_id, provider_id, Action::Create)
+        .sids(resources.into_iter().chain(made.originations.iter().map(|o| o.sid.to_string())))
+        .secret("sipPassword", password.expose());
+    let event = involving(event, saga.creds);
+    match saga.services.store.insert_provider(&record, &sip_credential, &intent.key, &event).await {
+        Ok(()) => Ok(record),
+        Err(StoreError::AccountTaken) => Err(account_taken(&saga.creds.account_sid)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The first round trip: the trunk (a domain name that is taken giving way to the next label)
+/// beside the credential list. What was made, or may have been, is on the saga.
+async fn trunk_and_list(
+    saga: &mut Saga<'_>,
+    trunk_name: &str,
+    settings: &TrunkSettings,
+    names: &NewNames,
+) -> Result<(Trunk, String, CredentialList), ApiError> {
+    let twilio = &saga.services.twilio;
+    let creds = saga.creds;
+    let list_name = &names.list;
     let (trunk, list) = tokio::join!(
-        create_trunk(twilio, creds, &trunk_name, &settings, &start.names.domain_labels),
+        create_trunk(twilio, creds, trunk_name, settings, &names.domain_labels),
         twilio.create_credential_list(creds, list_name)
     );
     match &trunk {
@@ -204,24 +268,36 @@ async fn provision(
     }
     let (trunk, domain_label) = trunk.map_err(|(e, _)| twilio_problem("creating SIP trunks", e))?;
     let list = list.map_err(|e| twilio_problem("creating credential lists", e))?;
+    Ok((trunk, domain_label, list))
+}
 
-    saga.step = "credential-attachment-origination";
+/// The second round trip: the SIP credential, the list's attachment and one origination URL
+/// per platform ingress, side by side, the intent learning the new SIDs beside them.
+async fn credential_attachment_origination(
+    saga: &mut Saga<'_>,
+    intent: &Intent,
+    trunk: &Trunk,
+    list: &CredentialList,
+    password: &SipPassword,
+    origination_name: &str,
+) -> Result<(Credential, Vec<OriginationUrl>), ApiError> {
+    let twilio = &saga.services.twilio;
+    let creds = saga.creds;
+    let provider_id = saga.owner.provider_id;
     let username = provider_id.simple().to_string();
-    let password = SipPassword::generate();
-    let origination_name = origination_friendly_name(provider_id);
     let platform = &saga.services.platform_sip_uris;
     // One origination URL per platform ingress, side by side.
     let originations = futures::future::join_all(platform.targets().iter().map(|target| {
-        twilio.create_origination_url(creds, &trunk.sid, OriginationTarget { target, friendly_name: &origination_name })
+        twilio.create_origination_url(creds, &trunk.sid, OriginationTarget { target, friendly_name: origination_name })
     }));
-    let mut known = start.intent.clone();
+    let mut known = intent.clone();
     if let Change::NewResources(new) = &mut known.change {
         saga.created.iter().for_each(|resource| new.add_known(resource));
     }
     // Deleting the trunk removes its origination URLs and its attachment, and deleting the
     // list its credential: the rollback and the intent need no entry for those.
     let (credential, attachment, originations, intent_updated) = tokio::join!(
-        twilio.create_credential(creds, &list.sid, &username, &password),
+        twilio.create_credential(creds, &list.sid, &username, password),
         twilio.attach_credential_list(creds, &trunk.sid, &list.sid),
         originations,
         saga.services.store.record_intent(&known),
@@ -240,18 +316,26 @@ async fn provision(
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| twilio_problem("adding origination URLs to trunks", e))?;
+    Ok((credential, originations))
+}
 
-    let data_key = start.data_key;
-    let now = Timestamp::now();
-    let region = command.region.or(command.twilio_region.default_edge()).unwrap_or(saga.services.default_region);
-    let checks = vec![
-        credentials_passed(creds),
-        start.account_check,
+/// The checks a new provider passed as it was made.
+fn created_checks(
+    saga: &Saga<'_>,
+    account_check: VerificationCheck,
+    settings: &TrunkSettings,
+    made: &Made,
+) -> Vec<VerificationCheck> {
+    let (trunk, list, credential) = (&made.trunk, &made.list, &made.credential);
+    let platform = &saga.services.platform_sip_uris;
+    vec![
+        credentials_passed(saga.creds),
+        account_check,
         VerificationCheck::new(
             CheckName::Trunk,
             CheckStatus::Passed,
-            format!("Created SIP trunk {} with domain {}.", trunk.sid, domain_name(&domain_label)),
-            json!({"trunkSid": trunk.sid, "domainName": domain_name(&domain_label), "transferMode": transfer_mode, "secure": settings.secure}),
+            format!("Created SIP trunk {} with domain {}.", trunk.sid, domain_name(&made.domain_label)),
+            json!({"trunkSid": trunk.sid, "domainName": domain_name(&made.domain_label), "transferMode": settings.transfer_mode, "secure": settings.secure}),
         ),
         VerificationCheck::new(
             CheckName::CredentialList,
@@ -262,23 +346,35 @@ async fn provision(
             ),
             json!({"credentialListSid": list.sid, "credentialSid": credential.sid, "username": credential.username}),
         ),
-        origination_check(&originations, platform, &origination_name),
-    ];
-    let record = ProviderRecord {
+        origination_check(&made.originations, platform, &made.origination_name),
+    ]
+}
+
+/// The new provider's record, as the round trips made it.
+fn new_record(
+    saga: &Saga<'_>,
+    command: &CreateTwilioProvider,
+    credential: &SealedCredential,
+    made: &Made,
+    checks: Vec<VerificationCheck>,
+) -> ProviderRecord {
+    let now = Timestamp::now();
+    let region = command.region.or(command.twilio_region.default_edge()).unwrap_or(saga.services.default_region);
+    ProviderRecord {
         organization_id: saga.owner.organization_id.clone(),
-        id: provider_id,
+        id: saga.owner.provider_id,
         name: command.name.clone(),
-        account_sid: creds.account_sid.clone(),
-        credential: start.intent.credential.clone(),
+        account_sid: saga.creds.account_sid.clone(),
+        credential: credential.clone(),
         region,
         twilio_region: command.twilio_region,
         supports_call_transfer: command.supports_call_transfer,
         secure_trunking: command.secure_trunking,
         disaster_recovery: command.disaster_recovery.clone(),
-        trunk_sid: trunk.sid.clone(),
-        domain_name: domain_name(&domain_label),
-        termination_uri: region.termination_uri(&domain_label, command.secure_trunking),
-        credential_list_sid: list.sid.clone(),
+        trunk_sid: made.trunk.sid.clone(),
+        domain_name: domain_name(&made.domain_label),
+        termination_uri: region.termination_uri(&made.domain_label, command.secure_trunking),
+        credential_list_sid: made.list.sid.clone(),
         verification_status: overall_status(&checks),
         last_verified_at: Some(now.clone()),
         verification_details: Some(checks),
@@ -287,50 +383,6 @@ async fn provision(
         updated_at: now,
         version: 1,
         deletion: None,
-    };
-    let sip_credential = SipCredentialRecord {
-        provider_id,
-        username: credential.username.clone(),
-        credential_sid: credential.sid.clone(),
-        credential_list_sid: list.sid.clone(),
-        password: data_key.seal(SecretKind::SipPassword, password.expose()),
-        previous: None,
-    };
-    saga.step = "store";
-    let resources = [trunk.sid.to_string(), list.sid.to_string(), credential.sid.to_string()];
-    let event = AuditEvent::new(&record.organization_id, provider_id, Action::Create)
-        .sids(resources.into_iter().chain(originations.iter().map(|o| o.sid.to_string())))
-        .secret("sipPassword", password.expose());
-    let event = involving(event, creds);
-    match saga.services.store.insert_provider(&record, &sip_credential, &start.intent.key, &event).await {
-        Ok(()) => Ok(record),
-        Err(StoreError::AccountTaken) => Err(account_taken(&creds.account_sid)),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `POST /v1/Trunks` with the first domain label, trying the next when the name is taken.
-/// Returns the trunk and its label, or the error and the last label tried.
-pub(crate) async fn create_trunk(
-    twilio: &TwilioClient,
-    creds: &TwilioCredentials,
-    friendly_name: &str,
-    settings: &TrunkSettings,
-    labels: &[String],
-) -> Result<(Trunk, String), (TwilioError, String)> {
-    let mut labels = labels.iter().peekable();
-    loop {
-        let label = labels.next().expect("at least one domain label").clone();
-        match twilio.create_trunk(creds, friendly_name, &domain_name(&label), settings).await {
-            Ok(trunk) => return Ok((trunk, label)),
-            Err(e)
-                if matches!(e.code(), Some(CODE_DOMAIN_NAME_TAKEN | CODE_DOMAIN_NAME_INVALID))
-                    && labels.peek().is_some() =>
-            {
-                tracing::info!("trunk domain name taken; trying another");
-            }
-            Err(e) => return Err((e, label)),
-        }
     }
 }
 
@@ -339,10 +391,6 @@ enum UnknownOutcome {
     Trunk { domain_name: String },
     CredentialList { friendly_name: String },
 }
-
-/// How many trunks or credential lists to look through for one created by a request of unknown
-/// outcome.
-const LOOKUP_MAX_ITEMS: usize = 1000;
 
 impl Saga<'_> {
     /// Removes everything created, newest dependency first (see [`remove_or_record`]).
@@ -359,73 +407,6 @@ impl Saga<'_> {
         }
         remove_or_record(self.services, self.creds, self.owner, &self.created, Some(data_key)).await;
     }
-}
-
-/// A create of unknown outcome (it timed out, broke off, or was answered unreadably) may have
-/// happened: the trunk with this (unique) domain name, if it exists, so that a rollback removes it.
-pub(crate) async fn find_trunk_by_domain(
-    twilio: &TwilioClient,
-    creds: &TwilioCredentials,
-    domain_name: &str,
-) -> Option<TwilioResource> {
-    match twilio.list_trunks(creds, LOOKUP_MAX_ITEMS).await {
-        Ok(trunks) => trunks
-            .into_iter()
-            .find(|t| t.domain_name.as_deref() == Some(domain_name))
-            .map(|trunk| TwilioResource::Trunk { trunk_sid: trunk.sid }),
-        Err(e) => {
-            tracing::error!(domain_name, error = %e, "could not check whether a trunk create of unknown outcome happened");
-            None
-        }
-    }
-}
-
-/// Likewise for a credential list, by its unique friendly name.
-pub(crate) async fn find_list_by_name(
-    twilio: &TwilioClient,
-    creds: &TwilioCredentials,
-    friendly_name: &str,
-) -> Option<TwilioResource> {
-    match twilio.list_credential_lists(creds, LOOKUP_MAX_ITEMS).await {
-        Ok(lists) => lists
-            .into_iter()
-            .find(|l| l.friendly_name.as_deref() == Some(friendly_name))
-            .map(|list| TwilioResource::CredentialList { list_sid: list.sid }),
-        Err(e) => {
-            tracing::error!(friendly_name, error = %e, "could not check whether a credential list create of unknown outcome happened");
-            None
-        }
-    }
-}
-
-pub(crate) fn domain_name(label: &str) -> String {
-    format!("{label}.pstn.twilio.com")
-}
-
-/// `vai-` and 16 random lowercase letters and digits: unique enough that a clash is rare,
-/// and a valid DNS label.
-fn new_domain_label() -> String {
-    let suffix: String =
-        rand::rng().sample_iter(Alphanumeric).map(|b| (b as char).to_ascii_lowercase()).take(16).collect();
-    format!("vai-{suffix}")
-}
-
-/// A SIP username for a credential added to an existing list (a rotation's, a repair's): the
-/// provider's id and a random part, 32 characters (Twilio's limit), so it never meets a
-/// username the list already holds.
-pub(crate) fn fresh_sip_username(provider_id: Uuid) -> String {
-    let suffix: String =
-        rand::rng().sample_iter(Alphanumeric).map(|b| (b as char).to_ascii_lowercase()).take(8).collect();
-    format!("{}-{suffix}", &provider_id.simple().to_string()[..23])
-}
-
-/// The labels a new trunk tries in turn (a clash with another account's domain moves on).
-pub(crate) fn new_domain_labels() -> Vec<String> {
-    (0..DOMAIN_NAME_ATTEMPTS).map(|_| new_domain_label()).collect()
-}
-
-pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
 }
 
 /// 422 when `secureTrunking` is asked for but the platform's SIP ingress takes no TLS: Twilio
@@ -446,16 +427,4 @@ fn account_taken(account_sid: &shared::model::AccountSid) -> ApiError {
     ApiError::Conflict(format!(
         "This organization already has a Twilio provider for account {account_sid}. Use that provider, or delete it first."
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn domain_labels_are_dns_safe_and_random() {
-        let a = new_domain_label();
-        assert!(a.len() <= 63 && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
-        assert_ne!(a, new_domain_label());
-    }
 }

@@ -3,7 +3,7 @@
 //! trunk and the credential list with its credentials; 404 counts as done), then delete every
 //! record of the provider.
 //!
-//! At any size: numbers are released with bounded concurrency, and each number's records go
+//! At any size: numbers are given back with bounded concurrency, and each number's records go
 //! (with the count) as soon as it is given back, so work done is never redone. When the
 //! invocation's time runs short, a step records where the next one starts (past the numbers
 //! that failed) and queues a message on the deletion queue ([`Deletion::Continuing`]);
@@ -15,31 +15,27 @@
 //! A Twilio failure leaves the provider marked as being deleted and fails the step, recording
 //! why (a rotated token can be set meanwhile); Twilio rejecting the stored credentials stops a
 //! step at once. A forced delete removes the records anyway and records whatever Twilio still
-//! holds for the orphan sweeper ([`Deletion::Forced`]).
+//! holds for the sweeper ([`Deletion::Forced`]).
 
-use crate::provider::cleanup::{record_for_sweeper, remove_resources};
+mod force;
+mod numbers;
+
+use crate::provider::cleanup::remove_resources;
 use crate::provider::credentials::delete_minted_key;
 use crate::provider::record::{Change, load_provider, save_with_retry, stored_credentials};
-use crate::provider::release::{KeyCache, ReleaseError, Released, put_back_off_again, release_number};
 use crate::services::Services;
-use futures::StreamExt;
+use force::{finish_forced, force_without_twilio, numbers_left_for_sweeper};
+use numbers::{NumbersGivenBack, give_back_numbers};
 use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
+use shared::deadline::reserves::DELETE_CONTINUE;
 use shared::dto::LeftBehind;
 use shared::model::{ApiKeySid, AuthToken, OrganizationId, TwilioAuth, TwilioCredentials};
 use shared::queue::ContinueDeletion;
-use shared::store::{Change as IntentChange, DeletionState, Intent, IntentKey, PhoneNumberRecord, ProviderRecord};
+use shared::storage::{Change as IntentChange, DeletionState, Intent, IntentKey, ProviderRecord};
 use shared::twilio::TwilioErrorKind;
 use shared::twilio::TwilioResource;
-use std::time::Duration;
 use uuid::Uuid;
-
-/// Numbers given back at the same time.
-const RELEASE_CONCURRENCY: usize = 8;
-/// Numbers read per page.
-const PAGE: i32 = 50;
-/// Time kept back to record progress, queue the continuation and answer.
-const CONTINUE_RESERVE: Duration = Duration::from_secs(3);
 
 /// Where one step of a delete got to.
 #[derive(Debug)]
@@ -47,7 +43,7 @@ pub enum Deletion {
     /// Twilio is given back and every record is gone.
     Deleted,
     /// Forced: the records are gone; what Twilio still holds is listed and recorded for the
-    /// orphan sweeper.
+    /// sweeper.
     Forced(Vec<LeftBehind>),
     /// Out of time: progress is recorded and a message on the deletion queue continues it.
     Continuing(Box<ProviderRecord>),
@@ -133,7 +129,7 @@ pub async fn continue_deletion(
 }
 
 /// One step of a delete the record is marked for. Its intent is written first: a step that
-/// dies midway (before it queued the next) is continued by the orphan sweeper; the final
+/// dies midway (before it queued the next) is continued by the sweeper; the final
 /// delete removes it, and so does a step that stops on a failure that is not passing (DELETE
 /// again continues those, by design; the queue retries passing ones itself).
 async fn run_step(
@@ -166,108 +162,142 @@ pub(crate) fn is_passing(e: &ApiError) -> bool {
     matches!(e, ApiError::Unavailable(_) | ApiError::Internal(_) | ApiError::TwilioRateLimited { .. })
 }
 
+/// One step's work: the numbers given back, then the trunk's resources, then the records.
 async fn step(
     services: &Services,
     record: ProviderRecord,
     token: Option<&TwilioCredentials>,
 ) -> Result<Deletion, ApiError> {
-    let (org, id) = (&record.organization_id.clone(), record.id);
     let force = record.deletion.as_ref().is_some_and(|deletion| deletion.forced);
     let creds = match stored_credentials(services, &record).await {
         Ok(creds) => creds,
         // The key service failing for a moment is retried; a token that cannot be opened at all
         // leaves everything, the trunk's resources too, for the sweeper.
         Err(e) if force && !matches!(e, ApiError::Unavailable(_)) => {
-            let reason = e.to_string();
-            let left = resources_of(&record).into_iter().map(|r| (r, reason.clone())).collect();
-            return finish_forced(services, record, left, &reason, "the stored credentials cannot be used").await;
+            let why = "the stored credentials cannot be used";
+            return force_without_twilio(services, record, e.to_string(), why).await;
         }
         Err(e) => return Err(e),
     };
-
-    let mut left = Vec::new();
-    let started_past_numbers = record.deletion.as_ref().is_some_and(|d| d.numbers_from.is_some());
-    match release_numbers(services, &creds, &record).await? {
-        NumbersReleased::Done(failed) => left.extend(failed),
-        NumbersReleased::OutOfTime(from, failed) => {
+    let mut left = match give_back_numbers(services, &creds, &record).await? {
+        NumbersGivenBack::Done(failed) => failed,
+        NumbersGivenBack::OutOfTime(from, failed) => {
             // What failed so far is shown while the delete goes on (GET's `lastError`).
             let failed = (!failed.is_empty()).then(|| summary_of(&failed, 0));
             return continue_later(services, record, from, failed).await;
         }
         // Nothing else can work until the token is rotated: the step stops at the first refusal.
-        NumbersReleased::Rejected(reason) if force => {
-            let left = resources_of(&record).into_iter().map(|r| (r, reason.clone())).collect();
-            return finish_forced(services, record, left, &reason, "Twilio rejects the stored credentials").await;
+        NumbersGivenBack::Rejected(reason) if force => {
+            return force_without_twilio(services, record, reason, "Twilio rejects the stored credentials").await;
         }
-        NumbersReleased::Rejected(_) => {
-            let what_to_do = format!(
-                "The provider is marked as being deleted: set credentials Twilio accepts with PATCH /api/v1/providers/{id}/credentials, then DELETE again, or add ?force=true to remove it anyway."
-            );
-            record_error(
-                services,
-                record,
-                "Twilio rejected the stored credentials; set working ones (PATCH .../credentials), then DELETE again.",
-            )
-            .await;
-            return Err(crate::provider::problems::rejected(&creds, &what_to_do));
-        }
+        NumbersGivenBack::Rejected(_) => return Err(stop_rejected(services, record, &creds).await),
+    };
+    let numbers_left = remove_trunk_resources(services, &creds, &record, &mut left).await?;
+    if left.is_empty() && !numbers_left {
+        return delete_records(services, &record, token).await;
     }
-    // The trunk's resources are removed only once every number is off it. A step that started
-    // past numbers an earlier step tried reads whether any of them are still recorded.
+    if force {
+        return finish_forced(services, record, left, "not given back", "a forced delete could not remove it").await;
+    }
+    stop_failed(services, &record, &left).await
+}
+
+/// Twilio rejected the stored credentials, and the delete is not forced: it stops until
+/// working ones are set.
+async fn stop_rejected(services: &Services, record: ProviderRecord, creds: &TwilioCredentials) -> ApiError {
+    let id = record.id;
+    let what_to_do = format!(
+        "The provider is marked as being deleted: set credentials Twilio accepts with PATCH /api/v1/providers/{id}/credentials, then DELETE again, or add ?force=true to remove it anyway."
+    );
+    record_error(
+        services,
+        record,
+        "Twilio rejected the stored credentials; set working ones (PATCH .../credentials), then DELETE again.",
+    )
+    .await;
+    crate::provider::problems::rejected(creds, &what_to_do)
+}
+
+/// The trunk's resources are removed only once every number is off it (what cannot be removed
+/// joins `left`); answers whether numbers are left. A step that started past numbers an earlier
+/// step tried reads whether any of them are still recorded.
+async fn remove_trunk_resources(
+    services: &Services,
+    creds: &TwilioCredentials,
+    record: &ProviderRecord,
+    left: &mut Vec<(TwilioResource, String)>,
+) -> Result<bool, ApiError> {
+    let (org, id) = (&record.organization_id, record.id);
+    let force = record.deletion.as_ref().is_some_and(|deletion| deletion.forced);
+    let started_past_numbers = record.deletion.as_ref().is_some_and(|d| d.numbers_from.is_some());
     let numbers_left = !left.is_empty()
         || (started_past_numbers && !services.store.list_numbers(org, id, 1, None).await?.0.is_empty())
-        || (force && numbers_left_for_sweeper(services, &record).await?);
+        || (force && numbers_left_for_sweeper(services, record).await?);
     if !numbers_left {
         left.extend(
-            remove_resources(&services.twilio, &creds, &resources_of(&record))
+            remove_resources(&services.twilio, creds, &resources_of(record))
                 .await
                 .into_iter()
                 .map(|(resource, e)| (resource, e.to_string())),
         );
     }
-    if left.is_empty() && !numbers_left {
-        // The minted key last: everything else went with it.
-        let mut event =
-            AuditEvent::new(org, id, Action::Deleted).sids(resources_of(&record).iter().map(TwilioResource::sid));
-        if let Some(key) = record.credential.minted_key() {
-            // Leftovers of an earlier failure are swept with this very key: it stays until
-            // they are gone.
-            let leftovers = services.store.leftover_resources(org, id).await?;
-            if !leftovers.is_empty() {
-                let failure = ApiError::Conflict(format!(
-                    "Everything else is removed, but {} Twilio resources an earlier failure left are waiting for the orphan sweeper, which removes them with the provider's API key {key}: the key and the provider stay until it has (hourly). DELETE again then, or add ?force=true to keep the key for the sweeper and remove the provider now.",
-                    leftovers.len()
-                ));
-                record_error(services, record.clone(), &failure.to_string()).await;
-                return Err(failure);
-            }
-            Box::pin(delete_key(services, &record, key, token)).await?;
-            event = event.sid(key).detail(format!("deleted API key {key}, which the service had minted"));
+    Ok(numbers_left)
+}
+
+/// Twilio is given back: the minted key goes last (everything else went with it), then every
+/// record.
+async fn delete_records(
+    services: &Services,
+    record: &ProviderRecord,
+    token: Option<&TwilioCredentials>,
+) -> Result<Deletion, ApiError> {
+    let (org, id) = (&record.organization_id, record.id);
+    let mut event =
+        AuditEvent::new(org, id, Action::Deleted).sids(resources_of(record).iter().map(TwilioResource::sid));
+    if let Some(key) = record.credential.minted_key() {
+        // Leftovers of an earlier failure are swept with this very key: it stays until
+        // they are gone.
+        let leftovers = services.store.leftover_resources(org, id).await?;
+        if !leftovers.is_empty() {
+            let failure = ApiError::Conflict(format!(
+                "Everything else is removed, but {} Twilio resources an earlier failure left are waiting for the orphan sweeper, which removes them with the provider's API key {key}: the key and the provider stay until it has (hourly). DELETE again then, or add ?force=true to keep the key for the sweeper and remove the provider now.",
+                leftovers.len()
+            ));
+            record_error(services, record.clone(), &failure.to_string()).await;
+            return Err(failure);
         }
-        // Read again: the step changed the record (each number given back counts down).
-        let mut attempt = 0;
-        loop {
-            let current = load_provider(&services.store, org, id).await?;
-            // A credential set meanwhile (a key minted since) would go unseen with the records.
-            if current.credential != record.credential {
-                return Err(ApiError::Conflict(format!(
-                    "The credentials of provider {id} changed while it was being deleted; DELETE again."
-                )));
-            }
-            if deleted_as_read(services, &current, &event, &mut attempt).await? {
-                break;
-            }
+        Box::pin(delete_key(services, record, key, token)).await?;
+        event = event.sid(key).detail(format!("deleted API key {key}, which the service had minted"));
+    }
+    // Read again: the step changed the record (each number given back counts down).
+    let mut attempt = 0;
+    loop {
+        let current = load_provider(&services.store, org, id).await?;
+        // A credential set meanwhile (a key minted since) would go unseen with the records.
+        if current.credential != record.credential {
+            return Err(ApiError::Conflict(format!(
+                "The credentials of provider {id} changed while it was being deleted; DELETE again."
+            )));
         }
-        tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
-        return Ok(Deletion::Deleted);
+        if deleted_as_read(services, &current, &event, &mut attempt).await? {
+            break;
+        }
     }
-    if force {
-        return finish_forced(services, record, left, "not given back", "a forced delete could not remove it").await;
-    }
+    tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
+    Ok(Deletion::Deleted)
+}
+
+/// What this step could not give back or remove, and the delete is not forced: recorded (with
+/// what an earlier step recorded), and the step fails; `DELETE` again continues.
+async fn stop_failed(
+    services: &Services,
+    record: &ProviderRecord,
+    left: &[(TwilioResource, String)],
+) -> Result<Deletion, ApiError> {
     // Read again: the count went down with each number given back. Numbers that failed in
     // an earlier step are counted; what they failed on is the error that step recorded.
-    let record = load_provider(&services.store, org, id).await?;
-    let mut summary = summary_of(&left, record.phone_number_count);
+    let record = load_provider(&services.store, &record.organization_id, record.id).await?;
+    let mut summary = summary_of(left, record.phone_number_count);
     let earlier = record.deletion.as_ref().and_then(|d| d.last_error.as_deref()).filter(|_| left.is_empty());
     if let Some(earlier) = earlier {
         summary = format!("{earlier}; {summary}");
@@ -329,139 +359,9 @@ fn summary_of(left: &[(TwilioResource, String)], numbers_recorded: u32) -> Strin
     parts.join("; ")
 }
 
-enum NumbersReleased {
-    /// Every number from where the delete stood was tried; these could not be given back.
-    Done(Vec<(TwilioResource, String)>),
-    /// Out of time: the next step starts at this page token (None: at the first number);
-    /// these could not be given back meanwhile.
-    OutOfTime(Option<String>, Vec<(TwilioResource, String)>),
-    /// Twilio rejected the stored credentials (why).
-    Rejected(String),
-}
-
+/// Whether the step is out of time: what is left goes on in the next one.
 fn out_of_time() -> bool {
-    shared::deadline::remaining().is_some_and(|left| left < CONTINUE_RESERVE)
-}
-
-/// A number that could not be given back.
-struct NotReleased {
-    resource: TwilioResource,
-    error: String,
-    rejected: bool,
-}
-
-/// Gives every imported number back, page by page, from where an earlier step stopped,
-/// forgetting each as soon as it is back.
-async fn release_numbers(
-    services: &Services,
-    creds: &TwilioCredentials,
-    record: &ProviderRecord,
-) -> Result<NumbersReleased, ApiError> {
-    let org = &record.organization_id;
-    let mut failed = Vec::new();
-    let mut keys = KeyCache::default();
-    let mut token = record.deletion.as_ref().and_then(|d| d.numbers_from.clone());
-    // Once Twilio rejects the token, no further number is started with it.
-    let rejected = std::sync::atomic::AtomicBool::new(false);
-    let rejected = &rejected;
-    // A repair that started before the delete was marked may still put numbers back on the
-    // trunk (one that starts later sees the mark and refuses): while one holds the lease, each
-    // number is looked at again once forgotten.
-    let repair_running = services.store.repair_lease_held(org, record.id).await?;
-    loop {
-        if out_of_time() {
-            return Ok(NumbersReleased::OutOfTime(token, failed));
-        }
-        // The cursor moves past numbers that failed; released ones are gone from the table.
-        let (page, next) = services.store.list_numbers(org, record.id, PAGE, token.as_deref()).await?;
-        keys.load(services, record, &page).await?;
-        let keys = &keys;
-        let outcomes: Vec<(usize, Option<Tried>)> = futures::stream::iter(page.iter().cloned().enumerate())
-            .map(|(i, number)| async move {
-                (i, release_one(services, creds, record, number, keys, rejected, repair_running).await)
-            })
-            .buffer_unordered(RELEASE_CONCURRENCY)
-            .collect()
-            .await;
-        // Numbers are started in order until time runs out: those not started are the last.
-        let last_started = outcomes.iter().filter(|(_, o)| o.is_some()).map(|(i, _)| *i).max();
-        let outcomes: Vec<NotReleased> = outcomes
-            .into_iter()
-            .filter_map(|(_, o)| match o? {
-                Tried::GivenBack => None,
-                Tried::Failed(n) => Some(n),
-            })
-            .collect();
-        if let Some(rejected) = outcomes.iter().find(|n| n.rejected) {
-            return Ok(NumbersReleased::Rejected(rejected.error.clone()));
-        }
-        failed.extend(outcomes.into_iter().map(|n| (n.resource, n.error)));
-        if out_of_time() {
-            // The next step starts after the last number tried here (those that failed stay
-            // behind it), so a page that outlasts a step is never tried from its start again.
-            let from = match last_started {
-                Some(i) => Some(services.store.numbers_after(org, &page[i])),
-                None => token,
-            };
-            return Ok(NumbersReleased::OutOfTime(from, failed));
-        }
-        match next {
-            Some(next) => token = Some(next),
-            None => return Ok(NumbersReleased::Done(failed)),
-        }
-    }
-}
-
-/// What became of a number a step started.
-enum Tried {
-    GivenBack,
-    Failed(NotReleased),
-}
-
-/// One number: given back and forgotten, or what is left of it. Not started (None) once out
-/// of time.
-async fn release_one(
-    services: &Services,
-    creds: &TwilioCredentials,
-    record: &ProviderRecord,
-    number: PhoneNumberRecord,
-    keys: &KeyCache,
-    rejected: &std::sync::atomic::AtomicBool,
-    repair_running: bool,
-) -> Option<Tried> {
-    if out_of_time() || rejected.load(std::sync::atomic::Ordering::Relaxed) {
-        return None;
-    }
-    match release_number(services, creds, record, &number, keys).await {
-        Ok(released) => {
-            if let Released::NotRestored(reason) = &released {
-                tracing::info!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, reason, "number not given back as it was");
-            }
-            let event = AuditEvent::new(&record.organization_id, record.id, Action::DeleteNumberReleased)
-                .sid(&number.phone_number_sid)
-                .outcome(if matches!(released, Released::NotRestored(_)) { "not-restored" } else { "restored" });
-            if let Err(e) = services.store.forget_released_number(&record.organization_id, &number, &event).await {
-                tracing::error!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
-            } else if repair_running {
-                put_back_off_again(services, creds, record, &number, keys).await;
-            }
-            Some(Tried::GivenBack)
-        }
-        Err(e) => {
-            let is_rejection = matches!(&e, ReleaseError::Twilio(_, e) if e.is_authentication_failure());
-            if is_rejection {
-                rejected.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            Some(Tried::Failed(NotReleased {
-                resource: TwilioResource::TrunkPhoneNumber {
-                    trunk_sid: record.trunk_sid.clone(),
-                    number_sid: number.phone_number_sid.clone(),
-                },
-                rejected: is_rejection,
-                error: e.to_string(),
-            }))
-        }
-    }
+    shared::deadline::short_of(DELETE_CONTINUE)
 }
 
 /// The provider's own Twilio resources, in removal order.
@@ -489,115 +389,13 @@ async fn deleted_as_read(
     *attempt += 1;
     match Box::pin(services.store.delete_provider(record, event)).await {
         Ok(()) => Ok(true),
-        Err(shared::store::StoreError::VersionConflict) if *attempt < TRIES => Ok(false),
-        Err(shared::store::StoreError::VersionConflict) => Err(ApiError::Conflict(format!(
+        Err(shared::storage::StoreError::VersionConflict) if *attempt < TRIES => Ok(false),
+        Err(shared::storage::StoreError::VersionConflict) => Err(ApiError::Conflict(format!(
             "Provider {} kept changing while it was being deleted; DELETE again.",
             record.id
         ))),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Numbers a forced delete records for the sweeper and forgets at a time.
-const FORCED_PAGE: i32 = 100;
-
-/// A forced delete's end: what is left is recorded for the orphan sweeper (with the token the
-/// record holds then, envelope-encrypted: a rotation during the delete counts, and the same
-/// owner, so the sweeper can open it), then the records go, as they were when recorded.
-/// `left` is what this step could not remove; every number still recorded (an earlier step
-/// may have failed on it) and, while any is, the trunk's resources are left too, for
-/// `reason` unless `left` says otherwise. The numbers go a page at a time, each page recorded
-/// and then forgotten, with time checked before each: whatever their count, a step that runs
-/// short keeps what it did and the deletion queue goes on from the rest.
-async fn finish_forced(
-    services: &Services,
-    record: ProviderRecord,
-    mut left: Vec<(TwilioResource, String)>,
-    reason: &str,
-    why: &str,
-) -> Result<Deletion, ApiError> {
-    let (org, id) = (record.organization_id.clone(), record.id);
-    let mut left_behind = Vec::new();
-    loop {
-        let (numbers, _) = services.store.list_numbers(&org, id, FORCED_PAGE, None).await?;
-        if numbers.is_empty() {
-            break;
-        }
-        if out_of_time() {
-            return continue_later(services, record, None, None).await;
-        }
-        let current = load_provider(&services.store, &org, id).await?;
-        left_behind.extend(record_left(services, &current, &numbers, &mut left, reason).await?);
-        services.store.forget_numbers(&org, &numbers).await?;
-    }
-    // Numbers that were left (by this step or an earlier one) hold the trunk: its resources
-    // stay for the sweeper with them.
-    if !left_behind.is_empty() || numbers_left_for_sweeper(services, &record).await? {
-        for resource in resources_of(&record) {
-            if !left.iter().any(|(listed, _)| *listed == resource) {
-                left.push((resource, "not removed: numbers were left".to_owned()));
-            }
-        }
-    }
-    let mut attempt = 0;
-    loop {
-        let current = load_provider(&services.store, &org, id).await?;
-        let mut rest = left.clone();
-        let recorded = record_left(services, &current, &[], &mut rest, reason).await?;
-        let event = AuditEvent::new(&org, id, Action::DeleteForced)
-            .sids(rest.iter().chain(&left).map(|(resource, _)| resource.sid()))
-            .outcome(if left.is_empty() { "succeeded" } else { "left-behind" })
-            .detail(format!("{} Twilio resources left for the orphan sweeper", left.len()));
-        if deleted_as_read(services, &current, &event, &mut attempt).await? {
-            left_behind.extend(recorded);
-            break;
-        }
-    }
-    tracing::warn!(organization_id = %org, provider_id = %id, left_behind = left_behind.len(), why, "provider force-deleted; what Twilio still holds is recorded for the orphan sweeper");
-    Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
-}
-
-/// Whether an earlier step of this forced delete left numbers for the sweeper: they may still
-/// be on the trunk, so it must stay.
-async fn numbers_left_for_sweeper(services: &Services, record: &ProviderRecord) -> Result<bool, ApiError> {
-    let leftovers = services.store.leftover_resources(&record.organization_id, record.id).await?;
-    Ok(leftovers.iter().any(|resource| matches!(resource, TwilioResource::TrunkPhoneNumber { .. })))
-}
-
-/// Records for the sweeper what a forced delete leaves: `numbers` (each with its error from
-/// `left`, else `reason`; taken out of `left`) or, with none, what `left` holds. Returns what
-/// was recorded.
-async fn record_left(
-    services: &Services,
-    record: &ProviderRecord,
-    numbers: &[PhoneNumberRecord],
-    left: &mut Vec<(TwilioResource, String)>,
-    reason: &str,
-) -> Result<Vec<LeftBehind>, ApiError> {
-    let recorded: Vec<(TwilioResource, String)> = if numbers.is_empty() {
-        std::mem::take(left)
-    } else {
-        numbers
-            .iter()
-            .map(|n| {
-                let resource = TwilioResource::TrunkPhoneNumber {
-                    trunk_sid: record.trunk_sid.clone(),
-                    number_sid: n.phone_number_sid.clone(),
-                };
-                let error = match left.iter().position(|(listed, _)| *listed == resource) {
-                    Some(at) => left.swap_remove(at).1,
-                    None => reason.to_owned(),
-                };
-                (resource, error)
-            })
-            .collect()
-    };
-    if !recorded.is_empty() {
-        // Recorded before the records go: a forced delete never forgets what it leaves.
-        let resources: Vec<TwilioResource> = recorded.iter().map(|(resource, _)| resource.clone()).collect();
-        record_for_sweeper(services, record, &resources, numbers).await?;
-    }
-    Ok(recorded.into_iter().map(|(resource, error)| LeftBehind { resource, error }).collect())
 }
 
 /// Out of time: records where the next step starts and queues it.

@@ -2,28 +2,26 @@
 //! the import itself, each number independently, recording the routing each had.
 
 use crate::provider::cleanup::record_for_sweeper;
+use crate::provider::give_back::give_back_with;
 use crate::provider::record::{
     load_provider, owner_of, refuse_if_deleting, stored_credentials, stored_credentials_error,
 };
-use crate::provider::release::release_with;
 use crate::services::Services;
 use futures::StreamExt;
 use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
 use shared::crypto::{DataKey, SecretKind};
+use shared::deadline::reserves::IMPORT_UNDO;
 use shared::deadline::within;
 use shared::dto::{AvailableNumber, AvailableNumbers, ImportError, ImportNumbers, ImportResult, PhoneNumberResponse};
 use shared::model::{OrganizationId, PhoneNumberSid, TwilioCredentials, TwilioRegion, VoiceRouting};
-use shared::store::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
+use shared::storage::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::{IncomingPhoneNumber, TwilioResource};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uuid::Uuid;
 
-/// Time kept back from each attach to undo it if the number cannot be stored.
-const UNDO_RESERVE: Duration = Duration::from_secs(3);
-
-/// Takes a number back off the trunk; if even that fails, records it for the orphan sweeper,
+/// Takes a number back off the trunk; if even that fails, records it for the sweeper,
 /// so it is never left on the trunk with no record.
 async fn undo_attach(
     services: &Services,
@@ -33,8 +31,8 @@ async fn undo_attach(
     previous: &VoiceRouting,
 ) {
     let sid = &number.phone_number_sid;
-    let Err(e) = release_with(&services.twilio, creds, &provider.trunk_sid, sid, previous).await else { return };
-    tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach; recorded for the orphan sweeper");
+    let Err(e) = give_back_with(&services.twilio, creds, &provider.trunk_sid, sid, previous).await else { return };
+    tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach; recorded for the sweeper");
     let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: provider.trunk_sid.clone(), number_sid: sid.clone() };
     if let Err(e) = record_for_sweeper(services, provider, &[leftover], std::slice::from_ref(number)).await {
         tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an attach that could not be undone");
@@ -153,7 +151,7 @@ async fn import_one(
     };
     let imported = attach_and_store(services, org, provider, creds, data_key, &number, reservation).await;
     if imported.is_err()
-        && let Err(e) = services.store.release_reservation(&sid, reservation).await
+        && let Err(e) = services.store.cancel_reservation(&sid, reservation).await
     {
         tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not give up a number's reservation; it lapses by itself");
     }
@@ -171,6 +169,48 @@ async fn attach_and_store(
     reservation: Uuid,
 ) -> Result<PhoneNumberRecord, (&'static str, String)> {
     let sid = &number.sid;
+    let (record, previous) = number_record(services, provider, creds, data_key, number).await?;
+    // A number that cannot be both attached and undone in time is not started.
+    if shared::deadline::short_of(IMPORT_UNDO * 2) {
+        return Err(("not_attempted", "Not attempted: the request ran out of time. Import it again.".to_owned()));
+    }
+    // Recorded before the attach: an import that dies before the number is stored leaves
+    // this, and the sweeper gives the number back.
+    let intent = Intent::now(
+        IntentKey::new(org.clone(), provider.id),
+        provider.account_sid.clone(),
+        provider.twilio_region,
+        provider.credential.clone(),
+        Change::Attach {
+            trunk_sid: provider.trunk_sid.clone(),
+            number_sid: sid.clone(),
+            previous_routing: record.previous_routing.clone(),
+            previous_routing_sealed: record.previous_routing_sealed.clone(),
+            reservation,
+        },
+    );
+    if let Err(e) = services.store.record_intent(&intent).await {
+        tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an import's intent");
+        return Err(("storage_error", "Could not record the import; the number was not changed. Retry.".to_owned()));
+    }
+    let stored = attach_recorded(services, org, provider, creds, &record, &previous, &intent.key).await;
+    if stored.is_err()
+        && let Err(e) = services.store.forget_intent(&intent.key).await
+    {
+        tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not remove a failed import's intent; the sweeper will");
+    }
+    stored.map(|()| record)
+}
+
+/// The number's record, with the routing it has now (its voice URLs sealed with the request's
+/// data key), to be given back; and that routing.
+async fn number_record(
+    services: &Services,
+    provider: &ProviderRecord,
+    creds: &TwilioCredentials,
+    data_key: &tokio::sync::OnceCell<DataKey>,
+    number: &IncomingPhoneNumber,
+) -> Result<(PhoneNumberRecord, VoiceRouting), (&'static str, String)> {
     let mut previous = number.voice_routing();
     // Outside US1 import also points the number's calls at the provider's Region: what it
     // pointed at before is recorded with the rest, to be given back.
@@ -198,43 +238,14 @@ async fn attach_and_store(
     let record = PhoneNumberRecord {
         id: Uuid::now_v7(),
         provider_id: provider.id,
-        phone_number_sid: sid.clone(),
+        phone_number_sid: number.sid.clone(),
         phone_number: number.phone_number.clone(),
         friendly_name: number.friendly_name.clone(),
         previous_routing: previous.masked(),
         previous_routing_sealed: sealed,
         imported_at: shared::time::Timestamp::now(),
     };
-    // A number that cannot be both attached and undone in time is not started.
-    if shared::deadline::remaining().is_some_and(|left| left < UNDO_RESERVE * 2) {
-        return Err(("not_attempted", "Not attempted: the request ran out of time. Import it again.".to_owned()));
-    }
-    // Recorded before the attach: an import that dies before the number is stored leaves
-    // this, and the orphan sweeper gives the number back.
-    let intent = Intent::now(
-        IntentKey::new(org.clone(), provider.id),
-        provider.account_sid.clone(),
-        provider.twilio_region,
-        provider.credential.clone(),
-        Change::Attach {
-            trunk_sid: provider.trunk_sid.clone(),
-            number_sid: sid.clone(),
-            previous_routing: record.previous_routing.clone(),
-            previous_routing_sealed: record.previous_routing_sealed.clone(),
-            reservation,
-        },
-    );
-    if let Err(e) = services.store.record_intent(&intent).await {
-        tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an import's intent");
-        return Err(("storage_error", "Could not record the import; the number was not changed. Retry.".to_owned()));
-    }
-    let stored = attach_recorded(services, org, provider, creds, &record, &previous, &intent.key).await;
-    if stored.is_err()
-        && let Err(e) = services.store.forget_intent(&intent.key).await
-    {
-        tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not remove a failed import's intent; the sweeper will");
-    }
-    stored.map(|()| record)
+    Ok((record, previous))
 }
 
 /// The attach and the write that makes it official (removing the intent); on failure the
@@ -250,7 +261,7 @@ async fn attach_recorded(
 ) -> Result<(), (&'static str, String)> {
     let sid = &record.phone_number_sid;
     // The attach gets the time left less what undoing it may take.
-    let attach_deadline = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(UNDO_RESERVE));
+    let attach_deadline = shared::deadline::remaining_less(IMPORT_UNDO).map(|left| Instant::now() + left);
     let attached = within(attach_deadline, services.twilio.attach_phone_number(creds, &provider.trunk_sid, sid)).await;
     if let Err(e) = attached {
         if e.is_outcome_unknown() {

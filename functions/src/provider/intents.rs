@@ -1,16 +1,16 @@
-//! The orphan sweeper's first step: intents whose writer must be over (see
-//! [`shared::store::Intent`]). A create's or repair's new resources that exist are recorded as
+//! The sweeper's first step: intents whose writer must be over (see
+//! [`shared::storage::Intent`]). A create's or repair's new resources that exist are recorded as
 //! left behind (unless the provider's record names them), and so is an import's attach; the
 //! sweep then removes or gives them back as it does any leftover. An abandoned removal is
 //! finished; an abandoned delete step is continued through the deletion queue.
 
 use crate::provider::cleanup::record_leftovers;
-use crate::provider::release::remove_number;
+use crate::provider::give_back::remove_number;
 use crate::services::Services;
 use shared::ApiError;
 use shared::crypto::SecretOwner;
 use shared::model::{OrganizationId, TwilioCredentials};
-use shared::store::{Change, Intent, Leftover, NewResources, OpenCredentialError, ProviderRecord, StoreError};
+use shared::storage::{Change, Intent, Leftover, NewResources, OpenCredentialError, ProviderRecord, StoreError};
 use shared::twilio::{TwilioError, TwilioResource};
 use std::time::Duration;
 use uuid::Uuid;
@@ -110,7 +110,7 @@ async fn resolve_one(
         Change::Attach { trunk_sid, number_sid, previous_routing, previous_routing_sealed, reservation } => {
             // The dead import's reservation (its own only: never a later import's), so the
             // give-back can take the number at once.
-            services.store.release_reservation(number_sid, *reservation).await?;
+            services.store.cancel_reservation(number_sid, *reservation).await?;
             let resource =
                 TwilioResource::TrunkPhoneNumber { trunk_sid: trunk_sid.clone(), number_sid: number_sid.clone() };
             let routing = (previous_routing.clone(), previous_routing_sealed.clone());
@@ -211,7 +211,7 @@ async fn existing(
 fn in_use(
     resource: &TwilioResource,
     provider: &ProviderRecord,
-    stored_credential: Option<&shared::store::SipCredentialRecord>,
+    stored_credential: Option<&shared::storage::SipCredentialRecord>,
 ) -> bool {
     match resource {
         TwilioResource::Trunk { trunk_sid } => *trunk_sid == provider.trunk_sid,

@@ -14,14 +14,14 @@ use serde::Serialize;
 use shared::audit::{Actor, acting_as};
 use shared::model::OrganizationId;
 use shared::queue::{Job, JobItem};
-use shared::store::{Backfill, JobsSource, ProviderStore, StoreError};
+use shared::storage::{Backfill, JobsSource, ProviderStore, StoreError};
 use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
-    Store(#[from] shared::store::StoreError),
+    Store(#[from] shared::storage::StoreError),
     #[error(transparent)]
     Queue(#[from] shared::queue::QueueError),
     #[error("the schedule's input names no known job: {0}")]
@@ -127,7 +127,7 @@ pub enum Worked {
 pub async fn work(services: &Services, item: &JobItem) -> Result<Worked, String> {
     let grace = item.grace_seconds.map(Duration::from_secs);
     let org = OrganizationId::parse(&item.organization_id).ok_or("the item names no valid organization")?;
-    let actor = Actor::job(&shared::item::variant_name(&item.job));
+    let actor = Actor::job(&shared::storage::item::variant_name(&item.job));
     acting_as(actor, async {
         match item.job {
             // Boxed: verification is a large state machine.

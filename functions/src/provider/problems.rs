@@ -3,7 +3,7 @@
 
 use shared::ApiError;
 use shared::model::{AccountSid, ApiKeySid, TwilioCredentials, TwilioRegion};
-use shared::store::ProviderRecord;
+use shared::storage::ProviderRecord;
 use shared::twilio::{CODE_CREDENTIAL_LIST_LIMIT, CODE_TRUNK_LIMIT, TwilioError, TwilioErrorKind};
 
 /// What Twilio's 401/20003 means: Twilio does not say which of these it is.

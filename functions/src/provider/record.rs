@@ -6,7 +6,7 @@ use shared::ApiError;
 use shared::audit::AuditEvent;
 use shared::crypto::{CryptoError, SecretOwner};
 use shared::model::{OrganizationId, TwilioCredentials};
-use shared::store::{OpenCredentialError, ProviderRecord, ProviderStore, StoreError};
+use shared::storage::{OpenCredentialError, ProviderRecord, ProviderStore, StoreError};
 use shared::twilio::TwilioError;
 use uuid::Uuid;
 
@@ -47,7 +47,7 @@ pub async fn under_lease<T>(
         )));
     }
     let outcome = work.await;
-    if let Err(e) = services.store.release_repair_lease(org, id).await {
+    if let Err(e) = services.store.end_repair_lease(org, id).await {
         tracing::warn!(provider_id = %id, error = %e, "could not give up the provider's lease; it lapses by itself");
     }
     outcome

@@ -11,7 +11,7 @@ use serde::Serialize;
 use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
 use shared::model::{CheckName, CheckStatus, OrganizationId, VerificationStatus};
-use shared::store::{ProviderRecord, StoreError};
+use shared::storage::{ProviderRecord, StoreError};
 use uuid::Uuid;
 
 /// Providers verified at once in-process.

@@ -15,7 +15,7 @@ use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
 use shared::dto::NewCredential;
 use shared::model::OrganizationId;
-use shared::store::{ProviderRecord, SealedCredential};
+use shared::storage::{ProviderRecord, SealedCredential};
 use uuid::Uuid;
 
 /// How many verifications a replacement runs at most (the first and two more) when repairs

@@ -9,7 +9,7 @@ use shared::audit::{Action, Actor, AuditEvent};
 use shared::config::{ConfigError, StorageConfig};
 use shared::crypto::{CryptoError, Envelope, SecretKind};
 use shared::model::{OrganizationId, SipPassword};
-use shared::store::ProviderStore;
+use shared::storage::{PreviousSipCredential, ProviderStore};
 use uuid::Uuid;
 
 /// The table and KMS: all the reader needs (no Twilio).
@@ -30,7 +30,7 @@ impl SipCredentialReader {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let storage = StorageConfig::from_env()?;
         let retention = shared::config::event_retention_from_env()?;
-        let aws = shared::https::function_sdk_config().await;
+        let aws = shared::tls::function_sdk_config().await;
         let mut reader = Self::new(&aws, &storage);
         reader.store = reader.store.with_event_retention(retention);
         Ok(reader)
@@ -119,16 +119,12 @@ pub async fn read(
         reader.store.get_provider(organization_id, provider_id),
         reader.store.get_sip_credential(organization_id, provider_id)
     );
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::error!(provider_id = %provider_id, error = %e, "reading the SIP credential failed");
-        SipCredentialError::Unavailable
-    };
     let not_found = || SipCredentialError::ProviderNotFound { organization_id: organization_id.clone(), provider_id };
-    let record = provider.map_err(|e| unavailable(&e))?.ok_or_else(not_found)?;
+    let record = provider.map_err(|e| unavailable(provider_id, &e))?.ok_or_else(not_found)?;
     if record.deletion.is_some() {
         return Err(SipCredentialError::ProviderBeingDeleted(provider_id));
     }
-    let credential = credential.map_err(|e| unavailable(&e))?.ok_or_else(not_found)?;
+    let credential = credential.map_err(|e| unavailable(provider_id, &e))?.ok_or_else(not_found)?;
     let owner = owner_of(&record);
     let open = |sealed| {
         let owner = &owner;
@@ -145,21 +141,50 @@ pub async fn read(
             None => None,
         }
     });
-    let unusable = |e: CryptoError| match e {
-        CryptoError::Kms(_) => unavailable(&e),
-        CryptoError::WrongContext | CryptoError::Malformed(_) => {
-            tracing::error!(provider_id = %provider_id, error = %e, "stored SIP password cannot be decrypted");
-            SipCredentialError::CredentialUnusable(provider_id)
-        }
-    };
-    let password = password.map_err(unusable)?;
+    let password = password.map_err(|e| unusable(provider_id, e))?;
     // Every read of a password is on the trail before the password leaves: a read that cannot
     // be recorded is refused.
     let event = AuditEvent::new(organization_id, provider_id, Action::SipCredentialRead)
         .by(reader_actor())
         .sids(std::iter::once(&credential.credential_sid).chain(previous.map(|p| &p.credential_sid)));
-    reader.store.record_event(&event).await.map_err(|e| unavailable(&e))?;
-    let previous = match (previous, previous_password) {
+    reader.store.record_event(&event).await.map_err(|e| unavailable(provider_id, &e))?;
+    let previous = previous_of(provider_id, previous, previous_password);
+    Ok(SipCredential {
+        provider_id,
+        trunk_sid: record.trunk_sid.clone(),
+        termination_uri: record.termination_uri.clone(),
+        transport: if record.secure_trunking { "tls" } else { "udp" },
+        username: credential.username,
+        password,
+        previous,
+    })
+}
+
+/// The table or KMS could not be reached: logged, and answered as `Unavailable` (worth a retry).
+fn unavailable(provider_id: Uuid, e: &dyn std::fmt::Display) -> SipCredentialError {
+    tracing::error!(provider_id = %provider_id, error = %e, "reading the SIP credential failed");
+    SipCredentialError::Unavailable
+}
+
+/// The stored password could not be opened: KMS failing is worth a retry; a password that
+/// cannot be decrypted needs a repair.
+fn unusable(provider_id: Uuid, e: CryptoError) -> SipCredentialError {
+    match e {
+        CryptoError::Kms(_) => unavailable(provider_id, &e),
+        CryptoError::WrongContext | CryptoError::Malformed(_) => {
+            tracing::error!(provider_id = %provider_id, error = %e, "stored SIP password cannot be decrypted");
+            SipCredentialError::CredentialUnusable(provider_id)
+        }
+    }
+}
+
+/// The previous credential as engines get it, with its password opened.
+fn previous_of(
+    provider_id: Uuid,
+    previous: Option<&PreviousSipCredential>,
+    password: Option<Result<SipPassword, CryptoError>>,
+) -> Option<PreviousCredential> {
+    match (previous, password) {
         (Some(previous), Some(Ok(password))) => Some(PreviousCredential {
             username: previous.username.clone(),
             password,
@@ -171,16 +196,7 @@ pub async fn read(
             None
         }
         _ => None,
-    };
-    Ok(SipCredential {
-        provider_id,
-        trunk_sid: record.trunk_sid.clone(),
-        termination_uri: record.termination_uri.clone(),
-        transport: if record.secure_trunking { "tls" } else { "udp" },
-        username: credential.username,
-        password,
-        previous,
-    })
+    }
 }
 
 #[cfg(test)]

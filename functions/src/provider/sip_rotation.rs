@@ -17,14 +17,14 @@ use crate::provider::record::{load_provider, owner_of, refuse_if_deleting, store
 use crate::services::Services;
 use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
-use shared::crypto::SecretKind;
+use shared::crypto::{DataKey, EncryptedSecret, SecretKind};
 use shared::dto::{RotateSipCredential, SipCredentialState};
-use shared::model::{OrganizationId, SipPassword, TwilioCredentials};
-use shared::store::{
+use shared::model::{CredentialListSid, OrganizationId, SipPassword, TwilioCredentials};
+use shared::storage::{
     Change, Intent, IntentKey, NewResources, PreviousSipCredential, ProviderRecord, SipCredentialRecord, StoreError,
 };
 use shared::time::Timestamp;
-use shared::twilio::TwilioResource;
+use shared::twilio::{Credential, TwilioResource};
 use uuid::Uuid;
 
 /// `POST /api/v1/providers/{id}/sip-credential/rotate`.
@@ -46,12 +46,7 @@ async fn rotate(
     let record = load_provider(&services.store, org, id).await?;
     refuse_if_deleting(&record)?;
     let current = current_credential(services, &record).await?;
-    if let Some(previous) = &current.previous {
-        return Err(ApiError::Conflict(format!(
-            "A rotation of provider {id}'s SIP credential is under way: {} stays valid until {}. Finish it first with POST /api/v1/providers/{id}/sip-credential/rotate/finish.",
-            previous.username, previous.expires_at
-        )));
-    }
+    refuse_if_rotating(id, &current)?;
     let creds = stored_credentials(services, &record).await?;
     let data_key = services.envelope.generate_data_key(&owner_of(&record)).await?;
     let list_sid = current.credential_list_sid.clone();
@@ -68,37 +63,10 @@ async fn rotate(
     );
     services.store.record_intent(&intent).await?;
     let password = SipPassword::generate();
-    let created = match services.twilio.create_credential(&creds, &list_sid, &username, &password).await {
-        Ok(created) => created,
-        Err(e) => {
-            // Nothing new is certainly in Twilio unless the outcome is unknown: then the
-            // intent stays, and the sweeper removes the username if Twilio made it.
-            if !e.is_outcome_unknown() {
-                forget_intent(services, &intent.key).await;
-            }
-            return Err(if e.is_not_found() {
-                ApiError::Conflict(format!(
-                    "The credential list {list_sid} of provider {id} no longer exists in Twilio; run POST /api/v1/providers/{id}/repair first."
-                ))
-            } else {
-                twilio_problem("adding a SIP credential", e)
-            });
-        }
-    };
+    let created = add_credential(services, &creds, &intent.key, &list_sid, &username, &password).await?;
     let expires_at = Timestamp::from_unix(Timestamp::now().unix_seconds() + overlap_seconds as i64);
-    let rotated = SipCredentialRecord {
-        provider_id: id,
-        username: created.username,
-        credential_sid: created.sid.clone(),
-        credential_list_sid: list_sid.clone(),
-        password: data_key.seal(SecretKind::SipPassword, password.expose()),
-        previous: Some(PreviousSipCredential {
-            username: current.username.clone(),
-            credential_sid: current.credential_sid.clone(),
-            password: current.password.clone(),
-            expires_at: expires_at.clone(),
-        }),
-    };
+    let sealed = data_key.seal(SecretKind::SipPassword, password.expose());
+    let rotated = rotated_record(id, &current, created, sealed, &expires_at);
     let event = AuditEvent::new(org, id, Action::SipCredentialRotate)
         .sid(&rotated.credential_sid)
         .sid(&current.credential_sid)
@@ -106,15 +74,10 @@ async fn rotate(
         .detail(format!("the replaced credential works until {expires_at}"));
     match services.store.rotate_sip_credential(org, &rotated, &current.credential_sid, &intent.key, &event).await {
         Ok(()) => {}
+        // Certainly not current: the new credential goes again (recorded for the sweeper if it
+        // cannot).
         Err(StoreError::VersionConflict) => {
-            // Certainly not current: the new credential goes again (recorded for the sweeper
-            // if it cannot).
-            let made = TwilioResource::Credential { list_sid, credential_sid: created.sid };
-            remove_or_record(services, &creds, &owner_of(&record), &[made], Some(&data_key)).await;
-            forget_intent(services, &intent.key).await;
-            return Err(ApiError::Conflict(format!(
-                "Provider {id}'s SIP credential changed (a repair, or its delete) while it was rotated; nothing was changed. Retry."
-            )));
+            return Err(undo_rotation(services, &record, &creds, &data_key, &rotated, &intent.key).await);
         }
         // Unknown whether the write was stored: removing the new credential could leave the
         // record naming one Twilio no longer has. The intent decides: gone with a stored write,
@@ -130,6 +93,92 @@ async fn rotate(
         "SIP credential rotated"
     );
     Ok(SipCredentialState::from(&rotated))
+}
+
+/// 409 while an earlier rotation's overlap is under way: it is finished first.
+fn refuse_if_rotating(id: Uuid, current: &SipCredentialRecord) -> Result<(), ApiError> {
+    match &current.previous {
+        Some(previous) => Err(ApiError::Conflict(format!(
+            "A rotation of provider {id}'s SIP credential is under way: {} stays valid until {}. Finish it first with POST /api/v1/providers/{id}/sip-credential/rotate/finish.",
+            previous.username, previous.expires_at
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The new credential in Twilio's list. Nothing new is certainly in Twilio after a failure
+/// unless the outcome is unknown: then the intent stays, and the sweeper removes the username
+/// if Twilio made it.
+async fn add_credential(
+    services: &Services,
+    creds: &TwilioCredentials,
+    intent: &IntentKey,
+    list_sid: &CredentialListSid,
+    username: &str,
+    password: &SipPassword,
+) -> Result<Credential, ApiError> {
+    let e = match services.twilio.create_credential(creds, list_sid, username, password).await {
+        Ok(created) => return Ok(created),
+        Err(e) => e,
+    };
+    if !e.is_outcome_unknown() {
+        forget_intent(services, intent).await;
+    }
+    let id = intent.provider_id;
+    Err(if e.is_not_found() {
+        ApiError::Conflict(format!(
+            "The credential list {list_sid} of provider {id} no longer exists in Twilio; run POST /api/v1/providers/{id}/repair first."
+        ))
+    } else {
+        twilio_problem("adding a SIP credential", e)
+    })
+}
+
+/// The new credential, current, with the one it replaces kept as `previous` until
+/// `expires_at`.
+fn rotated_record(
+    id: Uuid,
+    current: &SipCredentialRecord,
+    created: Credential,
+    password: EncryptedSecret,
+    expires_at: &Timestamp,
+) -> SipCredentialRecord {
+    SipCredentialRecord {
+        provider_id: id,
+        username: created.username,
+        credential_sid: created.sid,
+        credential_list_sid: current.credential_list_sid.clone(),
+        password,
+        previous: Some(PreviousSipCredential {
+            username: current.username.clone(),
+            credential_sid: current.credential_sid.clone(),
+            password: current.password.clone(),
+            expires_at: expires_at.clone(),
+        }),
+    }
+}
+
+/// The write found the credential changed (a repair, or the provider's delete): the new one is
+/// certainly not current, so it goes again (recorded for the sweeper if it cannot), and nothing
+/// was changed.
+async fn undo_rotation(
+    services: &Services,
+    record: &ProviderRecord,
+    creds: &TwilioCredentials,
+    data_key: &DataKey,
+    rotated: &SipCredentialRecord,
+    intent: &IntentKey,
+) -> ApiError {
+    let id = record.id;
+    let made = TwilioResource::Credential {
+        list_sid: rotated.credential_list_sid.clone(),
+        credential_sid: rotated.credential_sid.clone(),
+    };
+    remove_or_record(services, creds, &owner_of(record), &[made], Some(data_key)).await;
+    forget_intent(services, intent).await;
+    ApiError::Conflict(format!(
+        "Provider {id}'s SIP credential changed (a repair, or its delete) while it was rotated; nothing was changed. Retry."
+    ))
 }
 
 /// `POST /api/v1/providers/{id}/sip-credential/rotate/finish`: ends the overlap now. Without a

@@ -1,26 +1,23 @@
-//! The orphan sweeper, run by the hourly job: resolves the intents of work that died midway
+//! The sweeper, run by the hourly job: resolves the intents of work that died midway
 //! (see [`intents`]), and retries the removal of Twilio resources that a failed rollback left
 //! behind (recorded as `ORPHAN#` items) until they are gone.
 
-use crate::provider::cleanup::remove_resources;
+use crate::provider::cleanup::{Turn, each_in_time, remove_resources};
+use crate::provider::give_back::{GiveBackError, GivenBack, KeyCache, give_back_with};
 use crate::provider::intents;
-use crate::provider::release::{KeyCache, ReleaseError, Released, release_with};
 use crate::services::Services;
-use futures::StreamExt;
 use serde::Serialize;
 use shared::crypto::SecretOwner;
+use shared::deadline::reserves::SWEEP_NUMBER;
 use shared::model::OrganizationId;
 use shared::model::TwilioCredentials;
-use shared::store::{Leftover, NumberClaim, StoreError};
+use shared::storage::{Leftover, NumberClaim, SealedCredential, StoreError};
 use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
 use std::time::Duration;
 use uuid::Uuid;
 
 /// Leftover numbers of one provider given back at the same time.
 const NUMBER_CONCURRENCY: usize = 8;
-/// A number is not started with less time than this left: it waits for the next pass, and the
-/// rest of the sweep (the trunk's resources, the records) still fits.
-const NUMBER_RESERVE: Duration = Duration::from_secs(5);
 
 /// Providers by what their sweep came to.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -93,8 +90,54 @@ pub async fn sweep_one(
     })
 }
 
-/// Sweeps one provider's leftovers (none left: cleared).
+/// Sweeps one provider's leftovers (none left: cleared): load them, choose the credentials,
+/// give the numbers back, remove the trunk's resources, settle what is left.
 async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id: Uuid) -> Result<Outcome, StoreError> {
+    let (leftovers, unreadable) = load(services, org, provider_id).await?;
+    if leftovers.is_empty() {
+        return Ok(if unreadable > 0 { Outcome::Stuck } else { Outcome::Cleared });
+    }
+    let Some((sweep, leftovers)) = choose_credentials(services, org, provider_id, leftovers, unreadable).await? else {
+        return Ok(Outcome::Stuck);
+    };
+    let (numbers, others): (Vec<Leftover>, Vec<Leftover>) =
+        leftovers.into_iter().partition(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
+    let (mut left, waiting) = give_back_numbers(services, &sweep, numbers).await;
+    // While any number may still be on a trunk (not given back, stuck, being imported, or
+    // unreadable), the trunk resources stay: deleting a trunk would take its numbers off with
+    // no routing. They wait for the next pass.
+    let numbers_held = !left.is_empty()
+        || waiting > 0
+        || sweep.unreadable > 0
+        || sweep.stuck.iter().any(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
+    let cleared =
+        if numbers_held { Vec::new() } else { remove_trunk_resources(services, &sweep, others, &mut left).await };
+    Ok(settle(services, &sweep, cleared, left, numbers_held).await)
+}
+
+/// One provider's sweep under way: whose leftovers, the credentials they are tried with, and
+/// what cannot be acted on this pass.
+struct ProviderSweep {
+    owner: SecretOwner,
+    creds: TwilioCredentials,
+    /// The token `creds` were opened from: what Twilio rejects is marked stuck on it.
+    token: SealedCredential,
+    /// A provider still being deleted holds its numbers' claims: those are its own, not
+    /// imports again.
+    deleting: bool,
+    /// Leftover records that could not be read.
+    unreadable: usize,
+    /// Leftovers stuck on this very token: not tried again.
+    stuck: Vec<Leftover>,
+}
+
+/// The provider's leftovers (a record of the earlier format is rewritten first, one item per
+/// resource), and how many records could not be read.
+async fn load(
+    services: &Services,
+    org: &OrganizationId,
+    provider_id: Uuid,
+) -> Result<(Vec<Leftover>, usize), StoreError> {
     let store = &services.store;
     let mut unreadable = 0;
     match store.migrate_legacy_leftovers(org, provider_id).await {
@@ -118,13 +161,20 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
             }
         }
     }
-    if leftovers.is_empty() {
-        return Ok(if unreadable > 0 { Outcome::Stuck } else { Outcome::Cleared });
-    }
-    // The live provider's current token when there is one (a rotation since is used), else the
-    // newest one recorded with the leftovers.
-    let provider = store.get_provider(org, provider_id).await?;
-    // A provider still being deleted holds its numbers' claims: those are its own, not imports again.
+    Ok((leftovers, unreadable))
+}
+
+/// The live provider's current token when there is one (a rotation since is used), else the
+/// newest one recorded with the leftovers, opened; leftovers stuck on it are set aside. Answers
+/// the sweep and the leftovers to try, or None when none can be tried (logged).
+async fn choose_credentials(
+    services: &Services,
+    org: &OrganizationId,
+    provider_id: Uuid,
+    leftovers: Vec<Leftover>,
+    unreadable: usize,
+) -> Result<Option<(ProviderSweep, Vec<Leftover>)>, StoreError> {
+    let provider = services.store.get_provider(org, provider_id).await?;
     let deleting = provider.as_ref().is_some_and(|p| p.deletion.is_some());
     let token = match &provider {
         Some(provider) => Some(provider.credential.clone()),
@@ -137,13 +187,13 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
     let Some(token) = token else {
         let resources: Vec<_> = leftovers.iter().map(|l| &l.resource).collect();
         tracing::error!(organization_id = %org, %provider_id, resources = ?resources, "leftover Twilio resources without stored credentials; remove them by hand");
-        return Ok(Outcome::Stuck);
+        return Ok(None);
     };
     // Stuck on this very token: logged when it got stuck; asking again would only be refused.
     let (stuck, leftovers): (Vec<Leftover>, Vec<Leftover>) =
         leftovers.into_iter().partition(|l| l.stuck.as_ref().is_some_and(|(_, rejected)| *rejected == token.secret));
     if leftovers.is_empty() {
-        return Ok(Outcome::Stuck);
+        return Ok(None);
     }
     let owner = SecretOwner { organization_id: org.clone(), provider_id };
     let (account_sid, region) = (leftovers[0].account_sid.clone(), leftovers[0].twilio_region);
@@ -151,61 +201,45 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
         Ok(creds) => creds,
         Err(e) => {
             tracing::error!(organization_id = %org, %provider_id, error = %e, "cannot open the credentials of leftover Twilio resources");
-            return Ok(Outcome::Stuck);
+            return Ok(None);
         }
     };
-    let (numbers, others): (Vec<Leftover>, Vec<Leftover>) =
-        leftovers.into_iter().partition(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
-    let mut left: Vec<(Leftover, TwilioError)> = Vec::new();
-    let mut cleared = Vec::new();
-    // Every number's previous routing opens with the keys loaded here, one KMS call per key;
-    // a number whose key could not be loaded fails alone (its routing cannot be opened).
-    let mut keys = KeyCache::default();
-    for sealed in numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref()) {
-        if let Err(e) = keys.load_sealed(services, &owner, [sealed]).await {
-            tracing::warn!(organization_id = %org, %provider_id, error = %e, "cannot open a leftover number's previous routing");
+    Ok(Some((ProviderSweep { owner, creds, token, deleting, unreadable, stuck }, leftovers)))
+}
+
+/// Numbers go back a few at a time, each forgotten as soon as it is back, and none is started
+/// once time runs short or Twilio has rejected the token: what is not done waits for the next
+/// pass, which starts with the rest. Answers what could not be given back (with why) and how
+/// many numbers wait.
+async fn give_back_numbers(
+    services: &Services,
+    sweep: &ProviderSweep,
+    numbers: Vec<Leftover>,
+) -> (Vec<(Leftover, TwilioError)>, usize) {
+    let (org, provider_id) = (&sweep.owner.organization_id, sweep.owner.provider_id);
+    let keys = routing_keys(services, sweep, &numbers).await;
+    let keys = &keys;
+    let (tried, rejected) = each_in_time(numbers, NUMBER_CONCURRENCY, SWEEP_NUMBER, |number| async move {
+        let result = give_back(services, &sweep.owner, &sweep.creds, keys, &number, sweep.deleting).await;
+        if matches!(result, Ok(NumberSwept::Done))
+            && let Err(e) = services.store.forget_leftover(&number).await
+        {
+            tracing::error!(%provider_id, error = %e, "a leftover number was given back but its record stays");
+        }
+        let refused = matches!(&result, Err(e) if e.kind() == TwilioErrorKind::Rejected);
+        ((number, result), refused)
+    })
+    .await;
+    let (mut left, mut waiting, mut numbers_back, mut not_started) = (Vec::new(), 0, 0, Vec::new());
+    for turn in tried {
+        match turn {
+            Turn::Started((_, Ok(NumberSwept::Done))) => numbers_back += 1,
+            Turn::Started((_, Ok(NumberSwept::Held))) => waiting += 1,
+            Turn::Started((number, Err(e))) => left.push((number, e)),
+            Turn::Skipped(number) => not_started.push(number),
         }
     }
-    // Numbers go back a few at a time, each forgotten as soon as it is back, and none is
-    // started once time runs short or Twilio has rejected the token: what is not done waits
-    // for the next pass, which starts with the rest.
-    let rejected = std::sync::atomic::AtomicBool::new(false);
-    let (keys, creds_ref, owner_ref, rejected_ref) = (&keys, &creds, &owner, &rejected);
-    let tried: Vec<(Leftover, Option<Result<GivenBack, TwilioError>>)> = futures::stream::iter(numbers)
-        .map(|number| async move {
-            let out_of_time = shared::deadline::remaining().is_some_and(|left| left < NUMBER_RESERVE);
-            if out_of_time || rejected_ref.load(std::sync::atomic::Ordering::Relaxed) {
-                return (number, None);
-            }
-            let result = give_back(services, owner_ref, creds_ref, keys, &number, deleting).await;
-            match &result {
-                Ok(GivenBack::Done) => {
-                    if let Err(e) = services.store.forget_leftover(&number).await {
-                        tracing::error!(%provider_id, error = %e, "a leftover number was given back but its record stays");
-                    }
-                }
-                Err(e) if e.kind() == TwilioErrorKind::Rejected => {
-                    rejected_ref.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                _ => {}
-            }
-            (number, Some(result))
-        })
-        .buffer_unordered(NUMBER_CONCURRENCY)
-        .collect()
-        .await;
-    let mut waiting = 0;
-    let mut numbers_back = 0;
-    let mut not_started = Vec::new();
-    for (number, result) in tried {
-        match result {
-            Some(Ok(GivenBack::Done)) => numbers_back += 1,
-            Some(Ok(GivenBack::Held)) => waiting += 1,
-            Some(Err(e)) => left.push((number, e)),
-            None => not_started.push(number),
-        }
-    }
-    if rejected.into_inner() {
+    if rejected {
         // Not started because the token is rejected: stuck on it as those tried are.
         let refused = || TwilioError::Api {
             status: 401,
@@ -219,26 +253,55 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
         tracing::info!(organization_id = %org, %provider_id, given_back = numbers_back, "leftover numbers given back");
         shared::metrics::emit("OrphansRemoved", numbers_back as f64, shared::metrics::Unit::Count, &[]);
     }
-    // While any number may still be on a trunk (not given back, stuck, being imported, or
-    // unreadable), the trunk resources stay: deleting a trunk would take its numbers off with
-    // no routing. They wait for the next pass.
-    let numbers_held = !left.is_empty()
-        || waiting > 0
-        || unreadable > 0
-        || stuck.iter().any(|l| matches!(l.resource, TwilioResource::TrunkPhoneNumber { .. }));
-    if !numbers_held {
-        let resources: Vec<TwilioResource> = others.iter().map(|l| l.resource.clone()).collect();
-        let still_there = remove_resources(&services.twilio, &creds, &resources).await;
-        for leftover in others {
-            match still_there.iter().find(|(resource, _)| *resource == leftover.resource) {
-                Some((_, e)) => left.push((leftover, clone_error(e))),
-                None => cleared.push(leftover),
-            }
+    (left, waiting)
+}
+
+/// Every number's previous routing opens with the keys loaded here, one KMS call per key; a
+/// number whose key could not be loaded fails alone (its routing cannot be opened).
+async fn routing_keys(services: &Services, sweep: &ProviderSweep, numbers: &[Leftover]) -> KeyCache {
+    let (org, provider_id) = (&sweep.owner.organization_id, sweep.owner.provider_id);
+    let mut keys = KeyCache::default();
+    for sealed in numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref()) {
+        if let Err(e) = keys.load_sealed(services, &sweep.owner, [sealed]).await {
+            tracing::warn!(organization_id = %org, %provider_id, error = %e, "cannot open a leftover number's previous routing");
         }
     }
+    keys
+}
+
+/// Removes the trunk's resources (no number holds them any more): answers those gone; those
+/// still there join `left`.
+async fn remove_trunk_resources(
+    services: &Services,
+    sweep: &ProviderSweep,
+    others: Vec<Leftover>,
+    left: &mut Vec<(Leftover, TwilioError)>,
+) -> Vec<Leftover> {
+    let resources: Vec<TwilioResource> = others.iter().map(|l| l.resource.clone()).collect();
+    let still_there = remove_resources(&services.twilio, &sweep.creds, &resources).await;
+    let mut cleared = Vec::new();
+    for leftover in others {
+        match still_there.iter().find(|(resource, _)| *resource == leftover.resource) {
+            Some((_, e)) => left.push((leftover, clone_error(e))),
+            None => cleared.push(leftover),
+        }
+    }
+    cleared
+}
+
+/// Forgets what is gone and answers what the sweep came to; what Twilio refused with this
+/// token is marked stuck on it.
+async fn settle(
+    services: &Services,
+    sweep: &ProviderSweep,
+    cleared: Vec<Leftover>,
+    left: Vec<(Leftover, TwilioError)>,
+    numbers_held: bool,
+) -> Outcome {
+    let (org, provider_id) = (&sweep.owner.organization_id, sweep.owner.provider_id);
     let mut forgotten = 0;
     for leftover in &cleared {
-        match store.forget_leftover(leftover).await {
+        match services.store.forget_leftover(leftover).await {
             Ok(()) => forgotten += 1,
             Err(e) => tracing::error!(%provider_id, error = %e, "a leftover resource was removed but its record stays"),
         }
@@ -247,39 +310,46 @@ async fn sweep_leftovers(services: &Services, org: &OrganizationId, provider_id:
         tracing::info!(organization_id = %org, %provider_id, removed = forgotten, "leftover Twilio resources removed");
         shared::metrics::emit("OrphansRemoved", forgotten as f64, shared::metrics::Unit::Count, &[]);
     }
+    let needs_operator = !sweep.stuck.is_empty() || sweep.unreadable > 0;
     if left.is_empty() {
-        let done = forgotten == cleared.len() && stuck.is_empty() && unreadable == 0 && !numbers_held;
-        return Ok(if done {
+        let done = forgotten == cleared.len() && !needs_operator && !numbers_held;
+        return if done {
             Outcome::Cleared
-        } else if stuck.is_empty() && unreadable == 0 {
+        } else if !needs_operator {
             Outcome::Remaining
         } else {
             Outcome::Stuck
-        });
+        };
     }
     let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
     let resources: Vec<&TwilioResource> = left.iter().map(|(l, _)| &l.resource).collect();
     let Some(rejected) = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string())
     else {
         tracing::warn!(organization_id = %org, %provider_id, resources = ?resources, errors = ?errors, "leftover Twilio resources still there");
-        let needs_operator = !stuck.is_empty() || unreadable > 0;
-        return Ok(if needs_operator { Outcome::Stuck } else { Outcome::Remaining });
+        return if needs_operator { Outcome::Stuck } else { Outcome::Remaining };
     };
-    tracing::error!(organization_id = %org, %provider_id, account_sid = %creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; set the provider's credentials again, or remove them by hand");
+    tracing::error!(organization_id = %org, %provider_id, account_sid = %sweep.creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; set the provider's credentials again, or remove them by hand");
+    mark_stuck(services, sweep, left, &rejected).await;
+    Outcome::Stuck
+}
+
+/// Twilio rejects the token (`rejected`: what it said): what is left is marked stuck on it,
+/// and not tried again until the provider has another one.
+async fn mark_stuck(services: &Services, sweep: &ProviderSweep, left: Vec<(Leftover, TwilioError)>, rejected: &str) {
+    let provider_id = sweep.owner.provider_id;
     let reason = format!(
         "Twilio rejected the credentials ({rejected}); set the provider's credentials again (PATCH ./credentials) or remove the resource by hand"
     );
     for (mut leftover, _) in left {
-        leftover.stuck = Some((reason.clone(), token.secret.clone()));
-        if let Err(e) = store.mark_leftover_stuck(&leftover).await {
+        leftover.stuck = Some((reason.clone(), sweep.token.secret.clone()));
+        if let Err(e) = services.store.mark_leftover_stuck(&leftover).await {
             tracing::error!(%provider_id, error = %e, "could not mark a leftover resource stuck");
         }
     }
-    Ok(Outcome::Stuck)
 }
 
 /// What became of a leftover number.
-enum GivenBack {
+enum NumberSwept {
     /// Given back, or imported again meanwhile (no longer a leftover): forgotten.
     Done,
     /// An import of it is under way, or its own provider's delete still holds it: looked at
@@ -298,7 +368,7 @@ async fn give_back(
     keys: &KeyCache,
     leftover: &Leftover,
     deleting: bool,
-) -> Result<GivenBack, TwilioError> {
+) -> Result<NumberSwept, TwilioError> {
     let TwilioResource::TrunkPhoneNumber { number_sid, .. } = &leftover.resource else {
         unreachable!("only numbers are given back")
     };
@@ -311,18 +381,18 @@ async fn give_back(
         Err(StoreError::NumberTaken) => {
             return match store.number_claim(number_sid).await {
                 Ok(NumberClaim::Claimed { provider_id }) if provider_id == owner.provider_id && deleting => {
-                    Ok(GivenBack::Held)
+                    Ok(NumberSwept::Held)
                 }
-                Ok(NumberClaim::Claimed { .. }) => Ok(GivenBack::Done),
+                Ok(NumberClaim::Claimed { .. }) => Ok(NumberSwept::Done),
                 // Being imported, or freed just now: looked at again next pass.
-                Ok(NumberClaim::Reserved | NumberClaim::Free) => Ok(GivenBack::Held),
+                Ok(NumberClaim::Reserved | NumberClaim::Free) => Ok(NumberSwept::Held),
                 Err(e) => Err(unavailable(format!("could not read the number's claim: {e}"))),
             };
         }
         Err(e) => return Err(unavailable(format!("could not reserve the number: {e}"))),
     };
     let given_back = give_back_reserved(services, creds, keys, leftover).await;
-    if let Err(e) = store.release_reservation(number_sid, reservation).await {
+    if let Err(e) = store.cancel_reservation(number_sid, reservation).await {
         tracing::warn!(phone_number_sid = %number_sid, error = %e, "could not give up a number's reservation; it lapses by itself");
     }
     given_back
@@ -333,7 +403,7 @@ async fn give_back_reserved(
     creds: &TwilioCredentials,
     keys: &KeyCache,
     leftover: &Leftover,
-) -> Result<GivenBack, TwilioError> {
+) -> Result<NumberSwept, TwilioError> {
     let TwilioResource::TrunkPhoneNumber { trunk_sid, number_sid } = &leftover.resource else {
         unreachable!("only numbers are given back")
     };
@@ -342,15 +412,15 @@ async fn give_back_reserved(
     let previous = keys
         .routing(&stored, leftover.previous_routing_sealed.as_ref())
         .map_err(|e| unavailable(format!("could not open the number's previous routing: {e}")))?;
-    match release_with(&services.twilio, creds, trunk_sid, number_sid, &previous).await {
-        Ok(released) => {
-            if let Released::NotRestored(reason) = released {
+    match give_back_with(&services.twilio, creds, trunk_sid, number_sid, &previous).await {
+        Ok(given_back) => {
+            if let GivenBack::NotRestored(reason) = given_back {
                 tracing::info!(phone_number_sid = %number_sid, reason, "leftover number not given back as it was");
             }
-            Ok(GivenBack::Done)
+            Ok(NumberSwept::Done)
         }
-        Err(ReleaseError::Twilio(_, e)) => Err(e),
-        Err(ReleaseError::Secret(e)) => Err(unavailable(format!("could not open the number's previous routing: {e}"))),
+        Err(GiveBackError::Twilio(_, e)) => Err(e),
+        Err(GiveBackError::Secret(e)) => Err(unavailable(format!("could not open the number's previous routing: {e}"))),
     }
 }
 

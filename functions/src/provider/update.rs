@@ -13,7 +13,7 @@ use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
 use shared::dto::{DisasterRecoveryFields, UpdateTwilioProvider};
 use shared::model::{CheckName, CheckStatus, OrganizationId, TrunkSettings, TwilioCredentials};
-use shared::store::ProviderRecord;
+use shared::storage::ProviderRecord;
 use uuid::Uuid;
 
 /// Whether the last verification saw the trunk's TransferMode or Secure differ from the stored

@@ -1,5 +1,5 @@
 //! A Twilio resource the service creates in a customer's account: what a rollback removes, what
-//! the orphan sweeper retries, what a forced delete reports as left behind. Stored and shown as
+//! the sweeper retries, what a forced delete reports as left behind. Stored and shown as
 //! `{kind, sid}`; an attachment's `sid` is its two SIDs joined by `/` (parent first).
 
 use crate::model::{CredentialListSid, CredentialSid, PhoneNumberSid, TrunkSid};

@@ -298,7 +298,7 @@ async fn a_minted_key_stays_while_leftovers_wait_for_the_sweeper_that_needs_it()
     let org = OrganizationId::parse(ORG).unwrap();
     let record = env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap();
     let stray = env.fake.add_trunk(&sid);
-    let leftover = shared::store::Leftover::new(
+    let leftover = shared::storage::Leftover::new(
         org.clone(),
         record.id,
         record.account_sid.clone(),

@@ -99,7 +99,7 @@ async fn import(env: &TestEnv, id: &str, sids: &[&str]) {
     assert_eq!((status, body["successCount"].as_u64()), (200, Some(sids.len() as u64)), "{body}");
 }
 
-async fn stored(env: &TestEnv, id: &str) -> shared::store::ProviderRecord {
+async fn stored(env: &TestEnv, id: &str) -> shared::storage::ProviderRecord {
     let org = OrganizationId::parse(ORG).unwrap();
     env.services.store.get_provider(&org, id.parse().unwrap()).await.unwrap().unwrap()
 }
@@ -441,7 +441,7 @@ async fn number_removed_during_repair(rebuilt: bool) {
     env.fake.until_faults_taken().await;
     let org = OrganizationId::parse(ORG).unwrap();
     let record = env.services.store.all_numbers(&org, p.id.parse().unwrap()).await.unwrap().remove(0);
-    let removed = functions::provider::release::remove_number(&env.services, &org, p.id.parse().unwrap(), record.id)
+    let removed = functions::provider::give_back::remove_number(&env.services, &org, p.id.parse().unwrap(), record.id)
         .await
         .unwrap();
     assert!(removed.restored, "{removed:?}");
@@ -573,7 +573,7 @@ async fn a_number_put_back_while_it_is_removed_is_taken_off_again() {
     let record = env.services.store.all_numbers(&org, p.id.parse().unwrap()).await.unwrap().remove(0);
     let removing = {
         let (services, org, id) = (env.services.clone(), org.clone(), p.id.parse().unwrap());
-        tokio::spawn(async move { functions::provider::release::remove_number(&services, &org, id, record.id).await })
+        tokio::spawn(async move { functions::provider::give_back::remove_number(&services, &org, id, record.id).await })
     };
     env.fake.until_faults_taken().await;
     // The fake answers from the state it read as it took the fault; well after that:
@@ -651,7 +651,7 @@ async fn repair_delete_and_removals_at_once_leave_every_number_as_it_was() {
         .map(|record| {
             let (services, org, number_id) = (env.services.clone(), org.clone(), record.id);
             tokio::spawn(
-                async move { functions::provider::release::remove_number(&services, &org, id, number_id).await },
+                async move { functions::provider::give_back::remove_number(&services, &org, id, number_id).await },
             )
         })
         .collect();

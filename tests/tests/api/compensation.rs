@@ -245,7 +245,7 @@ async fn a_leftover_record_of_the_earlier_format_is_migrated_and_swept() {
         ("providerId".to_owned(), s(&provider_id.to_string())),
         ("accountSid".to_owned(), s(&sid)),
         ("createdAt".to_owned(), s("2026-11-01T00:00:00Z")),
-        ("authToken".to_owned(), shared::item::secret(&sealed)),
+        ("authToken".to_owned(), shared::storage::item::secret(&sealed)),
         ("resources".to_owned(), AttributeValue::L(resources)),
     ]);
     env.dynamo.put_item().table_name(&env.table).set_item(Some(item)).send().await.unwrap();

@@ -263,7 +263,7 @@ async fn a_repair_killed_at_any_step_leaves_nothing_it_made() {
         kill_at(&env, &proxy, at, repair_provider::handle(&env.services, req)).await;
         sweep_and_check(&env, &sid, Some(id), &before, at).await;
         // The lease lapses; a repair then builds it all again.
-        env.services.store.release_repair_lease(&org, id).await.unwrap();
+        env.services.store.end_repair_lease(&org, id).await.unwrap();
         let req = Req::new("POST", "/api/v1/providers/{id}/repair").org(ORG).param("id", &id.to_string()).build();
         let (status, body) = status_and_body(&repair_provider::handle(&env.services, req).await.unwrap());
         assert_eq!((status, body["verification"]["status"].as_str()), (200, Some("verified")), "{at:?}: {body}");
@@ -283,7 +283,7 @@ async fn a_sip_credential_rotation_killed_at_any_step_leaves_one_credential_the_
         Box::pin(sweep_and_check(&env, &sid, Some(id), &before, at)).await;
         assert_eq!(env.fake.credentials_of(&sid).len(), 1, "{at:?}");
         // The lease lapses; a rotation then goes through.
-        env.services.store.release_repair_lease(&org, id).await.unwrap();
+        env.services.store.end_repair_lease(&org, id).await.unwrap();
         let req = Req::new("POST", path).org(ORG).param("id", &id.to_string()).build();
         let (status, body) =
             status_and_body(&Box::pin(rotate_sip_credential::handle(&env.services, req)).await.unwrap());
@@ -303,7 +303,7 @@ async fn a_sip_credential_rotation_killed_at_any_step_leaves_one_credential_the_
     };
     let at = KillAt::Twilio("delete_credential");
     kill_at(&env, &proxy, at, Box::pin(finish_sip_credential_rotation::handle(&env.services, finish()))).await;
-    env.services.store.release_repair_lease(&org, id).await.unwrap();
+    env.services.store.end_repair_lease(&org, id).await.unwrap();
     let (status, body) =
         status_and_body(&Box::pin(finish_sip_credential_rotation::handle(&env.services, finish())).await.unwrap());
     assert_eq!((status, &body["previous"]), (200, &serde_json::Value::Null), "{body}");
@@ -354,18 +354,18 @@ async fn a_delete_killed_midway_is_continued() {
 /// (the same provider's, its reservation taken after the dead one's lapsed) keeps its own, and
 /// the sweep leaves the number to it.
 #[tokio::test]
-async fn an_abandoned_import_releases_only_its_own_reservation() {
+async fn an_abandoned_import_cancels_only_its_own_reservation() {
     let env = TestEnv::new().await;
     let (sid, id, numbers) = provider_with_numbers(&env).await;
     let org = OrganizationId::parse(ORG).unwrap();
     let provider = env.services.store.get_provider(&org, id).await.unwrap().unwrap();
     let number = shared::model::PhoneNumberSid::parse(&numbers[0]).unwrap();
-    let dead = shared::store::Intent::now(
-        shared::store::IntentKey::new(org.clone(), id),
+    let dead = shared::storage::Intent::now(
+        shared::storage::IntentKey::new(org.clone(), id),
         provider.account_sid.clone(),
         provider.twilio_region,
         provider.credential.clone(),
-        shared::store::Change::Attach {
+        shared::storage::Change::Attach {
             trunk_sid: provider.trunk_sid.clone(),
             number_sid: number.clone(),
             previous_routing: shared::model::VoiceRouting::default(),
@@ -377,6 +377,6 @@ async fn an_abandoned_import_releases_only_its_own_reservation() {
     env.services.store.reserve_number(&org, id, &number).await.unwrap();
     let swept = functions::provider::sweep::run(&env.services, Some(Duration::ZERO)).await.unwrap();
     assert_eq!(swept.remaining, 1, "the number waits for the live import: {swept:?}");
-    assert_eq!(env.services.store.number_claim(&number).await.unwrap(), shared::store::NumberClaim::Reserved);
+    assert_eq!(env.services.store.number_claim(&number).await.unwrap(), shared::storage::NumberClaim::Reserved);
     assert_eq!(env.fake.state().incoming_numbers[number.as_str()].trunk_sid, None, "{sid}: untouched");
 }

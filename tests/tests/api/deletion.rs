@@ -256,7 +256,7 @@ async fn a_forced_delete_of_many_numbers_goes_a_page_at_a_time_through_the_queue
     assert!(recorded.iter().any(|r| r.kind() == "trunk"), "the trunk stays with its numbers: {recorded:?}");
     assert!(env.services.store.all_numbers(&org, provider_id).await.unwrap().is_empty(), "records forgotten");
     let claim = shared::model::PhoneNumberSid::parse(&numbers[0]).unwrap();
-    assert_eq!(env.services.store.number_claim(&claim).await.unwrap(), shared::store::NumberClaim::Free);
+    assert_eq!(env.services.store.number_claim(&claim).await.unwrap(), shared::storage::NumberClaim::Free);
     assert!(env.fake.state().trunks.contains_key(record.trunk_sid.as_str()), "left for the sweeper: {sid}");
 }
 
@@ -309,7 +309,7 @@ async fn a_provider_changed_since_it_was_read_is_not_deleted() {
             &shared::audit::AuditEvent::new(&read.organization_id, read.id, shared::audit::Action::Deleted),
         )
         .await;
-    assert!(matches!(stale, Err(shared::store::StoreError::VersionConflict)), "{stale:?}");
+    assert!(matches!(stale, Err(shared::storage::StoreError::VersionConflict)), "{stale:?}");
     assert_eq!(get(&env, &id).await.0, 200);
     assert_eq!(delete(&env, &id, None, None).await.0, 204);
 }

@@ -117,7 +117,7 @@ async fn assert_fully_deleted(env: &TestEnv, sid: &str, number: &str, case: &str
     assert_eq!(
         (n.trunk_sid, n.voice_url.as_deref()),
         (None, Some("https://example.com/before")),
-        "{case}: number released"
+        "{case}: number given back"
     );
     assert_eq!(env.item_count().await, 0, "{case}: records left");
 }

@@ -34,7 +34,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the integration tests through scripts/test, which starts moto"
     );
-    shared::https::aws_sdk_config().await
+    shared::tls::aws_sdk_config().await
 }
 
 impl TestEnv {
@@ -60,7 +60,7 @@ impl TestEnv {
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let kms = aws_sdk_kms::Client::new(&aws);
         let table = format!("providers-{}", uuid::Uuid::new_v4().simple());
-        shared::store::create_table(&dynamo, &table).await.expect("create table in moto");
+        shared::storage::create_table(&dynamo, &table).await.expect("create table in moto");
         let key = kms.create_key().send().await.expect("create KMS key in moto");
         let key_id = key.key_metadata.expect("key metadata").key_id;
         let alias = format!("alias/providers-{}", uuid::Uuid::new_v4().simple());
@@ -148,7 +148,7 @@ impl TestEnv {
     /// index's backfill progress, which a planner run writes once per table, is not one.
     /// The table's records, audit events aside (they outlive their provider by design).
     pub async fn item_count(&self) -> usize {
-        let backfill = shared::item::jobs_index_backfill_key();
+        let backfill = shared::storage::item::jobs_index_backfill_key();
         let items = self.dynamo.scan().table_name(&self.table).send().await.expect("scan").items.unwrap_or_default();
         let event = aws_sdk_dynamodb::types::AttributeValue::S("event".into());
         items.iter().filter(|item| item.get("pk") != backfill.get("pk") && item.get("entity") != Some(&event)).count()

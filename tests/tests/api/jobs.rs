@@ -167,7 +167,7 @@ async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it
     let scan = env.dynamo.scan().table_name(&env.table).send().await.unwrap();
     let mut keyed = 0;
     for item in scan.items() {
-        if item.contains_key(shared::item::JOB_PROVIDER_ID) {
+        if item.contains_key(shared::storage::item::JOB_PROVIDER_ID) {
             keyed += 1;
             let key = [("pk", &item["pk"]), ("sk", &item["sk"])].map(|(k, v)| (k.to_owned(), v.clone()));
             let update = env.dynamo.update_item().table_name(&env.table).set_key(Some(key.into_iter().collect()));
@@ -194,7 +194,10 @@ async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it
     // A planner that stopped after the backfill's first page.
     let (_, next) = env.services.store.backfill_jobs_index(None).await.unwrap();
     assert!(next.is_some(), "the table scan has more than one page");
-    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::store::Backfill::From(Some(_))));
+    assert!(matches!(
+        env.services.store.jobs_index_backfill().await.unwrap(),
+        shared::storage::Backfill::From(Some(_))
+    ));
 
     let url = new_queue(&env).await;
     let queue = Queue::new(env.sqs.clone(), &url);
@@ -215,10 +218,11 @@ async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it
     let mut expected: Vec<(String, uuid::Uuid)> = providers.iter().map(|(o, id)| (o.to_string(), *id)).collect();
     expected.sort();
     assert_eq!(queued, expected);
-    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::store::Backfill::Done));
+    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::storage::Backfill::Done));
 
     // From now on the index has every one of them.
-    let scan = env.dynamo.scan().table_name(&env.table).index_name(shared::item::JOBS_INDEX).send().await.unwrap();
+    let scan =
+        env.dynamo.scan().table_name(&env.table).index_name(shared::storage::item::JOBS_INDEX).send().await.unwrap();
     assert_eq!(scan.items().len(), 5);
     let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "sweep-orphans"})).await.unwrap();
     assert_eq!(planned["planned"], 1, "{planned}");
@@ -227,13 +231,13 @@ async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it
 
     // Code from before the index (a rollback) rewrites a provider without its key: the index
     // loses it until the backfill runs again, a day after it last finished.
-    let key = shared::item::org_key(org, shared::item::provider_sort_key(*id));
+    let key = shared::storage::item::org_key(org, shared::storage::item::provider_sort_key(*id));
     let update = env.dynamo.update_item().table_name(&env.table).set_key(Some(key));
     update.update_expression("REMOVE jobProviderId").send().await.unwrap();
     let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
     assert_eq!(planned["planned"], 3, "{planned}");
-    let key = shared::item::jobs_index_backfill_key();
-    let a_day_ago = std::time::SystemTime::now() - shared::store::BACKFILL_AGAIN_AFTER;
+    let key = shared::storage::item::jobs_index_backfill_key();
+    let a_day_ago = std::time::SystemTime::now() - shared::storage::BACKFILL_AGAIN_AFTER;
     let a_day_ago = aws_sdk_dynamodb::primitives::DateTime::from(a_day_ago)
         .fmt(aws_sdk_dynamodb::primitives::DateTimeFormat::DateTime)
         .unwrap();
@@ -242,7 +246,7 @@ async fn the_planner_backfills_items_written_before_the_jobs_index_from_where_it
     update.expression_attribute_values(":at", AttributeValue::S(a_day_ago)).send().await.unwrap();
     let planned = plan_jobs::handle(&env.services.store, &queue, &json!({"job": "reverify"})).await.unwrap();
     assert_eq!(planned["planned"], 4, "{planned}");
-    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::store::Backfill::Done));
+    assert!(matches!(env.services.store.jobs_index_backfill().await.unwrap(), shared::storage::Backfill::Done));
 }
 
 /// Every message of a large send arrives once, whatever order its batches go in.
@@ -290,13 +294,13 @@ async fn a_sweep_planned_with_grace_seconds_takes_young_intents() {
         .seal(shared::crypto::SecretKind::AuthToken, &token);
     let trunk = env.fake.add_trunk(&sid);
     let domain = env.fake.state().trunks[&trunk].domain_name.clone();
-    let new = shared::store::NewResources { trunk_domains: vec![domain], ..Default::default() };
-    let intent = shared::store::Intent::now(
-        shared::store::IntentKey::new(org.clone(), provider_id),
+    let new = shared::storage::NewResources { trunk_domains: vec![domain], ..Default::default() };
+    let intent = shared::storage::Intent::now(
+        shared::storage::IntentKey::new(org.clone(), provider_id),
         shared::model::AccountSid::parse(&sid).unwrap(),
         shared::model::TwilioRegion::Us1,
-        shared::store::SealedCredential { secret: sealed, api_key: None },
-        shared::store::Change::NewResources(new),
+        shared::storage::SealedCredential { secret: sealed, api_key: None },
+        shared::storage::Change::NewResources(new),
     );
     env.services.store.record_intent(&intent).await.unwrap();
     let url = new_queue(&env).await;

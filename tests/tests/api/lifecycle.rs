@@ -32,7 +32,7 @@ fn assert_problem(status: u16, body: &Value, expected: u16) {
     assert_eq!(body["status"], expected, "{body}");
 }
 
-async fn stored(env: &TestEnv, org: &str, id: &str) -> Option<shared::store::ProviderRecord> {
+async fn stored(env: &TestEnv, org: &str, id: &str) -> Option<shared::storage::ProviderRecord> {
     env.services.store.get_provider(&OrganizationId::parse(org).unwrap(), id.parse().unwrap()).await.unwrap()
 }
 
@@ -236,7 +236,7 @@ async fn transfer_changes_and_repairs_never_overlap() {
     assert_problem(status, &body, 409);
     let (status, body) = status_and_body(&first.await.unwrap().unwrap());
     assert_eq!(status, 200, "{body}");
-    let agree = |env: &TestEnv, record: &shared::store::ProviderRecord| {
+    let agree = |env: &TestEnv, record: &shared::storage::ProviderRecord| {
         let mode = env.fake.trunks_of(&sid)[0].transfer_mode.clone();
         let expected = if record.supports_call_transfer { "enable-all" } else { "disable-all" };
         assert_eq!(mode, expected, "stored {} but the trunk is {mode}", record.supports_call_transfer);

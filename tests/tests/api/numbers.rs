@@ -219,7 +219,7 @@ async fn number_endpoints_hide_other_organizations() {
 }
 
 #[tokio::test]
-async fn deleting_the_provider_releases_its_numbers() {
+async fn deleting_the_provider_gives_back_its_numbers() {
     let (env, sid, id) = setup().await;
     let routed = env.fake.add_incoming_number(&sid, "+15550000011", Some("https://example.com/prev"));
     let plain = env.fake.add_incoming_number(&sid, "+15550000012", None);

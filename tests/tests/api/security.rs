@@ -270,7 +270,7 @@ fn hostile_requests_get_clean_client_errors() {
 #[tokio::test]
 async fn the_authorizer_allows_valid_keys_and_caches_no_denial_when_the_table_fails() {
     use functions::handlers::authorizer::authorize;
-    use shared::api_keys::ApiKeyStore;
+    use shared::storage::api_keys::ApiKeyStore;
     let (env, proxy) = crate::harness::TestEnv::with_aws_proxy(shared::twilio::TwilioClient::REQUEST_TIMEOUT).await;
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&env.service_aws), env.table.clone());
     let org = shared::model::OrganizationId::parse(ORG).unwrap();

@@ -239,7 +239,7 @@ async fn a_rotation_that_lost_to_another_change_takes_its_new_credential_back() 
         // Another writer (the table edited by hand, say) stores a different current credential.
         let mut other = stored.clone();
         other.credential_sid = shared::model::CredentialSid::parse(&format!("CR{}", "e".repeat(32))).unwrap();
-        let key = shared::store::IntentKey::new(org.clone(), provider_id);
+        let key = shared::storage::IntentKey::new(org.clone(), provider_id);
         env.services
             .store
             .rotate_sip_credential(

@@ -18,9 +18,9 @@
 //! for `sam local`, say) and prints `DELETION_QUEUE_URL=…` and `JOBS_QUEUE_URL=…`.
 
 use functions::provider::sip_credential::{self, SipCredentialReader};
-use shared::api_keys::ApiKeyStore;
 use shared::model::OrganizationId;
 use shared::queue::Job;
+use shared::storage::api_keys::ApiKeyStore;
 use std::process::ExitCode;
 use uuid::Uuid;
 
@@ -126,7 +126,7 @@ async fn bootstrap() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::tls::aws_sdk_config().await;
     let created = async {
         tools::bootstrap::bootstrap(&aws, &storage).await?;
         let deletions = tools::bootstrap::deletion_queue(&aws, &storage).await?;
@@ -202,7 +202,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::tls::aws_sdk_config().await;
     let keys = ApiKeyStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let outcome = match command {
         Command::Create { org, description } => keys.create(&org, description.as_deref()).await.map(|(info, key)| {

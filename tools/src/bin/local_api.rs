@@ -9,9 +9,9 @@
 //! time continue from that queue, consumed in-process as `continue-deletions` would.
 
 use functions::services::Services;
-use shared::api_keys::ApiKeyStore;
 use shared::config::{ConfigError, StorageConfig, TwilioConfig, default_region_from_env, platform_sip_uris_from_env};
 use shared::queue::Queue;
+use shared::storage::api_keys::ApiKeyStore;
 use shared::twilio::TwilioClient;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let aws = shared::https::aws_sdk_config().await;
+    let aws = shared::tls::aws_sdk_config().await;
     if bootstrap && let Err(e) = tools::bootstrap::bootstrap(&aws, &storage).await {
         eprintln!("local-api: bootstrap failed: {e}");
         return ExitCode::from(1);

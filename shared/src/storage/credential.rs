@@ -7,10 +7,10 @@
 
 use super::StoreError;
 use crate::crypto::{CryptoError, DataKey, EncryptedSecret, Envelope, SecretKind, SecretOwner};
-use crate::item::{Fields, Item, s, secret};
 use crate::model::{
     AccountSid, ApiKeySecret, ApiKeySid, AuthToken, CredentialType, TwilioAuth, TwilioCredentials, TwilioRegion,
 };
+use crate::storage::item::{Fields, Item, s, secret};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,17 +1,17 @@
 //! Intents: what a function is about to change in a customer's Twilio account, written before
 //! the change and removed by the write that makes the change official, in the same
 //! transaction. A function that dies in between (its timeout, an out-of-memory kill) leaves
-//! its intent behind; the orphan sweeper takes it once the invocation that wrote it must be
+//! its intent behind; the sweeper takes it once the invocation that wrote it must be
 //! over, and undoes the change (a create's or repair's new resources, an import's attach) or
 //! finishes it (a removal). Nothing in a customer's account is then known only to a dead
 //! process.
 
 use super::{ProviderStore, SealedCredential, StoreError};
 use crate::crypto::EncryptedSecret;
-use crate::item::{Fields, Item, JOB_PROVIDER_ID, n, org_key, query_prefix, s, secret};
 use crate::model::{
     AccountSid, CredentialListSid, OrganizationId, PhoneNumberSid, TrunkSid, TwilioRegion, VoiceRouting,
 };
+use crate::storage::item::{Fields, Item, JOB_PROVIDER_ID, n, org_key, query_prefix, s, secret};
 use crate::twilio::TwilioResource;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
@@ -87,7 +87,7 @@ pub enum Change {
         /// The routing it had (masked; the exact one sealed), as its record would hold.
         previous_routing: VoiceRouting,
         previous_routing_sealed: Option<EncryptedSecret>,
-        /// The import's reservation of the number, released when the import is abandoned.
+        /// The import's reservation of the number, cancelled when the import is abandoned.
         reservation: Uuid,
     },
     /// A removal gives a number back; its record is forgotten when abandoned (the give-back is
@@ -242,7 +242,7 @@ impl Intent {
 impl ProviderStore {
     /// Writes an intent (a rewrite of one replaces it: a repair adds to its own as it goes).
     pub async fn record_intent(&self, intent: &Intent) -> Result<(), StoreError> {
-        crate::item::put(&self.client, &self.table, intent.to_item()).await
+        crate::storage::item::put(&self.client, &self.table, intent.to_item()).await
     }
 
     /// Removes an intent whose change was undone, or never made.

@@ -1,13 +1,13 @@
 //! `Idempotency-Key` records: the first response to a keyed request, replayed for 24 hours to
 //! the same organization sending the same key with the same request.
 //!
-//! Item (keyed as the table in [`crate::item`] says), with the request's digest, a state
+//! Item (keyed as the table in [`crate::storage::item`] says), with the request's digest, a state
 //! (`inFlight` while the first request runs, `done` after), the stored response, and
 //! `expiresAt` (epoch seconds), the table's TTL attribute.
 
-use crate::item::{Fields, idempotency_record_key, n, put, s};
 use crate::model::OrganizationId;
-use crate::store::StoreError;
+use crate::storage::StoreError;
+use crate::storage::item::{Fields, idempotency_record_key, n, put, s};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -155,7 +155,7 @@ impl IdempotencyStore {
     }
 
     /// Forgets the key (after a server-side failure, so that a retry runs again).
-    pub async fn release(&self, org: &OrganizationId, idempotency_key: &str) -> Result<(), StoreError> {
+    pub async fn forget(&self, org: &OrganizationId, idempotency_key: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)

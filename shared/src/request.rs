@@ -1,37 +1,11 @@
-//! Request and response helpers shared by the handlers.
+//! Request bodies: a JSON object read field by field, every failing field reported at once.
+//! The Lambda request itself is read in the functions crate (`functions::gateway`).
 
 use crate::error::{ApiError, FieldErrors};
-use crate::model::OrganizationId;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Bodies larger than this are refused before parsing.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// A string the API Gateway Lambda authorizer put in the request's context
-/// (`requestContext.authorizer.lambda.<name>`): `organizationId`, `apiKeyId`.
-pub fn authorizer_field<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else { return None };
-    context.authorizer.as_ref()?.fields.get(name)?.as_str()
-}
-
-/// The organization from the authorizer context. Every key and query is scoped by it.
-pub fn organization_id(request: &Request) -> Result<OrganizationId, ApiError> {
-    authorizer_field(request, "organizationId").and_then(OrganizationId::parse).ok_or(ApiError::Unauthorized)
-}
-
-/// A JSON response that must not be cached (it carries provider data).
-pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    json_response_builder(status)
-        .body(Body::from(serde_json::to_string(value).expect("response DTOs serialize")))
-        .expect("static headers are valid")
-}
-
-pub fn json_response_builder(status: StatusCode) -> lambda_http::http::response::Builder {
-    Response::builder().status(status).header("content-type", "application/json").header("cache-control", "no-store")
-}
 
 /// The fields of a JSON object body, read one by one so that every failing field is
 /// reported at once, with messages that never echo the submitted value (it may be a secret).
@@ -44,25 +18,25 @@ pub struct JsonFields {
 }
 
 impl JsonFields {
-    /// Checks size (413), media type (415) and syntax (400); the body must be a JSON object.
-    pub fn from_request(request: &Request) -> Result<Self, ApiError> {
-        let bytes = body_bytes(request);
+    /// Checks size (413), media type (415, from the `Content-Type` header's value) and syntax
+    /// (400); the body must be a JSON object.
+    pub fn from_body(bytes: &[u8], content_type: Option<&str>) -> Result<Self, ApiError> {
         if bytes.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
         }
-        if !has_json_content_type(request) {
+        if !content_type.is_some_and(is_json_media_type) {
             return Err(ApiError::UnsupportedMediaType);
         }
         Self::from_slice(bytes)
     }
 
-    /// Like [`Self::from_request`], but an empty body (no bytes at all) is `None`. White space
+    /// Like [`Self::from_body`], but an empty body (no bytes at all) is `None`. White space
     /// alone is not empty: it is not JSON either, so it is a 400 like any other non-JSON body.
-    pub fn from_request_or_empty(request: &Request) -> Result<Option<Self>, ApiError> {
-        if body_bytes(request).is_empty() {
+    pub fn from_body_or_empty(bytes: &[u8], content_type: Option<&str>) -> Result<Option<Self>, ApiError> {
+        if bytes.is_empty() {
             return Ok(None);
         }
-        Self::from_request(request).map(Some)
+        Self::from_body(bytes, content_type).map(Some)
     }
 
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ApiError> {
@@ -161,29 +135,8 @@ fn shown_name(key: &str) -> String {
     shown
 }
 
-fn body_bytes(request: &Request) -> &[u8] {
-    match request.body() {
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    }
-}
-
-/// The `{name}` path parameter as a UUID; 400 when it is not one.
-pub fn path_uuid(request: &Request, name: &str) -> Result<uuid::Uuid, ApiError> {
-    let value = request.path_parameters_ref().and_then(|params| params.first(name)).unwrap_or("");
-    uuid::Uuid::parse_str(value).map_err(|_| ApiError::validation(name, "must be a UUID"))
-}
-
-/// A query-string parameter, if present.
-pub fn query_param<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request.query_string_parameters_ref().and_then(|params| params.first(name))
-}
-
-fn has_json_content_type(request: &Request) -> bool {
-    let Some(value) = request.headers().get("content-type").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
+/// `application/json`, or any `application/*+json`, parameters aside.
+fn is_json_media_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

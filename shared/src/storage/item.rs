@@ -1,6 +1,6 @@
 //! How records map to items of the one DynamoDB table: every key, the attribute helpers, and
-//! transactions whose items are named. [`crate::store`], [`crate::api_keys`] and
-//! [`crate::idempotency`] build their keys and items and read their attributes here only.
+//! transactions whose items are named. [`crate::storage`], [`crate::storage::api_keys`] and
+//! [`crate::storage::idempotency`] build their keys and items and read their attributes here only.
 //!
 //! | item | `entity` | pk | sk |
 //! |---|---|---|---|
@@ -8,7 +8,7 @@
 //! | SIP credential | `sipCredential` | `ORG#{org}` | `SIPCRED#{providerId}` |
 //! | Account SID claim: one provider per Account SID in an organization | `accountClaim` | `ORG#{org}` | `ACCOUNT#{accountSid}` |
 //! | A Twilio resource a failed rollback, undo or forced delete left behind (one item each) | `orphan` | `ORG#{org}` | `ORPHAN#{providerId}#{kind}#{sid}` |
-//! | A change about to be made in a customer's Twilio account, removed by the write that makes it official (see [`crate::store::Intent`]) | `intent` | `ORG#{org}` | `INTENT#{providerId}#{intentId}` |
+//! | A change about to be made in a customer's Twilio account, removed by the write that makes it official (see [`crate::storage::Intent`]) | `intent` | `ORG#{org}` | `INTENT#{providerId}#{intentId}` |
 //! | imported phone number | `phoneNumber` | `ORG#{org}` | `NUMBER#{providerId}#{numberId}` |
 //! | a running repair's lease (TTL attribute `expiresAt`) | `repairLease` | `ORG#{org}` | `REPAIRING#{providerId}` |
 //! | phone number claim: one provider per Twilio number anywhere (while an import runs, a reservation with `pendingUntil`) | `numberClaim` | `PNCLAIM#{phoneNumberSid}` | `PNCLAIM` |
@@ -28,7 +28,7 @@
 
 use crate::crypto::EncryptedSecret;
 use crate::model::{AccountSid, OrganizationId, PhoneNumberSid};
-use crate::store::StoreError;
+use crate::storage::StoreError;
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -126,7 +126,7 @@ pub fn jobs_index_backfill_key() -> Item {
 
 /// The key is hashed: it is the caller's, and may be anything up to 255 characters.
 pub fn idempotency_record_key(org: &OrganizationId, idempotency_key: &str) -> Item {
-    org_key(org, format!("IDEMPOTENCY#{}", crate::idempotency::digest(&[idempotency_key.as_bytes()])))
+    org_key(org, format!("IDEMPOTENCY#{}", crate::storage::idempotency::digest(&[idempotency_key.as_bytes()])))
 }
 
 // Attributes.

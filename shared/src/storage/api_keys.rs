@@ -6,14 +6,14 @@
 //! compares digests in constant time, so the time taken does not depend on how much of a
 //! guessed key is right.
 //!
-//! Each key is stored twice (see the table in [`crate::item`]): under its key id, to look it
+//! Each key is stored twice (see the table in [`crate::storage::item`]): under its key id, to look it
 //! up, and under the organization, to list its keys.
 
-use crate::item::{
+use crate::model::OrganizationId;
+use crate::storage::StoreError;
+use crate::storage::item::{
     API_KEY_PREFIX, Fields, Item, Transaction, api_key_listed_key, api_key_lookup_key, put_new, query_prefix, s,
 };
-use crate::model::OrganizationId;
-use crate::store::StoreError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};

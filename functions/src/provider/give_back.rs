@@ -22,13 +22,13 @@ use shared::audit::{Action, AuditEvent};
 use shared::crypto::{CryptoError, DataKey, EncryptedSecret, SecretKind, SecretOwner};
 use shared::dto::RemovedNumber;
 use shared::model::{OrganizationId, PhoneNumberSid, TrunkSid, TwilioCredentials, TwilioRegion, VoiceRouting};
-use shared::store::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
+use shared::storage::{Change, Intent, IntentKey, PhoneNumberRecord, ProviderRecord, StoreError};
 use shared::twilio::{IncomingPhoneNumber, TwilioClient, TwilioError, TwilioResource};
 use uuid::Uuid;
 
-/// What releasing a number did.
+/// What giving a number back did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Released {
+pub enum GivenBack {
     /// Off the trunk, with the recorded configuration in force again.
     Restored,
     /// The number left the account (or the provider's trunk) already: nothing to give back.
@@ -38,22 +38,22 @@ pub enum Released {
     NotRestored(String),
 }
 
-/// Why a number could not be released.
+/// Why a number could not be given back.
 #[derive(Debug)]
-pub enum ReleaseError {
+pub enum GiveBackError {
     Twilio(&'static str, TwilioError),
     /// The recorded configuration could not be decrypted.
     Secret(CryptoError),
 }
 
-impl ReleaseError {
+impl GiveBackError {
     /// Twilio may have done it: its answer was lost.
     pub fn outcome_unknown(&self) -> bool {
         matches!(self, Self::Twilio(_, e) if e.is_outcome_unknown())
     }
 }
 
-impl std::fmt::Display for ReleaseError {
+impl std::fmt::Display for GiveBackError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Twilio(step, e) => write!(f, "failed {step}: {e}"),
@@ -69,7 +69,7 @@ impl std::fmt::Display for ReleaseError {
     }
 }
 
-/// Data keys unwrapped while releasing a provider's numbers: numbers imported in one request
+/// Data keys unwrapped while giving back a provider's numbers: numbers imported in one request
 /// share one key, so a provider with many numbers costs one KMS call per import, not per number.
 #[derive(Default)]
 pub struct KeyCache(Vec<DataKey>);
@@ -131,7 +131,7 @@ impl KeyCache {
 
 /// Removes an imported number: given back (unless the customer changed it since: then left
 /// as they set it), then forgotten. An intent is recorded first: a removal that dies between
-/// the give-back and forgetting the record is finished by the orphan sweeper (which calls this
+/// the give-back and forgetting the record is finished by the sweeper (which calls this
 /// again), so no record outlives the number's place on the trunk for long, and no repair
 /// puts a number the customer removed back on the trunk.
 pub async fn remove_number(
@@ -158,21 +158,21 @@ pub async fn remove_number(
         Change::Removal { number_id },
     );
     services.store.record_intent(&intent).await?;
-    let released = release_number(services, &creds, &record, &number, &keys).await;
-    if released.as_ref().is_err_and(|e| !e.outcome_unknown())
+    let given_back = give_back_number(services, &creds, &record, &number, &keys).await;
+    if given_back.as_ref().is_err_and(|e| !e.outcome_unknown())
         && let Err(e) = services.store.forget_intent(&intent.key).await
     {
         tracing::warn!(provider_id = %id, error = %e, "could not remove a failed removal's intent; the sweeper finishes the removal");
     }
-    let released = released.map_err(|e| match e {
-        ReleaseError::Twilio(step, e) => stored_credentials_error(step, &record, e),
-        ReleaseError::Secret(CryptoError::Kms(e)) => ApiError::unavailable(e),
-        secret @ ReleaseError::Secret(_) => ApiError::StoredSecretUnusable(format!(
+    let given_back = given_back.map_err(|e| match e {
+        GiveBackError::Twilio(step, e) => stored_credentials_error(step, &record, e),
+        GiveBackError::Secret(CryptoError::Kms(e)) => ApiError::unavailable(e),
+        secret @ GiveBackError::Secret(_) => ApiError::StoredSecretUnusable(format!(
             "Number {} was not changed: {secret}. Set its voice routing in the Twilio Console (that takes it off the trunk), then remove it again.",
             number.phone_number_sid
         )),
     })?;
-    let outcome = if matches!(released, Released::NotRestored(_)) { "not-restored" } else { "restored" };
+    let outcome = if matches!(given_back, GivenBack::NotRestored(_)) { "not-restored" } else { "restored" };
     let event = AuditEvent::new(org, id, Action::RemoveNumber).sid(&number.phone_number_sid).outcome(outcome);
     services.store.remove_number(org, &number, &intent.key, &event).await.map_err(|e| match e {
         // Removed by a concurrent request: the end state is the one asked for.
@@ -181,9 +181,9 @@ pub async fn remove_number(
         other => other.into(),
     })?;
     put_back_off_again(services, &creds, &record, &number, &keys).await;
-    let (restored, reason) = match released {
-        Released::Restored | Released::Gone => (true, None),
-        Released::NotRestored(reason) => (false, Some(reason)),
+    let (restored, reason) = match given_back {
+        GivenBack::Restored | GivenBack::Gone => (true, None),
+        GivenBack::NotRestored(reason) => (false, Some(reason)),
     };
     tracing::info!(organization_id = %org, provider_id = %id, phone_number_sid = %number.phone_number_sid, restored, reason = reason.as_deref().unwrap_or(""), "number removed");
     Ok(RemovedNumber { phone_number_sid: number.phone_number_sid, restored, reason })
@@ -205,31 +205,31 @@ pub(crate) async fn put_back_off_again(
         Ok(current) if current.trunk_sid.as_ref() == Some(&record.trunk_sid) => {}
         _ => return,
     }
-    let Err(e) = release_number(services, creds, record, number, keys).await else { return };
-    tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "a removed number was put back on the trunk meanwhile and could not be taken off; recorded for the orphan sweeper");
+    let Err(e) = give_back_number(services, creds, record, number, keys).await else { return };
+    tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "a removed number was put back on the trunk meanwhile and could not be taken off; recorded for the sweeper");
     let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: record.trunk_sid.clone(), number_sid: sid.clone() };
     if let Err(e) = record_for_sweeper(services, record, &[leftover], std::slice::from_ref(number)).await {
-        tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "could not record it for the orphan sweeper");
+        tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "could not record it for the sweeper");
     }
 }
 
 /// Takes the number off the provider's trunk and gives back its previous configuration,
 /// unless the customer changed it since. A 404 for the number means it left the account.
-pub async fn release_number(
+pub async fn give_back_number(
     services: &Services,
     creds: &TwilioCredentials,
     provider: &ProviderRecord,
     number: &PhoneNumberRecord,
     keys: &KeyCache,
-) -> Result<Released, ReleaseError> {
+) -> Result<GivenBack, GiveBackError> {
     let previous = match keys.previous_routing(number) {
         Ok(previous) => previous,
-        Err(e @ CryptoError::Kms(_)) => return Err(ReleaseError::Secret(e)),
+        Err(e @ CryptoError::Kms(_)) => return Err(GiveBackError::Secret(e)),
         Err(e) => {
             return without_routing(&services.twilio, creds, &provider.trunk_sid, &number.phone_number_sid, e).await;
         }
     };
-    release_with(&services.twilio, creds, &provider.trunk_sid, &number.phone_number_sid, &previous).await
+    give_back_with(&services.twilio, creds, &provider.trunk_sid, &number.phone_number_sid, &previous).await
 }
 
 /// A number whose routing before import cannot be opened is not changed: on the trunk it
@@ -241,13 +241,13 @@ async fn without_routing(
     trunk_sid: &TrunkSid,
     phone_number_sid: &PhoneNumberSid,
     unopened: CryptoError,
-) -> Result<Released, ReleaseError> {
+) -> Result<GivenBack, GiveBackError> {
     match current_number(twilio, creds, phone_number_sid).await? {
-        None => Ok(Released::Gone),
+        None => Ok(GivenBack::Gone),
         Some(current) if current.voice_routing().trunk_sid.as_ref() == Some(trunk_sid) => {
-            Err(ReleaseError::Secret(unopened))
+            Err(GiveBackError::Secret(unopened))
         }
-        Some(_) => Ok(Released::NotRestored(
+        Some(_) => Ok(GivenBack::NotRestored(
             "The number is off the trunk, and its voice configuration from before import could not be read; it was left as set.".to_owned(),
         )),
     }
@@ -258,23 +258,23 @@ async fn current_number(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
     phone_number_sid: &PhoneNumberSid,
-) -> Result<Option<IncomingPhoneNumber>, ReleaseError> {
+) -> Result<Option<IncomingPhoneNumber>, GiveBackError> {
     match twilio.fetch_incoming_number(creds, phone_number_sid).await {
         Ok(current) => Ok(Some(current)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(ReleaseError::Twilio("reading the number", e)),
+        Err(e) => Err(GiveBackError::Twilio("reading the number", e)),
     }
 }
 
-/// [`release_number`] given the previous configuration in plain (as an import still has it).
-pub async fn release_with(
+/// [`give_back_number`] given the previous configuration in plain (as an import still has it).
+pub async fn give_back_with(
     twilio: &TwilioClient,
     creds: &TwilioCredentials,
     trunk_sid: &TrunkSid,
     phone_number_sid: &PhoneNumberSid,
     previous: &VoiceRouting,
-) -> Result<Released, ReleaseError> {
-    let Some(current) = current_number(twilio, creds, phone_number_sid).await? else { return Ok(Released::Gone) };
+) -> Result<GivenBack, GiveBackError> {
+    let Some(current) = current_number(twilio, creds, phone_number_sid).await? else { return Ok(GivenBack::Gone) };
     give_back(twilio, creds, trunk_sid, &current, previous).await
 }
 
@@ -298,7 +298,7 @@ async fn give_back(
     trunk_sid: &TrunkSid,
     current: &IncomingPhoneNumber,
     previous: &VoiceRouting,
-) -> Result<Released, ReleaseError> {
+) -> Result<GivenBack, GiveBackError> {
     let now = current.voice_routing();
     let on_our_trunk = now.trunk_sid.as_ref() == Some(trunk_sid);
     let untouched_fields = voice_fields_as_imported(&now, previous);
@@ -308,7 +308,7 @@ async fn give_back(
             Some(other) => format!("The number was moved to another trunk ({other}) after import; it was left there."),
             None => "The number's voice routing was changed after import; it was left as set.".to_owned(),
         };
-        return Ok(Released::NotRestored(reason));
+        return Ok(GivenBack::NotRestored(reason));
     }
     let sid = &current.sid;
     // The Region that processed its calls before import processes them again (its own
@@ -316,7 +316,7 @@ async fn give_back(
     if let Some(region) = previous.voice_region.as_deref().filter(|_| creds.region != TwilioRegion::Us1)
         && let Err(e) = twilio.set_voice_region(creds, &current.phone_number, region).await
     {
-        return Err(ReleaseError::Twilio("giving the number its inbound processing Region back", e));
+        return Err(GiveBackError::Twilio("giving the number its inbound processing Region back", e));
     }
     let target = match (&previous.trunk_sid, previous.voice_application_sid.as_deref()) {
         (Some(trunk), _) => Some(Target::Trunk(trunk)),
@@ -333,11 +333,11 @@ async fn give_back(
         None => {}
     }
     if on_our_trunk && !untouched_fields {
-        return Ok(Released::NotRestored(
+        return Ok(GivenBack::NotRestored(
             "The number's voice URL was changed while it was on the trunk; it was taken off the trunk and its voice settings left as set.".to_owned(),
         ));
     }
-    Ok(Released::Restored)
+    Ok(GivenBack::Restored)
 }
 
 /// What routed the number before import, and is put back in one update.
@@ -398,18 +398,18 @@ async fn refused_put_back(
     sid: &PhoneNumberSid,
     target: Target<'_>,
     refusal: TwilioError,
-) -> Result<Released, ReleaseError> {
+) -> Result<GivenBack, GiveBackError> {
     let refused = refusal.status().is_some_and(|s| (400..500).contains(&s) && !matches!(s, 401 | 403 | 429));
     if !refused {
-        return Err(ReleaseError::Twilio(target.step(), refusal));
+        return Err(GiveBackError::Twilio(target.step(), refusal));
     }
     match target.exists(twilio, creds).await {
-        Ok(true) if refusal.is_not_found() => Ok(Released::Gone),
-        Ok(true) => Err(ReleaseError::Twilio(target.step(), refusal)),
-        Err(e) => Err(ReleaseError::Twilio("checking the number's previous routing", e)),
+        Ok(true) if refusal.is_not_found() => Ok(GivenBack::Gone),
+        Ok(true) => Err(GiveBackError::Twilio(target.step(), refusal)),
+        Err(e) => Err(GiveBackError::Twilio("checking the number's previous routing", e)),
         Ok(false) => {
             detach(twilio, creds, trunk_sid, sid).await?;
-            Ok(Released::NotRestored(format!(
+            Ok(GivenBack::NotRestored(format!(
                 "Twilio refused to put the number back {}: it is no longer in the account. The number was taken off the trunk; its voice URL routes it, if it has one.",
                 target.describe()
             )))
@@ -422,9 +422,9 @@ async fn detach(
     creds: &TwilioCredentials,
     trunk_sid: &TrunkSid,
     sid: &PhoneNumberSid,
-) -> Result<(), ReleaseError> {
+) -> Result<(), GiveBackError> {
     match twilio.detach_phone_number(creds, trunk_sid, sid).await {
-        Err(e) if !e.is_not_found() => Err(ReleaseError::Twilio("detaching the number from the trunk", e)),
+        Err(e) if !e.is_not_found() => Err(GiveBackError::Twilio("detaching the number from the trunk", e)),
         _ => Ok(()),
     }
 }

@@ -4,8 +4,8 @@
 
 use super::{ProviderStore, StoreError, decode_page_token, encode_page_token};
 use crate::audit::{Action, Actor, AuditEvent};
-use crate::item::{Fields, Item, n, org_key, org_partition, put_new, s};
 use crate::model::OrganizationId;
+use crate::storage::item::{Fields, Item, n, org_key, org_partition, put_new, s};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use std::collections::HashMap;
@@ -112,7 +112,7 @@ impl ProviderStore {
     /// Records an event on its own: for what changes nothing in the table (a read of the SIP
     /// password), or a change with no transaction of its own.
     pub async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        crate::item::put(&self.client, &self.table, event.to_item(self.event_retention)).await
+        crate::storage::item::put(&self.client, &self.table, event.to_item(self.event_retention)).await
     }
 
     /// A provider's events, newest first, `limit` evaluated at a time (an action filter may
