@@ -441,3 +441,18 @@ async fn an_account_that_cannot_be_read_rolls_back_what_was_created_beside_it() 
     assert!(problem["detail"].as_str().unwrap().contains("reading the account"), "{problem}");
     assert_nothing_left(&env, &sid).await;
 }
+
+#[tokio::test]
+async fn a_failed_origination_url_rolls_the_whole_create_back() {
+    let env = TestEnv::new().await;
+    let (sid, token) = env.fake.add_account("active", "Full");
+    env.fake.inject("create_origination_url", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let (status, body, _) = create(&env, ORG, &create_body(&sid, &token)).await;
+    assert_eq!(status, 502, "{body}");
+    let left = {
+        let state = env.fake.state();
+        state.trunks.len() + state.credential_lists.len() + state.origination_urls.len()
+    };
+    assert_eq!(left, 0, "nothing is left in Twilio");
+    assert_eq!(env.item_count().await, 0);
+}

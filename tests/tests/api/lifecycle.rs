@@ -257,24 +257,6 @@ async fn transfer_changes_and_repairs_never_overlap() {
     agree(&env, &record);
 }
 
-/// A repair works from the record as it is once it holds the lease, not as its caller read it:
-/// a transfer change saved in between is what it keeps on the trunk.
-#[tokio::test]
-async fn a_repair_keeps_a_transfer_change_saved_before_it_took_the_lease() {
-    let (env, sid, _, provider) = setup().await;
-    let id = id_of(&provider);
-    let read_before = stored(&env, ORG, &id).await.unwrap();
-    let (status, body) = status_and_body(
-        &update_twilio_provider::handle(&env.services, put(ORG, &id, r#"{"supportsCallTransfer":true}"#))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(status, 200, "{body}");
-    functions::provider::repair::repair_provider(&env.services, read_before).await.unwrap();
-    assert!(stored(&env, ORG, &id).await.unwrap().supports_call_transfer);
-    assert_eq!(env.fake.trunks_of(&sid)[0].transfer_mode, "enable-all", "the repair kept the saved change");
-}
-
 /// What other requests save while a transfer change holds the lease (an import here) is
 /// re-applied under it: one call to Twilio, and both saved.
 #[tokio::test(flavor = "multi_thread")]

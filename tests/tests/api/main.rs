@@ -2,7 +2,6 @@
 
 mod api_keys;
 mod audit_trail;
-mod calls;
 mod compensation;
 mod crashes;
 mod create_provider;
@@ -16,6 +15,7 @@ mod jobs;
 mod lifecycle;
 mod numbers;
 mod regions;
+mod repair;
 mod secure;
 mod security;
 mod sip_rotation;

@@ -1,10 +1,12 @@
-//! Rotating the generated SIP credential without dropping a call: both credentials work in
-//! Twilio through the overlap and the call engine is given both, the finish (by hand or the
-//! hourly job) removes the old one, and nothing is left behind when a step fails.
+//! The generated SIP credential: what the call engine reads, and rotating it without dropping
+//! a call (both credentials work in Twilio through the overlap and the call engine is given
+//! both, the finish removes the old one, nothing is left behind when a step fails).
 
 use crate::harness::{Req, TestEnv, create_provider, status_and_body};
 use functions::handlers::get_sip_credential::handle as read_sip_credential;
-use functions::handlers::{finish_sip_credential_rotation, repair_provider, rotate_sip_credential, verify_provider};
+use functions::handlers::{
+    delete_provider, finish_sip_credential_rotation, repair_provider, rotate_sip_credential, verify_provider,
+};
 use functions::provider::sip_credential::SipCredentialReader;
 use integration_tests::fake_twilio::FaultAction;
 use serde_json::{Value, json};
@@ -362,4 +364,44 @@ async fn a_repaired_sip_credential_is_what_the_repair_verifies_and_the_overlap_s
     assert_eq!(engine["password"].as_str(), in_twilio.get(engine["username"].as_str().unwrap()).map(String::as_str));
     assert_eq!(engine["previous"]["username"], rotated["previous"]["username"], "{engine}");
     assert_eq!(in_twilio.len(), 2, "{in_twilio:?}");
+}
+
+/// The call engine's read of a provider: the credential, or the name of the error it gets.
+async fn engine_read(env: &TestEnv, payload: Value) -> Result<Value, (String, String)> {
+    let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
+    let event = lambda_http::lambda_runtime::LambdaEvent::new(payload, lambda_http::lambda_runtime::Context::default());
+    read_sip_credential(&reader, event)
+        .await
+        .map(|credential| serde_json::to_value(credential).unwrap())
+        .map_err(|e| (e.error_type().to_owned(), e.to_string()))
+}
+
+#[tokio::test]
+async fn the_call_engine_gets_exactly_the_password_twilio_holds() {
+    let env = TestEnv::new().await;
+    let (_, id, list_sid) = provider(&env).await;
+    let record = env.services.store.get_provider(&OrganizationId::parse(ORG).unwrap(), id.parse().unwrap()).await;
+    let record = record.unwrap().unwrap();
+    let credential = engine_reads(&env, &id).await;
+    let username = credential["username"].as_str().unwrap();
+    let twilio_password = env.fake.sip_password(&list_sid, username).expect("Twilio holds the user");
+    assert_eq!(credential["password"], twilio_password.as_str());
+    assert_eq!(credential["trunkSid"], record.trunk_sid.as_str());
+    assert_eq!(credential["terminationUri"], record.termination_uri.as_str());
+    assert_eq!(credential["providerId"], id.as_str());
+
+    // Tenancy and absence look the same; a bad event is named, never a panic.
+    let other = engine_read(&env, json!({"organizationId": "org-other", "providerId": id})).await;
+    assert_eq!(other.unwrap_err().0, "ProviderNotFound");
+    let (bad, message) = engine_read(&env, json!({"providerId": 7})).await.unwrap_err();
+    assert_eq!(bad, "InvalidRequest");
+    assert!(message.contains("organizationId"), "{message}");
+
+    // Being deleted: no longer handed out.
+    env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
+    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &id).build();
+    let (status, _) = status_and_body(&delete_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 502);
+    let deleting = engine_read(&env, json!({"organizationId": ORG, "providerId": id})).await;
+    assert_eq!(deleting.unwrap_err().0, "ProviderBeingDeleted");
 }

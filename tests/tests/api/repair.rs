@@ -1,10 +1,10 @@
-//! Calls both ways: the origination URL that brings inbound calls to the platform, the SIP
-//! credential the call engine authenticates outbound calls with, and repair of every drift
-//! that would break either, injected directly in the fake Twilio.
+//! Repair of every drift that would break calls either way (the origination URL that brings
+//! inbound calls to the platform, the SIP credential the call engine authenticates outbound
+//! calls with, the trunk and its numbers), injected directly in the fake Twilio.
 
 use crate::harness::{PLATFORM_SIP_URI, Req, TestEnv, create_provider, status_and_body, twilio_snapshot};
 use functions::handlers::get_sip_credential::handle as read_sip_credential;
-use functions::handlers::{delete_provider, import_numbers, repair_provider, verify_provider};
+use functions::handlers::{delete_provider, import_numbers, repair_provider, update_twilio_provider, verify_provider};
 use functions::provider::sip_credential::SipCredentialReader;
 use integration_tests::fake_twilio::{FaultAction, new_sid};
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
@@ -145,24 +145,6 @@ async fn create_points_the_trunk_at_the_platform_and_verification_checks_it() {
 }
 
 #[tokio::test]
-async fn a_failed_origination_url_rolls_the_whole_create_back() {
-    let env = TestEnv::new().await;
-    let (sid, token) = env.fake.add_account("active", "Full");
-    env.fake.inject("create_origination_url", FaultAction::Fail { status: 500, code: 20500 }, None);
-    let body = json!({"accountSid": sid, "authToken": token, "name": "Main line"}).to_string();
-    let req = Req::new("POST", "/api/v1/providers/twilio").org(ORG).body(&body).build();
-    let (status, body) =
-        status_and_body(&functions::handlers::create_twilio_provider::handle(&env.services, req).await.unwrap());
-    assert_eq!(status, 502, "{body}");
-    let left = {
-        let state = env.fake.state();
-        state.trunks.len() + state.credential_lists.len() + state.origination_urls.len()
-    };
-    assert_eq!(left, 0, "nothing is left in Twilio");
-    assert_eq!(env.item_count().await, 0);
-}
-
-#[tokio::test]
 async fn a_disabled_or_redirected_origination_url_warns_and_repair_points_it_back() {
     let env = TestEnv::new().await;
     let p = setup(&env).await;
@@ -206,35 +188,6 @@ async fn a_customers_own_origination_url_is_left_alone() {
     assert_eq!(urls.len(), 2, "{urls:?}");
     let customers = urls.iter().find(|u| u.friendly_name == "Customer PBX").unwrap();
     assert_eq!((customers.sip_url.as_str(), customers.priority, customers.weight), ("sip:pbx.customer.example", 20, 5));
-}
-
-#[tokio::test]
-async fn the_call_engine_gets_exactly_the_password_twilio_holds() {
-    let env = TestEnv::new().await;
-    let p = setup(&env).await;
-    let credential = sip_credential(&env, &p.id).await.unwrap();
-    let username = credential["username"].as_str().unwrap();
-    let twilio_password = env.fake.sip_password(&p.list_sid, username).expect("Twilio holds the user");
-    assert_eq!(credential["password"], twilio_password.as_str());
-    assert_eq!(credential["trunkSid"], p.trunk_sid.as_str());
-    assert_eq!(credential["terminationUri"], stored(&env, &p.id).await.termination_uri.as_str());
-    assert_eq!(credential["providerId"], p.id.as_str());
-
-    // Tenancy and absence look the same; a bad event is named, never a panic.
-    let reader = SipCredentialReader { store: env.services.store.clone(), envelope: env.services.envelope.clone() };
-    let other =
-        read_sip_credential(&reader, invocation(json!({"organizationId": "org-other", "providerId": p.id}))).await;
-    assert_eq!(other.unwrap_err().error_type(), "ProviderNotFound");
-    let bad = read_sip_credential(&reader, invocation(json!({"providerId": 7}))).await.unwrap_err();
-    assert_eq!(bad.error_type(), "InvalidRequest");
-    assert!(bad.to_string().contains("organizationId"), "{bad}");
-
-    // Being deleted: no longer handed out.
-    env.fake.inject("delete_trunk", FaultAction::Fail { status: 500, code: 20500 }, None);
-    let req = Req::new("DELETE", "/api/v1/providers/{id}").org(ORG).param("id", &p.id).build();
-    let (status, _) = status_and_body(&delete_provider::handle(&env.services, req).await.unwrap());
-    assert_eq!(status, 502);
-    assert_eq!(sip_credential(&env, &p.id).await.unwrap_err(), "ProviderBeingDeleted");
 }
 
 #[tokio::test]
@@ -782,4 +735,21 @@ async fn a_repair_step_that_fails_leaves_nothing_it_made_while_the_rest_is_kept(
         let body = repair(&env, &p.id).await;
         assert_eq!(body["verification"]["status"], "verified", "list_too={list_too}: {body}");
     }
+}
+
+/// A repair works from the record as it is once it holds the lease, not as its caller read it:
+/// a transfer change saved in between is what it keeps on the trunk.
+#[tokio::test]
+async fn a_repair_keeps_a_transfer_change_saved_before_it_took_the_lease() {
+    let env = TestEnv::new().await;
+    let p = setup(&env).await;
+    let read_before = stored(&env, &p.id).await;
+    let req = Req::new("PUT", "/api/v1/providers/twilio/{id}").org(ORG).param("id", &p.id);
+    let req = req.body(r#"{"supportsCallTransfer":true}"#).build();
+    let (status, body) = status_and_body(&update_twilio_provider::handle(&env.services, req).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    functions::provider::repair::repair_provider(&env.services, read_before).await.unwrap();
+    assert!(stored(&env, &p.id).await.supports_call_transfer);
+    let transfer_mode = env.fake.trunks_of(&p.account_sid)[0].transfer_mode.clone();
+    assert_eq!(transfer_mode, "enable-all", "the repair kept the saved change");
 }
