@@ -1,12 +1,5 @@
-//! Runs an API function as `lambda_http::run` does, with one difference: lambda_http builds the
-//! request's URI from what the client sent and panics when it cannot (API Gateway then answers
-//! 500 for the client's own mistake), so that input is made buildable first:
-//! - the raw query string, passed on as sent, can hold bytes the `http` crate refuses in a URI
-//!   (`"`, `<`, `>`, space, controls): they are percent-encoded, and the parameters decode to
-//!   the same values, so the handler answers what was sent (400 for `nextToken="x"`, say);
-//! - the `Host` and `X-Forwarded-Proto` headers become the URI's authority and scheme: a scheme
-//!   other than http or https is taken as https (what API Gateway serves), and a host no URI
-//!   can hold is dropped, for API Gateway's own domain name. Nothing here reads either.
+//! Runs an API function as `lambda_http::run` does, with one difference: the request's URI is made buildable first.
+//! Why: docs/decisions/buildable-request-uris.md.
 
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::http::{HeaderValue, Uri, header::HOST};

@@ -1,16 +1,5 @@
-//! The functions' log subscriber: the Lambda runtime's own defaults (level from
-//! `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; JSON when `AWS_LAMBDA_LOG_FORMAT` is
-//! `JSON`), with one floor no configuration can lower: the runtime crates never log at TRACE.
-//!
-//! Why the floor: at TRACE, `lambda_runtime` writes every raw invocation event, which carries
-//! the `authToken` of a create or rotation and the `Authorization: Bearer` API key of every
-//! request. Turning TRACE on while troubleshooting must not put those in CloudWatch.
-//!
-//! `RUST_LOG` takes a default level and `target=level` directives (`info,shared=debug`), read
-//! by a plain parser rather than `EnvFilter`: `EnvFilter` links a regex engine into every
-//! function, which cost cold-start time (relocations, page faults) for span and field filters
-//! nobody sets on a Lambda function. Release builds go further and compile TRACE events out
-//! (`tracing`'s `release_max_level_debug`, set in the workspace `Cargo.toml`).
+//! The functions' log subscriber: the Lambda runtime's own defaults, with one floor no configuration can lower (the
+//! runtime crates never log at TRACE) and a plain `RUST_LOG` parser. Why: docs/decisions/log-subscriber.md.
 
 use lambda_http::tracing::subscriber::filter::{FilterExt, LevelFilter, Targets};
 use lambda_http::tracing::subscriber::{Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};

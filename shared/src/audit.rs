@@ -1,10 +1,5 @@
-//! The audit trail: what the service did for a provider, who asked, and when. An event is
-//! written in the same DynamoDB transaction as the change it records wherever the change is
-//! one, so the trail never says something happened that did not, nor misses what did. Events
-//! outlive the provider until their retention ends (DynamoDB TTL on `expiresAt`).
-//!
-//! Who asked is the task's [`Actor`]: the API key id the authorizer established (set by the
-//! HTTP handlers), or the job or caller that acted.
+//! The audit trail: what the service did for a provider, who asked (the task's [`Actor`]), and when, written with the
+//! change it records. Why: docs/decisions/audit-with-the-change.md.
 
 use crate::model::OrganizationId;
 use crate::time::Timestamp;

@@ -1,8 +1,5 @@
-//! Configuration, read once per process at init. A missing or malformed variable stops
-//! the function before it serves anything, with a message that names the variable.
-//!
-//! AWS endpoints are not configured here: the SDK reads its standard `AWS_ENDPOINT_URL`,
-//! `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_KMS` variables itself.
+//! Configuration, read once per process at init. A missing or malformed variable stops the function before it serves
+//! anything, with a message that names the variable. Every variable: docs/operations.md#configuration.
 
 use crate::model::{PlatformSipUris, Region, TwilioRegion};
 use std::env;

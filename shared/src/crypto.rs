@@ -1,11 +1,5 @@
-//! Envelope encryption of secrets (auth tokens, SIP passwords).
-//!
-//! KMS `GenerateDataKey` (AES_256) returns a data key twice: in plaintext and encrypted under
-//! the KMS key. The secret is sealed locally with AES-256-GCM under the plaintext key, which is
-//! then zeroized; the encrypted data key, nonce, ciphertext, KMS key id and format version are
-//! stored. The KMS encryption context names the organization and the provider, and the GCM
-//! associated data also names what the secret is, so a ciphertext copied to another record or
-//! another field fails to decrypt.
+//! Envelope encryption of secrets (auth tokens, SIP passwords): KMS data keys, AES-256-GCM bound to the organization,
+//! the provider and the field. The scheme: docs/security.md.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};

@@ -1,9 +1,5 @@
-//! The time a request has left, derived from the Lambda invocation deadline. Outbound Twilio
-//! calls and their retries stay within it, so a handler always has time left to roll back and
-//! answer. Without a deadline (local tools, tests) only the per-request limits apply.
-//!
-//! Work that must leave time for what follows it keeps a reserve back: [`short_of`] says when
-//! one is reached, [`remaining_less`] gives the time up to it, and [`reserves`] lists them.
+//! The time a request has left, from the Lambda invocation deadline: outbound Twilio calls and their retries stay
+//! within it, and reserves kept back from it leave time to roll back and answer. More: docs/reliability.md.
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +12,17 @@ tokio::task_local! {
 /// once the work it bounds stops.
 pub mod reserves {
     use std::time::Duration;
+
+    /// Every API function keeps this back from its invocation's deadline to answer.
+    pub const ANSWER: Duration = Duration::from_secs(1);
+    /// A create keeps this back from provisioning to roll back what it made.
+    pub const ROLLBACK: Duration = Duration::from_secs(8);
+    /// A repair keeps this back from putting numbers back, for its last verification and the save.
+    pub const REPAIR_FINISH: Duration = Duration::from_secs(5);
+    /// A repair's last verification leaves this for the save.
+    pub const REPAIR_SAVE: Duration = Duration::from_millis(1500);
+    /// A repair starts no number with less than this left before its finish reserve.
+    pub const REPAIR_NUMBER: Duration = Duration::from_secs(1);
 
     /// A delete step starts no number (and a forced one no page of numbers) with less than this
     /// left: the time to record where the next step starts, queue it and answer.

@@ -1,22 +1,5 @@
-//! One HTTPS stack for every outbound call: the AWS SDK clients and the Twilio client both go
-//! through reqwest on rustls (ring), with one TLS configuration built once per process.
-//!
-//! Why: building a client used to cost most of a function's cold start. The AWS SDK's default
-//! client read and parsed the platform's root certificates (~150 files and a 220 KB bundle
-//! here), and reqwest's platform verifier did it again for Twilio. The trust anchors here are
-//! compiled in (`webpki-roots`, Mozilla's root program, already in parsed form), so building the
-//! TLS configuration is a copy, not a parse.
-//!
-//! What it means for operators: the functions trust Mozilla's roots as of the build, not the
-//! image's certificate store; a new root reaches them with a dependency update and a rebuild, and
-//! a private CA (a TLS-inspecting proxy, say) is not trusted. AWS endpoints (Amazon Root CA) and
-//! Twilio's are in Mozilla's program.
-//!
-//! Why ring rather than aws-lc: aws-lc's C library added ~1 MB to every function and ~5,000
-//! start-up relocations (its object tables), 0.1 to 0.2 ms of each cold start. What it costs:
-//! no hybrid post-quantum key exchange (X25519MLKEM768); the aws-lc configuration offered it
-//! only after X25519, without a key share, so a connection used it only where the server asked
-//! for it with a retry.
+//! One HTTPS stack for every outbound call: the AWS SDK clients and the Twilio client go through reqwest on rustls
+//! (ring), with one TLS configuration built once per process. Why: docs/decisions/outbound-tls-stack.md.
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,

@@ -10,10 +10,17 @@ mod transport;
 mod trunking;
 mod types;
 
-pub use error::*;
+pub use error::{
+    CODE_AUTHENTICATION_FAILED, CODE_CREDENTIAL_LIST_LIMIT, CODE_DOMAIN_NAME_INVALID, CODE_DOMAIN_NAME_TAKEN,
+    CODE_PERMISSION_DENIED, CODE_TEST_CREDENTIALS, CODE_TOO_MANY_REQUESTS, CODE_TRUNK_LIMIT, Cause, TwilioError,
+    TwilioErrorKind,
+};
 pub use resource::TwilioResource;
 pub use transport::RetryPolicy;
-pub use types::*;
+pub use types::{
+    Account, Application, Capabilities, Credential, CredentialList, IncomingPhoneNumber, NewApiKey, NumberRoutes,
+    OriginationTarget, OriginationUrl, Probe, Trunk, TrunkCredentialList, TrunkPhoneNumber,
+};
 
 use crate::config::TwilioConfig;
 use crate::model::TwilioCredentials;

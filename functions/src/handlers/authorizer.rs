@@ -1,10 +1,5 @@
-//! The API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses): looks the
-//! bearer API key up and answers `{isAuthorized, context: {organizationId, apiKeyId}}` (the
-//! key's id, for the access logs; never the key). Unknown,
-//! malformed, revoked and missing keys are denied. While the table cannot be read the
-//! authorizer fails instead: API Gateway then answers 500 and lets nothing through, as a
-//! denial would, but caches nothing, where a cached denial would lock a valid key out for the
-//! cache's lifetime after one throttled read.
+//! The API Gateway HTTP API Lambda authorizer: looks the bearer API key up and answers its organization, or denies it.
+//! Why: docs/decisions/authorizer-fails-rather-than-denies.md.
 
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::lambda_runtime::{Error, LambdaEvent};

@@ -1,10 +1,5 @@
-//! `continue-deletions`: the deletion queue's consumer. Each message names a provider whose
-//! delete ran out of time; this runs the next step of it (see [`crate::provider::delete`]),
-//! which queues a further message if it runs out of time again. Answers SQS's partial batch
-//! response: a step that failed for a reason worth retrying (AWS unavailable) is reported so
-//! SQS delivers it again later (and to the dead-letter queue after a few tries); one that
-//! tried every number and still has some Twilio would not take back, or that needs a person
-//! (Twilio rejects the stored token: rotate it), is logged and dropped: `DELETE` again retries.
+//! `continue-deletions`: the deletion queue's consumer, running the next step of a delete that ran out of time.
+//! Why some failed steps are retried and others dropped: docs/decisions/delete-in-steps.md.
 
 use crate::provider::delete::{continue_deletion, is_passing};
 use crate::services::Services;

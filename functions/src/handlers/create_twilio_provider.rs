@@ -5,10 +5,11 @@ use crate::gateway::{json_response_builder, organization_id};
 use crate::handlers::idempotency::idempotent;
 use crate::provider::create::{Deadlines, create_provider};
 use crate::services::Services;
-use crate::{ROLLBACK_RESERVE, answer_deadline, respond};
+use crate::{answer_deadline, respond};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::ApiError;
+use shared::deadline::reserves::ROLLBACK;
 use shared::dto::{CreateTwilioProvider, TwilioProviderResponse};
 use shared::model::OrganizationId;
 
@@ -28,8 +29,7 @@ async fn create(
     request: &Request,
     (organization_id, command): (OrganizationId, CreateTwilioProvider),
 ) -> Result<Response<Body>, ApiError> {
-    let deadlines =
-        Deadlines { work: crate::gateway::deadline(request, ROLLBACK_RESERVE), rollback: answer_deadline(request) };
+    let deadlines = Deadlines { work: crate::gateway::deadline(request, ROLLBACK), rollback: answer_deadline(request) };
     // Boxed: provisioning is a large state machine.
     let record = Box::pin(create_provider(services, organization_id, command, deadlines)).await?;
     let body = serde_json::to_string(&TwilioProviderResponse::from(&record)).expect("response DTOs serialize");

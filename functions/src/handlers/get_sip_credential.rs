@@ -1,9 +1,5 @@
-//! `get-sip-credential`: not behind API Gateway: the call engine invokes the function directly
-//! (Lambda Invoke, granted by IAM). Event `{"organizationId": "...", "providerId": "..."}`;
-//! answer `{"providerId", "trunkSid", "terminationUri", "transport", "username", "password"}`,
-//! plus `previous` during a rotation's overlap (see [`crate::provider::sip_credential`]). Failures are Lambda function errors with a stable
-//! `errorType`. Every read writes one audit line (organization, provider, outcome), never the
-//! password.
+//! `get-sip-credential`: the call engine invokes it directly (Lambda Invoke, not API Gateway) for a provider's SIP
+//! credential, and every read is audited, never the password. Contract: docs/api.md#the-call-engines-sip-credential.
 
 use crate::provider::sip_credential::{SipCredential, SipCredentialError, SipCredentialReader, read};
 use lambda_http::lambda_runtime::LambdaEvent;

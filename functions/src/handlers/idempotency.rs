@@ -1,13 +1,5 @@
-//! The `Idempotency-Key` header on requests that create things: the same key with the same
-//! request from the same organization within 24 hours answers the first response again
-//! without touching Twilio; the same key with a different request is a 422; while the first
-//! request still runs, a 409. Without the header nothing changes.
-//!
-//! What the request came to is kept: a success, or a 404 or 422 (the provider does not exist,
-//! Twilio or the account refuses it). A request the service cannot take as it was sent (400,
-//! 413, 415) is parsed before its key is claimed and so claims nothing; one that met another at
-//! the same time (409) and a failure (5xx, everything rolled back) keep nothing: the key is
-//! forgotten, so the corrected or repeated request runs.
+//! The `Idempotency-Key` header on requests that create things: the same request with the same key within 24 hours
+//! answers the first response again. Why: docs/decisions/idempotency-what-is-kept.md.
 
 use crate::gateway::organization_id;
 use lambda_http::http::StatusCode;

@@ -1,9 +1,5 @@
-//! A provider's audit trail, newest first, paged like the other listings and filtered by
-//! `action`, `since` and `until`:
-//! - `GET /api/v1/providers/{id}/events`: a provider that exists (404 otherwise, another
-//!   organization's too);
-//! - `GET /api/v1/events?providerId=`: any provider of the organization, a deleted one included
-//!   (its events outlive it until their retention ends); another organization's has none.
+//! A provider's audit trail, newest first, paged like the other listings and filtered by `action`, `since` and `until`,
+//! by `GET /api/v1/providers/{id}/events` or `GET /api/v1/events?providerId=`. More: docs/api.md#audit-trail.
 
 use crate::gateway::{json_response, organization_id, query_param};
 use crate::handlers::list_providers::parse_limit;

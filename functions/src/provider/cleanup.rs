@@ -119,14 +119,12 @@ pub async fn remove_or_record(
     }
     let left = remove_resources(&services.twilio, creds, created).await;
     if left.is_empty() {
-        tracing::info!(provider_id = %owner.provider_id, removed = created.len(), "created Twilio resources removed");
+        tracing::info!(removed = created.len(), "created Twilio resources removed");
         return;
     }
     let resources: Vec<TwilioResource> = left.iter().map(|(resource, _)| resource.clone()).collect();
     let errors: Vec<String> = left.iter().map(|(_, e)| e.to_string()).collect();
     tracing::error!(
-        organization_id = %owner.organization_id,
-        provider_id = %owner.provider_id,
         account_sid = %creds.account_sid,
         resources = ?resources,
         errors = ?errors,
@@ -145,7 +143,7 @@ pub async fn remove_or_record(
         })
         .collect();
     if let Err(e) = record_leftovers(services, &leftovers).await {
-        tracing::error!(provider_id = %owner.provider_id, error = %e, "could not record the leftover Twilio resources")
+        tracing::error!(error = %e, "could not record the leftover Twilio resources")
     }
 }
 

@@ -1,14 +1,5 @@
-//! Creating a provider: validate the credentials with Twilio, provision an Elastic SIP trunk
-//! with a credential list and a generated SIP credential in the customer's account, and store
-//! it all with the secrets envelope-encrypted.
-//!
-//! Critical path: the organization's duplicate check (DynamoDB) -> (account || KMS data key)
-//! -> the intent (DynamoDB) -> (trunk || credential list) -> (credential || attach ||
-//! origination URL) -> store: three dependent Twilio round trips. Nothing is created before
-//! the account has answered and the intent naming what is about to be created (with the token
-//! sealed) is stored: a create that dies at any instant leaves that intent, and the orphan
-//! sweeper removes what it names. Any failure after the first Twilio resource exists removes
-//! what was created, and nothing is stored.
+//! Creating a provider: validate the credentials with Twilio, provision an Elastic SIP trunk with a credential list and
+//! a generated SIP credential in the customer's account, and store it all. Why: docs/decisions/create-intent-first.md.
 
 mod resources;
 
@@ -49,6 +40,7 @@ pub struct Deadlines {
 
 /// The whole create flow; on error nothing is stored and nothing is left in Twilio (or what
 /// could not be removed is logged and recorded for clean-up).
+#[tracing::instrument(skip_all, fields(organization_id = %organization_id, provider_id = tracing::field::Empty))]
 pub async fn create_provider(
     services: &Services,
     organization_id: OrganizationId,
@@ -65,6 +57,7 @@ pub async fn create_provider(
     }
 
     let provider_id = Uuid::now_v7();
+    tracing::Span::current().record("provider_id", tracing::field::display(provider_id));
     let owner = SecretOwner { organization_id, provider_id };
     let (accepted, data_key) = within(deadlines.work, async {
         tokio::join!(
@@ -108,7 +101,7 @@ async fn create_accepted(
     let result = within(deadlines.work, provision(&mut saga, command, provider_id, provisioned)).await;
     match result {
         Ok(record) => {
-            tracing::info!(organization_id = %owner.organization_id, provider_id = %provider_id, trunk_sid = %record.trunk_sid, "twilio provider created");
+            tracing::info!(trunk_sid = %record.trunk_sid, "twilio provider created");
             shared::metrics::count("ProvidersCreated", &[]);
             Ok(record)
         }
@@ -121,7 +114,7 @@ async fn create_accepted(
                 // What could not be removed is recorded as left behind by now; were the
                 // intent kept, the sweeper would only find the same.
                 if let Err(e) = services.store.forget_intent(&intent.key).await {
-                    tracing::warn!(provider_id = %provider_id, error = %e, "could not remove a rolled-back create's intent; the sweeper will");
+                    tracing::warn!(error = %e, "could not remove a rolled-back create's intent; the sweeper will");
                 }
             })
             .await;
@@ -304,7 +297,7 @@ async fn credential_attachment_origination(
     );
     if let Err(e) = intent_updated {
         // The intent still names both by their unique names.
-        tracing::warn!(%provider_id, error = %e, "could not record the new SIDs in the create's intent");
+        tracing::warn!(error = %e, "could not record the new SIDs in the create's intent");
     }
     if attachment.is_ok() {
         saga.created

@@ -1,11 +1,5 @@
-//! A Twilio credential checked before it is stored (a create, a credential change), and the
-//! API keys the service mints.
-//!
-//! An Auth Token is checked by reading the account. An API key may be a Standard one, which
-//! Twilio refuses `/Accounts` and `/Keys`: it is checked by what the service needs instead
-//! (one item each of the trunks, the credential lists and the incoming numbers), the account
-//! read alongside for a Main key. A key Twilio rejects, or one that lacks a permission, is a
-//! 422 naming what it could not do.
+//! A Twilio credential checked before it is stored (a create, a credential change), and the API keys the service mints.
+//! Why: docs/decisions/checking-twilio-credentials.md.
 
 use crate::provider::problems::{self, twilio_problem};
 use crate::provider::verify::{account_check, account_unreadable_with_key};
@@ -55,7 +49,7 @@ pub async fn accept(
     let name = minted_key_name(provider_id);
     let key =
         services.twilio.create_api_key(&given, &name).await.map_err(|e| twilio_problem("creating an API key", e))?;
-    tracing::info!(provider_id = %provider_id, api_key_sid = %key.sid, "api key minted");
+    tracing::info!(api_key_sid = %key.sid, "api key minted");
     let creds = TwilioCredentials {
         account_sid: account_sid.clone(),
         auth: TwilioAuth::ApiKey { sid: key.sid, secret: key.secret },

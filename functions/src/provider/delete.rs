@@ -1,21 +1,5 @@
-//! Deleting a provider: give the customer's Twilio account back (imported numbers off the
-//! trunk with their previous voice configuration, then the credential list's attachment, the
-//! trunk and the credential list with its credentials; 404 counts as done), then delete every
-//! record of the provider.
-//!
-//! At any size: numbers are given back with bounded concurrency, and each number's records go
-//! (with the count) as soon as it is given back, so work done is never redone. When the
-//! invocation's time runs short, a step records where the next one starts (past the numbers
-//! that failed) and queues a message on the deletion queue ([`Deletion::Continuing`]);
-//! `continue-deletions` runs the next step until the provider is gone, but only of a delete the
-//! table marks as in progress, and forced only if the record says so (a message that names a
-//! provider starts nothing and forces nothing). `DELETE` again also continues (and
-//! `?force=true` then forces the rest), and `GET` shows the progress.
-//!
-//! A Twilio failure leaves the provider marked as being deleted and fails the step, recording
-//! why (a rotated token can be set meanwhile); Twilio rejecting the stored credentials stops a
-//! step at once. A forced delete removes the records anyway and records whatever Twilio still
-//! holds for the sweeper ([`Deletion::Forced`]).
+//! Deleting a provider: give the customer's Twilio account back (its numbers, then the trunk and credential list), then
+//! delete every record of the provider, in steps at any size. Why: docs/decisions/delete-in-steps.md.
 
 mod force;
 mod numbers;
@@ -50,8 +34,9 @@ pub enum Deletion {
 }
 
 /// `DELETE`: marks the provider as being deleted (forced, when asked; a forced delete stays
-/// forced), then runs as much of it as the current deadline allows (see the module doc).
+/// forced), then runs as much of it as the current deadline allows (docs/decisions/delete-in-steps.md).
 /// Idempotent: the next step continues where this one stopped.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn delete_step(
     services: &Services,
     org: &OrganizationId,
@@ -116,6 +101,7 @@ async fn token_for_minted_key(
 /// The deletion queue's message: the next step of a delete the table marks as in progress,
 /// forced if it says so. None: the provider is not being deleted (a message that is stale,
 /// or not the service's own), and nothing is done.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn continue_deletion(
     services: &Services,
     org: &OrganizationId,
@@ -146,12 +132,11 @@ async fn run_step(
         IntentChange::Deletion,
     );
     services.store.record_intent(&intent).await?;
-    let id = record.id;
     let result = step(services, record, token).await;
     if result.as_ref().is_err_and(|e| !is_passing(e))
         && let Err(e) = services.store.forget_intent(&intent.key).await
     {
-        tracing::warn!(provider_id = %id, error = %e, "could not remove a stopped delete's intent");
+        tracing::warn!(error = %e, "could not remove a stopped delete's intent");
     }
     result
 }
@@ -283,7 +268,7 @@ async fn delete_records(
             break;
         }
     }
-    tracing::info!(organization_id = %org, provider_id = %id, "provider deleted");
+    tracing::info!("provider deleted");
     Ok(Deletion::Deleted)
 }
 
@@ -423,14 +408,13 @@ async fn continue_later(
     .await?;
     let message = ContinueDeletion { organization_id: record.organization_id.to_string(), provider_id: record.id };
     queue.send(&message).await.map_err(ApiError::unavailable)?;
-    tracing::info!(organization_id = %record.organization_id, provider_id = %record.id, remaining_numbers = record.phone_number_count, "delete continues from the deletion queue");
+    tracing::info!(remaining_numbers = record.phone_number_count, "delete continues from the deletion queue");
     Ok(Deletion::Continuing(Box::new(record)))
 }
 
 /// Best effort: the marker exists already; this only records why the delete stopped, and that
 /// the next step starts at the first number again (to retry those that failed).
 async fn record_error(services: &Services, record: ProviderRecord, summary: &str) {
-    let id = record.id;
     let reason = summary.to_owned();
     let saved = save_with_retry(&services.store, record, None, move |record| {
         if let Some(deletion) = record.deletion.as_mut() {
@@ -441,6 +425,6 @@ async fn record_error(services: &Services, record: ProviderRecord, summary: &str
     })
     .await;
     if let Err(e) = saved {
-        tracing::warn!(provider_id = %id, error = %e, "could not record why the delete stopped");
+        tracing::warn!(error = %e, "could not record why the delete stopped");
     }
 }

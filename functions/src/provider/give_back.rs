@@ -1,15 +1,5 @@
-//! Taking an imported number back off a provider's trunk and giving the customer back the
-//! voice configuration it had: number removal ([`remove_number`]), a failed import and
-//! provider deletion.
-//!
-//! The number is read first. Only if it is still on this provider's trunk, or on no trunk
-//! with the routing import left it with, is it changed: put back on the customer's previous
-//! trunk, or on its previous application (each one update, so the number is never without
-//! routing), or detached so its voice URL (which Twilio kept while it was on the trunk) routes
-//! it again. Only parameters that were set are sent. A number the customer changed since (moved
-//! to another trunk, new routing) is left as they set it. A previous trunk or application the
-//! customer has deleted since cannot be given back: the number is detached, and the answer
-//! says so.
+//! Taking an imported number back off a provider's trunk and giving the customer back the voice configuration it had
+//! (number removal, a failed import, provider deletion). Why: docs/decisions/give-back-numbers.md.
 
 use crate::provider::cleanup::record_for_sweeper;
 use crate::provider::record::{
@@ -134,6 +124,7 @@ impl KeyCache {
 /// the give-back and forgetting the record is finished by the sweeper (which calls this
 /// again), so no record outlives the number's place on the trunk for long, and no repair
 /// puts a number the customer removed back on the trunk.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn remove_number(
     services: &Services,
     org: &OrganizationId,
@@ -162,7 +153,7 @@ pub async fn remove_number(
     if given_back.as_ref().is_err_and(|e| !e.outcome_unknown())
         && let Err(e) = services.store.forget_intent(&intent.key).await
     {
-        tracing::warn!(provider_id = %id, error = %e, "could not remove a failed removal's intent; the sweeper finishes the removal");
+        tracing::warn!(error = %e, "could not remove a failed removal's intent; the sweeper finishes the removal");
     }
     let given_back = given_back.map_err(|e| match e {
         GiveBackError::Twilio(step, e) => stored_credentials_error(step, &record, e),
@@ -185,7 +176,7 @@ pub async fn remove_number(
         GivenBack::Restored | GivenBack::Gone => (true, None),
         GivenBack::NotRestored(reason) => (false, Some(reason)),
     };
-    tracing::info!(organization_id = %org, provider_id = %id, phone_number_sid = %number.phone_number_sid, restored, reason = reason.as_deref().unwrap_or(""), "number removed");
+    tracing::info!(phone_number_sid = %number.phone_number_sid, restored, reason = reason.as_deref().unwrap_or(""), "number removed");
     Ok(RemovedNumber { phone_number_sid: number.phone_number_sid, restored, reason })
 }
 
@@ -206,10 +197,10 @@ pub(crate) async fn put_back_off_again(
         _ => return,
     }
     let Err(e) = give_back_number(services, creds, record, number, keys).await else { return };
-    tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "a removed number was put back on the trunk meanwhile and could not be taken off; recorded for the sweeper");
+    tracing::error!(phone_number_sid = %sid, error = %e, "a removed number was put back on the trunk meanwhile and could not be taken off; recorded for the sweeper");
     let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: record.trunk_sid.clone(), number_sid: sid.clone() };
     if let Err(e) = record_for_sweeper(services, record, &[leftover], std::slice::from_ref(number)).await {
-        tracing::error!(provider_id = %record.id, phone_number_sid = %sid, error = %e, "could not record it for the sweeper");
+        tracing::error!(phone_number_sid = %sid, error = %e, "could not record it for the sweeper");
     }
 }
 

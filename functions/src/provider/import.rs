@@ -32,10 +32,10 @@ async fn undo_attach(
 ) {
     let sid = &number.phone_number_sid;
     let Err(e) = give_back_with(&services.twilio, creds, &provider.trunk_sid, sid, previous).await else { return };
-    tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not undo a number attach; recorded for the sweeper");
+    tracing::error!(phone_number_sid = %sid, error = %e, "could not undo a number attach; recorded for the sweeper");
     let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: provider.trunk_sid.clone(), number_sid: sid.clone() };
     if let Err(e) = record_for_sweeper(services, provider, &[leftover], std::slice::from_ref(number)).await {
-        tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an attach that could not be undone");
+        tracing::error!(phone_number_sid = %sid, error = %e, "could not record an attach that could not be undone");
     }
 }
 
@@ -69,6 +69,7 @@ fn is_trial(record: &ProviderRecord) -> bool {
 }
 
 /// Imports the numbers onto the provider's trunk; each succeeds or fails on its own.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn import_numbers(
     services: &Services,
     org: &OrganizationId,
@@ -103,7 +104,7 @@ pub async fn import_numbers(
     if result.success_count > 0 && is_trial(&record) {
         result.warnings.push(crate::provider::verify::TRIAL_LIMITS.to_owned());
     }
-    tracing::info!(organization_id = %org, provider_id = %id, imported = result.success_count, failed = result.failed_count, "numbers imported");
+    tracing::info!(imported = result.success_count, failed = result.failed_count, "numbers imported");
     Ok(result)
 }
 
@@ -145,7 +146,7 @@ async fn import_one(
             return Err(fail("already_imported", "The number is already imported into a provider.".into()));
         }
         Err(e) => {
-            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not reserve the number");
+            tracing::error!(phone_number_sid = %sid, error = %e, "could not reserve the number");
             return Err(fail("storage_error", "Could not check the number; retry.".into()));
         }
     };
@@ -153,7 +154,7 @@ async fn import_one(
     if imported.is_err()
         && let Err(e) = services.store.cancel_reservation(&sid, reservation).await
     {
-        tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not give up a number's reservation; it lapses by itself");
+        tracing::warn!(phone_number_sid = %sid, error = %e, "could not give up a number's reservation; it lapses by itself");
     }
     imported.map_err(|(code, message)| fail(code, message))
 }
@@ -190,14 +191,14 @@ async fn attach_and_store(
         },
     );
     if let Err(e) = services.store.record_intent(&intent).await {
-        tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record an import's intent");
+        tracing::error!(phone_number_sid = %sid, error = %e, "could not record an import's intent");
         return Err(("storage_error", "Could not record the import; the number was not changed. Retry.".to_owned()));
     }
     let stored = attach_recorded(services, org, provider, creds, &record, &previous, &intent.key).await;
     if stored.is_err()
         && let Err(e) = services.store.forget_intent(&intent.key).await
     {
-        tracing::warn!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not remove a failed import's intent; the sweeper will");
+        tracing::warn!(phone_number_sid = %sid, error = %e, "could not remove a failed import's intent; the sweeper will");
     }
     stored.map(|()| record)
 }
@@ -227,7 +228,7 @@ async fn number_record(
             .get_or_try_init(|| async { services.envelope.generate_data_key(&owner_of(provider)).await })
             .await
             .map_err(|e| {
-                tracing::error!(provider_id = %provider.id, error = %e, "no data key to seal a number's voice URLs");
+                tracing::error!(error = %e, "no data key to seal a number's voice URLs");
                 ("storage_error", "Could not encrypt the number's voice configuration; retry.".to_owned())
             })?;
         let json = serde_json::to_string(&previous).expect("routing serializes");
@@ -296,7 +297,7 @@ async fn attach_recorded(
             }
             StoreError::ProviderGone => ("storage_error", "The provider is being deleted.".to_owned()),
             other => {
-                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %other, "could not store the number");
+                tracing::error!(phone_number_sid = %sid, error = %other, "could not store the number");
                 ("storage_error", "Could not store the number; it was taken off the trunk again. Retry.".to_owned())
             }
         });

@@ -1,8 +1,5 @@
-//! The sweeper's first step: intents whose writer must be over (see
-//! [`shared::storage::Intent`]). A create's or repair's new resources that exist are recorded as
-//! left behind (unless the provider's record names them), and so is an import's attach; the
-//! sweep then removes or gives them back as it does any leftover. An abandoned removal is
-//! finished; an abandoned delete step is continued through the deletion queue.
+//! The sweeper's first step: intents whose writer must be over, undone (leftovers the sweep then removes or gives back)
+//! or finished (a removal; a delete step, through the deletion queue). Why: docs/decisions/intents.md.
 
 use crate::provider::cleanup::record_leftovers;
 use crate::provider::give_back::remove_number;
@@ -31,6 +28,7 @@ pub struct Resolved {
 }
 
 /// Resolves the provider's abandoned intents. `grace` overrides the age each recorded.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %provider_id))]
 pub async fn resolve(
     services: &Services,
     org: &OrganizationId,
@@ -45,7 +43,7 @@ pub async fn resolve(
             Ok(intent) if intent.abandoned(now, grace) => abandoned.push(intent),
             Ok(_) => resolved.pending += 1,
             Err(e) => {
-                tracing::error!(organization_id = %org, %provider_id, error = %e, "unreadable intent; check the customer's Twilio account by hand");
+                tracing::error!(error = %e, "unreadable intent; check the customer's Twilio account by hand");
                 resolved.stuck += 1;
             }
         }
@@ -58,14 +56,14 @@ pub async fn resolve(
         match resolve_one(services, provider.as_ref(), &intent).await {
             Ok(()) => {
                 services.store.forget_intent(&intent.key).await?;
-                tracing::info!(organization_id = %org, %provider_id, intent_id = %intent.key.id, "abandoned intent resolved");
+                tracing::info!(intent_id = %intent.key.id, "abandoned intent resolved");
             }
             Err(Unresolved::Retry(why)) => {
-                tracing::warn!(organization_id = %org, %provider_id, intent_id = %intent.key.id, why, "abandoned intent not resolved yet");
+                tracing::warn!(intent_id = %intent.key.id, why, "abandoned intent not resolved yet");
                 resolved.retry += 1;
             }
             Err(Unresolved::Stuck(why)) => {
-                tracing::error!(organization_id = %org, %provider_id, intent_id = %intent.key.id, why, "abandoned intent cannot be resolved; check the customer's Twilio account by hand");
+                tracing::error!(intent_id = %intent.key.id, why, "abandoned intent cannot be resolved; check the customer's Twilio account by hand");
                 resolved.stuck += 1;
             }
         }

@@ -1,12 +1,5 @@
-//! The scheduled jobs at any size: the planner and the worker (handlers
-//! [`crate::handlers::plan_jobs`] and [`crate::handlers::run_jobs`]). EventBridge Scheduler
-//! starts `plan-jobs` with `{"job": "reverify"}` (hourly) or `{"job": "sweep-orphans"}` (its
-//! own schedule); the planner pages through the jobs index (provider and leftover items only)
-//! and queues one message per provider (or provider with leftovers), ten per SQS request.
-//! `run-jobs` consumes the jobs queue (batch size and maximum concurrency set in the template,
-//! so the rate toward Twilio stays bounded) and answers SQS's partial batch response, so one
-//! failed item is retried (then dead-lettered) alone. Nothing depends on one invocation
-//! finishing the whole table.
+//! The scheduled jobs at any size: the planner (`plan-jobs`) queues one message per provider, the worker (`run-jobs`)
+//! runs each. Why: docs/decisions/scheduled-jobs-plan-and-run.md.
 
 use crate::provider::{reverify, sweep};
 use crate::services::Services;

@@ -48,7 +48,7 @@ pub async fn under_lease<T>(
     }
     let outcome = work.await;
     if let Err(e) = services.store.end_repair_lease(org, id).await {
-        tracing::warn!(provider_id = %id, error = %e, "could not give up the provider's lease; it lapses by itself");
+        tracing::warn!(provider_id = %id, error = %e, "could not end the provider's lease; it ends by itself");
     }
     outcome
 }

@@ -1,16 +1,5 @@
-//! Repairing a provider: verify, fix what is fixable, verify again and store the result.
-//! Fixable: a deleted trunk (a new one, with a new domain and termination URI), a deleted or
-//! detached credential list, a missing SIP credential (a new password), a missing,
-//! disabled or misdirected origination URL, a `TransferMode` that differs from the stored
-//! `supportsCallTransfer`, and imported numbers that are on no trunk. A number the customer
-//! moved to another trunk is reported, never taken back.
-//!
-//! Safe to repeat: a repair of a healthy provider changes nothing and reports every action
-//! `skipped`. Each action stands alone; new Twilio resources that the record must point at are
-//! written in one conditional write after their Twilio work succeeded, and removed again if
-//! that write fails, so a failure half-way leaves the provider no worse than before. Before
-//! each is created, the repair's intent names it: a repair that dies before that write leaves
-//! the intent, and the sweeper removes what it names.
+//! Repairing a provider: verify, fix what is fixable, verify again and store the result; safe to repeat.
+//! Why: docs/decisions/repair-safe-to-repeat.md.
 
 mod credentials;
 mod finish;
@@ -31,18 +20,11 @@ use shared::storage::{
     Change, Intent, IntentKey, NewResources, PhoneNumberRecord, ProviderRecord, SipCredentialRecord,
 };
 use shared::twilio::TwilioResource;
-use std::time::Duration;
 
 /// How many items a repair reads from one Twilio list at most.
 const LIST_CAP: usize = 10_000;
 /// Numbers put back on the trunk at the same time.
 const NUMBER_CONCURRENCY: usize = 5;
-/// Time a repair keeps back from putting numbers back, for its last verification and the save.
-const FINISH_RESERVE: Duration = Duration::from_secs(5);
-/// Time the last verification leaves for the save.
-const SAVE_RESERVE: Duration = Duration::from_millis(1500);
-/// A number is not started with less time than this left before that.
-const NUMBER_MIN_TIME: Duration = Duration::from_secs(1);
 /// Conditional writes of the repaired record before giving up with 409.
 const SAVE_ATTEMPTS: u32 = 5;
 /// Why a resource was not created: its intent could not be stored.
@@ -54,6 +36,7 @@ const NOT_RECORDED: &str =
 /// the first still runs, say) would each rebuild what is missing, and the loser's rollback
 /// would take numbers off the winner's new trunk. The other answers 409, as does a repair while
 /// a `supportsCallTransfer` change (which holds the same lease) runs.
+#[tracing::instrument(skip_all, fields(organization_id = %record.organization_id, provider_id = %record.id))]
 pub async fn repair_provider(services: &Services, record: ProviderRecord) -> Result<RepairResponse, ApiError> {
     refuse_if_deleting(&record)?;
     let (org, id) = (record.organization_id.clone(), record.id);
@@ -96,8 +79,6 @@ async fn repair(
         shared::metrics::count("RepairActions", &[("Action", &action.action), ("Result", &result)]);
     }
     tracing::info!(
-        organization_id = %record.organization_id,
-        provider_id = %record.id,
         done = actions.iter().filter(|a| a.result == RepairResult::Done).count(),
         failed = actions.iter().filter(|a| a.result == RepairResult::Failed).count(),
         status = ?verification.status,
@@ -185,7 +166,7 @@ impl<'a> Repair<'a> {
         match self.services.store.record_intent(intent).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(provider_id = %record.id, error = %e, "could not record the repair's intent; nothing is created");
+                tracing::error!(error = %e, "could not record the repair's intent; nothing is created");
                 false
             }
         }

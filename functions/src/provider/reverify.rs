@@ -1,8 +1,5 @@
-//! Re-verification of every provider, the `reverify` job (hourly), which also ends SIP
-//! credential rotations whose overlap is over. Each provider is verified by
-//! [`reverify_one`] (from a jobs-queue message in Lambda, see [`crate::provider::jobs`]);
-//! [`run`] does the whole job in-process (`admin run-job reverify`, tests), with bounded concurrency. One
-//! provider's failure never stops the rest.
+//! Re-verification of every provider, the `reverify` job (hourly), which also ends SIP credential rotations whose
+//! overlap is over: one provider per jobs-queue message, or all in-process (admin, tests). Jobs: docs/operations.md.
 
 use crate::provider::record::{load_provider, stored_credentials};
 use crate::provider::verify::verify_as_saved;
@@ -81,6 +78,7 @@ pub async fn run(services: &Services) -> Result<Summary, crate::provider::jobs::
 /// Verifies one provider and stores the result conditionally on the version it read: a result
 /// computed against an older record never overwrites a newer one. `Err` is worth retrying
 /// (storage or KMS unavailable).
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -> Result<Outcome, ApiError> {
     let record = match load_provider(&services.store, org, id).await {
         Ok(record) => record,
@@ -99,7 +97,7 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
     let sip_credential = match crate::provider::sip_rotation::finish_if_expired(services, &record).await {
         Ok(credential) => credential,
         Err(e) => {
-            tracing::warn!(organization_id = %org, provider_id = %id, error = %e, "could not finish an expired SIP credential rotation");
+            tracing::warn!(error = %e, "could not finish an expired SIP credential rotation");
             None
         }
     };
@@ -108,7 +106,7 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
         Ok(creds) => creds,
         Err(e @ ApiError::Unavailable(_)) => return Err(e),
         Err(e) => {
-            tracing::error!(organization_id = %org, provider_id = %id, error = %e, "provider could not be re-verified");
+            tracing::error!(error = %e, "provider could not be re-verified");
             return Ok(Outcome::Error);
         }
     };
@@ -127,14 +125,14 @@ pub async fn reverify_one(services: &Services, org: &OrganizationId, id: Uuid) -
     match services.store.replace_provider(&updated, event.as_ref()).await {
         Ok(()) => {}
         Err(StoreError::VersionConflict) => {
-            tracing::info!(organization_id = %org, provider_id = %id, "provider changed while it was verified; the newer record stays");
+            tracing::info!("provider changed while it was verified; the newer record stays");
             return Ok(Outcome::Stale);
         }
         Err(e) => return Err(e.into()),
     }
     let current = verification.status;
     if current != previous {
-        tracing::info!(organization_id = %org, provider_id = %id, previous = ?previous, current = ?current, "verification status changed");
+        tracing::info!(previous = ?previous, current = ?current, "verification status changed");
     }
     Ok(Outcome::Verified { previous, current })
 }

@@ -1,11 +1,5 @@
-//! Replacing a provider's Twilio credential (an Auth Token or an API key, either way): check
-//! the new one with Twilio as a create does, then seal it under a fresh data key and refresh
-//! the verification with it. A credential Twilio refuses changes nothing. Allowed while the
-//! provider is being deleted (the next delete step uses it).
-//!
-//! A key the service minted goes when it is replaced, deleted with the new Auth Token (a
-//! Standard key may not delete keys): its replacement must therefore carry the token
-//! (`authToken`, with `mintApiKey` or not); one of the customer's own keys is refused (409).
+//! Replacing a provider's Twilio credential (an Auth Token or an API key, either way), checked with Twilio first.
+//! Why: docs/decisions/replacing-a-minted-key.md.
 
 use crate::provider::credentials::{Accepted, accept, delete_minted_key, forget_minted, involving};
 use crate::provider::record::{Change, load_provider, owner_of, save_with_retry};
@@ -23,6 +17,7 @@ use uuid::Uuid;
 const VERIFICATIONS: u32 = 3;
 
 /// Stores the provider's new credential, once Twilio accepts it; returns the provider as saved.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn replace_credentials(
     services: &Services,
     org: &OrganizationId,
@@ -61,15 +56,15 @@ pub async fn replace_credentials(
                     .sid(&minted)
                     .detail(format!("deleted API key {minted}, which the service had minted and which was replaced"));
                 if let Err(e) = services.store.record_event(&event).await {
-                    tracing::error!(provider_id = %id, error = %e, "could not record the deletion of a replaced minted key");
+                    tracing::error!(error = %e, "could not record the deletion of a replaced minted key");
                 }
             }
             Err(e) => {
-                tracing::error!(provider_id = %id, api_key_sid = %minted, error = %e, "the replaced API key the service minted could not be deleted; delete it in the Twilio Console");
+                tracing::error!(api_key_sid = %minted, error = %e, "the replaced API key the service minted could not be deleted; delete it in the Twilio Console");
             }
         }
     }
-    tracing::info!(organization_id = %org, provider_id = %id, credential_type = ?accepted.creds.credential_type(), "twilio credentials replaced");
+    tracing::info!(credential_type = ?accepted.creds.credential_type(), "twilio credentials replaced");
     Ok(saved)
 }
 

@@ -110,6 +110,7 @@ impl From<SipCredentialError> for Diagnostic {
 }
 
 /// Two DynamoDB reads (the provider and its SIP credential, side by side) and one KMS call.
+#[tracing::instrument(skip_all, fields(organization_id = %organization_id, provider_id = %provider_id))]
 pub async fn read(
     reader: &SipCredentialReader,
     organization_id: &OrganizationId,
@@ -120,11 +121,11 @@ pub async fn read(
         reader.store.get_sip_credential(organization_id, provider_id)
     );
     let not_found = || SipCredentialError::ProviderNotFound { organization_id: organization_id.clone(), provider_id };
-    let record = provider.map_err(|e| unavailable(provider_id, &e))?.ok_or_else(not_found)?;
+    let record = provider.map_err(|e| unavailable(&e))?.ok_or_else(not_found)?;
     if record.deletion.is_some() {
         return Err(SipCredentialError::ProviderBeingDeleted(provider_id));
     }
-    let credential = credential.map_err(|e| unavailable(provider_id, &e))?.ok_or_else(not_found)?;
+    let credential = credential.map_err(|e| unavailable(&e))?.ok_or_else(not_found)?;
     let owner = owner_of(&record);
     let open = |sealed| {
         let owner = &owner;
@@ -147,8 +148,8 @@ pub async fn read(
     let event = AuditEvent::new(organization_id, provider_id, Action::SipCredentialRead)
         .by(reader_actor())
         .sids(std::iter::once(&credential.credential_sid).chain(previous.map(|p| &p.credential_sid)));
-    reader.store.record_event(&event).await.map_err(|e| unavailable(provider_id, &e))?;
-    let previous = previous_of(provider_id, previous, previous_password);
+    reader.store.record_event(&event).await.map_err(|e| unavailable(&e))?;
+    let previous = previous_of(previous, previous_password);
     Ok(SipCredential {
         provider_id,
         trunk_sid: record.trunk_sid.clone(),
@@ -161,8 +162,8 @@ pub async fn read(
 }
 
 /// The table or KMS could not be reached: logged, and answered as `Unavailable` (worth a retry).
-fn unavailable(provider_id: Uuid, e: &dyn std::fmt::Display) -> SipCredentialError {
-    tracing::error!(provider_id = %provider_id, error = %e, "reading the SIP credential failed");
+fn unavailable(e: &dyn std::fmt::Display) -> SipCredentialError {
+    tracing::error!(error = %e, "reading the SIP credential failed");
     SipCredentialError::Unavailable
 }
 
@@ -170,9 +171,9 @@ fn unavailable(provider_id: Uuid, e: &dyn std::fmt::Display) -> SipCredentialErr
 /// cannot be decrypted needs a repair.
 fn unusable(provider_id: Uuid, e: CryptoError) -> SipCredentialError {
     match e {
-        CryptoError::Kms(_) => unavailable(provider_id, &e),
+        CryptoError::Kms(_) => unavailable(&e),
         CryptoError::WrongContext | CryptoError::Malformed(_) => {
-            tracing::error!(provider_id = %provider_id, error = %e, "stored SIP password cannot be decrypted");
+            tracing::error!(error = %e, "stored SIP password cannot be decrypted");
             SipCredentialError::CredentialUnusable(provider_id)
         }
     }
@@ -180,7 +181,6 @@ fn unusable(provider_id: Uuid, e: CryptoError) -> SipCredentialError {
 
 /// The previous credential as engines get it, with its password opened.
 fn previous_of(
-    provider_id: Uuid,
     previous: Option<&PreviousSipCredential>,
     password: Option<Result<SipPassword, CryptoError>>,
 ) -> Option<PreviousCredential> {
@@ -192,7 +192,7 @@ fn previous_of(
         }),
         // The current credential is what matters: a previous one that cannot be opened is left out.
         (Some(_), Some(Err(e))) => {
-            tracing::warn!(provider_id = %provider_id, error = %e, "the previous SIP password cannot be opened; left out");
+            tracing::warn!(error = %e, "the previous SIP password cannot be opened; left out");
             None
         }
         _ => None,

@@ -1,14 +1,5 @@
-//! Rotating a provider's generated SIP credential without dropping a call: a new credential
-//! joins the list and becomes current; the replaced one stays `previous`, still valid in
-//! Twilio, until its overlap ends, so call engines switch between two reads of
-//! `get-sip-credential`. The finish removes it from Twilio, then from the table.
-//!
-//! Crash-safe as every change here: the rotation's intent names the new username before Twilio
-//! makes it, and the write that makes it current removes the intent in the same transaction;
-//! a rotation that dies between the two leaves the intent, and the sweeper removes what it
-//! names; so does one whose write answered an error that does not say it failed. The finish
-//! removes from Twilio first (a 404 is done), so a finish that dies is simply repeated.
-//! Rotations, finishes and repairs hold the provider's lease: one at a time.
+//! Rotating a provider's generated SIP credential without dropping a call: the replaced one stays valid until its
+//! overlap ends. Why: docs/decisions/sip-rotation-with-overlap.md.
 
 use crate::provider::cleanup::remove_or_record;
 use crate::provider::create::fresh_sip_username;
@@ -28,6 +19,7 @@ use shared::twilio::{Credential, TwilioResource};
 use uuid::Uuid;
 
 /// `POST /api/v1/providers/{id}/sip-credential/rotate`.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn rotate_sip_credential(
     services: &Services,
     org: &OrganizationId,
@@ -85,8 +77,6 @@ async fn rotate(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(
-        organization_id = %org,
-        provider_id = %id,
         credential_sid = %rotated.credential_sid,
         previous_credential_sid = %current.credential_sid,
         overlap_seconds,
@@ -183,6 +173,7 @@ async fn undo_rotation(
 
 /// `POST /api/v1/providers/{id}/sip-credential/rotate/finish`: ends the overlap now. Without a
 /// rotation under way it changes nothing and answers the credential as it is.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn finish_sip_credential_rotation(
     services: &Services,
     org: &OrganizationId,
@@ -204,6 +195,7 @@ pub async fn finish_sip_credential_rotation(
 /// The hourly job's part: ends an overlap that has expired (a provider whose lease another
 /// holds is left for the next hour). Answers the SIP credential as it stands after, so that
 /// the verification which follows needs no read of its own.
+#[tracing::instrument(skip_all, fields(organization_id = %record.organization_id, provider_id = %record.id))]
 pub async fn finish_if_expired(
     services: &Services,
     record: &ProviderRecord,
@@ -253,8 +245,6 @@ async fn finish(
         .forget_previous_sip_credential(&record.organization_id, record.id, &previous.credential_sid, &event)
         .await?;
     tracing::info!(
-        organization_id = %record.organization_id,
-        provider_id = %record.id,
         credential_sid = %previous.credential_sid,
         "previous SIP credential removed"
     );
@@ -272,6 +262,6 @@ async fn current_credential(services: &Services, record: &ProviderRecord) -> Res
 
 async fn forget_intent(services: &Services, key: &IntentKey) {
     if let Err(e) = services.store.forget_intent(key).await {
-        tracing::warn!(provider_id = %key.provider_id, error = %e, "could not remove a rotation's intent; the sweeper will");
+        tracing::warn!(error = %e, "could not remove a rotation's intent; the sweeper will");
     }
 }

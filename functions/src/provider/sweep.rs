@@ -12,7 +12,7 @@ use shared::deadline::reserves::SWEEP_NUMBER;
 use shared::model::OrganizationId;
 use shared::model::TwilioCredentials;
 use shared::storage::{Leftover, NumberClaim, SealedCredential, StoreError};
-use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
+use shared::twilio::{Cause, TwilioError, TwilioErrorKind, TwilioResource};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -74,6 +74,7 @@ pub async fn run(
 
 /// Sweeps one provider: its abandoned intents first (what they name becomes leftovers, or a
 /// removal is finished), then its leftovers. `Err`: they could not be read; worth retrying.
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %provider_id))]
 pub async fn sweep_one(
     services: &Services,
     org: &OrganizationId,
@@ -143,10 +144,13 @@ async fn load(
     match store.migrate_legacy_leftovers(org, provider_id).await {
         Ok(0) => {}
         Ok(migrated) => {
-            tracing::info!(organization_id = %org, %provider_id, resources = migrated, "leftover record of the earlier format rewritten, one item per resource");
+            tracing::info!(
+                resources = migrated,
+                "leftover record of the earlier format rewritten, one item per resource"
+            );
         }
         Err(StoreError::Corrupt(e)) => {
-            tracing::error!(organization_id = %org, %provider_id, error = %e, "unreadable leftover record of the earlier format; remove its resources by hand");
+            tracing::error!(error = %e, "unreadable leftover record of the earlier format; remove its resources by hand");
             unreadable += 1;
         }
         Err(e) => return Err(e),
@@ -156,7 +160,7 @@ async fn load(
         match leftover {
             Ok(leftover) => leftovers.push(leftover),
             Err(e) => {
-                tracing::error!(organization_id = %org, %provider_id, error = %e, "unreadable leftover-resource record");
+                tracing::error!(error = %e, "unreadable leftover-resource record");
                 unreadable += 1;
             }
         }
@@ -186,7 +190,7 @@ async fn choose_credentials(
     };
     let Some(token) = token else {
         let resources: Vec<_> = leftovers.iter().map(|l| &l.resource).collect();
-        tracing::error!(organization_id = %org, %provider_id, resources = ?resources, "leftover Twilio resources without stored credentials; remove them by hand");
+        tracing::error!(resources = ?resources, "leftover Twilio resources without stored credentials; remove them by hand");
         return Ok(None);
     };
     // Stuck on this very token: logged when it got stuck; asking again would only be refused.
@@ -200,7 +204,7 @@ async fn choose_credentials(
     let creds = match token.open(&services.envelope, &owner, &account_sid, region).await {
         Ok(creds) => creds,
         Err(e) => {
-            tracing::error!(organization_id = %org, %provider_id, error = %e, "cannot open the credentials of leftover Twilio resources");
+            tracing::error!(error = %e, "cannot open the credentials of leftover Twilio resources");
             return Ok(None);
         }
     };
@@ -216,7 +220,6 @@ async fn give_back_numbers(
     sweep: &ProviderSweep,
     numbers: Vec<Leftover>,
 ) -> (Vec<(Leftover, TwilioError)>, usize) {
-    let (org, provider_id) = (&sweep.owner.organization_id, sweep.owner.provider_id);
     let keys = routing_keys(services, sweep, &numbers).await;
     let keys = &keys;
     let (tried, rejected) = each_in_time(numbers, NUMBER_CONCURRENCY, SWEEP_NUMBER, |number| async move {
@@ -224,7 +227,7 @@ async fn give_back_numbers(
         if matches!(result, Ok(NumberSwept::Done))
             && let Err(e) = services.store.forget_leftover(&number).await
         {
-            tracing::error!(%provider_id, error = %e, "a leftover number was given back but its record stays");
+            tracing::error!(error = %e, "a leftover number was given back but its record stays");
         }
         let refused = matches!(&result, Err(e) if e.kind() == TwilioErrorKind::Rejected);
         ((number, result), refused)
@@ -250,7 +253,7 @@ async fn give_back_numbers(
     }
     waiting += not_started.len();
     if numbers_back > 0 {
-        tracing::info!(organization_id = %org, %provider_id, given_back = numbers_back, "leftover numbers given back");
+        tracing::info!(given_back = numbers_back, "leftover numbers given back");
         shared::metrics::emit("OrphansRemoved", numbers_back as f64, shared::metrics::Unit::Count, &[]);
     }
     (left, waiting)
@@ -259,11 +262,10 @@ async fn give_back_numbers(
 /// Every number's previous routing opens with the keys loaded here, one KMS call per key; a
 /// number whose key could not be loaded fails alone (its routing cannot be opened).
 async fn routing_keys(services: &Services, sweep: &ProviderSweep, numbers: &[Leftover]) -> KeyCache {
-    let (org, provider_id) = (&sweep.owner.organization_id, sweep.owner.provider_id);
     let mut keys = KeyCache::default();
     for sealed in numbers.iter().filter_map(|n| n.previous_routing_sealed.as_ref()) {
         if let Err(e) = keys.load_sealed(services, &sweep.owner, [sealed]).await {
-            tracing::warn!(organization_id = %org, %provider_id, error = %e, "cannot open a leftover number's previous routing");
+            tracing::warn!(error = %e, "cannot open a leftover number's previous routing");
         }
     }
     keys
@@ -298,16 +300,15 @@ async fn settle(
     left: Vec<(Leftover, TwilioError)>,
     numbers_held: bool,
 ) -> Outcome {
-    let (org, provider_id) = (&sweep.owner.organization_id, sweep.owner.provider_id);
     let mut forgotten = 0;
     for leftover in &cleared {
         match services.store.forget_leftover(leftover).await {
             Ok(()) => forgotten += 1,
-            Err(e) => tracing::error!(%provider_id, error = %e, "a leftover resource was removed but its record stays"),
+            Err(e) => tracing::error!(error = %e, "a leftover resource was removed but its record stays"),
         }
     }
     if forgotten > 0 {
-        tracing::info!(organization_id = %org, %provider_id, removed = forgotten, "leftover Twilio resources removed");
+        tracing::info!(removed = forgotten, "leftover Twilio resources removed");
         shared::metrics::emit("OrphansRemoved", forgotten as f64, shared::metrics::Unit::Count, &[]);
     }
     let needs_operator = !sweep.stuck.is_empty() || sweep.unreadable > 0;
@@ -325,10 +326,10 @@ async fn settle(
     let resources: Vec<&TwilioResource> = left.iter().map(|(l, _)| &l.resource).collect();
     let Some(rejected) = left.iter().find(|(_, e)| e.kind() == TwilioErrorKind::Rejected).map(|(_, e)| e.to_string())
     else {
-        tracing::warn!(organization_id = %org, %provider_id, resources = ?resources, errors = ?errors, "leftover Twilio resources still there");
+        tracing::warn!(resources = ?resources, errors = ?errors, "leftover Twilio resources still there");
         return if needs_operator { Outcome::Stuck } else { Outcome::Remaining };
     };
-    tracing::error!(organization_id = %org, %provider_id, account_sid = %sweep.creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; set the provider's credentials again, or remove them by hand");
+    tracing::error!(account_sid = %sweep.creds.account_sid, resources = ?resources, errors = ?errors, "leftover Twilio resources are stuck: Twilio rejects the credentials; set the provider's credentials again, or remove them by hand");
     mark_stuck(services, sweep, left, &rejected).await;
     Outcome::Stuck
 }
@@ -336,14 +337,13 @@ async fn settle(
 /// Twilio rejects the token (`rejected`: what it said): what is left is marked stuck on it,
 /// and not tried again until the provider has another one.
 async fn mark_stuck(services: &Services, sweep: &ProviderSweep, left: Vec<(Leftover, TwilioError)>, rejected: &str) {
-    let provider_id = sweep.owner.provider_id;
     let reason = format!(
         "Twilio rejected the credentials ({rejected}); set the provider's credentials again (PATCH ./credentials) or remove the resource by hand"
     );
     for (mut leftover, _) in left {
         leftover.stuck = Some((reason.clone(), sweep.token.secret.clone()));
         if let Err(e) = services.store.mark_leftover_stuck(&leftover).await {
-            tracing::error!(%provider_id, error = %e, "could not mark a leftover resource stuck");
+            tracing::error!(error = %e, "could not mark a leftover resource stuck");
         }
     }
 }
@@ -372,7 +372,7 @@ async fn give_back(
     let TwilioResource::TrunkPhoneNumber { number_sid, .. } = &leftover.resource else {
         unreachable!("only numbers are given back")
     };
-    let unavailable = |what: String| TwilioError::Connect(what);
+    let unavailable = |what: String| TwilioError::Connect(Cause::message(what));
     let store = &services.store;
     // Reserved while it is given back, as an import reserves it: an import of it that starts
     // meanwhile waits, so giving it back never undoes that import.
@@ -407,7 +407,7 @@ async fn give_back_reserved(
     let TwilioResource::TrunkPhoneNumber { trunk_sid, number_sid } = &leftover.resource else {
         unreachable!("only numbers are given back")
     };
-    let unavailable = |what: String| TwilioError::Connect(what);
+    let unavailable = |what: String| TwilioError::Connect(Cause::message(what));
     let stored = leftover.previous_routing.clone().unwrap_or_default();
     let previous = keys
         .routing(&stored, leftover.previous_routing_sealed.as_ref())

@@ -1,8 +1,5 @@
 //! Updating a provider: name, region, supportsCallTransfer, secureTrunking, only those given.
-//! A trunk change (transfer, secure) goes to Twilio first; if Twilio fails, nothing changes
-//! locally; if the save fails after Twilio changed, Twilio is put back (and if even that fails,
-//! the stored values stay the old ones, which the next repair applies). A value equal to the
-//! stored one is still sent to Twilio when the last verification saw the trunk differ.
+//! Why a trunk change goes to Twilio first: docs/decisions/update-twilio-first.md.
 
 use crate::provider::record::{
     Change, load_provider, refuse_if_deleting, save_with_retry, stored_credentials, stored_credentials_error,
@@ -47,6 +44,7 @@ fn refuse_other_twilio_region(update: &UpdateTwilioProvider, record: &ProviderRe
 }
 
 /// Applies the update and returns the provider as saved (unchanged when the update is empty).
+#[tracing::instrument(skip_all, fields(organization_id = %org, provider_id = %id))]
 pub async fn update_provider(
     services: &Services,
     org: &OrganizationId,
@@ -149,12 +147,12 @@ async fn save(
         (Err(e), Some(creds)) => {
             // Not saved: Twilio goes back to what the stored record says.
             if let Err(undo) = services.twilio.update_trunk(&creds, &trunk_sid, &previous).await {
-                tracing::error!(provider_id = %id, error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
+                tracing::error!(error = %undo, "could not put the trunk's transfer mode back after a failed save; the next repair does");
             }
             return Err(e);
         }
         (Err(e), None) => return Err(e),
     };
-    tracing::info!(organization_id = %org, provider_id = %id, "twilio provider updated");
+    tracing::info!("twilio provider updated");
     Ok(saved)
 }

@@ -1,11 +1,5 @@
-//! Verification: the one routine that checks a provider against Twilio, used by the verify
-//! endpoint, by repair, by auth-token rotation and by the hourly job (create builds the same
-//! checks from what it just provisioned). Each check says what to do when it does not pass.
-//!
-//! `credentials` runs first (nothing else can run without it); then `account`, and, for an
-//! active account, `permissions`, `trunk`, `credentialList`, `origination` and `phoneNumbers`
-//! concurrently.
-//! A check that could not run is reported as skipped, never dropped.
+//! Verification: the one routine that checks a provider against Twilio (verify endpoint, repair, auth-token rotation,
+//! hourly job); each check says what to do when it does not pass. Checks: docs/api.md#verification.
 
 mod account;
 mod checks;
@@ -91,7 +85,7 @@ impl Verification {
         if same_inputs(&verified, &saved) {
             return Ok(self.into_response());
         }
-        tracing::info!(provider_id = %saved.id, "provider changed while it was verified; the newer record's result stays");
+        tracing::info!("provider changed while it was verified; the newer record's result stays");
         Ok(match (saved.verification_details, saved.last_verified_at) {
             (Some(checks), Some(last_verified_at)) => {
                 VerifyResponse { status: saved.verification_status, checks, last_verified_at }
@@ -120,14 +114,14 @@ pub fn finished_in_time() -> Result<(), ApiError> {
 }
 
 /// Runs every check now with the stored credentials and stores the result.
+#[tracing::instrument(skip_all, fields(organization_id = %record.organization_id, provider_id = %record.id))]
 pub async fn verify_provider(services: &Services, record: ProviderRecord) -> Result<VerifyResponse, ApiError> {
     refuse_if_deleting(&record)?;
     let creds = stored_credentials(services, &record).await?;
     let verification = verify(services, &record, &creds).await;
     finished_in_time()?;
-    let (org, id) = (record.organization_id.clone(), record.id);
     let response = verification.store(services, record).await?;
-    tracing::info!(organization_id = %org, provider_id = %id, status = ?response.status, "provider verified");
+    tracing::info!(status = ?response.status, "provider verified");
     Ok(response)
 }
 

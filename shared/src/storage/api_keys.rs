@@ -1,13 +1,5 @@
-//! API keys: how callers authenticate (`Authorization: Bearer <key>`) and which organization
-//! a request acts for.
-//!
-//! A key is `tpk_<key id>_<secret>`: the key id (16 hex digits) locates the record, the secret
-//! is 256 bits from the OS CSPRNG. Only the SHA-256 of the whole key is stored; the check
-//! compares digests in constant time, so the time taken does not depend on how much of a
-//! guessed key is right.
-//!
-//! Each key is stored twice (see the table in [`crate::storage::item`]): under its key id, to look it
-//! up, and under the organization, to list its keys.
+//! API keys: how callers authenticate (`Authorization: Bearer <key>`) and which organization a request acts for.
+//! Why: docs/decisions/api-keys-as-digests.md.
 
 use crate::model::OrganizationId;
 use crate::storage::StoreError;

@@ -1,9 +1,5 @@
-//! A provider's Twilio credential as stored: the secret sealed (an Auth Token, or an API key's
-//! secret), the key's SID beside it in the clear (it is not a secret: Twilio shows it in the
-//! Console and in request logs), and whether this service minted the key.
-//!
-//! Attributes: `authToken`; or `apiKeySid`, `apiKeySecret` and, for a minted key,
-//! `apiKeyMinted`.
+//! A provider's Twilio credential as stored: the secret sealed, the key's SID in the clear, and whether this service
+//! minted the key. Attributes: `authToken`; or `apiKeySid`, `apiKeySecret` and, for a minted key, `apiKeyMinted`.
 
 use super::StoreError;
 use crate::crypto::{CryptoError, DataKey, EncryptedSecret, Envelope, SecretKind, SecretOwner};

@@ -1,9 +1,5 @@
-//! `Idempotency-Key` records: the first response to a keyed request, replayed for 24 hours to
-//! the same organization sending the same key with the same request.
-//!
-//! Item (keyed as the table in [`crate::storage::item`] says), with the request's digest, a state
-//! (`inFlight` while the first request runs, `done` after), the stored response, and
-//! `expiresAt` (epoch seconds), the table's TTL attribute.
+//! `Idempotency-Key` records: the first response to a keyed request, replayed for 24 hours to the same organization
+//! sending the same key with the same request. The item: docs/api.md#idempotency.
 
 use crate::model::OrganizationId;
 use crate::storage::StoreError;

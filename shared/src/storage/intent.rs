@@ -1,10 +1,5 @@
-//! Intents: what a function is about to change in a customer's Twilio account, written before
-//! the change and removed by the write that makes the change official, in the same
-//! transaction. A function that dies in between (its timeout, an out-of-memory kill) leaves
-//! its intent behind; the sweeper takes it once the invocation that wrote it must be
-//! over, and undoes the change (a create's or repair's new resources, an import's attach) or
-//! finishes it (a removal). Nothing in a customer's account is then known only to a dead
-//! process.
+//! Intents: what a function is about to change in a customer's Twilio account, written before the change and removed
+//! by the write that makes the change official, in the same transaction. Why: docs/decisions/intents.md.
 
 use super::{ProviderStore, SealedCredential, StoreError};
 use crate::crypto::EncryptedSecret;

@@ -1,6 +1,5 @@
-//! How records map to items of the one DynamoDB table: every key, the attribute helpers, and
-//! transactions whose items are named. [`crate::storage`], [`crate::storage::api_keys`] and
-//! [`crate::storage::idempotency`] build their keys and items and read their attributes here only.
+//! How records map to items of the one DynamoDB table: every key, the attribute helpers, and transactions whose items
+//! are named. Why: docs/decisions/table-keys.md.
 //!
 //! | item | `entity` | pk | sk |
 //! |---|---|---|---|
@@ -16,15 +15,6 @@
 //! | API key, listed by organization | `apiKey` | `ORG#{org}` | `APIKEY#{keyId}` |
 //! | `Idempotency-Key` record (TTL attribute `expiresAt`) | `idempotencyKey` | `ORG#{org}` | `IDEMPOTENCY#{sha256(key)}` |
 //! | how far the jobs index's backfill has come (`cursor`, then `indexedAt`) | `jobsIndexBackfill` | `JOBSINDEX` | `BACKFILL` |
-//!
-//! Every key but the number claim, the API key lookup and the backfill's progress starts with
-//! the organization; those are found by an id, never listed.
-//!
-//! The scheduled jobs read the sparse global secondary index [`JOBS_INDEX`]: provider,
-//! leftover and intent items carry [`JOB_PROVIDER_ID`] (their provider's id) and nothing else does, so the
-//! planners read those items only, never the numbers, claims and idempotency records beside
-//! them. Secrets are stored as a map `{v, keyId, edk, nonce,
-//! ct}` (see [`crate::crypto::EncryptedSecret`]).
 
 use crate::crypto::EncryptedSecret;
 use crate::model::{AccountSid, OrganizationId, PhoneNumberSid};

@@ -52,11 +52,11 @@ pub enum TwilioError {
     #[error("Twilio did not answer within {0:?}")]
     Timeout(Duration),
     /// No connection was made: Twilio never saw the request.
-    #[error("could not reach Twilio: {0}")]
-    Connect(String),
+    #[error("could not reach Twilio: {}", chain(.0))]
+    Connect(#[source] Cause),
     /// The connection failed after the request was sent: Twilio may have done the work.
-    #[error("the connection to Twilio broke off: {0}")]
-    Interrupted(String),
+    #[error("the connection to Twilio broke off: {}", chain(.0))]
+    Interrupted(#[source] Cause),
     /// A 5xx to a request that creates or changes something: Twilio (or its edge) failed
     /// after receiving it, so it may have been done.
     #[error("Twilio answered {status} to a change; it may or may not have been made")]
@@ -132,12 +132,37 @@ impl TwilioError {
     }
 }
 
-/// A transport error with its causes (hyper's reason is in the source chain), without the URL
-/// (reqwest's text ends with it: the Account SID, resource SIDs and page tokens).
-pub(super) fn error_text(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+/// The cause of a transport failure, kept as an error (its `source()` chain, hyper's reason
+/// and the I/O error, stays for the log line that walks it) but without the URL: reqwest's
+/// text ends with it, and it names the Account SID, resource SIDs and page tokens. Its Debug
+/// is its text, as the inner errors' Debug holds addresses the text leaves out.
+#[derive(thiserror::Error)]
+#[error(transparent)]
+pub struct Cause(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Cause").field(&chain(self)).finish()
+    }
+}
+
+impl Cause {
+    /// A cause that is only a message: a failure outside the transport.
+    pub fn message(text: impl Into<String>) -> Self {
+        Self(text.into().into())
+    }
+}
+
+impl From<reqwest::Error> for Cause {
+    fn from(e: reqwest::Error) -> Self {
+        Self(Box::new(e.without_url()))
+    }
+}
+
+/// An error and its causes as one line, `error: cause: cause`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

@@ -1,7 +1,7 @@
 //! How a request reaches Twilio: the connection pool, retries within the deadline and
 //! Twilio's `Retry-After`, paging, and a metric per request.
 
-use super::error::{api_error, classify, error_text};
+use super::error::{api_error, classify};
 use super::{TwilioClient, TwilioError, TwilioErrorKind, TwilioResource};
 use crate::model::TwilioCredentials;
 use rand::RngExt;
@@ -369,9 +369,9 @@ impl TwilioClient {
         } else if e.is_decode() {
             TwilioError::Decode("the response body could not be read".into())
         } else if e.is_connect() {
-            TwilioError::Connect(error_text(e))
+            TwilioError::Connect(e.into())
         } else {
-            TwilioError::Interrupted(error_text(e))
+            TwilioError::Interrupted(e.into())
         }
     }
 }
@@ -421,6 +421,9 @@ mod tests {
         let text = format!("{error} {error:?}");
         assert!(matches!(error, TwilioError::Connect(_)), "{text}");
         assert!(!text.contains(&sid) && !text.contains("127.0.0.1"), "{text}");
+        // The causes stay errors, for the log line that walks them.
+        let cause = std::error::Error::source(&error).expect("the transport failure is kept as the cause");
+        assert!(cause.source().is_some(), "{text}");
     }
 
     /// A server that closes a keep-alive connection once it has idled `idle`, when the next

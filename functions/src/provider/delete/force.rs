@@ -78,7 +78,11 @@ pub(super) async fn finish_forced(
             break;
         }
     }
-    tracing::warn!(organization_id = %org, provider_id = %id, left_behind = left_behind.len(), why, "provider force-deleted; what Twilio still holds is recorded for the sweeper");
+    tracing::warn!(
+        left_behind = left_behind.len(),
+        why,
+        "provider force-deleted; what Twilio still holds is recorded for the sweeper"
+    );
     Ok(if left_behind.is_empty() { Deletion::Deleted } else { Deletion::Forced(left_behind) })
 }
 

@@ -106,13 +106,13 @@ async fn give_back_one(
     match give_back_number(services, creds, record, number, keys).await {
         Ok(given_back) => {
             if let GivenBack::NotRestored(reason) = &given_back {
-                tracing::info!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, reason, "number not given back as it was");
+                tracing::info!(phone_number_sid = %number.phone_number_sid, reason, "number not given back as it was");
             }
             let event = AuditEvent::new(&record.organization_id, record.id, Action::DeleteNumberReleased)
                 .sid(&number.phone_number_sid)
                 .outcome(if matches!(given_back, GivenBack::NotRestored(_)) { "not-restored" } else { "restored" });
             if let Err(e) = services.store.forget_given_back_number(&record.organization_id, number, &event).await {
-                tracing::error!(provider_id = %record.id, phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
+                tracing::error!(phone_number_sid = %number.phone_number_sid, error = %e, "number given back but its record stays; the next step forgets it");
             } else if repair_running {
                 put_back_off_again(services, creds, record, number, keys).await;
             }

@@ -23,7 +23,7 @@ impl Repair<'_> {
         let stored = match stored {
             Ok(stored) => stored,
             Err(e) => {
-                tracing::error!(provider_id = %self.record.id, error = %e, "could not read the SIP credential record");
+                tracing::error!(error = %e, "could not read the SIP credential record");
                 let message = "Could not read the stored SIP credential; retry.";
                 self.note("recreateSipCredential", &list_sid, RepairResult::Failed, message);
                 return;
@@ -197,7 +197,7 @@ impl Repair<'_> {
             match self.services.envelope.generate_data_key(&owner_of(self.record)).await {
                 Ok(key) => self.data_key = Some(key),
                 Err(e) => {
-                    tracing::error!(provider_id = %self.record.id, error = %e, "no data key for a new SIP password");
+                    tracing::error!(error = %e, "no data key for a new SIP password");
                     return Err("Could not encrypt a new SIP password (KMS); nothing was created.".into());
                 }
             }

@@ -1,12 +1,13 @@
 //! Finishing a repair: the last verification, stored with the new references in one
 //! conditional write, or what was made for them removed again.
 
-use super::{Repair, SAVE_ATTEMPTS, SAVE_RESERVE};
+use super::{Repair, SAVE_ATTEMPTS};
 use crate::provider::cleanup::remove_or_record;
 use crate::provider::record::{load_provider, owner_of};
 use crate::provider::verify::{Verification, verify_as_saved};
 use shared::ApiError;
 use shared::audit::{Action, AuditEvent};
+use shared::deadline::reserves::REPAIR_SAVE;
 use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResult, VerifyResponse};
 use shared::storage::{ProviderRecord, StoreError};
@@ -21,7 +22,7 @@ impl Repair<'_> {
         let mut repaired = self.record.clone();
         self.new.apply_to(&mut repaired);
         // Twilio's reads end in time for the save.
-        let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(SAVE_RESERVE));
+        let until = shared::deadline::remaining_less(REPAIR_SAVE).map(|left| Instant::now() + left);
         let new_credential = self.new.sip_credential.as_ref();
         let after = within(until, Box::pin(verify_as_saved(services, &repaired, self.creds, new_credential))).await;
         let has_new_references = self.new.trunk.is_some() || self.new.sip_credential.is_some();
@@ -58,7 +59,7 @@ impl Repair<'_> {
         if let Some(intent) = self.intent.take()
             && let Err(e) = self.services.store.forget_intent(&intent.key).await
         {
-            tracing::warn!(provider_id = %self.record.id, error = %e, "could not remove a repair's intent; the sweeper will");
+            tracing::warn!(error = %e, "could not remove a repair's intent; the sweeper will");
         }
     }
 

@@ -1,12 +1,13 @@
 //! Repairing the imported numbers: those on no trunk go back on the provider's trunk and, in
 //! IE1 and AU1, those on it have their calls processed in the provider's Region again.
 
-use super::{FINISH_RESERVE, LIST_CAP, NUMBER_CONCURRENCY, NUMBER_MIN_TIME, Repair, action};
+use super::{LIST_CAP, NUMBER_CONCURRENCY, Repair, action};
 use crate::provider::cleanup::record_for_sweeper;
 use crate::provider::give_back::{KeyCache, give_back_with, voice_fields_as_imported};
 use crate::services::Services;
 use futures::StreamExt;
 use shared::crypto::CryptoError;
+use shared::deadline::reserves::{REPAIR_FINISH, REPAIR_NUMBER};
 use shared::deadline::within;
 use shared::dto::{RepairAction, RepairResult};
 use shared::model::{PhoneNumberSid, TrunkSid, TwilioCredentials, TwilioRegion, VoiceRouting};
@@ -23,7 +24,7 @@ impl Repair<'_> {
         let imported = match self.services.store.all_numbers(&self.record.organization_id, self.record.id).await {
             Ok(imported) => imported,
             Err(e) => {
-                tracing::error!(provider_id = %self.record.id, error = %e, "could not read the imported numbers");
+                tracing::error!(error = %e, "could not read the imported numbers");
                 self.note(
                     "reattachNumbers",
                     &trunk_sid,
@@ -67,11 +68,11 @@ impl Repair<'_> {
             match keys.load(self.services, self.record, std::slice::from_ref(number)).await {
                 Ok(()) => {}
                 Err(e @ CryptoError::Kms(_)) => {
-                    tracing::warn!(provider_id = %self.record.id, error = %e, "KMS failed opening numbers' routing before import");
+                    tracing::warn!(error = %e, "KMS failed opening numbers' routing before import");
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(provider_id = %self.record.id, phone_number_sid = %number.phone_number_sid, error = %e, "cannot open a number's routing before import");
+                    tracing::warn!(phone_number_sid = %number.phone_number_sid, error = %e, "cannot open a number's routing before import");
                 }
             }
         }
@@ -83,8 +84,8 @@ impl Repair<'_> {
         let total = missing.len();
         // Numbers are started only while one can finish with time left to verify and save: a
         // repair stopped by its deadline would leave a rebuilt trunk out of the record.
-        let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(FINISH_RESERVE));
-        let in_time = move || until.is_none_or(|until| Instant::now() + NUMBER_MIN_TIME <= until);
+        let until = shared::deadline::remaining_less(REPAIR_FINISH).map(|left| Instant::now() + left);
+        let in_time = move || until.is_none_or(|until| Instant::now() + REPAIR_NUMBER <= until);
         let (services, provider, creds) = (self.services, self.record, self.creds);
         let outcomes: Vec<RepairAction> = futures::stream::iter(missing)
             .take_while(|_| std::future::ready(in_time()))
@@ -166,11 +167,11 @@ impl Repair<'_> {
     /// a time while there is time: how many were set, what failed, how many were not started.
     async fn set_voice_regions(&self, numbers: &[String]) -> (usize, Vec<String>, usize) {
         let (twilio, creds) = (&self.services.twilio, self.creds);
-        let until = shared::deadline::remaining().map(|left| Instant::now() + left.saturating_sub(FINISH_RESERVE));
+        let until = shared::deadline::remaining_less(REPAIR_FINISH).map(|left| Instant::now() + left);
         let wanted = creds.region.as_str();
         let (mut set, mut failed, mut not_started) = (0, Vec::new(), 0);
         for chunk in numbers.chunks(NUMBER_CONCURRENCY) {
-            if until.is_some_and(|until| Instant::now() + NUMBER_MIN_TIME > until) {
+            if until.is_some_and(|until| Instant::now() + REPAIR_NUMBER > until) {
                 not_started += chunk.len();
                 continue;
             }
@@ -295,10 +296,10 @@ async fn give_back_removed(
             action("reattachNumber", sid, RepairResult::Skipped, message)
         }
         Err(e) => {
-            tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "a number removed during repair is on the trunk");
+            tracing::error!(phone_number_sid = %sid, error = %e, "a number removed during repair is on the trunk");
             let leftover = TwilioResource::TrunkPhoneNumber { trunk_sid: trunk_sid.clone(), number_sid: sid.clone() };
             if let Err(e) = record_for_sweeper(services, provider, &[leftover], std::slice::from_ref(number)).await {
-                tracing::error!(provider_id = %provider.id, phone_number_sid = %sid, error = %e, "could not record it for the sweeper");
+                tracing::error!(phone_number_sid = %sid, error = %e, "could not record it for the sweeper");
             }
             let message = format!(
                 "{} was removed from the provider meanwhile, and could not be taken off the trunk again: {e}.",

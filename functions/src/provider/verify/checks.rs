@@ -207,7 +207,7 @@ fn attachment_finding(
 /// `credentialList` when the stored SIP credential could not be read.
 fn sip_unreadable(record: &ProviderRecord, e: &StoreError) -> VerificationCheck {
     // The cause (AWS text) goes to the log; the stored check says what happened.
-    tracing::error!(provider_id = %record.id, error = %e, "could not read the SIP credential record");
+    tracing::error!(error = %e, "could not read the SIP credential record");
     let list_sid = &record.credential_list_sid;
     VerificationCheck::new(
         CheckName::CredentialList,

@@ -43,7 +43,7 @@ pub(super) fn phone_numbers_check(
     let imported = match imported {
         Ok(imported) => imported,
         Err(e) => {
-            tracing::error!(provider_id = %record.id, error = %e, "could not read the imported numbers");
+            tracing::error!(error = %e, "could not read the imported numbers");
             return VerificationCheck::new(
                 CheckName::PhoneNumbers,
                 CheckStatus::Warning,
