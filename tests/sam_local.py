@@ -1,4 +1,4 @@
-"""Every function as `sam local` runs it, and the README's walk-through against `sam local start-api`.
+"""Every function as `sam local` runs it, and the README's Quickstart against `sam local start-api`.
 
 Run by scripts/sam-local, which builds the functions with `sam build`, starts Docker, moto and
 the fake Twilio, bootstraps the table, KMS key and queues, creates an API key and passes:
@@ -13,7 +13,7 @@ the fake Twilio, bootstraps the table, KMS key and queues, creates an API key an
                      moto's virtualenv, which runs this file)
 Phase one invokes every function in the template with its events/ file (as functions/tests/
 binaries.rs does under a Runtime API of its own) and checks each answer's status and shape; phase
-two serves the API with its Lambda authorizer and runs the README's curl walk-through (the
+two serves the API with its Lambda authorizer and runs the README's Quickstart curl steps (the
 README's own text, not a copy) plus requests without and with a wrong key. Prints
 `sam-local: N passed, M failed` last and exits 1 on a failure.
 """
@@ -30,6 +30,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import readme_quickstart
 from tally import check, close
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,16 +198,6 @@ def request(url, method="GET", headers=None):
         return error.code, error.read()
 
 
-def readme_walkthrough():
-    """The curl commands of the README's walk-through, continuation lines joined, in order."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Walk-through"):]
-    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
-    commands = re.sub(r"\\\n\s*", "", block).splitlines()
-    # A trailing comment names the step ("# get"); the create's comment is the line before it.
-    return [re.sub(r"\s+#\s[^'\"]*$", "", line) for line in commands if line.startswith("curl ")]
-
-
 def phase_api():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -232,25 +223,16 @@ def phase_api():
         status, body = request(f"{base}/api/v1/providers", headers={"Authorization": f"Bearer {EVENT_API_KEY}"})
         check("start-api: a request with an unknown key is refused (403)", status == 403, f"{status} {body[:200]!r}")
 
-        commands = readme_walkthrough()
-        check("the README's walk-through has its curl commands", len(commands) >= 8, str(commands))
+        commands = readme_quickstart.steps()
+        check("the README's Quickstart has its curl steps", len(commands) >= 5, str(commands))
         provider_id = ""
-        for command in commands:
-            script = (f"B={base}; K='Authorization: Bearer {API_KEY}'; ID={provider_id}\n"
-                      "curl() { command curl -sS --max-time 120 -w '\\n%{http_code}' \"$@\"; }\n" + command)
-            done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
-            lines = done.stdout.rstrip("\n").split("\n")
-            status, body = (lines[-1], "\n".join(lines[:-1])) if lines else ("", "")
-            method = (re.search(r"-X (\w+)", command) or ["", "GET"])[1]
-            path = re.search(r"\$B(\S*)", command).group(1)
-            expected = {"DELETE": "204"}.get(method, "201" if path == "/api/v1/providers/twilio" else "200")
-            ok = status == expected
-            if ok and path == "/api/v1/providers/twilio":
-                provider_id = json.loads(body)["id"]
-            if ok and path.endswith("/verify"):
-                ok = json.loads(body).get("status") == "verified"
-            check(f"start-api: README {method} {path}: {expected}", ok and API_KEY not in body,
-                  f"{status} {body[:300]} {done.stderr[:200]}")
+        for command, lang, expected in commands:
+            stdout, stderr = readme_quickstart.run_step(command, base, API_KEY, provider_id)
+            if command.startswith("curl -s -X POST $B/api/v1/providers/twilio ") and provider_id == "":
+                provider_id = json.loads(stdout or "{}").get("id", "")
+            check(f"start-api: README {command[:70]}",
+                  readme_quickstart.answer_ok(lang, expected, stdout) and API_KEY not in stdout,
+                  f"expected {expected!r}, got {stdout[:300]!r} {stderr[:200]!r}")
     finally:
         server.terminate()
         try:
