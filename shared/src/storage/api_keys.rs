@@ -138,19 +138,7 @@ impl ApiKeyStore {
 
     /// Revokes a key by id. Returns false when there is no such key.
     pub async fn revoke(&self, key_id: &str) -> Result<bool, StoreError> {
-        let Some(item) = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(api_key_lookup_key(key_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::request)?
-            .item
-        else {
-            return Ok(false);
-        };
+        let Some(item) = self.lookup(key_id).await? else { return Ok(false) };
         let org = Fields(&item).organization_id("organizationId")?;
         let revoke = |key: Item| {
             let update = Update::builder()
@@ -171,14 +159,9 @@ impl ApiKeyStore {
         Ok(true)
     }
 
-    /// The organization an `Authorization` header value authenticates, with the key's id, or
-    /// None for a missing, malformed, unknown or revoked key. Storage errors are errors (no
-    /// decision is made). The read is consistent: a key revoked a moment ago is denied.
-    pub async fn authorize(&self, authorization: Option<&str>) -> Result<Option<AuthorizedKey>, StoreError> {
-        let Some(key) = authorization.and_then(bearer_credentials) else { return Ok(None) };
-        let Some(key_id) = key_id_of(key) else { return Ok(None) };
-        let digest = digest_hex(key);
-        let item = self
+    /// A key's lookup item, read consistently (a key revoked a moment ago reads as revoked).
+    async fn lookup(&self, key_id: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
             .client
             .get_item()
             .table_name(&self.table)
@@ -186,9 +169,18 @@ impl ApiKeyStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StoreError::request)?
-            .item;
-        let Some(item) = item else { return Ok(None) };
+            .map_err(StoreError::request)?;
+        Ok(output.item)
+    }
+
+    /// The organization an `Authorization` header value authenticates, with the key's id, or
+    /// None for a missing, malformed, unknown or revoked key. Storage errors are errors (no
+    /// decision is made). The read is consistent: a key revoked a moment ago is denied.
+    pub async fn authorize(&self, authorization: Option<&str>) -> Result<Option<AuthorizedKey>, StoreError> {
+        let Some(key) = authorization.and_then(bearer_credentials) else { return Ok(None) };
+        let Some(key_id) = key_id_of(key) else { return Ok(None) };
+        let digest = digest_hex(key);
+        let Some(item) = self.lookup(key_id).await? else { return Ok(None) };
         let stored = item.get("keyHash").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("");
         let revoked = item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true);
         if !constant_time_eq(stored.as_bytes(), digest.as_bytes()) || revoked {

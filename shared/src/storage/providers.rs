@@ -180,6 +180,16 @@ impl ProviderRecord {
     }
 }
 
+/// The items of a provider's own transactions (its insert, its deletion).
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Provider,
+    SipCredential,
+    AccountClaim,
+    Intent,
+    Event,
+}
+
 impl ProviderStore {
     /// Whether the organization already has a provider for this Account SID.
     pub async fn account_in_use(&self, org: &OrganizationId, account_sid: &AccountSid) -> Result<bool, StoreError> {
@@ -195,14 +205,6 @@ impl ProviderStore {
         intent: &IntentKey,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Part {
-            Provider,
-            SipCredential,
-            AccountClaim,
-            Intent,
-            Event,
-        }
         let org = &provider.organization_id;
         let mut claim = org_key(org, account_claim_sort_key(&provider.account_sid));
         claim.insert("entity".to_owned(), s("accountClaim"));
@@ -291,14 +293,6 @@ impl ProviderStore {
         let item = |delete: aws_sdk_dynamodb::types::builders::DeleteBuilder| {
             TransactWriteItem::builder().delete(delete.build().expect("key set")).build()
         };
-        #[derive(Clone, Copy, PartialEq)]
-        enum Part {
-            Provider,
-            SipCredential,
-            AccountClaim,
-            Intent,
-            Event,
-        }
         // Only the record as it was read: a token rotated meanwhile is not deleted unseen.
         let provider = delete(provider_sort_key(record.id))
             .condition_expression("version = :read")
