@@ -94,6 +94,25 @@ def check(allowed):
     return problems
 
 
+def self_check():
+    """The counting itself, on a sample with braces in strings, chars and comments, a raw
+    string, and a `#[cfg(test)]` module, so a miscount fails here rather than passing a file."""
+    body = "\n".join(f"    let x{i} = 1;" for i in range(59))
+    sample = (
+        '//! a {\nfn short() { let s = "}}"; let c = \'}\'; /* } */ }\n'
+        f"fn long() {{\n{body}\n}}\n"
+        'fn raw() { let r = r#"{"#; }\n'
+        "#[cfg(test)]\nmod tests {\n    fn t() {\n    }\n}\n"
+    )
+    code = code_only(sample)
+    lengths = {}
+    for m in FN.finditer(code):
+        start = code.count("\n", 0, m.start()) + 1
+        lengths[m.group(1)] = code.count("\n", 0, block_end(code, code.find("{", m.end()))) + 2 - start
+    assert lengths == {"short": 1, "long": 61, "raw": 1, "t": 2}, lengths
+    assert production_spans(code) == [(65, 69)], production_spans(code)
+
+
 def allow_list():
     path = ROOT / "scripts/lib/size-allow.txt"
     allowed = {}
@@ -107,6 +126,7 @@ def allow_list():
 
 
 if __name__ == "__main__":
+    self_check()
     problems = check(allow_list())
     for p in problems:
         print(p)
