@@ -722,6 +722,20 @@ transaction and the local work.
             (latency_ratio / 1.1 - 1.0) * 100.0
         );
     }
+    if dynamo_writes(&create_calls) > 1 {
+        let _ = write!(
+            notes,
+            "
+- **Create: {} DynamoDB writes, not one.** The budget predates the create's intent: before anything
+  is made in Twilio the create stores what it is about to make (one `PutItem`), and once Twilio
+  names the trunk and the list it stores them (a second, beside the next Twilio calls), so that a
+  create that dies at any instant leaves the sweeper what to remove
+  (docs/decisions/create-intent-first.md). The record itself is still one transaction, which also
+  removes the intent.
+",
+            dynamo_writes(&create_calls)
+        );
+    }
     if let Some(job) = &job {
         report.push('\n');
         report.push_str(&large::job_section(job, options.latency));
