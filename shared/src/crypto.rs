@@ -1,9 +1,9 @@
 //! Envelope encryption of secrets (auth tokens, SIP passwords): KMS data keys, AES-256-GCM bound to the organization,
 //! the provider and the field. The scheme: docs/security.md.
 
+use crate::error::Cause;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::types::DataKeySpec;
 use secrecy::SecretString;
@@ -19,8 +19,8 @@ const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error("KMS request failed: {0}")]
-    Kms(String),
+    #[error("KMS request failed: {}", crate::error::chain(.0))]
+    Kms(#[source] Cause),
     /// The encrypted data key does not belong to this organization and provider
     /// (or was tampered with).
     #[error("the secret does not belong to this record")]
@@ -141,7 +141,7 @@ impl Envelope {
             .encryption_context("providerId", owner.provider_id.to_string())
             .send()
             .await
-            .map_err(|e| CryptoError::Kms(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| CryptoError::Kms(Cause::sdk(e)))?;
         let mut plaintext_vec =
             output.plaintext.ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?.into_inner();
         let mut plaintext = Zeroizing::new([0u8; 32]);
@@ -194,7 +194,7 @@ impl Envelope {
                 Some(DecryptError::InvalidCiphertextException(_) | DecryptError::IncorrectKeyException(_)) => {
                     CryptoError::WrongContext
                 }
-                _ => CryptoError::Kms(DisplayErrorContext(&e).to_string()),
+                _ => CryptoError::Kms(Cause::sdk(e)),
             })?;
         let mut key = output.plaintext.ok_or(CryptoError::Malformed("KMS returned no plaintext key"))?.into_inner();
         let length_ok = key.len() == 32;

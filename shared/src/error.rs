@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 /// Every failing field, each with all of its messages.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
-type Cause = Box<dyn std::error::Error + Send + Sync>;
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,17 +51,17 @@ pub enum ApiError {
     TwilioFailed {
         detail: String,
         #[source]
-        cause: Option<Cause>,
+        cause: Option<BoxedError>,
     },
     /// 503: Twilio kept rate-limiting after bounded retries.
     #[error("{detail}")]
     TwilioRateLimited { detail: String, retry_after_secs: u64 },
     /// 503: KMS or DynamoDB failed; nothing was kept. The cause is logged, never returned.
     #[error("the service's storage or key service is unavailable; nothing was changed, retry later")]
-    Unavailable(#[source] Cause),
+    Unavailable(#[source] BoxedError),
     /// 500: a bug. The cause is logged, never returned.
     #[error("internal error")]
-    Internal(#[source] Cause),
+    Internal(#[source] BoxedError),
 }
 
 /// The RFC 9457 body.
@@ -88,11 +88,11 @@ pub struct Problem {
 pub const MAX_NAMED_FIELDS: usize = 50;
 
 impl ApiError {
-    pub fn internal(cause: impl Into<Cause>) -> Self {
+    pub fn internal(cause: impl Into<BoxedError>) -> Self {
         Self::Internal(cause.into())
     }
 
-    pub fn unavailable(cause: impl Into<Cause>) -> Self {
+    pub fn unavailable(cause: impl Into<BoxedError>) -> Self {
         Self::Unavailable(cause.into())
     }
 
@@ -241,6 +241,51 @@ impl From<crate::crypto::CryptoError> for ApiError {
     }
 }
 
+/// A lower error kept as the cause of one of this crate's errors: its `source()` chain stays
+/// for the log line that walks it ([`ApiError`]'s), while its text and Debug are the chain's
+/// messages only. Built from what holds no secret in its text: reqwest's error without its URL
+/// (which names the Account SID, resource SIDs and page tokens), an AWS SDK error, a message.
+#[derive(thiserror::Error)]
+#[error(transparent)]
+pub struct Cause(BoxedError);
+
+impl Cause {
+    /// A cause that is only a message.
+    pub fn message(text: impl Into<String>) -> Self {
+        Self(text.into().into())
+    }
+
+    /// An AWS SDK error (its Debug holds the raw response; only its messages are kept in view).
+    pub fn sdk(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(error))
+    }
+}
+
+impl From<reqwest::Error> for Cause {
+    fn from(e: reqwest::Error) -> Self {
+        Self(Box::new(e.without_url()))
+    }
+}
+
+/// Inner errors' Debug can hold what their text leaves out (addresses, raw responses).
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Cause").field(&chain(self)).finish()
+    }
+}
+
+/// An error and its causes as one line, `error: cause: cause`.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The chain of causes, for the log line of a server-side failure.
 fn error_chain(error: &dyn std::error::Error) -> Vec<String> {
     let mut chain = Vec::new();
@@ -255,6 +300,26 @@ fn error_chain(error: &dyn std::error::Error) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An inner error whose Debug holds what its text leaves out, with a cause of its own.
+    #[derive(Debug, thiserror::Error)]
+    #[error("request failed")]
+    struct Leaky {
+        address: &'static str,
+        #[source]
+        cause: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_keeps_its_chain_and_shows_only_its_messages() {
+        let inner = Leaky { address: "10.1.2.3:443", cause: std::io::Error::other("connection reset") };
+        let cause = Cause::sdk(inner);
+        let shown = format!("{cause} | {cause:?}");
+        assert!(!shown.contains("10.1.2.3"), "{shown}");
+        assert_eq!(chain(&cause), "request failed: connection reset");
+        let error = ApiError::unavailable(cause);
+        assert_eq!(error_chain(&error), ["request failed", "connection reset"]);
+    }
 
     #[test]
     fn internal_errors_hide_their_cause() {

@@ -3,15 +3,15 @@
 //! are JSON; sends go in batches of ten (SQS's limit), and a batch entry SQS refuses is sent
 //! again once before the send fails.
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use crate::error::Cause;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
-#[error("SQS request failed: {0}")]
-pub struct QueueError(String);
+#[error("SQS request failed: {}", crate::error::chain(.0))]
+pub struct QueueError(#[source] Cause);
 
 /// One queue, by URL. Cheap to clone (the SDK client is shared).
 #[derive(Clone, Debug)]
@@ -89,14 +89,14 @@ impl Queue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| QueueError(DisplayErrorContext(&e).to_string()))?;
+                .map_err(|e| QueueError(Cause::sdk(e)))?;
             let failed: Vec<String> = output.failed().iter().map(|f| f.id().to_owned()).collect();
             pending.retain(|(id, _)| failed.contains(id));
             if pending.is_empty() {
                 return Ok(());
             }
             if attempt == 2 {
-                return Err(QueueError(format!("SQS refused {} of the messages", pending.len())));
+                return Err(QueueError(Cause::message(format!("SQS refused {} of the messages", pending.len()))));
             }
         }
         Ok(())

@@ -3,8 +3,9 @@
 //! the one exception, a phone number's global claim, is looked up by its SID, never listed.
 //! The keys and the item mapping are in [`item`], with the table of every item.
 
+use crate::error::Cause;
 use crate::model::{OrganizationId, TwilioRegion};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use item::{Fields, Item, SK, org_key, org_partition, s};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -33,8 +34,8 @@ pub use sip_credentials::{PreviousSipCredential, SipCredentialRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("DynamoDB request failed: {0}")]
-    Request(String),
+    #[error("DynamoDB request failed: {}", crate::error::chain(.0))]
+    Request(#[source] Cause),
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
     /// The organization already has a provider for this Account SID.
@@ -62,8 +63,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn request<E: std::error::Error + 'static>(e: E) -> Self {
-        Self::Request(DisplayErrorContext(&e).to_string())
+    pub(crate) fn request(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Request(Cause::sdk(e))
     }
 }
 
@@ -80,8 +81,8 @@ fn twilio_region_of(item: &Item) -> Result<TwilioRegion, StoreError> {
 /// `ConditionalCheckFailedException` (nothing written), any other failure an error.
 fn condition_held<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(true),
@@ -218,7 +219,11 @@ impl ProviderStore {
                             attempt += 1;
                             items = left;
                         }
-                        None => return Err(StoreError::Request("DynamoDB left items of a batch unprocessed".into())),
+                        None => {
+                            return Err(StoreError::Request(Cause::message(
+                                "DynamoDB left items of a batch unprocessed",
+                            )));
+                        }
                     },
                 }
             }

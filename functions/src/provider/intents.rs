@@ -156,7 +156,7 @@ async fn open_credentials(
     let owner =
         SecretOwner { organization_id: intent.key.organization_id.clone(), provider_id: intent.key.provider_id };
     sealed.open(&services.envelope, &owner, &intent.account_sid, intent.twilio_region).await.map_err(|e| match e {
-        OpenCredentialError::Crypto(shared::crypto::CryptoError::Kms(e)) => Unresolved::Retry(e),
+        OpenCredentialError::Crypto(shared::crypto::CryptoError::Kms(e)) => Unresolved::Retry(e.to_string()),
         other => Unresolved::Stuck(format!("the credential cannot be opened: {other}")),
     })
 }

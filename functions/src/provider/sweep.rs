@@ -9,10 +9,11 @@ use crate::services::Services;
 use serde::Serialize;
 use shared::crypto::SecretOwner;
 use shared::deadline::reserves::SWEEP_NUMBER;
+use shared::error::Cause;
 use shared::model::OrganizationId;
 use shared::model::TwilioCredentials;
 use shared::storage::{Leftover, NumberClaim, SealedCredential, StoreError};
-use shared::twilio::{Cause, TwilioError, TwilioErrorKind, TwilioResource};
+use shared::twilio::{TwilioError, TwilioErrorKind, TwilioResource};
 use std::time::Duration;
 use uuid::Uuid;
 

@@ -17,6 +17,7 @@
 //! | how far the jobs index's backfill has come (`cursor`, then `indexedAt`) | `jobsIndexBackfill` | `JOBSINDEX` | `BACKFILL` |
 
 use crate::crypto::EncryptedSecret;
+use crate::error::Cause;
 use crate::model::{AccountSid, OrganizationId, PhoneNumberSid};
 use crate::storage::StoreError;
 use crate::time::Timestamp;
@@ -406,7 +407,7 @@ impl<N: Copy + PartialEq> Cancellation<N> {
 
 impl<N> From<Cancellation<N>> for StoreError {
     fn from(cancellation: Cancellation<N>) -> Self {
-        StoreError::Request(cancellation.error)
+        StoreError::Request(Cause::message(cancellation.error))
     }
 }
 
@@ -441,7 +442,9 @@ mod tests {
         assert!(cancellation.condition_failed(Part::Claim));
         assert!(!cancellation.condition_failed(Part::Record));
         assert!(!cancellation.only_conflicted());
-        assert!(matches!(StoreError::from(cancellation), StoreError::Request(message) if message == "cancelled"));
+        assert!(
+            matches!(StoreError::from(cancellation), StoreError::Request(cause) if cause.to_string() == "cancelled")
+        );
         let conflict = |claim: &str| Cancellation {
             reasons: vec![
                 (Part::Record, Some("TransactionConflict".to_owned())),

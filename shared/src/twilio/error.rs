@@ -1,5 +1,6 @@
 //! Twilio's errors: its codes the service acts on, and one classification of every failure.
 
+use crate::error::{Cause, chain};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -130,45 +131,6 @@ impl TwilioError {
     pub fn is_authentication_failure(&self) -> bool {
         self.status() == Some(401) || self.code() == Some(CODE_AUTHENTICATION_FAILED)
     }
-}
-
-/// The cause of a transport failure, kept as an error (its `source()` chain, hyper's reason
-/// and the I/O error, stays for the log line that walks it) but without the URL: reqwest's
-/// text ends with it, and it names the Account SID, resource SIDs and page tokens. Its Debug
-/// is its text, as the inner errors' Debug holds addresses the text leaves out.
-#[derive(thiserror::Error)]
-#[error(transparent)]
-pub struct Cause(Box<dyn std::error::Error + Send + Sync>);
-
-impl std::fmt::Debug for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Cause").field(&chain(self)).finish()
-    }
-}
-
-impl Cause {
-    /// A cause that is only a message: a failure outside the transport.
-    pub fn message(text: impl Into<String>) -> Self {
-        Self(text.into().into())
-    }
-}
-
-impl From<reqwest::Error> for Cause {
-    fn from(e: reqwest::Error) -> Self {
-        Self(Box::new(e.without_url()))
-    }
-}
-
-/// An error and its causes as one line, `error: cause: cause`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub(super) fn classify(e: &serde_json::Error) -> &'static str {
