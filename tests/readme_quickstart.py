@@ -66,6 +66,16 @@ def run_step(command, base, key, provider_id):
     return done.stdout, done.stderr
 
 
+def created_id(command, stdout, provider_id):
+    """The provider id once the create step has answered (the steps after it use `ID`)."""
+    if provider_id or not command.startswith("curl -s -X POST $B/api/v1/providers/twilio "):
+        return provider_id
+    try:
+        return json.loads(stdout or "{}").get("id", "")
+    except json.JSONDecodeError:
+        return ""
+
+
 def answer_ok(lang, expected, stdout):
     if lang == "json":
         try:
@@ -116,8 +126,7 @@ def main():
                 provider_id = ""
                 for command, lang, expected in commands:
                     stdout, stderr = run_step(command, base, key, provider_id)
-                    if command.startswith("curl -s -X POST $B/api/v1/providers/twilio ") and provider_id == "":
-                        provider_id = json.loads(stdout or "{}").get("id", "")
+                    provider_id = created_id(command, stdout, provider_id)
                     check(f"README: {command[:70]}", answer_ok(lang, expected, stdout) and key not in stdout,
                           f"expected {expected!r}, got {stdout[:400]!r} {stderr[:200]!r}")
         finally:

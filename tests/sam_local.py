@@ -228,8 +228,7 @@ def phase_api():
         provider_id = ""
         for command, lang, expected in commands:
             stdout, stderr = readme_quickstart.run_step(command, base, API_KEY, provider_id)
-            if command.startswith("curl -s -X POST $B/api/v1/providers/twilio ") and provider_id == "":
-                provider_id = json.loads(stdout or "{}").get("id", "")
+            provider_id = readme_quickstart.created_id(command, stdout, provider_id)
             check(f"start-api: README {command[:70]}",
                   readme_quickstart.answer_ok(lang, expected, stdout) and API_KEY not in stdout,
                   f"expected {expected!r}, got {stdout[:300]!r} {stderr[:200]!r}")
