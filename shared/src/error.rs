@@ -275,7 +275,7 @@ impl std::fmt::Debug for Cause {
 }
 
 /// An error and its causes as one line, `error: cause: cause`.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -140,7 +140,8 @@ async fn bootstrap() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("admin: bootstrap failed: {e}");
+            // The whole chain: an SDK error's own text ("dispatch failure") does not say why.
+            eprintln!("admin: bootstrap failed: {}", shared::error::chain(&*e));
             ExitCode::from(1)
         }
     }
